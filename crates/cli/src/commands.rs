@@ -1,0 +1,404 @@
+//! The client commands: each one HTTP exchange (or a few), printed for a person or as JSON.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use serde_json::{Map, Value, json};
+
+use crate::client::{CliError, Client};
+use crate::watch::{Progress, follow};
+use crate::{CliResult, Conn};
+
+/// Percent-encodes a path segment typed by a user.
+fn seg(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn print_json(v: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    );
+}
+
+fn collection(kind: &str) -> Result<&'static str, CliError> {
+    match kind {
+        "server" | "servers" => Ok("servers"),
+        "web-service" | "web-services" | "web_service" => Ok("web-services"),
+        "domain" | "domains" => Ok("domains"),
+        "database" | "databases" => Ok("databases"),
+        other => Err(CliError::Input(format!(
+            "unknown kind {other:?}; expected server, web-service, domain or database"
+        ))),
+    }
+}
+
+/// One line a resource, for people.
+fn summary(r: &Value) -> String {
+    let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+    let mut line = format!(
+        "{}  {:<11} {:<20} {:<15} {:<7} {}",
+        s("id"),
+        s("kind"),
+        s("name"),
+        s("provisioning_state"),
+        s("provisioning_source"),
+        s("provider"),
+    );
+    if let Some(ip) = r["ipv4"].as_str() {
+        line.push_str(&format!("  ipv4 {ip}"));
+    }
+    if let Some(url) = r["production_url"].as_str() {
+        line.push_str(&format!("  {url}"));
+    }
+    line
+}
+
+fn settle_report(r: &Value, json: bool, want: &str) -> CliResult {
+    let state = r["provisioning_state"].as_str().unwrap_or_default();
+    if json {
+        print_json(r);
+    } else if state == "failed" {
+        eprintln!(
+            "failed: {} (code {})",
+            r["error"]["message"].as_str().unwrap_or("no message"),
+            r["error"]["code"].as_str().unwrap_or("none")
+        );
+    } else {
+        println!("{}", summary(r));
+    }
+    Ok(if state == want {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[derive(Args)]
+pub(crate) struct ProvisionArgs {
+    /// What to create: server, web-service, domain or database.
+    kind: String,
+    /// Dock name or id.
+    #[arg(long)]
+    dock: String,
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    region: Option<String>,
+    #[arg(long)]
+    size: Option<String>,
+    #[arg(long)]
+    image: Option<String>,
+    /// Any other config field, as KEY=VALUE (VALUE is read as JSON when it parses, e.g. true).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Return once the request is recorded instead of following it.
+    #[arg(long)]
+    no_wait: bool,
+    #[command(flatten)]
+    pub(crate) conn: Conn,
+}
+
+pub(crate) async fn provision(a: ProvisionArgs) -> CliResult {
+    let coll = collection(&a.kind)?;
+    let mut body = Map::new();
+    body.insert("dock".into(), json!(a.dock));
+    body.insert("name".into(), json!(a.name));
+    for (k, v) in [
+        ("region", &a.region),
+        ("size", &a.size),
+        ("image", &a.image),
+    ] {
+        if let Some(v) = v {
+            body.insert(k.into(), json!(v));
+        }
+    }
+    for pair in &a.set {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| CliError::Input(format!("--set {pair:?}: expected KEY=VALUE")))?;
+        let value = serde_json::from_str(v).unwrap_or_else(|_| json!(v));
+        body.insert(k.to_string(), value);
+    }
+    let client = Client::new(&a.conn)?;
+    let created = client
+        .post(&format!("/api/v1/{coll}"), &Value::Object(body))
+        .await?;
+    if a.no_wait {
+        if a.conn.json {
+            print_json(&created);
+        } else {
+            println!("{}", summary(&created));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let id = created["id"].as_str().unwrap_or_default().to_string();
+    let done = follow(&client, &id, !a.conn.json).await?;
+    settle_report(&done, a.conn.json, "provisioned")
+}
+
+pub(crate) async fn status(conn: &Conn, id: &str, watch: bool) -> CliResult {
+    let client = Client::new(conn)?;
+    if watch {
+        let done = follow(&client, &seg(id), !conn.json).await?;
+        let want = match done["provisioning_state"].as_str() {
+            Some("failed") => "-",
+            Some(s) => s,
+            None => "-",
+        }
+        .to_string();
+        return settle_report(&done, conn.json, &want);
+    }
+    let r = client
+        .get(&format!("/api/v1/resources/{}", seg(id)))
+        .await?;
+    if conn.json {
+        print_json(&r);
+    } else {
+        println!("{}", summary(&r));
+        if let Some(m) = r["error"]["message"].as_str() {
+            println!(
+                "  error: {m} (code {})",
+                r["error"]["code"].as_str().unwrap_or("none")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub(crate) struct ListArgs {
+    /// Only this kind: server, web-service, domain or database.
+    #[arg(long)]
+    kind: Option<String>,
+    #[arg(long)]
+    dock: Option<String>,
+    #[arg(long)]
+    state: Option<String>,
+    /// api or manual.
+    #[arg(long)]
+    source: Option<String>,
+    #[command(flatten)]
+    pub(crate) conn: Conn,
+}
+
+pub(crate) async fn list(a: ListArgs) -> CliResult {
+    let client = Client::new(&a.conn)?;
+    let mut query = Vec::new();
+    if let Some(k) = &a.kind {
+        query.push(("kind", collection(k)?.to_string()));
+    }
+    for (k, v) in [
+        ("dock", &a.dock),
+        ("state", &a.state),
+        ("source", &a.source),
+    ] {
+        if let Some(v) = v {
+            query.push((k, v.clone()));
+        }
+    }
+    let rows = client
+        .send(
+            client
+                .request(reqwest::Method::GET, "/api/v1/resources")
+                .query(&query),
+        )
+        .await?;
+    if a.conn.json {
+        print_json(&rows);
+    } else {
+        for r in rows.as_array().into_iter().flatten() {
+            println!("{}", summary(r));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn deprovision(conn: &Conn, id: &str, no_wait: bool) -> CliResult {
+    let client = Client::new(conn)?;
+    let r = client
+        .delete(&format!("/api/v1/resources/{}", seg(id)))
+        .await?;
+    if no_wait {
+        if conn.json {
+            print_json(&r);
+        } else {
+            Progress::new(true).show(&r);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let done = follow(&client, &seg(id), !conn.json).await?;
+    settle_report(&done, conn.json, "deprovisioned")
+}
+
+#[derive(Subcommand)]
+pub(crate) enum DocksCommand {
+    /// Connect a provider account.
+    Add {
+        #[arg(long)]
+        provider: String,
+        #[arg(long)]
+        name: String,
+        /// The provider API key (also read from STACKDOCK_DOCK_API_KEY, which keeps it out of
+        /// the process list).
+        #[arg(long, env = "STACKDOCK_DOCK_API_KEY", hide_env_values = true)]
+        api_key: String,
+        /// Overrides the provider's API base URL.
+        #[arg(long)]
+        api_url: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Disconnect a dock (refused while it has live resources).
+    Remove {
+        dock: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+impl DocksCommand {
+    pub(crate) fn conn(&self) -> &Conn {
+        match self {
+            Self::Add { conn, .. } | Self::List { conn } | Self::Remove { conn, .. } => conn,
+        }
+    }
+}
+
+fn dock_line(d: &Value) -> String {
+    let s = |k: &str| d[k].as_str().unwrap_or("-").to_string();
+    format!(
+        "{}  {:<24} {:<13} {}",
+        s("id"),
+        s("name"),
+        s("provider"),
+        s("api_url")
+    )
+}
+
+pub(crate) async fn docks(cmd: DocksCommand) -> CliResult {
+    let conn = cmd.conn().clone();
+    let client = Client::new(&conn)?;
+    let out = match cmd {
+        DocksCommand::Add {
+            provider,
+            name,
+            api_key,
+            api_url,
+            ..
+        } => {
+            let mut body = json!({"provider": provider, "name": name, "api_key": api_key});
+            if let Some(u) = api_url {
+                body["api_url"] = json!(u);
+            }
+            client.post("/api/v1/docks", &body).await?
+        }
+        DocksCommand::List { .. } => client.get("/api/v1/docks").await?,
+        DocksCommand::Remove { dock, .. } => {
+            client
+                .delete(&format!("/api/v1/docks/{}", seg(&dock)))
+                .await?;
+            json!({"removed": dock})
+        }
+    };
+    if conn.json {
+        print_json(&out);
+    } else if let Some(list) = out.as_array() {
+        for d in list {
+            println!("{}", dock_line(d));
+        }
+    } else if out.get("removed").is_some() {
+        println!(
+            "removed dock {}",
+            out["removed"].as_str().unwrap_or_default()
+        );
+    } else {
+        println!("{}", dock_line(&out));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn sync(conn: &Conn, dock: &str, no_wait: bool) -> CliResult {
+    let client = Client::new(conn)?;
+    let op = client
+        .post(&format!("/api/v1/docks/{}/sync", seg(dock)), &json!({}))
+        .await?;
+    let id = op["id"].as_str().unwrap_or_default().to_string();
+    if no_wait {
+        if conn.json {
+            print_json(&op);
+        } else {
+            println!("sync queued: operation {id}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let done = loop {
+        let op = client.get(&format!("/api/v1/operations/{id}")).await?;
+        if matches!(op["state"].as_str(), Some("succeeded" | "failed")) {
+            break op;
+        }
+        if Instant::now() > deadline {
+            return Err(CliError::Other(format!(
+                "sync {id} did not finish within 10 minutes"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let tally = done["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "discover"))
+        .map(|s| s["output"].clone())
+        .unwrap_or(Value::Null);
+    let ok = done["state"] == "succeeded";
+    if conn.json {
+        print_json(&json!({"operation": done, "found": tally["found"], "added": tally["added"]}));
+    } else if ok {
+        println!(
+            "sync of {dock}: found {}, added {}",
+            tally["found"], tally["added"]
+        );
+    } else {
+        eprintln!(
+            "sync of {dock} failed: {}",
+            done["last_error"].as_str().unwrap_or("no message")
+        );
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub(crate) async fn audit(conn: &Conn, limit: u32) -> CliResult {
+    let client = Client::new(conn)?;
+    let rows = client.get(&format!("/api/v1/audit?limit={limit}")).await?;
+    if conn.json {
+        print_json(&rows);
+    } else {
+        for a in rows.as_array().into_iter().flatten() {
+            let s = |k: &str| a[k].as_str().unwrap_or("-").to_string();
+            println!(
+                "{}  {:<22} {:<9} {}",
+                s("at"),
+                s("action"),
+                s("outcome"),
+                s("resource")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,154 @@
+//! `stackdock`: runs StackDock (`up`) and talks to a running one over its HTTP API.
+//!
+//! The client commands find the server in `STACKDOCK_URL` and the token in
+//! `STACKDOCK_TOKEN` (default: the owner token `stackdock up` wrote). Every command takes
+//! `--json` and then prints exactly one JSON document. Exit status: 0 done, 1 the operation
+//! failed, 2 bad usage or input, 3 not authenticated or not permitted, 4 server unreachable.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+mod client;
+mod commands;
+mod up;
+mod watch;
+
+use client::CliError;
+
+#[derive(Parser)]
+#[command(name = "stackdock", version, about = "Self-hosted provisioning engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the server is and who we are; shared by every client command.
+#[derive(Args, Clone)]
+pub(crate) struct Conn {
+    /// Server URL.
+    #[arg(
+        long,
+        env = "STACKDOCK_URL",
+        default_value = "http://127.0.0.1:7878",
+        global = true
+    )]
+    url: String,
+    /// API token; defaults to the owner token in ./.stackdock/owner-token.
+    #[arg(long, env = "STACKDOCK_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Print exactly one JSON document on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run StackDock: API server and workers, with embedded SQLite.
+    Up(up::UpArgs),
+    /// Create a resource and follow it until it is provisioned or failed.
+    Provision(commands::ProvisionArgs),
+    /// Show a resource; --watch follows it until it settles.
+    Status {
+        id: String,
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List resources.
+    List(commands::ListArgs),
+    /// Destroy a resource and follow it until it is deprovisioned or failed.
+    Deprovision {
+        id: String,
+        /// Return once the request is recorded instead of following it.
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Manage docks (connected provider accounts).
+    Docks {
+        #[command(subcommand)]
+        command: commands::DocksCommand,
+    },
+    /// Discover what already exists in a dock's account.
+    Sync {
+        /// Dock name or id.
+        dock: String,
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show the audit log, newest first.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let json = match &cli.command {
+        Command::Up(_) => false,
+        Command::Provision(a) => a.conn.json,
+        Command::List(a) => a.conn.json,
+        Command::Docks { command } => command.conn().json,
+        Command::Status { conn, .. }
+        | Command::Deprovision { conn, .. }
+        | Command::Sync { conn, .. }
+        | Command::Audit { conn, .. } => conn.json,
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => up::run(args).await,
+            Command::Provision(args) => commands::provision(args).await,
+            Command::Status { id, watch, conn } => commands::status(&conn, &id, watch).await,
+            Command::List(args) => commands::list(args).await,
+            Command::Deprovision { id, no_wait, conn } => {
+                commands::deprovision(&conn, &id, no_wait).await
+            }
+            Command::Docks { command } => commands::docks(command).await,
+            Command::Sync {
+                dock,
+                no_wait,
+                conn,
+            } => commands::sync(&conn, &dock, no_wait).await,
+            Command::Audit { limit, conn } => commands::audit(&conn, limit).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if json {
+                let doc =
+                    serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}});
+                println!("{doc}");
+            } else {
+                eprintln!("error: {e}");
+            }
+            ExitCode::from(e.exit_status())
+        }
+    }
+}
+
+/// `./.stackdock`, where `up` keeps its data by default.
+pub(crate) fn default_data_dir() -> PathBuf {
+    PathBuf::from(".stackdock")
+}
+
+pub(crate) type CliResult = Result<ExitCode, CliError>;

@@ -1,0 +1,269 @@
+//! `stackdock up`: everything on one machine — embedded SQLite in the data directory, the API
+//! server, the workers, and with `--sandbox` the built-in provider simulators and a dock
+//! connected to each.
+
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use rand::RngCore;
+use stackdock_core::{DockName, Keyring, MasterKey, Provider, SecretString};
+use stackdock_docks::Registry;
+use stackdock_engine::intent::NewDock;
+use stackdock_engine::{Actor, Engine, EngineConfig, Failpoints};
+use stackdock_sandbox::{DigitalOceanSandbox, DoSandboxConfig};
+use stackdock_server::AppState;
+use stackdock_store::{SqliteStore, Store};
+
+use crate::CliResult;
+use crate::client::CliError;
+
+/// The dock `--sandbox` connects to the DigitalOcean simulator.
+const SANDBOX_DOCK: &str = "sandbox-digitalocean";
+
+#[derive(Args)]
+pub(crate) struct UpArgs {
+    /// Also start the built-in provider sandbox and connect a dock to it.
+    #[arg(long)]
+    sandbox: bool,
+    /// Address to serve the API on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    listen: String,
+    /// Where the database, the master key and the owner token live.
+    #[arg(long, default_value = ".stackdock")]
+    data_dir: PathBuf,
+    /// SQLite database to use instead of <data-dir>/stackdock.db.
+    #[arg(long, env = "STACKDOCK_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Concurrent workers in this process.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Operation lease length in milliseconds (how soon another worker takes over from a dead one).
+    #[arg(
+        long,
+        env = "STACKDOCK_LEASE_MS",
+        default_value_t = 30_000,
+        hide = true
+    )]
+    lease_ms: u64,
+    /// Readiness poll interval in milliseconds.
+    #[arg(long, env = "STACKDOCK_POLL_MS", default_value_t = 2_000, hide = true)]
+    poll_ms: u64,
+    /// First retry backoff in milliseconds.
+    #[arg(
+        long,
+        env = "STACKDOCK_RETRY_BASE_MS",
+        default_value_t = 250,
+        hide = true
+    )]
+    retry_base_ms: u64,
+    /// Sandbox droplets turn active after this many milliseconds.
+    #[arg(long, default_value_t = 3_000, hide = true)]
+    sandbox_ready_ms: u64,
+}
+
+fn fail(what: &str) -> impl Fn(std::io::Error) -> CliError + '_ {
+    move |e| CliError::Other(format!("{what}: {e}"))
+}
+
+/// Writes a new file readable by its owner only; refuses to overwrite.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")
+}
+
+/// The master key: from `STACKDOCK_MASTER_KEY`, else the data dir's key file, else a new one
+/// written there.
+fn master_key(data_dir: &Path) -> Result<MasterKey, CliError> {
+    if let Ok(text) = std::env::var("STACKDOCK_MASTER_KEY") {
+        return MasterKey::parse(&text)
+            .map_err(|e| CliError::Input(format!("STACKDOCK_MASTER_KEY: {e}")));
+    }
+    let path = data_dir.join("master.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            MasterKey::parse(&text).map_err(|e| CliError::Other(format!("{}: {e}", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = MasterKey::generate();
+            write_private(&path, &key.to_hex()).map_err(fail("cannot write the master key"))?;
+            Ok(key)
+        }
+        Err(e) => Err(CliError::Other(format!("{}: {e}", path.display()))),
+    }
+}
+
+pub(crate) async fn run(args: UpArgs) -> CliResult {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STACKDOCK_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&args.data_dir)
+        .map_err(fail("cannot create the data directory"))?;
+    let keyring = Keyring::new(master_key(&args.data_dir)?);
+    let store: Arc<dyn Store> = match &args.database_url {
+        Some(url) => Arc::new(
+            SqliteStore::open_url(url)
+                .await
+                .map_err(|e| CliError::Other(format!("database {url}: {e}")))?,
+        ),
+        None => {
+            let path = args.data_dir.join("stackdock.db");
+            Arc::new(
+                SqliteStore::open(&path)
+                    .await
+                    .map_err(|e| CliError::Other(format!("database {}: {e}", path.display())))?,
+            )
+        }
+    };
+
+    let (org_id, new_token) = match stackdock_server::ensure_owner(&*store).await {
+        Ok(Some((org, token))) => (org, Some(token)),
+        Ok(None) => match store.first_org().await {
+            Ok(Some(org)) => (org, None),
+            _ => return Err(CliError::Other("the database has no organisation".into())),
+        },
+        Err(e) => {
+            return Err(CliError::Other(format!(
+                "cannot create the first organisation: {e}"
+            )));
+        }
+    };
+    let token_path = args.data_dir.join("owner-token");
+    if let Some(token) = &new_token {
+        write_private(&token_path, &token.0).map_err(fail("cannot write the owner token"))?;
+        println!(
+            "Owner token (shown once; saved to {}):",
+            token_path.display()
+        );
+        println!("  {}", token.0);
+    }
+
+    let config = EngineConfig {
+        workers: args.workers,
+        lease: Duration::from_millis(args.lease_ms.max(100)),
+        poll: stackdock_docks::PollPolicy {
+            interval: Duration::from_millis(args.poll_ms.max(10)),
+            ..Default::default()
+        },
+        retry: stackdock_docks::RetryPolicy {
+            base_delay: Duration::from_millis(args.retry_base_ms),
+            ..Default::default()
+        },
+        reschedule_base: Duration::from_millis(args.retry_base_ms.max(10) * 8),
+        failpoints: Failpoints::parse(&std::env::var("STACKDOCK_FAILPOINTS").unwrap_or_default()),
+        ..Default::default()
+    };
+    let engine = Engine::new(store.clone(), Registry::builtin(), keyring, config);
+
+    // Kept alive for as long as the server runs.
+    let _sandbox = if args.sandbox {
+        Some(start_sandbox(&engine, org_id, args.sandbox_ready_ms).await?)
+    } else {
+        None
+    };
+
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| CliError::Input(format!("cannot listen on {}: {e}", args.listen)))?;
+    let addr = listener.local_addr().map_err(fail("listener"))?;
+    println!("StackDock listening on http://{addr}");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let workers = engine.spawn_workers(stop_rx);
+    let state = AppState::new(engine);
+    stackdock_server::serve(listener, state, shutdown_signal())
+        .await
+        .map_err(fail("server"))?;
+    let _ = stop_tx.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn start_sandbox(
+    engine: &Engine,
+    org_id: stackdock_core::OrgId,
+    ready_ms: u64,
+) -> Result<DigitalOceanSandbox, CliError> {
+    // A fresh key each start: the sandbox forgets everything when it stops anyway.
+    let mut raw = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let key = format!(
+        "sandbox_{}",
+        raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let sandbox = DigitalOceanSandbox::start(DoSandboxConfig {
+        tokens: vec![key.clone()],
+        ready_after: Duration::from_millis(ready_ms),
+        ..Default::default()
+    })
+    .await
+    .map_err(fail("cannot start the sandbox"))?;
+    let actor = Actor {
+        org_id,
+        user_id: None,
+    };
+    let name = DockName::try_from(SANDBOX_DOCK.to_string()).map_err(CliError::Other)?;
+    let url = Some(sandbox.base_url());
+    let existing = engine
+        .store()
+        .find_dock_by_name(org_id, &name)
+        .await
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    let result = match existing {
+        Some(dock) => engine
+            .update_dock(actor, dock, url, Some(SecretString::new(key)))
+            .await
+            .map(|_| ()),
+        None => engine
+            .add_dock(
+                actor,
+                NewDock {
+                    provider: Provider::DigitalOcean,
+                    name,
+                    api_key: SecretString::new(key),
+                    api_base_url: url,
+                },
+            )
+            .await
+            .map(|_| ()),
+    };
+    result.map_err(|e| CliError::Other(format!("cannot connect the sandbox dock: {e}")))?;
+    println!(
+        "Sandbox DigitalOcean API at {} (dock {SANDBOX_DOCK})",
+        sandbox.base_url()
+    );
+    Ok(sandbox)
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,76 @@
+//! Creating a resource exactly once, across lost answers and crashes.
+//!
+//! A create call whose answer is lost (timeout, 5xx, a crash before the answer was recorded)
+//! may have succeeded. Repeating it blindly would make a second resource; giving up would
+//! leave one untracked. So every create is tagged with the resource's marker, and before any
+//! repeat — and before the first try of a resumed operation — the marker is looked up and a
+//! resource found by it is adopted instead.
+
+use crate::adapter::Ctx;
+use crate::error::DockError;
+
+/// How a create ended.
+#[derive(Debug)]
+pub enum Created<T> {
+    New(T),
+    /// Found by its marker: an earlier try had made it.
+    Adopted(T),
+}
+
+impl<T> Created<T> {
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::New(t) | Self::Adopted(t) => t,
+        }
+    }
+
+    pub fn adopted(&self) -> bool {
+        matches!(self, Self::Adopted(_))
+    }
+}
+
+/// Runs `create` until it answers, looking the marker up with `lookup` before each repeat
+/// and before the first try of a resumed operation.
+pub async fn create_or_adopt<T, C, CF, L, LF>(
+    ctx: &Ctx,
+    mut create: C,
+    mut lookup: L,
+) -> Result<Created<T>, DockError>
+where
+    C: FnMut() -> CF,
+    CF: Future<Output = Result<T, DockError>>,
+    L: FnMut() -> LF,
+    LF: Future<Output = Result<Option<T>, DockError>>,
+{
+    if ctx.resumed() {
+        if let Some(found) = lookup().await? {
+            return Ok(Created::Adopted(found));
+        }
+    }
+    let mut attempt = 1;
+    loop {
+        match create().await {
+            Ok(t) => return Ok(Created::New(t)),
+            Err(DockError::Unavailable {
+                provider,
+                detail,
+                retry_after,
+            }) => {
+                let wait = ctx.retry.delay(attempt, retry_after);
+                if attempt >= ctx.retry.max_attempts || wait > ctx.retry.max_wait {
+                    return Err(DockError::Unavailable {
+                        provider,
+                        detail,
+                        retry_after,
+                    });
+                }
+                tokio::time::sleep(wait).await;
+                if let Some(found) = lookup().await? {
+                    return Ok(Created::Adopted(found));
+                }
+                attempt += 1;
+            }
+            Err(other) => return Err(other),
+        }
+    }
+}

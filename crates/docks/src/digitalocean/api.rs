@@ -1,0 +1,199 @@
+//! A thin typed client of DigitalOcean's droplet API.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use stackdock_core::Provider;
+
+use crate::error::DockError;
+use crate::http::HttpSession;
+
+/// The page size for listings; DigitalOcean allows up to 200.
+const PER_PAGE: u32 = 200;
+
+/// The body of `POST /v2/droplets` (the single-droplet form).
+#[derive(Clone, Debug, Serialize)]
+pub struct CreateDroplet {
+    pub name: String,
+    pub region: Option<String>,
+    pub size: String,
+    pub image: String,
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ssh_keys: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vpc_uuid: Option<String>,
+}
+
+/// The fields of a droplet StackDock reads; the whole answer is kept in `raw`.
+#[derive(Clone, Debug)]
+pub struct Droplet {
+    pub id: i64,
+    pub name: String,
+    /// `new`, `active`, `off` or `archive`.
+    pub status: String,
+    pub size_slug: Option<String>,
+    pub region: Option<String>,
+    pub image: Option<String>,
+    pub tags: Vec<String>,
+    pub public_ipv4: Option<String>,
+    pub public_ipv6: Option<String>,
+    pub raw: Value,
+}
+
+#[derive(Deserialize)]
+struct WireDroplet {
+    id: i64,
+    name: String,
+    status: String,
+    #[serde(default)]
+    size_slug: Option<String>,
+    #[serde(default)]
+    region: Option<WireSlug>,
+    #[serde(default)]
+    image: Option<WireImage>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    networks: WireNetworks,
+}
+
+#[derive(Deserialize)]
+struct WireSlug {
+    slug: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireImage {
+    slug: Option<String>,
+    id: Option<i64>,
+}
+
+#[derive(Default, Deserialize)]
+struct WireNetworks {
+    #[serde(default)]
+    v4: Vec<WireAddress>,
+    #[serde(default)]
+    v6: Vec<WireAddress>,
+}
+
+#[derive(Deserialize)]
+struct WireAddress {
+    ip_address: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+impl Droplet {
+    fn from_value(raw: Value) -> Result<Self, DockError> {
+        let w: WireDroplet =
+            serde_json::from_value(raw.clone()).map_err(|e| protocol(format!("droplet: {e}")))?;
+        let public = |list: &[WireAddress]| {
+            list.iter()
+                .find(|a| a.kind == "public")
+                .map(|a| a.ip_address.clone())
+        };
+        Ok(Self {
+            id: w.id,
+            name: w.name,
+            status: w.status,
+            size_slug: w.size_slug,
+            region: w.region.and_then(|r| r.slug),
+            image: w
+                .image
+                .and_then(|i| i.slug.or(i.id.map(|id| id.to_string()))),
+            tags: w.tags,
+            public_ipv4: public(&w.networks.v4),
+            public_ipv6: public(&w.networks.v6),
+            raw,
+        })
+    }
+}
+
+fn protocol(detail: String) -> DockError {
+    DockError::Protocol {
+        provider: Provider::DigitalOcean,
+        detail,
+    }
+}
+
+/// DigitalOcean's error body: `{"id": "not_found", "message": "...", "request_id": "..."}`.
+pub fn read_error(status: u16, body: &Value) -> (String, String) {
+    let code = body["id"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| status.to_string());
+    let message = body["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("HTTP {status}"));
+    (code, message)
+}
+
+pub struct DigitalOceanApi {
+    http: HttpSession,
+}
+
+impl DigitalOceanApi {
+    pub fn new(http: HttpSession) -> Self {
+        Self { http }
+    }
+
+    /// `POST /v2/droplets`. Tried once: see [`crate::http::Idempotence::Once`].
+    pub async fn create_droplet(&self, req: &CreateDroplet) -> Result<Droplet, DockError> {
+        let body = serde_json::to_value(req).map_err(|e| protocol(e.to_string()))?;
+        let resp = self.http.post_once("/v2/droplets", &body).await?;
+        Droplet::from_value(resp.body["droplet"].clone())
+    }
+
+    /// `GET /v2/droplets/{id}`; `None` if DigitalOcean says it does not exist.
+    pub async fn get_droplet(&self, id: &str) -> Result<Option<Droplet>, DockError> {
+        match self.http.get(&format!("/v2/droplets/{id}"), &[]).await {
+            Ok(resp) => Droplet::from_value(resp.body["droplet"].clone()).map(Some),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /v2/droplets`, every page, optionally only those with `tag`.
+    pub async fn list_droplets(&self, tag: Option<&str>) -> Result<Vec<Droplet>, DockError> {
+        let mut out = Vec::new();
+        let mut page = 1u32;
+        loop {
+            let mut query = vec![
+                ("page", page.to_string()),
+                ("per_page", PER_PAGE.to_string()),
+            ];
+            if let Some(t) = tag {
+                query.push(("tag_name", t.to_string()));
+            }
+            let resp = self.http.get("/v2/droplets", &query).await?;
+            let items = resp.body["droplets"]
+                .as_array()
+                .ok_or_else(|| protocol("droplet list without `droplets`".into()))?;
+            for d in items {
+                out.push(Droplet::from_value(d.clone())?);
+            }
+            // `links.pages.next` is present only while there is a next page.
+            if resp.body["links"]["pages"]["next"].is_string() && !items.is_empty() {
+                page += 1;
+            } else {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// `DELETE /v2/droplets/{id}`; a droplet already gone counts as deleted.
+    pub async fn delete_droplet(&self, id: &str) -> Result<(), DockError> {
+        match self.http.delete(&format!("/v2/droplets/{id}")).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Adapter errors. They know nothing of StackDock's own HTTP API; the server maps them at
+//! its edge.
+
+use std::time::Duration;
+
+use stackdock_core::{Provider, ResourceKind};
+
+use crate::config::ConfigError;
+
+/// An error answer from a provider, in the provider's own words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderError {
+    pub provider: Provider,
+    pub status: u16,
+    /// The provider's error code (`unprocessable_entity`), or the HTTP status when it gave none.
+    pub code: String,
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockError {
+    #[error("{provider} does not support {kind} resources")]
+    Unsupported {
+        provider: Provider,
+        kind: ResourceKind,
+    },
+    #[error(transparent)]
+    InvalidConfig(#[from] ConfigError),
+    /// A permanent refusal (4xx other than 429): retrying would get the same answer.
+    #[error("{} answered {}: {}", .0.provider, .0.code, .0.message)]
+    Provider(ProviderError),
+    /// The provider did not answer usefully (timeout, connection error, 5xx, 429) and the
+    /// retry budget for this call is spent. The operation may be tried again later.
+    #[error("{provider} is unavailable: {detail}")]
+    Unavailable {
+        provider: Provider,
+        detail: String,
+        /// What the provider asked us to wait, if it said.
+        retry_after: Option<Duration>,
+    },
+    /// The provider reports the resource itself broke (e.g. a build errored).
+    #[error("{provider} reports the resource failed ({code}): {message}")]
+    ResourceFailed {
+        provider: Provider,
+        code: String,
+        message: String,
+    },
+    #[error("{provider} did not report the resource ready within {waited:?}")]
+    NotReady {
+        provider: Provider,
+        waited: Duration,
+    },
+    /// The provider's answer did not have the shape its API documents.
+    #[error("{provider} sent an unexpected answer: {detail}")]
+    Protocol { provider: Provider, detail: String },
+    /// Progress could not be recorded (the store refused, or this worker lost its lease).
+    /// The adapter must stop: carrying on would act without a record.
+    #[error("progress could not be recorded")]
+    Checkpoint(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl DockError {
+    /// Whether trying the operation again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::NotReady { .. })
+    }
+
+    /// The code recorded in a resource's `error.code`: the provider's own where it gave one.
+    pub fn code(&self) -> String {
+        match self {
+            Self::Unsupported { .. } => "unsupported".into(),
+            Self::InvalidConfig(_) => "invalid_config".into(),
+            Self::Provider(p) => p.code.clone(),
+            Self::Unavailable { .. } => "provider_unavailable".into(),
+            Self::ResourceFailed { code, .. } => code.clone(),
+            Self::NotReady { .. } => "not_ready".into(),
+            Self::Protocol { .. } => "provider_protocol".into(),
+            Self::Checkpoint(_) => "checkpoint_failed".into(),
+        }
+    }
+
+    /// The message recorded in a resource's `error.message`: the provider's own words for a
+    /// provider error, our sentence otherwise.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Provider(p) => p.message.clone(),
+            Self::ResourceFailed { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Provider(p) if p.status == 404)
+    }
+}

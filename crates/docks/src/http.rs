@@ -1,0 +1,298 @@
+//! The HTTP plumbing every adapter's `api.rs` is written on: bearer auth, JSON in and out,
+//! retries, typed provider errors, and one journal entry per call made.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::Value;
+use stackdock_core::{ApiCall, Provider, SecretString, redact};
+
+use crate::adapter::CallScope;
+use crate::error::{DockError, ProviderError};
+use crate::retry::{self, RetryPolicy};
+
+/// Reads a provider's error body into (code, message). Each provider shapes it differently.
+pub type ErrorBodyReader = fn(status: u16, body: &Value) -> (String, String);
+
+/// Headers that carry a provider's request id, in the order they are looked for.
+const REQUEST_ID_HEADERS: &[&str] = &["x-request-id", "x-vercel-id", "cf-ray", "x-nf-request-id"];
+
+/// Whether a failed call may be repeated as it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idempotence {
+    /// GET, DELETE, PUT: repeating cannot do harm.
+    Repeatable,
+    /// A create: a lost answer may hide a success, so the caller decides (usually by looking
+    /// the resource up by its marker) instead of this layer repeating it.
+    Once,
+}
+
+#[derive(Clone, Debug)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub body: Value,
+    pub request_id: Option<String>,
+}
+
+/// One adapter's way to one provider account, for one operation.
+#[derive(Clone)]
+pub struct HttpSession {
+    client: reqwest::Client,
+    provider: Provider,
+    base_url: String,
+    token: SecretString,
+    scope: CallScope,
+    retry: RetryPolicy,
+    read_error: ErrorBodyReader,
+}
+
+impl HttpSession {
+    pub fn new(
+        client: reqwest::Client,
+        provider: Provider,
+        base_url: &str,
+        token: SecretString,
+        scope: CallScope,
+        retry: RetryPolicy,
+        read_error: ErrorBodyReader,
+    ) -> Self {
+        Self {
+            client,
+            provider,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            token,
+            scope,
+            retry,
+            read_error,
+        }
+    }
+
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    pub async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<ApiResponse, DockError> {
+        self.send(Method::GET, path, query, None, Idempotence::Repeatable)
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<ApiResponse, DockError> {
+        self.send(Method::DELETE, path, &[], None, Idempotence::Repeatable)
+            .await
+    }
+
+    /// A create: tried once; see [`Idempotence::Once`].
+    pub async fn post_once(&self, path: &str, body: &Value) -> Result<ApiResponse, DockError> {
+        self.send(Method::POST, path, &[], Some(body), Idempotence::Once)
+            .await
+    }
+
+    /// Sends a request, retrying transient failures of repeatable ones, journaling every try.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        idempotence: Idempotence,
+    ) -> Result<ApiResponse, DockError> {
+        let max = match idempotence {
+            Idempotence::Repeatable => self.retry.max_attempts.max(1),
+            Idempotence::Once => 1,
+        };
+        let mut attempt = 1;
+        loop {
+            match self.try_once(&method, path, query, body, attempt).await {
+                Ok(resp) => return Ok(resp),
+                Err(DockError::Unavailable {
+                    provider,
+                    detail,
+                    retry_after,
+                }) => {
+                    let wait = self.retry.delay(attempt, retry_after);
+                    if attempt >= max || wait > self.retry.max_wait {
+                        return Err(DockError::Unavailable {
+                            provider,
+                            detail,
+                            retry_after,
+                        });
+                    }
+                    tracing::debug!(provider = %provider, %path, attempt, ?wait, "retrying after: {detail}");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+
+    async fn try_once(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        attempt: u32,
+    ) -> Result<ApiResponse, DockError> {
+        let url = format!("{}{}", self.base_url, path);
+        let mut req = self
+            .client
+            .request(method.clone(), &url)
+            .bearer_auth(self.token.expose())
+            .header("accept", "application/json")
+            .timeout(self.retry.request_timeout)
+            .query(query);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let started = Instant::now();
+        let sent = req.send().await;
+        let mut call = ApiCall {
+            id: 0,
+            org_id: self.scope.org_id,
+            dock_id: self.scope.dock_id,
+            resource_id: self.scope.resource_id,
+            operation_id: self.scope.operation_id,
+            method: method.to_string(),
+            path: journal_path(path, query),
+            status: None,
+            duration_ms: 0,
+            request_id: None,
+            attempt,
+            error: None,
+            at: chrono::Utc::now(),
+        };
+        let result = match sent {
+            Err(e) => {
+                // reqwest's error text can carry the URL, never the headers; scrub anyway.
+                let detail = if e.is_timeout() {
+                    format!("no answer within {:?}", self.retry.request_timeout)
+                } else {
+                    redact::scrub(&error_chain(&e), &[self.token.expose()])
+                };
+                call.error = Some(detail.clone());
+                Err(DockError::Unavailable {
+                    provider: self.provider,
+                    detail,
+                    retry_after: None,
+                })
+            }
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let request_id = REQUEST_ID_HEADERS
+                    .iter()
+                    .find_map(|h| resp.headers().get(*h))
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let asked = retry::asked_wait(resp.headers(), chrono::Utc::now());
+                let bytes = resp.bytes().await.unwrap_or_default();
+                let body: Value = if bytes.is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                        Value::String(String::from_utf8_lossy(&bytes).into_owned())
+                    })
+                };
+                call.status = Some(status);
+                call.request_id = request_id.clone();
+                self.classify(status, body, request_id, asked, &mut call)
+            }
+        };
+        call.duration_ms = started.elapsed().as_millis() as u64;
+        self.scope.recorder.journal(call).await;
+        result
+    }
+
+    fn classify(
+        &self,
+        status: u16,
+        body: Value,
+        request_id: Option<String>,
+        asked: Option<Duration>,
+        call: &mut ApiCall,
+    ) -> Result<ApiResponse, DockError> {
+        if (200..300).contains(&status) {
+            return Ok(ApiResponse {
+                status,
+                body,
+                request_id,
+            });
+        }
+        let (code, message) = (self.read_error)(status, &body);
+        let message = redact::scrub(&message, &[self.token.expose()]);
+        call.error = Some(format!("{code}: {message}"));
+        if status == 429 || status >= 500 {
+            return Err(DockError::Unavailable {
+                provider: self.provider,
+                detail: format!("{status} {code}: {message}"),
+                retry_after: asked,
+            });
+        }
+        Err(DockError::Provider(ProviderError {
+            provider: self.provider,
+            status,
+            code,
+            message,
+            request_id,
+        }))
+    }
+}
+
+/// The path as journaled: query values are kept (page numbers, tag filters help a reader)
+/// except for parameters whose names look secret.
+fn journal_path(path: &str, query: &[(&str, String)]) -> String {
+    if query.is_empty() {
+        return path.to_string();
+    }
+    let mut probe = serde_json::Map::new();
+    let parts: Vec<String> = query
+        .iter()
+        .map(|(k, v)| {
+            probe.clear();
+            probe.insert((*k).to_string(), Value::String(v.clone()));
+            let mut obj = Value::Object(probe.clone());
+            redact::redact_json(&mut obj);
+            format!("{k}={}", obj[*k].as_str().unwrap_or_default())
+        })
+        .collect();
+    format!("{path}?{}", parts.join("&"))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_paths_keep_plain_values_and_hide_secret_ones() {
+        assert_eq!(
+            journal_path(
+                "/v2/droplets",
+                &[("page", "2".into()), ("tag_name", "t".into())]
+            ),
+            "/v2/droplets?page=2&tag_name=t"
+        );
+        assert_eq!(
+            journal_path("/x", &[("api_key", "hunter2".into())]),
+            "/x?api_key=[redacted]"
+        );
+    }
+}

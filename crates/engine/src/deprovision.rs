@@ -1,0 +1,98 @@
+//! Deprovision: delete the resource at the provider, wait until it is gone, record it.
+//!
+//! Deleting what is already gone succeeds, so a resumed run simply deletes again.
+
+use serde_json::json;
+use stackdock_core::{OpState, Operation, Outcome, ProvisioningState, ResourceError};
+use stackdock_docks::DockError;
+use stackdock_store::{Lease, StoreError, Write};
+
+use crate::worker::outcome_audit;
+use crate::{Engine, EngineError};
+
+pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Result<(), EngineError> {
+    let store = engine.store();
+    let rid = op.resource_id.ok_or_else(|| {
+        EngineError::Store(StoreError::Corrupt("deprovision without a resource".into()))
+    })?;
+    let resource = store.get_resource(op.org_id, rid).await?;
+    let kind = resource.kind();
+    let dock = store.get_dock(op.org_id, op.dock_id).await?;
+    let steps = store.steps(op.id).await?;
+    let mut ctx = engine.ctx(op, lease, Some(rid), resource.marker.clone(), steps);
+
+    let outcome: Result<(), DockError> = match &resource.provider_resource_id {
+        // Nothing was ever created at the provider (e.g. the create was refused).
+        None => Ok(()),
+        Some(pid) => {
+            let access = engine.open_dock(&dock)?;
+            let adapter = engine
+                .registry()
+                .get(dock.provider)
+                .ok_or(EngineError::NoAdapter(dock.provider))?;
+            match adapter.deprovision(&mut ctx, &access, kind, pid).await {
+                Ok(()) => {
+                    // Some providers delete asynchronously: gone means `refresh` finds nothing.
+                    stackdock_docks::adapter::wait_until_gone(&ctx, dock.provider, || async {
+                        let mut probe = engine.ctx(op, lease, Some(rid), None, Vec::new());
+                        adapter.refresh(&mut probe, &access, kind, pid).await
+                    })
+                    .await
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+
+    let mut row = store.get_resource(op.org_id, rid).await?;
+    let expected_version = row.version;
+    match outcome {
+        Ok(()) => {
+            row.provisioning_state = ProvisioningState::Deprovisioned;
+            row.error = None;
+            let audit = outcome_audit(op, &row, Outcome::Success, json!({}));
+            let w = Write::UpdateResource {
+                resource: row,
+                expected_version,
+            };
+            engine
+                .settle(op, lease, OpState::Succeeded, None, vec![w], audit)
+                .await
+        }
+        Err(DockError::Checkpoint(e)) => {
+            Err(EngineError::Store(StoreError::Corrupt(e.to_string())))
+        }
+        Err(e) if e.is_transient() && op.attempt < engine.config().max_attempts => {
+            engine.reschedule(op, lease, e.to_string()).await
+        }
+        Err(e) => {
+            let (code, message) = (e.code(), e.message());
+            row.provisioning_state = ProvisioningState::Failed;
+            row.error = Some(ResourceError {
+                message: message.clone(),
+                code: code.clone(),
+                timestamp: chrono::Utc::now(),
+            });
+            let audit = outcome_audit(
+                op,
+                &row,
+                Outcome::Failure,
+                json!({"code": code, "message": message}),
+            );
+            let w = Write::UpdateResource {
+                resource: row,
+                expected_version,
+            };
+            engine
+                .settle(
+                    op,
+                    lease,
+                    OpState::Failed,
+                    Some(format!("{code}: {message}")),
+                    vec![w],
+                    audit,
+                )
+                .await
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! Recording intent: what the server calls when a user asks for something. Each request is
+//! checked, then written whole — resource row, operation, audit row — in one transaction, and
+//! handed to the workers. Nothing here calls a provider.
+
+use serde_json::{Map, Value, json};
+use stackdock_core::{
+    AuditEntry, Dock, DockName, Marker, OpKind, Operation, OrgId, Outcome, Provider,
+    ProvisioningSource, ProvisioningState, Resource, ResourceDetails, ResourceId, ResourceKind,
+    SecretString, UserId,
+};
+use stackdock_store::{Batch, Write};
+
+use crate::{Engine, EngineError};
+
+/// Who is asking: the user (for the audit log) in their organisation.
+#[derive(Clone, Copy, Debug)]
+pub struct Actor {
+    pub org_id: OrgId,
+    pub user_id: Option<UserId>,
+}
+
+/// A new dock as a user describes it.
+pub struct NewDock {
+    pub provider: Provider,
+    pub name: DockName,
+    pub api_key: SecretString,
+    pub api_base_url: Option<String>,
+}
+
+/// The audit `resource` field for a row.
+pub(crate) fn audit_ref(kind: ResourceKind, id: ResourceId) -> String {
+    format!("{}/{}", kind.collection(), id)
+}
+
+impl Engine {
+    /// Connects a provider account: seals the key to the new dock's id and records it.
+    pub async fn add_dock(&self, actor: Actor, new: NewDock) -> Result<Dock, EngineError> {
+        if self.inner.registry.get(new.provider).is_none() {
+            return Err(EngineError::NoAdapter(new.provider));
+        }
+        if new.api_key.is_empty() {
+            return Err(EngineError::InvalidConfig(
+                stackdock_docks::ConfigError::new("api_key", "is required"),
+            ));
+        }
+        let id = stackdock_core::DockId::new();
+        let dock = Dock {
+            id,
+            org_id: actor.org_id,
+            provider: new.provider,
+            name: new.name,
+            sealed_api_key: self.inner.keyring.seal(&new.api_key, &id.to_string()),
+            api_base_url: new.api_base_url,
+            settings: Value::Object(Map::new()),
+            created_at: chrono::Utc::now(),
+        };
+        let audit = AuditEntry::new(actor.org_id, actor.user_id, "dock.add", Outcome::Success)
+            .resource(format!("docks/{id}"))
+            .provider(dock.provider.as_str())
+            .details(json!({"name": dock.name}));
+        self.inner
+            .store
+            .apply(
+                Batch::new()
+                    .push(Write::InsertDock(dock.clone()))
+                    .push(Write::Audit(audit)),
+            )
+            .await?;
+        Ok(dock)
+    }
+
+    /// Points an existing dock at another base URL, optionally with a new key (the sandbox
+    /// does this on each start, as its port changes).
+    pub async fn update_dock(
+        &self,
+        actor: Actor,
+        mut dock: Dock,
+        api_base_url: Option<String>,
+        api_key: Option<SecretString>,
+    ) -> Result<Dock, EngineError> {
+        dock.api_base_url = api_base_url;
+        if let Some(key) = api_key {
+            dock.sealed_api_key = self.inner.keyring.seal(&key, &dock.id.to_string());
+        }
+        let audit = AuditEntry::new(actor.org_id, actor.user_id, "dock.update", Outcome::Success)
+            .resource(format!("docks/{}", dock.id))
+            .provider(dock.provider.as_str());
+        self.inner
+            .store
+            .apply(
+                Batch::new()
+                    .push(Write::UpdateDock(dock.clone()))
+                    .push(Write::Audit(audit)),
+            )
+            .await?;
+        Ok(dock)
+    }
+
+    pub async fn remove_dock(&self, actor: Actor, dock: &Dock) -> Result<(), EngineError> {
+        let audit = AuditEntry::new(actor.org_id, actor.user_id, "dock.remove", Outcome::Success)
+            .resource(format!("docks/{}", dock.id))
+            .provider(dock.provider.as_str())
+            .details(json!({"name": dock.name}));
+        self.inner
+            .store
+            .remove_dock(actor.org_id, dock.id, audit)
+            .await?;
+        Ok(())
+    }
+
+    /// Checks `config` (which includes `name`) against the dock's adapter.
+    pub fn validate(
+        &self,
+        dock: &Dock,
+        kind: ResourceKind,
+        config: &Map<String, Value>,
+    ) -> Result<(), EngineError> {
+        let adapter = self
+            .inner
+            .registry
+            .get(dock.provider)
+            .ok_or(EngineError::NoAdapter(dock.provider))?;
+        let schema = adapter
+            .config_schema(kind)
+            .ok_or_else(|| EngineError::UnsupportedKind {
+                provider: dock.provider,
+                kind: kind.as_str().into(),
+                supported: adapter
+                    .kinds()
+                    .iter()
+                    .map(|k| k.collection())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        schema.validate(config)?;
+        Ok(())
+    }
+
+    /// Records the intent to provision and queues the operation. The returned row is in
+    /// `provisioning`.
+    pub async fn request_provision(
+        &self,
+        actor: Actor,
+        dock: &Dock,
+        kind: ResourceKind,
+        config: Map<String, Value>,
+    ) -> Result<(Resource, Operation), EngineError> {
+        self.validate(dock, kind, &config)?;
+        let name = config
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let now = chrono::Utc::now();
+        let id = ResourceId::new();
+        let resource = Resource {
+            id,
+            org_id: actor.org_id,
+            dock_id: dock.id,
+            provider: dock.provider.as_str().into(),
+            provider_resource_id: None,
+            name: name.clone(),
+            status: None,
+            provisioning_source: ProvisioningSource::Api,
+            provisioning_state: ProvisioningState::Provisioning,
+            provisioned_at: None,
+            full_api_data: Value::Null,
+            error: None,
+            marker: Some(Marker::for_resource(&id)),
+            created_at: now,
+            updated_at: now,
+            version: 0,
+            details: ResourceDetails::empty(kind),
+        };
+        let op = Operation::new(
+            actor.org_id,
+            OpKind::Provision,
+            dock.id,
+            Some((id, kind)),
+            actor.user_id,
+            json!({ "config": config }),
+        );
+        let audit = AuditEntry::new(
+            actor.org_id,
+            actor.user_id,
+            format!("{kind}.provision"),
+            Outcome::Requested,
+        )
+        .resource(audit_ref(kind, id))
+        .provider(dock.provider.as_str())
+        .details(json!({"name": name, "dock": dock.name, "operation_id": op.id}));
+        let written = self
+            .inner
+            .store
+            .apply(
+                Batch::new()
+                    .push(Write::InsertResource(resource))
+                    .push(Write::InsertOperation(op.clone()))
+                    .push(Write::Audit(audit)),
+            )
+            .await?;
+        self.inner.wake.notify_waiters();
+        let resource = written.into_iter().next().ok_or_else(|| {
+            EngineError::Store(stackdock_store::StoreError::Corrupt(
+                "insert returned no row".into(),
+            ))
+        })?;
+        Ok((resource, op))
+    }
+
+    /// Records the intent to destroy a resource and queues the operation. The returned row is
+    /// in `deprovisioning`.
+    pub async fn request_deprovision(
+        &self,
+        actor: Actor,
+        id: ResourceId,
+    ) -> Result<(Resource, Operation), EngineError> {
+        let store = &self.inner.store;
+        let mut resource = store.get_resource(actor.org_id, id).await?;
+        if let Some(op) = store.active_operation_for(id).await? {
+            return Err(EngineError::Conflict(format!(
+                "{} {} has an unfinished {} operation ({}); wait for it to finish",
+                resource.kind(),
+                id,
+                op.kind,
+                op.id
+            )));
+        }
+        let state = resource.provisioning_state;
+        if !state.can_become(ProvisioningState::Deprovisioning) {
+            return Err(EngineError::Conflict(format!(
+                "{} {} is {}; only provisioned or failed resources can be deprovisioned",
+                resource.kind(),
+                id,
+                state
+            )));
+        }
+        let kind = resource.kind();
+        let expected_version = resource.version;
+        resource.provisioning_state = ProvisioningState::Deprovisioning;
+        let op = Operation::new(
+            actor.org_id,
+            OpKind::Deprovision,
+            resource.dock_id,
+            Some((id, kind)),
+            actor.user_id,
+            Value::Null,
+        );
+        let audit = AuditEntry::new(
+            actor.org_id,
+            actor.user_id,
+            format!("{kind}.deprovision"),
+            Outcome::Requested,
+        )
+        .resource(audit_ref(kind, id))
+        .provider(resource.provider.clone())
+        .details(json!({"name": resource.name, "operation_id": op.id}));
+        let written = store
+            .apply(
+                Batch::new()
+                    .push(Write::UpdateResource {
+                        resource,
+                        expected_version,
+                    })
+                    .push(Write::InsertOperation(op.clone()))
+                    .push(Write::Audit(audit)),
+            )
+            .await?;
+        self.inner.wake.notify_waiters();
+        let resource = written.into_iter().next().ok_or_else(|| {
+            EngineError::Store(stackdock_store::StoreError::Corrupt(
+                "update returned no row".into(),
+            ))
+        })?;
+        Ok((resource, op))
+    }
+
+    /// Queues a discovery of everything in the dock's account.
+    pub async fn request_sync(&self, actor: Actor, dock: &Dock) -> Result<Operation, EngineError> {
+        let op = Operation::new(
+            actor.org_id,
+            OpKind::Sync,
+            dock.id,
+            None,
+            actor.user_id,
+            Value::Null,
+        );
+        let audit = AuditEntry::new(actor.org_id, actor.user_id, "dock.sync", Outcome::Requested)
+            .resource(format!("docks/{}", dock.id))
+            .provider(dock.provider.as_str())
+            .details(json!({"operation_id": op.id}));
+        self.inner
+            .store
+            .apply(
+                Batch::new()
+                    .push(Write::InsertOperation(op.clone()))
+                    .push(Write::Audit(audit)),
+            )
+            .await?;
+        self.inner.wake.notify_waiters();
+        Ok(op)
+    }
+}

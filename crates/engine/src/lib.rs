@@ -1,0 +1,168 @@
+//! The engine: turns recorded intent into provider calls, and provider answers into recorded
+//! state.
+//!
+//! `engine` depends on `core`, `store` and `docks`. The server calls [`Engine`]'s `request_*`
+//! methods, which validate and record intent — resource row, operation and audit row in one
+//! transaction — and return at once. Workers ([`worker`]) claim operations with a lease, run
+//! them ([`provision`], [`deprovision`], [`sync`]) through the dock's adapter, record each
+//! completed step as they go ([`recorder`]), and settle the resource and the operation
+//! together with an audit row.
+//!
+//! **Architecture invariants**
+//! - Intent before action: no provider is called for an operation that is not recorded.
+//! - A dock's API key is opened in memory for one run of one operation and never written.
+//! - Every write a worker makes is fenced by its lease: after its lease is taken over, a
+//!   worker cannot change anything.
+//! - A resumed operation (attempt > 1) looks up what an earlier run may have created by its
+//!   marker before creating anything (see `docks::adopt`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stackdock_core::{Dock, Keyring, Provider, crypto::CryptoError};
+use stackdock_docks::{ConfigError, DockAccess, PollPolicy, Registry, RetryPolicy};
+use stackdock_store::{Store, StoreError};
+
+pub mod deprovision;
+pub mod failpoint;
+pub mod intent;
+pub mod provision;
+pub mod recorder;
+pub mod sync;
+pub mod worker;
+
+pub use failpoint::Failpoints;
+pub use intent::Actor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid config: {0}")]
+    InvalidConfig(#[from] ConfigError),
+    #[error("no adapter is registered for provider {0}")]
+    NoAdapter(Provider),
+    #[error("{provider} docks cannot provision {kind} resources; they provision: {supported}")]
+    UnsupportedKind {
+        provider: Provider,
+        kind: String,
+        supported: String,
+    },
+    /// The request conflicts with the resource's current state.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the API key of dock {dock} cannot be opened")]
+    DockKey {
+        dock: String,
+        #[source]
+        source: CryptoError,
+    },
+}
+
+/// How the engine behaves; the defaults suit production, tests shorten the waits.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Names this process in operation leases.
+    pub worker_id: String,
+    pub workers: usize,
+    /// How long a claimed operation stays ours without a renewal.
+    pub lease: Duration,
+    /// How often an idle worker looks for work when nothing wakes it.
+    pub idle_poll: Duration,
+    /// Provider call retries within one run.
+    pub retry: RetryPolicy,
+    /// Readiness polling.
+    pub poll: PollPolicy,
+    /// Runs of one operation before a transient failure becomes permanent.
+    pub max_attempts: u32,
+    /// The first wait before re-running an operation that failed transiently; doubles per run.
+    pub reschedule_base: Duration,
+    pub failpoints: Failpoints,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            worker_id: format!("worker-{}", uuid::Uuid::new_v4().simple()),
+            workers: 2,
+            lease: Duration::from_secs(30),
+            idle_poll: Duration::from_millis(500),
+            retry: RetryPolicy::default(),
+            poll: PollPolicy::default(),
+            max_attempts: 8,
+            reschedule_base: Duration::from_secs(2),
+            failpoints: Failpoints::default(),
+        }
+    }
+}
+
+/// The engine's shared state; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) registry: Registry,
+    pub(crate) keyring: Keyring,
+    pub(crate) config: EngineConfig,
+    /// Wakes idle workers when this process queues an operation.
+    pub(crate) wake: tokio::sync::Notify,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        registry: Registry,
+        keyring: Keyring,
+        config: EngineConfig,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                registry,
+                keyring,
+                config,
+                wake: tokio::sync::Notify::new(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.inner.keyring
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Opens a dock's sealed key, in memory, for one run.
+    pub(crate) fn open_dock(&self, dock: &Dock) -> Result<DockAccess, EngineError> {
+        let api_key = self
+            .inner
+            .keyring
+            .open(&dock.sealed_api_key, &dock.id.to_string())
+            .map_err(|source| EngineError::DockKey {
+                dock: dock.name.to_string(),
+                source,
+            })?;
+        Ok(DockAccess {
+            id: dock.id,
+            org_id: dock.org_id,
+            provider: dock.provider,
+            name: dock.name.to_string(),
+            api_key,
+            base_url: dock.api_base_url.clone(),
+            settings: dock.settings.clone(),
+        })
+    }
+}

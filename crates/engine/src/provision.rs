@@ -1,0 +1,174 @@
+//! Provision: create the resource at the provider, wait until it is ready, record it.
+//!
+//! Steps (each recorded before the next begins, so a resumed run skips what is done):
+//! 1. `create` — the provider's create call, tagged with the resource's marker; its output
+//!    carries the provider id, written onto the row at once. On a resumed run the marker is
+//!    looked up first and a resource found by it is adopted, never created twice.
+//! 2. wait until the provider reports the resource ready, then settle `provisioned`.
+//!
+//! A permanent failure undoes what was created (deletes it at the provider) and settles
+//! `failed` with the provider's own message and code. A transient one re-queues the run.
+
+use serde_json::json;
+use stackdock_core::{
+    OpState, Operation, Outcome, ProvisioningState, ResourceError, ResourceKind, StepStatus,
+};
+use stackdock_docks::{Ctx, DockAccess, DockAdapter, DockError, adapter};
+use stackdock_store::{Batch, Lease, StoreError, Write};
+
+use crate::worker::{apply_observed, outcome_audit};
+use crate::{Engine, EngineError};
+
+fn corrupt(what: &str) -> EngineError {
+    EngineError::Store(StoreError::Corrupt(what.into()))
+}
+
+pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Result<(), EngineError> {
+    let store = engine.store();
+    let rid = op
+        .resource_id
+        .ok_or_else(|| corrupt("provision without a resource"))?;
+    let kind = op
+        .resource_kind
+        .ok_or_else(|| corrupt("provision without a kind"))?;
+    let resource = store.get_resource(op.org_id, rid).await?;
+    let dock = store.get_dock(op.org_id, op.dock_id).await?;
+    let config = op.input["config"].as_object().cloned().unwrap_or_default();
+    let steps = store.steps(op.id).await?;
+    let mut ctx = engine.ctx(op, lease, Some(rid), resource.marker.clone(), steps);
+
+    let outcome = match (
+        engine.open_dock(&dock),
+        engine.registry().get(dock.provider),
+    ) {
+        (Ok(access), Some(adapter)) => {
+            let result = adapter::provision(&*adapter, kind, &mut ctx, &access, &config).await;
+            match result {
+                Err(e) if !matches!(e, DockError::Checkpoint(_)) && !e.is_transient() => {
+                    let cleanup = undo(engine, lease, &mut ctx, &*adapter, &access, kind).await;
+                    Err((e.code(), with_cleanup(e.message(), cleanup)))
+                }
+                Err(DockError::Checkpoint(source)) => {
+                    // Lost lease or a store failure: stop without touching anything else.
+                    return Err(match source.downcast::<StoreError>() {
+                        Ok(s) => EngineError::Store(*s),
+                        Err(other) => corrupt(&other.to_string()),
+                    });
+                }
+                Err(e) if op.attempt < engine.config().max_attempts => {
+                    return engine.reschedule(op, lease, e.to_string()).await;
+                }
+                Err(e) => Err((e.code(), e.message())),
+                Ok(observed) => Ok(observed),
+            }
+        }
+        (Err(e), _) => Err(("dock_key_unavailable".into(), e.to_string())),
+        (_, None) => Err((
+            "no_adapter".into(),
+            EngineError::NoAdapter(dock.provider).to_string(),
+        )),
+    };
+
+    // Re-read: the create checkpoint may have written the provider id since.
+    let mut row = store.get_resource(op.org_id, rid).await?;
+    let expected_version = row.version;
+    let now = chrono::Utc::now();
+    match outcome {
+        Ok(observed) => {
+            apply_observed(&mut row, observed);
+            row.provisioning_state = ProvisioningState::Provisioned;
+            row.provisioned_at = Some(now);
+            row.error = None;
+            let audit = outcome_audit(
+                op,
+                &row,
+                Outcome::Success,
+                json!({"provider_resource_id": row.provider_resource_id, "attempt": op.attempt}),
+            );
+            let write = Write::UpdateResource {
+                resource: row,
+                expected_version,
+            };
+            engine
+                .settle(op, lease, OpState::Succeeded, None, vec![write], audit)
+                .await
+        }
+        Err((code, message)) => {
+            row.provisioning_state = ProvisioningState::Failed;
+            row.error = Some(ResourceError {
+                message: message.clone(),
+                code: code.clone(),
+                timestamp: now,
+            });
+            let audit = outcome_audit(
+                op,
+                &row,
+                Outcome::Failure,
+                json!({"code": code, "message": message}),
+            );
+            let write = Write::UpdateResource {
+                resource: row,
+                expected_version,
+            };
+            engine
+                .settle(
+                    op,
+                    lease,
+                    OpState::Failed,
+                    Some(format!("{code}: {message}")),
+                    vec![write],
+                    audit,
+                )
+                .await
+        }
+    }
+}
+
+/// Reverses the completed steps, newest first. Returns why cleanup failed, if it did; the row
+/// then keeps its provider id so the user can deprovision it.
+async fn undo(
+    engine: &Engine,
+    lease: &Lease,
+    ctx: &mut Ctx,
+    adapter: &dyn DockAdapter,
+    access: &DockAccess,
+    kind: ResourceKind,
+) -> Option<String> {
+    let done: Vec<_> = ctx
+        .steps()
+        .iter()
+        .rev()
+        .filter(|s| s.status == StepStatus::Done)
+        .cloned()
+        .collect();
+    for mut step in done {
+        let Some(pid) = step.output["provider_resource_id"]
+            .as_str()
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        if let Err(e) = adapter.deprovision(ctx, access, kind, &pid).await {
+            return Some(e.to_string());
+        }
+        step.status = StepStatus::Undone;
+        step.at = chrono::Utc::now();
+        let marked = engine
+            .store()
+            .apply(Batch::fenced(lease).push(Write::RecordStep(step)))
+            .await;
+        if let Err(e) = marked {
+            return Some(format!("could not record the cleanup: {e}"));
+        }
+    }
+    None
+}
+
+fn with_cleanup(message: String, cleanup_error: Option<String>) -> String {
+    match cleanup_error {
+        None => message,
+        Some(e) => format!(
+            "{message} (cleaning up what was created failed: {e}; deprovision this resource to retry)"
+        ),
+    }
+}

@@ -1,0 +1,278 @@
+//! DigitalOcean API v2 simulator, written against DigitalOcean's published OpenAPI
+//! document (droplets, actions, account, regions, sizes).
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use stackdock_sandbox::{DigitalOceanSandbox, DoSandboxConfig, Fault};
+//!
+//! let sandbox = DigitalOceanSandbox::start(DoSandboxConfig {
+//!     tokens: vec!["dop_v1_sandbox".into()],
+//!     ..DoSandboxConfig::default()
+//! })
+//! .await?;
+//! sandbox.inject(Fault::error(Some("POST"), "/v2/droplets", 500, 1));
+//! // Point a DigitalOcean client at sandbox.base_url() ...
+//! sandbox.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod account;
+mod addresses;
+mod catalog;
+mod droplets;
+mod paging;
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::from_fn_with_state;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::RecordedRequest;
+use crate::fault::Fault;
+use crate::front_door::{ApiError, Dialect, DoorConfig, FrontDoor, front_door};
+use crate::ratelimit::Budget;
+use crate::server::{self, ServerHandle};
+
+use droplets::{DropletSpec, World};
+
+/// DigitalOcean's burst limit is per minute; the sandbox budget uses the same window.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+/// DigitalOcean's hourly request limit, advertised when the sandbox is unlimited.
+const NOMINAL_LIMIT: u32 = 5000;
+
+#[derive(Clone, Debug)]
+pub struct DoSandboxConfig {
+    /// Accepted bearer tokens. Any other token, or none, gets DigitalOcean's 401; with
+    /// an empty list every request is refused.
+    pub tokens: Vec<String>,
+    /// A droplet is `new` until this long after creation, then `active`, which is
+    /// also when its addresses appear.
+    pub ready_after: Duration,
+    /// Added before every response.
+    pub latency: Duration,
+    /// Requests allowed per token per 60-second sliding window before 429; `None`
+    /// means unlimited.
+    pub rate_limit: Option<u32>,
+    /// `Retry-After` sent with a 429 from the budget, in whole seconds (at least 1).
+    pub retry_after: Duration,
+}
+
+impl Default for DoSandboxConfig {
+    fn default() -> Self {
+        Self {
+            tokens: Vec::new(),
+            ready_after: Duration::from_millis(200),
+            latency: Duration::ZERO,
+            rate_limit: None,
+            retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A running DigitalOcean simulator on loopback.
+pub struct DigitalOceanSandbox {
+    server: ServerHandle,
+    door: Arc<FrontDoor<DoDialect>>,
+    cloud: Arc<Cloud>,
+}
+
+/// What the handlers share: the sandbox's own address (for absolute links) and the
+/// inventory.
+pub(crate) struct Cloud {
+    base_url: String,
+    ready_after: Duration,
+    world: Mutex<World>,
+}
+
+impl Cloud {
+    /// A panic in one handler must not poison the inventory for every later request.
+    fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl DigitalOceanSandbox {
+    /// Starts on `127.0.0.1` with a free port.
+    pub async fn start(config: DoSandboxConfig) -> io::Result<Self> {
+        Self::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, config: DoSandboxConfig) -> io::Result<Self> {
+        let (listener, local) = server::bind(addr).await?;
+        let cloud = Arc::new(Cloud {
+            base_url: server::base_url(local),
+            ready_after: config.ready_after,
+            world: Mutex::new(World::new()),
+        });
+        let door = Arc::new(FrontDoor::new(
+            DoDialect,
+            DoorConfig {
+                tokens: config.tokens,
+                latency: config.latency,
+                retry_after: config.retry_after,
+                rate_limit: config.rate_limit,
+                rate_window: RATE_WINDOW,
+                nominal_limit: NOMINAL_LIMIT,
+            },
+        ));
+        let router = router(Arc::clone(&cloud), Arc::clone(&door));
+        Ok(Self {
+            server: ServerHandle::serve(listener, local, router),
+            door,
+            cloud,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash; API paths start with `/v2`.
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+
+    /// Every droplet as the API would show it right now, sorted by id.
+    pub fn droplets(&self) -> Vec<Value> {
+        self.cloud.world().inventory()
+    }
+
+    /// Creates a droplet as if someone made it in DigitalOcean's console: it bypasses
+    /// the API (no request is logged, no fault or rate limit applies) and is already
+    /// `active`, with IPv6 enabled.
+    ///
+    /// # Panics
+    /// If `name`, `region`, `size`, `image` or a tag is not something the API would
+    /// accept; that is a mistake in the calling test, not a simulated failure.
+    pub fn create_droplet_directly(
+        &self,
+        name: &str,
+        region: &str,
+        size: &str,
+        image: &str,
+        tags: &[&str],
+    ) -> Value {
+        let body = json!({
+            "name": name,
+            "region": region,
+            "size": size,
+            "image": image,
+            "tags": tags,
+            "ipv6": true,
+        });
+        let spec = match DropletSpec::from_body(&body) {
+            Ok(spec) => spec,
+            Err(error) => panic!("create_droplet_directly({name:?}): {}", error.message),
+        };
+        let created = self.cloud.world().create(spec, Duration::ZERO);
+        let id = created.droplets.first().and_then(|d| d["id"].as_u64());
+        self.droplets()
+            .into_iter()
+            .find(|d| d["id"].as_u64() == id)
+            .unwrap_or(Value::Null)
+    }
+
+    /// Queues a fault; faults are matched in the order they were queued.
+    pub fn inject(&self, fault: Fault) {
+        self.door.inject(fault);
+    }
+
+    /// Every request received, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.door.requests()
+    }
+
+    pub fn set_rate_limit(&self, limit: Option<u32>) {
+        self.door.set_rate_limit(limit);
+    }
+
+    /// Stops accepting, lets in-flight requests finish (for a few seconds at most),
+    /// then returns. Dropping the sandbox instead aborts the server at once.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}
+
+fn router(cloud: Arc<Cloud>, door: Arc<FrontDoor<DoDialect>>) -> Router {
+    Router::new()
+        .route("/v2/account", get(account::get))
+        .route(
+            "/v2/droplets",
+            get(droplets::list)
+                .post(droplets::create)
+                .delete(droplets::delete_by_tag),
+        )
+        .route(
+            "/v2/droplets/{droplet_id}",
+            get(droplets::get).delete(droplets::delete),
+        )
+        .route("/v2/actions/{action_id}", get(droplets::get_action))
+        .route("/v2/regions", get(catalog::list_regions))
+        .route("/v2/sizes", get(catalog::list_sizes))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(unknown_route)
+        .with_state(cloud)
+        // Added last so it also wraps the fallbacks: unknown routes are logged,
+        // authenticated and rate limited like everything else.
+        .layer(from_fn_with_state(door, front_door::<DoDialect>))
+}
+
+pub(crate) fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "The resource you were accessing could not be found.",
+    )
+}
+
+async fn unknown_route() -> ApiError {
+    not_found()
+}
+
+struct DoDialect;
+
+impl Dialect for DoDialect {
+    const REQUEST_ID_HEADER: &'static str = "x-request-id";
+
+    fn error_body(&self, code: &str, message: &str, request_id: &str) -> Value {
+        json!({ "id": code, "message": message, "request_id": request_id })
+    }
+
+    fn unauthorized(&self) -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unable to authenticate you.",
+        )
+    }
+
+    fn rate_limited(&self) -> ApiError {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "API Rate limit exceeded.",
+        )
+    }
+
+    fn lost_response(&self) -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "Unexpected server-side error",
+        )
+    }
+
+    fn budget_headers(&self, budget: &Budget, headers: &mut HeaderMap) {
+        let pairs = [
+            ("ratelimit-limit", u64::from(budget.limit)),
+            ("ratelimit-remaining", u64::from(budget.remaining)),
+            ("ratelimit-reset", budget.reset_epoch),
+        ];
+        for (name, value) in pairs {
+            headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+        }
+    }
+}

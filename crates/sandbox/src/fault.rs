@@ -1,0 +1,217 @@
+//! Fault injection shared by every simulator.
+//!
+//! A fault is queued by a test and consumed by the requests it matches, so a test can
+//! say "the next two POSTs to /v2/droplets fail with 500" without racing the client.
+
+use std::time::Duration;
+
+/// A queued misbehaviour: which requests it hits, how many times, and what they get.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    /// HTTP method to match, case-insensitive; `None` matches any method.
+    pub method: Option<String>,
+    /// Matches every request whose path starts with this, e.g. `"/v2/droplets"`.
+    pub path_prefix: String,
+    /// How many matching requests it applies to before it is used up.
+    pub times: u32,
+    pub response: FaultResponse,
+}
+
+#[derive(Clone, Debug)]
+pub enum FaultResponse {
+    /// Answer with this status and the provider's error body WITHOUT doing the request's work.
+    Error {
+        status: u16,
+        id: String,
+        message: String,
+    },
+    /// 429 with Retry-After (seconds) and the rate-limit headers, without doing the work.
+    RateLimited { retry_after_secs: u64 },
+    /// Do the request's work (e.g. really create the droplet), then answer 500: a "lost response".
+    LoseResponse,
+    /// Do the work but hold the response this long (for client timeouts).
+    Delay(Duration),
+}
+
+impl Fault {
+    pub fn new(
+        method: Option<&str>,
+        path_prefix: &str,
+        times: u32,
+        response: FaultResponse,
+    ) -> Self {
+        Self {
+            method: method.map(str::to_owned),
+            path_prefix: path_prefix.to_owned(),
+            times,
+            response,
+        }
+    }
+
+    /// An error answer whose `id` and `message` follow from the status, as providers
+    /// word them (`500` -> `server_error`, `503` -> `service_unavailable`, ...).
+    pub fn error(method: Option<&str>, path_prefix: &str, status: u16, times: u32) -> Self {
+        let (id, message) = error_wording(status);
+        Self::new(
+            method,
+            path_prefix,
+            times,
+            FaultResponse::Error {
+                status,
+                id,
+                message,
+            },
+        )
+    }
+
+    /// An error answer with an explicit `id` and `message`.
+    pub fn error_with(
+        method: Option<&str>,
+        path_prefix: &str,
+        status: u16,
+        id: &str,
+        message: &str,
+        times: u32,
+    ) -> Self {
+        Self::new(
+            method,
+            path_prefix,
+            times,
+            FaultResponse::Error {
+                status,
+                id: id.to_owned(),
+                message: message.to_owned(),
+            },
+        )
+    }
+
+    pub fn rate_limited(
+        method: Option<&str>,
+        path_prefix: &str,
+        retry_after_secs: u64,
+        times: u32,
+    ) -> Self {
+        Self::new(
+            method,
+            path_prefix,
+            times,
+            FaultResponse::RateLimited { retry_after_secs },
+        )
+    }
+
+    pub fn lose_response(method: Option<&str>, path_prefix: &str, times: u32) -> Self {
+        Self::new(method, path_prefix, times, FaultResponse::LoseResponse)
+    }
+
+    pub fn delay(method: Option<&str>, path_prefix: &str, delay: Duration, times: u32) -> Self {
+        Self::new(method, path_prefix, times, FaultResponse::Delay(delay))
+    }
+
+    fn matches(&self, method: &str, path: &str) -> bool {
+        let method_ok = self
+            .method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method));
+        method_ok && path.starts_with(&self.path_prefix)
+    }
+}
+
+/// Faults waiting for their requests, in the order they were queued.
+#[derive(Debug, Default)]
+pub(crate) struct FaultQueue {
+    queued: Vec<Fault>,
+}
+
+impl FaultQueue {
+    pub(crate) fn push(&mut self, fault: Fault) {
+        if fault.times > 0 {
+            self.queued.push(fault);
+        }
+    }
+
+    /// First queued match wins, so a test can stack a specific fault in front of a
+    /// broad one and know which fires.
+    pub(crate) fn take(&mut self, method: &str, path: &str) -> Option<FaultResponse> {
+        let index = self.queued.iter().position(|f| f.matches(method, path))?;
+        let fault = &mut self.queued[index];
+        fault.times -= 1;
+        let response = fault.response.clone();
+        if fault.times == 0 {
+            self.queued.remove(index);
+        }
+        Some(response)
+    }
+}
+
+/// Providers name their error ids after the reason phrase in snake case; 500 is the
+/// exception, which DigitalOcean (and others) call `server_error`.
+fn error_wording(status: u16) -> (String, String) {
+    match status {
+        400 => ("bad_request".into(), "The request was malformed.".into()),
+        401 => ("unauthorized".into(), "Unable to authenticate you.".into()),
+        403 => (
+            "forbidden".into(),
+            "You do not have access for the attempted action.".into(),
+        ),
+        404 => (
+            "not_found".into(),
+            "The resource you were accessing could not be found.".into(),
+        ),
+        409 => (
+            "conflict".into(),
+            "The request conflicts with the current state.".into(),
+        ),
+        422 => (
+            "unprocessable_entity".into(),
+            "The request could not be processed.".into(),
+        ),
+        429 => (
+            "too_many_requests".into(),
+            "API Rate limit exceeded.".into(),
+        ),
+        500 => ("server_error".into(), "Unexpected server-side error".into()),
+        502 => ("bad_gateway".into(), "Bad gateway.".into()),
+        503 => (
+            "service_unavailable".into(),
+            "The service is temporarily unavailable.".into(),
+        ),
+        504 => ("gateway_timeout".into(), "Gateway timeout.".into()),
+        other => (
+            format!("error_{other}"),
+            format!("Simulated error {other}."),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_match_wins_and_is_used_up() {
+        let mut queue = FaultQueue::default();
+        queue.push(Fault::error(Some("post"), "/v2/droplets", 503, 1));
+        queue.push(Fault::error(None, "/v2", 500, 2));
+
+        let first = queue.take("POST", "/v2/droplets");
+        assert!(matches!(
+            first,
+            Some(FaultResponse::Error { status: 503, .. })
+        ));
+        let second = queue.take("POST", "/v2/droplets");
+        assert!(matches!(
+            second,
+            Some(FaultResponse::Error { status: 500, .. })
+        ));
+        assert!(queue.take("GET", "/v1/other").is_none());
+        assert!(queue.take("GET", "/v2/account").is_some());
+        assert!(queue.take("GET", "/v2/account").is_none());
+    }
+
+    #[test]
+    fn zero_times_never_fires() {
+        let mut queue = FaultQueue::default();
+        queue.push(Fault::lose_response(None, "/", 0));
+        assert!(queue.take("GET", "/v2/account").is_none());
+    }
+}

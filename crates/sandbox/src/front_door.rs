@@ -1,0 +1,302 @@
+//! The middleware every simulated request passes through before (and after) the
+//! provider's handlers: request log, authentication, rate limiting, fault injection,
+//! error rendering and latency.
+//!
+//! Handlers stay provider-logic only. They report failures as [`ApiError`], and the
+//! front door renders the body through the provider's [`Dialect`], so every error,
+//! including 401s, 429s and injected faults, carries the same envelope and request id.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::RecordedRequest;
+use crate::fault::{Fault, FaultQueue, FaultResponse};
+use crate::ratelimit::{Budget, RateLimiter};
+
+/// How one provider words the cross-cutting parts of its API.
+pub(crate) trait Dialect: Send + Sync + 'static {
+    /// Header that carries the request id on every answer.
+    const REQUEST_ID_HEADER: &'static str;
+
+    /// The provider's error envelope.
+    fn error_body(&self, code: &str, message: &str, request_id: &str) -> serde_json::Value;
+    fn unauthorized(&self) -> ApiError;
+    fn rate_limited(&self) -> ApiError;
+    /// What a client sees when the work was done but the answer got lost on the way.
+    fn lost_response(&self) -> ApiError;
+    fn budget_headers(&self, budget: &Budget, headers: &mut HeaderMap);
+
+    fn credential<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        bearer_token(headers)
+    }
+}
+
+/// A failed request, as a handler reports it. The body is rendered later by the front
+/// door, which knows the provider's envelope and the request id.
+#[derive(Clone, Debug)]
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) code: String,
+    pub(crate) message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+pub(crate) struct DoorConfig {
+    pub(crate) tokens: Vec<String>,
+    pub(crate) latency: Duration,
+    pub(crate) retry_after: Duration,
+    pub(crate) rate_limit: Option<u32>,
+    pub(crate) rate_window: Duration,
+    pub(crate) nominal_limit: u32,
+}
+
+pub(crate) struct FrontDoor<D> {
+    dialect: D,
+    tokens: Vec<String>,
+    latency: Duration,
+    retry_after_secs: u64,
+    books: Mutex<Books>,
+}
+
+struct Books {
+    log: Vec<RecordedRequest>,
+    faults: FaultQueue,
+    limiter: RateLimiter,
+}
+
+impl<D: Dialect> FrontDoor<D> {
+    pub(crate) fn new(dialect: D, config: DoorConfig) -> Self {
+        // Retry-After is whole seconds, and 0 would invite a hot retry loop.
+        let retry_after_secs =
+            config.retry_after.as_secs() + u64::from(config.retry_after.subsec_nanos() > 0);
+        Self {
+            dialect,
+            tokens: config.tokens,
+            latency: config.latency,
+            retry_after_secs: retry_after_secs.max(1),
+            books: Mutex::new(Books {
+                log: Vec::new(),
+                faults: FaultQueue::default(),
+                limiter: RateLimiter::new(
+                    config.rate_limit,
+                    config.rate_window,
+                    config.nominal_limit,
+                ),
+            }),
+        }
+    }
+
+    pub(crate) fn inject(&self, fault: Fault) {
+        self.books().faults.push(fault);
+    }
+
+    pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
+        self.books().log.clone()
+    }
+
+    pub(crate) fn set_rate_limit(&self, limit: Option<u32>) {
+        self.books().limiter.set_limit(limit);
+    }
+
+    /// A panic in one handler must not turn every later request into a panic too.
+    fn books(&self) -> MutexGuard<'_, Books> {
+        self.books.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn accepts(&self, credential: Option<&str>) -> Option<String> {
+        let credential = credential?;
+        self.tokens
+            .iter()
+            .any(|t| t == credential)
+            .then(|| credential.to_owned())
+    }
+
+    fn render(&self, mut response: Response, request_id: &str) -> Response {
+        match response.extensions_mut().remove::<ApiError>() {
+            Some(error) => {
+                let body = self
+                    .dialect
+                    .error_body(&error.code, &error.message, request_id);
+                (error.status, Json(body)).into_response()
+            }
+            None => response,
+        }
+    }
+}
+
+/// The axum middleware; install with `from_fn_with_state(door, front_door::<Dialect>)`.
+pub(crate) async fn front_door<D: Dialect>(
+    State(door): State<Arc<FrontDoor<D>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let received = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let slot = {
+        let mut books = door.books();
+        books.log.push(RecordedRequest {
+            method: method.clone(),
+            path: path.clone(),
+            query: request.uri().query().map(str::to_owned),
+            at: received,
+            status: 0,
+        });
+        books.log.len() - 1
+    };
+    let request_id = new_request_id();
+    let mut hold = Duration::ZERO;
+    let mut retry_after = None;
+
+    let token = door.accepts(door.dialect.credential(request.headers()));
+    let (mut budget, response) = match token {
+        None => (
+            door.books().limiter.peek(received),
+            door.dialect.unauthorized().into_response(),
+        ),
+        Some(token) => {
+            let (budget, fault) = {
+                let mut books = door.books();
+                let budget = books.limiter.admit(&token, received);
+                // A refused request never reaches the faults, so a queued fault is
+                // not silently spent on a request that was going to get 429 anyway.
+                let fault = if budget.exhausted {
+                    None
+                } else {
+                    books.faults.take(&method, &path)
+                };
+                (budget, fault)
+            };
+            if budget.exhausted {
+                retry_after = Some(door.retry_after_secs);
+                (budget, door.dialect.rate_limited().into_response())
+            } else {
+                match fault {
+                    None => (budget, next.run(request).await),
+                    Some(FaultResponse::Error {
+                        status,
+                        id,
+                        message,
+                    }) => {
+                        let status = StatusCode::from_u16(status)
+                            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                        (budget, ApiError::new(status, &id, message).into_response())
+                    }
+                    Some(FaultResponse::RateLimited { retry_after_secs }) => {
+                        retry_after = Some(retry_after_secs);
+                        (budget, door.dialect.rate_limited().into_response())
+                    }
+                    Some(FaultResponse::LoseResponse) => {
+                        drop(next.run(request).await);
+                        (budget, door.dialect.lost_response().into_response())
+                    }
+                    Some(FaultResponse::Delay(delay)) => {
+                        hold = delay;
+                        (budget, next.run(request).await)
+                    }
+                }
+            }
+        }
+    };
+
+    let mut response = door.render(response, &request_id);
+    // Whatever produced the 429 (the limiter or a fault), the headers must agree with it.
+    if response.status() == StatusCode::TOO_MANY_REQUESTS {
+        budget.remaining = 0;
+    }
+    let headers = response.headers_mut();
+    door.dialect.budget_headers(&budget, headers);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert(HeaderName::from_static(D::REQUEST_ID_HEADER), value);
+    }
+    if let Some(secs) = retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+
+    // The status is recorded before the latency so a client that gives up while we
+    // hold the answer still leaves a complete log entry behind.
+    if let Some(entry) = door.books().log.get_mut(slot) {
+        entry.status = response.status().as_u16();
+    }
+    let wait = door.latency + hold;
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    response
+}
+
+/// `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 7235).
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A random UUIDv4 in its usual textual form; providers hand out UUIDs as request ids.
+fn new_request_id() -> String {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_look_like_uuids() {
+        let id = new_request_id();
+        let groups: Vec<usize> = id.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12]);
+        assert_eq!(&id[14..15], "4");
+        assert_ne!(id, new_request_id());
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer_token(&headers), None);
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer abc"),
+        );
+        assert_eq!(bearer_token(&headers), Some("abc"));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer_token(&headers), None);
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
+        assert_eq!(bearer_token(&headers), None);
+    }
+}

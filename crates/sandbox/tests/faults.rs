@@ -1,0 +1,313 @@
+//! Fault injection, rate limiting, latency, the request log and shutdown, seen
+//! through real HTTP.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use stackdock_sandbox::{DigitalOceanSandbox, DoSandboxConfig, Fault, FaultResponse};
+
+const TOKEN: &str = "dop_v1_sandbox_faults";
+
+async fn sandbox_with(config: DoSandboxConfig) -> DigitalOceanSandbox {
+    DigitalOceanSandbox::start(DoSandboxConfig {
+        tokens: vec![TOKEN.to_owned()],
+        ..config
+    })
+    .await
+    .expect("sandbox starts")
+}
+
+async fn sandbox() -> DigitalOceanSandbox {
+    sandbox_with(DoSandboxConfig::default()).await
+}
+
+async fn send(
+    sb: &DigitalOceanSandbox,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}{}", sb.base_url(), path))
+        .bearer_auth(TOKEN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.expect("request reaches the sandbox")
+}
+
+fn create_body(name: &str) -> Value {
+    json!({"name": name, "region": "nyc3", "size": "s-1vcpu-1gb", "image": "ubuntu-24-04-x64"})
+}
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("missing header {name}"))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn error_fault_skips_the_work_then_creates_normally() {
+    let sb = sandbox().await;
+    sb.inject(Fault::error(Some("POST"), "/v2/droplets", 500, 1));
+
+    let failed = send(
+        &sb,
+        Method::POST,
+        "/v2/droplets",
+        Some(create_body("web-1")),
+    )
+    .await;
+    assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let request_id = header(&failed, "x-request-id");
+    let body: Value = failed.json().await.unwrap();
+    assert_eq!(body["id"], "server_error");
+    assert_eq!(body["request_id"], request_id.as_str());
+    assert!(sb.droplets().is_empty(), "an Error fault does no work");
+
+    let ok = send(
+        &sb,
+        Method::POST,
+        "/v2/droplets",
+        Some(create_body("web-1")),
+    )
+    .await;
+    assert_eq!(ok.status(), StatusCode::ACCEPTED);
+    assert_eq!(sb.droplets().len(), 1);
+}
+
+#[tokio::test]
+async fn error_fault_with_custom_wording_and_method_filter() {
+    let sb = sandbox().await;
+    sb.inject(Fault {
+        method: Some("DELETE".into()),
+        path_prefix: "/v2/droplets".into(),
+        times: 2,
+        response: FaultResponse::Error {
+            status: 503,
+            id: "service_unavailable".into(),
+            message: "Try again later.".into(),
+        },
+    });
+    let droplet =
+        sb.create_droplet_directly("keep-me", "nyc3", "s-1vcpu-1gb", "debian-12-x64", &[]);
+    let id = droplet["id"].as_u64().unwrap();
+
+    let get = send(&sb, Method::GET, &format!("/v2/droplets/{id}"), None).await;
+    assert_eq!(
+        get.status(),
+        StatusCode::OK,
+        "GET is not matched by a DELETE fault"
+    );
+    for _ in 0..2 {
+        let delete = send(&sb, Method::DELETE, &format!("/v2/droplets/{id}"), None).await;
+        assert_eq!(delete.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: Value = delete.json().await.unwrap();
+        assert_eq!(body["message"], "Try again later.");
+    }
+    assert_eq!(sb.droplets().len(), 1);
+    let delete = send(&sb, Method::DELETE, &format!("/v2/droplets/{id}"), None).await;
+    assert_eq!(
+        delete.status(),
+        StatusCode::NO_CONTENT,
+        "fault used up after `times`"
+    );
+    assert!(sb.droplets().is_empty());
+}
+
+#[tokio::test]
+async fn lost_response_creates_the_droplet_but_answers_500() {
+    let sb = sandbox().await;
+    sb.inject(Fault::lose_response(Some("POST"), "/v2/droplets", 1));
+
+    let lost = send(
+        &sb,
+        Method::POST,
+        "/v2/droplets",
+        Some(create_body("ghost-1")),
+    )
+    .await;
+    assert_eq!(lost.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body: Value = lost.json().await.unwrap();
+    assert_eq!(body["id"], "server_error");
+
+    let inventory = sb.droplets();
+    assert_eq!(inventory.len(), 1, "the work happened");
+    assert_eq!(inventory[0]["name"], "ghost-1");
+
+    let listed = send(&sb, Method::GET, "/v2/droplets?name=ghost-1", None).await;
+    let listed: Value = listed.json().await.unwrap();
+    assert_eq!(listed["meta"]["total"], 1, "a client can find what it lost");
+}
+
+#[tokio::test]
+async fn rate_limited_fault_answers_429_with_retry_after() {
+    let sb = sandbox().await;
+    sb.inject(Fault::rate_limited(None, "/v2/account", 7, 1));
+
+    let limited = send(&sb, Method::GET, "/v2/account", None).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&limited, "retry-after"), "7");
+    assert_eq!(header(&limited, "ratelimit-remaining"), "0");
+    header(&limited, "ratelimit-limit");
+    header(&limited, "ratelimit-reset");
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["id"], "too_many_requests");
+    assert_eq!(body["message"], "API Rate limit exceeded.");
+
+    let ok = send(&sb, Method::GET, "/v2/account", None).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn rate_limit_budget_is_enforced_and_can_be_lifted() {
+    let sb = sandbox_with(DoSandboxConfig {
+        rate_limit: Some(3),
+        retry_after: Duration::from_secs(2),
+        ..DoSandboxConfig::default()
+    })
+    .await;
+    let now_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+
+    for expected_remaining in ["2", "1", "0"] {
+        let ok = send(&sb, Method::GET, "/v2/account", None).await;
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert_eq!(header(&ok, "ratelimit-limit"), "3");
+        assert_eq!(header(&ok, "ratelimit-remaining"), expected_remaining);
+        let reset: u64 = header(&ok, "ratelimit-reset").parse().unwrap();
+        assert!(
+            reset >= now_epoch + 59,
+            "reset is when the oldest request expires"
+        );
+    }
+
+    let limited = send(&sb, Method::GET, "/v2/droplets", None).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&limited, "retry-after"), "2");
+    assert_eq!(header(&limited, "ratelimit-remaining"), "0");
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["id"], "too_many_requests");
+
+    // A spent budget refuses even work that would otherwise fail differently.
+    let limited_create = send(&sb, Method::POST, "/v2/droplets", Some(create_body("x"))).await;
+    assert_eq!(limited_create.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(sb.droplets().is_empty());
+
+    sb.set_rate_limit(None);
+    let ok = send(&sb, Method::GET, "/v2/account", None).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn delay_fault_does_the_work_and_outlasts_a_client_timeout() {
+    let sb = sandbox().await;
+    sb.inject(Fault::delay(
+        Some("POST"),
+        "/v2/droplets",
+        Duration::from_millis(800),
+        1,
+    ));
+
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let timed_out = client
+        .post(format!("{}/v2/droplets", sb.base_url()))
+        .bearer_auth(TOKEN)
+        .json(&create_body("slow-1"))
+        .send()
+        .await;
+    let error = timed_out.expect_err("the client gives up first");
+    assert!(error.is_timeout(), "{error}");
+    assert_eq!(sb.droplets().len(), 1, "the work was done anyway");
+    let log = sb.requests();
+    assert_eq!(log.last().map(|r| r.status), Some(202));
+
+    let quick = send(&sb, Method::GET, "/v2/account", None).await;
+    assert_eq!(quick.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn latency_is_added_to_every_response() {
+    let sb = sandbox_with(DoSandboxConfig {
+        latency: Duration::from_millis(120),
+        ..DoSandboxConfig::default()
+    })
+    .await;
+    let started = Instant::now();
+    let ok = send(&sb, Method::GET, "/v2/account", None).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert!(started.elapsed() >= Duration::from_millis(120));
+
+    let started = Instant::now();
+    let unauthorized = reqwest::get(format!("{}/v2/account", sb.base_url()))
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
+    assert!(started.elapsed() >= Duration::from_millis(120));
+}
+
+#[tokio::test]
+async fn request_log_keeps_order_query_and_status() {
+    let sb = sandbox().await;
+    let before = Instant::now();
+    send(&sb, Method::GET, "/v2/droplets?page=2&per_page=5", None).await;
+    send(
+        &sb,
+        Method::POST,
+        "/v2/droplets",
+        Some(create_body("logged")),
+    )
+    .await;
+    send(&sb, Method::GET, "/v2/droplets/1", None).await;
+
+    let log = sb.requests();
+    let seen: Vec<(&str, &str, Option<&str>, u16)> = log
+        .iter()
+        .map(|r| {
+            (
+                r.method.as_str(),
+                r.path.as_str(),
+                r.query.as_deref(),
+                r.status,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("GET", "/v2/droplets", Some("page=2&per_page=5"), 200),
+            ("POST", "/v2/droplets", None, 202),
+            ("GET", "/v2/droplets/1", None, 404),
+        ]
+    );
+    assert!(log.windows(2).all(|w| w[0].at <= w[1].at));
+    assert!(log[0].at >= before);
+}
+
+#[tokio::test]
+async fn shutdown_stops_serving() {
+    let sb = sandbox().await;
+    let base = sb.base_url();
+    assert_eq!(
+        send(&sb, Method::GET, "/v2/account", None).await.status(),
+        StatusCode::OK
+    );
+    sb.shutdown().await;
+    let refused = reqwest::Client::new()
+        .get(format!("{base}/v2/account"))
+        .bearer_auth(TOKEN)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(refused.is_err(), "nothing listens after shutdown");
+}

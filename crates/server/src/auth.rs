@@ -1,0 +1,100 @@
+//! Bearer tokens: who is calling, and whether their role allows what the route does.
+//!
+//! A token is shown to its owner once and stored only as its SHA-256 hash.
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use stackdock_core::{AuditEntry, OrgId, Outcome, Permission, TokenId, UserId};
+use stackdock_engine::Actor;
+use stackdock_store::{Bootstrap, Principal, Store, StoreError};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// A token's text, as handed to its owner once.
+pub struct Token(pub String);
+
+impl Token {
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 24];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Token(format!("sdt_{}", hex::encode(bytes)))
+    }
+
+    pub fn hash(text: &str) -> String {
+        hex::encode(Sha256::digest(text.trim().as_bytes()))
+    }
+}
+
+/// Creates the first organisation, its owner and an owner token if the store has none.
+/// Returns the token text when it made one (it cannot be recovered later).
+pub async fn ensure_owner(store: &dyn Store) -> Result<Option<(OrgId, Token)>, StoreError> {
+    if store.first_org().await?.is_some() {
+        return Ok(None);
+    }
+    let token = Token::generate();
+    let b = Bootstrap {
+        org_id: OrgId::new(),
+        org_name: "default".into(),
+        user_id: UserId::new(),
+        email: "owner@localhost".into(),
+        token_id: TokenId::new(),
+        token_hash: Token::hash(&token.0),
+    };
+    let audit = AuditEntry::new(b.org_id, Some(b.user_id), "org.bootstrap", Outcome::Success)
+        .resource(format!("orgs/{}", b.org_id));
+    store.bootstrap(&b, audit).await?;
+    Ok(Some((b.org_id, token)))
+}
+
+/// An authenticated caller. Extracting it answers 401 when the token is missing or unknown.
+pub struct Caller(pub Principal);
+
+impl Caller {
+    /// Answers 403 naming the permission when the caller's role lacks it.
+    pub fn require(&self, permission: Permission) -> Result<Actor, ApiError> {
+        if self.0.role.allows(permission) {
+            Ok(self.actor())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("role {} lacks permission {permission}", self.0.role),
+            ))
+        }
+    }
+
+    fn actor(&self) -> Actor {
+        Actor {
+            org_id: self.0.org_id,
+            user_id: Some(self.0.user_id),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let unauthenticated =
+            |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", m);
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| unauthenticated("missing Authorization: Bearer <token> header"))?;
+        let text = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthenticated("Authorization header must be Bearer <token>"))?;
+        let principal = state
+            .store
+            .principal_for_token(&Token::hash(text))
+            .await?
+            .ok_or_else(|| unauthenticated("unknown or revoked token"))?;
+        Ok(Caller(principal))
+    }
+}

@@ -1,0 +1,54 @@
+//! StackDock's own HTTP API: JSON under `/api/v1`, and the event stream.
+//!
+//! `server` depends on `core`, `store`, `docks` and `engine`. Every route authenticates a
+//! bearer token ([`auth`]), checks the one permission it needs, parses its input into domain
+//! types and hands the work to the engine; errors from below are mapped to HTTP here and only
+//! here ([`error`]).
+//!
+//! **Architecture invariant:** only `server` knows our HTTP/JSON API. The JSON shapes are in
+//! [`view`]; the domain types below do not know they are being served.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use stackdock_engine::Engine;
+use stackdock_store::Store;
+use tokio::net::TcpListener;
+
+pub mod auth;
+pub mod error;
+mod routes;
+pub mod view;
+
+pub use auth::{Token, ensure_owner};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub store: Arc<dyn Store>,
+}
+
+impl AppState {
+    pub fn new(engine: Engine) -> Self {
+        let store = engine.store().clone();
+        Self { engine, store }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    routes::router().with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes. The caller binds the socket, so
+/// tests can bind port 0 and read the port back.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

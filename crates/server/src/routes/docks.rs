@@ -1,0 +1,155 @@
+//! `/api/v1/docks`: connect, list, inspect, remove and sync provider accounts.
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+use stackdock_core::{Dock, DockId, DockName, OrgId, Permission, Provider, SecretString};
+use stackdock_engine::intent::NewDock;
+
+use super::body::JsonObject;
+use super::path_error;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::view::DockView;
+
+/// Finds a dock by id or by name, as every `--dock` accepts either.
+pub(crate) async fn resolve(state: &AppState, org: OrgId, text: &str) -> Result<Dock, ApiError> {
+    if let Ok(id) = text.parse::<DockId>() {
+        return state
+            .store
+            .get_dock(org, id)
+            .await
+            .map_err(|_| ApiError::not_found(format!("dock {text} not found")));
+    }
+    let name = DockName::try_from(text.to_string())
+        .map_err(|_| ApiError::not_found(format!("dock {text:?} not found")))?;
+    state
+        .store
+        .find_dock_by_name(org, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("dock {text:?} not found")))
+}
+
+pub(crate) async fn me(caller: Caller) -> Json<Value> {
+    let p = &caller.0;
+    let permissions: Vec<&str> = p.role.permissions().iter().map(|p| p.as_str()).collect();
+    Json(json!({
+        "user_id": p.user_id, "email": p.email, "org_id": p.org_id,
+        "role": p.role, "permissions": permissions,
+    }))
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<DockView>>, ApiError> {
+    let actor = caller.require(Permission::DocksRead)?;
+    let docks = state.store.list_docks(actor.org_id).await?;
+    Ok(Json(docks.iter().map(DockView::from).collect()))
+}
+
+pub(crate) async fn add(
+    State(state): State<AppState>,
+    caller: Caller,
+    mut body: JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    let actor = caller.require(Permission::DocksFull)?;
+    let provider: Provider = body
+        .take_string("provider")?
+        .parse()
+        .map_err(|e: String| ApiError::invalid(format!("provider: {e}")))?;
+    let name = DockName::try_from(body.take_string("name")?)
+        .map_err(|e| ApiError::invalid(format!("name: {e}")))?;
+    let api_key = SecretString::new(body.take_string("api_key")?);
+    let api_url = body.take_optional_string("api_url")?;
+    if let Some(u) = &api_url {
+        let ok = url::Url::parse(u)
+            .map(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some())
+            .unwrap_or(false);
+        if !ok {
+            return Err(ApiError::invalid(format!(
+                "api_url: {u:?} is not an http(s) URL"
+            )));
+        }
+    }
+    body.no_more_fields()?;
+    let dock = state
+        .engine
+        .add_dock(
+            actor,
+            NewDock {
+                provider,
+                name,
+                api_key,
+                api_base_url: api_url,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(DockView::from(&dock))))
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<DockView>, ApiError> {
+    let actor = caller.require(Permission::DocksRead)?;
+    let Path(text) = path.map_err(path_error)?;
+    let dock = resolve(&state, actor.org_id, &text).await?;
+    Ok(Json(DockView::from(&dock)))
+}
+
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let actor = caller.require(Permission::DocksFull)?;
+    let Path(text) = path.map_err(path_error)?;
+    let dock = resolve(&state, actor.org_id, &text).await?;
+    state.engine.remove_dock(actor, &dock).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn sync(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let actor = caller.require(Permission::ProvisioningFull)?;
+    let Path(text) = path.map_err(path_error)?;
+    let dock = resolve(&state, actor.org_id, &text).await?;
+    let op = state.engine.request_sync(actor, &dock).await?;
+    Ok((StatusCode::ACCEPTED, Json(op)))
+}
+
+/// The config a dock accepts for a kind: what the CLI and the web UI build forms from.
+pub(crate) async fn schema(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let actor = caller.require(Permission::DocksRead)?;
+    let Path((text, collection)) = path.map_err(path_error)?;
+    let dock = resolve(&state, actor.org_id, &text).await?;
+    let kind = super::resources::kind_of(&collection)?;
+    let adapter = state
+        .engine
+        .registry()
+        .get(dock.provider)
+        .ok_or_else(|| ApiError::invalid(format!("no adapter for {}", dock.provider)))?;
+    let schema = adapter.config_schema(kind).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "{} docks cannot provision {}",
+            dock.provider,
+            kind.collection()
+        ))
+    })?;
+    Ok(Json(
+        json!({"kind": kind, "provider": dock.provider, "fields": schema.fields}),
+    ))
+}

@@ -1,0 +1,62 @@
+//! `/api/v1/operations`: what the engine did or is doing, step by step, call by call.
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use stackdock_core::{OperationId, Permission};
+
+use super::{path_error, query_error};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    resource_id: Option<String>,
+    limit: Option<u32>,
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let actor = caller.require(Permission::ProvisioningRead)?;
+    let Query(q) = query.map_err(query_error)?;
+    let resource = q
+        .resource_id
+        .as_deref()
+        .map(super::resources::parse_id)
+        .transpose()?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let ops = state
+        .store
+        .list_operations(actor.org_id, resource, limit)
+        .await?;
+    Ok(Json(json!(ops)))
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let actor = caller.require(Permission::ProvisioningRead)?;
+    let Path(text) = path.map_err(path_error)?;
+    let id: OperationId = text
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{text:?} is not an operation id (a UUID)")))?;
+    let op = state.store.get_operation(actor.org_id, id).await?;
+    let steps = state.store.steps(id).await?;
+    let calls = state
+        .store
+        .api_calls_for_operation(actor.org_id, id)
+        .await?;
+    let mut v = json!(op);
+    v["steps"] = json!(steps);
+    v["api_calls"] = json!(calls);
+    Ok(Json(v))
+}

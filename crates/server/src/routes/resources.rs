@@ -1,0 +1,215 @@
+//! `/api/v1/{servers,web-services,domains,databases}`: the four universal collections.
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::Value;
+use stackdock_core::{
+    ApiCall, Permission, ProvisioningSource, ProvisioningState, Resource, ResourceId, ResourceKind,
+};
+use stackdock_store::ResourceFilter;
+
+use super::body::JsonObject;
+use super::{path_error, query_error};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::view;
+
+pub(crate) fn kind_of(collection: &str) -> Result<ResourceKind, ApiError> {
+    ResourceKind::from_collection(collection).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no collection {collection:?}; expected servers, web-services, domains or databases"
+        ))
+    })
+}
+
+pub(crate) fn parse_id(text: &str) -> Result<ResourceId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request(format!("{text:?} is not a resource id (a UUID)")))
+}
+
+/// The row, if it exists in the caller's org (and in this collection, when one is named).
+async fn load(
+    state: &AppState,
+    org: stackdock_core::OrgId,
+    kind: Option<ResourceKind>,
+    id: &str,
+) -> Result<Resource, ApiError> {
+    let id = parse_id(id)?;
+    let r = state.store.get_resource(org, id).await?;
+    match kind {
+        Some(k) if r.kind() != k => Err(ApiError::not_found(format!(
+            "{} {id} not found",
+            k.as_str()
+        ))),
+        _ => Ok(r),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    kind: Option<String>,
+    dock: Option<String>,
+    state: Option<String>,
+    source: Option<String>,
+    limit: Option<u32>,
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Vec<Resource>>, ApiError> {
+    let Path(collection) = path.map_err(path_error)?;
+    let kind = kind_of(&collection)?;
+    list_filtered(state, caller, Some(kind), query).await
+}
+
+/// `GET /api/v1/resources`: all four collections at once, `?kind=` to narrow.
+pub(crate) async fn list_all(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Vec<Resource>>, ApiError> {
+    list_filtered(state, caller, None, query).await
+}
+
+async fn list_filtered(
+    state: AppState,
+    caller: Caller,
+    kind: Option<ResourceKind>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Vec<Resource>>, ApiError> {
+    let actor = caller.require(Permission::ProvisioningRead)?;
+    let Query(q) = query.map_err(query_error)?;
+    let kind = match (kind, &q.kind) {
+        (Some(k), _) => Some(k),
+        (None, Some(text)) => Some(
+            text.parse::<ResourceKind>()
+                .map_err(|e| ApiError::bad_request(format!("kind: {e}")))?,
+        ),
+        (None, None) => None,
+    };
+    let mut filter = ResourceFilter {
+        kind,
+        limit: q.limit,
+        ..Default::default()
+    };
+    if let Some(d) = &q.dock {
+        filter.dock_id = Some(super::docks::resolve(&state, actor.org_id, d).await?.id);
+    }
+    if let Some(s) = &q.state {
+        filter.state = Some(
+            s.parse::<ProvisioningState>()
+                .map_err(|e| ApiError::bad_request(format!("state: {e}")))?,
+        );
+    }
+    if let Some(s) = &q.source {
+        filter.source = Some(
+            s.parse::<ProvisioningSource>()
+                .map_err(|e| ApiError::bad_request(format!("source: {e}")))?,
+        );
+    }
+    if q.limit == Some(0) {
+        return Err(ApiError::bad_request("limit: must be at least 1"));
+    }
+    Ok(Json(
+        state.store.list_resources(actor.org_id, &filter).await?,
+    ))
+}
+
+/// Records the intent and answers 202 with the row in `provisioning`; the workers do the rest.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    mut body: JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    let actor = caller.require(Permission::ProvisioningFull)?;
+    let Path(collection) = path.map_err(path_error)?;
+    let kind = kind_of(&collection)?;
+    let dock_ref = body.take_string("dock")?;
+    let dock = super::docks::resolve(&state, actor.org_id, &dock_ref)
+        .await
+        .map_err(|e| ApiError::invalid(format!("dock: {}", e.message)))?;
+    let (resource, op) = state
+        .engine
+        .request_provision(actor, &dock, kind, body.0)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(view::resource(&resource, Some(&op))),
+    ))
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let actor = caller.require(Permission::ProvisioningRead)?;
+    let Path((collection, id)) = path.map_err(path_error)?;
+    let r = load(&state, actor.org_id, Some(kind_of(&collection)?), &id).await?;
+    Ok(Json(view::resource(&r, None)))
+}
+
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let actor = caller.require(Permission::ProvisioningFull)?;
+    let Path((collection, id)) = path.map_err(path_error)?;
+    let r = load(&state, actor.org_id, Some(kind_of(&collection)?), &id).await?;
+    let (resource, op) = state.engine.request_deprovision(actor, r.id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(view::resource(&resource, Some(&op))),
+    ))
+}
+
+/// Every provider call made for the resource: the journal.
+pub(crate) async fn api_calls(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<Vec<ApiCall>>, ApiError> {
+    let actor = caller.require(Permission::ProvisioningRead)?;
+    let Path((collection, id)) = path.map_err(path_error)?;
+    let r = load(&state, actor.org_id, Some(kind_of(&collection)?), &id).await?;
+    Ok(Json(state.store.api_calls(actor.org_id, r.id).await?))
+}
+
+/// `GET /api/v1/resources/{id}`: a resource whatever its kind.
+pub(crate) async fn get_any(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let actor = caller.require(Permission::ProvisioningRead)?;
+    let Path(id) = path.map_err(path_error)?;
+    let r = load(&state, actor.org_id, None, &id).await?;
+    Ok(Json(view::resource(&r, None)))
+}
+
+/// `DELETE /api/v1/resources/{id}`: deprovision a resource whatever its kind.
+pub(crate) async fn delete_any(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let actor = caller.require(Permission::ProvisioningFull)?;
+    let Path(id) = path.map_err(path_error)?;
+    let r = load(&state, actor.org_id, None, &id).await?;
+    let (resource, op) = state.engine.request_deprovision(actor, r.id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(view::resource(&resource, Some(&op))),
+    ))
+}

@@ -1,0 +1,38 @@
+//! The JSON shapes of the API. Field names are snake_case and match the domain's.
+
+use serde::Serialize;
+use serde_json::Value;
+use stackdock_core::{Dock, Operation, Resource, Timestamp};
+
+/// A dock as shown: never the key, sealed or not; `key_id` names the master key that seals it.
+#[derive(Serialize)]
+pub struct DockView {
+    pub id: String,
+    pub name: String,
+    pub provider: String,
+    pub api_url: Option<String>,
+    pub key_id: String,
+    pub created_at: Timestamp,
+}
+
+impl From<&Dock> for DockView {
+    fn from(d: &Dock) -> Self {
+        Self {
+            id: d.id.to_string(),
+            name: d.name.to_string(),
+            provider: d.provider.to_string(),
+            api_url: d.api_base_url.clone(),
+            key_id: d.sealed_api_key.key_id().to_string(),
+            created_at: d.created_at,
+        }
+    }
+}
+
+/// A resource, with the operation just queued for it when there is one.
+pub fn resource(r: &Resource, operation: Option<&Operation>) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    if let (Some(obj), Some(op)) = (v.as_object_mut(), operation) {
+        obj.insert("operation_id".into(), Value::String(op.id.to_string()));
+    }
+    v
+}

@@ -1,0 +1,244 @@
+//! StackDock's durable state: the [`Store`] trait and its implementations.
+//!
+//! `store` depends only on `core`. The engine and the server hold an `Arc<dyn Store>` and
+//! never see SQL; the SQLite implementation is the embedded default and a PostgreSQL one
+//! implements the same trait, checked by the same conformance suite
+//! (`tests/conformance/`, run by `tests/sqlite.rs`).
+//!
+//! **Architecture invariants**
+//! - Every write that changes more than one row goes through [`Store::apply`], which runs a
+//!   [`Batch`] in one transaction: intent (resource row + operation + audit) is recorded
+//!   whole or not at all.
+//! - The provisioning state machine is enforced here: an update whose state change
+//!   `core::ProvisioningState::check` refuses is rejected with
+//!   [`StoreError::IllegalTransition`], whatever the caller.
+//! - Resource rows carry a `version`; an update names the version it read and loses with
+//!   [`StoreError::VersionConflict`] if another writer got there first.
+//! - A batch carrying a [`Lease`] is applied only while that lease is still the operation's
+//!   current one (owner and generation match): a worker whose lease expired cannot write over
+//!   its successor's progress ([`StoreError::Fenced`]).
+//! - Every insert or update of a resource row appends a [`Change`] to the change feed in the
+//!   same transaction, so the feed never shows a state the tables do not hold, nor misses one.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use stackdock_core::{
+    ApiCall, AuditEntry, Dock, DockId, DockName, IllegalTransition, Marker, OpState, Operation,
+    OperationId, OrgId, ProvisioningSource, ProvisioningState, Resource, ResourceId, ResourceKind,
+    Role, Step, Timestamp, TokenId, UserId,
+};
+
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// `what` names the thing, e.g. `server 0190...` or `dock "do-main"`.
+    #[error("{what} not found")]
+    NotFound { what: String },
+    /// A uniqueness rule was hit, e.g. a second dock with the same name in an org.
+    #[error("{what} already exists")]
+    AlreadyExists { what: String },
+    /// The write is refused by a rule of the data, e.g. removing a dock that still has live
+    /// resources. `message` says which rule and how to get past it.
+    #[error("{message}")]
+    Refused { message: String },
+    #[error("resource {id} was changed concurrently (expected version {expected})")]
+    VersionConflict { id: ResourceId, expected: i64 },
+    #[error(transparent)]
+    IllegalTransition(#[from] IllegalTransition),
+    #[error("operation {0} is no longer held by this worker")]
+    Fenced(OperationId),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Who is calling, as established from a bearer token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub email: String,
+    pub org_id: OrgId,
+    pub role: Role,
+    pub token_id: TokenId,
+}
+
+/// What the first start of StackDock creates: an organisation, its owner, and the owner's
+/// first API token (only its hash is stored).
+#[derive(Clone, Debug)]
+pub struct Bootstrap {
+    pub org_id: OrgId,
+    pub org_name: String,
+    pub user_id: UserId,
+    pub email: String,
+    pub token_id: TokenId,
+    pub token_hash: String,
+}
+
+/// A worker's hold on an operation, from [`Store::claim_operation`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub operation_id: OperationId,
+    pub owner: String,
+    pub generation: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ResourceFilter {
+    pub kind: Option<ResourceKind>,
+    pub dock_id: Option<DockId>,
+    pub state: Option<ProvisioningState>,
+    pub source: Option<ProvisioningSource>,
+    /// At most this many rows, newest first. `None`: all.
+    pub limit: Option<u32>,
+}
+
+/// One entry of the change feed: a resource as it was right after a write.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Change {
+    /// Strictly increasing across the whole store; SSE uses it as the event id.
+    pub seq: i64,
+    pub org_id: OrgId,
+    pub resource: Resource,
+    pub at: Timestamp,
+}
+
+/// One write of a [`Batch`].
+#[derive(Clone, Debug)]
+pub enum Write {
+    InsertResource(Resource),
+    /// Replaces the row if its stored version is `expected_version` and the state change is
+    /// legal; the store bumps `version` and sets `updated_at`.
+    UpdateResource {
+        resource: Resource,
+        expected_version: i64,
+    },
+    InsertOperation(Operation),
+    /// Replaces the operation row (state, attempt, next_run_at, lease, last_error, ...).
+    UpdateOperation(Operation),
+    /// Upserts by (operation, index): recording the same step twice leaves one row.
+    RecordStep(Step),
+    Audit(AuditEntry),
+    InsertDock(Dock),
+    /// Replaces a dock's base URL override and settings (the sealed key may change too).
+    UpdateDock(Dock),
+}
+
+/// Writes applied together in one transaction, optionally fenced by a lease.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    pub fence: Option<Lease>,
+    pub writes: Vec<Write>,
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn fenced(lease: &Lease) -> Self {
+        Self {
+            fence: Some(lease.clone()),
+            writes: Vec::new(),
+        }
+    }
+
+    pub fn push(mut self, w: Write) -> Self {
+        self.writes.push(w);
+        self
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- organisations, users, tokens ----
+
+    /// Creates the first organisation, its owner and the owner's token, in one transaction.
+    async fn bootstrap(&self, b: &Bootstrap, audit: AuditEntry) -> Result<()>;
+    /// The first organisation, if any (single-org installs and `stackdock up`).
+    async fn first_org(&self) -> Result<Option<OrgId>>;
+    /// Resolves a token by the SHA-256 hash of its text; `None` if unknown or revoked.
+    async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>>;
+
+    // ---- docks ----
+
+    async fn get_dock(&self, org: OrgId, id: DockId) -> Result<Dock>;
+    async fn find_dock_by_name(&self, org: OrgId, name: &DockName) -> Result<Option<Dock>>;
+    async fn list_docks(&self, org: OrgId) -> Result<Vec<Dock>>;
+    /// Removes a dock. Refused while it has unfinished operations or resources created through
+    /// StackDock that are not `deprovisioned`; discovered (`manual`) rows go with it.
+    async fn remove_dock(&self, org: OrgId, id: DockId, audit: AuditEntry) -> Result<()>;
+
+    // ---- resources ----
+
+    async fn get_resource(&self, org: OrgId, id: ResourceId) -> Result<Resource>;
+    async fn list_resources(&self, org: OrgId, filter: &ResourceFilter) -> Result<Vec<Resource>>;
+    /// The live (not `deprovisioned`) row for a provider's resource in a dock, if tracked.
+    async fn find_by_provider_id(
+        &self,
+        dock: DockId,
+        kind: ResourceKind,
+        provider_resource_id: &str,
+    ) -> Result<Option<Resource>>;
+    async fn find_by_marker(&self, marker: &Marker) -> Result<Option<Resource>>;
+
+    // ---- writes ----
+
+    /// Applies every write in one transaction, or none. Returns the resource rows as written
+    /// (with their new versions), in the order the batch wrote them.
+    async fn apply(&self, batch: Batch) -> Result<Vec<Resource>>;
+
+    // ---- operations ----
+
+    async fn get_operation(&self, org: OrgId, id: OperationId) -> Result<Operation>;
+    /// Operations of an org, newest first; only those of `resource` if given.
+    async fn list_operations(
+        &self,
+        org: OrgId,
+        resource: Option<ResourceId>,
+        limit: u32,
+    ) -> Result<Vec<Operation>>;
+    /// Unfinished operations on a resource (at most one is expected).
+    async fn active_operation_for(&self, resource: ResourceId) -> Result<Option<Operation>>;
+    /// Claims the oldest runnable operation: queued with `next_run_at <= now`, or running
+    /// with an expired lease. Sets state `running`, `lease_owner = owner`,
+    /// `lease_expires_at = now + lease`, bumps `generation` and `attempt`.
+    /// Two concurrent claimers never get the same operation.
+    async fn claim_operation(&self, owner: &str, lease: Duration) -> Result<Option<Operation>>;
+    /// Extends a held lease; [`StoreError::Fenced`] if it is no longer held.
+    async fn renew_lease(&self, lease: &Lease, duration: Duration) -> Result<()>;
+    async fn steps(&self, operation: OperationId) -> Result<Vec<Step>>;
+
+    // ---- journal, audit, change feed ----
+
+    /// Appends to the journal. Not fenced: a call a stale worker made was still made.
+    async fn record_api_call(&self, call: ApiCall) -> Result<()>;
+    async fn api_calls(&self, org: OrgId, resource: ResourceId) -> Result<Vec<ApiCall>>;
+    async fn api_calls_for_operation(&self, org: OrgId, op: OperationId) -> Result<Vec<ApiCall>>;
+    /// Audit rows of an org, newest first, with `id < before` when given.
+    async fn list_audit(
+        &self,
+        org: OrgId,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<AuditEntry>>;
+    /// Feed entries of an org with `seq > after`, oldest first.
+    async fn changes_since(&self, org: OrgId, after: i64, limit: u32) -> Result<Vec<Change>>;
+    /// The highest `seq` written so far (0 when none).
+    async fn latest_change(&self) -> Result<i64>;
+    /// Wakes when this process writes a change. Writers in other processes are seen by
+    /// polling [`Store::changes_since`]; this only saves the wait.
+    fn change_signal(&self) -> tokio::sync::watch::Receiver<i64>;
+}
+
+/// `state` of an operation that still needs work.
+pub fn op_is_active(state: OpState) -> bool {
+    !state.is_finished()
+}

@@ -1,0 +1,78 @@
+//! The audit log: appended in the transaction of the action it records, read newest first.
+
+use sqlx::SqliteConnection;
+use stackdock_core::{AuditEntry, OrgId};
+
+use super::codec::{json, parse, parse_json, parse_opt, parse_ts, ts};
+use crate::Result;
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    id: i64,
+    org_id: String,
+    actor: Option<String>,
+    action: String,
+    outcome: String,
+    resource: Option<String>,
+    provider: Option<String>,
+    details: String,
+    at: String,
+}
+
+impl TryFrom<AuditRow> for AuditEntry {
+    type Error = crate::StoreError;
+    fn try_from(r: AuditRow) -> Result<Self> {
+        Ok(AuditEntry {
+            id: r.id,
+            org_id: parse("audit_log.org_id", &r.org_id)?,
+            actor: parse_opt("audit_log.actor", r.actor.as_deref())?,
+            action: r.action,
+            outcome: parse("audit_log.outcome", &r.outcome)?,
+            resource: r.resource,
+            provider: r.provider,
+            details: parse_json("audit_log.details", &r.details)?,
+            at: parse_ts("audit_log.at", &r.at)?,
+        })
+    }
+}
+
+/// Appends `entry`; its `id` is ignored and the database assigns the next one.
+pub(crate) async fn append(conn: &mut SqliteConnection, entry: &AuditEntry) -> Result<i64> {
+    let id = sqlx::query(
+        "INSERT INTO audit_log (org_id, actor, action, outcome, resource, provider, details, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(entry.org_id.to_string())
+    .bind(entry.actor.map(|a| a.to_string()))
+    .bind(&entry.action)
+    .bind(entry.outcome.as_str())
+    .bind(&entry.resource)
+    .bind(&entry.provider)
+    .bind(json(&entry.details)?)
+    .bind(ts(&entry.at))
+    .execute(conn)
+    .await?
+    .last_insert_rowid();
+    Ok(id)
+}
+
+pub(crate) async fn list(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    limit: u32,
+    before: Option<i64>,
+) -> Result<Vec<AuditEntry>> {
+    let rows: Vec<AuditRow> = sqlx::query_as(
+        "SELECT id, org_id, actor, action, outcome, resource, provider, details, at
+         FROM audit_log
+         WHERE org_id = $1 AND ($2 IS NULL OR id < $2)
+         ORDER BY id DESC
+         LIMIT $3",
+    )
+    .bind(org.to_string())
+    .bind(before)
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(AuditEntry::try_from).collect()
+}

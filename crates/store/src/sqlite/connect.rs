@@ -1,0 +1,130 @@
+//! Opening the database file: the URL forms we accept, the connection settings, the two
+//! pools, and the migrations.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::{Result, StoreError};
+
+/// How long a writer waits for another process's write transaction before giving up with
+/// SQLITE_BUSY. Write transactions here are short (one batch), so waiting this long means
+/// something is stuck rather than busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Readers never block each other or the writer under WAL; a few connections let the API
+/// serve several requests while a worker writes.
+const READ_CONNECTIONS: u32 = 4;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub(crate) struct Pools {
+    pub(crate) write: SqlitePool,
+    pub(crate) read: SqlitePool,
+}
+
+/// The file a `STACKDOCK_DATABASE_URL` names: `sqlite:///abs/path.db`, `sqlite://rel.db`,
+/// `sqlite:rel.db` or a plain path. A query string (`?mode=rwc`, as other tools write it) is
+/// ignored: the store decides the connection settings itself.
+pub(crate) fn path_from_url(url: &str) -> Result<PathBuf> {
+    let rest = if let Some(rest) = url.strip_prefix("sqlite://") {
+        strip_query(rest)
+    } else if let Some(rest) = url.strip_prefix("sqlite:") {
+        strip_query(rest)
+    } else {
+        url
+    };
+    if rest.is_empty() || rest == ":memory:" {
+        // Separate read and write pools would each see their own empty in-memory database.
+        return Err(invalid_input(format!(
+            "database url {url:?} names no file; StackDock needs a file it can open twice"
+        )));
+    }
+    Ok(PathBuf::from(rest))
+}
+
+fn strip_query(s: &str) -> &str {
+    s.split_once('?').map_or(s, |(path, _)| path)
+}
+
+fn invalid_input(message: String) -> StoreError {
+    StoreError::Database(Box::new(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        message,
+    )))
+}
+
+pub(crate) async fn open(path: &Path) -> Result<Pools> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| StoreError::Database(Box::new(e)))?;
+    }
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // In WAL mode NORMAL loses at most the last transactions on power loss, never
+        // consistency; FULL would fsync on every batch of every worker.
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT);
+
+    // SQLite has one writer per file. Funnelling this process's writes through one
+    // connection queues them in the pool instead of in SQLite's busy handler.
+    let write = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .connect_with(options.clone())
+        .await?;
+    migrate(&write).await?;
+
+    let read = SqlitePoolOptions::new()
+        .max_connections(READ_CONNECTIONS)
+        .connect_with(options)
+        .await?;
+    Ok(Pools { write, read })
+}
+
+async fn migrate(pool: &SqlitePool) -> Result<()> {
+    // sqlx takes no lock for SQLite migrations, so two processes opening a new file at the
+    // same moment can both try to apply the first one; the loser fails. Running again then
+    // finds it applied and only checks it.
+    match MIGRATOR.run(pool).await {
+        Ok(()) => Ok(()),
+        Err(first) => {
+            tracing::debug!(error = %first, "migrating again after a failed attempt");
+            MIGRATOR.run(pool).await.map_err(StoreError::from)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_url_form_names_its_file() {
+        let cases = [
+            ("sqlite:///abs/path.db", "/abs/path.db"),
+            ("sqlite://rel.db", "rel.db"),
+            ("sqlite:rel.db", "rel.db"),
+            ("sqlite:/abs.db?mode=rwc", "/abs.db"),
+            ("data/stackdock.db", "data/stackdock.db"),
+            ("/var/lib/stackdock.db", "/var/lib/stackdock.db"),
+        ];
+        for (url, path) in cases {
+            assert_eq!(path_from_url(url).expect(url), PathBuf::from(path), "{url}");
+        }
+    }
+
+    #[test]
+    fn memory_and_empty_urls_are_refused() {
+        for url in ["", "sqlite::memory:", "sqlite://", "sqlite:"] {
+            assert!(path_from_url(url).is_err(), "{url}");
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Docks: connected provider accounts, and the rule for removing one.
+
+use sqlx::SqliteConnection;
+use stackdock_core::{AuditEntry, Dock, DockId, DockName, OrgId, ResourceKind, SealedSecret};
+
+use super::audit;
+use super::codec::{json, parse, parse_json, parse_ts, ts};
+use super::error::unique_as;
+use crate::{Result, StoreError};
+
+const COLUMNS: &str =
+    "id, org_id, provider, name, sealed_api_key, api_base_url, settings, created_at";
+
+#[derive(sqlx::FromRow)]
+struct DockRow {
+    id: String,
+    org_id: String,
+    provider: String,
+    name: String,
+    sealed_api_key: String,
+    api_base_url: Option<String>,
+    settings: String,
+    created_at: String,
+}
+
+impl TryFrom<DockRow> for Dock {
+    type Error = StoreError;
+    fn try_from(r: DockRow) -> Result<Self> {
+        Ok(Dock {
+            id: parse("docks.id", &r.id)?,
+            org_id: parse("docks.org_id", &r.org_id)?,
+            provider: parse("docks.provider", &r.provider)?,
+            name: DockName::try_from(r.name.clone())
+                .map_err(|e| StoreError::Corrupt(format!("docks.name: {e}")))?,
+            sealed_api_key: SealedSecret::parse(&r.sealed_api_key)
+                // The value itself stays out of the message: it is the sealed key.
+                .map_err(|e| {
+                    StoreError::Corrupt(format!("docks.sealed_api_key of dock {}: {e}", r.id))
+                })?,
+            api_base_url: r.api_base_url,
+            settings: parse_json("docks.settings", &r.settings)?,
+            created_at: parse_ts("docks.created_at", &r.created_at)?,
+        })
+    }
+}
+
+pub(crate) async fn get(conn: &mut SqliteConnection, org: OrgId, id: DockId) -> Result<Dock> {
+    let row: Option<DockRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM docks WHERE org_id = $1 AND id = $2"
+    ))
+    .bind(org.to_string())
+    .bind(id.to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.ok_or_else(|| StoreError::NotFound {
+        what: format!("dock {id}"),
+    })?
+    .try_into()
+}
+
+pub(crate) async fn find_by_name(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    name: &DockName,
+) -> Result<Option<Dock>> {
+    let row: Option<DockRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM docks WHERE org_id = $1 AND name = $2"
+    ))
+    .bind(org.to_string())
+    .bind(name.as_str())
+    .fetch_optional(conn)
+    .await?;
+    row.map(Dock::try_from).transpose()
+}
+
+pub(crate) async fn list(conn: &mut SqliteConnection, org: OrgId) -> Result<Vec<Dock>> {
+    let rows: Vec<DockRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM docks WHERE org_id = $1 ORDER BY name"
+    ))
+    .bind(org.to_string())
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(Dock::try_from).collect()
+}
+
+pub(crate) async fn insert(conn: &mut SqliteConnection, dock: &Dock) -> Result<()> {
+    let name_taken = || format!("dock {:?}", dock.name.as_str());
+    let taken: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM docks WHERE org_id = $1 AND name = $2")
+            .bind(dock.org_id.to_string())
+            .bind(dock.name.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    if taken.is_some() {
+        return Err(StoreError::AlreadyExists { what: name_taken() });
+    }
+    let org_known: Option<i64> = sqlx::query_scalar("SELECT 1 FROM orgs WHERE id = $1")
+        .bind(dock.org_id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    if org_known.is_none() {
+        return Err(StoreError::NotFound {
+            what: format!("org {}", dock.org_id),
+        });
+    }
+    sqlx::query(
+        "INSERT INTO docks (id, org_id, provider, name, sealed_api_key, key_id, api_base_url, settings, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(dock.id.to_string())
+    .bind(dock.org_id.to_string())
+    .bind(dock.provider.as_str())
+    .bind(dock.name.as_str())
+    .bind(dock.sealed_api_key.as_str())
+    .bind(dock.sealed_api_key.key_id())
+    .bind(&dock.api_base_url)
+    .bind(json(&dock.settings)?)
+    .bind(ts(&dock.created_at))
+    .execute(conn)
+    .await
+    .map_err(unique_as(|| format!("dock {}", dock.id)))?;
+    Ok(())
+}
+
+/// Replaces what may change on a dock: its key, base URL override and settings. The name,
+/// provider and owner are fixed for the dock's life; resource rows and journals refer to them.
+pub(crate) async fn update(conn: &mut SqliteConnection, dock: &Dock) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE docks SET sealed_api_key = $1, key_id = $2, api_base_url = $3, settings = $4
+         WHERE id = $5 AND org_id = $6",
+    )
+    .bind(dock.sealed_api_key.as_str())
+    .bind(dock.sealed_api_key.key_id())
+    .bind(&dock.api_base_url)
+    .bind(json(&dock.settings)?)
+    .bind(dock.id.to_string())
+    .bind(dock.org_id.to_string())
+    .execute(conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound {
+            what: format!("dock {}", dock.id),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `id` is a dock of `org`: resource rows and operations may only point at a dock of
+/// their own org.
+pub(crate) async fn ensure_in_org(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    id: DockId,
+) -> Result<()> {
+    let known: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM docks WHERE org_id = $1 AND id = $2")
+            .bind(org.to_string())
+            .bind(id.to_string())
+            .fetch_optional(conn)
+            .await?;
+    match known {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NotFound {
+            what: format!("dock {id}"),
+        }),
+    }
+}
+
+/// Removes a dock once nothing of it is in flight or alive at the provider.
+///
+/// What goes with the dock: its resource rows (by then only discovered ones, which StackDock
+/// never owned, and deprovisioned ones, which are history) and its finished operations with
+/// their steps. Resource rows and operations reference the dock with a plain foreign key, so
+/// deleting them first is what lets the dock row go; nothing can point at a dock that is gone.
+/// What stays: the journal, the audit log and the change feed, which are append-only history
+/// and carry the dock id as plain text.
+pub(crate) async fn remove(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    id: DockId,
+    entry: &AuditEntry,
+) -> Result<()> {
+    let dock = get(&mut *conn, org, id).await?;
+    let dock_id = id.to_string();
+
+    let mut live_resources = 0i64;
+    for kind in ResourceKind::ALL {
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM {} WHERE dock_id = $1
+               AND provisioning_source = 'api' AND provisioning_state <> 'deprovisioned'",
+            kind.table()
+        ))
+        .bind(&dock_id)
+        .fetch_one(&mut *conn)
+        .await?;
+        live_resources += n;
+    }
+    let unfinished_ops: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM operations WHERE dock_id = $1 AND state IN ('queued', 'running')",
+    )
+    .bind(&dock_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if live_resources > 0 || unfinished_ops > 0 {
+        return Err(StoreError::Refused {
+            message: format!(
+                "dock {:?} still has {live_resources} resource(s) created through StackDock that are not \
+                 deprovisioned and {unfinished_ops} unfinished operation(s); deprovision those resources \
+                 and let the operations finish before removing the dock",
+                dock.name.as_str()
+            ),
+        });
+    }
+
+    for kind in ResourceKind::ALL {
+        sqlx::query(&format!("DELETE FROM {} WHERE dock_id = $1", kind.table()))
+            .bind(&dock_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query("DELETE FROM operation_steps WHERE operation_id IN (SELECT id FROM operations WHERE dock_id = $1)")
+        .bind(&dock_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM operations WHERE dock_id = $1")
+        .bind(&dock_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM docks WHERE id = $1")
+        .bind(&dock_id)
+        .execute(&mut *conn)
+        .await?;
+    audit::append(conn, entry).await?;
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! The change feed: one row per resource write, appended in the write's transaction.
+//!
+//! A snapshot is the resource as serialized by `core` (the same JSON the API shows), so a
+//! subscriber needs no second read and sees exactly the state that was committed with it.
+
+use sqlx::SqliteConnection;
+use stackdock_core::{OrgId, Resource, Timestamp};
+
+use super::codec::{json, parse, parse_json, parse_ts, ts};
+use crate::{Change, Result, StoreError};
+
+/// Appends `resource` as written and returns its `seq`.
+pub(crate) async fn append(
+    conn: &mut SqliteConnection,
+    resource: &Resource,
+    at: &Timestamp,
+) -> Result<i64> {
+    let seq = sqlx::query(
+        "INSERT INTO changes (org_id, resource_id, kind, snapshot, at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(resource.org_id.to_string())
+    .bind(resource.id.to_string())
+    .bind(resource.kind().as_str())
+    .bind(json(resource)?)
+    .bind(ts(at))
+    .execute(conn)
+    .await?
+    .last_insert_rowid();
+    Ok(seq)
+}
+
+#[derive(sqlx::FromRow)]
+struct ChangeRow {
+    seq: i64,
+    org_id: String,
+    snapshot: String,
+    at: String,
+}
+
+impl TryFrom<ChangeRow> for Change {
+    type Error = StoreError;
+    fn try_from(r: ChangeRow) -> Result<Self> {
+        Ok(Change {
+            seq: r.seq,
+            org_id: parse("changes.org_id", &r.org_id)?,
+            resource: parse_json("changes.snapshot", &r.snapshot)?,
+            at: parse_ts("changes.at", &r.at)?,
+        })
+    }
+}
+
+pub(crate) async fn since(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<Change>> {
+    let rows: Vec<ChangeRow> = sqlx::query_as(
+        "SELECT seq, org_id, snapshot, at FROM changes
+         WHERE org_id = $1 AND seq > $2
+         ORDER BY seq
+         LIMIT $3",
+    )
+    .bind(org.to_string())
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(Change::try_from).collect()
+}
+
+pub(crate) async fn latest(conn: &mut SqliteConnection) -> Result<i64> {
+    let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM changes")
+        .fetch_one(conn)
+        .await?;
+    Ok(seq.unwrap_or(0))
+}

@@ -1,0 +1,106 @@
+//! The journal of provider calls, read back oldest first per resource or per operation.
+
+use sqlx::SqliteConnection;
+use stackdock_core::{ApiCall, OperationId, OrgId, ResourceId};
+
+use super::codec::{narrow, parse, parse_opt, parse_ts, ts};
+use crate::{Result, StoreError};
+
+const COLUMNS: &str = "id, org_id, dock_id, resource_id, operation_id, method, path, status, duration_ms, request_id, attempt, error, at";
+
+#[derive(sqlx::FromRow)]
+struct ApiCallRow {
+    id: i64,
+    org_id: String,
+    dock_id: String,
+    resource_id: Option<String>,
+    operation_id: Option<String>,
+    method: String,
+    path: String,
+    status: Option<i64>,
+    duration_ms: i64,
+    request_id: Option<String>,
+    attempt: i64,
+    error: Option<String>,
+    at: String,
+}
+
+impl TryFrom<ApiCallRow> for ApiCall {
+    type Error = StoreError;
+    fn try_from(r: ApiCallRow) -> Result<Self> {
+        Ok(ApiCall {
+            id: r.id,
+            org_id: parse("api_calls.org_id", &r.org_id)?,
+            dock_id: parse("api_calls.dock_id", &r.dock_id)?,
+            resource_id: parse_opt("api_calls.resource_id", r.resource_id.as_deref())?,
+            operation_id: parse_opt("api_calls.operation_id", r.operation_id.as_deref())?,
+            method: r.method,
+            path: r.path,
+            status: r
+                .status
+                .map(|s| narrow("api_calls.status", s))
+                .transpose()?,
+            duration_ms: narrow("api_calls.duration_ms", r.duration_ms)?,
+            request_id: r.request_id,
+            attempt: narrow("api_calls.attempt", r.attempt)?,
+            error: r.error,
+            at: parse_ts("api_calls.at", &r.at)?,
+        })
+    }
+}
+
+/// Appends `call`; its `id` is ignored and the database assigns the next one.
+pub(crate) async fn record(conn: &mut SqliteConnection, call: &ApiCall) -> Result<()> {
+    // A duration past i64::MAX milliseconds is not a duration anyone measured; keep the row.
+    let duration_ms = i64::try_from(call.duration_ms).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO api_calls (org_id, dock_id, resource_id, operation_id, method, path, status,
+                                duration_ms, request_id, attempt, error, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(call.org_id.to_string())
+    .bind(call.dock_id.to_string())
+    .bind(call.resource_id.map(|r| r.to_string()))
+    .bind(call.operation_id.map(|o| o.to_string()))
+    .bind(&call.method)
+    .bind(&call.path)
+    .bind(call.status.map(i64::from))
+    .bind(duration_ms)
+    .bind(&call.request_id)
+    .bind(i64::from(call.attempt))
+    .bind(&call.error)
+    .bind(ts(&call.at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn for_resource(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    resource: ResourceId,
+) -> Result<Vec<ApiCall>> {
+    let rows: Vec<ApiCallRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_calls WHERE resource_id = $1 AND org_id = $2 ORDER BY id"
+    ))
+    .bind(resource.to_string())
+    .bind(org.to_string())
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(ApiCall::try_from).collect()
+}
+
+pub(crate) async fn for_operation(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    op: OperationId,
+) -> Result<Vec<ApiCall>> {
+    let rows: Vec<ApiCallRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_calls WHERE operation_id = $1 AND org_id = $2 ORDER BY id"
+    ))
+    .bind(op.to_string())
+    .bind(org.to_string())
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(ApiCall::try_from).collect()
+}

@@ -1,0 +1,254 @@
+//! [`SqliteStore`]: the [`Store`] on one SQLite file, StackDock's embedded default.
+//!
+//! How the trait maps onto SQLite:
+//!
+//! - **One writer.** SQLite lets one connection write at a time per file. Every write of this
+//!   process (a [`Batch`], a claim, a lease renewal, a journal entry) goes
+//!   through a pool of exactly one connection, so they queue in the pool; reads use a separate
+//!   small pool and, under WAL, never wait for the writer.
+//! - **`BEGIN IMMEDIATE`.** Write transactions take the write lock when they start, not at
+//!   their first write. A deferred transaction that read first would fail with
+//!   `SQLITE_BUSY_SNAPSHOT` when another process had written in between; an immediate one
+//!   waits (up to the busy timeout) and then reads current data. This is what makes a claim's
+//!   select-then-update atomic across processes sharing the file.
+//! - **Text timestamps.** Instants are stored as RFC 3339 UTC text with exactly six
+//!   fractional digits, so `ORDER BY` and `<=` on the text order them, and values read back
+//!   equal what was written (writes keep microseconds, as PostgreSQL would).
+//! - **Four tables, one view.** Resources live in the table of their kind; reads across kinds
+//!   are a `UNION ALL` in one row shape (see `resources`).
+//! - **Change signal.** Committed resource writes bump a `watch` channel with the newest feed
+//!   seq. Other processes' writes are not signalled; subscribers poll the feed for those.
+//!
+//! Files: `connect` (URL forms, pragmas, pools, migrations), `codec` (text forms),
+//! `error` (sqlx errors to [`crate::StoreError`]), `batch` (apply), and one file per table group:
+//! `orgs`, `docks`, `resources`, `operations`, `journal`, `audit`, `feed`.
+
+mod audit;
+mod batch;
+mod codec;
+mod connect;
+mod docks;
+mod error;
+mod feed;
+mod journal;
+mod operations;
+mod orgs;
+mod resources;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::SqlitePool;
+use sqlx::pool::PoolConnection;
+use sqlx::{Sqlite, Transaction};
+use stackdock_core::{
+    ApiCall, AuditEntry, Dock, DockId, DockName, Marker, Operation, OperationId, OrgId, Resource,
+    ResourceId, ResourceKind, Step,
+};
+use tokio::sync::watch;
+
+use crate::{Batch, Bootstrap, Change, Lease, Principal, ResourceFilter, Result, Store};
+
+/// The [`Store`] on a SQLite file. Cloning is cheap and shares the pools and the signal.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    /// Exactly one connection: every write of this process, in `BEGIN IMMEDIATE`.
+    write: SqlitePool,
+    /// Reads only; under WAL they see the last commit and never block the writer.
+    read: SqlitePool,
+    /// Holds the newest feed seq this process committed (or found at open).
+    changes: Arc<watch::Sender<i64>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing, with its parent directories) the database file, in WAL
+    /// mode with a busy timeout and foreign keys on, and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let pools = connect::open(path).await?;
+        let mut conn = pools.read.acquire().await?;
+        let latest = feed::latest(&mut conn).await?;
+        drop(conn);
+        Ok(Self {
+            write: pools.write,
+            read: pools.read,
+            changes: Arc::new(watch::Sender::new(latest)),
+        })
+    }
+
+    /// Opens the file a `STACKDOCK_DATABASE_URL` names: `sqlite:///abs/path.db`,
+    /// `sqlite://rel.db`, `sqlite:rel.db` or a plain path.
+    pub async fn open_url(url: &str) -> Result<Self> {
+        Self::open(&connect::path_from_url(url)?).await
+    }
+
+    /// Closes both pools, waiting for their connections to finish; later calls fail.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    async fn reader(&self) -> Result<PoolConnection<Sqlite>> {
+        Ok(self.read.acquire().await?)
+    }
+
+    async fn writer(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    fn signal(&self, seq: i64) {
+        // Commits reach here in any order across tasks; the signal only moves forward.
+        self.changes.send_if_modified(|current| {
+            if seq > *current {
+                *current = seq;
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn bootstrap(&self, b: &Bootstrap, audit: AuditEntry) -> Result<()> {
+        let mut tx = self.writer().await?;
+        orgs::bootstrap(&mut tx, b, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn first_org(&self) -> Result<Option<OrgId>> {
+        orgs::first_org(&mut *self.reader().await?).await
+    }
+
+    async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>> {
+        orgs::principal_for_token(&mut *self.reader().await?, token_hash).await
+    }
+
+    async fn get_dock(&self, org: OrgId, id: DockId) -> Result<Dock> {
+        docks::get(&mut *self.reader().await?, org, id).await
+    }
+
+    async fn find_dock_by_name(&self, org: OrgId, name: &DockName) -> Result<Option<Dock>> {
+        docks::find_by_name(&mut *self.reader().await?, org, name).await
+    }
+
+    async fn list_docks(&self, org: OrgId) -> Result<Vec<Dock>> {
+        docks::list(&mut *self.reader().await?, org).await
+    }
+
+    async fn remove_dock(&self, org: OrgId, id: DockId, audit: AuditEntry) -> Result<()> {
+        let mut tx = self.writer().await?;
+        docks::remove(&mut tx, org, id, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_resource(&self, org: OrgId, id: ResourceId) -> Result<Resource> {
+        resources::get(&mut *self.reader().await?, org, id).await
+    }
+
+    async fn list_resources(&self, org: OrgId, filter: &ResourceFilter) -> Result<Vec<Resource>> {
+        resources::list(&mut *self.reader().await?, org, filter).await
+    }
+
+    async fn find_by_provider_id(
+        &self,
+        dock: DockId,
+        kind: ResourceKind,
+        provider_resource_id: &str,
+    ) -> Result<Option<Resource>> {
+        resources::find_by_provider_id(&mut *self.reader().await?, dock, kind, provider_resource_id)
+            .await
+    }
+
+    async fn find_by_marker(&self, marker: &Marker) -> Result<Option<Resource>> {
+        resources::find_by_marker(&mut *self.reader().await?, marker).await
+    }
+
+    async fn apply(&self, batch: Batch) -> Result<Vec<Resource>> {
+        let mut tx = self.writer().await?;
+        let applied = batch::apply(&mut tx, &batch).await?;
+        tx.commit().await?;
+        if let Some(seq) = applied.last_seq {
+            self.signal(seq);
+        }
+        Ok(applied.resources)
+    }
+
+    async fn get_operation(&self, org: OrgId, id: OperationId) -> Result<Operation> {
+        operations::get(&mut *self.reader().await?, org, id).await
+    }
+
+    async fn list_operations(
+        &self,
+        org: OrgId,
+        resource: Option<ResourceId>,
+        limit: u32,
+    ) -> Result<Vec<Operation>> {
+        operations::list(&mut *self.reader().await?, org, resource, limit).await
+    }
+
+    async fn active_operation_for(&self, resource: ResourceId) -> Result<Option<Operation>> {
+        operations::active_for(&mut *self.reader().await?, resource).await
+    }
+
+    async fn claim_operation(&self, owner: &str, lease: Duration) -> Result<Option<Operation>> {
+        let mut tx = self.writer().await?;
+        let claimed = operations::claim(&mut tx, owner, lease).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn renew_lease(&self, lease: &Lease, duration: Duration) -> Result<()> {
+        let mut tx = self.writer().await?;
+        operations::renew(&mut tx, lease, duration).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn steps(&self, operation: OperationId) -> Result<Vec<Step>> {
+        operations::steps(&mut *self.reader().await?, operation).await
+    }
+
+    async fn record_api_call(&self, call: ApiCall) -> Result<()> {
+        let mut tx = self.writer().await?;
+        journal::record(&mut tx, &call).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn api_calls(&self, org: OrgId, resource: ResourceId) -> Result<Vec<ApiCall>> {
+        journal::for_resource(&mut *self.reader().await?, org, resource).await
+    }
+
+    async fn api_calls_for_operation(&self, org: OrgId, op: OperationId) -> Result<Vec<ApiCall>> {
+        journal::for_operation(&mut *self.reader().await?, org, op).await
+    }
+
+    async fn list_audit(
+        &self,
+        org: OrgId,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<AuditEntry>> {
+        audit::list(&mut *self.reader().await?, org, limit, before).await
+    }
+
+    async fn changes_since(&self, org: OrgId, after: i64, limit: u32) -> Result<Vec<Change>> {
+        feed::since(&mut *self.reader().await?, org, after, limit).await
+    }
+
+    async fn latest_change(&self) -> Result<i64> {
+        feed::latest(&mut *self.reader().await?).await
+    }
+
+    fn change_signal(&self) -> watch::Receiver<i64> {
+        self.changes.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,334 @@
+//! Operations, their steps, and the leases workers hold on them.
+//!
+//! Claiming and renewing run in `BEGIN IMMEDIATE` transactions on the single write
+//! connection (see the module doc of `sqlite`), so the read of the runnable row and its update
+//! cannot interleave with another claimer, in this process or another.
+
+use std::time::Duration;
+
+use sqlx::SqliteConnection;
+use stackdock_core::{Operation, OperationId, OrgId, ResourceId, Step, Timestamp};
+
+use super::codec::{
+    json, narrow, now, opt_ts, parse, parse_json, parse_opt, parse_opt_ts, parse_ts, ts,
+};
+use super::docks;
+use super::error::{reference_as, unique_as};
+use crate::{Lease, Result, StoreError};
+
+const COLUMNS: &str = "id, org_id, kind, dock_id, resource_id, resource_kind, requested_by, state, attempt, \
+     next_run_at, lease_owner, lease_expires_at, generation, input, last_error, created_at, updated_at";
+
+/// Repeated verbatim in queries so the planner can use the partial index `operations_runnable`.
+const UNFINISHED: &str = "state IN ('queued', 'running')";
+
+#[derive(sqlx::FromRow)]
+struct OperationRow {
+    id: String,
+    org_id: String,
+    kind: String,
+    dock_id: String,
+    resource_id: Option<String>,
+    resource_kind: Option<String>,
+    requested_by: Option<String>,
+    state: String,
+    attempt: i64,
+    next_run_at: String,
+    lease_owner: Option<String>,
+    lease_expires_at: Option<String>,
+    generation: i64,
+    input: String,
+    last_error: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl TryFrom<OperationRow> for Operation {
+    type Error = StoreError;
+    fn try_from(r: OperationRow) -> Result<Self> {
+        Ok(Operation {
+            id: parse("operations.id", &r.id)?,
+            org_id: parse("operations.org_id", &r.org_id)?,
+            kind: parse("operations.kind", &r.kind)?,
+            dock_id: parse("operations.dock_id", &r.dock_id)?,
+            resource_id: parse_opt("operations.resource_id", r.resource_id.as_deref())?,
+            resource_kind: parse_opt("operations.resource_kind", r.resource_kind.as_deref())?,
+            requested_by: parse_opt("operations.requested_by", r.requested_by.as_deref())?,
+            state: parse("operations.state", &r.state)?,
+            attempt: narrow("operations.attempt", r.attempt)?,
+            next_run_at: parse_ts("operations.next_run_at", &r.next_run_at)?,
+            lease_owner: r.lease_owner,
+            lease_expires_at: parse_opt_ts(
+                "operations.lease_expires_at",
+                r.lease_expires_at.as_deref(),
+            )?,
+            generation: r.generation,
+            input: parse_json("operations.input", &r.input)?,
+            last_error: r.last_error,
+            created_at: parse_ts("operations.created_at", &r.created_at)?,
+            updated_at: parse_ts("operations.updated_at", &r.updated_at)?,
+        })
+    }
+}
+
+fn rows_to_ops(rows: Vec<OperationRow>) -> Result<Vec<Operation>> {
+    rows.into_iter().map(Operation::try_from).collect()
+}
+
+pub(crate) async fn insert(conn: &mut SqliteConnection, op: &Operation) -> Result<()> {
+    docks::ensure_in_org(&mut *conn, op.org_id, op.dock_id).await?;
+    sqlx::query(&format!(
+        "INSERT INTO operations ({COLUMNS})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    ))
+    .bind(op.id.to_string())
+    .bind(op.org_id.to_string())
+    .bind(op.kind.as_str())
+    .bind(op.dock_id.to_string())
+    .bind(op.resource_id.map(|r| r.to_string()))
+    .bind(op.resource_kind.map(|k| k.as_str()))
+    .bind(op.requested_by.map(|u| u.to_string()))
+    .bind(op.state.as_str())
+    .bind(i64::from(op.attempt))
+    .bind(ts(&op.next_run_at))
+    .bind(&op.lease_owner)
+    .bind(opt_ts(op.lease_expires_at.as_ref()))
+    .bind(op.generation)
+    .bind(json(&op.input)?)
+    .bind(&op.last_error)
+    .bind(ts(&op.created_at))
+    .bind(ts(&op.updated_at))
+    .execute(conn)
+    .await
+    .map_err(unique_as(|| format!("operation {}", op.id)))?;
+    Ok(())
+}
+
+/// Replaces what a worker moves along: state, attempt, schedule, lease and last error (and
+/// the input, which a step may refine). `generation` is left alone: only a claim moves it,
+/// so no write can revive a lease that a newer claim has superseded.
+pub(crate) async fn update(conn: &mut SqliteConnection, op: &Operation) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE operations SET state = $1, attempt = $2, next_run_at = $3, lease_owner = $4,
+                lease_expires_at = $5, input = $6, last_error = $7, updated_at = $8
+         WHERE id = $9 AND org_id = $10",
+    )
+    .bind(op.state.as_str())
+    .bind(i64::from(op.attempt))
+    .bind(ts(&op.next_run_at))
+    .bind(&op.lease_owner)
+    .bind(opt_ts(op.lease_expires_at.as_ref()))
+    .bind(json(&op.input)?)
+    .bind(&op.last_error)
+    .bind(ts(&now()))
+    .bind(op.id.to_string())
+    .bind(op.org_id.to_string())
+    .execute(conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound {
+            what: format!("operation {}", op.id),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) async fn get(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    id: OperationId,
+) -> Result<Operation> {
+    let row: Option<OperationRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM operations WHERE org_id = $1 AND id = $2"
+    ))
+    .bind(org.to_string())
+    .bind(id.to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.ok_or_else(|| StoreError::NotFound {
+        what: format!("operation {id}"),
+    })?
+    .try_into()
+}
+
+pub(crate) async fn list(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    resource: Option<ResourceId>,
+    limit: u32,
+) -> Result<Vec<Operation>> {
+    let rows: Vec<OperationRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM operations
+         WHERE org_id = $1 AND ($2 IS NULL OR resource_id = $2)
+         ORDER BY created_at DESC, id DESC
+         LIMIT $3"
+    ))
+    .bind(org.to_string())
+    .bind(resource.map(|r| r.to_string()))
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?;
+    rows_to_ops(rows)
+}
+
+pub(crate) async fn active_for(
+    conn: &mut SqliteConnection,
+    resource: ResourceId,
+) -> Result<Option<Operation>> {
+    let row: Option<OperationRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM operations
+         WHERE resource_id = $1 AND {UNFINISHED}
+         ORDER BY created_at, id
+         LIMIT 1"
+    ))
+    .bind(resource.to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.map(Operation::try_from).transpose()
+}
+
+fn expiry(from: Timestamp, lease: Duration) -> Result<Timestamp> {
+    chrono::TimeDelta::from_std(lease)
+        .ok()
+        .and_then(|d| from.checked_add_signed(d))
+        .ok_or_else(|| StoreError::Refused {
+            message: format!("a lease of {lease:?} is too long"),
+        })
+}
+
+/// Must run inside a write transaction: the select and the update are one step.
+pub(crate) async fn claim(
+    conn: &mut SqliteConnection,
+    owner: &str,
+    lease: Duration,
+) -> Result<Option<Operation>> {
+    let at = now();
+    let expires = expiry(at, lease)?;
+    let at = ts(&at);
+    let id: Option<String> = sqlx::query_scalar(&format!(
+        "SELECT id FROM operations
+         WHERE {UNFINISHED}
+           AND ((state = 'queued' AND next_run_at <= $1) OR (state = 'running' AND lease_expires_at < $1))
+         ORDER BY next_run_at, created_at, id
+         LIMIT 1"
+    ))
+    .bind(&at)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(id) = id else { return Ok(None) };
+    let row: OperationRow = sqlx::query_as(&format!(
+        "UPDATE operations
+         SET state = 'running', lease_owner = $1, lease_expires_at = $2,
+             generation = generation + 1, attempt = attempt + 1, updated_at = $3
+         WHERE id = $4
+         RETURNING {COLUMNS}"
+    ))
+    .bind(owner)
+    .bind(ts(&expires))
+    .bind(&at)
+    .bind(&id)
+    .fetch_one(conn)
+    .await?;
+    row.try_into().map(Some)
+}
+
+pub(crate) async fn renew(
+    conn: &mut SqliteConnection,
+    lease: &Lease,
+    duration: Duration,
+) -> Result<()> {
+    let at = now();
+    let done = sqlx::query(
+        "UPDATE operations SET lease_expires_at = $1, updated_at = $2
+         WHERE id = $3 AND lease_owner = $4 AND generation = $5 AND state = 'running'",
+    )
+    .bind(ts(&expiry(at, duration)?))
+    .bind(ts(&at))
+    .bind(lease.operation_id.to_string())
+    .bind(&lease.owner)
+    .bind(lease.generation)
+    .execute(conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Fenced(lease.operation_id));
+    }
+    Ok(())
+}
+
+/// The fence of a batch: the lease must still be the operation's current one. An expired
+/// lease that nobody has claimed since still passes: no one else has written, so nothing can
+/// be overwritten.
+pub(crate) async fn check_fence(conn: &mut SqliteConnection, lease: &Lease) -> Result<()> {
+    let current: Option<(Option<String>, i64)> =
+        sqlx::query_as("SELECT lease_owner, generation FROM operations WHERE id = $1")
+            .bind(lease.operation_id.to_string())
+            .fetch_optional(conn)
+            .await?;
+    match current {
+        Some((Some(owner), generation))
+            if owner == lease.owner && generation == lease.generation =>
+        {
+            Ok(())
+        }
+        _ => Err(StoreError::Fenced(lease.operation_id)),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct StepRow {
+    operation_id: String,
+    step_index: i64,
+    name: String,
+    status: String,
+    output: String,
+    undo: String,
+    at: String,
+}
+
+impl TryFrom<StepRow> for Step {
+    type Error = StoreError;
+    fn try_from(r: StepRow) -> Result<Self> {
+        Ok(Step {
+            operation_id: parse("operation_steps.operation_id", &r.operation_id)?,
+            index: r.step_index,
+            name: r.name,
+            status: parse("operation_steps.status", &r.status)?,
+            output: parse_json("operation_steps.output", &r.output)?,
+            undo: parse_json("operation_steps.undo", &r.undo)?,
+            at: parse_ts("operation_steps.at", &r.at)?,
+        })
+    }
+}
+
+/// Upsert by (operation, index): a step replayed after a crash overwrites its first record.
+pub(crate) async fn record_step(conn: &mut SqliteConnection, step: &Step) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO operation_steps (operation_id, step_index, name, status, output, undo, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (operation_id, step_index) DO UPDATE SET
+             name = excluded.name, status = excluded.status, output = excluded.output,
+             undo = excluded.undo, at = excluded.at",
+    )
+    .bind(step.operation_id.to_string())
+    .bind(step.index)
+    .bind(&step.name)
+    .bind(step.status.as_str())
+    .bind(json(&step.output)?)
+    .bind(json(&step.undo)?)
+    .bind(ts(&step.at))
+    .execute(conn)
+    .await
+    .map_err(reference_as(|| format!("operation {}", step.operation_id)))?;
+    Ok(())
+}
+
+pub(crate) async fn steps(conn: &mut SqliteConnection, op: OperationId) -> Result<Vec<Step>> {
+    let rows: Vec<StepRow> = sqlx::query_as(
+        "SELECT operation_id, step_index, name, status, output, undo, at
+         FROM operation_steps WHERE operation_id = $1 ORDER BY step_index",
+    )
+    .bind(op.to_string())
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(Step::try_from).collect()
+}

@@ -1,0 +1,125 @@
+//! What the trait cannot reach: rows changed behind the store's back (revoked tokens, data
+//! edited by hand), checked with SQL on the store's own pool.
+
+use chrono::SubsecRound;
+use stackdock_core::{
+    AuditEntry, Dock, DockName, Marker, OrgId, Outcome, Provider, ProvisioningSource,
+    ProvisioningState, Resource, ResourceDetails, ResourceId, ResourceKind, SealedSecret, TokenId,
+    UserId,
+};
+
+use super::SqliteStore;
+use crate::{Batch, Bootstrap, Store, StoreError, Write};
+
+async fn store_with_resource() -> (tempfile::TempDir, SqliteStore, Bootstrap, Resource) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("t.db"))
+        .await
+        .expect("open");
+    let b = Bootstrap {
+        org_id: OrgId::new(),
+        org_name: "acme".into(),
+        user_id: UserId::new(),
+        email: "owner@acme.test".into(),
+        token_id: TokenId::new(),
+        token_hash: "hash".into(),
+    };
+    let audit = AuditEntry::new(b.org_id, None, "org.bootstrap", Outcome::Success);
+    store.bootstrap(&b, audit).await.expect("bootstrap");
+    let now = chrono::Utc::now().trunc_subsecs(6);
+    let dock = Dock {
+        id: stackdock_core::DockId::new(),
+        org_id: b.org_id,
+        provider: Provider::Docker,
+        name: DockName::try_from("local".to_string()).expect("name"),
+        sealed_api_key: SealedSecret::parse("v1:k:n:c").expect("sealed"),
+        api_base_url: None,
+        settings: serde_json::json!({}),
+        created_at: now,
+    };
+    let id = ResourceId::new();
+    let r = Resource {
+        id,
+        org_id: b.org_id,
+        dock_id: dock.id,
+        provider: "docker".into(),
+        provider_resource_id: None,
+        name: "web".into(),
+        status: None,
+        provisioning_source: ProvisioningSource::Api,
+        provisioning_state: ProvisioningState::Provisioning,
+        provisioned_at: None,
+        full_api_data: serde_json::json!({}),
+        error: None,
+        marker: Some(Marker::for_resource(&id)),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+        details: ResourceDetails::empty(ResourceKind::Server),
+    };
+    store
+        .apply(
+            Batch::new()
+                .push(Write::InsertDock(dock))
+                .push(Write::InsertResource(r.clone())),
+        )
+        .await
+        .expect("insert");
+    (dir, store, b, r)
+}
+
+#[tokio::test]
+async fn a_revoked_token_resolves_to_nobody() {
+    let (_dir, store, b, _) = store_with_resource().await;
+    assert!(
+        store
+            .principal_for_token(&b.token_hash)
+            .await
+            .expect("lookup")
+            .is_some()
+    );
+    sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2")
+        .bind(super::codec::ts(&super::codec::now()))
+        .bind(b.token_id.to_string())
+        .execute(&store.write)
+        .await
+        .expect("revoke");
+    assert!(
+        store
+            .principal_for_token(&b.token_hash)
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn rows_edited_by_hand_read_as_corrupt_not_a_panic() {
+    for (column, value) in [
+        ("created_at", "last tuesday"),
+        ("full_api_data", "{not json"),
+        ("marker", "not-a-marker"),
+        ("dock_id", "42"),
+    ] {
+        let (_dir, store, b, r) = store_with_resource().await;
+        let mut conn = store.write.acquire().await.expect("conn");
+        // Foreign keys would stop the dock_id edit; a hand edit is what this stands for.
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&mut *conn)
+            .await
+            .expect("pragma");
+        sqlx::query(&format!("UPDATE servers SET {column} = $1 WHERE id = $2"))
+            .bind(value)
+            .bind(r.id.to_string())
+            .execute(&mut *conn)
+            .await
+            .expect("edit");
+        drop(conn);
+        match store.get_resource(b.org_id, r.id).await {
+            Err(StoreError::Corrupt(message)) => {
+                assert!(message.contains(column), "{column}: {message}");
+            }
+            other => panic!("{column}: expected Corrupt, got {other:?}"),
+        }
+    }
+}

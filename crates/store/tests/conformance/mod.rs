@@ -1,0 +1,1327 @@
+//! The conformance suite of the [`Store`] trait: every implementation runs these bodies, each
+//! against a fresh, empty store (`tests/sqlite.rs` for SQLite; PostgreSQL's runner reuses
+//! them). Bodies use only the trait, so they hold for any backend.
+//!
+//! Conventions: a body panics on failure; timing-dependent checks wait for a condition with a
+//! deadline instead of sleeping a fixed time.
+
+pub mod fixtures;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use stackdock_core::{
+    ApiCall, DockId, DockName, Marker, OpKind, OpState, OperationId, Outcome, ProvisioningSource,
+    ProvisioningState, ResourceId, ResourceKind, Role, Step, StepStatus,
+};
+use stackdock_store::{Batch, Lease, Principal, ResourceFilter, Store, StoreError, Write};
+
+use fixtures::*;
+
+const LONG_LEASE: Duration = Duration::from_secs(600);
+
+fn lease_of(op: &stackdock_core::Operation) -> Lease {
+    Lease {
+        operation_id: op.id,
+        owner: op
+            .lease_owner
+            .clone()
+            .expect("claimed operation has an owner"),
+        generation: op.generation,
+    }
+}
+
+async fn audit_count(store: &dyn Store, org: stackdock_core::OrgId) -> usize {
+    store
+        .list_audit(org, 1000, None)
+        .await
+        .expect("list audit")
+        .len()
+}
+
+// ---- organisations and tokens ----
+
+pub async fn bootstrap_and_principal_for_token(store: &dyn Store) {
+    assert_eq!(store.first_org().await.expect("first org"), None);
+
+    let t = new_tenant();
+    store
+        .bootstrap(&bootstrap_of(&t), audit(t.org, "org.bootstrap"))
+        .await
+        .expect("bootstrap");
+
+    let principal = store
+        .principal_for_token(&t.token_hash)
+        .await
+        .expect("lookup");
+    assert_eq!(
+        principal,
+        Some(Principal {
+            user_id: t.user,
+            email: t.email.clone(),
+            org_id: t.org,
+            role: Role::Owner,
+            token_id: t.token_id,
+        })
+    );
+    assert_eq!(
+        store
+            .principal_for_token("no-such-hash")
+            .await
+            .expect("lookup"),
+        None
+    );
+    assert_eq!(store.first_org().await.expect("first org"), Some(t.org));
+
+    let rows = store.list_audit(t.org, 10, None).await.expect("audit");
+    assert_eq!(rows.len(), 1, "bootstrap writes its audit row");
+    assert_eq!(rows[0].action, "org.bootstrap");
+
+    // A second org is not the first one.
+    let other = tenant(store).await;
+    assert_ne!(other.org, t.org);
+    assert_eq!(store.first_org().await.expect("first org"), Some(t.org));
+
+    // Same email again: refused, and nothing of that bootstrap is left behind.
+    let mut again = new_tenant();
+    again.email = t.email.clone();
+    let err = store
+        .bootstrap(&bootstrap_of(&again), audit(again.org, "org.bootstrap"))
+        .await
+        .expect_err("duplicate email");
+    assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err:?}");
+    assert_eq!(
+        store
+            .principal_for_token(&again.token_hash)
+            .await
+            .expect("lookup"),
+        None
+    );
+    assert_eq!(audit_count(store, again.org).await, 0);
+}
+
+// ---- docks ----
+
+pub async fn docks_insert_get_find_list(store: &dyn Store) {
+    let t = tenant(store).await;
+    let b = add_dock(store, t.org, "zeta").await;
+    let a = add_dock(store, t.org, "alpha").await;
+
+    let got = store.get_dock(t.org, a.id).await.expect("get");
+    assert_eq!(got.id, a.id);
+    assert_eq!(got.org_id, t.org);
+    assert_eq!(got.provider, a.provider);
+    assert_eq!(got.name, a.name);
+    assert_eq!(got.sealed_api_key, a.sealed_api_key);
+    assert_eq!(got.api_base_url, a.api_base_url);
+    assert_eq!(got.settings, a.settings);
+    assert_eq!(got.created_at, a.created_at);
+
+    let found = store
+        .find_dock_by_name(t.org, &a.name)
+        .await
+        .expect("find")
+        .expect("dock by name");
+    assert_eq!(found.id, a.id);
+    let missing = DockName::try_from("missing".to_string()).expect("name");
+    assert!(
+        store
+            .find_dock_by_name(t.org, &missing)
+            .await
+            .expect("find")
+            .is_none()
+    );
+
+    let names: Vec<String> = store
+        .list_docks(t.org)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|d| d.name.to_string())
+        .collect();
+    let mut expected = vec![a.name.to_string(), b.name.to_string()];
+    expected.sort();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected);
+
+    // Docks are scoped to their org.
+    let other = tenant(store).await;
+    assert!(store.list_docks(other.org).await.expect("list").is_empty());
+    let err = store
+        .get_dock(other.org, a.id)
+        .await
+        .expect_err("other org");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert!(
+        store
+            .find_dock_by_name(other.org, &a.name)
+            .await
+            .expect("find")
+            .is_none()
+    );
+    let err = store
+        .get_dock(t.org, DockId::new())
+        .await
+        .expect_err("unknown");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+}
+
+pub async fn duplicate_dock_name_is_already_exists(store: &dyn Store) {
+    let t = tenant(store).await;
+    add_dock(store, t.org, "do-main").await;
+    let err = store
+        .apply(Batch::new().push(Write::InsertDock(dock(t.org, "do-main"))))
+        .await
+        .expect_err("duplicate name");
+    match err {
+        StoreError::AlreadyExists { what } => assert!(what.contains("do-main"), "{what}"),
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+    // The same name in another org is another dock.
+    let other = tenant(store).await;
+    add_dock(store, other.org, "do-main").await;
+}
+
+pub async fn update_dock_replaces_key_url_and_settings(store: &dyn Store) {
+    let t = tenant(store).await;
+    let mut d = add_dock(store, t.org, "edit-me").await;
+    d.sealed_api_key = sealed("fedcba9876543210");
+    d.api_base_url = None;
+    d.settings = json!({"changed": true});
+    store
+        .apply(Batch::new().push(Write::UpdateDock(d.clone())))
+        .await
+        .expect("update dock");
+    let got = store.get_dock(t.org, d.id).await.expect("get");
+    assert_eq!(got.sealed_api_key, d.sealed_api_key);
+    assert_eq!(got.api_base_url, None);
+    assert_eq!(got.settings, json!({"changed": true}));
+
+    let err = store
+        .apply(Batch::new().push(Write::UpdateDock(dock(t.org, "never-added"))))
+        .await
+        .expect_err("unknown dock");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+}
+
+pub async fn remove_dock_waits_for_deprovisioning(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "to-remove").await;
+    let keep = add_dock(store, t.org, "to-keep").await;
+    let live = insert(store, resource(&d, ResourceKind::Server)).await;
+    let live = move_to(store, &live, ProvisioningState::Provisioned).await;
+    let found = insert(store, discovered(&d, ResourceKind::Domain, "example.test")).await;
+    let elsewhere = insert(store, resource(&keep, ResourceKind::Server)).await;
+
+    let before = audit_count(store, t.org).await;
+    let err = store
+        .remove_dock(t.org, d.id, audit(t.org, "dock.remove"))
+        .await
+        .expect_err("live api resource blocks removal");
+    match err {
+        StoreError::Refused { message } => {
+            assert!(message.contains('1'), "names how many: {message}");
+            assert!(
+                message.contains("deprovision"),
+                "says what to do: {message}"
+            );
+        }
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    assert!(
+        store.get_dock(t.org, d.id).await.is_ok(),
+        "dock still there"
+    );
+    assert_eq!(
+        audit_count(store, t.org).await,
+        before,
+        "refusal writes no audit row"
+    );
+
+    deprovision_fully(store, &live).await;
+    store
+        .remove_dock(t.org, d.id, audit(t.org, "dock.remove"))
+        .await
+        .expect("removal once deprovisioned");
+
+    let err = store.get_dock(t.org, d.id).await.expect_err("gone");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    let err = store
+        .get_resource(t.org, found.id)
+        .await
+        .expect_err("discovered rows go");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    let left = store
+        .list_resources(
+            t.org,
+            &ResourceFilter {
+                dock_id: Some(d.id),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert!(left.is_empty(), "no row of a removed dock stays: {left:?}");
+    assert_eq!(
+        store
+            .get_resource(t.org, elsewhere.id)
+            .await
+            .expect("other dock untouched")
+            .id,
+        elsewhere.id
+    );
+    let rows = store.list_audit(t.org, 1, None).await.expect("audit");
+    assert_eq!(rows[0].action, "dock.remove");
+
+    let err = store
+        .remove_dock(t.org, d.id, audit(t.org, "dock.remove"))
+        .await
+        .expect_err("already removed");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+}
+
+pub async fn remove_dock_waits_for_operations(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "busy").await;
+    let mut op = insert_operation(store, operation(&d, None)).await;
+    let err = store
+        .remove_dock(t.org, d.id, audit(t.org, "dock.remove"))
+        .await
+        .expect_err("queued operation blocks removal");
+    assert!(matches!(err, StoreError::Refused { .. }), "{err:?}");
+
+    op.state = OpState::Succeeded;
+    store
+        .apply(Batch::new().push(Write::UpdateOperation(op.clone())))
+        .await
+        .expect("finish op");
+    store
+        .remove_dock(t.org, d.id, audit(t.org, "dock.remove"))
+        .await
+        .expect("removal once finished");
+}
+
+pub async fn remove_unknown_dock_is_not_found(store: &dyn Store) {
+    let t = tenant(store).await;
+    let err = store
+        .remove_dock(t.org, DockId::new(), audit(t.org, "dock.remove"))
+        .await
+        .expect_err("unknown dock");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    // A dock of another org is unknown here too.
+    let other = tenant(store).await;
+    let d = add_dock(store, other.org, "theirs").await;
+    let err = store
+        .remove_dock(t.org, d.id, audit(t.org, "dock.remove"))
+        .await
+        .expect_err("other org's dock");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert!(store.get_dock(other.org, d.id).await.is_ok());
+}
+
+// ---- resources ----
+
+pub async fn resources_round_trip_every_kind(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "kinds").await;
+    for kind in ResourceKind::ALL {
+        for r in [fully_populated(&d, kind), resource(&d, kind)] {
+            let written = insert(store, r.clone()).await;
+            assert_eq!(written, r, "{kind}: insert returns the row as given");
+            let got = store.get_resource(t.org, r.id).await.expect("get");
+            assert_eq!(got, r, "{kind}: every column round-trips");
+            assert_eq!(got.kind(), kind);
+        }
+    }
+}
+
+pub async fn list_resources_honours_every_filter(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d1 = add_dock(store, t.org, "one").await;
+    let d2 = add_dock(store, t.org, "two").await;
+    let base = now() - chrono::TimeDelta::hours(1);
+    let mut made = Vec::new();
+    let specs = [
+        (
+            &d1,
+            ResourceKind::Server,
+            ProvisioningSource::Api,
+            ProvisioningState::Provisioning,
+        ),
+        (
+            &d1,
+            ResourceKind::Domain,
+            ProvisioningSource::Manual,
+            ProvisioningState::Provisioned,
+        ),
+        (
+            &d2,
+            ResourceKind::Database,
+            ProvisioningSource::Api,
+            ProvisioningState::Failed,
+        ),
+        (
+            &d2,
+            ResourceKind::WebService,
+            ProvisioningSource::Api,
+            ProvisioningState::Provisioned,
+        ),
+        (
+            &d1,
+            ResourceKind::Server,
+            ProvisioningSource::Manual,
+            ProvisioningState::Provisioned,
+        ),
+    ];
+    for (i, (dock, kind, source, state)) in specs.into_iter().enumerate() {
+        let mut r = resource(dock, kind);
+        r.provisioning_source = source;
+        r.provisioning_state = state;
+        r.created_at = base + chrono::TimeDelta::seconds(i as i64);
+        r.updated_at = r.created_at;
+        made.push(insert(store, r).await);
+    }
+    let other = tenant(store).await;
+    let od = add_dock(store, other.org, "one").await;
+    insert(store, resource(&od, ResourceKind::Server)).await;
+
+    let ids = |rs: Vec<stackdock_core::Resource>| rs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let newest_first = |idx: &[usize]| {
+        let mut v: Vec<ResourceId> = idx.iter().map(|&i| made[i].id).collect();
+        v.reverse();
+        v
+    };
+    let list =
+        |f: ResourceFilter| async move { store.list_resources(t.org, &f).await.expect("list") };
+
+    assert_eq!(
+        ids(list(ResourceFilter::default()).await),
+        newest_first(&[0, 1, 2, 3, 4])
+    );
+    assert_eq!(
+        ids(list(ResourceFilter {
+            kind: Some(ResourceKind::Server),
+            ..Default::default()
+        })
+        .await),
+        newest_first(&[0, 4])
+    );
+    for kind in [
+        ResourceKind::Domain,
+        ResourceKind::Database,
+        ResourceKind::WebService,
+    ] {
+        let got = list(ResourceFilter {
+            kind: Some(kind),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(got.len(), 1, "{kind}");
+        assert_eq!(got[0].kind(), kind);
+    }
+    assert_eq!(
+        ids(list(ResourceFilter {
+            dock_id: Some(d2.id),
+            ..Default::default()
+        })
+        .await),
+        newest_first(&[2, 3])
+    );
+    assert_eq!(
+        ids(list(ResourceFilter {
+            state: Some(ProvisioningState::Provisioned),
+            ..Default::default()
+        })
+        .await),
+        newest_first(&[1, 3, 4])
+    );
+    assert_eq!(
+        ids(list(ResourceFilter {
+            source: Some(ProvisioningSource::Manual),
+            ..Default::default()
+        })
+        .await),
+        newest_first(&[1, 4])
+    );
+    assert_eq!(
+        ids(list(ResourceFilter {
+            limit: Some(2),
+            ..Default::default()
+        })
+        .await),
+        newest_first(&[3, 4])
+    );
+    assert_eq!(
+        ids(list(ResourceFilter {
+            kind: Some(ResourceKind::Server),
+            dock_id: Some(d1.id),
+            state: Some(ProvisioningState::Provisioned),
+            source: Some(ProvisioningSource::Manual),
+            limit: Some(10),
+        })
+        .await),
+        newest_first(&[4])
+    );
+    assert!(
+        list(ResourceFilter {
+            dock_id: Some(od.id),
+            ..Default::default()
+        })
+        .await
+        .is_empty(),
+        "another org's dock shows nothing"
+    );
+}
+
+pub async fn get_resource_is_scoped_to_org(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "scoped").await;
+    let r = insert(store, resource(&d, ResourceKind::Database)).await;
+    let other = tenant(store).await;
+    for (org, id) in [(other.org, r.id), (t.org, ResourceId::new())] {
+        match store.get_resource(org, id).await {
+            Err(StoreError::NotFound { what }) => assert!(what.contains(&id.to_string()), "{what}"),
+            other => panic!("expected NotFound, got {other:?}"),
+        }
+    }
+}
+
+pub async fn resource_in_unknown_dock_is_refused(store: &dyn Store) {
+    let t = tenant(store).await;
+    let other = tenant(store).await;
+    let theirs = add_dock(store, other.org, "theirs").await;
+    // A resource of org t pointing at org other's dock.
+    let mut r = resource(&theirs, ResourceKind::Server);
+    r.org_id = t.org;
+    let err = store
+        .apply(Batch::new().push(Write::InsertResource(r)))
+        .await
+        .expect_err("dock of another org");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+}
+
+pub async fn second_writer_from_the_same_read_loses(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "race").await;
+    let read = insert(store, resource(&d, ResourceKind::Server)).await;
+
+    let mut first = read.clone();
+    first.status = Some("first".into());
+    first.provisioning_state = ProvisioningState::Provisioned;
+    let mut second = read.clone();
+    second.status = Some("second".into());
+
+    let written = store
+        .apply(Batch::new().push(update(first, read.version)))
+        .await
+        .expect("first writer");
+    assert_eq!(written[0].version, read.version + 1);
+    assert!(written[0].updated_at >= read.updated_at);
+    assert_eq!(written[0].created_at, read.created_at);
+
+    let err = store
+        .apply(Batch::new().push(update(second, read.version)))
+        .await
+        .expect_err("second writer");
+    match err {
+        StoreError::VersionConflict { id, expected } => {
+            assert_eq!((id, expected), (read.id, read.version));
+        }
+        other => panic!("expected VersionConflict, got {other:?}"),
+    }
+    let stored = store.get_resource(t.org, read.id).await.expect("get");
+    assert_eq!(stored, written[0], "the row holds the first writer's data");
+    assert_eq!(stored.status.as_deref(), Some("first"));
+}
+
+pub async fn illegal_transition_writes_nothing(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "strict").await;
+    let r = insert(store, resource(&d, ResourceKind::WebService)).await;
+    let audits = audit_count(store, t.org).await;
+    let seq = store.latest_change().await.expect("latest");
+
+    let mut bad = r.clone();
+    bad.provisioning_state = ProvisioningState::Deprovisioned;
+    let err = store
+        .apply(
+            Batch::new()
+                .push(Write::Audit(audit(t.org, "web_service.deprovision")))
+                .push(update(bad, r.version)),
+        )
+        .await
+        .expect_err("provisioning -> deprovisioned is illegal");
+    match err {
+        StoreError::IllegalTransition(e) => {
+            assert_eq!(
+                (e.from, e.to),
+                (
+                    ProvisioningState::Provisioning,
+                    ProvisioningState::Deprovisioned
+                )
+            );
+        }
+        other => panic!("expected IllegalTransition, got {other:?}"),
+    }
+    assert_eq!(
+        audit_count(store, t.org).await,
+        audits,
+        "the batch's audit row was not kept"
+    );
+    assert_eq!(store.get_resource(t.org, r.id).await.expect("get"), r);
+    assert_eq!(store.latest_change().await.expect("latest"), seq);
+
+    // Staying in the same state is an update, not a transition.
+    let mut same = r.clone();
+    same.status = Some("building".into());
+    store
+        .apply(Batch::new().push(update(same, r.version)))
+        .await
+        .expect("same-state update");
+}
+
+pub async fn batch_is_all_or_nothing(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "atomic").await;
+    let r = resource(&d, ResourceKind::Server);
+    let op = operation(&d, Some(&r));
+    let audits = audit_count(store, t.org).await;
+    let seq = store.latest_change().await.expect("latest");
+
+    let err = store
+        .apply(
+            Batch::new()
+                .push(Write::InsertResource(r.clone()))
+                .push(Write::InsertOperation(op.clone()))
+                .push(Write::Audit(audit(t.org, "server.provision")))
+                .push(Write::InsertDock(dock(t.org, "atomic"))),
+        )
+        .await
+        .expect_err("the last write fails");
+    assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err:?}");
+
+    assert!(matches!(
+        store.get_resource(t.org, r.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.get_operation(t.org, op.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(audit_count(store, t.org).await, audits);
+    assert_eq!(store.latest_change().await.expect("latest"), seq);
+    assert!(
+        store
+            .find_by_marker(r.marker.as_ref().expect("marker"))
+            .await
+            .expect("find")
+            .is_none()
+    );
+
+    // The same intent without the bad write lands whole.
+    let written = store
+        .apply(
+            Batch::new()
+                .push(Write::InsertResource(r.clone()))
+                .push(Write::InsertOperation(op.clone()))
+                .push(Write::Audit(audit(t.org, "server.provision"))),
+        )
+        .await
+        .expect("intent");
+    assert_eq!(written, vec![r.clone()]);
+    assert_eq!(
+        store.get_operation(t.org, op.id).await.expect("op").id,
+        op.id
+    );
+}
+
+pub async fn duplicates_of_live_resources_are_refused(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "dups").await;
+    let first = insert(store, discovered(&d, ResourceKind::Server, "droplet-1")).await;
+
+    let expect_exists =
+        |res: Result<Vec<stackdock_core::Resource>, StoreError>, what: &str| match res {
+            Err(StoreError::AlreadyExists { .. }) => {}
+            other => panic!("{what}: expected AlreadyExists, got {other:?}"),
+        };
+    // Same id.
+    expect_exists(
+        store
+            .apply(Batch::new().push(Write::InsertResource(first.clone())))
+            .await,
+        "same id",
+    );
+    // Same provider id, same dock and kind, while the first is live.
+    let twin = discovered(&d, ResourceKind::Server, "droplet-1");
+    expect_exists(
+        store
+            .apply(Batch::new().push(Write::InsertResource(twin.clone())))
+            .await,
+        "same provider id",
+    );
+    // Same marker, even in another kind's table.
+    let api = insert(store, resource(&d, ResourceKind::Server)).await;
+    let mut copy = resource(&d, ResourceKind::Database);
+    copy.marker = api.marker.clone();
+    expect_exists(
+        store
+            .apply(Batch::new().push(Write::InsertResource(copy)))
+            .await,
+        "same marker",
+    );
+    // The same provider id in another dock is another resource.
+    let d2 = add_dock(store, t.org, "dups-two").await;
+    insert(store, discovered(&d2, ResourceKind::Server, "droplet-1")).await;
+
+    // Once the first is deprovisioned, the provider id may be tracked again.
+    let mut leaving = first.clone();
+    leaving.provisioning_state = ProvisioningState::Deprovisioning;
+    let leaving = store
+        .apply(Batch::new().push(update(leaving, first.version)))
+        .await
+        .expect("deprovisioning")
+        .remove(0);
+    move_to(store, &leaving, ProvisioningState::Deprovisioned).await;
+    let again = insert(store, twin).await;
+    let found = store
+        .find_by_provider_id(d.id, ResourceKind::Server, "droplet-1")
+        .await
+        .expect("find")
+        .expect("live row");
+    assert_eq!(found.id, again.id);
+}
+
+pub async fn find_by_provider_id_ignores_deprovisioned(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "finder").await;
+    let mut r = resource(&d, ResourceKind::Domain);
+    r.provider_resource_id = Some("zone-9".into());
+    let r = insert(store, r).await;
+
+    let found = store
+        .find_by_provider_id(d.id, ResourceKind::Domain, "zone-9")
+        .await
+        .expect("find");
+    assert_eq!(found.map(|f| f.id), Some(r.id));
+    // Kind, dock and id must all match.
+    for (dock, kind, pid) in [
+        (d.id, ResourceKind::Server, "zone-9"),
+        (DockId::new(), ResourceKind::Domain, "zone-9"),
+        (d.id, ResourceKind::Domain, "zone-10"),
+    ] {
+        assert!(
+            store
+                .find_by_provider_id(dock, kind, pid)
+                .await
+                .expect("find")
+                .is_none()
+        );
+    }
+
+    deprovision_fully(store, &r).await;
+    assert!(
+        store
+            .find_by_provider_id(d.id, ResourceKind::Domain, "zone-9")
+            .await
+            .expect("find")
+            .is_none(),
+        "a deprovisioned row is history, not a live resource"
+    );
+}
+
+pub async fn find_by_marker_across_kinds(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "markers").await;
+    for kind in ResourceKind::ALL {
+        let r = insert(store, resource(&d, kind)).await;
+        let marker = r.marker.clone().expect("api rows carry a marker");
+        let found = store
+            .find_by_marker(&marker)
+            .await
+            .expect("find")
+            .expect("by marker");
+        assert_eq!(found, r);
+    }
+    let unknown = Marker::for_resource(&ResourceId::new());
+    assert!(
+        store
+            .find_by_marker(&unknown)
+            .await
+            .expect("find")
+            .is_none()
+    );
+}
+
+// ---- operations and leases ----
+
+pub async fn fencing_stops_a_stale_worker(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "fence").await;
+    let r = insert(store, resource(&d, ResourceKind::Server)).await;
+    let op = insert_operation(store, operation(&d, Some(&r))).await;
+
+    let a = store
+        .claim_operation("worker-a", Duration::from_millis(50))
+        .await
+        .expect("claim")
+        .expect("queued op is claimed");
+    assert_eq!(
+        (a.id, a.state, a.generation, a.attempt),
+        (op.id, OpState::Running, 1, 1)
+    );
+    assert_eq!(a.lease_owner.as_deref(), Some("worker-a"));
+    let a_expires = a.lease_expires_at.expect("lease expiry");
+    assert!(a_expires > a.updated_at);
+    let stale = lease_of(&a);
+
+    let b = claim_within(store, "worker-b", LONG_LEASE, Duration::from_secs(10))
+        .await
+        .expect("the expired lease is claimed again");
+    assert_eq!(b.id, op.id);
+    assert_eq!(b.generation, 2);
+    assert_eq!(b.attempt, 2);
+    assert_eq!(b.lease_owner.as_deref(), Some("worker-b"));
+    let fresh = lease_of(&b);
+
+    let audits = audit_count(store, t.org).await;
+    let mut progress = r.clone();
+    progress.provisioning_state = ProvisioningState::Provisioned;
+    let stale_write = Batch::fenced(&stale)
+        .push(update(progress.clone(), r.version))
+        .push(Write::RecordStep(Step {
+            operation_id: op.id,
+            index: 0,
+            name: "create".into(),
+            status: StepStatus::Done,
+            output: json!({"id": "stale"}),
+            undo: json!(null),
+            at: now(),
+        }))
+        .push(Write::Audit(audit(t.org, "server.provision")));
+    match store.apply(stale_write).await {
+        Err(StoreError::Fenced(id)) => assert_eq!(id, op.id),
+        other => panic!("expected Fenced, got {other:?}"),
+    }
+    assert_eq!(store.get_resource(t.org, r.id).await.expect("get"), r);
+    assert!(store.steps(op.id).await.expect("steps").is_empty());
+    assert_eq!(audit_count(store, t.org).await, audits);
+
+    match store.renew_lease(&stale, LONG_LEASE).await {
+        Err(StoreError::Fenced(id)) => assert_eq!(id, op.id),
+        other => panic!("expected Fenced, got {other:?}"),
+    }
+
+    store
+        .renew_lease(&fresh, LONG_LEASE)
+        .await
+        .expect("current lease renews");
+    let written = store
+        .apply(Batch::fenced(&fresh).push(update(progress, r.version)))
+        .await
+        .expect("current lease writes");
+    assert_eq!(
+        written[0].provisioning_state,
+        ProvisioningState::Provisioned
+    );
+}
+
+pub async fn renew_lease_only_while_held(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "renew").await;
+    insert_operation(store, operation(&d, None)).await;
+    let op = store
+        .claim_operation("worker", Duration::from_secs(1))
+        .await
+        .expect("claim")
+        .expect("claimed");
+    let lease = lease_of(&op);
+    store.renew_lease(&lease, LONG_LEASE).await.expect("renew");
+    let renewed = store.get_operation(t.org, op.id).await.expect("get");
+    assert!(
+        renewed.lease_expires_at > op.lease_expires_at,
+        "the lease moved forward"
+    );
+    assert_eq!(renewed.generation, op.generation, "renewal is not a claim");
+
+    let wrong_owner = Lease {
+        owner: "someone-else".into(),
+        ..lease.clone()
+    };
+    assert!(matches!(
+        store.renew_lease(&wrong_owner, LONG_LEASE).await,
+        Err(StoreError::Fenced(_))
+    ));
+
+    let mut done = renewed.clone();
+    done.state = OpState::Succeeded;
+    store
+        .apply(Batch::fenced(&lease).push(Write::UpdateOperation(done)))
+        .await
+        .expect("finish under the lease");
+    assert!(
+        matches!(
+            store.renew_lease(&lease, LONG_LEASE).await,
+            Err(StoreError::Fenced(_))
+        ),
+        "a finished operation holds no lease"
+    );
+    assert!(
+        store
+            .claim_operation("worker", LONG_LEASE)
+            .await
+            .expect("claim")
+            .is_none(),
+        "a finished operation is never claimed"
+    );
+}
+
+/// Takes the store shared, to claim from several tasks at once.
+pub async fn claims_are_exclusive(store: Arc<dyn Store>) {
+    let t = tenant(&*store).await;
+    let d = add_dock(&*store, t.org, "crowd").await;
+    let mut expected = Vec::new();
+    for _ in 0..20 {
+        expected.push(insert_operation(&*store, operation(&d, None)).await.id);
+    }
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let store = store.clone();
+        workers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(op) = store
+                .claim_operation(&format!("worker-{w}"), LONG_LEASE)
+                .await
+                .expect("claim")
+            {
+                assert_eq!(
+                    op.lease_owner.as_deref(),
+                    Some(format!("worker-{w}").as_str())
+                );
+                mine.push(op.id);
+            }
+            mine
+        }));
+    }
+    let mut seen: HashMap<OperationId, usize> = HashMap::new();
+    for w in workers {
+        for id in w.await.expect("worker task") {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len(), expected.len(), "every operation was claimed");
+    for id in expected {
+        assert_eq!(seen.get(&id), Some(&1), "operation {id} claimed once");
+    }
+    for op in store.list_operations(t.org, None, 100).await.expect("list") {
+        assert_eq!((op.generation, op.attempt), (1, 1));
+    }
+}
+
+pub async fn future_operations_are_not_claimed(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "later").await;
+    let mut later = operation(&d, None);
+    later.next_run_at = now() + chrono::TimeDelta::hours(1);
+    insert_operation(store, later.clone()).await;
+    assert!(
+        store
+            .claim_operation("w", LONG_LEASE)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+
+    let due = insert_operation(store, operation(&d, None)).await;
+    let claimed = store
+        .claim_operation("w", LONG_LEASE)
+        .await
+        .expect("claim")
+        .expect("due op");
+    assert_eq!(claimed.id, due.id);
+    assert!(
+        store
+            .claim_operation("w", LONG_LEASE)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    let still = store.get_operation(t.org, later.id).await.expect("get");
+    assert_eq!((still.state, still.generation), (OpState::Queued, 0));
+}
+
+pub async fn claims_take_the_oldest_first(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "fifo").await;
+    let base = now() - chrono::TimeDelta::minutes(10);
+    let mut ops = Vec::new();
+    // Inserted newest first, so insertion order cannot pass for age.
+    for minutes in [3, 2, 1] {
+        let mut op = operation(&d, None);
+        op.next_run_at = base + chrono::TimeDelta::minutes(minutes);
+        ops.push(insert_operation(store, op).await);
+    }
+    for expected in [&ops[2], &ops[1], &ops[0]] {
+        let got = store
+            .claim_operation("w", LONG_LEASE)
+            .await
+            .expect("claim")
+            .expect("op");
+        assert_eq!(got.id, expected.id);
+    }
+}
+
+pub async fn record_step_twice_leaves_one_row(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "steps").await;
+    let op = insert_operation(store, operation(&d, None)).await;
+    let step = |index: i64, status: StepStatus, output: serde_json::Value| Step {
+        operation_id: op.id,
+        index,
+        name: format!("step-{index}"),
+        status,
+        output,
+        undo: json!({"delete": "droplet-1"}),
+        at: now(),
+    };
+    store
+        .apply(Batch::new().push(Write::RecordStep(step(
+            0,
+            StepStatus::Done,
+            json!({"id": 1}),
+        ))))
+        .await
+        .expect("record");
+    let replay = step(0, StepStatus::Undone, json!({"id": 1, "again": true}));
+    store
+        .apply(Batch::new().push(Write::RecordStep(replay.clone())))
+        .await
+        .expect("record again");
+    let second = step(1, StepStatus::Done, json!(null));
+    store
+        .apply(Batch::new().push(Write::RecordStep(second.clone())))
+        .await
+        .expect("record next");
+    assert_eq!(
+        store.steps(op.id).await.expect("steps"),
+        vec![replay, second]
+    );
+    assert!(
+        store
+            .steps(OperationId::new())
+            .await
+            .expect("steps")
+            .is_empty()
+    );
+}
+
+pub async fn operations_get_list_and_active(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "ops").await;
+    let r = insert(store, resource(&d, ResourceKind::Server)).await;
+    let base = now() - chrono::TimeDelta::minutes(5);
+    let mut first = operation(&d, Some(&r));
+    first.created_at = base;
+    first.requested_by = Some(t.user);
+    let first = insert_operation(store, first).await;
+    let mut sync = operation(&d, None);
+    sync.kind = OpKind::Sync;
+    sync.created_at = base + chrono::TimeDelta::minutes(1);
+    let sync = insert_operation(store, sync).await;
+
+    assert_eq!(
+        store.get_operation(t.org, first.id).await.expect("get"),
+        first
+    );
+    let other = tenant(store).await;
+    assert!(matches!(
+        store.get_operation(other.org, first.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let all: Vec<OperationId> = store
+        .list_operations(t.org, None, 10)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|o| o.id)
+        .collect();
+    assert_eq!(all, vec![sync.id, first.id], "newest first");
+    assert_eq!(
+        store
+            .list_operations(t.org, None, 1)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    let of_r = store
+        .list_operations(t.org, Some(r.id), 10)
+        .await
+        .expect("list");
+    assert_eq!(
+        of_r.iter().map(|o| o.id).collect::<Vec<_>>(),
+        vec![first.id]
+    );
+    assert!(
+        store
+            .list_operations(other.org, None, 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    assert_eq!(
+        store
+            .active_operation_for(r.id)
+            .await
+            .expect("active")
+            .map(|o| o.id),
+        Some(first.id)
+    );
+    let mut failed = first.clone();
+    failed.state = OpState::Failed;
+    failed.last_error = Some("quota exceeded".into());
+    failed.attempt = 3;
+    store
+        .apply(Batch::new().push(Write::UpdateOperation(failed.clone())))
+        .await
+        .expect("update op");
+    assert!(
+        store
+            .active_operation_for(r.id)
+            .await
+            .expect("active")
+            .is_none()
+    );
+    let stored = store.get_operation(t.org, first.id).await.expect("get");
+    assert_eq!(stored.state, OpState::Failed);
+    assert_eq!(stored.last_error.as_deref(), Some("quota exceeded"));
+    assert_eq!(stored.attempt, 3);
+
+    let err = store
+        .apply(Batch::new().push(Write::UpdateOperation(operation(&d, None))))
+        .await
+        .expect_err("unknown operation");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+}
+
+// ---- journal, audit, feed ----
+
+pub async fn change_feed_follows_every_write(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "feed").await;
+    let other = tenant(store).await;
+    let od = add_dock(store, other.org, "feed").await;
+    let start = store.latest_change().await.expect("latest");
+
+    let mut written = Vec::new();
+    let a = insert(store, resource(&d, ResourceKind::Server)).await;
+    written.push(a.clone());
+    insert(store, resource(&od, ResourceKind::Server)).await;
+    let b = insert(store, resource(&d, ResourceKind::Domain)).await;
+    written.push(b);
+    let a2 = move_to(store, &a, ProvisioningState::Provisioned).await;
+    written.push(a2.clone());
+    let a3 = move_to(store, &a2, ProvisioningState::Deprovisioning).await;
+    written.push(a3);
+
+    let changes = store
+        .changes_since(t.org, start, 100)
+        .await
+        .expect("changes");
+    assert_eq!(
+        changes.len(),
+        written.len(),
+        "one change per write, none of the other org"
+    );
+    for (change, resource) in changes.iter().zip(&written) {
+        assert_eq!(
+            &change.resource, resource,
+            "the snapshot is the row as written"
+        );
+        assert_eq!(change.org_id, t.org);
+    }
+    assert!(
+        changes.windows(2).all(|w| w[0].seq < w[1].seq),
+        "oldest first"
+    );
+    let last = changes.last().expect("changes").seq;
+    assert!(store.latest_change().await.expect("latest") >= last);
+
+    let rest = store
+        .changes_since(t.org, changes[1].seq, 100)
+        .await
+        .expect("changes");
+    assert_eq!(
+        rest.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        changes[2..].iter().map(|c| c.seq).collect::<Vec<_>>()
+    );
+    let first_two = store.changes_since(t.org, start, 2).await.expect("changes");
+    assert_eq!(first_two, changes[..2].to_vec());
+    let theirs = store
+        .changes_since(other.org, start, 100)
+        .await
+        .expect("changes");
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].org_id, other.org);
+}
+
+pub async fn change_signal_sees_new_seq(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "signal").await;
+    let mut rx = store.change_signal();
+    let before = *rx.borrow_and_update();
+    assert_eq!(before, store.latest_change().await.expect("latest"));
+
+    insert(store, resource(&d, ResourceKind::Server)).await;
+    tokio::time::timeout(Duration::from_secs(5), rx.changed())
+        .await
+        .expect("signalled in time")
+        .expect("sender alive");
+    let seen = *rx.borrow_and_update();
+    assert!(seen > before);
+    assert_eq!(seen, store.latest_change().await.expect("latest"));
+
+    // Writes that touch no resource do not wake subscribers.
+    store
+        .apply(Batch::new().push(Write::Audit(audit(t.org, "noop"))))
+        .await
+        .expect("audit");
+    assert!(!rx.has_changed().expect("sender alive"));
+}
+
+pub async fn journal_is_per_resource_and_operation_in_order(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "journal").await;
+    let r = insert(store, resource(&d, ResourceKind::Server)).await;
+    let op = insert_operation(store, operation(&d, Some(&r))).await;
+    let call = |path: &str, resource: Option<ResourceId>, operation: Option<OperationId>| ApiCall {
+        id: 0,
+        org_id: t.org,
+        dock_id: d.id,
+        resource_id: resource,
+        operation_id: operation,
+        method: "POST".into(),
+        path: path.into(),
+        status: Some(202),
+        duration_ms: 123,
+        request_id: Some("req-1".into()),
+        attempt: 1,
+        error: None,
+        at: now(),
+    };
+    let mut timeout = call("/v2/droplets/1", Some(r.id), Some(op.id));
+    timeout.status = None;
+    timeout.error = Some("timed out after 30s".into());
+    timeout.attempt = 2;
+    timeout.method = "GET".into();
+    let calls = [
+        call("/v2/droplets", Some(r.id), Some(op.id)),
+        timeout,
+        call("/v2/account", None, Some(op.id)),
+        call("/v2/droplets/1/actions", Some(r.id), None),
+    ];
+    for c in &calls {
+        store.record_api_call(c.clone()).await.expect("record");
+    }
+    let strip = |mut c: ApiCall| {
+        assert!(c.id > 0, "the store assigns ids");
+        c.id = 0;
+        c
+    };
+    let by_resource: Vec<ApiCall> = store
+        .api_calls(t.org, r.id)
+        .await
+        .expect("by resource")
+        .into_iter()
+        .map(strip)
+        .collect();
+    assert_eq!(
+        by_resource,
+        vec![calls[0].clone(), calls[1].clone(), calls[3].clone()]
+    );
+    let by_op: Vec<ApiCall> = store
+        .api_calls_for_operation(t.org, op.id)
+        .await
+        .expect("by op")
+        .into_iter()
+        .map(strip)
+        .collect();
+    assert_eq!(by_op, calls[..3].to_vec());
+
+    let other = tenant(store).await;
+    assert!(
+        store
+            .api_calls(other.org, r.id)
+            .await
+            .expect("scoped")
+            .is_empty()
+    );
+    assert!(
+        store
+            .api_calls_for_operation(other.org, op.id)
+            .await
+            .expect("scoped")
+            .is_empty()
+    );
+}
+
+pub async fn audit_is_newest_first_and_pages(store: &dyn Store) {
+    let t = tenant(store).await;
+    let other = tenant(store).await;
+    for i in 0..5 {
+        let entry = audit(t.org, &format!("action.{i}"))
+            .resource(format!("servers/{i}"))
+            .provider("digitalocean")
+            .details(json!({"i": i}));
+        store
+            .apply(Batch::new().push(Write::Audit(entry)))
+            .await
+            .expect("audit");
+    }
+    let mut failure = audit(t.org, "action.5");
+    failure.at = now();
+    failure.outcome = Outcome::Failure;
+    failure.actor = Some(t.user);
+    store
+        .apply(Batch::new().push(Write::Audit(failure.clone())))
+        .await
+        .expect("audit");
+
+    let all = store.list_audit(t.org, 100, None).await.expect("audit");
+    let actions: Vec<&str> = all.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "action.5",
+            "action.4",
+            "action.3",
+            "action.2",
+            "action.1",
+            "action.0",
+            "org.bootstrap"
+        ]
+    );
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id));
+    let newest = &all[0];
+    assert_eq!(newest.outcome, Outcome::Failure);
+    assert_eq!(newest.actor, Some(t.user));
+    assert_eq!(newest.at, failure.at);
+    assert_eq!(all[1].resource.as_deref(), Some("servers/4"));
+    assert_eq!(all[1].provider.as_deref(), Some("digitalocean"));
+    assert_eq!(all[1].details, json!({"i": 4}));
+
+    let page = store
+        .list_audit(t.org, 2, Some(all[1].id))
+        .await
+        .expect("page");
+    assert_eq!(
+        page.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![all[2].id, all[3].id]
+    );
+    let theirs = store.list_audit(other.org, 100, None).await.expect("audit");
+    assert_eq!(theirs.len(), 1, "only their bootstrap row");
+}
