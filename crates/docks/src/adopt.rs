@@ -30,14 +30,15 @@ impl<T> Created<T> {
 }
 
 /// Runs `create` until it answers, looking the marker up with `lookup` before each repeat
-/// and before the first try of a resumed operation.
+/// and before the first try of a resumed operation. `create` is given the number of the try
+/// (1, 2, ...) for the journal.
 pub async fn create_or_adopt<T, C, CF, L, LF>(
     ctx: &Ctx,
     mut create: C,
     mut lookup: L,
 ) -> Result<Created<T>, DockError>
 where
-    C: FnMut() -> CF,
+    C: FnMut(u32) -> CF,
     CF: Future<Output = Result<T, DockError>>,
     L: FnMut() -> LF,
     LF: Future<Output = Result<Option<T>, DockError>>,
@@ -49,7 +50,7 @@ where
     }
     let mut attempt = 1;
     loop {
-        match create().await {
+        match create(attempt).await {
             Ok(t) => return Ok(Created::New(t)),
             Err(DockError::Unavailable {
                 provider,

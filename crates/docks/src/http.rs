@@ -89,9 +89,15 @@ impl HttpSession {
             .await
     }
 
-    /// A create: tried once; see [`Idempotence::Once`].
-    pub async fn post_once(&self, path: &str, body: &Value) -> Result<ApiResponse, DockError> {
-        self.send(Method::POST, path, &[], Some(body), Idempotence::Once)
+    /// A create: tried once; see [`Idempotence::Once`]. `attempt` is the caller's count of
+    /// tries, journaled with the call.
+    pub async fn post_once(
+        &self,
+        path: &str,
+        body: &Value,
+        attempt: u32,
+    ) -> Result<ApiResponse, DockError> {
+        self.try_once(&Method::POST, path, &[], Some(body), attempt.max(1))
             .await
     }
 

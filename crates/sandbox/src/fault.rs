@@ -6,6 +6,9 @@
 use std::time::Duration;
 
 /// A queued misbehaviour: which requests it hits, how many times, and what they get.
+///
+/// Only requests that get past authentication and the rate limiter meet the faults,
+/// so a fault is never used up by a request that was going to be refused anyway.
 #[derive(Clone, Debug)]
 pub struct Fault {
     /// HTTP method to match, case-insensitive; `None` matches any method.

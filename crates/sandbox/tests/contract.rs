@@ -244,10 +244,12 @@ impl Checker<'_> {
                 return;
             }
         }
-        if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-            if !allowed.contains(value) {
-                out.add(at, format!("{value} is not one of {allowed:?}"));
-            }
+        let outside_enum = schema
+            .get("enum")
+            .and_then(Value::as_array)
+            .filter(|allowed| !allowed.contains(value));
+        if let Some(allowed) = outside_enum {
+            out.add(at, format!("{value} is not one of {allowed:?}"));
         }
         self.check_number(schema, value, at, out);
         self.check_format(schema, value, at, out);
@@ -267,11 +269,14 @@ impl Checker<'_> {
                     }
                 }
             }
-            if closed {
-                if let Some(known) = self.declared_properties(schema) {
-                    for name in object.keys().filter(|k| !known.contains(*k)) {
-                        out.add(&format!("{at}.{name}"), "property not declared by the spec");
-                    }
+            let declared = if closed {
+                self.declared_properties(schema)
+            } else {
+                None
+            };
+            if let Some(known) = declared {
+                for name in object.keys().filter(|k| !known.contains(*k)) {
+                    out.add(&format!("{at}.{name}"), "property not declared by the spec");
                 }
             }
         }
@@ -284,15 +289,19 @@ impl Checker<'_> {
 
     fn check_number(&self, schema: &Value, value: &Value, at: &str, out: &mut Mismatches) {
         let Some(number) = value.as_f64() else { return };
-        if let Some(step) = schema.get("multipleOf").and_then(Value::as_f64) {
-            if step > 0.0 && (number / step).fract() != 0.0 {
-                out.add(at, format!("{number} is not a multiple of {step}"));
-            }
+        let off_step = schema
+            .get("multipleOf")
+            .and_then(Value::as_f64)
+            .filter(|step| *step > 0.0 && (number / step).fract() != 0.0);
+        if let Some(step) = off_step {
+            out.add(at, format!("{number} is not a multiple of {step}"));
         }
-        if let Some(minimum) = schema.get("minimum").and_then(Value::as_f64) {
-            if number < minimum {
-                out.add(at, format!("{number} is below the minimum {minimum}"));
-            }
+        let too_small = schema
+            .get("minimum")
+            .and_then(Value::as_f64)
+            .filter(|minimum| number < *minimum);
+        if let Some(minimum) = too_small {
+            out.add(at, format!("{number} is below the minimum {minimum}"));
         }
     }
 

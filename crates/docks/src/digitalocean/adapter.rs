@@ -163,7 +163,7 @@ impl DockAdapter for DigitalOceanAdapter {
                 };
                 let created = create_or_adopt(
                     ctx,
-                    || api.create_droplet(&req),
+                    |attempt| api.create_droplet(&req, attempt),
                     || async {
                         // A marker is unique, so more than one match would be our own bug;
                         // adopt the oldest and let discovery show the rest.

@@ -144,10 +144,15 @@ impl DigitalOceanApi {
         Self { http }
     }
 
-    /// `POST /v2/droplets`. Tried once: see [`crate::http::Idempotence::Once`].
-    pub async fn create_droplet(&self, req: &CreateDroplet) -> Result<Droplet, DockError> {
+    /// `POST /v2/droplets`, once: see [`crate::http::Idempotence::Once`]. `attempt` numbers
+    /// this try among the caller's, for the journal.
+    pub async fn create_droplet(
+        &self,
+        req: &CreateDroplet,
+        attempt: u32,
+    ) -> Result<Droplet, DockError> {
         let body = serde_json::to_value(req).map_err(|e| protocol(e.to_string()))?;
-        let resp = self.http.post_once("/v2/droplets", &body).await?;
+        let resp = self.http.post_once("/v2/droplets", &body, attempt).await?;
         Droplet::from_value(resp.body["droplet"].clone())
     }
 

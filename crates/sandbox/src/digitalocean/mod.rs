@@ -20,6 +20,7 @@
 mod account;
 mod addresses;
 mod catalog;
+mod droplet_create;
 mod droplets;
 mod paging;
 
@@ -40,7 +41,8 @@ use crate::front_door::{ApiError, Dialect, DoorConfig, FrontDoor, front_door};
 use crate::ratelimit::Budget;
 use crate::server::{self, ServerHandle};
 
-use droplets::{DropletSpec, World};
+use droplet_create::DropletSpec;
+use droplets::World;
 
 /// DigitalOcean's burst limit is per minute; the sandbox budget uses the same window.
 const RATE_WINDOW: Duration = Duration::from_secs(60);
@@ -167,11 +169,13 @@ impl DigitalOceanSandbox {
             Ok(spec) => spec,
             Err(error) => panic!("create_droplet_directly({name:?}): {}", error.message),
         };
-        let created = self.cloud.world().create(spec, Duration::ZERO);
-        let id = created.droplets.first().and_then(|d| d["id"].as_u64());
-        self.droplets()
-            .into_iter()
-            .find(|d| d["id"].as_u64() == id)
+        let mut world = self.cloud.world();
+        let created = world.create(spec, Duration::ZERO);
+        created
+            .droplets
+            .first()
+            .and_then(|d| d["id"].as_u64())
+            .and_then(|id| world.view(id))
             .unwrap_or(Value::Null)
     }
 

@@ -1,0 +1,104 @@
+//! The `stackdock` command against a running server: output, `--json` and exit statuses.
+
+use serde_json::Value;
+
+use crate::support::{DOCK, spawn_app};
+
+fn provision_args<'a>(name: &'a str, size: &'a str) -> Vec<&'a str> {
+    vec![
+        "provision",
+        "server",
+        "--dock",
+        DOCK,
+        "--name",
+        name,
+        "--region",
+        "nyc3",
+        "--size",
+        size,
+        "--image",
+        "ubuntu-24-04-x64",
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_provisions_lists_and_deprovisions_with_exit_statuses() {
+    let app = spawn_app().await;
+
+    let (code, out, err) = app.cli(&provision_args("web-1", "s-1vcpu-1gb")).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(err.contains("provisioning"), "no live progress: {err}");
+    assert!(out.contains("provisioned") && out.contains("ipv4"), "{out}");
+
+    let mut json_args = provision_args("web-2", "s-1vcpu-1gb");
+    json_args.push("--json");
+    let (code, out, _) = app.cli(&json_args).await;
+    assert_eq!(code, 0);
+    let doc: Value = serde_json::from_str(&out).expect("exactly one JSON document");
+    assert_eq!(doc["provisioning_state"], "provisioned");
+    let id = doc["id"].as_str().unwrap().to_string();
+
+    let mut bad = provision_args("web-3", "s-99vcpu-1gb");
+    bad.push("--json");
+    let (code, out, _) = app.cli(&bad).await;
+    assert_eq!(code, 1, "a failed provision exits 1");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["error"]["code"], "unprocessable_entity");
+
+    let (code, _, err) = app.cli(&provision_args("web 4", "s-1vcpu-1gb")).await;
+    assert_eq!(code, 2, "bad input exits 2: {err}");
+    assert!(err.contains("name"), "{err}");
+
+    let (code, out, _) = app.cli(&["list", "--json", "--state", "provisioned"]).await;
+    assert_eq!(code, 0);
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+
+    let (code, out, _) = app.cli(&["status", &id, "--json"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["id"],
+        id.as_str()
+    );
+
+    let (code, out, err) = app.cli(&["deprovision", &id]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("deprovisioned"), "{out}");
+
+    let (code, out, _) = app.cli(&["docks", "list", "--json"]).await;
+    assert_eq!(code, 0);
+    let docks: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(docks[0]["name"], DOCK);
+    assert!(docks[0].get("api_key").is_none());
+
+    let (code, out, _) = app.cli(&["sync", DOCK, "--json"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["added"], 0);
+
+    let (code, out, _) = app.cli(&["audit", "--json"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len()
+            >= 8
+    );
+
+    let (code, _, _) = app.cli(&["list", "--token", "sdt_wrong"]).await;
+    assert_eq!(code, 3, "a bad token exits 3");
+    let (code, out, _) = app
+        .cli(&["list", "--url", "http://127.0.0.1:9", "--json"])
+        .await;
+    assert_eq!(code, 4, "an unreachable server exits 4");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["error"]["code"],
+        "unreachable"
+    );
+    let (code, _, _) = app
+        .cli(&["provision", "boat", "--dock", DOCK, "--name", "x"])
+        .await;
+    assert_eq!(code, 2);
+    app.finish();
+}

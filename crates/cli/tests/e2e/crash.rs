@@ -1,0 +1,56 @@
+//! Crash safety: the process dies after the provider created the droplet but before that was
+//! recorded. After a restart exactly one droplet exists and the row is provisioned.
+
+use crate::support::{Options, droplet_ids, spawn_app_with};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_create_and_record_adopts_the_droplet_after_restart() {
+    let mut app = spawn_app_with(Options {
+        failpoints: Some("crash-before-create-checkpoint"),
+        ..Default::default()
+    })
+    .await;
+    let created = app.provision("web-1", "s-1vcpu-1gb").await;
+    let id = created["id"].as_str().unwrap().to_string();
+    app.wait_for_crash().await;
+
+    // The provider has the droplet; StackDock recorded only the intent.
+    assert_eq!(
+        droplet_ids(&app).len(),
+        1,
+        "the create did not reach the sandbox"
+    );
+
+    app.restart(None);
+    let before = app.get(&format!("/api/v1/servers/{id}")).await.body;
+    assert!(
+        before["provider_resource_id"].is_null() || before["provisioning_state"] == "provisioned",
+        "the crash happened before the id was recorded: {before}"
+    );
+
+    let ready = app.wait_state(&id, "provisioned").await;
+    let ids = droplet_ids(&app);
+    assert_eq!(ids.len(), 1, "a second droplet was created: {ids:?}");
+    assert_eq!(ready["provider_resource_id"].as_str().unwrap(), ids[0]);
+
+    // The resumed run looked the marker up instead of creating again.
+    let calls = app.api_calls(&id).await;
+    let posts = calls.iter().filter(|c| c["method"] == "POST").count();
+    assert_eq!(posts, 1, "{calls:?}");
+    assert!(
+        calls
+            .iter()
+            .any(|c| c["path"].as_str().unwrap().contains("tag_name=stackdock-")),
+        "no lookup by marker: {calls:?}"
+    );
+    let op = app
+        .get(&format!(
+            "/api/v1/operations/{}",
+            created["operation_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(op.body["state"], "succeeded");
+    assert_eq!(op.body["attempt"], 2);
+    assert_eq!(op.body["steps"][0]["output"]["adopted"], true);
+    app.finish();
+}

@@ -1,0 +1,382 @@
+//! `spawn_app()`: one fresh StackDock process, data directory and sandbox per test.
+
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+use serde_json::{Value, json};
+use stackdock_sandbox::{DigitalOceanSandbox, DoSandboxConfig};
+
+pub const DOCK: &str = "do-test";
+
+/// How long any condition may take before a test fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub struct Options {
+    pub failpoints: Option<&'static str>,
+    pub ready_after: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            failpoints: None,
+            ready_after: Duration::from_millis(300),
+        }
+    }
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub token: String,
+    pub sandbox: DigitalOceanSandbox,
+    /// The dock's plaintext API key: unique per test, searched for everywhere at the end.
+    pub canary: String,
+    pub http: reqwest::Client,
+    pub data_dir: tempfile::TempDir,
+    child: Option<Child>,
+    /// Every response body and CLI output the test saw.
+    seen: Mutex<Vec<Vec<u8>>>,
+}
+
+pub struct Response {
+    pub status: u16,
+    pub body: Value,
+}
+
+fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_stackdock")
+}
+
+/// Starts the server on `data_dir`, returning the child and its URL once it listens.
+fn start_server(data_dir: &Path, failpoints: Option<&str>) -> (Child, String) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data_dir.join("server.log"))
+        .expect("log file");
+    let mut cmd = Command::new(binary());
+    cmd.args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("STACKDOCK_DATABASE_URL")
+        .env_remove("STACKDOCK_MASTER_KEY")
+        .env("STACKDOCK_LOG", "debug,sqlx=warn,hyper=info,reqwest=info")
+        .env("STACKDOCK_LEASE_MS", "1500")
+        .env("STACKDOCK_POLL_MS", "50")
+        .env("STACKDOCK_RETRY_BASE_MS", "50")
+        .env("STACKDOCK_FAILPOINTS", failpoints.unwrap_or(""))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log);
+    let mut child = cmd.spawn().expect("spawn stackdock");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out_path = data_dir.join("server.stdout");
+    std::thread::spawn(move || {
+        let mut copy = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(out_path)
+            .ok();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(f) = copy.as_mut() {
+                use std::io::Write;
+                let _ = writeln!(f, "{line}");
+            }
+            if let Some(url) = line.strip_prefix("StackDock listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    let url = rx.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+        panic!(
+            "stackdock did not start; see {}",
+            data_dir.join("server.log").display()
+        )
+    });
+    (child, url)
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(opts: Options) -> TestApp {
+    let mut raw = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let canary = format!(
+        "dop_v1_canary{}",
+        raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let sandbox = DigitalOceanSandbox::start(DoSandboxConfig {
+        tokens: vec![canary.clone()],
+        ready_after: opts.ready_after,
+        ..Default::default()
+    })
+    .await
+    .expect("sandbox");
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let (child, url) = start_server(data_dir.path(), opts.failpoints);
+    let token = std::fs::read_to_string(data_dir.path().join("owner-token"))
+        .expect("owner token")
+        .trim()
+        .to_string();
+    let app = TestApp {
+        url,
+        token,
+        sandbox,
+        canary,
+        http: reqwest::Client::new(),
+        data_dir,
+        child: Some(child),
+        seen: Mutex::new(Vec::new()),
+    };
+    let dock = app
+        .post(
+            "/api/v1/docks",
+            json!({"provider": "digitalocean", "name": DOCK, "api_key": app.canary, "api_url": app.sandbox.base_url()}),
+        )
+        .await;
+    assert_eq!(dock.status, 201, "{}", dock.body);
+    app
+}
+
+impl TestApp {
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Response {
+        self.request_as(method, path, body, Some(&self.token)).await
+    }
+
+    pub async fn request_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> Response {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        self.record(resp).await
+    }
+
+    pub async fn raw(&self, method: reqwest::Method, path: &str, body: &'static str) -> Response {
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        self.record(resp).await
+    }
+
+    async fn record(&self, resp: reqwest::Response) -> Response {
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.expect("body").to_vec();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        self.seen.lock().unwrap().push(bytes);
+        Response { status, body }
+    }
+
+    pub fn saw(&self, bytes: Vec<u8>) {
+        self.seen.lock().unwrap().push(bytes);
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.request(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.request(reqwest::Method::DELETE, path, None).await
+    }
+
+    pub async fn provision(&self, name: &str, size: &str) -> Value {
+        let r = self
+            .post(
+                "/api/v1/servers",
+                json!({"dock": DOCK, "name": name, "region": "nyc3", "size": size, "image": "ubuntu-24-04-x64"}),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        assert_eq!(r.body["provisioning_state"], "provisioning");
+        r.body
+    }
+
+    /// Waits until the resource reaches `state`; fails the test at the deadline.
+    pub async fn wait_state(&self, id: &str, state: &str) -> Value {
+        let last = Mutex::new(Value::Null);
+        let found = wait_for(|| async {
+            let r = self.get(&format!("/api/v1/servers/{id}")).await;
+            *last.lock().unwrap() = r.body.clone();
+            (r.body["provisioning_state"] == state).then_some(r.body)
+        })
+        .await;
+        found.unwrap_or_else(|| {
+            panic!(
+                "resource {id} never became {state}; last seen: {}",
+                last.lock().unwrap()
+            )
+        })
+    }
+
+    pub async fn audit(&self) -> Vec<Value> {
+        let r = self.get("/api/v1/audit?limit=1000").await;
+        assert_eq!(r.status, 200);
+        r.body.as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn api_calls(&self, id: &str) -> Vec<Value> {
+        let r = self.get(&format!("/api/v1/servers/{id}/api-calls")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Runs the CLI against this server; returns (exit code, stdout, stderr).
+    pub async fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = tokio::process::Command::new(binary())
+            .args(args)
+            .current_dir(self.data_dir.path())
+            .env("STACKDOCK_URL", &self.url)
+            .env("STACKDOCK_TOKEN", &self.token)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("run cli");
+        self.saw(out.stdout.clone());
+        self.saw(out.stderr.clone());
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Waits for the server process to die on its own (a failpoint), or fails at the deadline.
+    pub async fn wait_for_crash(&mut self) {
+        let child = self.child.as_mut().expect("running");
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                assert!(
+                    !status.success(),
+                    "the server exited cleanly instead of crashing"
+                );
+                self.child = None;
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not crash at the failpoint"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts the server again on the same data directory (after a crash).
+    pub fn restart(&mut self, failpoints: Option<&str>) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let (child, url) = start_server(self.data_dir.path(), failpoints);
+        self.child = Some(child);
+        self.url = url;
+    }
+
+    /// Stops the server and checks that the canary key appears nowhere.
+    pub fn finish(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let needle = self.canary.as_bytes();
+        let contains = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+        for (i, body) in self.seen.lock().unwrap().iter().enumerate() {
+            assert!(
+                !contains(body),
+                "response/output #{i} contains the plaintext API key"
+            );
+        }
+        let mut scanned = 0;
+        for path in files_under(self.data_dir.path()) {
+            let bytes = std::fs::read(&path).expect("read data file");
+            assert!(
+                !contains(&bytes),
+                "{} contains the plaintext API key",
+                path.display()
+            );
+            scanned += 1;
+        }
+        // The database, its WAL, the key, the token, the log and stdout at least.
+        assert!(scanned >= 5, "only {scanned} files to scan in the data dir");
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Polls `check` until it yields a value or [`DEADLINE`] passes.
+pub async fn wait_for<T, F, Fut>(mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The droplet ids in the sandbox's inventory.
+pub fn droplet_ids(app: &TestApp) -> Vec<String> {
+    app.sandbox
+        .droplets()
+        .iter()
+        .map(|d| d["id"].to_string())
+        .collect()
+}
