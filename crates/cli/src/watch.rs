@@ -49,15 +49,15 @@ impl Progress {
         } else if prev.as_ref().map(|p| &p.0) != Some(&state) {
             eprintln!("  {state}");
         }
-        if let Some(pid) = &pid {
-            if prev.as_ref().and_then(|p| p.2.as_ref()) != Some(pid) {
-                eprintln!("  {provider} id: {pid}");
-            }
+        if let Some(pid) = &pid
+            && prev.as_ref().and_then(|p| p.2.as_ref()) != Some(pid)
+        {
+            eprintln!("  {provider} id: {pid}");
         }
-        if let Some(status) = &status {
-            if prev.as_ref().and_then(|p| p.1.as_ref()) != Some(status) {
-                eprintln!("  {provider} status: {status}");
-            }
+        if let Some(status) = &status
+            && prev.as_ref().and_then(|p| p.1.as_ref()) != Some(status)
+        {
+            eprintln!("  {provider} status: {status}");
         }
     }
 }

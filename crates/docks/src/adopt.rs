@@ -43,10 +43,10 @@ where
     L: FnMut() -> LF,
     LF: Future<Output = Result<Option<T>, DockError>>,
 {
-    if ctx.resumed() {
-        if let Some(found) = lookup().await? {
-            return Ok(Created::Adopted(found));
-        }
+    if ctx.resumed()
+        && let Some(found) = lookup().await?
+    {
+        return Ok(Created::Adopted(found));
     }
     let mut attempt = 1;
     loop {

@@ -14,6 +14,9 @@ pub enum FieldType {
     StringList,
 }
 
+/// An extra check of a string value, returning why it is wrong.
+pub type ValueCheck = fn(&str) -> Result<(), String>;
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Field {
     pub name: &'static str,
@@ -21,9 +24,8 @@ pub struct Field {
     pub ty: FieldType,
     pub required: bool,
     pub description: &'static str,
-    /// An extra check of a string value, returning why it is wrong.
     #[serde(skip)]
-    pub check: Option<fn(&str) -> Result<(), String>>,
+    pub check: Option<ValueCheck>,
 }
 
 impl Field {
@@ -47,7 +49,7 @@ impl Field {
         }
     }
 
-    pub const fn with_check(mut self, check: fn(&str) -> Result<(), String>) -> Self {
+    pub const fn with_check(mut self, check: ValueCheck) -> Self {
         self.check = Some(check);
         self
     }

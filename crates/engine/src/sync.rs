@@ -63,10 +63,10 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
         {
             continue;
         }
-        if let Some(marker) = &observed.marker {
-            if store.find_by_marker(marker).await?.is_some() {
-                continue;
-            }
+        if let Some(marker) = &observed.marker
+            && store.find_by_marker(marker).await?.is_some()
+        {
+            continue;
         }
         let now = chrono::Utc::now();
         let mut row = Resource {
