@@ -147,6 +147,13 @@ pub(crate) async fn run(args: UpArgs) -> CliResult {
     };
     let token_path = args.data_dir.join("owner-token");
     if let Some(token) = &new_token {
+        // A token file left from an earlier database names a token this one never had.
+        match std::fs::remove_file(&token_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(CliError::Other(format!("{}: {e}", token_path.display())));
+            }
+            _ => {}
+        }
         write_private(&token_path, &token.0).map_err(fail("cannot write the owner token"))?;
         println!(
             "Owner token (shown once; saved to {}):",

@@ -28,12 +28,22 @@ pub use auth::{Token, ensure_owner};
 pub struct AppState {
     pub engine: Engine,
     pub store: Arc<dyn Store>,
+    /// Turns true when the server is shutting down, so that endless responses (the event
+    /// stream) end and graceful shutdown does not wait on them forever.
+    closing: tokio::sync::watch::Receiver<bool>,
+    close: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
     pub fn new(engine: Engine) -> Self {
         let store = engine.store().clone();
-        Self { engine, store }
+        let (close, closing) = tokio::sync::watch::channel(false);
+        Self {
+            engine,
+            store,
+            closing,
+            close: Arc::new(close),
+        }
     }
 }
 
@@ -48,6 +58,11 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let close = state.close.clone();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = close.send(true);
+    };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -93,3 +93,25 @@ async fn a_subscriber_sees_provisioning_then_provisioned() {
     assert!(text.contains(&format!("id: {}", ids[1])), "{text}");
     app.finish();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stops_on_sigterm_while_a_client_follows_events() {
+    let mut app = spawn_app().await;
+    let resp = app
+        .http
+        .get(format!("{}/api/v1/events", app.url))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(app.terminate().await, "the server did not exit cleanly");
+    // The open stream ends instead of holding the shutdown.
+    let mut stream = resp.bytes_stream();
+    let end = tokio::time::timeout(DEADLINE, async {
+        while let Some(Ok(_)) = stream.next().await {}
+    })
+    .await;
+    assert!(end.is_ok(), "the event stream stayed open after shutdown");
+    app.finish();
+}

@@ -292,6 +292,27 @@ impl TestApp {
         }
     }
 
+    /// Sends SIGTERM and waits for the server to exit; returns whether it exited cleanly.
+    pub async fn terminate(&mut self) -> bool {
+        let mut child = self.child.take().expect("running");
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status.success();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop on SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Starts the server again on the same data directory (after a crash).
     pub fn restart(&mut self, failpoints: Option<&str>) {
         if let Some(mut c) = self.child.take() {

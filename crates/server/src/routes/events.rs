@@ -43,6 +43,7 @@ struct Feed {
     cursor: i64,
     only: Option<ResourceId>,
     signal: tokio::sync::watch::Receiver<i64>,
+    closing: tokio::sync::watch::Receiver<bool>,
     pending: VecDeque<Change>,
 }
 
@@ -81,6 +82,7 @@ pub(crate) async fn stream(
         cursor,
         only,
         signal: state.store.change_signal(),
+        closing: state.closing.clone(),
         pending: VecDeque::new(),
     };
     let events = futures::stream::unfold(feed, next_event);
@@ -89,6 +91,9 @@ pub(crate) async fn stream(
 
 async fn next_event(mut feed: Feed) -> Option<(Result<Event, Infallible>, Feed)> {
     loop {
+        if *feed.closing.borrow() {
+            return None;
+        }
         if let Some(change) = feed.pending.pop_front() {
             let data = json!({"seq": change.seq, "at": change.at, "resource": change.resource});
             let event = Event::default()
@@ -115,6 +120,7 @@ async fn next_event(mut feed: Feed) -> Option<(Result<Event, Infallible>, Feed)>
         }
         tokio::select! {
             _ = feed.signal.changed() => {}
+            _ = feed.closing.changed() => {}
             _ = tokio::time::sleep(POLL) => {}
         }
     }
