@@ -259,47 +259,56 @@ pub async fn provision(
 pub async fn wait_until_ready<F, Fut>(
     ctx: &Ctx,
     provider: Provider,
-    mut observe: F,
+    observe: F,
 ) -> Result<Observed, DockError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Option<Observed>, DockError>>,
 {
-    let started = tokio::time::Instant::now();
-    loop {
-        match observe().await? {
-            Some(o) if o.ready => return Ok(o),
-            Some(_) => {}
-            None => {
-                return Err(DockError::ResourceFailed {
-                    provider,
-                    code: "vanished".into(),
-                    message: "the resource disappeared while it was being created".into(),
-                });
-            }
-        }
-        if started.elapsed() >= ctx.poll.timeout {
-            return Err(DockError::NotReady {
-                provider,
-                waited: started.elapsed(),
-            });
-        }
-        tokio::time::sleep(ctx.poll.interval).await;
-    }
+    poll(ctx, provider, observe, |seen| match seen {
+        Some(o) if o.ready => Ok(Some(o)),
+        Some(_) => Ok(None),
+        None => Err(DockError::ResourceFailed {
+            provider,
+            code: "vanished".into(),
+            message: "the resource disappeared while it was being created".into(),
+        }),
+    })
+    .await
 }
 
 /// Waits until `observe` finds the resource gone, polling like [`wait_until_ready`].
 pub async fn wait_until_gone<F, Fut>(
     ctx: &Ctx,
     provider: Provider,
-    mut observe: F,
+    observe: F,
 ) -> Result<(), DockError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Option<Observed>, DockError>>,
 {
+    poll(ctx, provider, observe, |seen| {
+        Ok(seen.is_none().then_some(()))
+    })
+    .await
+}
+
+/// Observes until `settled` says the wait is over (`Some`), fails, or the poll timeout passes.
+async fn poll<F, Fut, T>(
+    ctx: &Ctx,
+    provider: Provider,
+    mut observe: F,
+    mut settled: impl FnMut(Option<Observed>) -> Result<Option<T>, DockError>,
+) -> Result<T, DockError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Observed>, DockError>>,
+{
     let started = tokio::time::Instant::now();
-    while observe().await?.is_some() {
+    loop {
+        if let Some(done) = settled(observe().await?)? {
+            return Ok(done);
+        }
         if started.elapsed() >= ctx.poll.timeout {
             return Err(DockError::NotReady {
                 provider,
@@ -308,5 +317,4 @@ where
         }
         tokio::time::sleep(ctx.poll.interval).await;
     }
-    Ok(())
 }

@@ -3,11 +3,10 @@
 //! Deleting what is already gone succeeds, so a resumed run simply deletes again.
 
 use serde_json::json;
-use stackdock_core::{OpState, Operation, Outcome, ProvisioningState, ResourceError};
+use stackdock_core::{Operation, ProvisioningState};
 use stackdock_docks::DockError;
-use stackdock_store::{Lease, StoreError, Write};
+use stackdock_store::{Lease, StoreError};
 
-use crate::worker::outcome_audit;
 use crate::{Engine, EngineError};
 
 pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Result<(), EngineError> {
@@ -45,54 +44,18 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
     };
 
     let mut row = store.get_resource(op.org_id, rid).await?;
-    let expected_version = row.version;
-    match outcome {
+    let result = match outcome {
         Ok(()) => {
             row.provisioning_state = ProvisioningState::Deprovisioned;
-            row.error = None;
-            let audit = outcome_audit(op, &row, Outcome::Success, json!({}));
-            let w = Write::UpdateResource {
-                resource: row,
-                expected_version,
-            };
-            engine
-                .settle(op, lease, OpState::Succeeded, None, vec![w], audit)
-                .await
+            Ok(json!({}))
         }
         Err(DockError::Checkpoint(e)) => {
-            Err(EngineError::Store(StoreError::Corrupt(e.to_string())))
+            return Err(EngineError::Store(StoreError::Corrupt(e.to_string())));
         }
         Err(e) if e.is_transient() && op.attempt < engine.config().max_attempts => {
-            engine.reschedule(op, lease, e.to_string()).await
+            return engine.reschedule(op, lease, e.to_string()).await;
         }
-        Err(e) => {
-            let (code, message) = (e.code(), e.message());
-            row.provisioning_state = ProvisioningState::Failed;
-            row.error = Some(ResourceError {
-                message: message.clone(),
-                code: code.clone(),
-                timestamp: chrono::Utc::now(),
-            });
-            let audit = outcome_audit(
-                op,
-                &row,
-                Outcome::Failure,
-                json!({"code": code, "message": message}),
-            );
-            let w = Write::UpdateResource {
-                resource: row,
-                expected_version,
-            };
-            engine
-                .settle(
-                    op,
-                    lease,
-                    OpState::Failed,
-                    Some(format!("{code}: {message}")),
-                    vec![w],
-                    audit,
-                )
-                .await
-        }
-    }
+        Err(e) => Err((e.code(), e.message())),
+    };
+    engine.settle_resource(op, lease, row, result).await
 }

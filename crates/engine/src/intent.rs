@@ -190,22 +190,9 @@ impl Engine {
         .provider(dock.provider.as_str())
         .details(json!({"name": name, "dock": dock.name, "operation_id": op.id}));
         let written = self
-            .inner
-            .store
-            .apply(
-                Batch::new()
-                    .push(Write::InsertResource(resource))
-                    .push(Write::InsertOperation(op.clone()))
-                    .push(Write::Audit(audit)),
-            )
+            .enqueue(Some(Write::InsertResource(resource)), &op, audit)
             .await?;
-        self.inner.wake.notify_waiters();
-        let resource = written.into_iter().next().ok_or_else(|| {
-            EngineError::Store(stackdock_store::StoreError::Corrupt(
-                "insert returned no row".into(),
-            ))
-        })?;
-        Ok((resource, op))
+        Ok((row_of(written)?, op))
     }
 
     /// Records the intent to destroy a resource and queues the operation. The returned row is
@@ -255,24 +242,12 @@ impl Engine {
         .resource(audit_ref(kind, id))
         .provider(resource.provider.clone())
         .details(json!({"name": resource.name, "operation_id": op.id}));
-        let written = store
-            .apply(
-                Batch::new()
-                    .push(Write::UpdateResource {
-                        resource,
-                        expected_version,
-                    })
-                    .push(Write::InsertOperation(op.clone()))
-                    .push(Write::Audit(audit)),
-            )
-            .await?;
-        self.inner.wake.notify_waiters();
-        let resource = written.into_iter().next().ok_or_else(|| {
-            EngineError::Store(stackdock_store::StoreError::Corrupt(
-                "update returned no row".into(),
-            ))
-        })?;
-        Ok((resource, op))
+        let write = Write::UpdateResource {
+            resource,
+            expected_version,
+        };
+        let written = self.enqueue(Some(write), &op, audit).await?;
+        Ok((row_of(written)?, op))
     }
 
     /// Queues a discovery of everything in the dock's account.
@@ -289,15 +264,34 @@ impl Engine {
             .resource(format!("docks/{}", dock.id))
             .provider(dock.provider.as_str())
             .details(json!({"operation_id": op.id}));
-        self.inner
-            .store
-            .apply(
-                Batch::new()
-                    .push(Write::InsertOperation(op.clone()))
-                    .push(Write::Audit(audit)),
-            )
-            .await?;
-        self.inner.wake.notify_waiters();
+        self.enqueue(None, &op, audit).await?;
         Ok(op)
     }
+
+    /// Records an operation with its audit row (and the resource write it carries out, if
+    /// any) in one transaction, then wakes the workers. Returns the resource as written, if any.
+    async fn enqueue(
+        &self,
+        resource: Option<Write>,
+        op: &Operation,
+        audit: AuditEntry,
+    ) -> Result<Option<Resource>, EngineError> {
+        let mut batch = Batch::new();
+        batch.writes.extend(resource);
+        let batch = batch
+            .push(Write::InsertOperation(op.clone()))
+            .push(Write::Audit(audit));
+        let written = self.inner.store.apply(batch).await?;
+        self.inner.wake.notify_waiters();
+        Ok(written.into_iter().next())
+    }
+}
+
+/// The row a resource write returned; the store returns every row it writes.
+fn row_of(written: Option<Resource>) -> Result<Resource, EngineError> {
+    written.ok_or_else(|| {
+        EngineError::Store(stackdock_store::StoreError::Corrupt(
+            "the store returned no row for a resource write".into(),
+        ))
+    })
 }

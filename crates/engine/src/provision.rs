@@ -10,13 +10,11 @@
 //! `failed` with the provider's own message and code. A transient one re-queues the run.
 
 use serde_json::json;
-use stackdock_core::{
-    OpState, Operation, Outcome, ProvisioningState, ResourceError, ResourceKind, StepStatus,
-};
+use stackdock_core::{Operation, ProvisioningState, ResourceKind, StepStatus};
 use stackdock_docks::{Ctx, DockAccess, DockAdapter, DockError, adapter};
 use stackdock_store::{Batch, Lease, StoreError, Write};
 
-use crate::worker::{apply_observed, outcome_audit};
+use crate::worker::apply_observed;
 use crate::{Engine, EngineError};
 
 fn corrupt(what: &str) -> EngineError {
@@ -71,57 +69,13 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
 
     // Re-read: the create checkpoint may have written the provider id since.
     let mut row = store.get_resource(op.org_id, rid).await?;
-    let expected_version = row.version;
-    let now = chrono::Utc::now();
-    match outcome {
-        Ok(observed) => {
-            apply_observed(&mut row, observed);
-            row.provisioning_state = ProvisioningState::Provisioned;
-            row.provisioned_at = Some(now);
-            row.error = None;
-            let audit = outcome_audit(
-                op,
-                &row,
-                Outcome::Success,
-                json!({"provider_resource_id": row.provider_resource_id, "attempt": op.attempt}),
-            );
-            let write = Write::UpdateResource {
-                resource: row,
-                expected_version,
-            };
-            engine
-                .settle(op, lease, OpState::Succeeded, None, vec![write], audit)
-                .await
-        }
-        Err((code, message)) => {
-            row.provisioning_state = ProvisioningState::Failed;
-            row.error = Some(ResourceError {
-                message: message.clone(),
-                code: code.clone(),
-                timestamp: now,
-            });
-            let audit = outcome_audit(
-                op,
-                &row,
-                Outcome::Failure,
-                json!({"code": code, "message": message}),
-            );
-            let write = Write::UpdateResource {
-                resource: row,
-                expected_version,
-            };
-            engine
-                .settle(
-                    op,
-                    lease,
-                    OpState::Failed,
-                    Some(format!("{code}: {message}")),
-                    vec![write],
-                    audit,
-                )
-                .await
-        }
-    }
+    let result = outcome.map(|observed| {
+        apply_observed(&mut row, observed);
+        row.provisioning_state = ProvisioningState::Provisioned;
+        row.provisioned_at = Some(chrono::Utc::now());
+        json!({"provider_resource_id": row.provider_resource_id, "attempt": op.attempt})
+    });
+    engine.settle_resource(op, lease, row, result).await
 }
 
 /// Reverses the completed steps, newest first. Returns why cleanup failed, if it did; the row

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use stackdock_core::{
-    AuditEntry, Marker, OpKind, OpState, Operation, Outcome, Resource, ResourceId, Step, redact,
+    AuditEntry, Marker, OpKind, OpState, Operation, Outcome, ProvisioningState, Resource,
+    ResourceError, ResourceId, Step, redact,
 };
 use stackdock_docks::{CallScope, Ctx, Observed};
 use stackdock_store::{Batch, Lease, StoreError, Write};
@@ -152,6 +153,46 @@ impl Engine {
         Ok(())
     }
 
+    /// Settles an operation on a resource. `Ok(details)`: the caller has already set the row's
+    /// new state. `Err((code, message))`: the row becomes `failed` with that error.
+    pub(crate) async fn settle_resource(
+        &self,
+        op: &Operation,
+        lease: &Lease,
+        mut row: Resource,
+        result: Result<Value, (String, String)>,
+    ) -> Result<(), EngineError> {
+        let expected_version = row.version;
+        let (state, last_error, outcome, details) = match result {
+            Ok(details) => {
+                row.error = None;
+                (OpState::Succeeded, None, Outcome::Success, details)
+            }
+            Err((code, message)) => {
+                row.provisioning_state = ProvisioningState::Failed;
+                row.error = Some(ResourceError {
+                    message: message.clone(),
+                    code: code.clone(),
+                    timestamp: chrono::Utc::now(),
+                });
+                let last = format!("{code}: {message}");
+                (
+                    OpState::Failed,
+                    Some(last),
+                    Outcome::Failure,
+                    json!({"code": code, "message": message}),
+                )
+            }
+        };
+        let audit = outcome_audit(op, &row, outcome, details);
+        let write = Write::UpdateResource {
+            resource: row,
+            expected_version,
+        };
+        self.settle(op, lease, state, last_error, vec![write], audit)
+            .await
+    }
+
     /// Puts an operation that failed transiently back in the queue, later.
     pub(crate) async fn reschedule(
         &self,
@@ -191,7 +232,7 @@ pub(crate) fn apply_observed(resource: &mut Resource, observed: Observed) {
 }
 
 /// The audit entry for the end of an operation on a resource.
-pub(crate) fn outcome_audit(
+fn outcome_audit(
     op: &Operation,
     resource: &Resource,
     outcome: Outcome,
