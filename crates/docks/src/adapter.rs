@@ -37,6 +37,9 @@ pub trait Recorder: Send + Sync {
     /// Records a completed step of the current operation, keyed by its name, before the
     /// adapter goes on. An error means the adapter must stop.
     async fn checkpoint(&self, step: Step) -> Result<(), DockError>;
+    /// Reports what the provider shows while the adapter waits on it, each time its status
+    /// changes, so watchers see progress. Best effort: it cannot fail the operation.
+    async fn progress(&self, _observed: &Observed) {}
 }
 
 /// What a journal entry is about. Cheap to clone into each API client.
@@ -305,8 +308,16 @@ where
     Fut: std::future::Future<Output = Result<Option<Observed>, DockError>>,
 {
     let started = tokio::time::Instant::now();
+    let mut last_status = None;
     loop {
-        if let Some(done) = settled(observe().await?)? {
+        let seen = observe().await?;
+        if let Some(o) = &seen
+            && last_status.as_ref() != Some(&o.status)
+        {
+            last_status = Some(o.status.clone());
+            ctx.scope.recorder.progress(o).await;
+        }
+        if let Some(done) = settled(seen)? {
             return Ok(done);
         }
         if started.elapsed() >= ctx.poll.timeout {

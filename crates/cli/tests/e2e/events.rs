@@ -31,6 +31,7 @@ async fn a_subscriber_sees_provisioning_then_provisioned() {
     let mut buf = String::new();
     let mut states: Vec<String> = Vec::new();
     let mut ids: Vec<i64> = Vec::new();
+    let mut statuses: Vec<(String, Value)> = Vec::new();
     let deadline = Instant::now() + DEADLINE;
     while !states.iter().any(|s| s == "provisioned") {
         let left = deadline.saturating_duration_since(Instant::now());
