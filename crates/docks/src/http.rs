@@ -160,6 +160,7 @@ impl HttpSession {
             req = req.json(b);
         }
         let started = Instant::now();
+        let sent_at = chrono::Utc::now();
         let sent = req.send().await;
         let mut call = ApiCall {
             id: 0,
@@ -174,7 +175,7 @@ impl HttpSession {
             request_id: None,
             attempt,
             error: None,
-            at: chrono::Utc::now(),
+            at: sent_at,
         };
         let result = match sent {
             Err(e) => {
@@ -233,6 +234,9 @@ impl HttpSession {
             });
         }
         let (code, message) = (self.read_error)(status, &body);
+        // A provider may echo the credential in either field (`"id": "bad_token_<key>"`), and
+        // both end up in the journal, the error and the resource row.
+        let code = redact::scrub(&code, &[self.token.expose()]);
         let message = redact::scrub(&message, &[self.token.expose()]);
         call.error = Some(format!("{code}: {message}"));
         if status == 429 || status >= 500 {

@@ -7,7 +7,9 @@
 //! 2. wait until the provider reports the resource ready, then settle `provisioned`.
 //!
 //! A permanent failure undoes what was created (deletes it at the provider) and settles
-//! `failed` with the provider's own message and code. A transient one re-queues the run.
+//! `failed` with the provider's own message and code. A transient one re-queues the run, until
+//! the last run allowed (`max_attempts`), whose transient failure is final and unwinds the same
+//! way.
 
 use serde_json::json;
 use stackdock_core::{Operation, ProvisioningState, ResourceKind, StepStatus};
@@ -35,6 +37,8 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
     let steps = store.steps(op.id).await?;
     let mut ctx = engine.ctx(op, lease, Some(rid), resource.marker.clone(), steps);
 
+    // Whether a failed run deleted what it had created, so the row no longer points at it.
+    let mut unwound = false;
     let outcome = match (
         engine.open_dock(&dock),
         engine.registry().get(dock.provider),
@@ -42,21 +46,20 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
         (Ok(access), Some(adapter)) => {
             let result = adapter::provision(&*adapter, kind, &mut ctx, &access, &config).await;
             match result {
-                Err(e) if !matches!(e, DockError::Checkpoint(_)) && !e.is_transient() => {
-                    let cleanup = undo(engine, lease, &mut ctx, &*adapter, &access, kind).await;
-                    Err((e.code(), with_cleanup(e.message(), cleanup)))
-                }
                 Err(DockError::Checkpoint(source)) => {
                     // Lost lease or a store failure: stop without touching anything else.
-                    return Err(match source.downcast::<StoreError>() {
-                        Ok(s) => EngineError::Store(*s),
-                        Err(other) => corrupt(&other.to_string()),
-                    });
+                    return Err(EngineError::from_checkpoint(source));
                 }
-                Err(e) if op.attempt < engine.config().max_attempts => {
+                Err(e) if e.is_transient() && op.attempt < engine.config().max_attempts => {
                     return engine.reschedule(op, lease, e.to_string()).await;
                 }
-                Err(e) => Err((e.code(), e.message())),
+                // Permanent, or transient on the last run allowed: either way the operation
+                // ends here, so what it created is deleted before the row settles `failed`.
+                Err(e) => {
+                    let cleanup = undo(engine, lease, &mut ctx, &*adapter, &access, kind).await;
+                    unwound = cleanup.is_none();
+                    Err((e.code(), with_cleanup(e.message(), cleanup)))
+                }
                 Ok(observed) => Ok(observed),
             }
         }
@@ -69,6 +72,9 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
 
     // Re-read: the create checkpoint may have written the provider id since.
     let mut row = store.get_resource(op.org_id, rid).await?;
+    if unwound {
+        row.provider_resource_id = None;
+    }
     let result = outcome.map(|observed| {
         apply_observed(&mut row, observed);
         row.provisioning_state = ProvisioningState::Provisioned;

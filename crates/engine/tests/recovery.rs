@@ -1,0 +1,207 @@
+//! Recovery: a run that dies at any point leaves an operation another worker finishes with the
+//! same result and one droplet; a worker whose lease was taken over cannot write; workers side
+//! by side run each operation once.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use stackdock_core::{AuditEntry, OpState, Outcome, ProvisioningState, Step, StepStatus};
+use stackdock_store::{Batch, Lease, Store, StoreError, Write};
+use support::{
+    DEADLINE, Mode, Point, TestEngine, assert_one_create_step, spawn_engine, spawn_engine_with,
+};
+
+/// Provisions one server with the store failing once at `point` in `mode`, and checks that
+/// the operation still ends `provisioned` with exactly one droplet and one create call.
+/// Returns the engine and the finished operation for the caller's own checks.
+async fn provision_through(point: Point, mode: Mode) -> (TestEngine, stackdock_core::Operation) {
+    let t = spawn_engine().await;
+    t.store.arm(point, mode);
+    let (requested, op) = t.provision("web-1").await;
+
+    let done = t.run_until_finished(op.id).await;
+
+    assert_eq!(
+        t.store.fired(),
+        [(point, mode)],
+        "the failure never happened"
+    );
+    assert_eq!(done.state, OpState::Succeeded, "{done:?}");
+    let row = t.resource(requested.id).await;
+    assert_eq!(row.provisioning_state, ProvisioningState::Provisioned);
+    assert_eq!(row.error, None);
+    let droplets = t.droplet_ids();
+    assert_eq!(droplets.len(), 1, "a second droplet was created");
+    assert_eq!(
+        row.provider_resource_id.as_deref(),
+        Some(droplets[0].as_str())
+    );
+    assert_eq!(
+        t.requests("POST", "/v2/droplets").len(),
+        1,
+        "the create was sent twice"
+    );
+    assert_one_create_step(&t.steps(op.id).await, StepStatus::Done, &droplets[0]);
+    let outcomes: Vec<Outcome> = t.audit_of(&row).await.iter().map(|a| a.outcome).collect();
+    assert_eq!(outcomes, [Outcome::Requested, Outcome::Success]);
+    (t, done)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_record_is_adopted_by_the_next_run() {
+    let (t, done) = provision_through(Point::CreateCheckpoint, Mode::LoseWrite).await;
+    // Run 1 created the droplet and could not say so; run 2 found it by its marker.
+    assert_eq!(done.attempt, 2);
+    let steps = t.steps(done.id).await;
+    assert_eq!(steps[0].output["adopted"], true);
+    assert_eq!(
+        t.requests("GET", "/v2/droplets").len(),
+        1,
+        "one lookup by marker"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_recorded_without_acknowledgement_is_not_redone() {
+    let (t, done) = provision_through(Point::CreateCheckpoint, Mode::LoseAck).await;
+    // Run 2 found the step recorded, so it neither looked up nor created: it only polled.
+    assert_eq!(done.attempt, 2);
+    assert_eq!(t.steps(done.id).await[0].output["adopted"], false);
+    assert!(t.requests("GET", "/v2/droplets").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_did_everything_but_settle_is_rerun_to_the_same_end() {
+    let (t, done) = provision_through(Point::Settle, Mode::LoseWrite).await;
+    // Both runs went the whole way; the second changed nothing at the provider.
+    assert_eq!(done.attempt, 2);
+    assert_eq!(t.steps(done.id).await[0].output["adopted"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settle_committed_without_acknowledgement_is_not_rerun() {
+    let (_t, done) = provision_through(Point::Settle, Mode::LoseAck).await;
+    assert_eq!(done.attempt, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_lease_was_taken_over_cannot_write() {
+    let t = spawn_engine().await;
+    let (requested, op) = t.provision("web-1").await;
+    // Worker A claims, then stalls (a pause, a partition) past its lease.
+    let a = t
+        .store
+        .claim_operation("A", Duration::from_millis(200))
+        .await
+        .unwrap()
+        .expect("A claims the operation");
+    let lease_a = Lease {
+        operation_id: op.id,
+        owner: "A".into(),
+        generation: a.generation,
+    };
+
+    // Another worker takes it over once A's lease has run out, and finishes it.
+    let done = t.run_until_finished(op.id).await;
+    assert_eq!(done.state, OpState::Succeeded);
+    assert!(done.generation > a.generation, "{done:?}");
+    assert_eq!(done.attempt, 2);
+
+    // A wakes up and writes what it would have written: its step, its end, its audit row.
+    // None of these writes checks anything but the fence, so only the fence stops them.
+    let mut stale = a.clone();
+    stale.state = OpState::Failed;
+    stale.last_error = Some("A gave up".into());
+    let step = Step {
+        operation_id: op.id,
+        index: 0,
+        name: "create".into(),
+        status: StepStatus::Done,
+        output: json!({"provider_resource_id": "999", "adopted": false}),
+        undo: json!({"delete_droplet": "999"}),
+        at: chrono::Utc::now(),
+    };
+    let audit = AuditEntry::new(t.actor.org_id, None, "server.provision", Outcome::Failure)
+        .resource(format!("servers/{}", requested.id));
+    let refused = t
+        .store
+        .apply(
+            Batch::fenced(&lease_a)
+                .push(Write::RecordStep(step))
+                .push(Write::UpdateOperation(stale))
+                .push(Write::Audit(audit)),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Fenced(id)) if id == op.id),
+        "{refused:?}"
+    );
+    let renewed = t.store.renew_lease(&lease_a, Duration::from_secs(30)).await;
+    assert!(matches!(renewed, Err(StoreError::Fenced(_))), "{renewed:?}");
+
+    // The successor's result stands, untouched.
+    let after = t.operation(op.id).await;
+    assert_eq!(after.state, OpState::Succeeded);
+    assert_eq!(after.last_error, None);
+    let row = t.resource(requested.id).await;
+    assert_eq!(row.provisioning_state, ProvisioningState::Provisioned);
+    let droplets = t.droplet_ids();
+    assert_one_create_step(&t.steps(op.id).await, StepStatus::Done, &droplets[0]);
+    let outcomes: Vec<Outcome> = t.audit_of(&row).await.iter().map(|a| a.outcome).collect();
+    assert_eq!(outcomes, [Outcome::Requested, Outcome::Success]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_side_by_side_run_each_operation_once() {
+    let t = spawn_engine_with(support::Options {
+        workers: 3,
+        ..support::Options::default()
+    })
+    .await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = t.engine.spawn_workers(stopped);
+    let mut ops = Vec::new();
+    for n in 0..5 {
+        ops.push(t.provision(&format!("web-{n}")).await);
+    }
+
+    let started = Instant::now();
+    for (_, op) in &ops {
+        loop {
+            if t.operation(op.id).await.state.is_finished() {
+                break;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "workers did not finish {op:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    let mut tracked = Vec::new();
+    for (requested, op) in &ops {
+        let done = t.operation(op.id).await;
+        assert_eq!(
+            (done.state, done.attempt),
+            (OpState::Succeeded, 1),
+            "{done:?}"
+        );
+        let row = t.resource(requested.id).await;
+        assert_eq!(row.provisioning_state, ProvisioningState::Provisioned);
+        tracked.push(row.provider_resource_id.expect("provider id"));
+    }
+    tracked.sort();
+    assert_eq!(tracked, t.droplet_ids(), "each row tracks its own droplet");
+    assert_eq!(t.requests("POST", "/v2/droplets").len(), ops.len());
+
+    stop.send(true).unwrap();
+    for w in workers {
+        tokio::time::timeout(Duration::from_secs(5), w)
+            .await
+            .expect("a worker stops when told")
+            .expect("a worker ends without panicking");
+    }
+}
