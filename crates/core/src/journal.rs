@@ -1,6 +1,6 @@
 //! The journal: one record per provider HTTP call, so a user can see every call made for a
-//! resource. Nothing secret goes in: no headers, no bodies, no query string values that could
-//! carry a credential.
+//! resource. Nothing secret goes in: no headers, no bodies, no query values whose parameter
+//! names look secret.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +14,7 @@ pub struct ApiCall {
     pub resource_id: Option<ResourceId>,
     pub operation_id: Option<OperationId>,
     pub method: String,
-    /// The path only; the query string is reduced to its parameter names.
+    /// The path and query; values of parameters whose names look secret are redacted.
     pub path: String,
     /// `None` when no response came (timeout, connection refused).
     pub status: Option<u16>,
@@ -24,5 +24,6 @@ pub struct ApiCall {
     pub attempt: u32,
     /// Why the call did not succeed, already redacted.
     pub error: Option<String>,
+    /// When the request was sent.
     pub at: Timestamp,
 }

@@ -50,7 +50,7 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
             Ok(json!({}))
         }
         Err(DockError::Checkpoint(e)) => {
-            return Err(EngineError::Store(StoreError::Corrupt(e.to_string())));
+            return Err(EngineError::from_checkpoint(e));
         }
         Err(e) if e.is_transient() && op.attempt < engine.config().max_attempts => {
             return engine.reschedule(op, lease, e.to_string()).await;

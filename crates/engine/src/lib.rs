@@ -111,6 +111,17 @@ pub(crate) struct Inner {
     pub(crate) wake: tokio::sync::Notify,
 }
 
+impl EngineError {
+    /// The error behind an adapter's failed checkpoint: usually the store's (a lost lease shows
+    /// as [`StoreError::Fenced`]), kept as it was so the worker reports it truthfully.
+    pub(crate) fn from_checkpoint(source: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        match source.downcast::<StoreError>() {
+            Ok(s) => EngineError::Store(*s),
+            Err(other) => EngineError::Store(StoreError::Corrupt(other.to_string())),
+        }
+    }
+}
+
 impl Engine {
     pub fn new(
         store: Arc<dyn Store>,

@@ -8,7 +8,7 @@ use stackdock_core::{
     ResourceId, Step, StepStatus,
 };
 use stackdock_docks::DockError;
-use stackdock_store::{Lease, StoreError, Write};
+use stackdock_store::{Lease, Write};
 
 use crate::worker::apply_observed;
 use crate::{Engine, EngineError};
@@ -32,7 +32,7 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
     let found = match adapter.discover(&mut ctx, &access).await {
         Ok(found) => found,
         Err(DockError::Checkpoint(e)) => {
-            return Err(EngineError::Store(StoreError::Corrupt(e.to_string())));
+            return Err(EngineError::from_checkpoint(e));
         }
         Err(e) if e.is_transient() && op.attempt < engine.config().max_attempts => {
             return engine.reschedule(op, lease, e.to_string()).await;

@@ -50,12 +50,12 @@ async fn a_subscriber_sees_provisioning_then_provisioned() {
             let doc: Value = serde_json::from_str(data).unwrap();
             assert!(event.contains("event: resource"), "{event}");
             if doc["resource"]["id"] == id {
-                states.push(
-                    doc["resource"]["provisioning_state"]
-                        .as_str()
-                        .unwrap()
-                        .to_string(),
-                );
+                let state = doc["resource"]["provisioning_state"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                statuses.push((state.clone(), doc["resource"]["status"].clone()));
+                states.push(state);
                 ids.push(doc["seq"].as_i64().unwrap());
             }
         }
@@ -74,6 +74,12 @@ async fn a_subscriber_sees_provisioning_then_provisioned() {
         ids.windows(2).all(|w| w[0] < w[1]),
         "event ids not increasing: {ids:?}"
     );
+    // The provider's own progress shows while waiting: the droplet is `new` before `active`.
+    assert!(
+        statuses.contains(&("provisioning".into(), "new".into())),
+        "no progress event while the droplet was new: {statuses:?}"
+    );
+    assert_eq!(statuses.last().unwrap().1, "active");
 
     // Resuming after the first event replays what followed it.
     let again = app
