@@ -30,6 +30,18 @@ use crate::front_door::ApiError;
 /// Real droplet ids are in the hundreds of millions; starting there keeps clients
 /// from getting away with assumptions that only hold for tiny ids.
 const FIRST_DROPLET_ID: u64 = 450_000_001;
+
+/// Where a new sandbox starts numbering droplets. DigitalOcean never reuses an id, so a
+/// sandbox restarted under a running StackDock (as `stackdock up --sandbox` does) must not
+/// hand out the ids of droplets it forgot: each start takes a fresh block of ids.
+fn first_droplet_id() -> u64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    // Blocks of 1,000 ids per millisecond of start time, wrapping every ~100 days.
+    FIRST_DROPLET_ID + (ms % 8_640_000_000) * 1_000
+}
 const FIRST_ACTION_ID: u64 = 2_300_000_001;
 
 pub(crate) struct World {
@@ -74,7 +86,7 @@ impl World {
         Self {
             droplets: BTreeMap::new(),
             actions: BTreeMap::new(),
-            next_droplet_id: FIRST_DROPLET_ID,
+            next_droplet_id: first_droplet_id(),
             next_action_id: FIRST_ACTION_ID,
             addresses: AddressPool::default(),
         }
