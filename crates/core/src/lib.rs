@@ -15,6 +15,7 @@ pub mod ids;
 pub mod journal;
 pub mod operation;
 pub mod redact;
+pub mod report;
 pub mod resource;
 pub mod role;
 pub mod state;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::Value;
-use stackdock_core::{ApiCall, Provider, SecretString, redact};
+use stackdock_core::{ApiCall, Provider, SecretString, redact, report};
 
 use crate::adapter::CallScope;
 use crate::error::{DockError, ProviderError};
@@ -183,7 +183,7 @@ impl HttpSession {
                 let detail = if e.is_timeout() {
                     format!("no answer within {:?}", self.retry.request_timeout)
                 } else {
-                    redact::scrub(&error_chain(&e), &[self.token.expose()])
+                    redact::scrub(&report::error_chain(&e), &[self.token.expose()])
                 };
                 call.error = Some(detail.clone());
                 Err(DockError::Unavailable {
@@ -274,17 +274,6 @@ fn journal_path(path: &str, query: &[(&str, String)]) -> String {
         })
         .collect();
     format!("{path}?{}", parts.join("&"))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

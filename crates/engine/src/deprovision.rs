@@ -7,6 +7,7 @@ use stackdock_core::{Operation, ProvisioningState};
 use stackdock_docks::DockError;
 use stackdock_store::{Lease, StoreError};
 
+use crate::worker::out_of_runs;
 use crate::{Engine, EngineError};
 
 pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Result<(), EngineError> {
@@ -20,6 +21,11 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
     let steps = store.steps(op.id).await?;
     let mut ctx = engine.ctx(op, lease, Some(rid), resource.marker.clone(), steps);
 
+    if let Some(gave_up) = out_of_runs(engine, op) {
+        return engine
+            .settle_resource(op, lease, resource, Err(gave_up))
+            .await;
+    }
     let outcome: Result<(), DockError> = match &resource.provider_resource_id {
         // Nothing was ever created at the provider (e.g. the create was refused).
         None => Ok(()),

@@ -16,7 +16,7 @@ use stackdock_core::{Operation, ProvisioningState, ResourceKind, StepStatus};
 use stackdock_docks::{Ctx, DockAccess, DockAdapter, DockError, adapter};
 use stackdock_store::{Batch, Lease, StoreError, Write};
 
-use crate::worker::apply_observed;
+use crate::worker::{apply_observed, out_of_runs};
 use crate::{Engine, EngineError};
 
 fn corrupt(what: &str) -> EngineError {
@@ -42,8 +42,19 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
     let outcome = match (
         engine.open_dock(&dock),
         engine.registry().get(dock.provider),
+        out_of_runs(engine, op),
     ) {
-        (Ok(access), Some(adapter)) => {
+        (Ok(access), Some(adapter), Some((code, message))) => {
+            // Earlier runs ended without settling as often as allowed. Whatever they created,
+            // recorded or not, is removed before the row settles `failed`.
+            let mut cleanup = undo(engine, lease, &mut ctx, &*adapter, &access, kind).await;
+            if cleanup.is_none() {
+                cleanup = sweep(&mut ctx, &*adapter, &access, kind).await;
+            }
+            unwound = cleanup.is_none();
+            Err((code, with_cleanup(message, cleanup)))
+        }
+        (Ok(access), Some(adapter), None) => {
             let result = adapter::provision(&*adapter, kind, &mut ctx, &access, &config).await;
             match result {
                 Err(DockError::Checkpoint(source)) => {
@@ -63,8 +74,8 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
                 Ok(observed) => Ok(observed),
             }
         }
-        (Err(e), _) => Err(("dock_key_unavailable".into(), e.to_string())),
-        (_, None) => Err((
+        (Err(e), _, _) => Err(("dock_key_unavailable".into(), e.to_string())),
+        (_, None, _) => Err((
             "no_adapter".into(),
             EngineError::NoAdapter(dock.provider).to_string(),
         )),
@@ -119,6 +130,32 @@ async fn undo(
             .await;
         if let Err(e) = marked {
             return Some(format!("could not record the cleanup: {e}"));
+        }
+    }
+    None
+}
+
+/// Deletes every resource of `kind` at the provider that carries this operation's marker:
+/// the cleanup for creates whose record was lost. Returns why it failed, if it did.
+async fn sweep(
+    ctx: &mut Ctx,
+    adapter: &dyn DockAdapter,
+    access: &DockAccess,
+    kind: ResourceKind,
+) -> Option<String> {
+    let marker = ctx.marker.clone()?;
+    let found = match adapter.discover(ctx, access).await {
+        Ok(found) => found,
+        Err(e) => return Some(e.to_string()),
+    };
+    for o in found {
+        let ours = o.marker.as_ref() == Some(&marker) && o.details.kind() == kind;
+        if ours
+            && let Err(e) = adapter
+                .deprovision(ctx, access, kind, &o.provider_resource_id)
+                .await
+        {
+            return Some(e.to_string());
         }
     }
     None

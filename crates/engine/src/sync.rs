@@ -10,7 +10,7 @@ use stackdock_core::{
 use stackdock_docks::DockError;
 use stackdock_store::{Lease, Write};
 
-use crate::worker::apply_observed;
+use crate::worker::{apply_observed, out_of_runs};
 use crate::{Engine, EngineError};
 
 pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Result<(), EngineError> {
@@ -28,6 +28,15 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
             .provider(dock.provider.as_str())
             .details(details)
     };
+
+    if let Some((code, message)) = out_of_runs(engine, op) {
+        let details = json!({"operation_id": op.id, "code": code, "message": message});
+        let last = format!("{code}: {message}");
+        let audit = audit(Outcome::Failure, details);
+        return engine
+            .settle(op, lease, OpState::Failed, Some(last), Vec::new(), audit)
+            .await;
+    }
 
     let found = match adapter.discover(&mut ctx, &access).await {
         Ok(found) => found,

@@ -92,9 +92,20 @@ impl Engine {
             Err(EngineError::Store(StoreError::Fenced(id))) => {
                 tracing::warn!(operation = %id, "another worker took this operation over; stopped");
             }
-            // The operation stays claimed until its lease runs out, then is resumed: a store
-            // hiccup must not turn into a failed resource.
-            Err(e) => tracing::error!(operation = %op.id, error = %e, "operation interrupted"),
+            // The run ended without settling (a store failure, say). It counts as a run:
+            // re-queued with backoff, so a failure that repeats ends at `max_attempts` instead
+            // of recurring at every lease expiry. If even that write fails, the lease runs out
+            // and the operation is resumed all the same.
+            Err(e) => {
+                let why = stackdock_core::report::error_chain(&e);
+                tracing::error!(operation = %op.id, error = %why, "operation interrupted");
+                if let Err(e) = self
+                    .reschedule(&op, &lease, format!("interrupted: {why}"))
+                    .await
+                {
+                    tracing::warn!(operation = %op.id, error = %e, "could not re-queue; the lease will expire");
+                }
+            }
         }
         Ok(true)
     }
@@ -219,6 +230,19 @@ impl Engine {
             .await?;
         Ok(())
     }
+}
+
+/// Whether earlier runs of `op` have all ended without settling, as many times as allowed:
+/// this run stops the operation instead of trying again.
+pub(crate) fn out_of_runs(engine: &Engine, op: &Operation) -> Option<(String, String)> {
+    let max = engine.inner.config.max_attempts;
+    (op.attempt > max).then(|| {
+        let last = op.last_error.as_deref().unwrap_or("no error recorded");
+        (
+            "gave_up".to_string(),
+            format!("gave up after {max} runs; the last ended: {last}"),
+        )
+    })
 }
 
 /// Copies what the provider shows onto a row, redacting the provider's data.

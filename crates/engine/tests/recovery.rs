@@ -205,3 +205,44 @@ async fn workers_side_by_side_run_each_operation_once() {
             .expect("a worker ends without panicking");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_that_can_never_be_recorded_gives_up_and_removes_the_droplet() {
+    let t = spawn_engine_with(support::Options {
+        max_attempts: 3,
+        ..Default::default()
+    })
+    .await;
+    // Every run creates or adopts the droplet and then fails to record it.
+    t.store.arm_always(Point::CreateCheckpoint, Mode::LoseWrite);
+    let (requested, op) = t.provision("web-1").await;
+
+    let done = t.run_until_finished(op.id).await;
+
+    assert_eq!(done.state, OpState::Failed, "{done:?}");
+    assert_eq!(done.attempt, 4, "three runs, then the one that gives up");
+    assert_eq!(t.store.fired().len(), 3);
+    let row = t.resource(requested.id).await;
+    assert_eq!(row.provisioning_state, ProvisioningState::Failed);
+    let error = row.error.expect("an error");
+    assert_eq!(error.code, "gave_up");
+    assert!(
+        error.message.contains("injected failure"),
+        "{}",
+        error.message
+    );
+    assert_eq!(row.provider_resource_id, None);
+    // One create; the later runs adopted it; giving up found it by marker and deleted it.
+    assert_eq!(t.requests("POST", "/v2/droplets").len(), 1);
+    assert!(
+        t.droplet_ids().is_empty(),
+        "the droplet was left behind untracked"
+    );
+    let outcomes: Vec<Outcome> = t
+        .audit_of(&requested)
+        .await
+        .iter()
+        .map(|a| a.outcome)
+        .collect();
+    assert_eq!(outcomes, [Outcome::Requested, Outcome::Failure]);
+}

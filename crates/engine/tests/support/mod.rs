@@ -309,6 +309,8 @@ pub enum Mode {
 pub struct FaultyStore {
     inner: SqliteStore,
     armed: Mutex<Option<(Point, Mode)>>,
+    /// Keep the fault armed after it fires: the failure repeats at every run.
+    sticky: Mutex<bool>,
     fired: Mutex<Vec<(Point, Mode)>>,
 }
 
@@ -317,12 +319,19 @@ impl FaultyStore {
         Self {
             inner,
             armed: Mutex::new(None),
+            sticky: Mutex::new(false),
             fired: Mutex::new(Vec::new()),
         }
     }
 
     pub fn arm(&self, point: Point, mode: Mode) {
         *self.armed.lock().unwrap() = Some((point, mode));
+    }
+
+    /// Like [`FaultyStore::arm`], but the failure happens every time, not once.
+    pub fn arm_always(&self, point: Point, mode: Mode) {
+        *self.sticky.lock().unwrap() = true;
+        self.arm(point, mode);
     }
 
     pub fn fired(&self) -> Vec<(Point, Mode)> {
@@ -336,7 +345,9 @@ impl FaultyStore {
     fn take(&self, batch: &Batch) -> Option<(Point, Mode)> {
         let mut armed = self.armed.lock().unwrap();
         let hit = armed.filter(|(point, _)| point.matches(batch))?;
-        *armed = None;
+        if !*self.sticky.lock().unwrap() {
+            *armed = None;
+        }
         self.fired.lock().unwrap().push(hit);
         Some(hit)
     }
