@@ -383,6 +383,41 @@ pub(crate) async fn sync(conn: &Conn, dock: &str, no_wait: bool) -> CliResult {
     })
 }
 
+pub(crate) async fn calls(conn: &Conn, id: &str) -> CliResult {
+    let client = Client::new(conn)?;
+    let resource = client
+        .get(&format!("/api/v1/resources/{}", seg(id)))
+        .await?;
+    let collection = collection(resource["kind"].as_str().unwrap_or_default())?;
+    let rows = client
+        .get(&format!("/api/v1/{collection}/{}/api-calls", seg(id)))
+        .await?;
+    if conn.json {
+        print_json(&rows);
+    } else {
+        for c in rows.as_array().into_iter().flatten() {
+            let status = c["status"]
+                .as_u64()
+                .map_or("-".to_string(), |s| s.to_string());
+            println!(
+                "{}  {:<6} {:<48} {:>3} {:>6}ms  try {}  {}{}",
+                c["at"].as_str().unwrap_or("-"),
+                c["method"].as_str().unwrap_or("-"),
+                c["path"].as_str().unwrap_or("-"),
+                status,
+                c["duration_ms"],
+                c["attempt"],
+                c["request_id"].as_str().unwrap_or("-"),
+                c["error"]
+                    .as_str()
+                    .map(|e| format!("  {e}"))
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) async fn audit(conn: &Conn, limit: u32) -> CliResult {
     let client = Client::new(conn)?;
     let rows = client.get(&format!("/api/v1/audit?limit={limit}")).await?;

@@ -82,6 +82,12 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Show every provider call made for a resource (the journal).
+    Calls {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Show the audit log, newest first.
     Audit {
         #[arg(long, default_value_t = 50)]
@@ -111,6 +117,7 @@ fn main() -> ExitCode {
         Command::Status { conn, .. }
         | Command::Deprovision { conn, .. }
         | Command::Sync { conn, .. }
+        | Command::Calls { conn, .. }
         | Command::Audit { conn, .. } => conn.json,
     };
     let result = runtime.block_on(async move {
@@ -128,6 +135,7 @@ fn main() -> ExitCode {
                 no_wait,
                 conn,
             } => commands::sync(&conn, &dock, no_wait).await,
+            Command::Calls { id, conn } => commands::calls(&conn, &id).await,
             Command::Audit { limit, conn } => commands::audit(&conn, limit).await,
         }
     });

@@ -3,7 +3,7 @@
 //! connected to each.
 
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -116,6 +116,9 @@ pub(crate) async fn run(args: UpArgs) -> CliResult {
         .mode(0o700)
         .create(&args.data_dir)
         .map_err(fail("cannot create the data directory"))?;
+    // It holds the master key and the owner token: owner only, even if it existed before.
+    std::fs::set_permissions(&args.data_dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(fail("cannot restrict the data directory"))?;
     let keyring = Keyring::new(master_key(&args.data_dir)?);
     let store: Arc<dyn Store> = match &args.database_url {
         Some(url) => Arc::new(

@@ -61,6 +61,21 @@ async fn the_cli_provisions_lists_and_deprovisions_with_exit_statuses() {
         id.as_str()
     );
 
+    let (code, out, _) = app.cli(&["calls", &id, "--json"]).await;
+    assert_eq!(code, 0);
+    let calls: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        calls
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["method"] == "POST" && c["status"] == 202),
+        "{calls}"
+    );
+    let (code, out, _) = app.cli(&["calls", &id]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("/v2/droplets"), "{out}");
+
     let (code, out, err) = app.cli(&["deprovision", &id]).await;
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("deprovisioned"), "{out}");

@@ -13,3 +13,4 @@ mod events;
 mod provisioning;
 mod support;
 mod sync;
+mod up;

@@ -48,12 +48,18 @@ pub struct Response {
     pub body: Value,
 }
 
-fn binary() -> &'static str {
+pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_stackdock")
 }
 
 /// Starts the server on `data_dir`, returning the child and its URL once it listens.
-fn start_server(data_dir: &Path, failpoints: Option<&str>) -> (Child, String) {
+pub fn start_server(
+    data_dir: &Path,
+    failpoints: Option<&str>,
+    extra_args: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, String) {
+    std::fs::create_dir_all(data_dir).expect("data dir");
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -69,6 +75,8 @@ fn start_server(data_dir: &Path, failpoints: Option<&str>) -> (Child, String) {
         .env("STACKDOCK_POLL_MS", "50")
         .env("STACKDOCK_RETRY_BASE_MS", "50")
         .env("STACKDOCK_FAILPOINTS", failpoints.unwrap_or(""))
+        .args(extra_args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log);
@@ -120,7 +128,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     .await
     .expect("sandbox");
     let data_dir = tempfile::tempdir().expect("tempdir");
-    let (child, url) = start_server(data_dir.path(), opts.failpoints);
+    let (child, url) = start_server(data_dir.path(), opts.failpoints, &[], &[]);
     let token = std::fs::read_to_string(data_dir.path().join("owner-token"))
         .expect("owner token")
         .trim()
@@ -319,7 +327,7 @@ impl TestApp {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let (child, url) = start_server(self.data_dir.path(), failpoints);
+        let (child, url) = start_server(self.data_dir.path(), failpoints, &[], &[]);
         self.child = Some(child);
         self.url = url;
     }

@@ -1,0 +1,156 @@
+//! `stackdock up` itself: the README's walkthrough with the built-in sandbox, where it keeps
+//! its secrets, and its settings.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Stdio};
+
+use serde_json::Value;
+
+use crate::support::{binary, start_server};
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .expect("exists")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Runs the CLI in `cwd` with only the server URL set, as a user following the README would.
+async fn cli(cwd: &Path, url: &str, args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(binary())
+        .args(args)
+        .current_dir(cwd)
+        .env("STACKDOCK_URL", url)
+        .env_remove("STACKDOCK_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run cli");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join(".stackdock");
+    let sandbox = ["--sandbox", "--sandbox-ready-ms", "200"];
+    let (child, url) = start_server(&data, None, &sandbox, &[]);
+
+    // Secrets are the owner's alone.
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("owner-token")), 0o600);
+    assert_eq!(mode(&data.join("master.key")), 0o600);
+    let token = std::fs::read_to_string(data.join("owner-token")).unwrap();
+
+    // The CLI finds the owner token in ./.stackdock on its own.
+    let (code, out, err) = cli(
+        home.path(),
+        &url,
+        &[
+            "provision",
+            "server",
+            "--dock",
+            "sandbox-digitalocean",
+            "--name",
+            "web-1",
+            "--region",
+            "nyc3",
+            "--size",
+            "s-1vcpu-1gb",
+            "--image",
+            "ubuntu-24-04-x64",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("provisioned") && out.contains("ipv4"), "{out}");
+    assert!(
+        err.contains("digitalocean status: new"),
+        "no live progress: {err}"
+    );
+    stop(child);
+
+    // A second start reuses the organisation: the token is not printed again, and the sandbox
+    // dock is pointed at the new simulator rather than added twice.
+    let (child, url) = start_server(&data, None, &sandbox, &[]);
+    let stdout = std::fs::read_to_string(data.join("server.stdout")).unwrap();
+    assert_eq!(
+        stdout.matches(token.trim()).count(),
+        1,
+        "token printed again:\n{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("owner-token")).unwrap(),
+        token
+    );
+    let (code, out, _) = cli(home.path(), &url, &["docks", "list", "--json"]).await;
+    assert_eq!(code, 0);
+    let docks: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(docks.as_array().unwrap().len(), 1, "{docks}");
+    let (code, out, err) = cli(
+        home.path(),
+        &url,
+        &[
+            "provision",
+            "server",
+            "--dock",
+            "sandbox-digitalocean",
+            "--name",
+            "web-2",
+            "--region",
+            "nyc3",
+            "--size",
+            "s-1vcpu-1gb",
+            "--image",
+            "ubuntu-24-04-x64",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    stop(child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_url_names_the_sqlite_file() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let db = home.path().join("elsewhere.db");
+    let url = format!("sqlite://{}", db.display());
+    let (child, _) = start_server(
+        &data,
+        None,
+        &[],
+        &[("STACKDOCK_DATABASE_URL", url.as_str())],
+    );
+    assert!(db.exists(), "no database at {}", db.display());
+    assert!(!data.join("stackdock.db").exists());
+    stop(child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_master_key_is_refused_with_a_clear_error() {
+    let home = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(binary())
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(home.path().join("data"))
+        .env("STACKDOCK_MASTER_KEY", "not-a-key")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("STACKDOCK_MASTER_KEY"), "{err}");
+}
