@@ -70,7 +70,7 @@ pub fn start_server(
         .arg(data_dir)
         .env_remove("STACKDOCK_DATABASE_URL")
         .env_remove("STACKDOCK_MASTER_KEY")
-        .env("STACKDOCK_LOG", "debug,sqlx=warn,hyper=info,reqwest=info")
+        .env("STACKDOCK_LOG", "trace")
         .env("STACKDOCK_LEASE_MS", "1500")
         .env("STACKDOCK_POLL_MS", "50")
         .env("STACKDOCK_RETRY_BASE_MS", "50")
