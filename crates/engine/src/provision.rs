@@ -9,7 +9,8 @@
 //! A permanent failure undoes what was created (deletes it at the provider) and settles
 //! `failed` with the provider's own message and code. A transient one re-queues the run, until
 //! the last run allowed (`max_attempts`), whose transient failure is final and unwinds the same
-//! way.
+//! way. Runs that end without settling count too: the run after the last allowed one gives up,
+//! deleting the recorded steps' resources and then anything still carrying the marker.
 
 use serde_json::json;
 use stackdock_core::{Operation, ProvisioningState, ResourceKind, StepStatus};
