@@ -102,6 +102,50 @@ fn master_key(data_dir: &Path) -> Result<MasterKey, CliError> {
     }
 }
 
+/// Holds `<data-dir>/lock` while the server runs: one StackDock per data directory. That is
+/// what lets a restarted one take over its own earlier leases at once (see [`node_name`]).
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, CliError> {
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(CliError::Input(format!(
+            "another stackdock is already running on {}",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(CliError::Other(format!("{}: {e}", path.display())))
+        }
+    }
+}
+
+/// This data directory's node name, made once and kept in `<data-dir>/node-id`. Workers are
+/// named after it, so leases held under it when the process died are known to be abandoned.
+fn node_name(dir: &Path) -> Result<String, CliError> {
+    let path = dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_string()),
+        // Empty: a first start died between creating the file and writing it.
+        Ok(_) => std::fs::remove_file(&path).map_err(fail("cannot replace the node id"))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(CliError::Other(format!("{}: {e}", path.display()))),
+    }
+    let mut raw = [0u8; 6];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let name = format!(
+        "node-{}",
+        raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    write_private(&path, &name).map_err(fail("cannot write the node id"))?;
+    Ok(name)
+}
+
 pub(crate) async fn run(args: UpArgs) -> CliResult {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -119,6 +163,8 @@ pub(crate) async fn run(args: UpArgs) -> CliResult {
     // It holds the master key and the owner token: owner only, even if it existed before.
     std::fs::set_permissions(&args.data_dir, std::fs::Permissions::from_mode(0o700))
         .map_err(fail("cannot restrict the data directory"))?;
+    let _lock = lock_data_dir(&args.data_dir)?;
+    let node = node_name(&args.data_dir)?;
     let keyring = Keyring::new(master_key(&args.data_dir)?);
     let store: Arc<dyn Store> = match &args.database_url {
         Some(url) => Arc::new(
@@ -165,7 +211,19 @@ pub(crate) async fn run(args: UpArgs) -> CliResult {
         println!("  {}", token.0);
     }
 
+    // Our own workers from before a crash or a kill hold leases nobody else will renew.
+    match store.expire_leases(&format!("{node}-")).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(operations = n, "resuming operations the previous run left"),
+        Err(e) => {
+            return Err(CliError::Other(format!(
+                "cannot take over earlier leases: {e}"
+            )));
+        }
+    }
+
     let config = EngineConfig {
+        worker_id: node,
         workers: args.workers,
         lease: Duration::from_millis(args.lease_ms.max(100)),
         poll: stackdock_docks::PollPolicy {

@@ -212,6 +212,11 @@ pub trait Store: Send + Sync + 'static {
     /// `lease_expires_at = now + lease`, bumps `generation` and `attempt`.
     /// Two concurrent claimers never get the same operation.
     async fn claim_operation(&self, owner: &str, lease: Duration) -> Result<Option<Operation>>;
+    /// Ends now every lease held by a worker whose name starts with `owner_prefix`, so their
+    /// operations can be claimed at once instead of when the leases run out. For a process that
+    /// knows those workers are gone: it restarted under the same node name, which it holds
+    /// exclusively. Returns how many leases it ended.
+    async fn expire_leases(&self, owner_prefix: &str) -> Result<u64>;
     /// Extends a held lease; [`StoreError::Fenced`] if it is no longer held.
     async fn renew_lease(&self, lease: &Lease, duration: Duration) -> Result<()>;
     async fn steps(&self, operation: OperationId) -> Result<Vec<Step>>;

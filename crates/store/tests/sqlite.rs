@@ -54,6 +54,7 @@ conformance!(
     find_by_marker_across_kinds,
     fencing_stops_a_stale_worker,
     renew_lease_only_while_held,
+    expire_leases_frees_only_the_named_workers,
     future_operations_are_not_claimed,
     claims_take_the_oldest_first,
     record_step_twice_leaves_one_row,

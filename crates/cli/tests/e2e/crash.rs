@@ -1,5 +1,8 @@
 //! Crash safety: the process dies after the provider created the droplet but before that was
 //! recorded. After a restart exactly one droplet exists and the row is provisioned.
+//!
+//! The lease is set far longer than the test's deadline: the restarted process must take over
+//! its own dead workers' leases at once rather than wait them out.
 
 use crate::support::{Options, droplet_ids, spawn_app_with};
 
@@ -7,6 +10,7 @@ use crate::support::{Options, droplet_ids, spawn_app_with};
 async fn a_crash_between_create_and_record_adopts_the_droplet_after_restart() {
     let mut app = spawn_app_with(Options {
         failpoints: Some("crash-before-create-checkpoint"),
+        env: vec![("STACKDOCK_LEASE_MS", "600000")],
         ..Default::default()
     })
     .await;

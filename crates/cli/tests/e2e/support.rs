@@ -19,6 +19,8 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 pub struct Options {
     pub failpoints: Option<&'static str>,
     pub ready_after: Duration,
+    /// Extra environment for every start of the server (overrides the test defaults).
+    pub env: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for Options {
@@ -26,6 +28,7 @@ impl Default for Options {
         Self {
             failpoints: None,
             ready_after: Duration::from_millis(300),
+            env: Vec::new(),
         }
     }
 }
@@ -39,6 +42,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub data_dir: tempfile::TempDir,
     child: Option<Child>,
+    env: Vec<(&'static str, &'static str)>,
     /// Every response body and CLI output the test saw.
     seen: Mutex<Vec<Vec<u8>>>,
 }
@@ -128,7 +132,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     .await
     .expect("sandbox");
     let data_dir = tempfile::tempdir().expect("tempdir");
-    let (child, url) = start_server(data_dir.path(), opts.failpoints, &[], &[]);
+    let (child, url) = start_server(data_dir.path(), opts.failpoints, &[], &opts.env);
     let token = std::fs::read_to_string(data_dir.path().join("owner-token"))
         .expect("owner token")
         .trim()
@@ -141,6 +145,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         http: reqwest::Client::new(),
         data_dir,
         child: Some(child),
+        env: opts.env,
         seen: Mutex::new(Vec::new()),
     };
     let dock = app
@@ -327,7 +332,7 @@ impl TestApp {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let (child, url) = start_server(self.data_dir.path(), failpoints, &[], &[]);
+        let (child, url) = start_server(self.data_dir.path(), failpoints, &[], &self.env);
         self.child = Some(child);
         self.url = url;
     }

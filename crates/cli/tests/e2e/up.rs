@@ -154,3 +154,24 @@ async fn a_bad_master_key_is_refused_with_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("STACKDOCK_MASTER_KEY"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_stackdock_on_the_same_data_dir_is_refused() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let (child, _) = start_server(&data, None, &[], &[]);
+    let out = tokio::process::Command::new(binary())
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already running"), "{err}");
+    stop(child);
+    // Once the first has stopped, the directory is free again.
+    let (child, _) = start_server(&data, None, &[], &[]);
+    stop(child);
+}

@@ -453,6 +453,9 @@ impl Store for FaultyStore {
     ) -> stackdock_store::Result<Option<Operation>> {
         self.inner.claim_operation(owner, lease).await
     }
+    async fn expire_leases(&self, owner_prefix: &str) -> stackdock_store::Result<u64> {
+        self.inner.expire_leases(owner_prefix).await
+    }
     async fn renew_lease(&self, lease: &Lease, duration: Duration) -> stackdock_store::Result<()> {
         self.inner.renew_lease(lease, duration).await
     }

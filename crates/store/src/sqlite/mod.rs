@@ -202,6 +202,13 @@ impl Store for SqliteStore {
         Ok(claimed)
     }
 
+    async fn expire_leases(&self, owner_prefix: &str) -> Result<u64> {
+        let mut tx = self.writer().await?;
+        let ended = operations::expire(&mut tx, owner_prefix).await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+
     async fn renew_lease(&self, lease: &Lease, duration: Duration) -> Result<()> {
         let mut tx = self.writer().await?;
         operations::renew(&mut tx, lease, duration).await?;

@@ -232,6 +232,22 @@ pub(crate) async fn claim(
     row.try_into().map(Some)
 }
 
+/// Ends the leases of workers named `owner_prefix...`. Compared with `substr`, not `LIKE`, so
+/// no character of the prefix is a wildcard.
+pub(crate) async fn expire(conn: &mut SqliteConnection, owner_prefix: &str) -> Result<u64> {
+    let at = ts(&now());
+    let done = sqlx::query(
+        "UPDATE operations SET lease_expires_at = $1, updated_at = $1
+         WHERE state = 'running' AND lease_owner IS NOT NULL
+           AND substr(lease_owner, 1, length($2)) = $2",
+    )
+    .bind(at)
+    .bind(owner_prefix)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 pub(crate) async fn renew(
     conn: &mut SqliteConnection,
     lease: &Lease,

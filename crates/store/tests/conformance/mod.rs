@@ -829,6 +829,66 @@ pub async fn fencing_stops_a_stale_worker(store: &dyn Store) {
     );
 }
 
+pub async fn expire_leases_frees_only_the_named_workers(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "expire").await;
+    for _ in 0..3 {
+        insert_operation(store, operation(&d, None)).await;
+    }
+    let mine = store
+        .claim_operation("node-a-0", LONG_LEASE)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    let sibling = store
+        .claim_operation("node-a-1", LONG_LEASE)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    let other = store
+        .claim_operation("node-b-0", LONG_LEASE)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    // A prefix is matched as text: `_` and `%` are not wildcards.
+    assert_eq!(store.expire_leases("node_").await.expect("expire"), 0);
+    assert_eq!(store.expire_leases("node-a-").await.expect("expire"), 2);
+
+    // Both of node a's operations can be claimed again at once; node b's cannot.
+    let mut reclaimed = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while reclaimed.len() < 2 {
+        match store
+            .claim_operation("node-c-0", LONG_LEASE)
+            .await
+            .expect("claim")
+        {
+            Some(op) => reclaimed.push(op.id),
+            None => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "expired leases not claimable"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+    reclaimed.sort();
+    let mut expected = vec![mine.id, sibling.id];
+    expected.sort();
+    assert_eq!(reclaimed, expected);
+    assert!(
+        store
+            .claim_operation("node-c-0", LONG_LEASE)
+            .await
+            .expect("claim")
+            .is_none(),
+        "node b's lease was ended too"
+    );
+    let still = store.get_operation(t.org, other.id).await.expect("get");
+    assert_eq!(still.lease_owner.as_deref(), Some("node-b-0"));
+}
+
 pub async fn renew_lease_only_while_held(store: &dyn Store) {
     let t = tenant(store).await;
     let d = add_dock(store, t.org, "renew").await;
