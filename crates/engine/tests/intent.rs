@@ -5,6 +5,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use stackdock_core::{
     Keyring, MasterKey, OpKind, OpState, Outcome, ProvisioningState, ResourceKind,
@@ -12,7 +13,7 @@ use stackdock_core::{
 use stackdock_docks::Registry;
 use stackdock_engine::{Engine, EngineError};
 use stackdock_store::{ResourceFilter, Store};
-use support::{server_config, spawn_engine};
+use support::{DEADLINE, server_config, spawn_engine};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_resource_that_never_reached_the_provider_deprovisions_without_calling_it() {
@@ -253,15 +254,30 @@ async fn the_dock_key_is_sealed_and_never_written_in_plaintext() {
     assert!(calls.len() >= 4, "{calls:?}");
     t.store.close().await;
 
-    let files = files_under(t.dir.path());
-    assert!(
-        files
+    // SQLite may still fold its WAL into the database and delete it just after the pools
+    // close; a scan that lost a file to that starts over, so nothing is read half-moved.
+    let deadline = Instant::now() + DEADLINE;
+    let contents = loop {
+        let files = files_under(t.dir.path());
+        let read: Result<Vec<_>, _> = files
             .iter()
-            .any(|f| f.extension().is_some_and(|e| e == "db")),
-        "no database file among {files:?}"
+            .map(|f| std::fs::read(f).map(|bytes| (f.clone(), bytes)))
+            .collect();
+        match read {
+            Ok(contents) => break contents,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("cannot read the data dir: {e}"),
+        }
+    };
+    assert!(
+        contents
+            .iter()
+            .any(|(f, _)| f.extension().is_some_and(|e| e == "db")),
+        "no database file in the data dir"
     );
-    for file in files {
-        let bytes = std::fs::read(&file).unwrap();
+    for (file, bytes) in contents {
         assert!(
             !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
             "{} holds the API key in plaintext",
