@@ -2,35 +2,18 @@
 
 use serde_json::Value;
 
-use crate::support::{DOCK, spawn_app};
-
-fn provision_args<'a>(name: &'a str, size: &'a str) -> Vec<&'a str> {
-    vec![
-        "provision",
-        "server",
-        "--dock",
-        DOCK,
-        "--name",
-        name,
-        "--region",
-        "nyc3",
-        "--size",
-        size,
-        "--image",
-        "ubuntu-24-04-x64",
-    ]
-}
+use crate::support::{DOCK, provision_args, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_provisions_lists_and_deprovisions_with_exit_statuses() {
     let app = spawn_app().await;
 
-    let (code, out, err) = app.cli(&provision_args("web-1", "s-1vcpu-1gb")).await;
+    let (code, out, err) = app.cli(&provision_args(DOCK, "web-1", "s-1vcpu-1gb")).await;
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(err.contains("provisioning"), "no live progress: {err}");
     assert!(out.contains("provisioned") && out.contains("ipv4"), "{out}");
 
-    let mut json_args = provision_args("web-2", "s-1vcpu-1gb");
+    let mut json_args = provision_args(DOCK, "web-2", "s-1vcpu-1gb");
     json_args.push("--json");
     let (code, out, _) = app.cli(&json_args).await;
     assert_eq!(code, 0);
@@ -38,14 +21,14 @@ async fn the_cli_provisions_lists_and_deprovisions_with_exit_statuses() {
     assert_eq!(doc["provisioning_state"], "provisioned");
     let id = doc["id"].as_str().unwrap().to_string();
 
-    let mut bad = provision_args("web-3", "s-99vcpu-1gb");
+    let mut bad = provision_args(DOCK, "web-3", "s-99vcpu-1gb");
     bad.push("--json");
     let (code, out, _) = app.cli(&bad).await;
     assert_eq!(code, 1, "a failed provision exits 1");
     let doc: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["error"]["code"], "unprocessable_entity");
 
-    let (code, _, err) = app.cli(&provision_args("web 4", "s-1vcpu-1gb")).await;
+    let (code, _, err) = app.cli(&provision_args(DOCK, "web 4", "s-1vcpu-1gb")).await;
     assert_eq!(code, 2, "bad input exits 2: {err}");
     assert!(err.contains("name"), "{err}");
 

@@ -414,3 +414,21 @@ pub fn droplet_ids(app: &TestApp) -> Vec<String> {
         .map(|d| d["id"].to_string())
         .collect()
 }
+
+/// `stackdock provision server ...` for a droplet in nyc3 with the README's image.
+pub fn provision_args<'a>(dock: &'a str, name: &'a str, size: &'a str) -> Vec<&'a str> {
+    vec![
+        "provision",
+        "server",
+        "--dock",
+        dock,
+        "--name",
+        name,
+        "--region",
+        "nyc3",
+        "--size",
+        size,
+        "--image",
+        "ubuntu-24-04-x64",
+    ]
+}

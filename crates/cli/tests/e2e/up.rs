@@ -7,7 +7,9 @@ use std::process::{Child, Stdio};
 
 use serde_json::Value;
 
-use crate::support::{binary, start_server};
+use crate::support::{binary, provision_args, start_server};
+
+const SANDBOX_DOCK: &str = "sandbox-digitalocean";
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -57,20 +59,7 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
     let (code, out, err) = cli(
         home.path(),
         &url,
-        &[
-            "provision",
-            "server",
-            "--dock",
-            "sandbox-digitalocean",
-            "--name",
-            "web-1",
-            "--region",
-            "nyc3",
-            "--size",
-            "s-1vcpu-1gb",
-            "--image",
-            "ubuntu-24-04-x64",
-        ],
+        &provision_args(SANDBOX_DOCK, "web-1", "s-1vcpu-1gb"),
     )
     .await;
     assert_eq!(code, 0, "{out}\n{err}");
@@ -102,20 +91,10 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
         home.path(),
         &url,
         &[
-            "provision",
-            "server",
-            "--dock",
-            "sandbox-digitalocean",
-            "--name",
-            "web-2",
-            "--region",
-            "nyc3",
-            "--size",
-            "s-1vcpu-1gb",
-            "--image",
-            "ubuntu-24-04-x64",
-            "--json",
-        ],
+            provision_args(SANDBOX_DOCK, "web-2", "s-1vcpu-1gb"),
+            vec!["--json"],
+        ]
+        .concat(),
     )
     .await;
     assert_eq!(code, 0, "{out}\n{err}");
