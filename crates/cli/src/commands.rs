@@ -224,19 +224,38 @@ pub(crate) async fn list(a: ListArgs) -> CliResult {
 
 pub(crate) async fn deprovision(conn: &Conn, id: &str, no_wait: bool) -> CliResult {
     let client = Client::new(conn)?;
-    let r = client
-        .delete(&format!("/api/v1/resources/{}", seg(id)))
-        .await?;
+    let path = format!("/api/v1/resources/{}", seg(id));
+    let accepted = client.delete(&path).await?;
+    report_or_follow(&client, conn, id, accepted, no_wait, "deprovisioned").await
+}
+
+pub(crate) async fn retry(conn: &Conn, id: &str, no_wait: bool) -> CliResult {
+    let client = Client::new(conn)?;
+    let path = format!("/api/v1/resources/{}/retry", seg(id));
+    let accepted = client.post(&path, &json!({})).await?;
+    report_or_follow(&client, conn, id, accepted, no_wait, "provisioned").await
+}
+
+/// After a request was accepted: print it (`--no-wait`), or follow the resource until it
+/// settles and exit 0 only if it reached `want`.
+async fn report_or_follow(
+    client: &Client,
+    conn: &Conn,
+    id: &str,
+    accepted: Value,
+    no_wait: bool,
+    want: &str,
+) -> CliResult {
     if no_wait {
         if conn.json {
-            print_json(&r);
+            print_json(&accepted);
         } else {
-            Progress::new(true).show(&r);
+            Progress::new(true).show(&accepted);
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let done = follow(&client, &seg(id), !conn.json).await?;
-    settle_report(&done, conn.json, "deprovisioned")
+    let done = follow(client, &seg(id), !conn.json).await?;
+    settle_report(&done, conn.json, want)
 }
 
 #[derive(Subcommand)]

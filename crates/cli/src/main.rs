@@ -68,6 +68,15 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Provision a failed resource again, with the config it was first asked for.
+    Retry {
+        id: String,
+        /// Return once the request is recorded instead of following it.
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Manage docks (connected provider accounts).
     Docks {
         #[command(subcommand)]
@@ -116,6 +125,7 @@ fn main() -> ExitCode {
         Command::Docks { command } => command.conn().json,
         Command::Status { conn, .. }
         | Command::Deprovision { conn, .. }
+        | Command::Retry { conn, .. }
         | Command::Sync { conn, .. }
         | Command::Calls { conn, .. }
         | Command::Audit { conn, .. } => conn.json,
@@ -129,6 +139,7 @@ fn main() -> ExitCode {
             Command::Deprovision { id, no_wait, conn } => {
                 commands::deprovision(&conn, &id, no_wait).await
             }
+            Command::Retry { id, no_wait, conn } => commands::retry(&conn, &id, no_wait).await,
             Command::Docks { command } => commands::docks(command).await,
             Command::Sync {
                 dock,

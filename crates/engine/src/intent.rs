@@ -250,6 +250,76 @@ impl Engine {
         Ok((row_of(written)?, op))
     }
 
+    /// Provisions a `failed` resource again with the config it was first asked for. Refused
+    /// while anything of it may still exist at the provider: that is deprovisioned first, so a
+    /// retry can never leave an untracked resource behind.
+    pub async fn request_retry(
+        &self,
+        actor: Actor,
+        id: ResourceId,
+    ) -> Result<(Resource, Operation), EngineError> {
+        let store = &self.inner.store;
+        let mut resource = store.get_resource(actor.org_id, id).await?;
+        let kind = resource.kind();
+        let refuse = |why: String| Err(EngineError::Conflict(format!("{kind} {id} {why}")));
+        if let Some(op) = store.active_operation_for(id).await? {
+            return refuse(format!(
+                "has an unfinished {} operation ({})",
+                op.kind, op.id
+            ));
+        }
+        if resource.provisioning_state != ProvisioningState::Failed {
+            return refuse(format!(
+                "is {}; only failed resources can be retried",
+                resource.provisioning_state
+            ));
+        }
+        if resource.provisioning_source != ProvisioningSource::Api {
+            return refuse(
+                "was discovered, not provisioned here; there is nothing to retry".into(),
+            );
+        }
+        if let Some(pid) = &resource.provider_resource_id {
+            return refuse(format!(
+                "may still exist at the provider as {pid}; deprovision it first"
+            ));
+        }
+        let first = store
+            .list_operations(actor.org_id, Some(id), 1000)
+            .await?
+            .into_iter()
+            .rfind(|op| op.kind == OpKind::Provision);
+        let Some(first) = first else {
+            return refuse("has no provision request to repeat".into());
+        };
+        let expected_version = resource.version;
+        resource.provisioning_state = ProvisioningState::Provisioning;
+        resource.error = None;
+        let op = Operation::new(
+            actor.org_id,
+            OpKind::Provision,
+            resource.dock_id,
+            Some((id, kind)),
+            actor.user_id,
+            first.input,
+        );
+        let audit = AuditEntry::new(
+            actor.org_id,
+            actor.user_id,
+            format!("{kind}.provision"),
+            Outcome::Requested,
+        )
+        .resource(audit_ref(kind, id))
+        .provider(resource.provider.clone())
+        .details(json!({"name": resource.name, "operation_id": op.id, "retry": true}));
+        let write = Write::UpdateResource {
+            resource,
+            expected_version,
+        };
+        let written = self.enqueue(Some(write), &op, audit).await?;
+        Ok((row_of(written)?, op))
+    }
+
     /// Queues a discovery of everything in the dock's account.
     pub async fn request_sync(&self, actor: Actor, dock: &Dock) -> Result<Operation, EngineError> {
         let op = Operation::new(

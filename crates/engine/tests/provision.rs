@@ -6,6 +6,7 @@ mod support;
 use std::time::Duration;
 
 use stackdock_core::{OpState, Outcome, ProvisioningState, StepStatus};
+use stackdock_engine::EngineError;
 use stackdock_sandbox::Fault;
 use stackdock_store::Store;
 use support::{Options, assert_one_create_step, ipv4, spawn_engine, spawn_engine_with};
@@ -129,6 +130,13 @@ async fn a_failed_cleanup_keeps_the_droplet_tracked_so_deprovision_can_remove_it
         Some(droplets[0].as_str())
     );
     assert_one_create_step(&t.steps(op.id).await, StepStatus::Done, &droplets[0]);
+
+    // A retry would make a second droplet beside the one still tracked: refused.
+    let retry = t.engine.request_retry(t.actor, requested.id).await;
+    assert!(
+        matches!(&retry, Err(EngineError::Conflict(m)) if m.contains("deprovision it first")),
+        "{retry:?}"
+    );
 
     // The user's way out: deprovision the failed row.
     let (_, deprovision) = t

@@ -142,6 +142,13 @@ async fn bad_input_is_refused_clearly_and_leaves_no_row() {
         "boat",
     );
     assert_error(
+        "retry of unknown id",
+        &app.post(&format!("/api/v1/resources/{unknown}/retry"), json!({}))
+            .await,
+        404,
+        unknown,
+    );
+    assert_error(
         "api calls of bad id",
         &app.get("/api/v1/servers/xyz/api-calls").await,
         400,
@@ -332,6 +339,8 @@ async fn every_route_requires_a_valid_token() {
         (Method::GET, format!("/api/v1/servers/{id}")),
         (Method::DELETE, format!("/api/v1/servers/{id}")),
         (Method::GET, format!("/api/v1/servers/{id}/api-calls")),
+        (Method::POST, format!("/api/v1/servers/{id}/retry")),
+        (Method::POST, format!("/api/v1/resources/{id}/retry")),
         (Method::GET, "/api/v1/operations".into()),
         (Method::GET, format!("/api/v1/operations/{id}")),
         (Method::GET, "/api/v1/audit".into()),

@@ -208,3 +208,60 @@ async fn a_429_retry_waits_at_least_retry_after() {
     assert_eq!(droplet_ids(&app).len(), 1);
     app.finish();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_provision_can_be_retried_once_its_cause_is_gone() {
+    let app = spawn_app().await;
+    app.sandbox.inject(Fault::error_with(
+        Some("POST"),
+        "/v2/droplets",
+        403,
+        "forbidden",
+        "You do not have access for the attempted action.",
+        1,
+    ));
+    let created = app.provision("web-1", "s-1vcpu-1gb").await;
+    let id = created["id"].as_str().unwrap();
+    let failed = app.wait_state(id, "failed").await;
+    assert_eq!(failed["error"]["code"], "forbidden");
+
+    let (code, out, err) = app.cli(&["retry", id, "--json"]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let done: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(done["provisioning_state"], "provisioned");
+    assert!(done["error"].is_null());
+    assert_eq!(
+        done["marker"], created["marker"],
+        "the same resource, retried"
+    );
+    assert_eq!(droplet_ids(&app).len(), 1);
+    let posts = app
+        .sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == "/v2/droplets")
+        .count();
+    assert_eq!(posts, 2, "one refused create, one that succeeded");
+    let audit = app.audit().await;
+    let outcomes: Vec<String> = audit_outcomes(&audit, id)
+        .into_iter()
+        .map(|(_, o)| o)
+        .collect();
+    assert_eq!(outcomes, ["requested", "failure", "requested", "success"]);
+
+    // Only a failed resource is retried.
+    let again = app
+        .post(
+            &format!("/api/v1/servers/{id}/retry"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert!(
+        again.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("only failed")
+    );
+    app.finish();
+}

@@ -40,6 +40,7 @@ pub(crate) fn router() -> Router<AppState> {
             "/api/v1/resources/{id}",
             get(resources::get_any).delete(resources::delete_any),
         )
+        .route("/api/v1/resources/{id}/retry", post(resources::retry_any))
         .route(
             "/api/v1/{collection}",
             get(resources::list).post(resources::create),
@@ -52,6 +53,7 @@ pub(crate) fn router() -> Router<AppState> {
             "/api/v1/{collection}/{id}/api-calls",
             get(resources::api_calls),
         )
+        .route("/api/v1/{collection}/{id}/retry", post(resources::retry))
         .fallback(|| async { ApiError::not_found("no such route") })
 }
 

@@ -213,3 +213,39 @@ pub(crate) async fn delete_any(
         Json(view::resource(&resource, Some(&op))),
     ))
 }
+
+/// `POST /api/v1/{collection}/{id}/retry`: provisions a failed resource again, 202.
+pub(crate) async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Path((collection, id)) = path.map_err(path_error)?;
+    let kind = kind_of(&collection)?;
+    retry_resource(state, caller, Some(kind), &id).await
+}
+
+/// `POST /api/v1/resources/{id}/retry`: the same, whatever the resource's kind.
+pub(crate) async fn retry_any(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Path(id) = path.map_err(path_error)?;
+    retry_resource(state, caller, None, &id).await
+}
+
+async fn retry_resource(
+    state: AppState,
+    caller: Caller,
+    kind: Option<ResourceKind>,
+    id: &str,
+) -> Result<impl IntoResponse + use<>, ApiError> {
+    let actor = caller.require(Permission::ProvisioningFull)?;
+    let r = load(&state, actor.org_id, kind, id).await?;
+    let (resource, op) = state.engine.request_retry(actor, r.id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(view::resource(&resource, Some(&op))),
+    ))
+}
