@@ -10,6 +10,7 @@ use stackdock_core::{
 };
 use stackdock_store::{Batch, Write};
 
+use crate::worker::merge;
 use crate::{Engine, EngineError};
 
 /// Who is asking: the user (for the audit log) in their organisation.
@@ -172,23 +173,13 @@ impl Engine {
             version: 0,
             details: ResourceDetails::empty(kind),
         };
-        let op = Operation::new(
-            actor.org_id,
+        let (op, audit) = resource_request(
+            actor,
             OpKind::Provision,
-            dock.id,
-            Some((id, kind)),
-            actor.user_id,
+            &resource,
             json!({ "config": config }),
+            json!({"dock": dock.name}),
         );
-        let audit = AuditEntry::new(
-            actor.org_id,
-            actor.user_id,
-            format!("{kind}.provision"),
-            Outcome::Requested,
-        )
-        .resource(audit_ref(kind, id))
-        .provider(dock.provider.as_str())
-        .details(json!({"name": name, "dock": dock.name, "operation_id": op.id}));
         let written = self
             .enqueue(Some(Write::InsertResource(resource)), &op, audit)
             .await?;
@@ -222,26 +213,15 @@ impl Engine {
                 state
             )));
         }
-        let kind = resource.kind();
         let expected_version = resource.version;
         resource.provisioning_state = ProvisioningState::Deprovisioning;
-        let op = Operation::new(
-            actor.org_id,
+        let (op, audit) = resource_request(
+            actor,
             OpKind::Deprovision,
-            resource.dock_id,
-            Some((id, kind)),
-            actor.user_id,
+            &resource,
             Value::Null,
+            json!({}),
         );
-        let audit = AuditEntry::new(
-            actor.org_id,
-            actor.user_id,
-            format!("{kind}.deprovision"),
-            Outcome::Requested,
-        )
-        .resource(audit_ref(kind, id))
-        .provider(resource.provider.clone())
-        .details(json!({"name": resource.name, "operation_id": op.id}));
         let write = Write::UpdateResource {
             resource,
             expected_version,
@@ -295,23 +275,13 @@ impl Engine {
         let expected_version = resource.version;
         resource.provisioning_state = ProvisioningState::Provisioning;
         resource.error = None;
-        let op = Operation::new(
-            actor.org_id,
+        let (op, audit) = resource_request(
+            actor,
             OpKind::Provision,
-            resource.dock_id,
-            Some((id, kind)),
-            actor.user_id,
+            &resource,
             first.input,
+            json!({"retry": true}),
         );
-        let audit = AuditEntry::new(
-            actor.org_id,
-            actor.user_id,
-            format!("{kind}.provision"),
-            Outcome::Requested,
-        )
-        .resource(audit_ref(kind, id))
-        .provider(resource.provider.clone())
-        .details(json!({"name": resource.name, "operation_id": op.id, "retry": true}));
         let write = Write::UpdateResource {
             resource,
             expected_version,
@@ -364,4 +334,37 @@ fn row_of(written: Option<Resource>) -> Result<Resource, EngineError> {
             "the store returned no row for a resource write".into(),
         ))
     })
+}
+
+/// The operation that carries out a request on a resource, and the audit row of the request.
+fn resource_request(
+    actor: Actor,
+    kind: OpKind,
+    resource: &Resource,
+    input: Value,
+    details: Value,
+) -> (Operation, AuditEntry) {
+    let rkind = resource.kind();
+    let op = Operation::new(
+        actor.org_id,
+        kind,
+        resource.dock_id,
+        Some((resource.id, rkind)),
+        actor.user_id,
+        input,
+    );
+    let details = merge(
+        json!({"name": resource.name, "operation_id": op.id}),
+        details,
+    );
+    let audit = AuditEntry::new(
+        actor.org_id,
+        actor.user_id,
+        format!("{rkind}.{kind}"),
+        Outcome::Requested,
+    )
+    .resource(audit_ref(rkind, resource.id))
+    .provider(resource.provider.clone())
+    .details(details);
+    (op, audit)
 }

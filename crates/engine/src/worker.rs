@@ -277,7 +277,8 @@ fn outcome_audit(
     ))
 }
 
-fn merge(mut base: Value, extra: Value) -> Value {
+/// `base` with the fields of `extra` added (both JSON objects).
+pub(crate) fn merge(mut base: Value, extra: Value) -> Value {
     if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
         b.extend(e);
     }
