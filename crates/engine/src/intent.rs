@@ -193,17 +193,7 @@ impl Engine {
         actor: Actor,
         id: ResourceId,
     ) -> Result<(Resource, Operation), EngineError> {
-        let store = &self.inner.store;
-        let mut resource = store.get_resource(actor.org_id, id).await?;
-        if let Some(op) = store.active_operation_for(id).await? {
-            return Err(EngineError::Conflict(format!(
-                "{} {} has an unfinished {} operation ({}); wait for it to finish",
-                resource.kind(),
-                id,
-                op.kind,
-                op.id
-            )));
-        }
+        let mut resource = self.idle_resource(actor, id).await?;
         let state = resource.provisioning_state;
         if !state.can_become(ProvisioningState::Deprovisioning) {
             return Err(EngineError::Conflict(format!(
@@ -222,12 +212,8 @@ impl Engine {
             Value::Null,
             json!({}),
         );
-        let write = Write::UpdateResource {
-            resource,
-            expected_version,
-        };
-        let written = self.enqueue(Some(write), &op, audit).await?;
-        Ok((row_of(written)?, op))
+        self.enqueue_update(resource, expected_version, op, audit)
+            .await
     }
 
     /// Provisions a `failed` resource again with the config it was first asked for. Refused
@@ -238,16 +224,9 @@ impl Engine {
         actor: Actor,
         id: ResourceId,
     ) -> Result<(Resource, Operation), EngineError> {
-        let store = &self.inner.store;
-        let mut resource = store.get_resource(actor.org_id, id).await?;
+        let mut resource = self.idle_resource(actor, id).await?;
         let kind = resource.kind();
         let refuse = |why: String| Err(EngineError::Conflict(format!("{kind} {id} {why}")));
-        if let Some(op) = store.active_operation_for(id).await? {
-            return refuse(format!(
-                "has an unfinished {} operation ({})",
-                op.kind, op.id
-            ));
-        }
         if resource.provisioning_state != ProvisioningState::Failed {
             return refuse(format!(
                 "is {}; only failed resources can be retried",
@@ -264,7 +243,9 @@ impl Engine {
                 "may still exist at the provider as {pid}; deprovision it first"
             ));
         }
-        let first = store
+        let first = self
+            .inner
+            .store
             .list_operations(actor.org_id, Some(id), 1000)
             .await?
             .into_iter()
@@ -282,12 +263,8 @@ impl Engine {
             first.input,
             json!({"retry": true}),
         );
-        let write = Write::UpdateResource {
-            resource,
-            expected_version,
-        };
-        let written = self.enqueue(Some(write), &op, audit).await?;
-        Ok((row_of(written)?, op))
+        self.enqueue_update(resource, expected_version, op, audit)
+            .await
     }
 
     /// Queues a discovery of everything in the dock's account.
@@ -306,6 +283,38 @@ impl Engine {
             .details(json!({"operation_id": op.id}));
         self.enqueue(None, &op, audit).await?;
         Ok(op)
+    }
+
+    /// The resource, if no operation is under way on it; a conflict naming that operation
+    /// otherwise.
+    async fn idle_resource(&self, actor: Actor, id: ResourceId) -> Result<Resource, EngineError> {
+        let store = &self.inner.store;
+        let resource = store.get_resource(actor.org_id, id).await?;
+        if let Some(op) = store.active_operation_for(id).await? {
+            return Err(EngineError::Conflict(format!(
+                "{} {id} has an unfinished {} operation ({}); wait for it to finish",
+                resource.kind(),
+                op.kind,
+                op.id
+            )));
+        }
+        Ok(resource)
+    }
+
+    /// [`Engine::enqueue`] for a request that changes an existing row.
+    async fn enqueue_update(
+        &self,
+        resource: Resource,
+        expected_version: i64,
+        op: Operation,
+        audit: AuditEntry,
+    ) -> Result<(Resource, Operation), EngineError> {
+        let write = Write::UpdateResource {
+            resource,
+            expected_version,
+        };
+        let written = self.enqueue(Some(write), &op, audit).await?;
+        Ok((row_of(written)?, op))
     }
 
     /// Records an operation with its audit row (and the resource write it carries out, if
