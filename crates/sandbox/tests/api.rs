@@ -523,3 +523,188 @@ async fn catalog_lists_regions_and_sizes() {
     assert_eq!(one_gb["memory"], 1024);
     assert_eq!(one_gb["vcpus"], 1);
 }
+
+/// StackDock tags every droplet with `stackdock` and its own marker; a benchmark then
+/// pages through thousands of droplets by either tag.
+#[tokio::test]
+async fn listing_by_tag_pages_through_thousands_of_droplets() {
+    let sb = sandbox().await;
+    let mut api_ids = Vec::new();
+    for i in 0..20 {
+        let mut body = create_body(&format!("sd-{i}"));
+        body["tags"] = json!(["stackdock", format!("stackdock-{i}")]);
+        let created = call(&sb, Method::POST, "/v2/droplets", Some(body)).await;
+        assert_eq!(created.status, StatusCode::ACCEPTED, "{}", created.body);
+        assert_eq!(
+            created.body["droplet"]["tags"],
+            json!(["stackdock", format!("stackdock-{i}")]),
+            "an API create keeps all its tags"
+        );
+        api_ids.push(created.body["droplet"]["id"].as_u64().unwrap());
+    }
+    for i in 0..1500 {
+        let tags: &[&str] = if i % 3 == 0 {
+            &["other"]
+        } else {
+            &["stackdock"]
+        };
+        sb.create_droplet_directly(
+            &format!("bulk-{i}"),
+            "nyc3",
+            "s-1vcpu-1gb",
+            "debian-12-x64",
+            tags,
+        );
+    }
+    let expected: Vec<u64> = sb
+        .droplets()
+        .iter()
+        .filter(|d| d["tags"].as_array().unwrap().contains(&json!("stackdock")))
+        .map(|d| d["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(expected.len(), 1020);
+
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    for page in 1..=6 {
+        let url = format!("/v2/droplets?tag_name=stackdock&per_page=200&page={page}");
+        let answer = call(&sb, Method::GET, &url, None).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.body["meta"]["total"], 1020);
+        let droplets = answer.body["droplets"].as_array().unwrap();
+        assert_eq!(
+            droplets.len(),
+            if page == 6 { 20 } else { 200 },
+            "page {page}"
+        );
+        for droplet in droplets {
+            assert!(
+                droplet["tags"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("stackdock"))
+            );
+            seen.push(droplet["id"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(seen, expected, "every tagged droplet once, in id order");
+    // A generous bound: rendering the whole inventory for every page would still pass
+    // it on a fast machine, but the unit test in `droplets` pins that down exactly.
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    for (i, id) in api_ids.iter().enumerate() {
+        let url = format!("/v2/droplets?tag_name=stackdock-{i}&per_page=200&page=1");
+        let answer = call(&sb, Method::GET, &url, None).await;
+        assert_eq!(answer.body["meta"]["total"], 1);
+        assert_eq!(answer.body["droplets"][0]["id"], *id);
+    }
+
+    let deleted = call(
+        &sb,
+        Method::DELETE,
+        &format!("/v2/droplets/{}", api_ids[3]),
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let gone = call(&sb, Method::GET, "/v2/droplets?tag_name=stackdock-3", None).await;
+    assert_eq!(gone.body["meta"]["total"], 0);
+    let rest = call(
+        &sb,
+        Method::GET,
+        "/v2/droplets?tag_name=stackdock&per_page=1",
+        None,
+    )
+    .await;
+    assert_eq!(rest.body["meta"]["total"], 1019);
+
+    assert_eq!(
+        sb.creates_by_tag("stackdock"),
+        1020,
+        "deleted droplets still count"
+    );
+    assert_eq!(sb.creates_by_tag("stackdock-3"), 1);
+    assert_eq!(sb.creates_by_tag("other"), 500);
+    assert_eq!(sb.creates_by_tag("nobody"), 0);
+}
+
+#[tokio::test]
+async fn creates_by_tag_counts_every_create_of_a_marker() {
+    let sb = sandbox().await;
+    let mut body = create_body("dup");
+    body["tags"] = json!(["stackdock", "stackdock-7"]);
+    for _ in 0..2 {
+        let created = call(&sb, Method::POST, "/v2/droplets", Some(body.clone())).await;
+        assert_eq!(created.status, StatusCode::ACCEPTED);
+    }
+    let deleted = call(
+        &sb,
+        Method::DELETE,
+        "/v2/droplets?tag_name=stackdock-7",
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(sb.droplets().is_empty());
+    assert_eq!(
+        sb.creates_by_tag("stackdock-7"),
+        2,
+        "a duplicate create is still seen"
+    );
+}
+
+/// A benchmark measures its polling against `ready_after`, so the clock must start
+/// at the create, whether or not anyone looks at the droplet in between.
+#[tokio::test]
+async fn a_droplet_turns_active_ready_after_its_create_not_its_first_read() {
+    let ready_after = Duration::from_millis(600);
+    let sb = DigitalOceanSandbox::start(DoSandboxConfig {
+        tokens: vec![TOKEN.to_owned()],
+        ready_after,
+        ..DoSandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let before_create = Instant::now();
+    let watched = call(
+        &sb,
+        Method::POST,
+        "/v2/droplets",
+        Some(create_body("watched")),
+    )
+    .await;
+    let unread = call(
+        &sb,
+        Method::POST,
+        "/v2/droplets",
+        Some(create_body("unread")),
+    )
+    .await;
+    let created = Instant::now();
+    let watched = watched.body["droplet"]["id"].as_u64().unwrap();
+    let unread = unread.body["droplet"]["id"].as_u64().unwrap();
+
+    tokio::time::sleep_until((before_create + ready_after - Duration::from_millis(150)).into())
+        .await;
+    let early = call(&sb, Method::GET, &format!("/v2/droplets/{watched}"), None).await;
+    assert_eq!(
+        early.body["droplet"]["status"], "new",
+        "not active before ready_after"
+    );
+
+    tokio::time::sleep_until((created + ready_after + Duration::from_millis(20)).into()).await;
+    let first_read = call(&sb, Method::GET, &format!("/v2/droplets/{unread}"), None).await;
+    assert_eq!(
+        first_read.body["droplet"]["status"], "active",
+        "ready_after counts from the create, not from the first read"
+    );
+    assert!(
+        first_read.body["droplet"]["networks"]["v4"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 2
+    );
+    let watched_now = call(&sb, Method::GET, &format!("/v2/droplets/{watched}"), None).await;
+    assert_eq!(watched_now.body["droplet"]["status"], "active");
+}

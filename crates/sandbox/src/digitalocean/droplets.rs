@@ -4,10 +4,16 @@
 //!
 //! Readiness is computed when a droplet is looked at, not by a background task: a
 //! droplet is `new` until `ready_after` has passed since it was created, then
-//! `active` with its addresses. That keeps the sandbox deterministic under a paused
-//! or slow runtime and needs no timers to clean up.
+//! `active` with its addresses. The clock starts when the create is handled, never
+//! at a later read, so a benchmark can measure a client's polling against it. That
+//! keeps the sandbox deterministic under a paused or slow runtime and needs no timers
+//! to clean up.
+//!
+//! Lists stay cheap at benchmark scale: droplets are indexed by tag, and a list page
+//! renders only the droplets it shows, so paging through thousands of droplets by tag
+//! costs what the pages hold, not the whole inventory for every page.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,6 +52,12 @@ const FIRST_ACTION_ID: u64 = 2_300_000_001;
 
 pub(crate) struct World {
     droplets: BTreeMap<u64, Droplet>,
+    /// The ids of the current droplets carrying each tag, in id order like `droplets`,
+    /// so lists and deletes by tag do not scan the inventory.
+    tagged: HashMap<String, BTreeSet<u64>>,
+    /// How many droplets were ever created with each tag, deleted ones included: what
+    /// a test reads to catch a duplicate create that was cleaned up afterwards.
+    created_with_tag: HashMap<String, usize>,
     actions: BTreeMap<u64, Action>,
     next_droplet_id: u64,
     next_action_id: u64,
@@ -85,6 +97,8 @@ impl World {
     pub(crate) fn new() -> Self {
         Self {
             droplets: BTreeMap::new(),
+            tagged: HashMap::new(),
+            created_with_tag: HashMap::new(),
             actions: BTreeMap::new(),
             next_droplet_id: first_droplet_id(),
             next_action_id: FIRST_ACTION_ID,
@@ -125,6 +139,10 @@ impl World {
             // The 202 answer always shows the droplet as just accepted, even when
             // `ready_after` is zero: that is what DigitalOcean's create returns.
             created.droplets.push(droplet.to_json(now, true));
+            for tag in &droplet.tags {
+                self.tagged.entry(tag.clone()).or_default().insert(id);
+                *self.created_with_tag.entry(tag.clone()).or_default() += 1;
+            }
             self.droplets.insert(id, droplet);
 
             let action_id = self.next_action_id;
@@ -160,14 +178,59 @@ impl World {
             .collect()
     }
 
-    fn remove(&mut self, id: u64) -> bool {
-        match self.droplets.remove(&id) {
-            Some(droplet) => {
-                self.addresses.release(droplet.address_slot);
-                true
+    /// How many droplets were ever created carrying `tag`, including deleted ones.
+    pub(crate) fn creates_with_tag(&self, tag: &str) -> usize {
+        self.created_with_tag.get(tag).copied().unwrap_or(0)
+    }
+
+    /// One page of a droplet list: how many droplets match `tag` and `name`, and the
+    /// matches inside `(skip, take)` rendered with `render`. Counting a match is cheap
+    /// and rendering one is not, so only the page is rendered.
+    fn list_page(
+        &self,
+        tag: Option<&str>,
+        name: Option<&str>,
+        (skip, take): (usize, usize),
+        mut render: impl FnMut(&Droplet) -> Value,
+    ) -> (usize, Vec<Value>) {
+        let candidates: Box<dyn Iterator<Item = &Droplet>> = match tag {
+            Some(tag) => Box::new(self.with_tag(tag)),
+            None => Box::new(self.droplets.values()),
+        };
+        let mut total = 0;
+        let mut shown = Vec::new();
+        for droplet in candidates.filter(|d| name.is_none_or(|n| d.name.eq_ignore_ascii_case(n))) {
+            if total >= skip && shown.len() < take {
+                shown.push(render(droplet));
             }
-            None => false,
+            total += 1;
         }
+        (total, shown)
+    }
+
+    /// The current droplets carrying `tag`, by id.
+    fn with_tag<'a>(&'a self, tag: &str) -> impl Iterator<Item = &'a Droplet> + 'a {
+        self.tagged
+            .get(tag)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.droplets.get(id))
+    }
+
+    fn remove(&mut self, id: u64) -> bool {
+        let Some(droplet) = self.droplets.remove(&id) else {
+            return false;
+        };
+        self.addresses.release(droplet.address_slot);
+        for tag in &droplet.tags {
+            if let Some(ids) = self.tagged.get_mut(tag) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.tagged.remove(tag);
+                }
+            }
+        }
+        true
     }
 }
 
@@ -287,22 +350,16 @@ pub(crate) async fn list(
     // No GPU sizes exist in the sandbox, so `type=gpus` lists nothing.
     let gpus_only = query.get("type") == Some("gpus");
 
-    let now = Instant::now();
-    let droplets: Vec<Value> = if gpus_only {
-        Vec::new()
+    let listing = Listing::new(&cloud.base_url, &uri, paging);
+    let (total, shown) = if gpus_only {
+        (0, Vec::new())
     } else {
-        let world = cloud.world();
-        world
-            .droplets
-            .values()
-            .filter(|d| tag.is_none_or(|t| d.tags.iter().any(|x| x == t)))
-            .filter(|d| name.is_none_or(|n| d.name.eq_ignore_ascii_case(n)))
-            .map(|d| d.to_json(now, false))
-            .collect()
+        let now = Instant::now();
+        cloud
+            .world()
+            .list_page(tag, name, listing.window(), |d| d.to_json(now, false))
     };
-    Ok(Json(
-        Listing::new(&cloud.base_url, &uri, paging).render("droplets", droplets),
-    ))
+    Ok(Json(listing.render_page("droplets", total, shown)))
 }
 
 pub(crate) async fn create(
@@ -377,12 +434,7 @@ pub(crate) async fn delete_by_tag(
         ));
     };
     let mut world = cloud.world();
-    let doomed: Vec<u64> = world
-        .droplets
-        .values()
-        .filter(|d| d.tags.iter().any(|t| t == tag))
-        .map(|d| d.id)
-        .collect();
+    let doomed: Vec<u64> = world.with_tag(tag).map(|d| d.id).collect();
     for id in doomed {
         world.remove(id);
     }
@@ -414,6 +466,61 @@ fn no_content() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec(name: &str, tags: &[&str]) -> DropletSpec {
+        DropletSpec::from_body(&json!({
+            "name": name, "size": "s-1vcpu-1gb", "image": "debian-12-x64", "tags": tags,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_list_page_renders_only_its_own_droplets() {
+        let mut world = World::new();
+        for i in 0..3000 {
+            let marker = format!("stackdock-{i}");
+            let tags: &[&str] = if i % 2 == 0 {
+                &["stackdock", &marker]
+            } else {
+                &["other"]
+            };
+            world.create(spec(&format!("n{i}"), tags), Duration::ZERO);
+        }
+        let mut rendered = 0;
+        let (total, page) = world.list_page(Some("stackdock"), None, (1200, 200), |d| {
+            rendered += 1;
+            json!(d.name)
+        });
+        assert_eq!(total, 1500);
+        assert_eq!(rendered, 200, "only the page is rendered");
+        assert_eq!(page.first(), Some(&json!("n2400")));
+        assert_eq!(page.last(), Some(&json!("n2798")));
+
+        let (total, page) =
+            world.list_page(Some("stackdock-42"), None, (0, 200), |d| json!(d.name));
+        assert_eq!((total, page), (1, vec![json!("n42")]));
+        let (total, _) =
+            world.list_page(Some("stackdock"), Some("n3"), (0, 200), |d| json!(d.name));
+        assert_eq!(total, 0, "n3 is not tagged stackdock");
+    }
+
+    #[test]
+    fn the_tag_index_follows_deletes_but_create_counts_do_not() {
+        let mut world = World::new();
+        world.create(spec("a", &["stackdock", "stackdock-1"]), Duration::ZERO);
+        world.create(spec("b", &["stackdock", "stackdock-2"]), Duration::ZERO);
+        let first = world.with_tag("stackdock-1").map(|d| d.id).next().unwrap();
+        assert!(world.remove(first));
+        assert_eq!(world.with_tag("stackdock").count(), 1);
+        assert_eq!(world.with_tag("stackdock-1").count(), 0);
+        assert!(
+            !world.tagged.contains_key("stackdock-1"),
+            "no empty sets left behind"
+        );
+        assert_eq!(world.creates_with_tag("stackdock"), 2);
+        assert_eq!(world.creates_with_tag("stackdock-1"), 1);
+        assert_eq!(world.creates_with_tag("never"), 0);
+    }
 
     #[test]
     fn backup_window_starts_next_midnight() {

@@ -142,6 +142,13 @@ impl DigitalOceanSandbox {
         self.cloud.world().inventory()
     }
 
+    /// How many droplets were ever created carrying `tag` (through the API or
+    /// [`create_droplet_directly`](Self::create_droplet_directly)), deleted ones
+    /// included: a duplicate create shows up here even after it was cleaned up.
+    pub fn creates_by_tag(&self, tag: &str) -> usize {
+        self.cloud.world().creates_with_tag(tag)
+    }
+
     /// Creates a droplet as if someone made it in DigitalOcean's console: it bypasses
     /// the API (no request is logged, no fault or rate limit applies) and is already
     /// `active`, with IPv6 enabled.

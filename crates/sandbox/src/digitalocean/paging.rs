@@ -70,13 +70,28 @@ impl<'a> Listing<'a> {
         }
     }
 
-    /// `{key: [...this page...], links: {...}, meta: {total}}`.
+    /// `{key: [...this page...], links: {...}, meta: {total}}`, from the whole
+    /// collection. Fine for short catalogs; large ones use [`Listing::render_page`].
     pub(crate) fn render(&self, key: &str, items: Vec<Value>) -> Value {
         let total = items.len();
+        let (skip, take) = self.window();
+        let shown: Vec<Value> = items.into_iter().skip(skip).take(take).collect();
+        self.render_page(key, total, shown)
+    }
+
+    /// Which items of the collection the requested page shows: skip this many, then
+    /// take at most that many. Lets a caller render only the page, not the whole
+    /// collection, when rendering an item is what costs.
+    pub(crate) fn window(&self) -> (usize, usize) {
+        let PageRequest { page, per_page } = self.paging;
+        ((page - 1).saturating_mul(per_page), per_page)
+    }
+
+    /// Like [`Listing::render`], for a caller that counted the collection (`total`)
+    /// and rendered only the items in [`Listing::window`].
+    pub(crate) fn render_page(&self, key: &str, total: usize, shown: Vec<Value>) -> Value {
         let PageRequest { page, per_page } = self.paging;
         let last = total.div_ceil(per_page).max(1);
-        let start = (page - 1).saturating_mul(per_page);
-        let shown: Vec<Value> = items.into_iter().skip(start).take(per_page).collect();
 
         let mut pages = Map::new();
         if page > 1 {
