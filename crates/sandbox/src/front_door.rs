@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::RecordedRequest;
 use crate::fault::{Fault, FaultQueue, FaultResponse};
-use crate::ratelimit::{Budget, RateLimiter};
+use crate::ratelimit::{BucketLimit, Budget, RateLimiter};
 
 /// How one provider words the cross-cutting parts of its API.
 pub(crate) trait Dialect: Send + Sync + 'static {
@@ -69,6 +69,7 @@ pub(crate) struct DoorConfig {
     pub(crate) latency: Duration,
     pub(crate) retry_after: Duration,
     pub(crate) rate_limit: Option<u32>,
+    pub(crate) bucket: Option<BucketLimit>,
     pub(crate) rate_window: Duration,
     pub(crate) nominal_limit: u32,
 }
@@ -102,6 +103,7 @@ impl<D: Dialect> FrontDoor<D> {
                 faults: FaultQueue::default(),
                 limiter: RateLimiter::new(
                     config.rate_limit,
+                    config.bucket,
                     config.rate_window,
                     config.nominal_limit,
                 ),
@@ -119,6 +121,10 @@ impl<D: Dialect> FrontDoor<D> {
 
     pub(crate) fn set_rate_limit(&self, limit: Option<u32>) {
         self.books().limiter.set_limit(limit);
+    }
+
+    pub(crate) fn set_bucket(&self, bucket: Option<BucketLimit>) {
+        self.books().limiter.set_bucket(bucket);
     }
 
     /// A panic in one handler must not turn every later request into a panic too.
@@ -191,7 +197,7 @@ pub(crate) async fn front_door<D: Dialect>(
                 (budget, fault)
             };
             if budget.exhausted {
-                retry_after = Some(door.retry_after_secs);
+                retry_after = Some(budget.retry_after_secs.unwrap_or(door.retry_after_secs));
                 (budget, door.dialect.rate_limited().into_response())
             } else {
                 match fault {

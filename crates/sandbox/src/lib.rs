@@ -24,6 +24,7 @@ mod server;
 
 pub use digitalocean::{DigitalOceanSandbox, DoSandboxConfig};
 pub use fault::{Fault, FaultResponse};
+pub use ratelimit::BucketLimit;
 
 /// One request as the sandbox received it.
 #[derive(Clone, Debug)]

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use stackdock_sandbox::{DigitalOceanSandbox, DoSandboxConfig, Fault, FaultResponse};
+use stackdock_sandbox::{BucketLimit, DigitalOceanSandbox, DoSandboxConfig, Fault, FaultResponse};
 
 const TOKEN: &str = "dop_v1_sandbox_faults";
 
@@ -204,6 +204,108 @@ async fn rate_limit_budget_is_enforced_and_can_be_lifted() {
     sb.set_rate_limit(None);
     let ok = send(&sb, Method::GET, "/v2/account", None).await;
     assert_eq!(ok.status(), StatusCode::OK);
+}
+
+fn epoch_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn token_bucket_600_a_minute_burst_10() {
+    let sb = sandbox_with(DoSandboxConfig {
+        bucket: Some(BucketLimit {
+            per_minute: 600,
+            burst: 10,
+        }),
+        ..DoSandboxConfig::default()
+    })
+    .await;
+    // The bucket starts full, so the burst always gets through.
+    for _ in 0..10 {
+        let ok = send(&sb, Method::GET, "/v2/account", None).await;
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert_eq!(header(&ok, "ratelimit-limit"), "600");
+    }
+    // It refills a token every 100 ms; back-to-back requests outrun that soon.
+    let mut limited = None;
+    for _ in 0..50 {
+        let answer = send(&sb, Method::GET, "/v2/account", None).await;
+        if answer.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(answer);
+            break;
+        }
+    }
+    let limited = limited.expect("an empty bucket answers 429");
+    let before = epoch_now();
+    assert_eq!(header(&limited, "retry-after"), "1");
+    assert_eq!(header(&limited, "ratelimit-limit"), "600");
+    assert_eq!(header(&limited, "ratelimit-remaining"), "0");
+    let reset: u64 = header(&limited, "ratelimit-reset").parse().unwrap();
+    assert!(
+        (before..=before + 2).contains(&reset),
+        "reset {reset}, now {before}"
+    );
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["id"], "too_many_requests");
+    assert_eq!(body["message"], "API Rate limit exceeded.");
+}
+
+#[tokio::test]
+async fn token_bucket_refuses_without_spending_and_can_be_set_at_runtime() {
+    let sb = sandbox().await;
+    // One token a second, one at a time.
+    sb.set_bucket(Some(BucketLimit {
+        per_minute: 60,
+        burst: 1,
+    }));
+    let ok = send(&sb, Method::GET, "/v2/account", None).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(header(&ok, "ratelimit-remaining"), "0");
+    let mut refused_at = Instant::now();
+    for _ in 0..5 {
+        refused_at = Instant::now();
+        let refused = send(&sb, Method::POST, "/v2/droplets", Some(create_body("x"))).await;
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(header(&refused, "retry-after"), "1");
+    }
+    assert!(sb.droplets().is_empty(), "a refused create does no work");
+    // Had the refusals spent tokens, the bucket would still be in debt a second on.
+    tokio::time::sleep_until((refused_at + Duration::from_millis(1100)).into()).await;
+    let ok = send(&sb, Method::GET, "/v2/account", None).await;
+    assert_eq!(ok.status(), StatusCode::OK, "refusals took no tokens");
+
+    // A slow bucket: the next token is ten seconds away.
+    sb.set_bucket(Some(BucketLimit {
+        per_minute: 6,
+        burst: 2,
+    }));
+    for remaining in ["1", "0"] {
+        let ok = send(&sb, Method::GET, "/v2/account", None).await;
+        assert_eq!(ok.status(), StatusCode::OK, "a new bucket starts full");
+        assert_eq!(header(&ok, "ratelimit-limit"), "6");
+        assert_eq!(header(&ok, "ratelimit-remaining"), remaining);
+    }
+    let before = epoch_now();
+    let limited = send(&sb, Method::GET, "/v2/account", None).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = header(&limited, "retry-after").parse().unwrap();
+    assert!((9..=10).contains(&retry), "retry-after {retry}");
+    let reset: u64 = header(&limited, "ratelimit-reset").parse().unwrap();
+    assert!(
+        (before + 9..=before + 11).contains(&reset),
+        "reset {reset}, now {before}"
+    );
+
+    sb.set_rate_limit(None);
+    let ok = send(&sb, Method::GET, "/v2/account", None).await;
+    assert_eq!(
+        ok.status(),
+        StatusCode::OK,
+        "set_rate_limit(None) lifts the bucket too"
+    );
 }
 
 #[tokio::test]

@@ -38,6 +38,7 @@ use serde_json::{Value, json};
 use crate::RecordedRequest;
 use crate::fault::Fault;
 use crate::front_door::{ApiError, Dialect, DoorConfig, FrontDoor, front_door};
+use crate::ratelimit::BucketLimit;
 use crate::ratelimit::Budget;
 use crate::server::{self, ServerHandle};
 
@@ -60,9 +61,14 @@ pub struct DoSandboxConfig {
     /// Added before every response.
     pub latency: Duration,
     /// Requests allowed per token per 60-second sliding window before 429; `None`
-    /// means unlimited.
+    /// means unlimited (unless `bucket` is set).
     pub rate_limit: Option<u32>,
-    /// `Retry-After` sent with a 429 from the budget, in whole seconds (at least 1).
+    /// A token bucket per token instead of the sliding window, e.g. 600 a minute with
+    /// bursts of 10. When set it replaces `rate_limit`. Its 429s carry their own
+    /// `Retry-After`: the whole seconds until the bucket holds a token again.
+    pub bucket: Option<BucketLimit>,
+    /// `Retry-After` sent with a 429 from the sliding window, in whole seconds (at
+    /// least 1).
     pub retry_after: Duration,
 }
 
@@ -73,6 +79,7 @@ impl Default for DoSandboxConfig {
             ready_after: Duration::from_millis(200),
             latency: Duration::ZERO,
             rate_limit: None,
+            bucket: None,
             retry_after: Duration::from_secs(1),
         }
     }
@@ -120,6 +127,7 @@ impl DigitalOceanSandbox {
                 latency: config.latency,
                 retry_after: config.retry_after,
                 rate_limit: config.rate_limit,
+                bucket: config.bucket,
                 rate_window: RATE_WINDOW,
                 nominal_limit: NOMINAL_LIMIT,
             },
@@ -196,8 +204,16 @@ impl DigitalOceanSandbox {
         self.door.requests()
     }
 
+    /// Switches to the 60-second sliding window with this many requests per token,
+    /// or lifts every limit with `None`. Replaces a token bucket if one was set.
     pub fn set_rate_limit(&self, limit: Option<u32>) {
         self.door.set_rate_limit(limit);
+    }
+
+    /// Switches to a token bucket per token (each starting full), or lifts every
+    /// limit with `None`. Replaces the sliding window if one was set.
+    pub fn set_bucket(&self, bucket: Option<BucketLimit>) {
+        self.door.set_bucket(bucket);
     }
 
     /// Stops accepting, lets in-flight requests finish (for a few seconds at most),
