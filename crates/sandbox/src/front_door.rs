@@ -15,9 +15,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::RecordedRequest;
 use crate::fault::{Fault, FaultQueue, FaultResponse};
 use crate::ratelimit::{BucketLimit, Budget, RateLimiter};
+use crate::{RecordedRequest, RequestCounts};
 
 /// How one provider words the cross-cutting parts of its API.
 pub(crate) trait Dialect: Send + Sync + 'static {
@@ -72,6 +72,7 @@ pub(crate) struct DoorConfig {
     pub(crate) bucket: Option<BucketLimit>,
     pub(crate) rate_window: Duration,
     pub(crate) nominal_limit: u32,
+    pub(crate) request_log: bool,
 }
 
 pub(crate) struct FrontDoor<D> {
@@ -84,6 +85,10 @@ pub(crate) struct FrontDoor<D> {
 
 struct Books {
     log: Vec<RecordedRequest>,
+    /// Off for long benchmarks, whose logs would otherwise grow without bound; the
+    /// counts below are kept either way.
+    logging: bool,
+    counts: RequestCounts,
     faults: FaultQueue,
     limiter: RateLimiter,
 }
@@ -100,6 +105,8 @@ impl<D: Dialect> FrontDoor<D> {
             retry_after_secs: retry_after_secs.max(1),
             books: Mutex::new(Books {
                 log: Vec::new(),
+                logging: config.request_log,
+                counts: RequestCounts::default(),
                 faults: FaultQueue::default(),
                 limiter: RateLimiter::new(
                     config.rate_limit,
@@ -117,6 +124,14 @@ impl<D: Dialect> FrontDoor<D> {
 
     pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
         self.books().log.clone()
+    }
+
+    pub(crate) fn request_counts(&self) -> RequestCounts {
+        self.books().counts.clone()
+    }
+
+    pub(crate) fn set_request_log(&self, on: bool) {
+        self.books().logging = on;
     }
 
     pub(crate) fn set_rate_limit(&self, limit: Option<u32>) {
@@ -164,14 +179,17 @@ pub(crate) async fn front_door<D: Dialect>(
     let path = request.uri().path().to_owned();
     let slot = {
         let mut books = door.books();
-        books.log.push(RecordedRequest {
-            method: method.clone(),
-            path: path.clone(),
-            query: request.uri().query().map(str::to_owned),
-            at: received,
-            status: 0,
-        });
-        books.log.len() - 1
+        books.counts.arrived(&method);
+        books.logging.then(|| {
+            books.log.push(RecordedRequest {
+                method: method.clone(),
+                path: path.clone(),
+                query: request.uri().query().map(str::to_owned),
+                at: received,
+                status: 0,
+            });
+            books.log.len() - 1
+        })
     };
     let request_id = new_request_id();
     let mut hold = Duration::ZERO;
@@ -244,8 +262,13 @@ pub(crate) async fn front_door<D: Dialect>(
 
     // The status is recorded before the latency so a client that gives up while we
     // hold the answer still leaves a complete log entry behind.
-    if let Some(entry) = door.books().log.get_mut(slot) {
-        entry.status = response.status().as_u16();
+    {
+        let mut books = door.books();
+        let status = response.status().as_u16();
+        books.counts.answered(status);
+        if let Some(entry) = slot.and_then(|slot| books.log.get_mut(slot)) {
+            entry.status = status;
+        }
     }
     let wait = door.latency + hold;
     if !wait.is_zero() {

@@ -16,6 +16,8 @@
 //! authenticates, limits, logs, injects faults and adds latency), and `server`
 //! (bind/serve/shutdown). Each provider gets its own module, e.g. [`digitalocean`].
 
+use std::collections::BTreeMap;
+
 pub mod digitalocean;
 pub mod fault;
 mod front_door;
@@ -25,6 +27,49 @@ mod server;
 pub use digitalocean::{DigitalOceanSandbox, DoSandboxConfig};
 pub use fault::{Fault, FaultResponse};
 pub use ratelimit::BucketLimit;
+
+/// Running totals of the requests a sandbox received, kept whether or not the request
+/// log is on, so a long benchmark can report calls and 429s without a log to walk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// Every request received, including ones still being answered.
+    pub total: u64,
+    /// Requests by HTTP method (`"GET"`, `"POST"`, ...).
+    pub by_method: BTreeMap<String, u64>,
+    /// Answers by status code, counted when the answer is ready (before any latency).
+    pub by_status: BTreeMap<u16, u64>,
+    /// Answers that were 429, whatever produced them: the rate limit, a queued fault
+    /// or a chaos storm.
+    pub rate_limited: u64,
+}
+
+impl RequestCounts {
+    /// The share of all requests received that were answered 429, from 0 to 1.
+    pub fn rate_limited_share(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.rate_limited as f64 / self.total as f64
+        }
+    }
+
+    /// How many requests used this method, e.g. `"POST"`.
+    pub fn method(&self, method: &str) -> u64 {
+        self.by_method.get(method).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn arrived(&mut self, method: &str) {
+        self.total += 1;
+        *self.by_method.entry(method.to_owned()).or_default() += 1;
+    }
+
+    pub(crate) fn answered(&mut self, status: u16) {
+        *self.by_status.entry(status).or_default() += 1;
+        if status == 429 {
+            self.rate_limited += 1;
+        }
+    }
+}
 
 /// One request as the sandbox received it.
 #[derive(Clone, Debug)]

@@ -405,6 +405,64 @@ async fn request_log_keeps_order_query_and_status() {
 }
 
 #[tokio::test]
+async fn request_counts_add_up_by_method_and_429() {
+    let sb = sandbox_with(DoSandboxConfig {
+        rate_limit: Some(4),
+        ..DoSandboxConfig::default()
+    })
+    .await;
+    sb.inject(Fault::rate_limited(Some("GET"), "/v2/account", 1, 1));
+    send(&sb, Method::GET, "/v2/account", None).await; // 429 from the fault
+    send(&sb, Method::POST, "/v2/droplets", Some(create_body("a"))).await; // 202
+    send(&sb, Method::GET, "/v2/droplets/1", None).await; // 404
+    send(&sb, Method::DELETE, "/v2/droplets/1", None).await; // 404
+    for _ in 0..2 {
+        send(&sb, Method::GET, "/v2/account", None).await; // 429 from the budget
+    }
+    reqwest::get(format!("{}/v2/account", sb.base_url()))
+        .await
+        .unwrap(); // 401
+
+    let counts = sb.request_counts();
+    assert_eq!(counts.total, 7);
+    assert_eq!(counts.method("GET"), 5);
+    assert_eq!(counts.method("POST"), 1);
+    assert_eq!(counts.method("DELETE"), 1);
+    assert_eq!(counts.method("PUT"), 0);
+    assert_eq!(counts.rate_limited, 3);
+    assert_eq!(counts.by_status[&202], 1);
+    assert_eq!(counts.by_status[&404], 2);
+    assert_eq!(counts.by_status[&401], 1);
+    assert!((counts.rate_limited_share() - 3.0 / 7.0).abs() < 1e-9);
+}
+
+#[tokio::test]
+async fn the_request_log_can_be_off_while_counts_go_on() {
+    let sb = sandbox_with(DoSandboxConfig {
+        request_log: false,
+        ..DoSandboxConfig::default()
+    })
+    .await;
+    for _ in 0..3 {
+        send(&sb, Method::GET, "/v2/account", None).await;
+    }
+    assert!(sb.requests().is_empty(), "nothing logged while off");
+    assert_eq!(sb.request_counts().total, 3);
+
+    sb.set_request_log(true);
+    send(&sb, Method::GET, "/v2/regions", None).await;
+    let log = sb.requests();
+    assert_eq!(log.len(), 1);
+    assert_eq!((log[0].path.as_str(), log[0].status), ("/v2/regions", 200));
+
+    sb.set_request_log(false);
+    send(&sb, Method::GET, "/v2/sizes", None).await;
+    assert_eq!(sb.requests().len(), 1, "what was logged is kept");
+    assert_eq!(sb.request_counts().total, 5);
+    assert_eq!(sb.request_counts().by_status[&200], 5);
+}
+
+#[tokio::test]
 async fn shutdown_stops_serving() {
     let sb = sandbox().await;
     let base = sb.base_url();

@@ -35,12 +35,12 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::RecordedRequest;
 use crate::fault::Fault;
 use crate::front_door::{ApiError, Dialect, DoorConfig, FrontDoor, front_door};
 use crate::ratelimit::BucketLimit;
 use crate::ratelimit::Budget;
 use crate::server::{self, ServerHandle};
+use crate::{RecordedRequest, RequestCounts};
 
 use droplet_create::DropletSpec;
 use droplets::World;
@@ -70,6 +70,10 @@ pub struct DoSandboxConfig {
     /// `Retry-After` sent with a 429 from the sliding window, in whole seconds (at
     /// least 1).
     pub retry_after: Duration,
+    /// Keep every request in [`DigitalOceanSandbox::requests`]. A long benchmark
+    /// turns this off so the log does not grow without bound;
+    /// [`DigitalOceanSandbox::request_counts`] is kept either way.
+    pub request_log: bool,
 }
 
 impl Default for DoSandboxConfig {
@@ -81,6 +85,7 @@ impl Default for DoSandboxConfig {
             rate_limit: None,
             bucket: None,
             retry_after: Duration::from_secs(1),
+            request_log: true,
         }
     }
 }
@@ -130,6 +135,7 @@ impl DigitalOceanSandbox {
                 bucket: config.bucket,
                 rate_window: RATE_WINDOW,
                 nominal_limit: NOMINAL_LIMIT,
+                request_log: config.request_log,
             },
         ));
         let router = router(Arc::clone(&cloud), Arc::clone(&door));
@@ -199,9 +205,21 @@ impl DigitalOceanSandbox {
         self.door.inject(fault);
     }
 
-    /// Every request received, in arrival order.
+    /// Every request received while the request log was on, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.door.requests()
+    }
+
+    /// Totals by method and status and the number of 429s, since the start; counted
+    /// whether or not the request log is on.
+    pub fn request_counts(&self) -> RequestCounts {
+        self.door.request_counts()
+    }
+
+    /// Turns the request log on or off; what it already holds is kept. Off, requests
+    /// are still counted in [`request_counts`](Self::request_counts).
+    pub fn set_request_log(&self, on: bool) {
+        self.door.set_request_log(on);
     }
 
     /// Switches to the 60-second sliding window with this many requests per token,
