@@ -34,6 +34,14 @@ pub enum FaultResponse {
     LoseResponse,
     /// Do the work but hold the response this long (for client timeouts).
     Delay(Duration),
+    /// Do the work, then send a successful answer cut off halfway through its body,
+    /// with a `Content-Length` that matches what is sent: the client gets a short,
+    /// invalid JSON document rather than a hang. Meant for GETs; an answer that is not
+    /// a success, or has no body, goes out whole.
+    Truncate,
+    /// Do the work, then close the connection without sending any of the answer: the
+    /// client's request fails with a connection error and no status at all.
+    Disconnect,
 }
 
 impl Fault {
@@ -110,6 +118,14 @@ impl Fault {
         Self::new(method, path_prefix, times, FaultResponse::Delay(delay))
     }
 
+    pub fn truncate(method: Option<&str>, path_prefix: &str, times: u32) -> Self {
+        Self::new(method, path_prefix, times, FaultResponse::Truncate)
+    }
+
+    pub fn disconnect(method: Option<&str>, path_prefix: &str, times: u32) -> Self {
+        Self::new(method, path_prefix, times, FaultResponse::Disconnect)
+    }
+
     fn matches(&self, method: &str, path: &str) -> bool {
         let method_ok = self
             .method
@@ -148,7 +164,7 @@ impl FaultQueue {
 
 /// Providers name their error ids after the reason phrase in snake case; 500 is the
 /// exception, which DigitalOcean (and others) call `server_error`.
-fn error_wording(status: u16) -> (String, String) {
+pub(crate) fn error_wording(status: u16) -> (String, String) {
     match status {
         400 => ("bad_request".into(), "The request was malformed.".into()),
         401 => ("unauthorized".into(), "Unable to authenticate you.".into()),

@@ -10,13 +10,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::body::{Body, to_bytes};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::fault::{Fault, FaultQueue, FaultResponse};
 use crate::ratelimit::{BucketLimit, Budget, RateLimiter};
+use crate::server::Hangup;
 use crate::{RecordedRequest, RequestCounts};
 
 /// How one provider words the cross-cutting parts of its API.
@@ -187,6 +189,7 @@ pub(crate) async fn front_door<D: Dialect>(
                 query: request.uri().query().map(str::to_owned),
                 at: received,
                 status: 0,
+                disconnected: false,
             });
             books.log.len() - 1
         })
@@ -194,6 +197,11 @@ pub(crate) async fn front_door<D: Dialect>(
     let request_id = new_request_id();
     let mut hold = Duration::ZERO;
     let mut retry_after = None;
+    let mut delivery = Delivery::Whole;
+    let hangup = request
+        .extensions()
+        .get::<ConnectInfo<Hangup>>()
+        .map(|ConnectInfo(hangup)| hangup.clone());
 
     let token = door.accepts(door.dialect.credential(request.headers()));
     let (mut budget, response) = match token {
@@ -241,6 +249,14 @@ pub(crate) async fn front_door<D: Dialect>(
                         hold = delay;
                         (budget, next.run(request).await)
                     }
+                    Some(FaultResponse::Truncate) => {
+                        delivery = Delivery::Truncated { at: 0.5 };
+                        (budget, next.run(request).await)
+                    }
+                    Some(FaultResponse::Disconnect) => {
+                        delivery = Delivery::HungUp;
+                        (budget, next.run(request).await)
+                    }
                 }
             }
         }
@@ -260,14 +276,39 @@ pub(crate) async fn front_door<D: Dialect>(
         headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
 
+    let disconnected = match delivery {
+        Delivery::Whole => false,
+        Delivery::Truncated { at } => {
+            response = truncate(response, at).await;
+            false
+        }
+        Delivery::HungUp => match &hangup {
+            Some(hangup) => {
+                hangup.hang_up();
+                true
+            }
+            // Only a router served without the sandbox's listener gets here (a unit
+            // test driving it directly); losing the answer is the nearest thing.
+            None => {
+                response = door.render(door.dialect.lost_response().into_response(), &request_id);
+                false
+            }
+        },
+    };
+
     // The status is recorded before the latency so a client that gives up while we
     // hold the answer still leaves a complete log entry behind.
     {
         let mut books = door.books();
         let status = response.status().as_u16();
-        books.counts.answered(status);
+        if disconnected {
+            books.counts.disconnected += 1;
+        } else {
+            books.counts.answered(status);
+        }
         if let Some(entry) = slot.and_then(|slot| books.log.get_mut(slot)) {
             entry.status = status;
+            entry.disconnected = disconnected;
         }
     }
     let wait = door.latency + hold;
@@ -275,6 +316,44 @@ pub(crate) async fn front_door<D: Dialect>(
         tokio::time::sleep(wait).await;
     }
     response
+}
+
+/// How the answer leaves, once it is worked out.
+enum Delivery {
+    Whole,
+    /// Cut the body of a successful answer; `at` (0 to 1) says where, see [`cut_at`].
+    Truncated {
+        at: f64,
+    },
+    /// Close the connection instead of answering.
+    HungUp,
+}
+
+/// Sends only the first part of a successful answer's body. The new body has a known
+/// length, so hyper announces a `Content-Length` that matches what is sent and the
+/// client reads a short document instead of waiting for the rest.
+async fn truncate(response: Response, at: f64) -> Response {
+    if !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let cut = bytes.slice(..cut_at(bytes.len(), at));
+    Response::from_parts(parts, Body::from(cut))
+}
+
+/// Where a body of `len` bytes is cut: at least one byte is sent and at least one is
+/// kept back, so the result is never empty (which a client may read as "no body")
+/// and never whole. `at` runs from 0 (first byte) to 1 (all but the last).
+fn cut_at(len: usize, at: f64) -> usize {
+    if len < 2 {
+        return 0;
+    }
+    let room = (len - 1) as f64;
+    (1 + (room * at.clamp(0.0, 1.0)) as usize).min(len - 1)
 }
 
 /// `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 7235).
@@ -312,6 +391,18 @@ mod tests {
         assert_eq!(groups, [8, 4, 4, 4, 12]);
         assert_eq!(&id[14..15], "4");
         assert_ne!(id, new_request_id());
+    }
+
+    #[test]
+    fn cuts_keep_something_and_drop_something() {
+        assert_eq!(cut_at(0, 0.5), 0);
+        assert_eq!(cut_at(1, 0.5), 0);
+        assert_eq!(cut_at(2, 0.0), 1);
+        assert_eq!(cut_at(2, 1.0), 1);
+        assert_eq!(cut_at(101, 0.5), 51);
+        assert_eq!(cut_at(100, 0.0), 1);
+        assert_eq!(cut_at(100, 0.999_999), 99);
+        assert_eq!(cut_at(100, 7.0), 99);
     }
 
     #[test]

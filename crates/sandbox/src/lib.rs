@@ -41,6 +41,8 @@ pub struct RequestCounts {
     /// Answers that were 429, whatever produced them: the rate limit, a queued fault
     /// or a chaos storm.
     pub rate_limited: u64,
+    /// Requests whose connection was closed instead of answered (not in `by_status`).
+    pub disconnected: u64,
 }
 
 impl RequestCounts {
@@ -82,5 +84,10 @@ pub struct RecordedRequest {
     pub at: std::time::Instant,
     /// The status the sandbox answered with. It is 0 while the answer is still being
     /// worked out, so a request seen mid-flight is not mistaken for a finished one.
+    /// For a `disconnected` request it is the status of the work whose answer was
+    /// never sent.
     pub status: u16,
+    /// The work was done but the connection was closed instead of answered (a
+    /// [`FaultResponse::Disconnect`] or chaos); the client saw no status at all.
+    pub disconnected: bool,
 }

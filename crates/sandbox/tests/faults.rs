@@ -146,6 +146,100 @@ async fn lost_response_creates_the_droplet_but_answers_500() {
 }
 
 #[tokio::test]
+async fn truncate_fault_sends_a_short_body_with_a_matching_length() {
+    let sb = sandbox().await;
+    let droplet = sb.create_droplet_directly("cut", "nyc3", "s-1vcpu-1gb", "debian-12-x64", &[]);
+    let path = format!("/v2/droplets/{}", droplet["id"]);
+    let whole = send(&sb, Method::GET, &path, None)
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    sb.inject(Fault::truncate(Some("GET"), "/v2/droplets/", 1));
+
+    let cut = send(&sb, Method::GET, &path, None).await;
+    assert_eq!(cut.status(), StatusCode::OK);
+    let length: usize = header(&cut, "content-length").parse().unwrap();
+    let body = cut
+        .bytes()
+        .await
+        .expect("the short body arrives whole, no hang");
+    assert_eq!(body.len(), length, "Content-Length matches what is sent");
+    assert!(!body.is_empty() && body.len() < whole.len());
+    assert_eq!(body[..], whole[..body.len()], "a prefix of the real answer");
+    assert!(serde_json::from_slice::<Value>(&body).is_err());
+
+    let again = send(&sb, Method::GET, &path, None).await;
+    assert_eq!(again.bytes().await.unwrap(), whole, "used up after one");
+    assert_eq!(sb.requests()[1].status, 200);
+}
+
+#[tokio::test]
+async fn disconnect_fault_does_the_work_and_answers_nothing() {
+    let sb = sandbox().await;
+    // One client throughout, so the cut connection is a pooled, reused one: the
+    // client must not quietly retry the create on a fresh connection.
+    let client = reqwest::Client::new();
+    let warm = client
+        .get(format!("{}/v2/account", sb.base_url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(warm.status(), StatusCode::OK);
+    sb.inject(Fault::disconnect(Some("POST"), "/v2/droplets", 1));
+
+    let cut = client
+        .post(format!("{}/v2/droplets", sb.base_url()))
+        .bearer_auth(TOKEN)
+        .json(&create_body("dropped-1"))
+        .send()
+        .await;
+    let error = cut.expect_err("no status reaches the client");
+    assert!(error.status().is_none(), "{error:?}");
+    assert!(
+        !error.is_timeout(),
+        "an error at once, not a hang: {error:?}"
+    );
+
+    let inventory = sb.droplets();
+    assert_eq!(inventory.len(), 1, "the work happened exactly once");
+    assert_eq!(inventory[0]["name"], "dropped-1");
+    let entry = sb.requests().pop().unwrap();
+    assert_eq!((entry.method.as_str(), entry.status), ("POST", 202));
+    assert!(entry.disconnected);
+    let counts = sb.request_counts();
+    assert_eq!(counts.disconnected, 1);
+    assert_eq!(counts.by_status.get(&202), None, "no 202 was ever sent");
+
+    // The next request finds a working sandbox.
+    let id = inventory[0]["id"].as_u64().unwrap();
+    let get = client
+        .get(format!("{}/v2/droplets/{id}", sb.base_url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::OK);
+    assert!(!sb.requests().last().unwrap().disconnected);
+}
+
+#[tokio::test]
+async fn disconnect_fault_on_delete_deletes() {
+    let sb = sandbox().await;
+    let droplet = sb.create_droplet_directly("doomed", "nyc3", "s-1vcpu-1gb", "debian-12-x64", &[]);
+    sb.inject(Fault::disconnect(Some("DELETE"), "/v2/droplets", 1));
+    let url = format!("{}/v2/droplets/{}", sb.base_url(), droplet["id"]);
+    let cut = reqwest::Client::new()
+        .delete(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await;
+    assert!(cut.is_err(), "{cut:?}");
+    assert!(sb.droplets().is_empty());
+}
+
+#[tokio::test]
 async fn rate_limited_fault_answers_429_with_retry_after() {
     let sb = sandbox().await;
     sb.inject(Fault::rate_limited(None, "/v2/account", 7, 1));
