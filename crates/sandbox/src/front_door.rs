@@ -1,6 +1,11 @@
 //! The middleware every simulated request passes through before (and after) the
-//! provider's handlers: request log, authentication, rate limiting, fault injection,
-//! error rendering and latency.
+//! provider's handlers: request log and counts, authentication, rate limiting, fault
+//! injection (queued faults and chaos), error rendering and latency.
+//!
+//! A request meets them in this order, and the first that has a say decides:
+//! authentication (401), the rate limit (429), a chaos storm (429), a queued fault,
+//! then the chaos dice. So nothing ever hides a 401 or a limiter's 429, and a queued
+//! fault is never spent on a request that was going to be refused anyway.
 //!
 //! Handlers stay provider-logic only. They report failures as [`ApiError`], and the
 //! front door renders the body through the provider's [`Dialect`], so every error,
@@ -16,7 +21,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::fault::{Fault, FaultQueue, FaultResponse};
+use crate::chaos::{Chaos, ChaosCounts, ChaosEngine, Mischief};
+use crate::fault::{Fault, FaultQueue, FaultResponse, error_wording};
 use crate::ratelimit::{BucketLimit, Budget, RateLimiter};
 use crate::server::Hangup;
 use crate::{RecordedRequest, RequestCounts};
@@ -75,6 +81,7 @@ pub(crate) struct DoorConfig {
     pub(crate) rate_window: Duration,
     pub(crate) nominal_limit: u32,
     pub(crate) request_log: bool,
+    pub(crate) chaos: Option<Chaos>,
 }
 
 pub(crate) struct FrontDoor<D> {
@@ -93,6 +100,7 @@ struct Books {
     counts: RequestCounts,
     faults: FaultQueue,
     limiter: RateLimiter,
+    chaos: ChaosEngine,
 }
 
 impl<D: Dialect> FrontDoor<D> {
@@ -116,6 +124,7 @@ impl<D: Dialect> FrontDoor<D> {
                     config.rate_window,
                     config.nominal_limit,
                 ),
+                chaos: ChaosEngine::new(config.chaos),
             }),
         }
     }
@@ -134,6 +143,14 @@ impl<D: Dialect> FrontDoor<D> {
 
     pub(crate) fn set_request_log(&self, on: bool) {
         self.books().logging = on;
+    }
+
+    pub(crate) fn set_chaos(&self, chaos: Option<Chaos>) {
+        self.books().chaos.set(chaos);
+    }
+
+    pub(crate) fn chaos_counts(&self) -> ChaosCounts {
+        self.books().chaos.counts()
     }
 
     pub(crate) fn set_rate_limit(&self, limit: Option<u32>) {
@@ -195,75 +212,74 @@ pub(crate) async fn front_door<D: Dialect>(
         })
     };
     let request_id = new_request_id();
-    let mut hold = Duration::ZERO;
-    let mut retry_after = None;
-    let mut delivery = Delivery::Whole;
     let hangup = request
         .extensions()
         .get::<ConnectInfo<Hangup>>()
         .map(|ConnectInfo(hangup)| hangup.clone());
 
     let token = door.accepts(door.dialect.credential(request.headers()));
-    let (mut budget, response) = match token {
+    let (mut budget, plan) = match token {
         None => (
             door.books().limiter.peek(received),
-            door.dialect.unauthorized().into_response(),
+            Plan::Refuse {
+                error: door.dialect.unauthorized(),
+                retry_after: None,
+            },
         ),
         Some(token) => {
-            let (budget, fault) = {
-                let mut books = door.books();
-                let budget = books.limiter.admit(&token, received);
-                // A refused request never reaches the faults, so a queued fault is
-                // not silently spent on a request that was going to get 429 anyway.
-                let fault = if budget.exhausted {
-                    None
-                } else {
-                    books.faults.take(&method, &path)
-                };
-                (budget, fault)
-            };
-            if budget.exhausted {
-                retry_after = Some(budget.retry_after_secs.unwrap_or(door.retry_after_secs));
-                (budget, door.dialect.rate_limited().into_response())
-            } else {
-                match fault {
-                    None => (budget, next.run(request).await),
-                    Some(FaultResponse::Error {
-                        status,
-                        id,
-                        message,
-                    }) => {
-                        let status = StatusCode::from_u16(status)
-                            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                        (budget, ApiError::new(status, &id, message).into_response())
-                    }
-                    Some(FaultResponse::RateLimited { retry_after_secs }) => {
-                        retry_after = Some(retry_after_secs);
-                        (budget, door.dialect.rate_limited().into_response())
-                    }
-                    Some(FaultResponse::LoseResponse) => {
-                        drop(next.run(request).await);
-                        (budget, door.dialect.lost_response().into_response())
-                    }
-                    Some(FaultResponse::Delay(delay)) => {
-                        hold = delay;
-                        (budget, next.run(request).await)
-                    }
-                    Some(FaultResponse::Truncate) => {
-                        delivery = Delivery::Truncated { at: 0.5 };
-                        (budget, next.run(request).await)
-                    }
-                    Some(FaultResponse::Disconnect) => {
-                        delivery = Delivery::HungUp;
-                        (budget, next.run(request).await)
-                    }
+            let mut books = door.books();
+            let budget = books.limiter.admit(&token, received);
+            let plan = if budget.exhausted {
+                Plan::Refuse {
+                    error: door.dialect.rate_limited(),
+                    retry_after: Some(budget.retry_after_secs.unwrap_or(door.retry_after_secs)),
                 }
-            }
+            } else if books.chaos.storm_hits(received) {
+                Plan::Refuse {
+                    error: door.dialect.rate_limited(),
+                    retry_after: Some(1),
+                }
+            } else if let Some(fault) = books.faults.take(&method, &path) {
+                Plan::for_fault(fault, &door.dialect)
+            } else {
+                books
+                    .chaos
+                    .roll(&method)
+                    .map_or_else(Plan::work, Plan::for_mischief)
+            };
+            (budget, plan)
+        }
+    };
+    // Hanging up needs the sandbox's own listener. A router served without it (a
+    // unit test driving it directly) loses the answer instead, the nearest thing.
+    let plan = match plan {
+        Plan::Work {
+            delivery: Delivery::HungUp,
+            ..
+        } if hangup.is_none() => Plan::LoseAnswer,
+        plan => plan,
+    };
+
+    let mut retry_after = None;
+    let (response, hold, delivery) = match plan {
+        Plan::Refuse {
+            error,
+            retry_after: secs,
+        } => {
+            retry_after = secs;
+            (error.into_response(), Duration::ZERO, Delivery::Whole)
+        }
+        Plan::Work { hold, delivery } => (next.run(request).await, hold, delivery),
+        Plan::LoseAnswer => {
+            drop(next.run(request).await);
+            let lost = door.dialect.lost_response().into_response();
+            (lost, Duration::ZERO, Delivery::Whole)
         }
     };
 
     let mut response = door.render(response, &request_id);
-    // Whatever produced the 429 (the limiter or a fault), the headers must agree with it.
+    // Whatever produced the 429 (the limiter, a storm or a fault), the headers must
+    // agree with it.
     if response.status() == StatusCode::TOO_MANY_REQUESTS {
         budget.remaining = 0;
     }
@@ -278,22 +294,20 @@ pub(crate) async fn front_door<D: Dialect>(
 
     let disconnected = match delivery {
         Delivery::Whole => false,
-        Delivery::Truncated { at } => {
-            response = truncate(response, at).await;
+        Delivery::Truncated { at, by_chaos } => {
+            let cut;
+            (response, cut) = truncate(response, at).await;
+            if cut && by_chaos {
+                door.books().chaos.truncated();
+            }
             false
         }
-        Delivery::HungUp => match &hangup {
-            Some(hangup) => {
+        Delivery::HungUp => {
+            if let Some(hangup) = &hangup {
                 hangup.hang_up();
-                true
             }
-            // Only a router served without the sandbox's listener gets here (a unit
-            // test driving it directly); losing the answer is the nearest thing.
-            None => {
-                response = door.render(door.dialect.lost_response().into_response(), &request_id);
-                false
-            }
-        },
+            true
+        }
     };
 
     // The status is recorded before the latency so a client that gives up while we
@@ -318,31 +332,108 @@ pub(crate) async fn front_door<D: Dialect>(
     response
 }
 
+/// What the front door decided to do with an admitted (or refused) request.
+enum Plan {
+    /// Answer with this error and do no work.
+    Refuse {
+        error: ApiError,
+        retry_after: Option<u64>,
+    },
+    /// Do the work, hold the answer `hold` longer than the latency, deliver it so.
+    Work { hold: Duration, delivery: Delivery },
+    /// Do the work, then answer the provider's 500 instead of its result.
+    LoseAnswer,
+}
+
+impl Plan {
+    fn work() -> Self {
+        Self::deliver(Delivery::Whole)
+    }
+
+    fn deliver(delivery: Delivery) -> Self {
+        Plan::Work {
+            hold: Duration::ZERO,
+            delivery,
+        }
+    }
+
+    fn error(status: u16, id: &str, message: String) -> Self {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Plan::Refuse {
+            error: ApiError::new(status, id, message),
+            retry_after: None,
+        }
+    }
+
+    fn for_fault(fault: FaultResponse, dialect: &impl Dialect) -> Self {
+        match fault {
+            FaultResponse::Error {
+                status,
+                id,
+                message,
+            } => Self::error(status, &id, message),
+            FaultResponse::RateLimited { retry_after_secs } => Plan::Refuse {
+                error: dialect.rate_limited(),
+                retry_after: Some(retry_after_secs),
+            },
+            FaultResponse::LoseResponse => Plan::LoseAnswer,
+            FaultResponse::Delay(hold) => Plan::Work {
+                hold,
+                delivery: Delivery::Whole,
+            },
+            FaultResponse::Truncate => Self::deliver(Delivery::Truncated {
+                at: 0.5,
+                by_chaos: false,
+            }),
+            FaultResponse::Disconnect => Self::deliver(Delivery::HungUp),
+        }
+    }
+
+    fn for_mischief(mischief: Mischief) -> Self {
+        match mischief {
+            Mischief::Error(status) => {
+                let (id, message) = error_wording(status);
+                Self::error(status, &id, message)
+            }
+            Mischief::LoseWith500 => Plan::LoseAnswer,
+            Mischief::Disconnect => Self::deliver(Delivery::HungUp),
+            Mischief::Truncate { at } => Self::deliver(Delivery::Truncated { at, by_chaos: true }),
+        }
+    }
+}
+
 /// How the answer leaves, once it is worked out.
 enum Delivery {
     Whole,
     /// Cut the body of a successful answer; `at` (0 to 1) says where, see [`cut_at`].
+    /// Chaos counts its cuts; a queued fault does not.
     Truncated {
         at: f64,
+        by_chaos: bool,
     },
     /// Close the connection instead of answering.
     HungUp,
 }
 
-/// Sends only the first part of a successful answer's body. The new body has a known
-/// length, so hyper announces a `Content-Length` that matches what is sent and the
-/// client reads a short document instead of waiting for the rest.
-async fn truncate(response: Response, at: f64) -> Response {
+/// Sends only the first part of a successful answer's body, and says whether it cut
+/// anything. The new body has a known length, so hyper announces a `Content-Length`
+/// that matches what is sent and the client reads a short document instead of
+/// waiting for the rest.
+async fn truncate(response: Response, at: f64) -> (Response, bool) {
     if !response.status().is_success() {
-        return response;
+        return (response, false);
     }
     let (mut parts, body) = response.into_parts();
     let Ok(bytes) = to_bytes(body, usize::MAX).await else {
-        return Response::from_parts(parts, Body::empty());
+        return (Response::from_parts(parts, Body::empty()), true);
     };
     parts.headers.remove(header::CONTENT_LENGTH);
-    let cut = bytes.slice(..cut_at(bytes.len(), at));
-    Response::from_parts(parts, Body::from(cut))
+    let end = cut_at(bytes.len(), at);
+    let cut = end < bytes.len();
+    (
+        Response::from_parts(parts, Body::from(bytes.slice(..end))),
+        cut,
+    )
 }
 
 /// Where a body of `len` bytes is cut: at least one byte is sent and at least one is

@@ -18,12 +18,14 @@
 
 use std::collections::BTreeMap;
 
+mod chaos;
 pub mod digitalocean;
 pub mod fault;
 mod front_door;
 mod ratelimit;
 mod server;
 
+pub use chaos::{Chaos, ChaosCounts, Storm};
 pub use digitalocean::{DigitalOceanSandbox, DoSandboxConfig};
 pub use fault::{Fault, FaultResponse};
 pub use ratelimit::BucketLimit;

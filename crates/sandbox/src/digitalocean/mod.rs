@@ -40,7 +40,7 @@ use crate::front_door::{ApiError, Dialect, DoorConfig, FrontDoor, front_door};
 use crate::ratelimit::BucketLimit;
 use crate::ratelimit::Budget;
 use crate::server::{self, ServerHandle};
-use crate::{RecordedRequest, RequestCounts};
+use crate::{Chaos, ChaosCounts, RecordedRequest, RequestCounts};
 
 use droplet_create::DropletSpec;
 use droplets::World;
@@ -74,6 +74,8 @@ pub struct DoSandboxConfig {
     /// turns this off so the log does not grow without bound;
     /// [`DigitalOceanSandbox::request_counts`] is kept either way.
     pub request_log: bool,
+    /// Random, seeded misbehaviour on top of queued faults; see [`Chaos`].
+    pub chaos: Option<Chaos>,
 }
 
 impl Default for DoSandboxConfig {
@@ -86,6 +88,7 @@ impl Default for DoSandboxConfig {
             bucket: None,
             retry_after: Duration::from_secs(1),
             request_log: true,
+            chaos: None,
         }
     }
 }
@@ -136,6 +139,7 @@ impl DigitalOceanSandbox {
                 rate_window: RATE_WINDOW,
                 nominal_limit: NOMINAL_LIMIT,
                 request_log: config.request_log,
+                chaos: config.chaos,
             },
         ));
         let router = router(Arc::clone(&cloud), Arc::clone(&door));
@@ -220,6 +224,19 @@ impl DigitalOceanSandbox {
     /// are still counted in [`request_counts`](Self::request_counts).
     pub fn set_request_log(&self, on: bool) {
         self.door.set_request_log(on);
+    }
+
+    /// Replaces the chaos profile (`None` stops it). The dice are reseeded from the
+    /// new profile's seed and storms are timed from now; [`chaos_counts`] carries on.
+    ///
+    /// [`chaos_counts`]: Self::chaos_counts
+    pub fn set_chaos(&self, chaos: Option<Chaos>) {
+        self.door.set_chaos(chaos);
+    }
+
+    /// How many times chaos struck so far, by kind.
+    pub fn chaos_counts(&self) -> ChaosCounts {
+        self.door.chaos_counts()
     }
 
     /// Switches to the 60-second sliding window with this many requests per token,
