@@ -3,18 +3,40 @@
 //! Each sandbox is an HTTP server that answers like the provider's public API does:
 //! the same paths, bodies, status codes, error envelopes, pagination and rate-limit
 //! headers, as written down in the provider's own OpenAPI document. Tests can read
-//! the sandbox's inventory, queue faults (errors, lost responses, delays, 429s) and
-//! look at every request it received.
+//! the sandbox's inventory, queue faults (errors, lost responses, delays, 429s,
+//! truncated bodies, dropped connections) and look at every request it received.
 //!
 //! Who uses it: the integration tests of the other crates, the benchmarks, and
 //! `stackdock up --sandbox`. Production code paths never depend on this crate; a
 //! provider client talks to a sandbox only because it was handed the sandbox's
 //! `base_url()` instead of the provider's.
 //!
-//! Layout: provider-independent machinery lives in [`fault`] (fault queue),
-//! `ratelimit` (per-token sliding window), `front_door` (the middleware that
-//! authenticates, limits, logs, injects faults and adds latency), and `server`
-//! (bind/serve/shutdown). Each provider gets its own module, e.g. [`digitalocean`].
+//! What a test or benchmark can turn on, besides the provider's own behaviour:
+//!
+//! - **Rate limits**, per token: the provider's 60-second sliding window
+//!   (`rate_limit`), or a token bucket ([`BucketLimit`], e.g. 600 a minute in bursts
+//!   of 10). Both answer 429 with the provider's body, `Retry-After` and the
+//!   `ratelimit-*` headers, and refused requests do not count.
+//! - **Queued faults** ([`Fault`]): the next N matching requests fail in a chosen way.
+//! - **Chaos** ([`Chaos`]): seeded random errors, lost answers, truncated bodies and
+//!   429 storms, replayable from the seed and tallied in [`ChaosCounts`].
+//! - **Latency** on every answer, and a delay before new resources are ready,
+//!   counted from their create.
+//!
+//! And what it can read back: the inventory, `creates_by_tag` (duplicate creates,
+//! even cleaned-up ones), the request log ([`RecordedRequest`], which a long
+//! benchmark can switch off) and [`RequestCounts`] (by method and status, 429s),
+//! kept whether or not the log is on.
+//!
+//! Layout: provider-independent machinery lives in [`fault`] (fault queue), `chaos`
+//! (the seeded dice), `ratelimit` (per-token sliding window and token bucket),
+//! `front_door` (the middleware that authenticates, limits, logs, counts, injects
+//! faults and chaos, and adds latency), and `server` (bind/serve/shutdown, and the
+//! listener that can hang up on a connection). Each provider gets its own module,
+//! e.g. [`digitalocean`].
+//!
+//! API boundary: everything a caller configures or reads is re-exported here; the
+//! machinery modules stay private so they can change shape freely.
 
 use std::collections::BTreeMap;
 

@@ -3,15 +3,30 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use stackdock_sandbox::{DigitalOceanSandbox, DoSandboxConfig, Fault};
+//! use std::time::Duration;
+//! use stackdock_sandbox::{BucketLimit, Chaos, DigitalOceanSandbox, DoSandboxConfig, Fault, Storm};
 //!
 //! let sandbox = DigitalOceanSandbox::start(DoSandboxConfig {
 //!     tokens: vec!["dop_v1_sandbox".into()],
+//!     // 600 requests a minute per token, at most 10 back to back.
+//!     bucket: Some(BucketLimit { per_minute: 600, burst: 10 }),
+//!     // 2% of requests fail with 5xx, 1% of creates and deletes lose their
+//!     // answer, 1% of reads come back cut short, and 2 s of 429s every 30 s.
+//!     chaos: Some(Chaos {
+//!         seed: 42,
+//!         error_rate: 0.02,
+//!         lose_rate: 0.01,
+//!         truncate_rate: 0.01,
+//!         storm: Some(Storm { every: Duration::from_secs(30), lasts: Duration::from_secs(2) }),
+//!     }),
 //!     ..DoSandboxConfig::default()
 //! })
 //! .await?;
 //! sandbox.inject(Fault::error(Some("POST"), "/v2/droplets", 500, 1));
 //! // Point a DigitalOcean client at sandbox.base_url() ...
+//! let counts = sandbox.request_counts();
+//! println!("{} calls, {:.1}% 429", counts.total, 100.0 * counts.rate_limited_share());
+//! println!("chaos: {:?}", sandbox.chaos_counts());
 //! sandbox.shutdown().await;
 //! # Ok(())
 //! # }
