@@ -25,7 +25,7 @@ pub use crypto::{KeyId, Keyring, MasterKey, SealedSecret, SecretString};
 pub use dock::{Dock, DockName, Provider};
 pub use ids::{DockId, Marker, OperationId, OrgId, ResourceId, TokenId, UserId};
 pub use journal::ApiCall;
-pub use operation::{OpKind, OpState, Operation, Step, StepStatus};
+pub use operation::{Failure, OpKind, OpState, Operation, Step, StepStatus};
 pub use resource::{
     DatabaseDetails, DomainDetails, ProvisioningSource, Resource, ResourceDetails, ResourceError,
     ResourceKind, ServerDetails, WebServiceDetails,

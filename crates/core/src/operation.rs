@@ -23,6 +23,10 @@ pub enum OpKind {
 pub enum OpState {
     Queued,
     Running,
+    /// Parked until its next check: the provider is working (a droplet booting, a resource
+    /// being deleted). Holds no worker; the engine checks waiting operations of one dock
+    /// together and waiting never counts as a run.
+    Waiting,
     Succeeded,
     Failed,
 }
@@ -52,7 +56,7 @@ macro_rules! text_enum {
 }
 
 text_enum!(OpKind { Provision => "provision", Deprovision => "deprovision", Sync => "sync" });
-text_enum!(OpState { Queued => "queued", Running => "running", Succeeded => "succeeded", Failed => "failed" });
+text_enum!(OpState { Queued => "queued", Running => "running", Waiting => "waiting", Succeeded => "succeeded", Failed => "failed" });
 text_enum!(StepStatus { Done => "done", Undone => "undone" });
 
 impl OpState {
@@ -83,8 +87,31 @@ pub struct Operation {
     pub generation: i64,
     pub input: serde_json::Value,
     pub last_error: Option<String>,
+    /// A user asked to stop it: the next step boundary unwinds instead of going on.
+    pub cancel_requested: bool,
+    /// Set once the operation has failed for good and is undoing what it created; it settles
+    /// `failed` with this error only when the undoing is complete.
+    pub unwind: Option<Failure>,
+    /// When it first started waiting on the provider; bounds how long it may wait in all.
+    pub waiting_since: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// Why an operation failed, as the resource's `error` will show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub code: String,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
 }
 
 impl Operation {
@@ -113,6 +140,9 @@ impl Operation {
             generation: 0,
             input,
             last_error: None,
+            cancel_requested: false,
+            unwind: None,
+            waiting_since: None,
             created_at: now,
             updated_at: now,
         }

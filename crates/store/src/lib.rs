@@ -129,6 +129,19 @@ pub enum Write {
     InsertDock(Dock),
     /// Replaces a dock's base URL override and settings (the sealed key may change too).
     UpdateDock(Dock),
+    /// Remembers which resource a create with an `Idempotency-Key` made;
+    /// [`StoreError::AlreadyExists`] if the org has used the key before.
+    IdempotencyKey(IdempotentRequest),
+}
+
+/// A create made with an `Idempotency-Key`: the key, what was asked, and the row it made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotentRequest {
+    pub org_id: OrgId,
+    pub key: String,
+    /// A digest of the request, so one key reused for another request is told apart.
+    pub request_hash: String,
+    pub resource_id: ResourceId,
 }
 
 /// Writes applied together in one transaction, optionally fenced by a lease.
@@ -194,6 +207,13 @@ pub trait Store: Send + Sync + 'static {
     /// Applies every write in one transaction, or none. Returns the resource rows as written
     /// (with their new versions), in the order the batch wrote them.
     async fn apply(&self, batch: Batch) -> Result<Vec<Resource>>;
+    /// Applies many independent batches in one transaction: each whole or not at all (a fenced
+    /// one that lost its lease fails alone), with one result per batch in order. For settling
+    /// many operations at once without a transaction each.
+    async fn apply_each(&self, batches: Vec<Batch>) -> Result<Vec<Result<Vec<Resource>>>>;
+    /// The request an `Idempotency-Key` of the org was first used for, if it was.
+    async fn find_idempotency_key(&self, org: OrgId, key: &str)
+    -> Result<Option<IdempotentRequest>>;
 
     // ---- operations ----
 
@@ -207,11 +227,35 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Operation>>;
     /// Unfinished operations on a resource (at most one is expected).
     async fn active_operation_for(&self, resource: ResourceId) -> Result<Option<Operation>>;
-    /// Claims the oldest runnable operation: queued with `next_run_at <= now`, or running
-    /// with an expired lease. Sets state `running`, `lease_owner = owner`,
-    /// `lease_expires_at = now + lease`, bumps `generation` and `attempt`.
-    /// Two concurrent claimers never get the same operation.
-    async fn claim_operation(&self, owner: &str, lease: Duration) -> Result<Option<Operation>>;
+    /// Claims up to `limit` runnable operations, oldest due first: queued with
+    /// `next_run_at <= now`, or running with an expired lease. Each becomes `running` with
+    /// `lease_owner = owner` and `lease_expires_at = now + lease`, its `generation` and
+    /// `attempt` bumped. Two concurrent claimers never get the same operation.
+    async fn claim_operations(
+        &self,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<Operation>>;
+    /// [`Store::claim_operations`] for one.
+    async fn claim_operation(&self, owner: &str, lease: Duration) -> Result<Option<Operation>> {
+        Ok(self.claim_operations(owner, lease, 1).await?.pop())
+    }
+    /// Takes up to `limit` `waiting` operations whose check is due, for `hold`: they stay
+    /// `waiting` with their attempt unchanged (waiting is not a run), their next check moved
+    /// `hold` ahead so nobody else takes them meanwhile, and their generation bumped so the
+    /// returned lease fences what the taker writes.
+    async fn claim_waiting(
+        &self,
+        owner: &str,
+        hold: Duration,
+        limit: u32,
+    ) -> Result<Vec<Operation>>;
+    /// When the next waiting operation is due, if any waits.
+    async fn next_waiting(&self) -> Result<Option<Timestamp>>;
+    /// Asks an unfinished operation to stop; a waiting one becomes runnable at once.
+    /// [`StoreError::Refused`] if it has finished.
+    async fn request_cancel(&self, org: OrgId, id: OperationId) -> Result<Operation>;
     /// Ends now every lease held by a worker whose name starts with `owner_prefix`, so their
     /// operations can be claimed at once instead of when the leases run out. For a process that
     /// knows those workers are gone: it restarted under the same node name, which it holds
@@ -224,7 +268,12 @@ pub trait Store: Send + Sync + 'static {
     // ---- journal, audit, change feed ----
 
     /// Appends to the journal. Not fenced: a call a stale worker made was still made.
-    async fn record_api_call(&self, call: ApiCall) -> Result<()>;
+    async fn record_api_call(&self, call: ApiCall) -> Result<()> {
+        self.record_api_calls(vec![call]).await
+    }
+    /// Appends several entries in one transaction (one batched provider call journaled for
+    /// each resource it served).
+    async fn record_api_calls(&self, calls: Vec<ApiCall>) -> Result<()>;
     async fn api_calls(&self, org: OrgId, resource: ResourceId) -> Result<Vec<ApiCall>>;
     async fn api_calls_for_operation(&self, org: OrgId, op: OperationId) -> Result<Vec<ApiCall>>;
     /// Audit rows of an org, newest first, with `id < before` when given.

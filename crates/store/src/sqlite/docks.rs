@@ -196,7 +196,7 @@ pub(crate) async fn remove(
         live_resources += n;
     }
     let unfinished_ops: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM operations WHERE dock_id = $1 AND state IN ('queued', 'running')",
+        "SELECT COUNT(*) FROM operations WHERE dock_id = $1 AND state IN ('queued', 'running', 'waiting')",
     )
     .bind(&dock_id)
     .fetch_one(&mut *conn)

@@ -42,14 +42,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::SqlitePool;
 use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Acquire, Sqlite, Transaction};
 use stackdock_core::{
     ApiCall, AuditEntry, Dock, DockId, DockName, Marker, Operation, OperationId, OrgId, Resource,
-    ResourceId, ResourceKind, Step,
+    ResourceId, ResourceKind, Step, Timestamp,
 };
 use tokio::sync::watch;
 
-use crate::{Batch, Bootstrap, Change, Lease, Principal, ResourceFilter, Result, Store};
+use crate::{
+    Batch, Bootstrap, Change, IdempotentRequest, Lease, Principal, ResourceFilter, Result, Store,
+};
 
 /// The [`Store`] on a SQLite file. Cloning is cheap and shares the pools and the signal.
 #[derive(Clone, Debug)]
@@ -178,6 +180,40 @@ impl Store for SqliteStore {
         Ok(applied.resources)
     }
 
+    async fn apply_each(&self, batches: Vec<Batch>) -> Result<Vec<Result<Vec<Resource>>>> {
+        let mut tx = self.writer().await?;
+        let mut results = Vec::with_capacity(batches.len());
+        let mut last_seq = None;
+        for batch in &batches {
+            // A savepoint per batch: one that fails is rolled back alone.
+            let mut sub = tx.begin().await?;
+            match batch::apply(&mut sub, batch).await {
+                Ok(applied) => {
+                    sub.commit().await?;
+                    last_seq = applied.last_seq.or(last_seq);
+                    results.push(Ok(applied.resources));
+                }
+                Err(e) => {
+                    sub.rollback().await?;
+                    results.push(Err(e));
+                }
+            }
+        }
+        tx.commit().await?;
+        if let Some(seq) = last_seq {
+            self.signal(seq);
+        }
+        Ok(results)
+    }
+
+    async fn find_idempotency_key(
+        &self,
+        org: OrgId,
+        key: &str,
+    ) -> Result<Option<IdempotentRequest>> {
+        resources::find_idempotency_key(&mut *self.reader().await?, org, key).await
+    }
+
     async fn get_operation(&self, org: OrgId, id: OperationId) -> Result<Operation> {
         operations::get(&mut *self.reader().await?, org, id).await
     }
@@ -195,11 +231,44 @@ impl Store for SqliteStore {
         operations::active_for(&mut *self.reader().await?, resource).await
     }
 
-    async fn claim_operation(&self, owner: &str, lease: Duration) -> Result<Option<Operation>> {
+    async fn claim_operations(
+        &self,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<Operation>> {
         let mut tx = self.writer().await?;
-        let claimed = operations::claim(&mut tx, owner, lease).await?;
+        let claimed = operations::claim(&mut tx, owner, lease, limit).await?;
         tx.commit().await?;
         Ok(claimed)
+    }
+
+    async fn claim_waiting(
+        &self,
+        owner: &str,
+        hold: Duration,
+        limit: u32,
+    ) -> Result<Vec<Operation>> {
+        // Most polls find nothing due; a read answers those without taking the write lock.
+        match operations::next_waiting(&mut *self.reader().await?).await? {
+            Some(due) if due <= codec::now() => {}
+            _ => return Ok(Vec::new()),
+        }
+        let mut tx = self.writer().await?;
+        let claimed = operations::claim_waiting(&mut tx, owner, hold, limit).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn next_waiting(&self) -> Result<Option<Timestamp>> {
+        operations::next_waiting(&mut *self.reader().await?).await
+    }
+
+    async fn request_cancel(&self, org: OrgId, id: OperationId) -> Result<Operation> {
+        let mut tx = self.writer().await?;
+        let op = operations::request_cancel(&mut tx, org, id).await?;
+        tx.commit().await?;
+        Ok(op)
     }
 
     async fn expire_leases(&self, owner_prefix: &str) -> Result<u64> {
@@ -220,9 +289,11 @@ impl Store for SqliteStore {
         operations::steps(&mut *self.reader().await?, operation).await
     }
 
-    async fn record_api_call(&self, call: ApiCall) -> Result<()> {
+    async fn record_api_calls(&self, calls: Vec<ApiCall>) -> Result<()> {
         let mut tx = self.writer().await?;
-        journal::record(&mut tx, &call).await?;
+        for call in &calls {
+            journal::record(&mut tx, call).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -10,17 +10,22 @@ use sqlx::SqliteConnection;
 use stackdock_core::{Operation, OperationId, OrgId, ResourceId, Step, Timestamp};
 
 use super::codec::{
-    json, narrow, now, opt_ts, parse, parse_json, parse_opt, parse_opt_ts, parse_ts, ts,
+    json, narrow, now, opt_json, opt_ts, parse, parse_json, parse_opt, parse_opt_json,
+    parse_opt_ts, parse_ts, ts,
 };
 use super::docks;
 use super::error::{reference_as, unique_as};
 use crate::{Lease, Result, StoreError};
 
 const COLUMNS: &str = "id, org_id, kind, dock_id, resource_id, resource_kind, requested_by, state, attempt, \
-     next_run_at, lease_owner, lease_expires_at, generation, input, last_error, created_at, updated_at";
+     next_run_at, lease_owner, lease_expires_at, generation, input, last_error, cancel_requested, \
+     unwind, waiting_since, created_at, updated_at";
 
 /// Repeated verbatim in queries so the planner can use the partial index `operations_runnable`.
-const UNFINISHED: &str = "state IN ('queued', 'running')";
+const RUNNABLE: &str = "state IN ('queued', 'running')";
+
+/// Every operation that still needs work, waiting ones included.
+const UNFINISHED: &str = "state IN ('queued', 'running', 'waiting')";
 
 #[derive(sqlx::FromRow)]
 struct OperationRow {
@@ -39,6 +44,9 @@ struct OperationRow {
     generation: i64,
     input: String,
     last_error: Option<String>,
+    cancel_requested: bool,
+    unwind: Option<String>,
+    waiting_since: Option<String>,
     created_at: String,
     updated_at: String,
 }
@@ -65,6 +73,9 @@ impl TryFrom<OperationRow> for Operation {
             generation: r.generation,
             input: parse_json("operations.input", &r.input)?,
             last_error: r.last_error,
+            cancel_requested: r.cancel_requested,
+            unwind: parse_opt_json("operations.unwind", r.unwind.as_deref())?,
+            waiting_since: parse_opt_ts("operations.waiting_since", r.waiting_since.as_deref())?,
             created_at: parse_ts("operations.created_at", &r.created_at)?,
             updated_at: parse_ts("operations.updated_at", &r.updated_at)?,
         })
@@ -79,7 +90,8 @@ pub(crate) async fn insert(conn: &mut SqliteConnection, op: &Operation) -> Resul
     docks::ensure_in_org(&mut *conn, op.org_id, op.dock_id).await?;
     sqlx::query(&format!(
         "INSERT INTO operations ({COLUMNS})
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+                 $19, $20)"
     ))
     .bind(op.id.to_string())
     .bind(op.org_id.to_string())
@@ -96,6 +108,9 @@ pub(crate) async fn insert(conn: &mut SqliteConnection, op: &Operation) -> Resul
     .bind(op.generation)
     .bind(json(&op.input)?)
     .bind(&op.last_error)
+    .bind(op.cancel_requested)
+    .bind(opt_json(op.unwind.as_ref())?)
+    .bind(opt_ts(op.waiting_since.as_ref()))
     .bind(ts(&op.created_at))
     .bind(ts(&op.updated_at))
     .execute(conn)
@@ -104,14 +119,17 @@ pub(crate) async fn insert(conn: &mut SqliteConnection, op: &Operation) -> Resul
     Ok(())
 }
 
-/// Replaces what a worker moves along: state, attempt, schedule, lease and last error (and
-/// the input, which a step may refine). `generation` is left alone: only a claim moves it,
-/// so no write can revive a lease that a newer claim has superseded.
+/// Replaces what a worker moves along: state, attempt, schedule, lease, last error, unwinding
+/// and waiting (and the input, which a step may refine). `generation` is left alone: only a
+/// claim moves it, so no write can revive a lease that a newer claim has superseded. Nor is
+/// `cancel_requested`: only [`request_cancel`] sets it, and a worker that read the row before
+/// the request must not clear it.
 pub(crate) async fn update(conn: &mut SqliteConnection, op: &Operation) -> Result<()> {
     let done = sqlx::query(
         "UPDATE operations SET state = $1, attempt = $2, next_run_at = $3, lease_owner = $4,
-                lease_expires_at = $5, input = $6, last_error = $7, updated_at = $8
-         WHERE id = $9 AND org_id = $10",
+                lease_expires_at = $5, input = $6, last_error = $7, unwind = $8,
+                waiting_since = $9, updated_at = $10
+         WHERE id = $11 AND org_id = $12",
     )
     .bind(op.state.as_str())
     .bind(i64::from(op.attempt))
@@ -120,6 +138,8 @@ pub(crate) async fn update(conn: &mut SqliteConnection, op: &Operation) -> Resul
     .bind(opt_ts(op.lease_expires_at.as_ref()))
     .bind(json(&op.input)?)
     .bind(&op.last_error)
+    .bind(opt_json(op.unwind.as_ref())?)
+    .bind(opt_ts(op.waiting_since.as_ref()))
     .bind(ts(&now()))
     .bind(op.id.to_string())
     .bind(op.org_id.to_string())
@@ -196,40 +216,116 @@ fn expiry(from: Timestamp, lease: Duration) -> Result<Timestamp> {
         })
 }
 
-/// Must run inside a write transaction: the select and the update are one step.
+/// Claims up to `limit` runnable operations, oldest due first. Must run inside a write
+/// transaction: the select and the update are one step.
 pub(crate) async fn claim(
     conn: &mut SqliteConnection,
     owner: &str,
     lease: Duration,
-) -> Result<Option<Operation>> {
+    limit: u32,
+) -> Result<Vec<Operation>> {
     let at = now();
     let expires = expiry(at, lease)?;
     let at = ts(&at);
-    let id: Option<String> = sqlx::query_scalar(&format!(
-        "SELECT id FROM operations
-         WHERE {UNFINISHED}
-           AND ((state = 'queued' AND next_run_at <= $1) OR (state = 'running' AND lease_expires_at < $1))
-         ORDER BY next_run_at, created_at, id
-         LIMIT 1"
-    ))
-    .bind(&at)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(id) = id else { return Ok(None) };
-    let row: OperationRow = sqlx::query_as(&format!(
+    let rows: Vec<OperationRow> = sqlx::query_as(&format!(
         "UPDATE operations
          SET state = 'running', lease_owner = $1, lease_expires_at = $2,
              generation = generation + 1, attempt = attempt + 1, updated_at = $3
-         WHERE id = $4
+         WHERE id IN (
+             SELECT id FROM operations
+             WHERE {RUNNABLE}
+               AND ((state = 'queued' AND next_run_at <= $3)
+                    OR (state = 'running' AND lease_expires_at < $3))
+             ORDER BY next_run_at, created_at, id
+             LIMIT $4)
          RETURNING {COLUMNS}"
     ))
     .bind(owner)
     .bind(ts(&expires))
     .bind(&at)
-    .bind(&id)
-    .fetch_one(conn)
+    .bind(i64::from(limit))
+    .fetch_all(conn)
     .await?;
-    row.try_into().map(Some)
+    let mut ops = rows_to_ops(rows)?;
+    ops.sort_by(|a, b| (a.next_run_at, a.created_at).cmp(&(b.next_run_at, b.created_at)));
+    Ok(ops)
+}
+
+/// Takes up to `limit` waiting operations whose check is due, for one observer for `hold`:
+/// their next check moves `hold` ahead and their generation is bumped, so no other observer
+/// takes them meanwhile and a slow one cannot write after a newer claim. Neither the state
+/// nor the attempt changes: waiting is not a run.
+pub(crate) async fn claim_waiting(
+    conn: &mut SqliteConnection,
+    owner: &str,
+    hold: Duration,
+    limit: u32,
+) -> Result<Vec<Operation>> {
+    let at = now();
+    let until = ts(&expiry(at, hold)?);
+    let at = ts(&at);
+    let rows: Vec<OperationRow> = sqlx::query_as(&format!(
+        "UPDATE operations
+         SET lease_owner = $1, lease_expires_at = $2, next_run_at = $2,
+             generation = generation + 1, updated_at = $3
+         WHERE id IN (
+             SELECT id FROM operations
+             WHERE state = 'waiting' AND next_run_at <= $3
+             ORDER BY next_run_at
+             LIMIT $4)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(owner)
+    .bind(&until)
+    .bind(&at)
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?;
+    rows_to_ops(rows)
+}
+
+/// The earliest check due among waiting operations, if any wait.
+pub(crate) async fn next_waiting(conn: &mut SqliteConnection) -> Result<Option<Timestamp>> {
+    let at: Option<String> = sqlx::query_scalar(
+        "SELECT next_run_at FROM operations WHERE state = 'waiting'
+         ORDER BY next_run_at LIMIT 1",
+    )
+    .fetch_optional(conn)
+    .await?;
+    at.map(|t| parse_ts("operations.next_run_at", &t))
+        .transpose()
+}
+
+/// Marks an unfinished operation cancelled. A waiting one is made runnable at once, so a
+/// worker unwinds it now instead of at its next check.
+pub(crate) async fn request_cancel(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    id: OperationId,
+) -> Result<Operation> {
+    let at = ts(&now());
+    let row: Option<OperationRow> = sqlx::query_as(&format!(
+        "UPDATE operations
+         SET cancel_requested = 1, updated_at = $1,
+             state = CASE WHEN state = 'waiting' THEN 'queued' ELSE state END,
+             next_run_at = CASE WHEN state IN ('waiting', 'queued') THEN $1 ELSE next_run_at END
+         WHERE org_id = $2 AND id = $3 AND {UNFINISHED}
+         RETURNING {COLUMNS}"
+    ))
+    .bind(&at)
+    .bind(org.to_string())
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => row.try_into(),
+        None => {
+            let op = get(conn, org, id).await?;
+            Err(StoreError::Refused {
+                message: format!("operation {id} has already finished ({})", op.state),
+            })
+        }
+    }
 }
 
 /// Ends the leases of workers named `owner_prefix...`. Compared with `substr`, not `LIKE`, so

@@ -504,3 +504,45 @@ mod tests {
         }
     }
 }
+
+pub(crate) async fn insert_idempotency_key(
+    conn: &mut SqliteConnection,
+    req: &crate::IdempotentRequest,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO idempotency_keys (org_id, key, request_hash, resource_id, created_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(req.org_id.to_string())
+    .bind(&req.key)
+    .bind(&req.request_hash)
+    .bind(req.resource_id.to_string())
+    .bind(ts(&now()))
+    .execute(conn)
+    .await
+    .map_err(unique_as(|| format!("idempotency key {:?}", req.key)))?;
+    Ok(())
+}
+
+pub(crate) async fn find_idempotency_key(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    key: &str,
+) -> Result<Option<crate::IdempotentRequest>> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT request_hash, resource_id FROM idempotency_keys WHERE org_id = $1 AND key = $2",
+    )
+    .bind(org.to_string())
+    .bind(key)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|(request_hash, resource_id)| {
+        Ok(crate::IdempotentRequest {
+            org_id: org,
+            key: key.to_string(),
+            request_hash,
+            resource_id: parse("idempotency_keys.resource_id", &resource_id)?,
+        })
+    })
+    .transpose()
+}
