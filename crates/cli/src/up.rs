@@ -39,9 +39,10 @@ pub(crate) struct UpArgs {
     /// SQLite database to use instead of <data-dir>/stackdock.db.
     #[arg(long, env = "STACKDOCK_DATABASE_URL")]
     database_url: Option<String>,
-    /// Concurrent workers in this process.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
+    /// Operations run at once in this process (provider calls are paced per dock by its
+    /// rate budget; this bounds memory).
+    #[arg(long, default_value_t = 512)]
+    max_in_flight: usize,
     /// Operation lease length in milliseconds (how soon another worker takes over from a dead one).
     #[arg(
         long,
@@ -50,8 +51,8 @@ pub(crate) struct UpArgs {
         hide = true
     )]
     lease_ms: u64,
-    /// Readiness poll interval in milliseconds.
-    #[arg(long, env = "STACKDOCK_POLL_MS", default_value_t = 2_000, hide = true)]
+    /// Shortest time between two checks of one dock's waiting operations, in milliseconds.
+    #[arg(long, env = "STACKDOCK_POLL_MS", default_value_t = 100, hide = true)]
     poll_ms: u64,
     /// First retry backoff in milliseconds.
     #[arg(
@@ -224,10 +225,10 @@ pub(crate) async fn run(args: UpArgs) -> CliResult {
 
     let config = EngineConfig {
         worker_id: node,
-        workers: args.workers,
+        max_in_flight: args.max_in_flight.max(1),
         lease: Duration::from_millis(args.lease_ms.max(100)),
-        poll: stackdock_docks::PollPolicy {
-            interval: Duration::from_millis(args.poll_ms.max(10)),
+        wait: stackdock_engine::WaitPolicy {
+            min_interval: Duration::from_millis(args.poll_ms.max(10)),
             ..Default::default()
         },
         retry: stackdock_docks::RetryPolicy {

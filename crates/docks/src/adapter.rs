@@ -1,20 +1,36 @@
-//! The contract between the engine and a provider's adapter.
+//! The contract between the engine and a provider's adapter (v2).
+//!
+//! An adapter does its calls and returns; it never sleeps on the provider. A provision or a
+//! deprovision answers [`Progress::Done`] when the provider is finished, or
+//! [`Progress::Pending`] when the provider is still working: the engine then parks the
+//! operation (it holds no worker while it waits) and checks every parked operation of one dock
+//! together through [`DockAdapter::observe_many`], one list call where the provider's API
+//! allows it.
+//!
+//! Steps are the adapter's own typed enum ([`AdapterStep`]), recorded through [`Ctx::record`]
+//! as they complete; the engine unwinds a failed operation newest step first by handing each
+//! recorded step back to [`DockAdapter::undo`]. Before a create is sent, the adapter records a
+//! step saying so: from then on a resource carrying the marker may exist, and nothing settles
+//! until it has been found or shown absent ([`DockAdapter::find_by_marker`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use stackdock_core::{
     ApiCall, DockId, Marker, OperationId, OrgId, Provider, ResourceDetails, ResourceId,
-    ResourceKind, SecretString, Step,
+    ResourceKind, SecretString, Step, StepStatus,
 };
 
+use crate::budget::Budget;
 use crate::config::ConfigSchema;
 use crate::error::DockError;
 use crate::retry::RetryPolicy;
 
-/// A dock opened for one operation: its API key decrypted, in memory only.
+/// A dock opened for one run: its API key decrypted, in memory only.
 #[derive(Clone, Debug)]
 pub struct DockAccess {
     pub id: DockId,
@@ -25,6 +41,8 @@ pub struct DockAccess {
     /// Overrides the provider's public base URL (sandbox, tests, regional endpoints).
     pub base_url: Option<String>,
     pub settings: Value,
+    /// The account's rate budget, shared by every call on this dock in this process.
+    pub budget: Arc<Budget>,
 }
 
 /// Where progress goes. The engine implements it on top of the store; tests can implement it
@@ -34,11 +52,12 @@ pub trait Recorder: Send + Sync {
     /// Journals one provider call. Never fails the call: a journal that cannot be written is
     /// logged by the implementation.
     async fn journal(&self, call: ApiCall);
-    /// Records a completed step of the current operation, keyed by its name, before the
-    /// adapter goes on. An error means the adapter must stop.
-    async fn checkpoint(&self, step: Step) -> Result<(), DockError>;
-    /// Reports what the provider shows while the adapter waits on it, each time its status
-    /// changes, so watchers see progress. Best effort: it cannot fail the operation.
+    /// Records a completed step of the current operation before the adapter goes on, and
+    /// with it the provider id the step establishes for the resource, if any. An error means
+    /// the adapter must stop: [`DockError::Cancelled`] after the step was recorded (a user
+    /// asked to stop), [`DockError::Checkpoint`] when it could not be.
+    async fn checkpoint(&self, step: Step, tracks: Option<String>) -> Result<(), DockError>;
+    /// Reports what the provider shows, so watchers see progress. Best effort.
     async fn progress(&self, _observed: &Observed) {}
 }
 
@@ -52,32 +71,25 @@ pub struct CallScope {
     pub recorder: Arc<dyn Recorder>,
 }
 
-/// How often and how long to wait for a provider to report a resource ready.
-#[derive(Clone, Copy, Debug)]
-pub struct PollPolicy {
-    pub interval: Duration,
-    pub timeout: Duration,
-}
-
-impl Default for PollPolicy {
-    fn default() -> Self {
-        Self {
-            interval: Duration::from_secs(2),
-            timeout: Duration::from_secs(600),
-        }
+/// A step of an adapter's operation: the adapter's own enum, serialized into the step record.
+pub trait AdapterStep: Serialize + DeserializeOwned + Send + Sync {
+    /// The step's name, unique within one operation: recording a name twice is a no-op.
+    fn name(&self) -> &'static str;
+    /// The provider id this step establishes for the resource (a create's answer), which the
+    /// engine writes onto the resource row in the same transaction as the step.
+    fn tracks(&self) -> Option<&str> {
+        None
     }
 }
 
-/// Everything an adapter may know about the operation it is running.
+/// Everything an adapter may know about the run it is part of.
 pub struct Ctx {
     pub scope: CallScope,
     /// The marker to tag what this operation creates with.
     pub marker: Option<Marker>,
-    /// Which run of the operation this is; above 1, an earlier run may have created things
-    /// whose record was lost, so look them up by marker before creating.
+    /// Which run of the operation this is (waiting does not count).
     pub attempt: u32,
     pub retry: RetryPolicy,
-    pub poll: PollPolicy,
     steps: Vec<Step>,
 }
 
@@ -88,59 +100,51 @@ impl Ctx {
             marker,
             attempt,
             retry: RetryPolicy::default(),
-            poll: PollPolicy::default(),
             steps,
         }
     }
 
-    /// Whether an earlier run of this operation may have acted.
-    pub fn resumed(&self) -> bool {
-        self.attempt > 1
-    }
-
-    /// The output of an already completed step, so a resumed operation skips it.
-    pub fn step(&self, name: &str) -> Option<&Value> {
-        self.steps
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| &s.output)
-    }
-
-    pub fn steps(&self) -> &[Step] {
+    /// The recorded steps, oldest first, undone ones included.
+    pub fn records(&self) -> &[Step] {
         &self.steps
     }
 
-    /// Records step `name` as done with its output and what undoing it needs. Recording a step
-    /// that is already recorded is a no-op, so a step can be retried safely.
-    ///
-    /// An output with a `provider_resource_id` string tells the engine the provider's id for
-    /// the resource, which it writes onto the resource row in the same transaction: from then
-    /// on the row tracks what exists at the provider.
-    pub async fn checkpoint(
-        &mut self,
-        name: &str,
-        output: Value,
-        undo: Value,
-    ) -> Result<(), DockError> {
-        if self.step(name).is_some() {
+    /// The completed (not undone) step named `name`, decoded as the adapter's step type.
+    pub fn step<S: AdapterStep>(&self, name: &str) -> Result<Option<S>, DockError> {
+        self.steps
+            .iter()
+            .find(|s| s.name == name && s.status == StepStatus::Done)
+            .map(|s| decode_step(s))
+            .transpose()
+    }
+
+    /// Records `step` as done before the adapter goes on. Recording a name that is already
+    /// recorded is a no-op, so a resumed run can replay its steps safely.
+    pub async fn record<S: AdapterStep>(&mut self, step: &S) -> Result<(), DockError> {
+        if self.steps.iter().any(|s| s.name == step.name()) {
             return Ok(());
         }
-        let operation_id = self
-            .scope
-            .operation_id
-            .ok_or_else(|| DockError::Checkpoint("a checkpoint needs an operation".into()))?;
-        let step = Step {
+        let operation_id = self.scope.operation_id.ok_or_else(|| {
+            DockError::Checkpoint("a step can only be recorded within an operation".into())
+        })?;
+        let output = serde_json::to_value(step)
+            .map_err(|e| DockError::Checkpoint(format!("step {}: {e}", step.name()).into()))?;
+        let record = Step {
             operation_id,
             index: self.steps.len() as i64,
-            name: name.to_string(),
-            status: stackdock_core::StepStatus::Done,
+            name: step.name().to_string(),
+            status: StepStatus::Done,
             output,
-            undo,
+            undo: Value::Null,
             at: chrono::Utc::now(),
         };
-        self.scope.recorder.checkpoint(step.clone()).await?;
-        self.steps.push(step);
-        Ok(())
+        let tracks = step.tracks().map(str::to_string);
+        // Kept locally even when the recorder answers `Cancelled`: the step was recorded.
+        let recorded = self.scope.recorder.checkpoint(record.clone(), tracks).await;
+        if !matches!(recorded, Err(DockError::Checkpoint(_))) {
+            self.steps.push(record);
+        }
+        recorded
     }
 
     pub fn marker(&self) -> Result<&Marker, DockError> {
@@ -148,6 +152,13 @@ impl Ctx {
             .as_ref()
             .ok_or_else(|| DockError::Checkpoint("a create needs the resource's marker".into()))
     }
+}
+
+/// Decodes a recorded step as the adapter's step type.
+pub fn decode_step<S: DeserializeOwned>(step: &Step) -> Result<S, DockError> {
+    serde_json::from_value(step.output.clone()).map_err(|e| {
+        DockError::Checkpoint(format!("recorded step {:?} cannot be read: {e}", step.name).into())
+    })
 }
 
 /// A resource as the provider shows it.
@@ -159,6 +170,9 @@ pub struct Observed {
     pub status: Option<String>,
     /// Whether the provider reports it ready for use (provider-specific readiness).
     pub ready: bool,
+    /// Set when the provider reports that the resource itself failed (a build errored): it
+    /// will never become ready.
+    pub failure: Option<ProviderFailure>,
     /// StackDock's marker, if the resource carries one.
     pub marker: Option<Marker>,
     /// The provider's full answer; the engine redacts it before storing.
@@ -166,13 +180,44 @@ pub struct Observed {
     pub details: ResourceDetails,
 }
 
-/// One provider's adapter. Methods for kinds it does not support answer
-/// [`DockError::Unsupported`] (the defaults below), never panic.
+/// The provider's own words for a resource that failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderFailure {
+    pub code: String,
+    pub message: String,
+}
+
+/// What a provision or a deprovision left the provider doing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Progress {
+    /// Finished: for a provision, the resource as the provider shows it, ready; for a
+    /// deprovision, the provider confirmed it gone (the value is ignored).
+    Done(Option<Observed>),
+    /// The provider is still working. The engine parks the operation and checks again,
+    /// no sooner than `check_in`, through [`DockAdapter::observe_many`].
+    Pending {
+        status: Option<String>,
+        check_in: Duration,
+    },
+}
+
+/// A resource StackDock tracks, as an adapter needs to find it at the provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tracked {
+    pub kind: ResourceKind,
+    pub provider_resource_id: String,
+    /// Present on resources StackDock created; they carry it at the provider too.
+    pub marker: Option<Marker>,
+}
+
+/// One provider's adapter. Kinds it does not support answer [`DockError::Unsupported`] (the
+/// defaults below), never panic.
 #[async_trait]
 pub trait DockAdapter: Send + Sync {
     fn provider(&self) -> Provider;
     fn kinds(&self) -> &[ResourceKind];
-    /// The config this adapter accepts for `kind`; `None` if it does not support the kind.
+    /// The config this adapter accepts for `kind`, derived from its typed config; `None` if
+    /// it does not support the kind.
     fn config_schema(&self, kind: ResourceKind) -> Option<ConfigSchema>;
 
     async fn provision_web_service(
@@ -180,7 +225,7 @@ pub trait DockAdapter: Send + Sync {
         _ctx: &mut Ctx,
         _dock: &DockAccess,
         _config: &Map<String, Value>,
-    ) -> Result<Observed, DockError> {
+    ) -> Result<Progress, DockError> {
         Err(self.unsupported(ResourceKind::WebService))
     }
 
@@ -189,7 +234,7 @@ pub trait DockAdapter: Send + Sync {
         _ctx: &mut Ctx,
         _dock: &DockAccess,
         _config: &Map<String, Value>,
-    ) -> Result<Observed, DockError> {
+    ) -> Result<Progress, DockError> {
         Err(self.unsupported(ResourceKind::Server))
     }
 
@@ -198,7 +243,7 @@ pub trait DockAdapter: Send + Sync {
         _ctx: &mut Ctx,
         _dock: &DockAccess,
         _config: &Map<String, Value>,
-    ) -> Result<Observed, DockError> {
+    ) -> Result<Progress, DockError> {
         Err(self.unsupported(ResourceKind::Domain))
     }
 
@@ -207,27 +252,43 @@ pub trait DockAdapter: Send + Sync {
         _ctx: &mut Ctx,
         _dock: &DockAccess,
         _config: &Map<String, Value>,
-    ) -> Result<Observed, DockError> {
+    ) -> Result<Progress, DockError> {
         Err(self.unsupported(ResourceKind::Database))
     }
 
-    /// The resource as the provider shows it now; `None` if it no longer exists.
-    async fn refresh(
-        &self,
-        ctx: &mut Ctx,
-        dock: &DockAccess,
-        kind: ResourceKind,
-        provider_resource_id: &str,
-    ) -> Result<Option<Observed>, DockError>;
-
-    /// Deletes the resource. Deleting one that is already gone succeeds.
+    /// Starts deleting a tracked resource. Deleting one that is already gone succeeds.
     async fn deprovision(
         &self,
         ctx: &mut Ctx,
         dock: &DockAccess,
+        target: &Tracked,
+    ) -> Result<Progress, DockError>;
+
+    /// Reverses one recorded step of a failed provision (the adapter's own step type, in
+    /// `step.output`). Undoing what is already undone succeeds. For a "create sent" step it
+    /// finds whatever carries the marker and deletes it.
+    async fn undo(&self, ctx: &mut Ctx, dock: &DockAccess, step: &Step) -> Result<(), DockError>;
+
+    /// The tracked resources of one kind as the provider shows them now, in the order given;
+    /// `None` where the provider does not show it (gone, or for one just created, not listed
+    /// yet). One list call where the API allows, one read per resource otherwise.
+    async fn observe_many(
+        &self,
+        ctx: &mut Ctx,
+        dock: &DockAccess,
         kind: ResourceKind,
-        provider_resource_id: &str,
-    ) -> Result<(), DockError>;
+        targets: &[Tracked],
+    ) -> Result<Vec<Option<Observed>>, DockError>;
+
+    /// The resource of `kind` carrying `marker`, if the provider has one. A filtered lookup,
+    /// never a listing of the whole account.
+    async fn find_by_marker(
+        &self,
+        ctx: &mut Ctx,
+        dock: &DockAccess,
+        kind: ResourceKind,
+        marker: &Marker,
+    ) -> Result<Option<Observed>, DockError>;
 
     /// Everything of the kinds this adapter supports that exists in the account. The engine
     /// turns what it does not already track into `manual` rows.
@@ -248,84 +309,11 @@ pub async fn provision(
     ctx: &mut Ctx,
     dock: &DockAccess,
     config: &Map<String, Value>,
-) -> Result<Observed, DockError> {
+) -> Result<Progress, DockError> {
     match kind {
         ResourceKind::Server => adapter.provision_server(ctx, dock, config).await,
         ResourceKind::WebService => adapter.provision_web_service(ctx, dock, config).await,
         ResourceKind::Domain => adapter.provision_domain(ctx, dock, config).await,
         ResourceKind::Database => adapter.provision_database(ctx, dock, config).await,
-    }
-}
-
-/// Waits until `observe` reports the resource ready, polling at `ctx.poll.interval`, for at
-/// most `ctx.poll.timeout`. `None` from `observe` means the resource vanished.
-pub async fn wait_until_ready<F, Fut>(
-    ctx: &Ctx,
-    provider: Provider,
-    observe: F,
-) -> Result<Observed, DockError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<Observed>, DockError>>,
-{
-    poll(ctx, provider, observe, |seen| match seen {
-        Some(o) if o.ready => Ok(Some(o)),
-        Some(_) => Ok(None),
-        None => Err(DockError::ResourceFailed {
-            provider,
-            code: "vanished".into(),
-            message: "the resource disappeared while it was being created".into(),
-        }),
-    })
-    .await
-}
-
-/// Waits until `observe` finds the resource gone, polling like [`wait_until_ready`].
-pub async fn wait_until_gone<F, Fut>(
-    ctx: &Ctx,
-    provider: Provider,
-    observe: F,
-) -> Result<(), DockError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<Observed>, DockError>>,
-{
-    poll(ctx, provider, observe, |seen| {
-        Ok(seen.is_none().then_some(()))
-    })
-    .await
-}
-
-/// Observes until `settled` says the wait is over (`Some`), fails, or the poll timeout passes.
-async fn poll<F, Fut, T>(
-    ctx: &Ctx,
-    provider: Provider,
-    mut observe: F,
-    mut settled: impl FnMut(Option<Observed>) -> Result<Option<T>, DockError>,
-) -> Result<T, DockError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<Observed>, DockError>>,
-{
-    let started = tokio::time::Instant::now();
-    let mut last_status = None;
-    loop {
-        let seen = observe().await?;
-        if let Some(o) = &seen
-            && last_status.as_ref() != Some(&o.status)
-        {
-            last_status = Some(o.status.clone());
-            ctx.scope.recorder.progress(o).await;
-        }
-        if let Some(done) = settled(seen)? {
-            return Ok(done);
-        }
-        if started.elapsed() >= ctx.poll.timeout {
-            return Err(DockError::NotReady {
-                provider,
-                waited: started.elapsed(),
-            });
-        }
-        tokio::time::sleep(ctx.poll.interval).await;
     }
 }

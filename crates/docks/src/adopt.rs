@@ -29,11 +29,15 @@ impl<T> Created<T> {
     }
 }
 
-/// Runs `create` until it answers, looking the marker up with `lookup` before each repeat
-/// and before the first try of a resumed operation. `create` is given the number of the try
-/// (1, 2, ...) for the journal.
+/// Runs `create` until it answers, looking the marker up with `lookup` after every unknown
+/// outcome (no answer, a 5xx, an answer that could not be read) and, when an earlier run
+/// recorded that it sent the create (`sent_before`), before the first try. A refusal by the
+/// provider is returned as it is; a 429 never reaches here (the HTTP layer sends the create
+/// again: the provider did nothing). A lookup that fails is returned too: the caller must not
+/// settle until the marker has been looked up. `create` is given the number of the try.
 pub async fn create_or_adopt<T, C, CF, L, LF>(
     ctx: &Ctx,
+    sent_before: bool,
     mut create: C,
     mut lookup: L,
 ) -> Result<Created<T>, DockError>
@@ -43,31 +47,21 @@ where
     L: FnMut() -> LF,
     LF: Future<Output = Result<Option<T>, DockError>>,
 {
-    if ctx.resumed()
-        && let Some(found) = lookup().await?
-    {
+    if sent_before && let Some(found) = lookup().await? {
         return Ok(Created::Adopted(found));
     }
     let mut attempt = 1;
     loop {
         match create(attempt).await {
             Ok(t) => return Ok(Created::New(t)),
-            Err(DockError::Unavailable {
-                provider,
-                detail,
-                retry_after,
-            }) => {
-                let wait = ctx.retry.delay(attempt, retry_after);
-                if attempt >= ctx.retry.max_attempts || wait > ctx.retry.max_wait {
-                    return Err(DockError::Unavailable {
-                        provider,
-                        detail,
-                        retry_after,
-                    });
-                }
-                tokio::time::sleep(wait).await;
+            Err(e) if e.outcome_unknown() => {
+                // Give the provider a moment to show what it may have made, then look.
+                tokio::time::sleep(ctx.retry.delay(attempt, None)).await;
                 if let Some(found) = lookup().await? {
                     return Ok(Created::Adopted(found));
+                }
+                if attempt >= ctx.retry.max_attempts {
+                    return Err(e);
                 }
                 attempt += 1;
             }

@@ -39,6 +39,13 @@ pub enum DockError {
         /// What the provider asked us to wait, if it said.
         retry_after: Option<Duration>,
     },
+    /// The provider refused the call for its rate limit (429) and did nothing: the call can
+    /// be sent again as it is once the dock's budget allows, a create included.
+    #[error("{provider} is rate limiting this account")]
+    RateLimited {
+        provider: Provider,
+        retry_after: Option<Duration>,
+    },
     /// The provider reports the resource itself broke (e.g. a build errored).
     #[error("{provider} reports the resource failed ({code}): {message}")]
     ResourceFailed {
@@ -58,12 +65,31 @@ pub enum DockError {
     /// The adapter must stop: carrying on would act without a record.
     #[error("progress could not be recorded")]
     Checkpoint(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A user asked to stop the operation; the step just recorded is kept and the engine
+    /// unwinds from there.
+    #[error("cancelled at the user's request")]
+    Cancelled,
 }
 
 impl DockError {
-    /// Whether trying the operation again later may succeed.
+    /// Whether trying again later may succeed. An answer that could not be read (cut short,
+    /// not the documented shape) counts: it says nothing about what the provider would
+    /// answer next time. Only the provider's own refusals are permanent.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::NotReady { .. })
+        matches!(
+            self,
+            Self::Unavailable { .. }
+                | Self::RateLimited { .. }
+                | Self::NotReady { .. }
+                | Self::Protocol { .. }
+        )
+    }
+
+    /// For a create: whether the provider may have acted although we cannot tell (no answer,
+    /// a 5xx, an answer we could not read). The resource is then looked up by its marker
+    /// before anything else happens.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Protocol { .. })
     }
 
     /// The code recorded in a resource's `error.code`: the provider's own where it gave one.
@@ -73,10 +99,12 @@ impl DockError {
             Self::InvalidConfig(_) => "invalid_config".into(),
             Self::Provider(p) => p.code.clone(),
             Self::Unavailable { .. } => "provider_unavailable".into(),
+            Self::RateLimited { .. } => "rate_limited".into(),
             Self::ResourceFailed { code, .. } => code.clone(),
             Self::NotReady { .. } => "not_ready".into(),
             Self::Protocol { .. } => "provider_protocol".into(),
             Self::Checkpoint(_) => "checkpoint_failed".into(),
+            Self::Cancelled => "cancelled".into(),
         }
     }
 

@@ -1,13 +1,15 @@
 //! The HTTP plumbing every adapter's `api.rs` is written on: bearer auth, JSON in and out,
 //! retries, typed provider errors, and one journal entry per call made.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::Value;
 use stackdock_core::{ApiCall, Provider, SecretString, redact, report};
 
-use crate::adapter::CallScope;
+use crate::adapter::{CallScope, Ctx, DockAccess};
+use crate::budget::Budget;
 use crate::error::{DockError, ProviderError};
 use crate::retry::{self, RetryPolicy};
 
@@ -34,7 +36,7 @@ pub struct ApiResponse {
     pub request_id: Option<String>,
 }
 
-/// One adapter's way to one provider account, for one operation.
+/// One adapter's way to one provider account, for one run.
 #[derive(Clone)]
 pub struct HttpSession {
     client: reqwest::Client,
@@ -43,26 +45,29 @@ pub struct HttpSession {
     token: SecretString,
     scope: CallScope,
     retry: RetryPolicy,
+    /// The account's budget: every try waits for it, every answer corrects it.
+    budget: Arc<Budget>,
     read_error: ErrorBodyReader,
 }
 
 impl HttpSession {
+    /// A session on `dock`'s account (its key, base URL or `default_base_url`, and budget).
     pub fn new(
         client: reqwest::Client,
-        provider: Provider,
-        base_url: &str,
-        token: SecretString,
-        scope: CallScope,
-        retry: RetryPolicy,
+        dock: &DockAccess,
+        default_base_url: &str,
+        ctx: &Ctx,
         read_error: ErrorBodyReader,
     ) -> Self {
+        let base_url = dock.base_url.as_deref().unwrap_or(default_base_url);
         Self {
             client,
-            provider,
+            provider: dock.provider,
             base_url: base_url.trim_end_matches('/').to_string(),
-            token,
-            scope,
-            retry,
+            token: dock.api_key.clone(),
+            scope: ctx.scope.clone(),
+            retry: ctx.retry,
+            budget: dock.budget.clone(),
             read_error,
         }
     }
@@ -89,16 +94,29 @@ impl HttpSession {
             .await
     }
 
-    /// A create: tried once; see [`Idempotence::Once`]. `attempt` is the caller's count of
-    /// tries, journaled with the call.
+    /// A create: sent once, except after a 429, which says the provider did nothing (it is
+    /// sent again when the budget allows, up to the retry policy's tries). Any other failure
+    /// is returned for the caller to decide; see [`Idempotence::Once`]. `attempt` is the
+    /// caller's count of tries, journaled with the call.
     pub async fn post_once(
         &self,
         path: &str,
         body: &Value,
         attempt: u32,
     ) -> Result<ApiResponse, DockError> {
-        self.try_once(&Method::POST, path, &[], Some(body), attempt.max(1))
-            .await
+        let mut refused = 0;
+        loop {
+            match self
+                .try_once(&Method::POST, path, &[], Some(body), attempt.max(1) + refused)
+                .await
+            {
+                Err(DockError::RateLimited { .. }) if refused + 1 < self.retry.max_attempts => {
+                    // The budget was paused by this answer; the next try waits for it.
+                    refused += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Sends a request, retrying transient failures of repeatable ones, journaling every try.
@@ -118,20 +136,18 @@ impl HttpSession {
         loop {
             match self.try_once(&method, path, query, body, attempt).await {
                 Ok(resp) => return Ok(resp),
-                Err(DockError::Unavailable {
-                    provider,
-                    detail,
-                    retry_after,
-                }) => {
-                    let wait = self.retry.delay(attempt, retry_after);
-                    if attempt >= max || wait > self.retry.max_wait {
-                        return Err(DockError::Unavailable {
-                            provider,
-                            detail,
-                            retry_after,
-                        });
+                // The budget holds the next try back until the provider's reset.
+                Err(DockError::RateLimited { .. }) if attempt < max => attempt += 1,
+                Err(e) if e.is_transient() && attempt < max => {
+                    let asked = match &e {
+                        DockError::Unavailable { retry_after, .. } => *retry_after,
+                        _ => None,
+                    };
+                    let wait = self.retry.delay(attempt, asked);
+                    if wait > self.retry.max_wait {
+                        return Err(e);
                     }
-                    tracing::debug!(provider = %provider, %path, attempt, ?wait, "retrying after: {detail}");
+                    tracing::debug!(provider = %self.provider, %path, attempt, ?wait, "retrying after: {e}");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
@@ -159,9 +175,15 @@ impl HttpSession {
         if let Some(b) = body {
             req = req.json(b);
         }
+        let permit = self.budget.acquire().await;
         let started = Instant::now();
         let sent_at = chrono::Utc::now();
         let sent = req.send().await;
+        // Before the body is read, so waiting calls learn of a 429 as early as possible. No
+        // answer at all (the permit drops) counts as sent.
+        if let Ok(resp) = &sent {
+            permit.answered(resp.status().as_u16(), resp.headers());
+        }
         let mut call = ApiCall {
             id: 0,
             org_id: self.scope.org_id,
@@ -200,17 +222,39 @@ impl HttpSession {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
                 let asked = retry::asked_wait(resp.headers(), chrono::Utc::now());
-                let bytes = resp.bytes().await.unwrap_or_default();
-                let body: Value = if bytes.is_empty() {
-                    Value::Null
-                } else {
-                    serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                        Value::String(String::from_utf8_lossy(&bytes).into_owned())
-                    })
-                };
                 call.status = Some(status);
                 call.request_id = request_id.clone();
-                self.classify(status, body, request_id, asked, &mut call)
+                match resp.bytes().await {
+                    // The connection dropped in the middle of the answer.
+                    Err(e) => {
+                        let detail = format!(
+                            "the answer was cut off: {}",
+                            redact::scrub(&report::error_chain(&e), &[self.token.expose()])
+                        );
+                        call.error = Some(detail.clone());
+                        Err(DockError::Unavailable {
+                            provider: self.provider,
+                            detail,
+                            retry_after: None,
+                        })
+                    }
+                    Ok(bytes) => match read_body(&bytes) {
+                        Ok(body) => self.classify(status, body, request_id, asked, &mut call),
+                        // A success whose body cannot be read happened all the same; an
+                        // error's body is only its wording.
+                        Err(detail) if (200..300).contains(&status) => {
+                            call.error = Some(detail.clone());
+                            Err(DockError::Protocol {
+                                provider: self.provider,
+                                detail,
+                            })
+                        }
+                        Err(_) => {
+                            let text = Value::String(String::from_utf8_lossy(&bytes).into_owned());
+                            self.classify(status, text, request_id, asked, &mut call)
+                        }
+                    },
+                }
             }
         };
         call.duration_ms = started.elapsed().as_millis() as u64;
@@ -239,7 +283,13 @@ impl HttpSession {
         let code = redact::scrub(&code, &[self.token.expose()]);
         let message = redact::scrub(&message, &[self.token.expose()]);
         call.error = Some(format!("{code}: {message}"));
-        if status == 429 || status >= 500 {
+        if status == 429 {
+            return Err(DockError::RateLimited {
+                provider: self.provider,
+                retry_after: asked,
+            });
+        }
+        if status >= 500 {
             return Err(DockError::Unavailable {
                 provider: self.provider,
                 detail: format!("{status} {code}: {message}"),
@@ -254,6 +304,19 @@ impl HttpSession {
             request_id,
         }))
     }
+}
+
+/// An answer's body as JSON: empty is `null`; anything else must parse whole.
+fn read_body(bytes: &[u8]) -> Result<Value, String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        format!(
+            "the answer's body is not the JSON it should be ({} bytes): {e}",
+            bytes.len()
+        )
+    })
 }
 
 /// The path as journaled: query values are kept (page numbers, tag filters help a reader)

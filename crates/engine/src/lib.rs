@@ -20,12 +20,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stackdock_core::{Dock, Keyring, Provider, crypto::CryptoError};
-use stackdock_docks::{ConfigError, DockAccess, PollPolicy, Registry, RetryPolicy};
+use stackdock_docks::budget::{Budgets, RateLimit, documented_limit};
+use stackdock_docks::{ConfigError, DockAccess, Registry, RetryPolicy};
 use stackdock_store::{Store, StoreError};
 
 pub mod deprovision;
 pub mod failpoint;
 pub mod intent;
+pub mod observe;
 pub mod provision;
 pub mod recorder;
 pub mod sync;
@@ -59,20 +61,43 @@ pub enum EngineError {
     },
 }
 
+/// How the engine waits on providers.
+#[derive(Clone, Debug)]
+pub struct WaitPolicy {
+    /// The shortest time between two checks of one dock's waiting operations.
+    pub min_interval: Duration,
+    /// The share of a dock's rate budget its checks may use; checks are spaced to fit it.
+    pub check_share: f64,
+    /// How long an operation may wait on the provider in all before it fails.
+    pub timeout: Duration,
+}
+
+impl Default for WaitPolicy {
+    fn default() -> Self {
+        Self {
+            min_interval: Duration::from_millis(100),
+            check_share: 0.2,
+            timeout: Duration::from_secs(1800),
+        }
+    }
+}
+
 /// How the engine behaves; the defaults suit production, tests shorten the waits.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     /// Names this process in operation leases.
     pub worker_id: String,
-    pub workers: usize,
+    /// Operations run at once in this process. Provider calls are bounded per dock by its
+    /// rate budget; this bounds memory.
+    pub max_in_flight: usize,
     /// How long a claimed operation stays ours without a renewal.
     pub lease: Duration,
-    /// How often an idle worker looks for work when nothing wakes it.
+    /// How often an idle dispatcher or observer looks for work when nothing wakes it.
     pub idle_poll: Duration,
     /// Provider call retries within one run.
     pub retry: RetryPolicy,
-    /// Readiness polling.
-    pub poll: PollPolicy,
+    /// Waiting on providers.
+    pub wait: WaitPolicy,
     /// Runs of one operation before a transient failure becomes permanent.
     pub max_attempts: u32,
     /// The first wait before re-running an operation that failed transiently; doubles per run.
@@ -84,11 +109,11 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             worker_id: format!("worker-{}", uuid::Uuid::new_v4().simple()),
-            workers: 2,
+            max_in_flight: 512,
             lease: Duration::from_secs(30),
             idle_poll: Duration::from_millis(500),
             retry: RetryPolicy::default(),
-            poll: PollPolicy::default(),
+            wait: WaitPolicy::default(),
             max_attempts: 8,
             reschedule_base: Duration::from_secs(2),
             failpoints: Failpoints::default(),
@@ -107,8 +132,12 @@ pub(crate) struct Inner {
     pub(crate) registry: Registry,
     pub(crate) keyring: Keyring,
     pub(crate) config: EngineConfig,
-    /// Wakes idle workers when this process queues an operation.
+    /// Wakes the dispatcher when this process queues an operation.
     pub(crate) wake: tokio::sync::Notify,
+    /// Wakes the observer when this process parks an operation sooner than it would look.
+    pub(crate) wake_observer: tokio::sync::Notify,
+    /// One rate budget per dock, shared by every run on it in this process.
+    pub(crate) budgets: Budgets,
 }
 
 impl EngineError {
@@ -136,6 +165,8 @@ impl Engine {
                 keyring,
                 config,
                 wake: tokio::sync::Notify::new(),
+                wake_observer: tokio::sync::Notify::new(),
+                budgets: Budgets::default(),
             }),
         }
     }
@@ -174,6 +205,16 @@ impl Engine {
             api_key,
             base_url: dock.api_base_url.clone(),
             settings: dock.settings.clone(),
+            budget: self.inner.budgets.for_dock(dock.id, rate_limit_of(dock)),
         })
     }
+}
+
+/// The rate limit a dock's owner set (`settings.rate_limit`), else the provider's documented
+/// one. A setting that does not parse (it was checked when written) falls back the same way.
+pub fn rate_limit_of(dock: &Dock) -> RateLimit {
+    dock.settings["rate_limit"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| documented_limit(dock.provider))
 }

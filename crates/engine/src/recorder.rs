@@ -1,10 +1,11 @@
 //! Where an adapter's progress goes while a worker runs an operation: provider calls into the
-//! journal, completed steps into `operation_steps` (fenced by the worker's lease).
+//! journal, completed steps into `operation_steps` (fenced by the worker's lease), and the
+//! provider id a step establishes onto the resource row in the same transaction.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use stackdock_core::{ApiCall, OrgId, ResourceId, Step};
+use stackdock_core::{ApiCall, OperationId, OrgId, ResourceId, Step};
 use stackdock_docks::{DockError, Observed, Recorder};
 use stackdock_store::{Batch, Lease, Store, Write};
 
@@ -14,6 +15,7 @@ pub(crate) struct StoreRecorder {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) lease: Lease,
     pub(crate) org_id: OrgId,
+    pub(crate) operation_id: OperationId,
     /// The resource the operation acts on, whose row learns the provider id at once.
     pub(crate) resource_id: Option<ResourceId>,
     pub(crate) failpoints: Failpoints,
@@ -55,20 +57,18 @@ impl Recorder for StoreRecorder {
         }
     }
 
-    async fn checkpoint(&self, step: Step) -> Result<(), DockError> {
-        if step.name == "create" {
+    async fn checkpoint(&self, step: Step, tracks: Option<String>) -> Result<(), DockError> {
+        let checkpoint_failed = |e| DockError::Checkpoint(Box::new(e));
+        if tracks.is_some() {
             self.failpoints.crash_if_set(CRASH_BEFORE_CREATE_CHECKPOINT);
         }
         let mut batch = Batch::fenced(&self.lease);
-        let provider_id = step.output["provider_resource_id"]
-            .as_str()
-            .map(str::to_string);
-        if let (Some(pid), Some(rid)) = (provider_id, self.resource_id) {
+        if let (Some(pid), Some(rid)) = (tracks, self.resource_id) {
             let mut resource = self
                 .store
                 .get_resource(self.org_id, rid)
                 .await
-                .map_err(|e| DockError::Checkpoint(Box::new(e)))?;
+                .map_err(checkpoint_failed)?;
             let expected_version = resource.version;
             resource.provider_resource_id = Some(pid);
             batch = batch.push(Write::UpdateResource {
@@ -79,7 +79,16 @@ impl Recorder for StoreRecorder {
         self.store
             .apply(batch.push(Write::RecordStep(step)))
             .await
-            .map(|_| ())
-            .map_err(|e| DockError::Checkpoint(Box::new(e)))
+            .map_err(checkpoint_failed)?;
+        // A step boundary: the step is recorded, so stopping here loses nothing.
+        let op = self
+            .store
+            .get_operation(self.org_id, self.operation_id)
+            .await
+            .map_err(checkpoint_failed)?;
+        if op.cancel_requested {
+            return Err(DockError::Cancelled);
+        }
+        Ok(())
     }
 }

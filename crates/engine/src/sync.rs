@@ -29,9 +29,9 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
             .details(details)
     };
 
-    if let Some((code, message)) = out_of_runs(engine, op) {
-        let details = json!({"operation_id": op.id, "code": code, "message": message});
-        let last = format!("{code}: {message}");
+    if let Some(f) = out_of_runs(engine, op) {
+        let details = json!({"operation_id": op.id, "code": f.code, "message": f.message});
+        let last = format!("{}: {}", f.code, f.message);
         let audit = audit(Outcome::Failure, details);
         return engine
             .settle(op, lease, OpState::Failed, Some(last), Vec::new(), audit)

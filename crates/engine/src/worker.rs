@@ -1,73 +1,117 @@
-//! Workers: claim an operation with a lease, keep the lease alive while running it, and run
-//! it. Any number of workers, in any number of processes sharing a store, can run side by side;
-//! the store's claim hands each operation to one of them at a time.
+//! Running operations: a dispatcher claims runnable operations in batches and runs each in a
+//! task of its own, as many at once as `max_in_flight` allows. How many provider calls are in
+//! flight is bounded per dock by the dock's rate budget, not by a count of workers; a task
+//! that waits on the provider parks its operation and ends, holding nothing.
+//!
+//! Any number of processes can run dispatchers on one store: the store's claim hands each
+//! operation to one of them at a time, with a lease that the task renews while it runs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use stackdock_core::{
-    AuditEntry, Marker, OpKind, OpState, Operation, Outcome, ProvisioningState, Resource,
-    ResourceError, ResourceId, Step, redact,
+    AuditEntry, Failure, Marker, OpKind, OpState, Operation, Outcome, ProvisioningState,
+    Resource, ResourceError, ResourceId, Step, redact,
 };
 use stackdock_docks::{CallScope, Ctx, Observed};
 use stackdock_store::{Batch, Lease, StoreError, Write};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::recorder::StoreRecorder;
 use crate::{Engine, EngineError, deprovision, provision, sync};
 
 impl Engine {
-    /// Starts the configured number of workers. They stop when `shutdown` turns true; an
-    /// operation in flight is then abandoned mid-way and resumed by whichever worker next
-    /// claims it once its lease has expired — the same path as a crash.
+    /// Starts the dispatcher and the observer of waiting operations. They stop when
+    /// `shutdown` turns true; an operation in flight is then abandoned mid-way and resumed by
+    /// whoever next claims it once its lease has expired — the same path as a crash.
     pub fn spawn_workers(&self, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-        (0..self.inner.config.workers.max(1))
-            .map(|n| {
-                let engine = self.clone();
-                let shutdown = shutdown.clone();
-                let owner = format!("{}-{n}", self.inner.config.worker_id);
-                tokio::spawn(async move { engine.worker_loop(owner, shutdown).await })
-            })
-            .collect()
+        let dispatcher = {
+            let engine = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { engine.dispatch_loop(shutdown).await })
+        };
+        let observer = {
+            let engine = self.clone();
+            tokio::spawn(async move { engine.observe_loop(shutdown).await })
+        };
+        vec![dispatcher, observer]
     }
 
-    async fn worker_loop(self, owner: String, mut shutdown: watch::Receiver<bool>) {
+    async fn dispatch_loop(self, mut shutdown: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(self.inner.config.max_in_flight.max(1)));
+        let owner = format!("{}-run", self.inner.config.worker_id);
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            let ran = tokio::select! {
-                r = self.run_next(&owner) => r,
-                _ = shutdown.changed() => return,
+            // Claim only what there is room to run, so a claimed operation never waits on a
+            // slot while its lease runs down.
+            let free = slots.available_permits();
+            let claimed = if free == 0 {
+                Ok(Vec::new())
+            } else {
+                self.inner
+                    .store
+                    .claim_operations(&owner, self.inner.config.lease, free.min(256) as u32)
+                    .await
             };
-            match ran {
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(e) => tracing::error!(error = %e, "worker could not claim an operation"),
+            let got = match claimed {
+                Ok(ops) => {
+                    let n = ops.len();
+                    for op in ops {
+                        let Ok(slot) = slots.clone().try_acquire_owned() else {
+                            break;
+                        };
+                        let engine = self.clone();
+                        let owner = owner.clone();
+                        tokio::spawn(async move {
+                            engine.run_claimed(&owner, op).await;
+                            drop(slot);
+                        });
+                    }
+                    n
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not claim operations");
+                    0
+                }
+            };
+            if got > 0 {
+                continue;
             }
             tokio::select! {
                 _ = self.inner.wake.notified() => {}
+                // When full, a finished task frees a slot; look again then too.
+                _ = slots.clone().acquire_owned(), if free == 0 => {}
                 _ = tokio::time::sleep(self.inner.config.idle_poll) => {}
                 _ = shutdown.changed() => return,
             }
         }
     }
 
-    /// Claims and runs one operation; `false` if none was runnable.
+    /// Claims and runs one operation in this task; `false` if none was runnable. For tests
+    /// that step the engine by hand.
     pub async fn run_next(&self, owner: &str) -> Result<bool, EngineError> {
-        let store = &self.inner.store;
-        let lease_len = self.inner.config.lease;
-        let Some(op) = store.claim_operation(owner, lease_len).await? else {
+        let lease = self.inner.config.lease;
+        let Some(op) = self.inner.store.claim_operation(owner, lease).await? else {
             return Ok(false);
         };
+        self.run_claimed(owner, op).await;
+        Ok(true)
+    }
+
+    /// Runs a claimed operation to its next resting point: settled, parked or re-queued.
+    async fn run_claimed(&self, owner: &str, op: Operation) {
+        let store = &self.inner.store;
+        let lease_len = self.inner.config.lease;
         let lease = Lease {
             operation_id: op.id,
             owner: owner.to_string(),
             generation: op.generation,
         };
-        tracing::info!(operation = %op.id, kind = %op.kind, attempt = op.attempt, "running operation");
+        tracing::debug!(operation = %op.id, kind = %op.kind, attempt = op.attempt, "running operation");
         let heartbeat = {
             let store = store.clone();
             let lease = lease.clone();
@@ -107,7 +151,6 @@ impl Engine {
                 }
             }
         }
-        Ok(true)
     }
 
     /// The adapter context for one run of `op`.
@@ -123,6 +166,7 @@ impl Engine {
             store: self.inner.store.clone(),
             lease: lease.clone(),
             org_id: op.org_id,
+            operation_id: op.id,
             resource_id,
             failpoints: self.inner.config.failpoints.clone(),
         });
@@ -135,21 +179,19 @@ impl Engine {
         };
         let mut ctx = Ctx::new(scope, marker, op.attempt, steps);
         ctx.retry = self.inner.config.retry;
-        ctx.poll = self.inner.config.poll;
         ctx
     }
 
-    /// Writes the end of an operation — its state, the resource row and the audit row —
-    /// in one fenced transaction.
-    pub(crate) async fn settle(
-        &self,
+    /// The end of an operation — its state, the writes that go with it and the audit row —
+    /// as one fenced batch.
+    pub(crate) fn settle_batch(
         op: &Operation,
         lease: &Lease,
         state: OpState,
         last_error: Option<String>,
         mut writes: Vec<Write>,
         audit: AuditEntry,
-    ) -> Result<(), EngineError> {
+    ) -> Batch {
         let mut done = op.clone();
         done.state = state;
         done.last_error = last_error;
@@ -160,39 +202,48 @@ impl Engine {
         writes.push(Write::Audit(audit));
         let mut batch = Batch::fenced(lease);
         batch.writes = writes;
+        batch
+    }
+
+    /// [`Engine::settle_batch`], applied.
+    pub(crate) async fn settle(
+        &self,
+        op: &Operation,
+        lease: &Lease,
+        state: OpState,
+        last_error: Option<String>,
+        writes: Vec<Write>,
+        audit: AuditEntry,
+    ) -> Result<(), EngineError> {
+        let batch = Self::settle_batch(op, lease, state, last_error, writes, audit);
         self.inner.store.apply(batch).await?;
         Ok(())
     }
 
-    /// Settles an operation on a resource. `Ok(details)`: the caller has already set the row's
-    /// new state. `Err((code, message))`: the row becomes `failed` with that error.
-    pub(crate) async fn settle_resource(
-        &self,
+    /// The batch that settles an operation on a resource. `Ok(details)`: the caller has set
+    /// the row's new state. `Err(failure)`: the row becomes `failed` with that error.
+    pub(crate) fn settle_resource_batch(
         op: &Operation,
         lease: &Lease,
         mut row: Resource,
-        result: Result<Value, (String, String)>,
-    ) -> Result<(), EngineError> {
+        result: Result<Value, Failure>,
+    ) -> Batch {
         let expected_version = row.version;
         let (state, last_error, outcome, details) = match result {
             Ok(details) => {
                 row.error = None;
                 (OpState::Succeeded, None, Outcome::Success, details)
             }
-            Err((code, message)) => {
+            Err(f) => {
                 row.provisioning_state = ProvisioningState::Failed;
                 row.error = Some(ResourceError {
-                    message: message.clone(),
-                    code: code.clone(),
+                    message: f.message.clone(),
+                    code: f.code.clone(),
                     timestamp: chrono::Utc::now(),
                 });
-                let last = format!("{code}: {message}");
-                (
-                    OpState::Failed,
-                    Some(last),
-                    Outcome::Failure,
-                    json!({"code": code, "message": message}),
-                )
+                let last = format!("{}: {}", f.code, f.message);
+                let details = json!({"code": f.code, "message": f.message});
+                (OpState::Failed, Some(last), Outcome::Failure, details)
             }
         };
         let audit = outcome_audit(op, &row, outcome, details);
@@ -200,8 +251,28 @@ impl Engine {
             resource: row,
             expected_version,
         };
-        self.settle(op, lease, state, last_error, vec![write], audit)
-            .await
+        Self::settle_batch(op, lease, state, last_error, vec![write], audit)
+    }
+
+    pub(crate) async fn settle_resource(
+        &self,
+        op: &Operation,
+        lease: &Lease,
+        row: Resource,
+        result: Result<Value, Failure>,
+    ) -> Result<(), EngineError> {
+        let batch = Self::settle_resource_batch(op, lease, row, result);
+        self.inner.store.apply(batch).await?;
+        Ok(())
+    }
+
+    /// The wait before re-running an operation whose run `attempt` failed transiently.
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
+        self.inner
+            .config
+            .reschedule_base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(8))
+            .min(Duration::from_secs(300))
     }
 
     /// Puts an operation that failed transiently back in the queue, later.
@@ -211,10 +282,7 @@ impl Engine {
         lease: &Lease,
         error: String,
     ) -> Result<(), EngineError> {
-        let base = self.inner.config.reschedule_base;
-        let wait = base
-            .saturating_mul(1u32 << op.attempt.saturating_sub(1).min(8))
-            .min(Duration::from_secs(300));
+        let wait = self.backoff(op.attempt);
         tracing::warn!(operation = %op.id, attempt = op.attempt, ?wait, "transient failure, rescheduled: {error}");
         let mut again = op.clone();
         again.state = OpState::Queued;
@@ -230,16 +298,64 @@ impl Engine {
             .await?;
         Ok(())
     }
+
+    /// The batch that parks an operation until its next check, with what the provider shows
+    /// on the row when that changed. Parking holds no worker and is not a run.
+    pub(crate) fn park_batch(
+        op: &Operation,
+        lease: &Lease,
+        check_in: Duration,
+        row: Option<(Resource, Option<Observed>, Option<String>)>,
+    ) -> Batch {
+        let now = chrono::Utc::now();
+        let mut parked = op.clone();
+        parked.state = OpState::Waiting;
+        parked.next_run_at = now + chrono::Duration::from_std(check_in).unwrap_or_default();
+        parked.waiting_since = op.waiting_since.or(Some(now));
+        parked.lease_owner = None;
+        parked.lease_expires_at = None;
+        parked.updated_at = now;
+        let mut batch = Batch::fenced(lease);
+        if let Some((mut row, observed, status)) = row {
+            let before = (row.status.clone(), row.full_api_data.clone());
+            let expected_version = row.version;
+            match observed {
+                Some(o) => apply_observed(&mut row, o),
+                None => row.status = status.or(row.status),
+            }
+            if (row.status.clone(), row.full_api_data.clone()) != before {
+                batch = batch.push(Write::UpdateResource {
+                    resource: row,
+                    expected_version,
+                });
+            }
+        }
+        batch.push(Write::UpdateOperation(parked))
+    }
+
+    /// How long to wait between checks of a dock's waiting operations: at least the
+    /// configured minimum, and spaced so the checks use at most `check_share` of the dock's
+    /// budget. A check is one listing per page, whatever the number of resources waiting.
+    pub(crate) fn check_interval(&self, budget: &stackdock_docks::Budget) -> Duration {
+        let wait = &self.inner.config.wait;
+        match budget.steady_rate() {
+            Some(rate) if rate > 0.0 => {
+                let spaced = Duration::from_secs_f64(1.0 / (rate * wait.check_share));
+                spaced.max(wait.min_interval)
+            }
+            _ => wait.min_interval,
+        }
+    }
 }
 
 /// Whether earlier runs of `op` have all ended without settling, as many times as allowed:
 /// this run stops the operation instead of trying again.
-pub(crate) fn out_of_runs(engine: &Engine, op: &Operation) -> Option<(String, String)> {
+pub(crate) fn out_of_runs(engine: &Engine, op: &Operation) -> Option<Failure> {
     let max = engine.inner.config.max_attempts;
     (op.attempt > max).then(|| {
         let last = op.last_error.as_deref().unwrap_or("no error recorded");
-        (
-            "gave_up".to_string(),
+        Failure::new(
+            "gave_up",
             format!("gave up after {max} runs; the last ended: {last}"),
         )
     })

@@ -1,15 +1,90 @@
-//! Provisioning droplets: create tagged with the marker, wait for `active`, delete, discover.
+//! Provisioning droplets on the v2 contract.
+//!
+//! Every droplet StackDock creates carries two tags: [`SHARED_TAG`], common to all of them,
+//! and its own marker. The marker finds one droplet after a lost answer or a crash
+//! (`GET /v2/droplets?tag_name=<marker>`); the shared tag lets the engine check every waiting
+//! droplet of an account with one listing of up to 200 a page instead of one read each.
+//!
+//! Steps, recorded in order:
+//! 1. [`DropletStep::CreateSent`] — before `POST /v2/droplets` goes out. From here on a
+//!    droplet carrying the marker may exist; undoing it finds and deletes any.
+//! 2. [`DropletStep::Created`] — the droplet's id, created or adopted by marker; the engine
+//!    writes the id onto the resource row with it. Undoing it deletes the droplet.
+//!
+//! Readiness is DigitalOcean's own: `status` `active` with a public IPv4 address.
 
-use async_trait::async_trait;
-use serde_json::{Map, Value, json};
-use stackdock_core::{Marker, Provider, ResourceDetails, ResourceKind, ServerDetails};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use stackdock_docks::prelude::*;
 
 use super::api::{self, CreateDroplet, DigitalOceanApi, Droplet};
-use crate::adapter::{self, Ctx, DockAccess, DockAdapter, Observed};
-use crate::adopt::create_or_adopt;
-use crate::config::{ConfigSchema, Field, FieldType};
-use crate::error::DockError;
-use crate::http::HttpSession;
+
+/// Carried by every droplet StackDock creates, beside the droplet's own marker.
+pub const SHARED_TAG: &str = "stackdock";
+
+/// How soon to look at a new droplet, or at one being deleted. DigitalOcean boots a droplet
+/// in tens of seconds, but the engine spaces its checks by the dock's budget anyway; this is
+/// only the earliest.
+const FIRST_CHECK: Duration = Duration::from_millis(500);
+
+/// The config of a droplet (`POST /v2/droplets`, single-droplet form).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Droplet hostname.
+    pub name: Hostname,
+    /// Region slug, e.g. nyc3.
+    pub region: Slug,
+    /// Size slug, e.g. s-1vcpu-1gb.
+    pub size: Slug,
+    /// Image slug or id, e.g. ubuntu-24-04-x64.
+    pub image: Text,
+    /// Enable IPv6.
+    #[serde(default)]
+    pub ipv6: Option<bool>,
+    /// Install the monitoring agent.
+    #[serde(default)]
+    pub monitoring: Option<bool>,
+    /// Cloud-init user data; often holds passwords and tokens.
+    #[serde(default)]
+    #[schemars(extend("x-sensitive" = true))]
+    pub user_data: Option<String>,
+    /// SSH key ids or fingerprints.
+    #[serde(default)]
+    pub ssh_keys: Vec<Text>,
+    /// VPC to place the droplet in.
+    #[serde(default)]
+    pub vpc_uuid: Option<Text>,
+    /// Extra tags.
+    #[serde(default)]
+    pub tags: Vec<Text>,
+}
+
+/// The steps of a droplet's provision.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum DropletStep {
+    CreateSent { marker: Marker },
+    Created { droplet_id: String, adopted: bool },
+}
+
+impl AdapterStep for DropletStep {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::CreateSent { .. } => "create_sent",
+            Self::Created { .. } => "created",
+        }
+    }
+
+    fn tracks(&self) -> Option<&str> {
+        match self {
+            Self::Created { droplet_id, .. } => Some(droplet_id),
+            Self::CreateSent { .. } => None,
+        }
+    }
+}
 
 pub struct DigitalOceanAdapter {
     client: reqwest::Client,
@@ -23,81 +98,30 @@ impl DigitalOceanAdapter {
     fn api(&self, ctx: &Ctx, dock: &DockAccess) -> DigitalOceanApi {
         DigitalOceanApi::new(HttpSession::new(
             self.client.clone(),
-            Provider::DigitalOcean,
-            dock.base_url.as_deref().unwrap_or(super::DEFAULT_BASE_URL),
-            dock.api_key.clone(),
-            ctx.scope.clone(),
-            ctx.retry,
+            dock,
+            super::DEFAULT_BASE_URL,
+            ctx,
             api::read_error,
         ))
     }
-}
 
-/// DigitalOcean accepts hostnames: letters, digits, dots and dashes.
-fn hostname(s: &str) -> Result<(), String> {
-    let ok = s.len() <= 253
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{s:?} is not a valid hostname (letters, digits, dots and inner dashes)"
-        ))
+    fn servers_only(&self, kind: ResourceKind) -> Result<(), DockError> {
+        if kind == ResourceKind::Server {
+            Ok(())
+        } else {
+            Err(self.unsupported(kind))
+        }
     }
 }
 
-fn slug(s: &str) -> Result<(), String> {
-    if s.bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "{s:?} is not a DigitalOcean slug (lowercase letters, digits, dashes)"
-        ))
-    }
-}
-
-fn server_schema() -> ConfigSchema {
-    use FieldType::*;
-    ConfigSchema {
-        fields: vec![
-            Field::required("name", String, "Droplet hostname").with_check(hostname),
-            Field::required("region", String, "Region slug, e.g. nyc3").with_check(slug),
-            Field::required("size", String, "Size slug, e.g. s-1vcpu-1gb").with_check(slug),
-            Field::required("image", String, "Image slug or id, e.g. ubuntu-24-04-x64"),
-            Field::optional("ipv6", Boolean, "Enable IPv6"),
-            Field::optional("monitoring", Boolean, "Install the monitoring agent"),
-            Field::optional("user_data", String, "Cloud-init user data"),
-            Field::optional("ssh_keys", StringList, "SSH key ids or fingerprints"),
-            Field::optional("vpc_uuid", String, "VPC to place the droplet in"),
-            Field::optional("tags", StringList, "Extra tags"),
-        ],
-    }
-}
-
-fn text(config: &Map<String, Value>, key: &str) -> Option<String> {
-    config.get(key).and_then(Value::as_str).map(str::to_string)
-}
-
-fn texts(config: &Map<String, Value>, key: &str) -> Vec<String> {
-    config
-        .get(key)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+/// The droplet carrying `marker`. A marker is unique, so more than one would be our own bug;
+/// the oldest is the one an earlier try made first.
+async fn by_marker(api: &DigitalOceanApi, marker: &Marker) -> Result<Option<Droplet>, DockError> {
+    Ok(api
+        .list_droplets(Some(marker.as_str()))
+        .await?
+        .into_iter()
+        .min_by_key(|d| d.id))
 }
 
 fn observe(d: Droplet) -> Observed {
@@ -105,7 +129,8 @@ fn observe(d: Droplet) -> Observed {
     Observed {
         provider_resource_id: d.id.to_string(),
         name: d.name,
-        ready: d.status == "active",
+        ready: d.status == "active" && d.public_ipv4.is_some(),
+        failure: None,
         status: Some(d.status),
         marker,
         details: ResourceDetails::Server(ServerDetails {
@@ -116,6 +141,18 @@ fn observe(d: Droplet) -> Observed {
             ipv6: d.public_ipv6,
         }),
         full_api_data: d.raw,
+    }
+}
+
+fn progress(d: Droplet) -> Progress {
+    let seen = observe(d);
+    if seen.ready {
+        Progress::Done(Some(seen))
+    } else {
+        Progress::Pending {
+            status: seen.status,
+            check_in: FIRST_CHECK,
+        }
     }
 }
 
@@ -130,7 +167,7 @@ impl DockAdapter for DigitalOceanAdapter {
     }
 
     fn config_schema(&self, kind: ResourceKind) -> Option<ConfigSchema> {
-        (kind == ResourceKind::Server).then(server_schema)
+        (kind == ResourceKind::Server).then(ConfigSchema::of::<ServerConfig>)
     }
 
     async fn provision_server(
@@ -138,107 +175,132 @@ impl DockAdapter for DigitalOceanAdapter {
         ctx: &mut Ctx,
         dock: &DockAccess,
         config: &Map<String, Value>,
-    ) -> Result<Observed, DockError> {
+    ) -> Result<Progress, DockError> {
+        let config: ServerConfig = config::parse(config)?;
         let api = self.api(ctx, dock);
-        let droplet_id = match ctx
-            .step("create")
-            .and_then(|o| o["provider_resource_id"].as_str())
-        {
-            Some(id) => id.to_string(),
-            None => {
-                let marker = ctx.marker()?.to_string();
-                let mut tags = texts(config, "tags");
-                tags.push(marker.clone());
-                let req = CreateDroplet {
-                    name: text(config, "name").unwrap_or_default(),
-                    region: text(config, "region"),
-                    size: text(config, "size").unwrap_or_default(),
-                    image: text(config, "image").unwrap_or_default(),
-                    tags,
-                    ipv6: config.get("ipv6").and_then(Value::as_bool),
-                    monitoring: config.get("monitoring").and_then(Value::as_bool),
-                    user_data: text(config, "user_data"),
-                    ssh_keys: texts(config, "ssh_keys"),
-                    vpc_uuid: text(config, "vpc_uuid"),
-                };
-                let created = create_or_adopt(
-                    ctx,
-                    |attempt| api.create_droplet(&req, attempt),
-                    || async {
-                        // A marker is unique, so more than one match would be our own bug;
-                        // adopt the oldest and let discovery show the rest.
-                        Ok(api
-                            .list_droplets(Some(&marker))
-                            .await?
-                            .into_iter()
-                            .min_by_key(|d| d.id))
-                    },
-                )
-                .await?;
-                let adopted = created.adopted();
-                let droplet = created.into_inner();
-                let id = droplet.id.to_string();
-                ctx.checkpoint(
-                    "create",
-                    json!({"provider_resource_id": id, "adopted": adopted}),
-                    json!({"delete_droplet": id}),
-                )
-                .await?;
-                id
-            }
-        };
-        let ready = adapter::wait_until_ready(ctx, Provider::DigitalOcean, || async {
-            Ok(api.get_droplet(&droplet_id).await?.map(observe))
+        if ctx.step::<DropletStep>("created")?.is_some() {
+            // Created by an earlier run: the engine's checks take it from here.
+            return Ok(Progress::Pending {
+                status: None,
+                check_in: FIRST_CHECK,
+            });
+        }
+        let marker = ctx.marker()?.clone();
+        let sent_before = ctx.step::<DropletStep>("create_sent")?.is_some();
+        ctx.record(&DropletStep::CreateSent {
+            marker: marker.clone(),
         })
         .await?;
-        Ok(ready)
-    }
 
-    async fn refresh(
-        &self,
-        ctx: &mut Ctx,
-        dock: &DockAccess,
-        kind: ResourceKind,
-        provider_resource_id: &str,
-    ) -> Result<Option<Observed>, DockError> {
-        if kind != ResourceKind::Server {
-            return Err(self.unsupported(kind));
-        }
-        let api = self.api(ctx, dock);
-        Ok(api.get_droplet(provider_resource_id).await?.map(observe))
+        let mut tags: Vec<String> = config.tags.into_iter().map(String::from).collect();
+        tags.extend([SHARED_TAG.to_string(), marker.to_string()]);
+        let req = CreateDroplet {
+            name: config.name.into(),
+            region: Some(config.region.into()),
+            size: config.size.into(),
+            image: config.image.into(),
+            tags,
+            ipv6: config.ipv6,
+            monitoring: config.monitoring,
+            user_data: config.user_data,
+            ssh_keys: config.ssh_keys.into_iter().map(String::from).collect(),
+            vpc_uuid: config.vpc_uuid.map(String::from),
+        };
+        let created = create_or_adopt(
+            ctx,
+            sent_before,
+            |attempt| api.create_droplet(&req, attempt),
+            || by_marker(&api, &marker),
+        )
+        .await?;
+        let adopted = created.adopted();
+        let droplet = created.into_inner();
+        ctx.record(&DropletStep::Created {
+            droplet_id: droplet.id.to_string(),
+            adopted,
+        })
+        .await?;
+        Ok(progress(droplet))
     }
 
     async fn deprovision(
         &self,
         ctx: &mut Ctx,
         dock: &DockAccess,
-        kind: ResourceKind,
-        provider_resource_id: &str,
-    ) -> Result<(), DockError> {
-        if kind != ResourceKind::Server {
-            return Err(self.unsupported(kind));
-        }
+        target: &Tracked,
+    ) -> Result<Progress, DockError> {
+        self.servers_only(target.kind)?;
         self.api(ctx, dock)
-            .delete_droplet(provider_resource_id)
-            .await
+            .delete_droplet(&target.provider_resource_id)
+            .await?;
+        // DigitalOcean answers 204 at once and removes the droplet shortly after; it is gone
+        // when a check no longer shows it.
+        Ok(Progress::Pending {
+            status: Some("deleting".into()),
+            check_in: FIRST_CHECK,
+        })
+    }
+
+    async fn undo(&self, ctx: &mut Ctx, dock: &DockAccess, step: &Step) -> Result<(), DockError> {
+        let api = self.api(ctx, dock);
+        match decode_step::<DropletStep>(step)? {
+            DropletStep::Created { droplet_id, .. } => api.delete_droplet(&droplet_id).await,
+            DropletStep::CreateSent { marker } => {
+                // Whatever the lost answers made; deleted one by one, since deleting by tag
+                // would also match droplets a user tagged the same by hand.
+                for droplet in api.list_droplets(Some(marker.as_str())).await? {
+                    api.delete_droplet(&droplet.id.to_string()).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn observe_many(
+        &self,
+        ctx: &mut Ctx,
+        dock: &DockAccess,
+        kind: ResourceKind,
+        targets: &[Tracked],
+    ) -> Result<Vec<Option<Observed>>, DockError> {
+        self.servers_only(kind)?;
+        let api = self.api(ctx, dock);
+        let mut listed: std::collections::HashMap<String, Droplet> = api
+            .list_droplets(Some(SHARED_TAG))
+            .await?
+            .into_iter()
+            .map(|d| (d.id.to_string(), d))
+            .collect();
+        let mut out = Vec::with_capacity(targets.len());
+        for t in targets {
+            let seen = match listed.remove(&t.provider_resource_id) {
+                Some(d) => Some(observe(d)),
+                // Droplets StackDock made carry the shared tag, so the listing speaks for
+                // them. Others (discovered ones) are read one by one.
+                None if t.marker.is_none() => api
+                    .get_droplet(&t.provider_resource_id)
+                    .await?
+                    .map(observe),
+                None => None,
+            };
+            out.push(seen);
+        }
+        Ok(out)
+    }
+
+    async fn find_by_marker(
+        &self,
+        ctx: &mut Ctx,
+        dock: &DockAccess,
+        kind: ResourceKind,
+        marker: &Marker,
+    ) -> Result<Option<Observed>, DockError> {
+        self.servers_only(kind)?;
+        Ok(by_marker(&self.api(ctx, dock), marker).await?.map(observe))
     }
 
     async fn discover(&self, ctx: &mut Ctx, dock: &DockAccess) -> Result<Vec<Observed>, DockError> {
         let droplets = self.api(ctx, dock).list_droplets(None).await?;
         Ok(droplets.into_iter().map(observe).collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hostnames_are_checked_like_digitalocean_does() {
-        assert!(hostname("web-1").is_ok());
-        assert!(hostname("web-1.example.com").is_ok());
-        for bad in ["web_1", "-web", "web-", "a..b", "sp ace", ""] {
-            assert!(hostname(bad).is_err(), "{bad:?}");
-        }
     }
 }

@@ -150,6 +150,6 @@ pub(crate) async fn schema(
         ))
     })?;
     Ok(Json(
-        json!({"kind": kind, "provider": dock.provider, "fields": schema.fields}),
+        json!({"kind": kind, "provider": dock.provider, "schema": schema.json(), "sensitive": schema.sensitive()}),
     ))
 }
