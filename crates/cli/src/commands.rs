@@ -129,9 +129,7 @@ pub(crate) async fn provision(a: ProvisionArgs) -> CliResult {
         body.insert(k.to_string(), value);
     }
     let client = Client::new(&a.conn)?;
-    let created = client
-        .post(&format!("/api/v1/{coll}"), &Value::Object(body))
-        .await?;
+    let created = create_once(&client, &format!("/api/v1/{coll}"), &Value::Object(body)).await?;
     if a.no_wait {
         if a.conn.json {
             print_json(&created);
@@ -143,6 +141,54 @@ pub(crate) async fn provision(a: ProvisionArgs) -> CliResult {
     let id = created["id"].as_str().unwrap_or_default().to_string();
     let done = follow(&client, &id, !a.conn.json).await?;
     settle_report(&done, a.conn.json, "provisioned")
+}
+
+/// Sends a create with an `Idempotency-Key`, and sends it again with the same key when the
+/// connection failed: if the first one was recorded after all, the server answers its row
+/// instead of making a second resource.
+async fn create_once(client: &Client, path: &str, body: &Value) -> Result<Value, CliError> {
+    let key = hex::encode(rand::random::<[u8; 16]>());
+    let mut tries = 0;
+    loop {
+        let req = client
+            .request(reqwest::Method::POST, path)
+            .header("idempotency-key", &key)
+            .json(body);
+        match client.send(req).await {
+            Err(CliError::Unreachable(_)) if tries < 3 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(500 * tries)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Stops a provision at its next step boundary and follows it until it settles.
+pub(crate) async fn cancel(conn: &Conn, id: &str, no_wait: bool) -> CliResult {
+    let client = Client::new(conn)?;
+    let path = format!("/api/v1/resources/{}/cancel", seg(id));
+    let accepted = client.post(&path, &json!({})).await?;
+    if no_wait {
+        return report_or_follow(&client, conn, id, accepted, true, "failed").await;
+    }
+    let done = follow(&client, &seg(id), !conn.json).await?;
+    let cancelled = done["provisioning_state"] == "failed" && done["error"]["code"] == "cancelled";
+    if conn.json {
+        print_json(&done);
+    } else if cancelled {
+        println!("cancelled; everything it had created was removed");
+    } else {
+        println!(
+            "the provision finished before the cancel took effect: {}",
+            summary(&done)
+        );
+    }
+    Ok(if cancelled {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 pub(crate) async fn status(conn: &Conn, id: &str, watch: bool) -> CliResult {
@@ -273,6 +319,29 @@ pub(crate) enum DocksCommand {
         /// Overrides the provider's API base URL.
         #[arg(long)]
         api_url: Option<String>,
+        /// The account's rate limit, e.g. 250/min,5000/h (or `none` for an account whose
+        /// limits were raised); the default is the provider's documented limits.
+        #[arg(long)]
+        rate_limit: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Change a dock: replace its API key (read from stdin), its URL or its rate limit.
+    Update {
+        dock: String,
+        /// Read a new API key from standard input (one line).
+        #[arg(long)]
+        api_key_stdin: bool,
+        /// A new API base URL.
+        #[arg(long, conflicts_with = "default_url")]
+        api_url: Option<String>,
+        /// Go back to the provider's public API URL.
+        #[arg(long)]
+        default_url: bool,
+        /// A new rate limit (250/min,5000/h, or none); `documented` goes back to the
+        /// provider's documented limits.
+        #[arg(long)]
+        rate_limit: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -291,7 +360,10 @@ pub(crate) enum DocksCommand {
 impl DocksCommand {
     pub(crate) fn conn(&self) -> &Conn {
         match self {
-            Self::Add { conn, .. } | Self::List { conn } | Self::Remove { conn, .. } => conn,
+            Self::Add { conn, .. }
+            | Self::Update { conn, .. }
+            | Self::List { conn }
+            | Self::Remove { conn, .. } => conn,
         }
     }
 }
@@ -316,13 +388,67 @@ pub(crate) async fn docks(cmd: DocksCommand) -> CliResult {
             name,
             api_key,
             api_url,
+            rate_limit,
             ..
         } => {
             let mut body = json!({"provider": provider, "name": name, "api_key": api_key});
             if let Some(u) = api_url {
                 body["api_url"] = json!(u);
             }
+            if let Some(r) = rate_limit {
+                body["rate_limit"] = json!(r);
+            }
             client.post("/api/v1/docks", &body).await?
+        }
+        DocksCommand::Update {
+            dock,
+            api_key_stdin,
+            api_url,
+            default_url,
+            rate_limit,
+            ..
+        } => {
+            let mut body = serde_json::Map::new();
+            if api_key_stdin {
+                let mut key = String::new();
+                std::io::stdin()
+                    .read_line(&mut key)
+                    .map_err(|e| CliError::Input(format!("cannot read the API key: {e}")))?;
+                let key = key.trim();
+                if key.is_empty() {
+                    return Err(CliError::Input(
+                        "--api-key-stdin: standard input held no key".into(),
+                    ));
+                }
+                body.insert("api_key".into(), json!(key));
+            }
+            if let Some(u) = api_url {
+                body.insert("api_url".into(), json!(u));
+            } else if default_url {
+                body.insert("api_url".into(), Value::Null);
+            }
+            match rate_limit.as_deref() {
+                Some("documented") => {
+                    body.insert("rate_limit".into(), Value::Null);
+                }
+                Some(r) => {
+                    body.insert("rate_limit".into(), json!(r));
+                }
+                None => {}
+            }
+            if body.is_empty() {
+                return Err(CliError::Input(
+                    "nothing to change: give --api-key-stdin, --api-url, --default-url or --rate-limit"
+                        .into(),
+                ));
+            }
+            client
+                .send(
+                    client
+                        .request(reqwest::Method::PATCH, &format!("/api/v1/docks/{}", seg(&dock)))
+                        .json(&Value::Object(body)),
+                )
+                .await?
         }
         DocksCommand::List { .. } => client.get("/api/v1/docks").await?,
         DocksCommand::Remove { dock, .. } => {

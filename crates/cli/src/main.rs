@@ -77,6 +77,15 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Stop a provision under way and remove what it created.
+    Cancel {
+        id: String,
+        /// Return once the request is recorded instead of following it.
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Manage docks (connected provider accounts).
     Docks {
         #[command(subcommand)]
@@ -126,6 +135,7 @@ fn main() -> ExitCode {
         Command::Status { conn, .. }
         | Command::Deprovision { conn, .. }
         | Command::Retry { conn, .. }
+        | Command::Cancel { conn, .. }
         | Command::Sync { conn, .. }
         | Command::Calls { conn, .. }
         | Command::Audit { conn, .. } => conn.json,
@@ -140,6 +150,7 @@ fn main() -> ExitCode {
                 commands::deprovision(&conn, &id, no_wait).await
             }
             Command::Retry { id, no_wait, conn } => commands::retry(&conn, &id, no_wait).await,
+            Command::Cancel { id, no_wait, conn } => commands::cancel(&conn, &id, no_wait).await,
             Command::Docks { command } => commands::docks(command).await,
             Command::Sync {
                 dock,

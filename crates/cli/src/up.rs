@@ -13,7 +13,8 @@ use clap::Args;
 use rand::RngCore;
 use stackdock_core::{DockName, Keyring, MasterKey, Provider, SecretString};
 use stackdock_docks::Registry;
-use stackdock_engine::intent::NewDock;
+use stackdock_docks::RateLimit;
+use stackdock_engine::intent::{DockUpdate, NewDock};
 use stackdock_engine::{Actor, Engine, EngineConfig, Failpoints};
 use stackdock_sandbox::{DigitalOceanSandbox, DoSandboxConfig};
 use stackdock_server::AppState;
@@ -297,10 +298,14 @@ async fn start_sandbox(
         .await
         .map_err(|e| CliError::Other(e.to_string()))?;
     let result = match existing {
-        Some(dock) => engine
-            .update_dock(actor, dock, url, Some(SecretString::new(key)))
-            .await
-            .map(|_| ()),
+        Some(dock) => {
+            let update = DockUpdate {
+                api_base_url: Some(url),
+                api_key: Some(SecretString::new(key)),
+                rate_limit: None,
+            };
+            engine.update_dock(actor, dock, update).await.map(|_| ())
+        }
         None => engine
             .add_dock(
                 actor,
@@ -309,6 +314,9 @@ async fn start_sandbox(
                     name,
                     api_key: SecretString::new(key),
                     api_base_url: url,
+                    // The simulator does not limit; DigitalOcean's documented limits would
+                    // only slow a demo down.
+                    rate_limit: Some(RateLimit::None),
                 },
             )
             .await

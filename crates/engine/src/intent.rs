@@ -8,7 +8,8 @@ use stackdock_core::{
     ProvisioningSource, ProvisioningState, Resource, ResourceDetails, ResourceId, ResourceKind,
     SecretString, UserId,
 };
-use stackdock_store::{Batch, Write};
+use stackdock_docks::{ConfigError, RateLimit};
+use stackdock_store::{Batch, IdempotentRequest, StoreError, Write};
 
 use crate::worker::merge;
 use crate::{Engine, EngineError};
@@ -26,7 +27,32 @@ pub struct NewDock {
     pub name: DockName,
     pub api_key: SecretString,
     pub api_base_url: Option<String>,
+    /// The account's rate limit, when the owner sets one; `None` keeps the provider's
+    /// documented limits.
+    pub rate_limit: Option<RateLimit>,
 }
+
+/// What changes on an existing dock; `None` leaves a part as it is.
+#[derive(Default)]
+pub struct DockUpdate {
+    /// `Some(None)` goes back to the provider's public URL.
+    pub api_base_url: Option<Option<String>>,
+    pub api_key: Option<SecretString>,
+    /// `Some(None)` goes back to the provider's documented limits.
+    pub rate_limit: Option<Option<RateLimit>>,
+}
+
+/// A provision request as recorded.
+pub struct Requested {
+    pub resource: Resource,
+    pub operation: Operation,
+    /// The request repeated an earlier one with the same `Idempotency-Key`: this is the row
+    /// that one made, and nothing new was recorded.
+    pub replayed: bool,
+}
+
+/// The most characters of an `Idempotency-Key`.
+pub const IDEMPOTENCY_KEY_MAX: usize = 255;
 
 /// The audit `resource` field for a row.
 pub(crate) fn audit_ref(kind: ResourceKind, id: ResourceId) -> String {
@@ -45,6 +71,10 @@ impl Engine {
             ));
         }
         let id = stackdock_core::DockId::new();
+        let mut settings = Map::new();
+        if let Some(limit) = &new.rate_limit {
+            settings.insert("rate_limit".into(), Value::String(limit.to_string()));
+        }
         let dock = Dock {
             id,
             org_id: actor.org_id,
@@ -52,7 +82,7 @@ impl Engine {
             name: new.name,
             sealed_api_key: self.inner.keyring.seal(&new.api_key, &id.to_string()),
             api_base_url: new.api_base_url,
-            settings: Value::Object(Map::new()),
+            settings: Value::Object(settings),
             created_at: chrono::Utc::now(),
         };
         let audit = AuditEntry::new(actor.org_id, actor.user_id, "dock.add", Outcome::Success)
@@ -70,22 +100,45 @@ impl Engine {
         Ok(dock)
     }
 
-    /// Points an existing dock at another base URL, optionally with a new key (the sandbox
-    /// does this on each start, as its port changes).
+    /// Changes an existing dock: its base URL, its API key (sealed again to the dock), its rate
+    /// limit. The new limit applies to calls from now on, in flight or not.
     pub async fn update_dock(
         &self,
         actor: Actor,
         mut dock: Dock,
-        api_base_url: Option<String>,
-        api_key: Option<SecretString>,
+        update: DockUpdate,
     ) -> Result<Dock, EngineError> {
-        dock.api_base_url = api_base_url;
-        if let Some(key) = api_key {
+        let mut changed = Vec::new();
+        if let Some(url) = update.api_base_url {
+            dock.api_base_url = url;
+            changed.push("api_url");
+        }
+        if let Some(key) = update.api_key {
+            if key.is_empty() {
+                return Err(EngineError::InvalidConfig(ConfigError::new(
+                    "api_key",
+                    "must not be empty",
+                )));
+            }
             dock.sealed_api_key = self.inner.keyring.seal(&key, &dock.id.to_string());
+            changed.push("api_key");
+        }
+        if let Some(limit) = update.rate_limit {
+            if !dock.settings.is_object() {
+                dock.settings = Value::Object(Map::new());
+            }
+            if let Some(settings) = dock.settings.as_object_mut() {
+                match &limit {
+                    Some(l) => settings.insert("rate_limit".into(), Value::String(l.to_string())),
+                    None => settings.remove("rate_limit"),
+                };
+            }
+            changed.push("rate_limit");
         }
         let audit = AuditEntry::new(actor.org_id, actor.user_id, "dock.update", Outcome::Success)
             .resource(format!("docks/{}", dock.id))
-            .provider(dock.provider.as_str());
+            .provider(dock.provider.as_str())
+            .details(json!({"name": dock.name, "changed": changed}));
         self.inner
             .store
             .apply(
@@ -94,6 +147,10 @@ impl Engine {
                     .push(Write::Audit(audit)),
             )
             .await?;
+        // The budget of a running dock follows at once.
+        self.inner
+            .budgets
+            .for_dock(dock.id, crate::rate_limit_of(&dock));
         Ok(dock)
     }
 
@@ -146,7 +203,45 @@ impl Engine {
         kind: ResourceKind,
         config: Map<String, Value>,
     ) -> Result<(Resource, Operation), EngineError> {
+        let r = self
+            .request_provision_once(actor, dock, kind, config, None)
+            .await?;
+        Ok((r.resource, r.operation))
+    }
+
+    /// [`Engine::request_provision`] with an optional `Idempotency-Key`: a request repeating
+    /// an earlier one with the same key answers the row that one made instead of a second
+    /// resource; the same key with a different request is refused.
+    pub async fn request_provision_once(
+        &self,
+        actor: Actor,
+        dock: &Dock,
+        kind: ResourceKind,
+        config: Map<String, Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Requested, EngineError> {
         self.validate(dock, kind, &config)?;
+        let keyed = match idempotency_key {
+            None => None,
+            Some(key) => {
+                if key.is_empty()
+                    || key.len() > IDEMPOTENCY_KEY_MAX
+                    || !key.bytes().all(|b| b.is_ascii_graphic())
+                {
+                    return Err(EngineError::InvalidConfig(ConfigError::new(
+                        "Idempotency-Key",
+                        format!(
+                            "must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"
+                        ),
+                    )));
+                }
+                let hash = request_hash(dock, kind, &config);
+                if let Some(done) = self.replay(actor, key, &hash).await? {
+                    return Ok(done);
+                }
+                Some((key.to_string(), hash))
+            }
+        };
         let name = config
             .get("name")
             .and_then(Value::as_str)
@@ -180,10 +275,111 @@ impl Engine {
             json!({ "config": config }),
             json!({"dock": dock.name}),
         );
-        let written = self
-            .enqueue(Some(Write::InsertResource(resource)), &op, audit)
-            .await?;
-        Ok((row_of(written)?, op))
+        let mut writes = vec![Write::InsertResource(resource)];
+        if let Some((key, request_hash)) = &keyed {
+            writes.push(Write::IdempotencyKey(IdempotentRequest {
+                org_id: actor.org_id,
+                key: key.clone(),
+                request_hash: request_hash.clone(),
+                resource_id: id,
+            }));
+        }
+        match self.enqueue(writes, &op, audit).await {
+            Ok(written) => Ok(Requested {
+                resource: row_of(written)?,
+                operation: op,
+                replayed: false,
+            }),
+            // Two requests with one key at once: the other recorded first; answer its row.
+            Err(EngineError::Store(StoreError::AlreadyExists { .. })) if keyed.is_some() => {
+                let (key, hash) = keyed.unwrap_or_default();
+                self.replay(actor, &key, &hash).await?.ok_or_else(|| {
+                    EngineError::Conflict(format!("Idempotency-Key {key:?} is in use"))
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The answer to a request repeated with an `Idempotency-Key` already used, if it was.
+    async fn replay(
+        &self,
+        actor: Actor,
+        key: &str,
+        hash: &str,
+    ) -> Result<Option<Requested>, EngineError> {
+        let store = &self.inner.store;
+        let Some(first) = store.find_idempotency_key(actor.org_id, key).await? else {
+            return Ok(None);
+        };
+        if first.request_hash != hash {
+            return Err(EngineError::Conflict(format!(
+                "Idempotency-Key {key:?} was already used for a different request"
+            )));
+        }
+        let resource = store.get_resource(actor.org_id, first.resource_id).await?;
+        let operation = store
+            .list_operations(actor.org_id, Some(resource.id), 1000)
+            .await?
+            .into_iter()
+            .rfind(|op| op.kind == OpKind::Provision)
+            .ok_or_else(|| {
+                EngineError::Store(StoreError::Corrupt(format!(
+                    "resource {} has no provision operation",
+                    resource.id
+                )))
+            })?;
+        Ok(Some(Requested {
+            resource,
+            operation,
+            replayed: true,
+        }))
+    }
+
+    /// Stops a provision under way at its next step boundary; what it created is undone and
+    /// the row settles `failed` with code `cancelled`. A waiting provision is woken at once.
+    pub async fn request_cancel(
+        &self,
+        actor: Actor,
+        id: ResourceId,
+    ) -> Result<(Resource, Operation), EngineError> {
+        let store = &self.inner.store;
+        let resource = store.get_resource(actor.org_id, id).await?;
+        let kind = resource.kind();
+        let op = match store.active_operation_for(id).await? {
+            Some(op) if op.kind == OpKind::Provision => op,
+            Some(op) => {
+                return Err(EngineError::Conflict(format!(
+                    "{kind} {id} is being {}ed; only a provision can be cancelled",
+                    op.kind
+                )));
+            }
+            None => {
+                return Err(EngineError::Conflict(format!(
+                    "{kind} {id} is {}; there is no provision under way to cancel",
+                    resource.provisioning_state
+                )));
+            }
+        };
+        let op = store
+            .request_cancel(actor.org_id, op.id)
+            .await
+            .map_err(|e| match e {
+                StoreError::Refused { message } => EngineError::Conflict(message),
+                other => EngineError::Store(other),
+            })?;
+        let audit = AuditEntry::new(
+            actor.org_id,
+            actor.user_id,
+            format!("{kind}.cancel"),
+            Outcome::Requested,
+        )
+        .resource(audit_ref(kind, id))
+        .provider(resource.provider.clone())
+        .details(json!({"name": resource.name, "operation_id": op.id}));
+        store.apply(Batch::new().push(Write::Audit(audit))).await?;
+        self.inner.wake.notify_one();
+        Ok((resource, op))
     }
 
     /// Records the intent to destroy a resource and queues the operation. The returned row is
@@ -281,7 +477,7 @@ impl Engine {
             .resource(format!("docks/{}", dock.id))
             .provider(dock.provider.as_str())
             .details(json!({"operation_id": op.id}));
-        self.enqueue(None, &op, audit).await?;
+        self.enqueue(Vec::new(), &op, audit).await?;
         Ok(op)
     }
 
@@ -313,27 +509,35 @@ impl Engine {
             resource,
             expected_version,
         };
-        let written = self.enqueue(Some(write), &op, audit).await?;
+        let written = self.enqueue(vec![write], &op, audit).await?;
         Ok((row_of(written)?, op))
     }
 
-    /// Records an operation with its audit row (and the resource write it carries out, if
-    /// any) in one transaction, then wakes the workers. Returns the resource as written, if any.
+    /// Records an operation with its audit row (and the writes it carries out, if any) in one
+    /// transaction, then wakes the workers. Returns the resource as written, if any.
     async fn enqueue(
         &self,
-        resource: Option<Write>,
+        writes: Vec<Write>,
         op: &Operation,
         audit: AuditEntry,
     ) -> Result<Option<Resource>, EngineError> {
         let mut batch = Batch::new();
-        batch.writes.extend(resource);
+        batch.writes.extend(writes);
         let batch = batch
             .push(Write::InsertOperation(op.clone()))
             .push(Write::Audit(audit));
         let written = self.inner.store.apply(batch).await?;
-        self.inner.wake.notify_waiters();
+        self.inner.wake.notify_one();
         Ok(written.into_iter().next())
     }
+}
+
+/// A digest of what a provision asks for, to tell a repeat from another request.
+fn request_hash(dock: &Dock, kind: ResourceKind, config: &Map<String, Value>) -> String {
+    use sha2::Digest;
+    // serde_json's maps are ordered by key, so equal configs serialize alike.
+    let text = json!({"dock": dock.id, "kind": kind, "config": config}).to_string();
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 /// The row a resource write returned; the store returns every row it writes.

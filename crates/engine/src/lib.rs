@@ -70,6 +70,9 @@ pub struct WaitPolicy {
     pub check_share: f64,
     /// How long an operation may wait on the provider in all before it fails.
     pub timeout: Duration,
+    /// How long a check holds the operations it took: if it dies or cannot write, they are
+    /// checked again after this. Longer than a check takes.
+    pub hold: Duration,
 }
 
 impl Default for WaitPolicy {
@@ -78,6 +81,7 @@ impl Default for WaitPolicy {
             min_interval: Duration::from_millis(100),
             check_share: 0.2,
             timeout: Duration::from_secs(1800),
+            hold: Duration::from_secs(30),
         }
     }
 }

@@ -29,35 +29,31 @@ use tokio::sync::watch;
 use crate::provision::{cancelled, provisioned_batch};
 use crate::{Engine, EngineError};
 
-/// How long an observer holds the operations it took before another may take them.
-const HOLD: Duration = Duration::from_secs(60);
 /// The most waiting operations one observer pass takes.
 const TAKE: u32 = 2000;
 
 impl Engine {
+    /// Tells the observer an operation was parked, so it looks again at when the next check
+    /// is due instead of sleeping through it.
+    pub(crate) fn parked(&self) {
+        // `notify_one` keeps the wake-up for an observer that is not sleeping yet.
+        self.inner.wake_observer.notify_one();
+    }
+
     pub(crate) async fn observe_loop(self, mut shutdown: watch::Receiver<bool>) {
         let owner = format!("{}-observer", self.inner.config.worker_id);
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            match self.inner.store.claim_waiting(&owner, HOLD, TAKE).await {
-                Ok(ops) if !ops.is_empty() => {
-                    let mut groups: HashMap<(DockId, ResourceKind), Vec<Operation>> =
-                        HashMap::new();
-                    for op in ops {
-                        if let Some(kind) = op.resource_kind {
-                            groups.entry((op.dock_id, kind)).or_default().push(op);
-                        }
-                    }
+            match self.take_due(&owner).await {
+                Ok(groups) if !groups.is_empty() => {
+                    // A group per task: a slow provider does not hold up the others.
                     for ((dock, kind), ops) in groups {
                         let engine = self.clone();
                         let owner = owner.clone();
                         tokio::spawn(async move {
-                            if let Err(e) = engine.observe_group(&owner, dock, kind, &ops).await {
-                                // The hold runs out and the next pass takes them again.
-                                tracing::warn!(dock = %dock, error = %e, "checking waiting operations failed");
-                            }
+                            engine.observe_logged(&owner, dock, kind, &ops).await;
                         });
                     }
                     continue;
@@ -77,6 +73,52 @@ impl Engine {
                 _ = self.inner.wake_observer.notified() => {}
                 _ = shutdown.changed() => return,
             }
+        }
+    }
+
+    /// Takes the waiting operations that are due and checks them, in this task; how many it
+    /// took. For tests that step the engine by hand.
+    pub async fn observe_due(&self, owner: &str) -> Result<usize, EngineError> {
+        let groups = self.take_due(owner).await?;
+        let taken = groups.values().map(Vec::len).sum();
+        futures::future::join_all(
+            groups
+                .into_iter()
+                .map(|((dock, kind), ops)| async move {
+                    self.observe_logged(owner, dock, kind, &ops).await
+                }),
+        )
+        .await;
+        Ok(taken)
+    }
+
+    /// The due waiting operations, grouped by dock and kind.
+    async fn take_due(
+        &self,
+        owner: &str,
+    ) -> Result<HashMap<(DockId, ResourceKind), Vec<Operation>>, EngineError> {
+        let ops = self.inner
+            .store
+            .claim_waiting(owner, self.inner.config.wait.hold, TAKE).await?;
+        let mut groups: HashMap<(DockId, ResourceKind), Vec<Operation>> = HashMap::new();
+        for op in ops {
+            if let Some(kind) = op.resource_kind {
+                groups.entry((op.dock_id, kind)).or_default().push(op);
+            }
+        }
+        Ok(groups)
+    }
+
+    async fn observe_logged(
+        &self,
+        owner: &str,
+        dock: DockId,
+        kind: ResourceKind,
+        ops: &[Operation],
+    ) {
+        if let Err(e) = self.observe_group(owner, dock, kind, ops).await {
+            // The hold runs out and a later pass takes them again.
+            tracing::warn!(dock = %dock, error = %e, "checking waiting operations failed");
         }
     }
 
@@ -212,8 +254,9 @@ impl Engine {
             }
         }
         if handed_back {
-            self.inner.wake.notify_waiters();
+            self.inner.wake.notify_one();
         }
+        self.parked();
         Ok(())
     }
 }

@@ -78,6 +78,7 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
             let check_in = check_in.max(engine.check_interval(&access.budget));
             let batch = Engine::park_batch(op, lease, check_in, Some((row, None, status)));
             store.apply(batch).await?;
+            engine.parked();
             Ok(())
         }
         Err(DockError::Checkpoint(source)) => Err(EngineError::from_checkpoint(source)),

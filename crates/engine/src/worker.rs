@@ -317,13 +317,15 @@ impl Engine {
         parked.updated_at = now;
         let mut batch = Batch::fenced(lease);
         if let Some((mut row, observed, status)) = row {
-            let before = (row.status.clone(), row.full_api_data.clone());
-            let expected_version = row.version;
-            match observed {
-                Some(o) => apply_observed(&mut row, o),
-                None => row.status = status.or(row.status),
-            }
-            if (row.status.clone(), row.full_api_data.clone()) != before {
+            // Written only when the provider's status changes: watchers see each change once,
+            // and checks that see nothing new write nothing.
+            let status = observed.as_ref().map_or(status, |o| o.status.clone());
+            if status.is_some() && status != row.status {
+                let expected_version = row.version;
+                match observed {
+                    Some(o) => apply_observed(&mut row, o),
+                    None => row.status = status,
+                }
                 batch = batch.push(Write::UpdateResource {
                     resource: row,
                     expected_version,

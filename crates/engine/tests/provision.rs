@@ -11,28 +11,23 @@ use stackdock_sandbox::Fault;
 use stackdock_store::Store;
 use support::{Options, assert_one_create_step, ipv4, spawn_engine, spawn_engine_with};
 
-/// Runs a provision that fails permanently after its create, with `fault` injected, and checks
-/// the unwind: droplet deleted, step undone, row and audit failed with `code`.
-async fn assert_unwinds_after_create(fault: Fault, code: &str, message: &str) {
-    let t = spawn_engine().await;
-    t.sandbox.inject(fault);
+/// Runs a provision whose droplet is never ready in time, with `prepare` applied first, and
+/// checks the unwind: droplet deleted, both steps undone, row and audit failed `not_ready`.
+async fn assert_unwinds_after_create(t: &support::TestEngine) -> String {
     let (requested, op) = t.provision("web-1").await;
 
     let done = t.run_until_finished(op.id).await;
 
     assert_eq!(done.state, OpState::Failed);
-    assert_eq!(done.attempt, 1, "a permanent failure is not retried");
-    let last_error = done.last_error.as_deref().unwrap_or_default();
-    assert!(last_error.starts_with(code), "{last_error}");
     let row = t.resource(requested.id).await;
     assert_eq!(row.provisioning_state, ProvisioningState::Failed);
     let error = row.error.as_ref().expect("a failed row says why");
-    assert_eq!(error.code, code);
-    assert_eq!(error.message, message);
+    assert_eq!(error.code, "not_ready");
+    assert_eq!(row.provider_resource_id, None, "what it tracked is gone");
 
     // The droplet made by the create was deleted before the row settled.
     let steps = t.steps(op.id).await;
-    let droplet = steps[0].output["provider_resource_id"]
+    let droplet = steps[1].output["droplet_id"]
         .as_str()
         .expect("the create was recorded")
         .to_string();
@@ -43,7 +38,7 @@ async fn assert_unwinds_after_create(fault: Fault, code: &str, message: &str) {
         t.sandbox.droplets()
     );
     let deletes = t.requests("DELETE", &format!("/v2/droplets/{droplet}"));
-    assert_eq!(deletes.iter().map(|r| r.status).collect::<Vec<_>>(), [204]);
+    assert_eq!(deletes.last().map(|r| r.status), Some(204));
     // The delete is journaled for the resource like every other call.
     let calls = t
         .store
@@ -69,88 +64,238 @@ async fn assert_unwinds_after_create(fault: Fault, code: &str, message: &str) {
             ("server.provision", Outcome::Failure)
         ]
     );
-    assert_eq!(audit[1].details["code"], code);
-    assert_eq!(audit[1].details["message"], message);
+    assert_eq!(audit[1].details["code"], "not_ready");
+    droplet
+}
+
+fn never_ready() -> Options {
+    Options {
+        ready_after: Duration::from_secs(3600),
+        wait_timeout: Duration::from_millis(300),
+        ..Options::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_droplet_vanishing_while_polled_fails_and_unwinds() {
-    // A 404 on the poll: DigitalOcean no longer knows the droplet.
-    assert_unwinds_after_create(
-        Fault::error(Some("GET"), "/v2/droplets/", 404, 1),
-        "vanished",
-        "the resource disappeared while it was being created",
-    )
-    .await;
+async fn a_droplet_never_ready_in_time_is_deleted_before_the_row_fails() {
+    let t = spawn_engine_with(never_ready()).await;
+    assert_unwinds_after_create(&t).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_provider_refusal_while_polling_fails_in_its_words_and_unwinds() {
-    assert_unwinds_after_create(
-        Fault::error_with(
-            Some("GET"),
-            "/v2/droplets/",
-            403,
-            "forbidden",
-            "You are not allowed to read droplets.",
-            1,
-        ),
+async fn a_cleanup_the_provider_refuses_keeps_unwinding_and_the_row_waits_for_it() {
+    let t = spawn_engine_with(never_ready()).await;
+    // The first two deletes are refused: the row must not settle while the droplet exists.
+    t.sandbox.inject(Fault::error_with(
+        Some("DELETE"),
+        "/v2/droplets/",
+        403,
         "forbidden",
-        "You are not allowed to read droplets.",
-    )
-    .await;
+        "You are not allowed to delete droplets.",
+        2,
+    ));
+    let (requested, op) = t.provision("web-1").await;
+    let started = std::time::Instant::now();
+    let unwinding = loop {
+        let current = t.operation(op.id).await;
+        if current.unwind.is_some() && current.last_error.is_some() {
+            break current;
+        }
+        assert!(started.elapsed() < support::DEADLINE, "{current:?}");
+        if !t.run_one().await && t.observe_one().await == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    assert_eq!(unwinding.state, OpState::Queued);
+    assert!(
+        unwinding
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("not allowed to delete")),
+        "{unwinding:?}"
+    );
+    let row = t.resource(requested.id).await;
+    assert_eq!(row.provisioning_state, ProvisioningState::Provisioning);
+    assert_eq!(t.droplet_ids().len(), 1, "the refused delete left it");
+
+    // The provider lets the next delete through; the unwind finishes.
+    let droplet = assert_unwinds_after_create_of(&t, requested.id, op.id).await;
+    assert_eq!(
+        t.requests("DELETE", &format!("/v2/droplets/{droplet}"))
+            .iter()
+            .map(|r| r.status)
+            .collect::<Vec<_>>(),
+        [403, 403, 204]
+    );
+}
+
+/// Finishes an operation already under way and checks it unwound; the droplet's id.
+async fn assert_unwinds_after_create_of(
+    t: &support::TestEngine,
+    rid: stackdock_core::ResourceId,
+    op: stackdock_core::OperationId,
+) -> String {
+    let done = t.run_until_finished(op).await;
+    assert_eq!(done.state, OpState::Failed);
+    let row = t.resource(rid).await;
+    assert_eq!(row.error.map(|e| e.code).as_deref(), Some("not_ready"));
+    let steps = t.steps(op).await;
+    let droplet = steps[1].output["droplet_id"].as_str().unwrap().to_string();
+    assert_one_create_step(&steps, StepStatus::Undone, &droplet);
+    assert!(t.sandbox.droplets().is_empty());
+    droplet
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_cleanup_keeps_the_droplet_tracked_so_deprovision_can_remove_it() {
+async fn a_refused_create_fails_in_the_providers_words_after_one_marker_lookup() {
     let t = spawn_engine().await;
-    t.sandbox
-        .inject(Fault::error(Some("GET"), "/v2/droplets/", 404, 1));
-    t.sandbox
-        .inject(Fault::error(Some("DELETE"), "/v2/droplets/", 403, 1));
+    t.sandbox.inject(Fault::error_with(
+        Some("POST"),
+        "/v2/droplets",
+        422,
+        "unprocessable_entity",
+        "Size is not available in this region.",
+        1,
+    ));
     let (requested, op) = t.provision("web-1").await;
 
     let done = t.run_until_finished(op.id).await;
 
     assert_eq!(done.state, OpState::Failed);
+    assert_eq!(done.attempt, 1, "a refusal is not retried");
     let row = t.resource(requested.id).await;
     let error = row.error.clone().expect("error");
-    assert_eq!(error.code, "vanished");
-    assert!(
-        error
-            .message
-            .contains("cleaning up what was created failed"),
-        "{}",
-        error.message
-    );
-    let droplets = t.droplet_ids();
-    assert_eq!(droplets.len(), 1, "the delete was refused");
+    assert_eq!(error.code, "unprocessable_entity");
+    assert_eq!(error.message, "Size is not available in this region.");
+    // The create was sent, so before settling the marker was looked up: nothing to delete.
+    let steps = t.steps(op.id).await;
+    assert_eq!(steps.len(), 1, "{steps:?}");
     assert_eq!(
-        row.provider_resource_id.as_deref(),
-        Some(droplets[0].as_str())
+        (steps[0].name.as_str(), steps[0].status),
+        ("create_sent", StepStatus::Undone)
     );
-    assert_one_create_step(&t.steps(op.id).await, StepStatus::Done, &droplets[0]);
-
-    // A retry would make a second droplet beside the one still tracked: refused.
-    let retry = t.engine.request_retry(t.actor, requested.id).await;
-    assert!(
-        matches!(&retry, Err(EngineError::Conflict(m)) if m.contains("deprovision it first")),
-        "{retry:?}"
-    );
-
-    // The user's way out: deprovision the failed row.
-    let (_, deprovision) = t
-        .engine
-        .request_deprovision(t.actor, requested.id)
-        .await
-        .expect("a failed resource can be deprovisioned");
-    let done = t.run_until_finished(deprovision.id).await;
-    assert_eq!(done.state, OpState::Succeeded);
-    assert_eq!(
-        t.resource(requested.id).await.provisioning_state,
-        ProvisioningState::Deprovisioned
-    );
+    let marker = row.marker.clone().unwrap();
+    let lookups = t
+        .sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.query.as_deref().unwrap_or("").contains(marker.as_str()))
+        .count();
+    assert_eq!(lookups, 1);
     assert!(t.sandbox.droplets().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_provision_removes_what_it_created() {
+    let t = spawn_engine_with(Options {
+        ready_after: Duration::from_secs(3600),
+        ..Options::default()
+    })
+    .await;
+    let (requested, op) = t.provision("web-1").await;
+    assert!(t.run_one().await);
+    assert_eq!(t.operation(op.id).await.state, OpState::Waiting);
+    assert_eq!(t.droplet_ids().len(), 1);
+
+    let (_, cancelled) = t
+        .engine
+        .request_cancel(t.actor, requested.id)
+        .await
+        .expect("a provision under way can be cancelled");
+    assert_eq!(cancelled.id, op.id);
+    // Woken at once: a worker can take it now, without waiting for its next check.
+    assert_eq!(t.operation(op.id).await.state, OpState::Queued);
+
+    let done = t.run_until_finished(op.id).await;
+    assert_eq!(done.state, OpState::Failed);
+    let row = t.resource(requested.id).await;
+    assert_eq!(row.provisioning_state, ProvisioningState::Failed);
+    assert_eq!(row.error.map(|e| e.code).as_deref(), Some("cancelled"));
+    assert!(t.sandbox.droplets().is_empty());
+    let actions: Vec<(String, Outcome)> = t
+        .audit_of(&t.resource(requested.id).await)
+        .await
+        .into_iter()
+        .map(|a| (a.action, a.outcome))
+        .collect();
+    assert!(
+        actions.contains(&("server.cancel".to_string(), Outcome::Requested)),
+        "{actions:?}"
+    );
+    // Nothing is under way any more, so there is nothing to cancel.
+    let again = t.engine.request_cancel(t.actor, requested.id).await;
+    assert!(matches!(again, Err(EngineError::Conflict(_))), "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_holds_no_worker_and_one_listing_checks_every_droplet() {
+    let t = spawn_engine_with(Options {
+        ready_after: Duration::from_millis(300),
+        ..Options::default()
+    })
+    .await;
+    let mut ops = Vec::new();
+    for n in 0..5 {
+        ops.push(t.provision(&format!("web-{n}")).await);
+    }
+    // One worker, run five times: each run creates a droplet and parks, so none waits on
+    // another's droplet.
+    for _ in 0..5 {
+        assert!(t.run_one().await);
+    }
+    for (_, op) in &ops {
+        let op = t.operation(op.id).await;
+        assert_eq!((op.state, op.attempt), (OpState::Waiting, 1), "{op:?}");
+        assert_eq!(op.lease_owner, None);
+    }
+    assert_eq!(t.requests("POST", "/v2/droplets").len(), 5);
+
+    for (_, op) in &ops {
+        t.run_until_finished(op.id).await;
+    }
+    let lists: Vec<_> = t
+        .sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path == "/v2/droplets")
+        .collect();
+    assert!(!lists.is_empty());
+    assert!(
+        lists.len() < 5 * 2,
+        "five droplets were checked together, not each on its own: {} listings",
+        lists.len()
+    );
+    assert!(
+        lists
+            .iter()
+            .all(|r| r.query.as_deref().unwrap_or("").contains("tag_name=stackdock&")
+                || r.query.as_deref().unwrap_or("").ends_with("tag_name=stackdock")),
+        "checks list by the shared tag: {lists:?}"
+    );
+    assert_eq!(
+        t.sandbox
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.starts_with("/v2/droplets/"))
+            .count(),
+        0,
+        "no droplet was read one by one"
+    );
+    // Each resource's journal shows the listings that checked it.
+    for (requested, op) in &ops {
+        let done = t.operation(op.id).await;
+        assert_eq!((done.state, done.attempt), (OpState::Succeeded, 1));
+        let calls = t
+            .store
+            .api_calls(t.actor.org_id, requested.id)
+            .await
+            .unwrap();
+        let checks = calls
+            .iter()
+            .filter(|c| c.method == "GET" && c.path.contains("tag_name=stackdock"))
+            .count();
+        assert!(checks >= 1, "{calls:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +335,9 @@ async fn a_create_unavailable_past_the_retry_budget_is_rescheduled_then_succeeds
         row.error, None,
         "a transient failure is not the row's error"
     );
-    assert!(t.steps(op.id).await.is_empty());
+    let steps = t.steps(op.id).await;
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    assert_eq!(steps[0].name, "create_sent", "the create was sent, so it says so");
     assert!(
         !t.run_one().await,
         "claimed before its next_run_at: {:?}",
@@ -247,11 +394,9 @@ async fn a_create_unavailable_for_every_run_fails_after_max_attempts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_droplet_slow_to_start_is_polled_again_by_the_next_run_not_created_again() {
+async fn a_droplet_slow_to_start_is_checked_while_parked_and_never_created_again() {
     let t = spawn_engine_with(Options {
-        // Each run gives up polling after 150ms; the droplet needs several runs.
         ready_after: Duration::from_millis(500),
-        poll_timeout: Duration::from_millis(150),
         ..Options::default()
     })
     .await;
@@ -260,7 +405,7 @@ async fn a_droplet_slow_to_start_is_polled_again_by_the_next_run_not_created_aga
     let done = t.run_until_finished(op.id).await;
 
     assert_eq!(done.state, OpState::Succeeded);
-    assert!(done.attempt >= 2, "ready within one run: {done:?}");
+    assert_eq!(done.attempt, 1, "waiting is not a run: {done:?}");
     let row = t.resource(requested.id).await;
     assert_eq!(row.provisioning_state, ProvisioningState::Provisioned);
     assert!(ipv4(&row).is_some(), "{row:?}");
@@ -271,44 +416,10 @@ async fn a_droplet_slow_to_start_is_polled_again_by_the_next_run_not_created_aga
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_provision_out_of_attempts_after_its_create_deletes_what_it_created() {
-    let t = spawn_engine_with(Options {
-        // Never ready in time: every run ends NotReady, a transient failure.
-        ready_after: Duration::from_secs(3600),
-        poll_timeout: Duration::from_millis(100),
-        max_attempts: 2,
-        ..Options::default()
-    })
-    .await;
-    let (requested, op) = t.provision("web-1").await;
-
-    let done = t.run_until_finished(op.id).await;
-
-    assert_eq!(done.state, OpState::Failed);
-    assert_eq!(done.attempt, 2);
-    let row = t.resource(requested.id).await;
-    assert_eq!(row.provisioning_state, ProvisioningState::Failed);
-    assert_eq!(
-        row.error.as_ref().map(|e| e.code.as_str()),
-        Some("not_ready")
-    );
-    // Failing for good after creating something must unwind like any permanent failure;
-    // otherwise a droplet is left running (and billed) under a row that says `failed`.
-    assert!(
-        t.sandbox.droplets().is_empty(),
-        "the droplet was left behind: {:?}",
-        t.droplet_ids()
-    );
-    let steps = t.steps(op.id).await;
-    assert_eq!(steps.len(), 1, "{steps:?}");
-    assert_eq!(steps[0].status, StepStatus::Undone);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_change_feed_shows_the_provider_status_before_the_row_settles() {
     let t = spawn_engine_with(Options {
-        // Long enough that the first polls see `new` whatever the machine's load.
-        ready_after: Duration::from_millis(400),
+        // Longer than the first check's delay, so several checks see `new`.
+        ready_after: Duration::from_millis(1000),
         ..Options::default()
     })
     .await;
@@ -340,16 +451,17 @@ async fn the_change_feed_shows_the_provider_status_before_the_row_settles() {
             (Provisioning, None, false),
             // The create checkpoint: the row tracks the droplet from here on.
             (Provisioning, None, true),
-            // Progress while polling, once per status change, however many polls.
+            // Parked with the provider's status; checks that see no change write nothing.
             (Provisioning, Some("new".into()), true),
-            (Provisioning, Some("active".into()), true),
-            // Settled.
+            // Settled by the check that saw it ready.
             (Provisioned, Some("active".into()), true),
         ]
     );
-    assert!(
-        t.requests("GET", &format!("/v2/droplets/{}", t.droplet_ids()[0]))
-            .len()
-            > 2
-    );
+    let checks = t
+        .sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path == "/v2/droplets")
+        .count();
+    assert!(checks > 2, "several checks saw `new`: {checks}");
 }

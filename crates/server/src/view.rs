@@ -12,6 +12,8 @@ pub struct DockView {
     pub provider: String,
     pub api_url: Option<String>,
     pub key_id: String,
+    /// The rate limit calls on this dock keep to: the owner's, or the provider's documented.
+    pub rate_limit: String,
     pub created_at: Timestamp,
 }
 
@@ -23,6 +25,7 @@ impl From<&Dock> for DockView {
             provider: d.provider.to_string(),
             api_url: d.api_base_url.clone(),
             key_id: d.sealed_api_key.key_id().to_string(),
+            rate_limit: stackdock_engine::rate_limit_of(d).to_string(),
             created_at: d.created_at,
         }
     }

@@ -15,9 +15,9 @@ use stackdock_core::{
     OperationId, OrgId, Outcome, Provider, Resource, ResourceDetails, ResourceId, ResourceKind,
     SecretString, Step, StepStatus, TokenId, UserId,
 };
-use stackdock_docks::{PollPolicy, Registry, RetryPolicy};
+use stackdock_docks::{Registry, RetryPolicy};
 use stackdock_engine::intent::NewDock;
-use stackdock_engine::{Actor, Engine, EngineConfig};
+use stackdock_engine::{Actor, Engine, EngineConfig, WaitPolicy};
 use stackdock_sandbox::{DigitalOceanSandbox, DoSandboxConfig, RecordedRequest};
 use stackdock_store::{
     Batch, Bootstrap, Change, Lease, Principal, ResourceFilter, SqliteStore, Store, StoreError,
@@ -37,8 +37,9 @@ pub struct Options {
     pub call_attempts: u32,
     pub reschedule_base: Duration,
     pub lease: Duration,
-    pub poll_timeout: Duration,
-    pub workers: usize,
+    /// How long an operation may wait on the provider in all.
+    pub wait_timeout: Duration,
+    pub max_in_flight: usize,
 }
 
 impl Default for Options {
@@ -49,8 +50,8 @@ impl Default for Options {
             call_attempts: 2,
             reschedule_base: Duration::from_millis(20),
             lease: Duration::from_millis(500),
-            poll_timeout: Duration::from_secs(5),
-            workers: 1,
+            wait_timeout: Duration::from_secs(5),
+            max_in_flight: 16,
         }
     }
 }
@@ -103,7 +104,7 @@ pub async fn spawn_engine_with(opts: Options) -> TestEngine {
 
     let config = EngineConfig {
         worker_id: "test".into(),
-        workers: opts.workers,
+        max_in_flight: opts.max_in_flight,
         lease: opts.lease,
         idle_poll: Duration::from_millis(20),
         retry: RetryPolicy {
@@ -113,9 +114,11 @@ pub async fn spawn_engine_with(opts: Options) -> TestEngine {
             max_wait: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
         },
-        poll: PollPolicy {
-            interval: Duration::from_millis(20),
-            timeout: opts.poll_timeout,
+        wait: WaitPolicy {
+            min_interval: Duration::from_millis(20),
+            timeout: opts.wait_timeout,
+            hold: Duration::from_millis(300),
+            ..WaitPolicy::default()
         },
         max_attempts: opts.max_attempts,
         reschedule_base: opts.reschedule_base,
@@ -139,6 +142,7 @@ pub async fn spawn_engine_with(opts: Options) -> TestEngine {
                 name: DockName::try_from("do-test".to_string()).unwrap(),
                 api_key: SecretString::new(key.as_str()),
                 api_base_url: Some(sandbox.base_url()),
+                rate_limit: Some(stackdock_docks::RateLimit::None),
             },
         )
         .await
@@ -200,7 +204,13 @@ impl TestEngine {
         self.engine.run_next(&owner).await.expect("claim")
     }
 
-    /// Runs workers until operation `op` has finished, waiting out leases and schedules.
+    /// Checks the waiting operations that are due, as the observer would; how many.
+    pub async fn observe_one(&self) -> usize {
+        self.engine.observe_due("observer").await.expect("observe")
+    }
+
+    /// Runs workers and checks until operation `op` has finished, waiting out leases and
+    /// schedules.
     pub async fn run_until_finished(&self, op: OperationId) -> Operation {
         let started = Instant::now();
         loop {
@@ -213,7 +223,9 @@ impl TestEngine {
                 "operation still {} after {DEADLINE:?}: {current:?}",
                 current.state
             );
-            if !self.run_one().await {
+            let ran = self.run_one().await;
+            let checked = self.observe_one().await;
+            if !ran && checked == 0 {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
@@ -225,6 +237,22 @@ impl TestEngine {
             .into_iter()
             .filter(|r| r.method == method && r.path == path)
             .collect()
+    }
+
+    /// Lookups of `row`'s marker at the provider.
+    pub fn marker_lookups(&self, row: &Resource) -> usize {
+        let marker = row.marker.as_ref().expect("a marker").to_string();
+        self.sandbox
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.method == "GET"
+                    && r.path == "/v2/droplets"
+                    && r.query
+                        .as_deref()
+                        .is_some_and(|q| q.contains(&format!("tag_name={marker}")))
+            })
+            .count()
     }
 
     pub fn droplet_ids(&self) -> Vec<String> {
@@ -264,18 +292,19 @@ pub fn ipv4(row: &Resource) -> Option<&str> {
     }
 }
 
-/// Asserts that `op` holds exactly one step, `create`, with `status`, naming `droplet`.
+/// Asserts that `op` holds the two steps of a droplet's create, `create_sent` then `created`,
+/// both with `status`, the second naming `droplet`.
 pub fn assert_one_create_step(steps: &[Step], status: StepStatus, droplet: &str) {
-    assert_eq!(steps.len(), 1, "{steps:?}");
-    assert_eq!(steps[0].name, "create");
-    assert_eq!(steps[0].status, status, "{steps:?}");
-    assert_eq!(steps[0].output["provider_resource_id"], droplet);
+    let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["create_sent", "created"], "{steps:?}");
+    assert!(steps.iter().all(|s| s.status == status), "{steps:?}");
+    assert_eq!(steps[1].output["droplet_id"], droplet);
 }
 
 /// Where a [`FaultyStore`] can be told to fail, named after what the engine is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Point {
-    /// The batch that records the `create` step (and the provider id on the row).
+    /// The batch that records the `created` step (and the provider id on the row).
     CreateCheckpoint,
     /// The batch that ends an operation: its final state, the row and the audit entry.
     Settle,
@@ -285,7 +314,7 @@ impl Point {
     fn matches(self, batch: &Batch) -> bool {
         batch.writes.iter().any(|w| match (self, w) {
             (Point::CreateCheckpoint, Write::RecordStep(s)) => {
-                s.name == "create" && s.status == StepStatus::Done
+                s.name == "created" && s.status == StepStatus::Done
             }
             (Point::Settle, Write::UpdateOperation(op)) => op.state.is_finished(),
             _ => false,
@@ -372,6 +401,52 @@ impl Store for FaultyStore {
         }
     }
 
+    async fn apply_each(
+        &self,
+        batches: Vec<Batch>,
+    ) -> stackdock_store::Result<Vec<stackdock_store::Result<Vec<Resource>>>> {
+        let mut out = Vec::new();
+        for batch in batches {
+            out.push(self.apply(batch).await);
+        }
+        Ok(out)
+    }
+    async fn find_idempotency_key(
+        &self,
+        org: OrgId,
+        key: &str,
+    ) -> stackdock_store::Result<Option<stackdock_store::IdempotentRequest>> {
+        self.inner.find_idempotency_key(org, key).await
+    }
+    async fn claim_operations(
+        &self,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> stackdock_store::Result<Vec<Operation>> {
+        self.inner.claim_operations(owner, lease, limit).await
+    }
+    async fn claim_waiting(
+        &self,
+        owner: &str,
+        hold: Duration,
+        limit: u32,
+    ) -> stackdock_store::Result<Vec<Operation>> {
+        self.inner.claim_waiting(owner, hold, limit).await
+    }
+    async fn next_waiting(&self) -> stackdock_store::Result<Option<stackdock_core::Timestamp>> {
+        self.inner.next_waiting().await
+    }
+    async fn request_cancel(
+        &self,
+        org: OrgId,
+        id: OperationId,
+    ) -> stackdock_store::Result<Operation> {
+        self.inner.request_cancel(org, id).await
+    }
+    async fn record_api_calls(&self, calls: Vec<ApiCall>) -> stackdock_store::Result<()> {
+        self.inner.record_api_calls(calls).await
+    }
     async fn bootstrap(&self, b: &Bootstrap, audit: AuditEntry) -> stackdock_store::Result<()> {
         self.inner.bootstrap(b, audit).await
     }
@@ -446,13 +521,6 @@ impl Store for FaultyStore {
     ) -> stackdock_store::Result<Option<Operation>> {
         self.inner.active_operation_for(resource).await
     }
-    async fn claim_operation(
-        &self,
-        owner: &str,
-        lease: Duration,
-    ) -> stackdock_store::Result<Option<Operation>> {
-        self.inner.claim_operation(owner, lease).await
-    }
     async fn expire_leases(&self, owner_prefix: &str) -> stackdock_store::Result<u64> {
         self.inner.expire_leases(owner_prefix).await
     }
@@ -461,9 +529,6 @@ impl Store for FaultyStore {
     }
     async fn steps(&self, operation: OperationId) -> stackdock_store::Result<Vec<Step>> {
         self.inner.steps(operation).await
-    }
-    async fn record_api_call(&self, call: ApiCall) -> stackdock_store::Result<()> {
-        self.inner.record_api_call(call).await
     }
     async fn api_calls(
         &self,

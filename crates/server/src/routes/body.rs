@@ -52,6 +52,22 @@ impl JsonObject {
         }
     }
 
+    /// A field of a partial update: absent leaves the value alone (`None`), `null` clears it
+    /// (`Some(None)`), a string sets it.
+    pub(crate) fn take_patch_string(
+        &mut self,
+        field: &str,
+    ) -> Result<Option<Option<String>>, ApiError> {
+        match self.0.get(field) {
+            None => Ok(None),
+            Some(Value::Null) => {
+                self.0.remove(field);
+                Ok(Some(None))
+            }
+            _ => self.take_string(field).map(|s| Some(Some(s))),
+        }
+    }
+
     /// Refuses fields nobody asked for, naming them.
     pub(crate) fn no_more_fields(&self) -> Result<(), ApiError> {
         match self.0.keys().next() {

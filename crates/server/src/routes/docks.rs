@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use stackdock_core::{Dock, DockId, DockName, OrgId, Permission, Provider, SecretString};
-use stackdock_engine::intent::NewDock;
+use stackdock_docks::RateLimit;
+use stackdock_engine::intent::{DockUpdate, NewDock};
 
 use super::body::JsonObject;
 use super::path_error;
@@ -67,15 +68,12 @@ pub(crate) async fn add(
     let api_key = SecretString::new(body.take_string("api_key")?);
     let api_url = body.take_optional_string("api_url")?;
     if let Some(u) = &api_url {
-        let ok = url::Url::parse(u)
-            .map(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some())
-            .unwrap_or(false);
-        if !ok {
-            return Err(ApiError::invalid(format!(
-                "api_url: {u:?} is not an http(s) URL"
-            )));
-        }
+        check_url(u)?;
     }
+    let rate_limit = body
+        .take_optional_string("rate_limit")?
+        .map(|t| parse_rate_limit(&t))
+        .transpose()?;
     body.no_more_fields()?;
     let dock = state
         .engine
@@ -86,10 +84,68 @@ pub(crate) async fn add(
                 name,
                 api_key,
                 api_base_url: api_url,
+                rate_limit,
             },
         )
         .await?;
     Ok((StatusCode::CREATED, Json(DockView::from(&dock))))
+}
+
+fn check_url(u: &str) -> Result<(), ApiError> {
+    let ok = url::Url::parse(u)
+        .map(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some())
+        .unwrap_or(false);
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "api_url: {u:?} is not an http(s) URL"
+        )))
+    }
+}
+
+fn parse_rate_limit(text: &str) -> Result<RateLimit, ApiError> {
+    text.parse()
+        .map_err(|e| ApiError::invalid(format!("rate_limit: {e}")))
+}
+
+/// `PATCH /api/v1/docks/{dock}`: a new API key, base URL or rate limit (`null` goes back to
+/// the provider's own URL or documented limits).
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    mut body: JsonObject,
+) -> Result<Json<DockView>, ApiError> {
+    let actor = caller.require(Permission::DocksFull)?;
+    let Path(text) = path.map_err(path_error)?;
+    let dock = resolve(&state, actor.org_id, &text).await?;
+    let api_key = match body.take_patch_string("api_key")? {
+        None => None,
+        Some(Some(key)) => Some(SecretString::new(key)),
+        Some(None) => return Err(ApiError::invalid("api_key: cannot be removed, only replaced")),
+    };
+    let api_base_url = body.take_patch_string("api_url")?;
+    if let Some(Some(u)) = &api_base_url {
+        check_url(u)?;
+    }
+    let rate_limit = body
+        .take_patch_string("rate_limit")?
+        .map(|t| t.map(|t| parse_rate_limit(&t)).transpose())
+        .transpose()?;
+    body.no_more_fields()?;
+    if api_key.is_none() && api_base_url.is_none() && rate_limit.is_none() {
+        return Err(ApiError::invalid(
+            "nothing to change: give api_key, api_url or rate_limit",
+        ));
+    }
+    let update = DockUpdate {
+        api_base_url,
+        api_key,
+        rate_limit,
+    };
+    let dock = state.engine.update_dock(actor, dock, update).await?;
+    Ok(Json(DockView::from(&dock)))
 }
 
 pub(crate) async fn get(

@@ -24,7 +24,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/v1/docks", get(docks::list).post(docks::add))
         .route(
             "/api/v1/docks/{dock}",
-            get(docks::get).delete(docks::remove),
+            get(docks::get)
+                .patch(docks::update)
+                .delete(docks::remove),
         )
         .route("/api/v1/docks/{dock}/sync", post(docks::sync))
         .route(
@@ -41,6 +43,7 @@ pub(crate) fn router() -> Router<AppState> {
             get(resources::get_any).delete(resources::delete_any),
         )
         .route("/api/v1/resources/{id}/retry", post(resources::retry_any))
+        .route("/api/v1/resources/{id}/cancel", post(resources::cancel_any))
         .route(
             "/api/v1/{collection}",
             get(resources::list).post(resources::create),
@@ -54,6 +57,7 @@ pub(crate) fn router() -> Router<AppState> {
             get(resources::api_calls),
         )
         .route("/api/v1/{collection}/{id}/retry", post(resources::retry))
+        .route("/api/v1/{collection}/{id}/cancel", post(resources::cancel))
         .fallback(|| async { ApiError::not_found("no such route") })
 }
 

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::Value;
@@ -125,10 +125,13 @@ async fn list_filtered(
 }
 
 /// Records the intent and answers 202 with the row in `provisioning`; the workers do the rest.
+/// With an `Idempotency-Key` header, a repeat of the same request answers the first row (with
+/// `Idempotent-Replayed: true`) instead of making a second resource.
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
     mut body: JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
     let actor = caller.require(Permission::ProvisioningFull)?;
@@ -138,10 +141,58 @@ pub(crate) async fn create(
     let dock = super::docks::resolve(&state, actor.org_id, &dock_ref)
         .await
         .map_err(|e| ApiError::invalid(format!("dock: {}", e.message)))?;
-    let (resource, op) = state
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::invalid("Idempotency-Key: must be visible ASCII characters")
+        })?),
+    };
+    let done = state
         .engine
-        .request_provision(actor, &dock, kind, body.0)
+        .request_provision_once(actor, &dock, kind, body.0, key)
         .await?;
+    let replayed = [(
+        "idempotent-replayed",
+        if done.replayed { "true" } else { "false" },
+    )];
+    Ok((
+        StatusCode::ACCEPTED,
+        replayed,
+        Json(view::resource(&done.resource, Some(&done.operation))),
+    ))
+}
+
+/// `POST /api/v1/{collection}/{id}/cancel`: stops a provision at its next step boundary and
+/// undoes what it made; 202 with the row (it settles `failed`, code `cancelled`).
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Path((collection, id)) = path.map_err(path_error)?;
+    let kind = kind_of(&collection)?;
+    cancel_resource(state, caller, Some(kind), &id).await
+}
+
+/// `POST /api/v1/resources/{id}/cancel`: the same, whatever the resource's kind.
+pub(crate) async fn cancel_any(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Path(id) = path.map_err(path_error)?;
+    cancel_resource(state, caller, None, &id).await
+}
+
+async fn cancel_resource(
+    state: AppState,
+    caller: Caller,
+    kind: Option<ResourceKind>,
+    id: &str,
+) -> Result<impl IntoResponse + use<>, ApiError> {
+    let actor = caller.require(Permission::ProvisioningFull)?;
+    let r = load(&state, actor.org_id, kind, id).await?;
+    let (resource, op) = state.engine.request_cancel(actor, r.id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(view::resource(&resource, Some(&op))),

@@ -1,13 +1,10 @@
--- no-transaction
 -- Operations learn to wait without holding a worker (`waiting`), to be cancelled, and to
 -- remember that they are unwinding; creates learn idempotency keys.
 --
--- SQLite cannot change a CHECK constraint in place, so `operations` is rebuilt. This runs
--- outside sqlx's own transaction because foreign keys must be off while the table is swapped:
--- with them on, dropping the old table would cascade into `operation_steps`.
-PRAGMA foreign_keys = OFF;
-
-BEGIN IMMEDIATE;
+-- SQLite cannot change a CHECK constraint in place, so `operations` is rebuilt. Foreign keys
+-- are on (and cannot be turned off inside the migration's transaction), so dropping the old
+-- table cascades into `operation_steps`: the steps are set aside first and put back after.
+CREATE TEMP TABLE steps_kept AS SELECT * FROM operation_steps;
 
 CREATE TABLE operations_v2 (
     id                TEXT PRIMARY KEY,
@@ -46,6 +43,9 @@ INSERT INTO operations_v2 (id, org_id, kind, dock_id, resource_id, resource_kind
 DROP TABLE operations;
 ALTER TABLE operations_v2 RENAME TO operations;
 
+INSERT INTO operation_steps SELECT * FROM steps_kept;
+DROP TABLE steps_kept;
+
 -- Workers poll for runnable operations, the observer for waiting ones; finished ones pile up
 -- and must slow neither. Queries repeat these `state` terms verbatim so the planner can use
 -- the partial indexes.
@@ -67,7 +67,3 @@ CREATE TABLE idempotency_keys (
     created_at    TEXT NOT NULL,
     PRIMARY KEY (org_id, key)
 );
-
-COMMIT;
-
-PRAGMA foreign_keys = ON;
