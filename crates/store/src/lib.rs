@@ -212,8 +212,11 @@ pub trait Store: Send + Sync + 'static {
     /// many operations at once without a transaction each.
     async fn apply_each(&self, batches: Vec<Batch>) -> Result<Vec<Result<Vec<Resource>>>>;
     /// The request an `Idempotency-Key` of the org was first used for, if it was.
-    async fn find_idempotency_key(&self, org: OrgId, key: &str)
-    -> Result<Option<IdempotentRequest>>;
+    async fn find_idempotency_key(
+        &self,
+        org: OrgId,
+        key: &str,
+    ) -> Result<Option<IdempotentRequest>>;
 
     // ---- operations ----
 

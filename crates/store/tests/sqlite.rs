@@ -63,6 +63,12 @@ conformance!(
     change_signal_sees_new_seq,
     journal_is_per_resource_and_operation_in_order,
     audit_is_newest_first_and_pages,
+    batch_claims_take_each_due_operation_once,
+    waiting_operations_are_taken_for_a_hold_without_a_run,
+    a_cancel_wakes_a_waiting_operation_and_is_refused_once_finished,
+    apply_each_keeps_each_batch_whole_and_alone,
+    idempotency_keys_are_unique_per_org,
+    journal_batches_are_written_whole,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -220,4 +226,62 @@ async fn reopening_keeps_data_and_starts_the_signal_at_the_latest_change() {
         .expect("reopen runs migrations again harmlessly");
     assert_eq!(store.get_resource(t.org, r.id).await.expect("kept"), r);
     assert_eq!(*store.change_signal().borrow(), latest);
+}
+
+/// A database made before operations could wait keeps its operations and their steps when it
+/// is opened by this version: the migration rebuilds the operations table around them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waiting_migration_keeps_operations_and_their_steps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = dir.path().join("first");
+    std::fs::create_dir(&first).expect("mkdir");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    std::fs::copy(source.join("0001_init.sql"), first.join("0001_init.sql"))
+        .expect("copy the first migration");
+    let path = dir.path().join("old.db");
+    {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.expect("pool");
+        sqlx::migrate::Migrator::new(first.as_path())
+            .await
+            .expect("migrator")
+            .run(&pool)
+            .await
+            .expect("the first schema");
+        for sql in [
+            "INSERT INTO orgs VALUES ('01a216ba-0000-7000-8000-0000000000aa', 'org',
+                 '2026-01-01T00:00:00.000000Z')",
+            "INSERT INTO docks VALUES ('01a216ba-0000-7000-8000-0000000000bb',
+                 '01a216ba-0000-7000-8000-0000000000aa', 'digitalocean', 'do', 'k', 'kid', NULL,
+                 '{}', '2026-01-01T00:00:00.000000Z')",
+            "INSERT INTO operations VALUES ('01a216ba-0000-7000-8000-000000000001',
+                 '01a216ba-0000-7000-8000-0000000000aa', 'sync',
+                 '01a216ba-0000-7000-8000-0000000000bb', NULL, NULL, NULL, 'succeeded', 1, '2026-01-01T00:00:00.000000Z', NULL, NULL,
+                 1, 'null', NULL, '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')",
+            "INSERT INTO operation_steps VALUES ('01a216ba-0000-7000-8000-000000000001', 0,
+                 'discover', 'done', '{\"found\": 3}', 'null', '2026-01-01T00:00:00.000000Z')",
+        ] {
+            sqlx::query(sql).execute(&pool).await.expect(sql);
+        }
+        pool.close().await;
+    }
+
+    let store = SqliteStore::open(&path).await.expect("migrated");
+    let op_id = "01a216ba-0000-7000-8000-000000000001".parse().expect("id");
+    let steps = store.steps(op_id).await.expect("steps");
+    assert_eq!(steps.len(), 1, "the step survived the rebuild");
+    assert_eq!(steps[0].output["found"], 3);
+    let org = "01a216ba-0000-7000-8000-0000000000aa"
+        .parse()
+        .expect("org id");
+    let op = store
+        .get_operation(org, op_id)
+        .await
+        .expect("the operation survived");
+    assert_eq!(op.state, stackdock_core::OpState::Succeeded);
+    assert!(!op.cancel_requested);
+    assert_eq!((op.unwind, op.waiting_since), (None, None));
 }

@@ -47,7 +47,9 @@ pub(crate) async fn apply(conn: &mut SqliteConnection, batch: &Batch) -> Result<
             }
             Write::InsertDock(dock) => docks::insert(&mut *conn, dock).await?,
             Write::UpdateDock(dock) => docks::update(&mut *conn, dock).await?,
-            Write::IdempotencyKey(req) => resources::insert_idempotency_key(&mut *conn, req).await?,
+            Write::IdempotencyKey(req) => {
+                resources::insert_idempotency_key(&mut *conn, req).await?
+            }
         }
     }
     Ok(applied)

@@ -13,10 +13,12 @@ use std::time::Duration;
 
 use serde_json::json;
 use stackdock_core::{
-    ApiCall, DockId, DockName, Marker, OpKind, OpState, OperationId, Outcome, ProvisioningSource,
-    ProvisioningState, ResourceId, ResourceKind, Role, Step, StepStatus,
+    ApiCall, Dock, DockId, DockName, Marker, OpKind, OpState, Operation, OperationId, Outcome,
+    ProvisioningSource, ProvisioningState, ResourceId, ResourceKind, Role, Step, StepStatus,
 };
-use stackdock_store::{Batch, Lease, Principal, ResourceFilter, Store, StoreError, Write};
+use stackdock_store::{
+    Batch, IdempotentRequest, Lease, Principal, ResourceFilter, Store, StoreError, Write,
+};
 
 use fixtures::*;
 
@@ -1384,4 +1386,272 @@ pub async fn audit_is_newest_first_and_pages(store: &dyn Store) {
     );
     let theirs = store.list_audit(other.org, 100, None).await.expect("audit");
     assert_eq!(theirs.len(), 1, "only their bootstrap row");
+}
+
+// ---- waiting, cancelling, batches, idempotency (adapter contract v2) ----
+
+pub async fn batch_claims_take_each_due_operation_once(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "batch").await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(insert_operation(store, operation(&d, None)).await.id);
+    }
+    let mut later = operation(&d, None);
+    later.next_run_at = now() + chrono::TimeDelta::hours(1);
+    insert_operation(store, later).await;
+
+    let first = store
+        .claim_operations("w", LONG_LEASE, 3)
+        .await
+        .expect("claim");
+    let second = store
+        .claim_operations("w", LONG_LEASE, 10)
+        .await
+        .expect("claim");
+    assert_eq!((first.len(), second.len()), (3, 2), "the future one stays");
+    let mut got: Vec<_> = first.iter().chain(&second).map(|o| o.id).collect();
+    got.sort();
+    ids.sort();
+    assert_eq!(got, ids);
+    for op in first.iter().chain(&second) {
+        assert_eq!(
+            (op.state, op.attempt, op.generation),
+            (OpState::Running, 1, 1)
+        );
+    }
+}
+
+/// An operation parked `waiting`, due now.
+async fn parked(store: &dyn Store, dock: &Dock) -> Operation {
+    let mut op = operation(dock, None);
+    op.state = OpState::Waiting;
+    op.attempt = 1;
+    op.waiting_since = Some(now());
+    insert_operation(store, op).await
+}
+
+pub async fn waiting_operations_are_taken_for_a_hold_without_a_run(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "waiting").await;
+    let op = parked(store, &d).await;
+    assert!(
+        store
+            .claim_operation("worker", LONG_LEASE)
+            .await
+            .expect("claim")
+            .is_none(),
+        "a waiting operation is not a worker's"
+    );
+    assert!(store.next_waiting().await.expect("next").is_some());
+
+    let taken = store
+        .claim_waiting("observer", LONG_LEASE, 10)
+        .await
+        .expect("take");
+    assert_eq!(taken.len(), 1);
+    let held = &taken[0];
+    assert_eq!(held.id, op.id);
+    assert_eq!(held.state, OpState::Waiting);
+    assert_eq!(held.attempt, 1, "waiting is not a run");
+    assert_eq!(held.generation, op.generation + 1);
+    assert!(held.next_run_at > now(), "held until the hold ends");
+    assert!(
+        store
+            .claim_waiting("other", LONG_LEASE, 10)
+            .await
+            .expect("take")
+            .is_empty(),
+        "held: nobody else takes it meanwhile"
+    );
+    // The taker's writes are fenced by the generation it took.
+    let lease = Lease {
+        operation_id: op.id,
+        owner: "observer".into(),
+        generation: held.generation,
+    };
+    let mut done = held.clone();
+    done.state = OpState::Succeeded;
+    store
+        .apply(Batch::fenced(&lease).push(Write::UpdateOperation(done)))
+        .await
+        .expect("the holder writes");
+    let stale = Lease {
+        generation: op.generation,
+        ..lease
+    };
+    let refused = store
+        .apply(Batch::fenced(&stale).push(Write::Audit(audit(t.org, "x"))))
+        .await;
+    assert!(matches!(refused, Err(StoreError::Fenced(_))), "{refused:?}");
+}
+
+pub async fn a_cancel_wakes_a_waiting_operation_and_is_refused_once_finished(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "cancel").await;
+    let mut op = parked(store, &d).await;
+    op.next_run_at = now() + chrono::TimeDelta::hours(1);
+    store
+        .apply(Batch::new().push(Write::UpdateOperation(op.clone())))
+        .await
+        .expect("park for an hour");
+
+    let cancelled = store.request_cancel(t.org, op.id).await.expect("cancel");
+    assert!(cancelled.cancel_requested);
+    assert_eq!(cancelled.state, OpState::Queued, "runnable at once");
+    let claimed = store
+        .claim_operation("w", LONG_LEASE)
+        .await
+        .expect("claim")
+        .expect("the cancelled operation is due now");
+    assert_eq!(claimed.id, op.id);
+    assert!(claimed.cancel_requested);
+
+    // A worker's update written from an older read does not clear the request.
+    let mut from_before = op.clone();
+    from_before.state = OpState::Running;
+    store
+        .apply(Batch::new().push(Write::UpdateOperation(from_before)))
+        .await
+        .expect("update");
+    assert!(
+        store
+            .get_operation(t.org, op.id)
+            .await
+            .expect("get")
+            .cancel_requested
+    );
+
+    let mut done = claimed.clone();
+    done.state = OpState::Failed;
+    store
+        .apply(Batch::new().push(Write::UpdateOperation(done)))
+        .await
+        .expect("finish");
+    let late = store.request_cancel(t.org, op.id).await;
+    assert!(matches!(late, Err(StoreError::Refused { .. })), "{late:?}");
+    let other_org = tenant(store).await;
+    let hidden = store.request_cancel(other_org.org, op.id).await;
+    assert!(
+        matches!(hidden, Err(StoreError::NotFound { .. })),
+        "{hidden:?}"
+    );
+}
+
+pub async fn apply_each_keeps_each_batch_whole_and_alone(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "each").await;
+    let a = insert(store, resource(&d, ResourceKind::Server)).await;
+    let b = insert(store, resource(&d, ResourceKind::Server)).await;
+    let mut a2 = a.clone();
+    a2.name = "renamed".into();
+    let mut b2 = b.clone();
+    b2.name = "also".into();
+    let results = store
+        .apply_each(vec![
+            Batch::new()
+                .push(update(a2, a.version))
+                .push(Write::Audit(audit(t.org, "a"))),
+            // A stale version: this batch fails, and only this one.
+            Batch::new()
+                .push(Write::Audit(audit(t.org, "b")))
+                .push(update(b2.clone(), b.version + 7)),
+            Batch::new().push(update(b2, b.version)),
+        ])
+        .await
+        .expect("apply_each");
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(
+        matches!(results[1], Err(StoreError::VersionConflict { .. })),
+        "{:?}",
+        results[1]
+    );
+    assert!(results[2].is_ok(), "{:?}", results[2]);
+    assert_eq!(
+        store.get_resource(t.org, a.id).await.unwrap().name,
+        "renamed"
+    );
+    assert_eq!(store.get_resource(t.org, b.id).await.unwrap().name, "also");
+    let actions: Vec<String> = store
+        .list_audit(t.org, 100, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(actions.contains(&"a".to_string()));
+    assert!(
+        !actions.contains(&"b".to_string()),
+        "the failed batch's audit row went with it"
+    );
+}
+
+pub async fn idempotency_keys_are_unique_per_org(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "keys").await;
+    let r = insert(store, resource(&d, ResourceKind::Server)).await;
+    let key = IdempotentRequest {
+        org_id: t.org,
+        key: "k-1".into(),
+        request_hash: "h".into(),
+        resource_id: r.id,
+    };
+    assert_eq!(
+        store.find_idempotency_key(t.org, "k-1").await.unwrap(),
+        None
+    );
+    store
+        .apply(Batch::new().push(Write::IdempotencyKey(key.clone())))
+        .await
+        .expect("first use");
+    assert_eq!(
+        store.find_idempotency_key(t.org, "k-1").await.unwrap(),
+        Some(key.clone())
+    );
+    let again = store
+        .apply(Batch::new().push(Write::IdempotencyKey(key.clone())))
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::AlreadyExists { .. })),
+        "{again:?}"
+    );
+    // Another org may use the same key.
+    let other = tenant(store).await;
+    assert_eq!(
+        store.find_idempotency_key(other.org, "k-1").await.unwrap(),
+        None
+    );
+}
+
+pub async fn journal_batches_are_written_whole(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "journal-batch").await;
+    let rs = [
+        insert(store, resource(&d, ResourceKind::Server)).await,
+        insert(store, resource(&d, ResourceKind::Server)).await,
+    ];
+    let calls = rs
+        .iter()
+        .map(|r| ApiCall {
+            id: 0,
+            org_id: t.org,
+            dock_id: d.id,
+            resource_id: Some(r.id),
+            operation_id: None,
+            method: "GET".into(),
+            path: "/v2/droplets?tag_name=stackdock".into(),
+            status: Some(200),
+            duration_ms: 3,
+            request_id: None,
+            attempt: 1,
+            error: None,
+            at: now(),
+        })
+        .collect();
+    store.record_api_calls(calls).await.expect("journal");
+    for r in &rs {
+        let got = store.api_calls(t.org, r.id).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].path, "/v2/droplets?tag_name=stackdock");
+    }
 }
