@@ -9,7 +9,7 @@ use serde_json::Value;
 use stackdock_core::{ApiCall, Provider, SecretString, redact, report};
 
 use crate::adapter::{CallScope, Ctx, DockAccess};
-use crate::budget::Budget;
+use crate::budget::{Budget, Permit};
 use crate::error::{DockError, ProviderError};
 use crate::retry::{self, RetryPolicy};
 
@@ -107,10 +107,18 @@ impl HttpSession {
         let mut refused = 0;
         loop {
             match self
-                .try_once(&Method::POST, path, &[], Some(body), attempt.max(1) + refused)
+                .try_once(
+                    &Method::POST,
+                    path,
+                    &[],
+                    Some(body),
+                    attempt.max(1) + refused,
+                )
                 .await
             {
-                Err(DockError::RateLimited { .. }) if refused + 1 < self.retry.max_attempts => {
+                Err(DockError::RateLimited { retry_after, .. })
+                    if refused + 1 < self.retry.max_attempts && self.worth_waiting(retry_after) =>
+                {
                     // The budget was paused by this answer; the next try waits for it.
                     refused += 1;
                 }
@@ -137,10 +145,15 @@ impl HttpSession {
             match self.try_once(&method, path, query, body, attempt).await {
                 Ok(resp) => return Ok(resp),
                 // The budget holds the next try back until the provider's reset.
-                Err(DockError::RateLimited { .. }) if attempt < max => attempt += 1,
+                Err(DockError::RateLimited { retry_after, .. })
+                    if attempt < max && self.worth_waiting(retry_after) =>
+                {
+                    attempt += 1
+                }
                 Err(e) if e.is_transient() && attempt < max => {
                     let asked = match &e {
-                        DockError::Unavailable { retry_after, .. } => *retry_after,
+                        DockError::Unavailable { retry_after, .. }
+                        | DockError::RateLimited { retry_after, .. } => *retry_after,
                         _ => None,
                     };
                     let wait = self.retry.delay(attempt, asked);
@@ -175,7 +188,7 @@ impl HttpSession {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let permit = self.budget.acquire().await;
+        let permit = self.wait_for_budget().await?;
         let started = Instant::now();
         let sent_at = chrono::Utc::now();
         let sent = req.send().await;
@@ -260,6 +273,31 @@ impl HttpSession {
         call.duration_ms = started.elapsed().as_millis() as u64;
         self.scope.recorder.journal(call).await;
         result
+    }
+
+    /// Whether a wait the provider asked for is short enough to hold this call for.
+    fn worth_waiting(&self, asked: Option<Duration>) -> bool {
+        asked.is_none_or(|wait| wait <= self.retry.max_wait)
+    }
+
+    /// Waits for the dock's budget to let one call go. A wait longer than the retry policy's
+    /// `max_wait` (a 429 that asked for an hour pauses the whole dock) is not waited out here,
+    /// where it would hold a worker: the call answers rate-limited without being sent, and the
+    /// engine reschedules the operation.
+    async fn wait_for_budget(&self) -> Result<Permit<'_>, DockError> {
+        let too_long = |retry_after: Duration| DockError::RateLimited {
+            provider: self.provider,
+            retry_after: Some(retry_after),
+        };
+        if let Some(until) = self.budget.paused_until() {
+            let paused = until.saturating_duration_since(tokio::time::Instant::now());
+            if paused > self.retry.max_wait {
+                return Err(too_long(paused));
+            }
+        }
+        tokio::time::timeout(self.retry.max_wait, self.budget.acquire())
+            .await
+            .map_err(|_| too_long(self.retry.max_wait))
     }
 
     fn classify(
