@@ -31,10 +31,13 @@ impl<T> Created<T> {
 
 /// Runs `create` until it answers, looking the marker up with `lookup` after every unknown
 /// outcome (no answer, a 5xx, an answer that could not be read) and, when an earlier run
-/// recorded that it sent the create (`sent_before`), before the first try. A refusal by the
-/// provider is returned as it is; a 429 never reaches here (the HTTP layer sends the create
-/// again: the provider did nothing). A lookup that fails is returned too: the caller must not
-/// settle until the marker has been looked up. `create` is given the number of the try.
+/// recorded that it sent the create (`sent_before`), before the first try. A wait the
+/// provider asked for (`Retry-After` on a 5xx) is honoured before the next try, and one longer
+/// than the retry policy's `max_wait` ends this run's tries after the lookup. A refusal by the
+/// provider is returned as it is, and so is a 429 without a lookup: the provider did nothing
+/// (the HTTP layer has already sent the create again as often as the retry policy allows). A
+/// lookup that fails is returned too: the caller must not settle until the marker has been
+/// looked up. `create` is given the number of the try.
 pub async fn create_or_adopt<T, C, CF, L, LF>(
     ctx: &Ctx,
     sent_before: bool,
@@ -55,12 +58,27 @@ where
         match create(attempt).await {
             Ok(t) => return Ok(Created::New(t)),
             Err(e) if e.outcome_unknown() => {
-                // Give the provider a moment to show what it may have made, then look.
-                tokio::time::sleep(ctx.retry.delay(attempt, None)).await;
+                let asked = match &e {
+                    DockError::Unavailable { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                let wait = ctx.retry.delay(attempt, asked);
+                // A provider asking for longer than a worker may be held gets no second try
+                // from this run (the engine reschedules the operation), but the failed try may
+                // have made the resource all the same, so it is still looked for.
+                let last = attempt >= ctx.retry.max_attempts || wait > ctx.retry.max_wait;
+                // Give the provider a moment to show what it may have made, then look; before
+                // another try, wait as long as it asked.
+                let pause = if last {
+                    ctx.retry.delay(attempt, None)
+                } else {
+                    wait
+                };
+                tokio::time::sleep(pause).await;
                 if let Some(found) = lookup().await? {
                     return Ok(Created::Adopted(found));
                 }
-                if attempt >= ctx.retry.max_attempts {
+                if last {
                     return Err(e);
                 }
                 attempt += 1;
