@@ -50,8 +50,8 @@ pub use retry::RetryPolicy;
 /// registered in place of the built-in one.
 pub mod prelude {
     pub use crate::adapter::{
-        AdapterStep, CallScope, Ctx, DockAccess, DockAdapter, Observed, Progress,
-        ProviderFailure, Recorder, Tracked, decode_step, provision,
+        AdapterStep, CallScope, Ctx, DockAccess, DockAdapter, Observed, Progress, ProviderFailure,
+        Recorder, Tracked, decode_step, provision,
     };
     pub use crate::adopt::{Created, create_or_adopt};
     pub use crate::config::{

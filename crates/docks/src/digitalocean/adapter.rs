@@ -277,10 +277,9 @@ impl DockAdapter for DigitalOceanAdapter {
                 Some(d) => Some(observe(d)),
                 // Droplets StackDock made carry the shared tag, so the listing speaks for
                 // them. Others (discovered ones) are read one by one.
-                None if t.marker.is_none() => api
-                    .get_droplet(&t.provider_resource_id)
-                    .await?
-                    .map(observe),
+                None if t.marker.is_none() => {
+                    api.get_droplet(&t.provider_resource_id).await?.map(observe)
+                }
                 None => None,
             };
             out.push(seen);
