@@ -1,33 +1,96 @@
-//! The DigitalOcean adapter against the DigitalOcean sandbox: provisioning, refresh, delete,
-//! discovery, and the create-exactly-once rules (adopt by marker, skip a recorded create,
-//! stop when a checkpoint cannot be written).
+//! The DigitalOcean adapter against the DigitalOcean sandbox, where the generic conformance
+//! suite (`tests/adapters.rs`) cannot look: the exact calls, steps and journal entries behind
+//! a provision, batched checks by the shared tag, discovery across pages, and the
+//! create-exactly-once rules for each way a create's answer can go wrong.
 
 mod support;
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use stackdock_core::{Provider, ResourceDetails, ResourceKind, Step, StepStatus};
+use stackdock_core::{Provider, ResourceDetails, ResourceKind, StepStatus};
 use stackdock_docks::adapter::provision;
-use stackdock_docks::{DockAdapter, DockError};
+use stackdock_docks::{DockAdapter, DockError, Progress, Tracked};
 use stackdock_sandbox::Fault;
-use support::{MemRecorder, Run, adapter, canary, dock, requests_to, sandbox, server_config};
+use support::{
+    MemRecorder, Run, Stop, adapter, canary, dock, engine, marker_lookups, requests_to, sandbox,
+    server_config,
+};
 
 const READY_AFTER: Duration = Duration::from_millis(150);
 
+fn tags(droplet: &Value) -> Vec<&str> {
+    droplet["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn provision_server_waits_for_active_and_records_one_create_step() {
+async fn a_provision_records_create_sent_then_created_and_is_checked_until_active() {
     let key = canary();
     let sb = sandbox(&key, READY_AFTER).await;
     let dock = dock(&sb, &key);
-    let mut run = Run::new(&dock, 1, Vec::new());
+    let ado = adapter();
+    let mut run = Run::new(&dock);
 
-    let observed = adapter()
+    let progress = ado
         .provision_server(&mut run.ctx, &dock, &server_config("web-1"))
         .await
         .expect("provisioned");
 
+    // It does not wait for the droplet: the engine's checks do.
+    let Progress::Pending { status, check_in } = &progress else {
+        panic!("a new droplet is not ready at once: {progress:?}");
+    };
+    assert_eq!(status.as_deref(), Some("new"));
+    assert!(*check_in > Duration::ZERO);
+
+    let droplets = sb.droplets();
+    assert_eq!(droplets.len(), 1);
+    let id = droplets[0]["id"].to_string();
+    let droplet_tags = tags(&droplets[0]);
+    assert!(
+        droplet_tags.contains(&run.marker.as_str()),
+        "{droplet_tags:?}"
+    );
+    assert!(droplet_tags.contains(&"stackdock"), "{droplet_tags:?}");
+
+    // Two steps, the first before the create went out, the second naming the droplet.
+    let recorded = run.recorder.recorded();
+    let steps: Vec<_> = recorded.iter().map(|r| &r.step).collect();
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert_eq!(
+        steps[0].output,
+        json!({"step": "create_sent", "marker": run.marker})
+    );
+    assert_eq!(
+        steps[1].output,
+        json!({"step": "created", "droplet_id": id, "adopted": false})
+    );
+    for (index, step) in steps.iter().enumerate() {
+        assert_eq!(step.index, index as i64);
+        assert_eq!(step.status, StepStatus::Done);
+        assert_eq!(step.operation_id, run.operation_id);
+    }
+    assert_eq!(
+        (steps[0].name.as_str(), steps[1].name.as_str()),
+        ("create_sent", "created")
+    );
+    assert_eq!(
+        recorded[0].after_calls, 0,
+        "create_sent precedes every call"
+    );
+    assert_eq!(recorded[0].tracks, None);
+    assert_eq!(recorded[1].tracks.as_deref(), Some(id.as_str()));
+    assert_eq!(requests_to(&sb, "POST", "/v2/droplets").len(), 1);
+
+    let target = run.tracked(ResourceKind::Server).expect("tracked");
+    let observed = engine::until_ready(&ado, &mut run.ctx, &dock, &target, progress).await;
     assert!(observed.ready);
+    assert_eq!(observed.provider_resource_id, id);
     assert_eq!(observed.status.as_deref(), Some("active"));
     assert_eq!(observed.marker.as_ref(), Some(&run.marker));
     let ResourceDetails::Server(details) = &observed.details else {
@@ -40,79 +103,120 @@ async fn provision_server_waits_for_active_and_records_one_create_step() {
     assert!(ipv4.parse::<std::net::Ipv4Addr>().is_ok(), "{ipv4}");
     assert_eq!(details.region.as_deref(), Some("nyc3"));
     assert_eq!(details.size.as_deref(), Some("s-1vcpu-1gb"));
+    assert_eq!(details.image.as_deref(), Some("ubuntu-24-04-x64"));
+    assert_eq!(observed.full_api_data["id"], droplets[0]["id"]);
 
-    // The provider holds exactly one droplet, tagged with the marker so it can be found again.
-    let droplets = sb.droplets();
-    assert_eq!(droplets.len(), 1);
-    assert_eq!(droplets[0]["id"].to_string(), observed.provider_resource_id);
-    let tags: Vec<&str> = droplets[0]["tags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    assert!(tags.contains(&run.marker.as_str()), "{tags:?}");
-
-    // Exactly one step, recorded before polling began, carrying the provider id and its undo.
-    let steps = run.recorder.steps();
-    assert_eq!(steps.len(), 1, "{steps:?}");
-    assert_eq!(steps[0].name, "create");
-    assert_eq!(steps[0].index, 0);
-    assert_eq!(steps[0].status, StepStatus::Done);
-    assert_eq!(steps[0].operation_id, run.operation_id);
-    assert_eq!(
-        steps[0].output,
-        json!({"provider_resource_id": observed.provider_resource_id, "adopted": false})
-    );
-    assert_eq!(
-        steps[0].undo,
-        json!({"delete_droplet": observed.provider_resource_id})
-    );
-    assert_eq!(requests_to(&sb, "POST", "/v2/droplets").len(), 1);
-
-    // Watchers were told of each status change while it polled, once per change.
-    let reported = run.recorder.progress();
-    let polls = requests_to(
-        &sb,
-        "GET",
-        &format!("/v2/droplets/{}", observed.provider_resource_id),
-    );
-    assert!(!polls.is_empty());
-    assert_eq!(reported.last(), Some(&Some("active".to_string())));
-    assert!(
-        reported.windows(2).all(|w| w[0] != w[1]),
-        "reported without a change: {reported:?}"
-    );
-    assert!(reported.len() <= polls.len());
+    // Every check was one listing by the shared tag, never a read per droplet.
+    let checks = requests_to(&sb, "GET", "/v2/droplets");
+    assert!(!checks.is_empty());
+    for check in &checks {
+        assert_eq!(
+            check.query.as_deref(),
+            Some("page=1&per_page=200&tag_name=stackdock")
+        );
+    }
+    assert!(requests_to(&sb, "GET", &format!("/v2/droplets/{id}")).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refresh_sees_a_droplet_until_it_is_deleted_and_deleting_twice_succeeds() {
+async fn observe_many_answers_in_the_order_asked_from_one_listing() {
+    let key = canary();
+    let sb = sandbox(&key, Duration::ZERO).await;
+    let dock = dock(&sb, &key);
+    let ado = adapter();
+    let mut ours = Vec::new();
+    for name in ["web-1", "web-2"] {
+        let mut run = Run::new(&dock);
+        ado.provision_server(&mut run.ctx, &dock, &server_config(name))
+            .await
+            .expect("provisioned");
+        ours.push(run.tracked(ResourceKind::Server).expect("tracked"));
+    }
+    let outside = sb.create_droplet_directly("db-1", "fra1", "s-1vcpu-2gb", "debian-12-x64", &[]);
+    let manual = |id: String| Tracked {
+        kind: ResourceKind::Server,
+        provider_resource_id: id,
+        marker: None,
+    };
+    let gone_ours = Tracked {
+        provider_resource_id: "990001".into(),
+        ..ours[0].clone()
+    };
+    let targets = [
+        ours[1].clone(),
+        manual(outside["id"].to_string()),
+        gone_ours,
+        ours[0].clone(),
+        manual("990002".into()),
+    ];
+    let before = sb.requests().len();
+    let mut run = Run::new(&dock);
+
+    let seen = ado
+        .observe_many(&mut run.ctx, &dock, ResourceKind::Server, &targets)
+        .await
+        .expect("observed");
+
+    let ids: Vec<Option<&str>> = seen
+        .iter()
+        .map(|o| o.as_ref().map(|o| o.provider_resource_id.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            Some(targets[0].provider_resource_id.as_str()),
+            Some(targets[1].provider_resource_id.as_str()),
+            None,
+            Some(targets[3].provider_resource_id.as_str()),
+            None,
+        ]
+    );
+    assert_eq!(seen[1].as_ref().unwrap().marker, None);
+    // One listing for what StackDock made; a read each for the others (one of them gone).
+    let calls: Vec<(String, String)> = sb.requests()[before..]
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone()))
+        .collect();
+    let get = |p: &str| ("GET".to_string(), p.to_string());
+    assert_eq!(
+        calls,
+        [
+            get("/v2/droplets"),
+            get(&format!("/v2/droplets/{}", outside["id"])),
+            get("/v2/droplets/990002"),
+        ]
+    );
+    assert!(
+        ado.observe_many(&mut run.ctx, &dock, ResourceKind::Server, &[])
+            .await
+            .expect("nothing to observe")
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deprovision_deletes_and_deleting_twice_succeeds() {
     let key = canary();
     let sb = sandbox(&key, READY_AFTER).await;
     let dock = dock(&sb, &key);
     let droplet = sb.create_droplet_directly("db-1", "fra1", "s-1vcpu-2gb", "debian-12-x64", &[]);
     let id = droplet["id"].to_string();
     let ado = adapter();
-    let mut run = Run::new(&dock, 1, Vec::new());
+    let mut run = Run::new(&dock);
+    let target = Tracked {
+        kind: ResourceKind::Server,
+        provider_resource_id: id.clone(),
+        marker: None,
+    };
 
-    let seen = ado
-        .refresh(&mut run.ctx, &dock, ResourceKind::Server, &id)
-        .await
-        .expect("refresh")
-        .expect("the droplet exists");
-    assert_eq!(seen.provider_resource_id, id);
-    assert_eq!(seen.name, "db-1");
-    assert!(seen.ready);
-    assert_eq!(seen.marker, None, "made outside StackDock, so no marker");
-    assert_eq!(seen.full_api_data["id"], droplet["id"]);
-
-    ado.deprovision(&mut run.ctx, &dock, ResourceKind::Server, &id)
+    let progress = ado
+        .deprovision(&mut run.ctx, &dock, &target)
         .await
         .expect("first delete");
+    engine::until_gone(&ado, &mut run.ctx, &dock, &target, progress).await;
     assert!(sb.droplets().is_empty());
     // A resumed deprovision deletes again; DigitalOcean's 404 means the work is done.
-    ado.deprovision(&mut run.ctx, &dock, ResourceKind::Server, &id)
+    ado.deprovision(&mut run.ctx, &dock, &target)
         .await
         .expect("deleting what is gone succeeds");
     let deletes = requests_to(&sb, "DELETE", &format!("/v2/droplets/{id}"));
@@ -120,12 +224,6 @@ async fn refresh_sees_a_droplet_until_it_is_deleted_and_deleting_twice_succeeds(
         deletes.iter().map(|r| r.status).collect::<Vec<_>>(),
         [204, 404]
     );
-
-    let after = ado
-        .refresh(&mut run.ctx, &dock, ResourceKind::Server, &id)
-        .await
-        .expect("a 404 on refresh is an answer, not an error");
-    assert_eq!(after, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,7 +231,7 @@ async fn discover_lists_every_droplet_across_pages() {
     let key = canary();
     let sb = sandbox(&key, READY_AFTER).await;
     let dock = dock(&sb, &key);
-    let mut run = Run::new(&dock, 1, Vec::new());
+    let mut run = Run::new(&dock);
     // More than one page of 200, with one droplet StackDock made among them.
     for n in 0..204 {
         sb.create_droplet_directly(
@@ -149,7 +247,7 @@ async fn discover_lists_every_droplet_across_pages() {
         "nyc3",
         "s-1vcpu-1gb",
         "ubuntu-24-04-x64",
-        &[run.marker.as_str()],
+        &["stackdock", run.marker.as_str()],
     );
 
     let found = adapter()
@@ -168,10 +266,11 @@ async fn discover_lists_every_droplet_across_pages() {
     let ours: Vec<_> = found.iter().filter(|o| o.marker.is_some()).collect();
     assert_eq!(ours.len(), 1);
     assert_eq!(ours[0].marker.as_ref(), Some(&run.marker));
-    let pages: Vec<Option<String>> = requests_to(&sb, "GET", "/v2/droplets")
+    let mut pages: Vec<Option<String>> = requests_to(&sb, "GET", "/v2/droplets")
         .into_iter()
         .map(|r| r.query)
         .collect();
+    pages.sort();
     assert_eq!(
         pages,
         [
@@ -193,41 +292,56 @@ async fn only_servers_are_supported_and_other_kinds_answer_unsupported() {
     let schema = ado
         .config_schema(ResourceKind::Server)
         .expect("servers have a schema");
-    let required: Vec<&str> = schema
-        .fields
+    let required: Vec<&str> = schema.json()["required"]
+        .as_array()
+        .expect("required fields")
         .iter()
-        .filter(|f| f.required)
-        .map(|f| f.name)
+        .filter_map(Value::as_str)
         .collect();
     assert_eq!(required, ["name", "region", "size", "image"]);
+    assert_eq!(schema.sensitive(), ["user_data"]);
     assert!(schema.validate(&server_config("web-1")).is_ok());
     let mut bad = server_config("web_1");
     assert_eq!(schema.validate(&bad).unwrap_err().field, "name");
     bad.remove("name");
     assert_eq!(schema.validate(&bad).unwrap_err().field, "name");
 
-    let mut run = Run::new(&dock, 1, Vec::new());
+    let mut run = Run::new(&dock);
+    let elsewhere = Tracked {
+        kind: ResourceKind::Server,
+        provider_resource_id: "1".into(),
+        marker: Some(run.marker.clone()),
+    };
     for kind in [
         ResourceKind::WebService,
         ResourceKind::Domain,
         ResourceKind::Database,
     ] {
+        let unsupported = |r: Result<_, DockError>| matches!(r, Err(DockError::Unsupported { provider: Provider::DigitalOcean, kind: k }) if k == kind);
         assert!(ado.config_schema(kind).is_none(), "{kind}");
         let err = provision(&ado, kind, &mut run.ctx, &dock, &server_config("x"))
             .await
             .expect_err("unsupported");
-        assert!(
-            matches!(err, DockError::Unsupported { provider: Provider::DigitalOcean, kind: k } if k == kind),
-            "{err:?}"
-        );
         assert_eq!(err.code(), "unsupported");
-        let refreshed = ado.refresh(&mut run.ctx, &dock, kind, "1").await;
-        assert!(matches!(refreshed, Err(DockError::Unsupported { .. })));
-        let deleted = ado.deprovision(&mut run.ctx, &dock, kind, "1").await;
-        assert!(matches!(deleted, Err(DockError::Unsupported { .. })));
+        assert!(unsupported(Err(err)));
+        let target = Tracked {
+            kind,
+            ..elsewhere.clone()
+        };
+        let observed = ado
+            .observe_many(&mut run.ctx, &dock, kind, std::slice::from_ref(&target))
+            .await;
+        assert!(unsupported(observed.map(drop)));
+        let found = ado
+            .find_by_marker(&mut run.ctx, &dock, kind, &run.marker)
+            .await;
+        assert!(unsupported(found.map(drop)));
+        let deleted = ado.deprovision(&mut run.ctx, &dock, &target).await;
+        assert!(unsupported(deleted.map(drop)));
     }
     // Nothing reached the provider for a kind it was never going to handle.
     assert!(sb.requests().is_empty(), "{:?}", sb.requests());
+    assert!(run.recorder.steps().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,10 +350,9 @@ async fn a_resumed_run_adopts_the_droplet_a_lost_record_left_behind() {
     let sb = sandbox(&key, READY_AFTER).await;
     let dock = dock(&sb, &key);
     let ado = adapter();
-    let resource = stackdock_core::ResourceId::new();
 
     // Run 1 creates the droplet, then cannot record it (the store refused, the worker died).
-    let mut first = Run::with(&dock, resource, 1, Vec::new(), MemRecorder::refusing());
+    let mut first = Run::with(&dock, MemRecorder::stopping_at(2, Stop::Refuse));
     let err = ado
         .provision_server(&mut first.ctx, &dock, &server_config("web-1"))
         .await
@@ -247,110 +360,92 @@ async fn a_resumed_run_adopts_the_droplet_a_lost_record_left_behind() {
     assert!(matches!(err, DockError::Checkpoint(_)), "{err:?}");
     assert_eq!(sb.droplets().len(), 1);
 
-    // Run 2 of the same operation knows nothing of it but the marker.
-    let mut second = Run::with(&dock, resource, 2, Vec::new(), MemRecorder::default());
-    let observed = ado
-        .provision_server(&mut second.ctx, &dock, &server_config("web-1"))
+    // Run 2 of the same operation knows only that the create was sent.
+    let kept = first.recorder.recorded();
+    assert_eq!(kept.len(), 1);
+    let mut second = first.resume(&dock, &kept);
+    ado.provision_server(&mut second.ctx, &dock, &server_config("web-1"))
         .await
         .expect("adopted");
 
     let droplets = sb.droplets();
     assert_eq!(droplets.len(), 1, "a second droplet was created");
-    assert_eq!(observed.provider_resource_id, droplets[0]["id"].to_string());
+    let id = droplets[0]["id"].to_string();
     assert_eq!(
         requests_to(&sb, "POST", "/v2/droplets").len(),
         1,
         "run 2 must not POST"
     );
     let steps = second.recorder.steps();
-    assert_eq!(steps.len(), 1);
+    assert_eq!(steps.len(), 2);
     assert_eq!(
-        steps[0].output,
-        json!({"provider_resource_id": observed.provider_resource_id, "adopted": true})
+        steps[1].output,
+        json!({"step": "created", "droplet_id": id, "adopted": true})
     );
+    assert_eq!(steps[1].index, 1);
+    assert_eq!(second.recorder.tracks(), Some(id));
     // The lookup was by the marker's tag, journaled with its query.
+    let lookup = format!(
+        "/v2/droplets?page=1&per_page=200&tag_name={}",
+        second.marker
+    );
+    let calls = second.recorder.calls();
     assert!(
-        second.recorder.calls().iter().any(|c| c.method == "GET"
-            && c.path
-                == format!(
-                    "/v2/droplets?page=1&per_page=200&tag_name={}",
-                    second.marker
-                )),
-        "{:?}",
-        second.recorder.calls()
+        calls.iter().any(|c| c.method == "GET" && c.path == lookup),
+        "{calls:?}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_resumed_run_adopts_a_droplet_found_by_marker_without_posting() {
+async fn a_resumed_run_that_sent_the_create_but_finds_nothing_creates_once() {
     let key = canary();
     let sb = sandbox(&key, READY_AFTER).await;
     let dock = dock(&sb, &key);
-    let mut run = Run::new(&dock, 2, Vec::new());
-    // Someone else's droplet must not be mistaken for ours.
-    sb.create_droplet_directly("other", "nyc3", "s-1vcpu-1gb", "ubuntu-24-04-x64", &["web"]);
-    let ours = sb.create_droplet_directly(
-        "web-1",
-        "nyc3",
-        "s-1vcpu-1gb",
-        "ubuntu-24-04-x64",
-        &[run.marker.as_str()],
-    );
-
-    let observed = adapter()
-        .provision_server(&mut run.ctx, &dock, &server_config("web-1"))
+    let ado = adapter();
+    // Run 1 recorded that it would send the create, then died before sending it.
+    let mut first = Run::with(&dock, MemRecorder::stopping_at(1, Stop::FailAfterRecording));
+    ado.provision_server(&mut first.ctx, &dock, &server_config("web-1"))
         .await
-        .expect("adopted");
+        .expect_err("stopped");
+    assert!(sb.requests().is_empty(), "{:?}", sb.requests());
 
-    assert_eq!(observed.provider_resource_id, ours["id"].to_string());
-    assert!(requests_to(&sb, "POST", "/v2/droplets").is_empty());
-    assert_eq!(sb.droplets().len(), 2);
-    let steps = run.recorder.steps();
-    assert_eq!(steps.len(), 1);
-    assert_eq!(steps[0].output["adopted"], true);
-    assert_eq!(
-        steps[0].output["provider_resource_id"],
-        observed.provider_resource_id
-    );
+    let mut second = first.resume(&dock, &first.recorder.recorded());
+    ado.provision_server(&mut second.ctx, &dock, &server_config("web-1"))
+        .await
+        .expect("created");
+
+    assert_eq!(marker_lookups(&sb, &second.marker).len(), 1);
+    assert_eq!(requests_to(&sb, "POST", "/v2/droplets").len(), 1);
+    assert_eq!(sb.creates_by_tag(second.marker.as_str()), 1);
+    assert_eq!(second.recorder.steps()[1].output["adopted"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_resumed_run_with_a_recorded_create_only_polls() {
+async fn a_resumed_run_with_the_droplet_recorded_calls_nothing() {
     let key = canary();
     let sb = sandbox(&key, READY_AFTER).await;
     let dock = dock(&sb, &key);
-    let existing =
-        sb.create_droplet_directly("web-1", "nyc3", "s-1vcpu-1gb", "ubuntu-24-04-x64", &[]);
-    let id = existing["id"].to_string();
-    let op = stackdock_core::OperationId::new();
-    let recorded = Step {
-        operation_id: op,
-        index: 0,
-        name: "create".into(),
-        status: StepStatus::Done,
-        output: json!({"provider_resource_id": id, "adopted": false}),
-        undo: json!({"delete_droplet": id}),
-        at: chrono::Utc::now(),
-    };
-    let mut run = Run::new(&dock, 2, vec![recorded]);
-
-    let observed = adapter()
-        .provision_server(&mut run.ctx, &dock, &server_config("web-1"))
+    let ado = adapter();
+    let mut first = Run::new(&dock);
+    ado.provision_server(&mut first.ctx, &dock, &server_config("web-1"))
         .await
         .expect("provisioned");
+    let before = sb.requests().len();
 
-    assert_eq!(observed.provider_resource_id, id);
-    let requests = sb.requests();
-    assert!(
-        requests
-            .iter()
-            .all(|r| r.method == "GET" && r.path == format!("/v2/droplets/{id}")),
-        "only the poll may reach the provider: {requests:?}"
+    let mut second = first.resume(&dock, &first.recorder.recorded());
+    let progress = ado
+        .provision_server(&mut second.ctx, &dock, &server_config("web-1"))
+        .await
+        .expect("resumed");
+
+    assert!(matches!(progress, Progress::Pending { .. }), "{progress:?}");
+    assert_eq!(
+        sb.requests().len(),
+        before,
+        "{:?}",
+        &sb.requests()[before..]
     );
-    assert!(
-        run.recorder.steps().is_empty(),
-        "the create was already recorded"
-    );
+    assert_eq!(second.recorder.steps().len(), 2, "nothing new recorded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,11 +453,11 @@ async fn transient_create_failures_are_retried_into_one_droplet() {
     let key = canary();
     let sb = sandbox(&key, READY_AFTER).await;
     let dock = dock(&sb, &key);
-    let mut run = Run::new(&dock, 1, Vec::new());
+    let mut run = Run::new(&dock);
     // Two failures fit in the three tries of the retry policy.
     sb.inject(Fault::error(Some("POST"), "/v2/droplets", 503, 2));
 
-    let observed = adapter()
+    adapter()
         .provision_server(&mut run.ctx, &dock, &server_config("web-1"))
         .await
         .expect("provisioned on the third try");
@@ -374,13 +469,12 @@ async fn transient_create_failures_are_retried_into_one_droplet() {
         .collect();
     assert_eq!(posts, [503, 503, 202]);
     // Between tries the marker was looked up, in case a failed try had created it after all.
-    let lookups = requests_to(&sb, "GET", "/v2/droplets");
-    assert_eq!(lookups.len(), 2, "{lookups:?}");
+    assert_eq!(marker_lookups(&sb, &run.marker).len(), 2);
     let steps = run.recorder.steps();
-    assert_eq!(steps[0].output["adopted"], false);
+    assert_eq!(steps[1].output["adopted"], false);
     assert_eq!(
-        steps[0].output["provider_resource_id"],
-        observed.provider_resource_id
+        steps[1].output["droplet_id"].as_str(),
+        Some(sb.droplets()[0]["id"].to_string().as_str())
     );
     // The journal numbers the tries of the create.
     let post_attempts: Vec<(u32, Option<u16>)> = run
@@ -396,54 +490,32 @@ async fn transient_create_failures_are_retried_into_one_droplet() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_create_response_is_adopted_without_a_second_post() {
+/// Provisions a droplet whose create's answer goes wrong as `fault` says, and checks that the
+/// droplet the create made was adopted: one create, found by its marker, recorded as adopted.
+async fn adopted_after(fault: impl FnOnce(&str) -> Fault, request_timeout: Option<Duration>) {
     let key = canary();
     let sb = sandbox(&key, READY_AFTER).await;
     let dock = dock(&sb, &key);
-    let mut run = Run::new(&dock, 1, Vec::new());
-    // The droplet is made, the answer is a 500.
-    sb.inject(Fault::lose_response(Some("POST"), "/v2/droplets", 1));
+    let mut run = Run::new(&dock);
+    if let Some(timeout) = request_timeout {
+        run.ctx.retry.request_timeout = timeout;
+    }
+    sb.inject(fault("/v2/droplets"));
 
-    let observed = adapter()
+    adapter()
         .provision_server(&mut run.ctx, &dock, &server_config("web-1"))
         .await
         .expect("provisioned");
 
     let droplets = sb.droplets();
-    assert_eq!(droplets.len(), 1);
-    assert_eq!(observed.provider_resource_id, droplets[0]["id"].to_string());
+    assert_eq!(droplets.len(), 1, "{droplets:?}");
+    assert_eq!(sb.creates_by_tag(run.marker.as_str()), 1, "created twice");
     assert_eq!(requests_to(&sb, "POST", "/v2/droplets").len(), 1);
-    assert_eq!(run.recorder.steps()[0].output["adopted"], true);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_create_that_never_answers_is_adopted_after_the_request_timeout() {
-    let key = canary();
-    let sb = sandbox(&key, READY_AFTER).await;
-    let dock = dock(&sb, &key);
-    let mut run = Run::new(&dock, 1, Vec::new());
-    run.ctx.retry.request_timeout = Duration::from_millis(300);
-    // The droplet is made but its answer comes long after the client gave up.
-    sb.inject(Fault::delay(
-        Some("POST"),
-        "/v2/droplets",
-        Duration::from_secs(3),
-        1,
-    ));
-
-    let observed = adapter()
-        .provision_server(&mut run.ctx, &dock, &server_config("web-1"))
-        .await
-        .expect("provisioned");
-
-    assert_eq!(sb.droplets().len(), 1);
-    assert_eq!(requests_to(&sb, "POST", "/v2/droplets").len(), 1);
-    let step = &run.recorder.steps()[0];
-    assert_eq!(step.output["adopted"], true);
+    assert_eq!(marker_lookups(&sb, &run.marker).len(), 1);
+    let step = &run.recorder.steps()[1];
     assert_eq!(
-        step.output["provider_resource_id"],
-        observed.provider_resource_id
+        step.output,
+        json!({"step": "created", "droplet_id": droplets[0]["id"].to_string(), "adopted": true})
     );
     let post = run
         .recorder
@@ -451,8 +523,76 @@ async fn a_create_that_never_answers_is_adopted_after_the_request_timeout() {
         .into_iter()
         .find(|c| c.method == "POST")
         .expect("the create is journaled");
-    assert_eq!(post.status, None, "no answer came: {post:?}");
-    assert!(post.error.is_some());
+    assert!(post.error.is_some(), "{post:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_answered_500_after_the_work_is_adopted() {
+    adopted_after(|p| Fault::lose_response(Some("POST"), p, 1), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_whose_answer_is_cut_off_is_adopted() {
+    adopted_after(|p| Fault::truncate(Some("POST"), p, 1), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_whose_connection_drops_before_the_answer_is_adopted() {
+    adopted_after(|p| Fault::disconnect(Some("POST"), p, 1), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_that_never_answers_is_adopted_after_the_request_timeout() {
+    adopted_after(
+        |p| Fault::delay(Some("POST"), p, Duration::from_secs(3), 1),
+        Some(Duration::from_millis(300)),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_on_a_create_is_sent_again_without_a_marker_lookup() {
+    let key = canary();
+    let sb = sandbox(&key, READY_AFTER).await;
+    let dock = dock(&sb, &key);
+    let mut run = Run::new(&dock);
+    // A 429 says DigitalOcean did nothing; there is nothing to look for.
+    sb.inject(Fault::rate_limited(Some("POST"), "/v2/droplets", 1, 1));
+
+    adapter()
+        .provision_server(&mut run.ctx, &dock, &server_config("web-1"))
+        .await
+        .expect("provisioned");
+
+    let posts = requests_to(&sb, "POST", "/v2/droplets");
+    assert_eq!(
+        posts.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [429, 202]
+    );
+    let waited = posts[1].at.duration_since(posts[0].at);
+    assert!(
+        waited >= Duration::from_secs(1),
+        "sent again after {waited:?}"
+    );
+    let lookups: Vec<_> = sb
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.method == "GET"
+                && r.path == "/v2/droplets"
+                && r.query.as_deref().is_some_and(|q| q.contains("tag_name="))
+        })
+        .collect();
+    assert!(lookups.is_empty(), "looked up after a 429: {lookups:?}");
+    assert_eq!(sb.droplets().len(), 1);
+    assert_eq!(run.recorder.steps()[1].output["adopted"], false);
+    let journaled: Vec<(u32, Option<u16>)> = run
+        .recorder
+        .calls()
+        .iter()
+        .map(|c| (c.attempt, c.status))
+        .collect();
+    assert_eq!(journaled, [(1, Some(429)), (2, Some(202))]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -460,7 +600,7 @@ async fn a_create_still_failing_after_every_try_is_unavailable_and_creates_nothi
     let key = canary();
     let sb = sandbox(&key, READY_AFTER).await;
     let dock = dock(&sb, &key);
-    let mut run = Run::new(&dock, 1, Vec::new());
+    let mut run = Run::new(&dock);
     sb.inject(Fault::error(Some("POST"), "/v2/droplets", 503, 100));
 
     let err = adapter()
@@ -482,39 +622,134 @@ async fn a_create_still_failing_after_every_try_is_unavailable_and_creates_nothi
         run.ctx.retry.max_attempts as usize
     );
     assert!(sb.droplets().is_empty());
-    assert!(run.recorder.steps().is_empty());
+    // What is recorded says a droplet may exist: an unwind or a later run looks for it.
+    let steps = run.recorder.steps();
+    assert_eq!(
+        steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["create_sent"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_checkpoint_stops_the_adapter_before_it_polls() {
+async fn a_refused_checkpoint_stops_the_adapter_where_it_is() {
     let key = canary();
     let sb = sandbox(&key, READY_AFTER).await;
     let dock = dock(&sb, &key);
-    let mut run = Run::with(
-        &dock,
-        stackdock_core::ResourceId::new(),
-        1,
-        Vec::new(),
-        MemRecorder::refusing(),
-    );
 
+    // Refused before the create: the create is never sent.
+    let mut run = Run::with(&dock, MemRecorder::refusing());
     let err = adapter()
         .provision_server(&mut run.ctx, &dock, &server_config("web-1"))
         .await
         .expect_err("the checkpoint was refused");
-
     assert!(matches!(err, DockError::Checkpoint(_)), "{err:?}");
     assert!(!err.is_transient());
+    assert!(sb.requests().is_empty(), "{:?}", sb.requests());
+    assert!(run.ctx.records().is_empty());
+
+    // Refused after the create: nothing more is sent.
+    let mut run = Run::with(&dock, MemRecorder::stopping_at(2, Stop::Refuse));
+    let err = adapter()
+        .provision_server(&mut run.ctx, &dock, &server_config("web-2"))
+        .await
+        .expect_err("the checkpoint was refused");
+    assert!(matches!(err, DockError::Checkpoint(_)), "{err:?}");
     let requests = sb.requests();
-    let post = requests
-        .iter()
-        .position(|r| r.method == "POST")
-        .expect("the create was sent");
-    assert!(
-        requests[post + 1..].is_empty(),
+    assert_eq!(
+        requests.len(),
+        1,
         "the adapter went on without a record: {requests:?}"
     );
-    assert!(run.ctx.step("create").is_none());
+    assert_eq!(requests[0].method, "POST");
+    let names: Vec<&str> = run.ctx.records().iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["create_sent"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_stops_the_adapter_after_the_step_is_recorded() {
+    let key = canary();
+    let sb = sandbox(&key, READY_AFTER).await;
+    let dock = dock(&sb, &key);
+
+    // Cancelled as it recorded that it would create: kept, and nothing is created.
+    let mut run = Run::with(&dock, MemRecorder::stopping_at(1, Stop::Cancel));
+    let err = adapter()
+        .provision_server(&mut run.ctx, &dock, &server_config("web-1"))
+        .await
+        .expect_err("cancelled");
+    assert!(matches!(err, DockError::Cancelled), "{err:?}");
+    assert_eq!(err.code(), "cancelled");
+    assert!(sb.requests().is_empty(), "{:?}", sb.requests());
+    let kept: Vec<&str> = run.ctx.records().iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        kept,
+        ["create_sent"],
+        "the engine unwinds from the recorded step"
+    );
+    assert_eq!(run.recorder.steps().len(), 1);
+
+    // Cancelled as it recorded the droplet: kept, and nothing more is called.
+    let mut run = Run::with(&dock, MemRecorder::stopping_at(2, Stop::Cancel));
+    let err = adapter()
+        .provision_server(&mut run.ctx, &dock, &server_config("web-2"))
+        .await
+        .expect_err("cancelled");
+    assert!(matches!(err, DockError::Cancelled), "{err:?}");
+    assert_eq!(sb.requests().len(), 1, "{:?}", sb.requests());
+    let kept: Vec<&str> = run.ctx.records().iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(kept, ["create_sent", "created"]);
+    assert_eq!(
+        run.recorder.tracks(),
+        Some(sb.droplets()[0]["id"].to_string())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_deletes_what_each_step_made_and_only_that() {
+    let key = canary();
+    let sb = sandbox(&key, Duration::ZERO).await;
+    let dock = dock(&sb, &key);
+    let ado = adapter();
+    let mut run = Run::new(&dock);
+    ado.provision_server(&mut run.ctx, &dock, &server_config("web-1"))
+        .await
+        .expect("provisioned");
+    // Two more carrying the marker (as lost answers could leave), and one of someone else's.
+    for name in ["web-1-a", "web-1-b"] {
+        sb.create_droplet_directly(
+            name,
+            "nyc3",
+            "s-1vcpu-1gb",
+            "ubuntu-24-04-x64",
+            &[run.marker.as_str()],
+        );
+    }
+    let theirs = sb.create_droplet_directly(
+        "theirs",
+        "nyc3",
+        "s-1vcpu-1gb",
+        "ubuntu-24-04-x64",
+        &["web"],
+    );
+    let steps = run.recorder.steps();
+
+    // `created` deletes its droplet by id.
+    ado.undo(&mut run.ctx, &dock, &steps[1])
+        .await
+        .expect("undone");
+    assert_eq!(sb.droplets().len(), 3);
+    // `create_sent` deletes whatever carries the marker.
+    ado.undo(&mut run.ctx, &dock, &steps[0])
+        .await
+        .expect("undone");
+    let left = sb.droplets();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["id"], theirs["id"]);
+    // Undoing again succeeds and changes nothing.
+    engine::unwind(&ado, &mut run.ctx, &dock, &steps)
+        .await
+        .expect("undone twice");
+    assert_eq!(sb.droplets().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -522,7 +757,7 @@ async fn a_provider_refusal_of_the_create_is_permanent_and_in_its_own_words() {
     let key = canary();
     let sb = sandbox(&key, READY_AFTER).await;
     let dock = dock(&sb, &key);
-    let mut run = Run::new(&dock, 1, Vec::new());
+    let mut run = Run::new(&dock);
     let mut config = server_config("web-1");
     // The schema accepts any slug; only DigitalOcean knows this size does not exist.
     config.insert("size".into(), json!("s-64vcpu-1tb"));
@@ -543,7 +778,8 @@ async fn a_provider_refusal_of_the_create_is_permanent_and_in_its_own_words() {
     );
     assert!(!err.is_transient());
     assert_eq!(err.code(), "unprocessable_entity");
-    // A 4xx is not retried.
+    // A 4xx is not retried, and not looked up: DigitalOcean said what it did.
     assert_eq!(requests_to(&sb, "POST", "/v2/droplets").len(), 1);
+    assert!(marker_lookups(&sb, &run.marker).is_empty());
     assert!(sb.droplets().is_empty());
 }

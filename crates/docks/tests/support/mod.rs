@@ -1,75 +1,27 @@
-//! What the docks test binaries share: an in-memory [`Recorder`], a sandbox with a canary key,
-//! and a [`Ctx`] with waits short enough for tests.
+//! What the docks test binaries share: an in-memory [`Recorder`](recorder::MemRecorder), a
+//! sandbox with a canary key, a dock with its own rate budget, and a [`Ctx`] with waits short
+//! enough for tests.
 //!
 //! Each test binary uses a different subset of this module, so unused items are expected.
 #![allow(dead_code)]
 
-use std::sync::{Arc, Mutex};
+pub mod engine;
+pub mod recorder;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use stackdock_core::{
-    ApiCall, DockId, Marker, OperationId, OrgId, Provider, ResourceId, SecretString, Step,
-};
+use stackdock_core::{DockId, Marker, OperationId, OrgId, Provider, ResourceId, SecretString};
 use stackdock_docks::digitalocean::DigitalOceanAdapter;
-use stackdock_docks::{
-    CallScope, Ctx, DockAccess, DockError, Observed, PollPolicy, Recorder, RetryPolicy,
-};
+use stackdock_docks::{Budget, CallScope, Ctx, DockAccess, RateLimit, RetryPolicy, Tracked};
 use stackdock_sandbox::{DigitalOceanSandbox, DoSandboxConfig, RecordedRequest};
+
+// Re-exported for the binaries that use them; the others would warn.
+#[allow(unused_imports)]
+pub use recorder::{MemRecorder, Recorded, Stop};
 
 /// Long enough that a test's waits are seconds, never minutes.
 pub const DEADLINE: Duration = Duration::from_secs(10);
-
-/// Journal and checkpoints kept in memory so a test can read exactly what an adapter reported.
-#[derive(Default)]
-pub struct MemRecorder {
-    pub calls: Mutex<Vec<ApiCall>>,
-    pub steps: Mutex<Vec<Step>>,
-    /// The provider status of each progress report, in order.
-    pub progress: Mutex<Vec<Option<String>>>,
-    /// When set, every checkpoint is refused, as a store that lost the worker's lease would.
-    pub refuse_checkpoints: bool,
-}
-
-impl MemRecorder {
-    pub fn refusing() -> Self {
-        Self {
-            refuse_checkpoints: true,
-            ..Self::default()
-        }
-    }
-
-    pub fn calls(&self) -> Vec<ApiCall> {
-        self.calls.lock().unwrap().clone()
-    }
-
-    pub fn steps(&self) -> Vec<Step> {
-        self.steps.lock().unwrap().clone()
-    }
-
-    pub fn progress(&self) -> Vec<Option<String>> {
-        self.progress.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl Recorder for MemRecorder {
-    async fn journal(&self, call: ApiCall) {
-        self.calls.lock().unwrap().push(call);
-    }
-
-    async fn checkpoint(&self, step: Step) -> Result<(), DockError> {
-        if self.refuse_checkpoints {
-            return Err(DockError::Checkpoint("the store refused the step".into()));
-        }
-        self.steps.lock().unwrap().push(step);
-        Ok(())
-    }
-
-    async fn progress(&self, observed: &Observed) {
-        self.progress.lock().unwrap().push(observed.status.clone());
-    }
-}
 
 /// A random API key that a test can search for in everything StackDock produced.
 pub fn canary() -> String {
@@ -97,12 +49,17 @@ pub fn adapter() -> DigitalOceanAdapter {
     DigitalOceanAdapter::new(reqwest::Client::new())
 }
 
-/// The dock as the engine would hand it over: key opened, base URL pointed at the sandbox.
+/// The dock as the engine would hand it over: key opened, base URL pointed at the sandbox,
+/// no rate limit configured (the budget learns the sandbox's from its headers).
 pub fn dock(sandbox: &DigitalOceanSandbox, key: &str) -> DockAccess {
     dock_at(&sandbox.base_url(), key)
 }
 
 pub fn dock_at(base_url: &str, key: &str) -> DockAccess {
+    dock_limited(base_url, key, RateLimit::None)
+}
+
+pub fn dock_limited(base_url: &str, key: &str, limit: RateLimit) -> DockAccess {
     DockAccess {
         id: DockId::new(),
         org_id: OrgId::new(),
@@ -111,10 +68,11 @@ pub fn dock_at(base_url: &str, key: &str) -> DockAccess {
         api_key: SecretString::new(key),
         base_url: Some(base_url.to_string()),
         settings: serde_json::Value::Null,
+        budget: Arc::new(Budget::new(limit)),
     }
 }
 
-/// Retries and polls fast enough for tests; every other knob as in production.
+/// Retries fast enough for tests; every other knob as in production.
 pub fn fast_retry() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 3,
@@ -125,7 +83,7 @@ pub fn fast_retry() -> RetryPolicy {
     }
 }
 
-/// One operation on one resource, as the engine would set it up.
+/// One run of an operation on one resource, as the engine would set it up.
 pub struct Run {
     pub resource_id: ResourceId,
     pub operation_id: OperationId,
@@ -135,29 +93,46 @@ pub struct Run {
 }
 
 impl Run {
-    pub fn new(dock: &DockAccess, attempt: u32, steps: Vec<Step>) -> Self {
-        Self::with(
+    /// The first run of a new operation on a new resource.
+    pub fn new(dock: &DockAccess) -> Self {
+        Self::with(dock, MemRecorder::default())
+    }
+
+    /// The first run of a new operation, recording into `recorder`.
+    pub fn with(dock: &DockAccess, recorder: MemRecorder) -> Self {
+        Self::build(
             dock,
             ResourceId::new(),
-            attempt,
-            steps,
-            MemRecorder::default(),
+            OperationId::new(),
+            1,
+            Arc::new(recorder),
         )
     }
 
-    /// A run of an operation on `resource_id` (so a second run shares the first's marker).
-    pub fn with(
+    /// A later run of the same operation (same resource, marker and operation), after the
+    /// store kept `recorded` of the steps so far.
+    pub fn resume(&self, dock: &DockAccess, recorded: &[Recorded]) -> Self {
+        self.resume_into(dock, MemRecorder::holding(recorded))
+    }
+
+    /// A later run of the same operation recording into `recorder`.
+    pub fn resume_into(&self, dock: &DockAccess, recorder: MemRecorder) -> Self {
+        Self::build(
+            dock,
+            self.resource_id,
+            self.operation_id,
+            self.ctx.attempt + 1,
+            Arc::new(recorder),
+        )
+    }
+
+    fn build(
         dock: &DockAccess,
         resource_id: ResourceId,
+        operation_id: OperationId,
         attempt: u32,
-        steps: Vec<Step>,
-        recorder: MemRecorder,
+        recorder: Arc<MemRecorder>,
     ) -> Self {
-        let recorder = Arc::new(recorder);
-        // Recorded steps belong to an operation already; a first run gets a new one.
-        let operation_id = steps
-            .first()
-            .map_or_else(OperationId::new, |s| s.operation_id);
         let scope = CallScope {
             org_id: dock.org_id,
             dock_id: dock.id,
@@ -166,12 +141,8 @@ impl Run {
             recorder: recorder.clone(),
         };
         let marker = Marker::for_resource(&resource_id);
-        let mut ctx = Ctx::new(scope, Some(marker.clone()), attempt, steps);
+        let mut ctx = Ctx::new(scope, Some(marker.clone()), attempt, recorder.steps());
         ctx.retry = fast_retry();
-        ctx.poll = PollPolicy {
-            interval: Duration::from_millis(20),
-            timeout: Duration::from_secs(5),
-        };
         Self {
             resource_id,
             operation_id,
@@ -179,6 +150,15 @@ impl Run {
             recorder,
             ctx,
         }
+    }
+
+    /// The resource as the engine tracks it once its steps named a provider id.
+    pub fn tracked(&self, kind: stackdock_core::ResourceKind) -> Option<Tracked> {
+        Some(Tracked {
+            kind,
+            provider_resource_id: self.recorder.tracks()?,
+            marker: Some(self.marker.clone()),
+        })
     }
 }
 
@@ -204,6 +184,18 @@ pub fn requests_to(
         .requests()
         .into_iter()
         .filter(|r| r.method == method && r.path == path)
+        .collect()
+}
+
+/// Marker lookups the sandbox received: listings filtered by a tag other than the shared one.
+pub fn marker_lookups(sandbox: &DigitalOceanSandbox, marker: &Marker) -> Vec<RecordedRequest> {
+    requests_to(sandbox, "GET", "/v2/droplets")
+        .into_iter()
+        .filter(|r| {
+            r.query
+                .as_deref()
+                .is_some_and(|q| q.contains(&format!("tag_name={marker}")))
+        })
         .collect()
 }
 
