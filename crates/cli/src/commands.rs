@@ -445,7 +445,10 @@ pub(crate) async fn docks(cmd: DocksCommand) -> CliResult {
             client
                 .send(
                     client
-                        .request(reqwest::Method::PATCH, &format!("/api/v1/docks/{}", seg(&dock)))
+                        .request(
+                            reqwest::Method::PATCH,
+                            &format!("/api/v1/docks/{}", seg(&dock)),
+                        )
                         .json(&Value::Object(body)),
                 )
                 .await?

@@ -46,18 +46,92 @@ pub fn redact_json(value: &mut Value) {
 }
 
 /// Removes every occurrence of each known secret from free text (an error message that
-/// echoed a header, say).
+/// echoed a header, say), in the forms a secret travels in too: base64 (a Basic header),
+/// hex and percent-encoded (a query string).
 pub fn scrub(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_string();
     for s in secrets.iter().filter(|s| s.len() >= 4) {
-        out = out.replace(s, REDACTED);
+        for form in encoded_forms(s) {
+            out = out.replace(&form, REDACTED);
+        }
     }
     out
+}
+
+/// The forms a secret is found in when it leaks: as it is, base64 (standard and URL-safe, at
+/// each of the three alignments it can have inside a longer encoded text), hex (both cases)
+/// and percent-encoded (every byte, and only the reserved ones). Tests search for each.
+pub fn encoded_forms(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+
+    let bytes = secret.as_bytes();
+    let mut forms = vec![secret.to_string()];
+    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+        for pad in 0..3usize {
+            // Encoded after `pad` other bytes, the secret's own characters start at the first
+            // whole group of 4 that holds only its bytes and end before the last partial one.
+            let mut buf = vec![0u8; pad];
+            buf.extend_from_slice(bytes);
+            let text = engine.encode(&buf);
+            let start = pad.div_ceil(3) * 4;
+            let end = ((pad + bytes.len()) / 3) * 4;
+            if end > start + 4 {
+                forms.push(text[start..end].to_string());
+            }
+        }
+    }
+    forms.push(hex::encode(bytes));
+    forms.push(hex::encode_upper(bytes));
+    forms.push(bytes.iter().map(|b| format!("%{b:02X}")).collect());
+    let reserved: String = secret
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.~".contains(c) {
+                c.to_string()
+            } else {
+                let mut buf = [0u8; 4];
+                c.encode_utf8(&mut buf)
+                    .bytes()
+                    .map(|b| format!("%{b:02X}"))
+                    .collect()
+            }
+        })
+        .collect();
+    forms.push(reserved);
+    forms.sort();
+    forms.dedup();
+    forms
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_forms_find_a_secret_inside_longer_encoded_text() {
+        use base64::Engine as _;
+        let secret = "dop_v1_canary0123456789abcdef";
+        let forms = encoded_forms(secret);
+        for prefix in ["", "a", "ab", "abc", "Authorization: Basic user:"] {
+            let whole = format!("{prefix}{secret}:tail");
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&whole);
+            assert!(
+                forms.iter().any(|f| b64.contains(f.as_str())),
+                "base64 after {prefix:?}: {b64}"
+            );
+            let url = base64::engine::general_purpose::URL_SAFE.encode(&whole);
+            assert!(forms.iter().any(|f| url.contains(f.as_str())), "{url}");
+        }
+        assert!(forms.contains(&hex::encode(secret)));
+        let scrubbed = scrub(&format!("x={}&y=1", hex::encode(secret)), &[secret]);
+        assert_eq!(scrubbed, format!("x={REDACTED}&y=1"));
+        let with_slash = encoded_forms("a/b+c=d");
+        assert!(
+            with_slash.contains(&"a%2Fb%2Bc%3Dd".to_string()),
+            "{with_slash:?}"
+        );
+    }
     use serde_json::json;
 
     #[test]

@@ -230,9 +230,7 @@ impl Engine {
                 {
                     return Err(EngineError::InvalidConfig(ConfigError::new(
                         "Idempotency-Key",
-                        format!(
-                            "must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"
-                        ),
+                        format!("must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"),
                     )));
                 }
                 let hash = request_hash(dock, kind, &config);

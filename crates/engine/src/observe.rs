@@ -19,8 +19,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::json;
 use stackdock_core::{
-    ApiCall, DockId, Failure, OpKind, OpState, Operation, OperationId, ProvisioningState,
-    Resource, ResourceId, ResourceKind, Step,
+    ApiCall, DockId, Failure, OpKind, OpState, Operation, OperationId, ProvisioningState, Resource,
+    ResourceId, ResourceKind, Step,
 };
 use stackdock_docks::{CallScope, Ctx, DockError, Observed, Recorder, Tracked};
 use stackdock_store::{Batch, Lease, Store, Write};
@@ -81,13 +81,9 @@ impl Engine {
     pub async fn observe_due(&self, owner: &str) -> Result<usize, EngineError> {
         let groups = self.take_due(owner).await?;
         let taken = groups.values().map(Vec::len).sum();
-        futures::future::join_all(
-            groups
-                .into_iter()
-                .map(|((dock, kind), ops)| async move {
-                    self.observe_logged(owner, dock, kind, &ops).await
-                }),
-        )
+        futures::future::join_all(groups.into_iter().map(|((dock, kind), ops)| async move {
+            self.observe_logged(owner, dock, kind, &ops).await
+        }))
         .await;
         Ok(taken)
     }
@@ -97,9 +93,11 @@ impl Engine {
         &self,
         owner: &str,
     ) -> Result<HashMap<(DockId, ResourceKind), Vec<Operation>>, EngineError> {
-        let ops = self.inner
+        let ops = self
+            .inner
             .store
-            .claim_waiting(owner, self.inner.config.wait.hold, TAKE).await?;
+            .claim_waiting(owner, self.inner.config.wait.hold, TAKE)
+            .await?;
         let mut groups: HashMap<(DockId, ResourceKind), Vec<Operation>> = HashMap::new();
         for op in ops {
             if let Some(kind) = op.resource_kind {
@@ -244,9 +242,9 @@ impl Engine {
         }
 
         let handed_back = batches.iter().any(|b| {
-            b.writes.iter().any(
-                |w| matches!(w, Write::UpdateOperation(o) if o.state == OpState::Queued),
-            )
+            b.writes
+                .iter()
+                .any(|w| matches!(w, Write::UpdateOperation(o) if o.state == OpState::Queued))
         });
         for result in store.apply_each(batches).await? {
             if let Err(e) = result {

@@ -43,7 +43,10 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
     let mut ctx = engine.ctx(op, lease, Some(rid), resource.marker.clone(), steps);
 
     let Some(adapter) = engine.registry().get(dock.provider) else {
-        let f = Failure::new("no_adapter", EngineError::NoAdapter(dock.provider).to_string());
+        let f = Failure::new(
+            "no_adapter",
+            EngineError::NoAdapter(dock.provider).to_string(),
+        );
         return engine.settle_resource(op, lease, resource, Err(f)).await;
     };
     let access = match engine.open_dock(&dock) {

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use stackdock_core::{
-    AuditEntry, Failure, Marker, OpKind, OpState, Operation, Outcome, ProvisioningState,
-    Resource, ResourceError, ResourceId, Step, redact,
+    AuditEntry, Failure, Marker, OpKind, OpState, Operation, Outcome, ProvisioningState, Resource,
+    ResourceError, ResourceId, Step, redact,
 };
 use stackdock_docks::{CallScope, Ctx, Observed};
 use stackdock_store::{Batch, Lease, StoreError, Write};

@@ -266,10 +266,15 @@ async fn waiting_holds_no_worker_and_one_listing_checks_every_droplet() {
         lists.len()
     );
     assert!(
-        lists
-            .iter()
-            .all(|r| r.query.as_deref().unwrap_or("").contains("tag_name=stackdock&")
-                || r.query.as_deref().unwrap_or("").ends_with("tag_name=stackdock")),
+        lists.iter().all(|r| r
+            .query
+            .as_deref()
+            .unwrap_or("")
+            .contains("tag_name=stackdock&")
+            || r.query
+                .as_deref()
+                .unwrap_or("")
+                .ends_with("tag_name=stackdock")),
         "checks list by the shared tag: {lists:?}"
     );
     assert_eq!(
@@ -337,7 +342,10 @@ async fn a_create_unavailable_past_the_retry_budget_is_rescheduled_then_succeeds
     );
     let steps = t.steps(op.id).await;
     assert_eq!(steps.len(), 1, "{steps:?}");
-    assert_eq!(steps[0].name, "create_sent", "the create was sent, so it says so");
+    assert_eq!(
+        steps[0].name, "create_sent",
+        "the create was sent, so it says so"
+    );
     assert!(
         !t.run_one().await,
         "claimed before its next_run_at: {:?}",

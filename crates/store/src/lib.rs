@@ -260,7 +260,8 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Refused`] if it has finished.
     async fn request_cancel(&self, org: OrgId, id: OperationId) -> Result<Operation>;
     /// Ends now every lease held by a worker whose name starts with `owner_prefix`, so their
-    /// operations can be claimed at once instead of when the leases run out. For a process that
+    /// operations can be claimed at once instead of when the leases run out; waiting
+    /// operations such a worker held for a check become due at once. For a process that
     /// knows those workers are gone: it restarted under the same node name, which it holds
     /// exclusively. Returns how many leases it ended.
     async fn expire_leases(&self, owner_prefix: &str) -> Result<u64>;

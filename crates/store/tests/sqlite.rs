@@ -66,6 +66,7 @@ conformance!(
     batch_claims_take_each_due_operation_once,
     waiting_operations_are_taken_for_a_hold_without_a_run,
     a_cancel_wakes_a_waiting_operation_and_is_refused_once_finished,
+    expire_leases_frees_waiting_operations_a_dead_observer_held,
     apply_each_keeps_each_batch_whole_and_alone,
     idempotency_keys_are_unique_per_org,
     journal_batches_are_written_whole,

@@ -55,6 +55,7 @@ async fn a_crash_between_create_and_record_adopts_the_droplet_after_restart() {
         .await;
     assert_eq!(op.body["state"], "succeeded");
     assert_eq!(op.body["attempt"], 2);
-    assert_eq!(op.body["steps"][0]["output"]["adopted"], true);
+    assert_eq!(op.body["steps"][0]["name"], "create_sent");
+    assert_eq!(op.body["steps"][1]["output"]["adopted"], true);
     app.finish();
 }

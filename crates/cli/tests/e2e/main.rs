@@ -7,6 +7,7 @@
 //! output — for the dock's plaintext API key, byte by byte.
 
 mod bad_input;
+mod chaos;
 mod cli;
 mod crash;
 mod events;

@@ -343,12 +343,18 @@ impl TestApp {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let needle = self.canary.as_bytes();
-        let contains = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+        // The key as it is, and base64, hex and percent-encoded.
+        let forms = stackdock_core::redact::encoded_forms(&self.canary);
+        let contains = |hay: &[u8]| {
+            forms.iter().any(|f| {
+                let needle = f.as_bytes();
+                hay.windows(needle.len()).any(|w| w == needle)
+            })
+        };
         for (i, body) in self.seen.lock().unwrap().iter().enumerate() {
             assert!(
                 !contains(body),
-                "response/output #{i} contains the plaintext API key"
+                "response/output #{i} contains the API key (plain or encoded)"
             );
         }
         let mut scanned = 0;
@@ -356,7 +362,7 @@ impl TestApp {
             let bytes = std::fs::read(&path).expect("read data file");
             assert!(
                 !contains(&bytes),
-                "{} contains the plaintext API key",
+                "{} contains the API key (plain or encoded)",
                 path.display()
             );
             scanned += 1;

@@ -123,7 +123,11 @@ pub(crate) async fn update(
     let api_key = match body.take_patch_string("api_key")? {
         None => None,
         Some(Some(key)) => Some(SecretString::new(key)),
-        Some(None) => return Err(ApiError::invalid("api_key: cannot be removed, only replaced")),
+        Some(None) => {
+            return Err(ApiError::invalid(
+                "api_key: cannot be removed, only replaced",
+            ));
+        }
     };
     let api_base_url = body.take_patch_string("api_url")?;
     if let Some(Some(u)) = &api_base_url {

@@ -24,9 +24,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/v1/docks", get(docks::list).post(docks::add))
         .route(
             "/api/v1/docks/{dock}",
-            get(docks::get)
-                .patch(docks::update)
-                .delete(docks::remove),
+            get(docks::get).patch(docks::update).delete(docks::remove),
         )
         .route("/api/v1/docks/{dock}/sync", post(docks::sync))
         .route(

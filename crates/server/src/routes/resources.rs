@@ -141,12 +141,13 @@ pub(crate) async fn create(
     let dock = super::docks::resolve(&state, actor.org_id, &dock_ref)
         .await
         .map_err(|e| ApiError::invalid(format!("dock: {}", e.message)))?;
-    let key = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => Some(v.to_str().map_err(|_| {
-            ApiError::invalid("Idempotency-Key: must be visible ASCII characters")
-        })?),
-    };
+    let key =
+        match headers.get("idempotency-key") {
+            None => None,
+            Some(v) => Some(v.to_str().map_err(|_| {
+                ApiError::invalid("Idempotency-Key: must be visible ASCII characters")
+            })?),
+        };
     let done = state
         .engine
         .request_provision_once(actor, &dock, kind, body.0, key)

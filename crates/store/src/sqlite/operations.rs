@@ -328,20 +328,31 @@ pub(crate) async fn request_cancel(
     }
 }
 
-/// Ends the leases of workers named `owner_prefix...`. Compared with `substr`, not `LIKE`, so
-/// no character of the prefix is a wildcard.
+/// Ends the leases of workers named `owner_prefix...`: running operations become claimable,
+/// and waiting ones a dead observer held become due now. Compared with `substr`, not `LIKE`,
+/// so no character of the prefix is a wildcard.
 pub(crate) async fn expire(conn: &mut SqliteConnection, owner_prefix: &str) -> Result<u64> {
     let at = ts(&now());
-    let done = sqlx::query(
+    let running = sqlx::query(
         "UPDATE operations SET lease_expires_at = $1, updated_at = $1
          WHERE state = 'running' AND lease_owner IS NOT NULL
            AND substr(lease_owner, 1, length($2)) = $2",
     )
-    .bind(at)
+    .bind(&at)
+    .bind(owner_prefix)
+    .execute(&mut *conn)
+    .await?;
+    let waiting = sqlx::query(
+        "UPDATE operations SET next_run_at = $1, lease_owner = NULL, lease_expires_at = NULL,
+                updated_at = $1
+         WHERE state = 'waiting' AND lease_owner IS NOT NULL
+           AND substr(lease_owner, 1, length($2)) = $2",
+    )
+    .bind(&at)
     .bind(owner_prefix)
     .execute(conn)
     .await?;
-    Ok(done.rows_affected())
+    Ok(running.rows_affected() + waiting.rows_affected())
 }
 
 pub(crate) async fn renew(

@@ -1486,6 +1486,38 @@ pub async fn waiting_operations_are_taken_for_a_hold_without_a_run(store: &dyn S
     assert!(matches!(refused, Err(StoreError::Fenced(_))), "{refused:?}");
 }
 
+pub async fn expire_leases_frees_waiting_operations_a_dead_observer_held(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "held").await;
+    parked(store, &d).await;
+    parked(store, &d).await;
+    assert_eq!(
+        store
+            .claim_waiting("node-a-observer", LONG_LEASE, 1)
+            .await
+            .expect("take")
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .claim_waiting("node-b-observer", LONG_LEASE, 1)
+            .await
+            .expect("take")
+            .len(),
+        1
+    );
+    // Node a restarted: what its observer held is due again; node b's hold stands.
+    assert_eq!(store.expire_leases("node-a-").await.expect("expire"), 1);
+    let again = store
+        .claim_waiting("node-a-observer", LONG_LEASE, 10)
+        .await
+        .expect("take");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].state, OpState::Waiting);
+    assert_eq!(again[0].attempt, 1, "a released hold is not a run");
+}
+
 pub async fn a_cancel_wakes_a_waiting_operation_and_is_refused_once_finished(store: &dyn Store) {
     let t = tenant(store).await;
     let d = add_dock(store, t.org, "cancel").await;
