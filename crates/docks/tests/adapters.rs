@@ -1,0 +1,9 @@
+//! The adapter conformance suite (`conformance/`) against every adapter and its sandbox.
+//!
+//! To add an adapter: implement `conformance::Harness` for it beside
+//! `conformance/digitalocean.rs`, then add its line below.
+
+mod conformance;
+mod support;
+
+conformance::suite!(digitalocean, crate::conformance::digitalocean::DigitalOcean);
