@@ -147,6 +147,24 @@ impl Ctx {
         recorded
     }
 
+    /// Records that a completed step turned out to have had no effect at the provider (a
+    /// create the provider refused outright), so unwinding has nothing to undo for it.
+    pub async fn mark_undone(&mut self, name: &str) -> Result<(), DockError> {
+        let Some(step) = self
+            .steps
+            .iter_mut()
+            .find(|s| s.name == name && s.status == StepStatus::Done)
+        else {
+            return Ok(());
+        };
+        let mut undone = step.clone();
+        undone.status = StepStatus::Undone;
+        undone.at = chrono::Utc::now();
+        self.scope.recorder.checkpoint(undone.clone(), None).await?;
+        *step = undone;
+        Ok(())
+    }
+
     pub fn marker(&self) -> Result<&Marker, DockError> {
         self.marker
             .as_ref()
@@ -192,7 +210,7 @@ pub struct ProviderFailure {
 pub enum Progress {
     /// Finished: for a provision, the resource as the provider shows it, ready; for a
     /// deprovision, the provider confirmed it gone (the value is ignored).
-    Done(Option<Observed>),
+    Done(Option<Box<Observed>>),
     /// The provider is still working. The engine parks the operation and checks again,
     /// no sooner than `check_in`, through [`DockAdapter::observe_many`].
     Pending {
@@ -208,6 +226,9 @@ pub struct Tracked {
     pub provider_resource_id: String,
     /// Present on resources StackDock created; they carry it at the provider too.
     pub marker: Option<Marker>,
+    /// The provider's data as last stored for it (`null` if never seen): lets an adapter
+    /// tell, say, whether a resource carries the tag its listings go by.
+    pub last_seen: Value,
 }
 
 /// One provider's adapter. Kinds it does not support answer [`DockError::Unsupported`] (the

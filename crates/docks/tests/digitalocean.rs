@@ -137,9 +137,12 @@ async fn observe_many_answers_in_the_order_asked_from_one_listing() {
         kind: ResourceKind::Server,
         provider_resource_id: id,
         marker: None,
+        last_seen: serde_json::Value::Null,
     };
+    // Last seen carrying the shared tag, as every droplet StackDock made is once checked.
     let gone_ours = Tracked {
         provider_resource_id: "990001".into(),
+        last_seen: json!({"tags": ["stackdock"]}),
         ..ours[0].clone()
     };
     let targets = [
@@ -207,6 +210,7 @@ async fn deprovision_deletes_and_deleting_twice_succeeds() {
         kind: ResourceKind::Server,
         provider_resource_id: id.clone(),
         marker: None,
+        last_seen: serde_json::Value::Null,
     };
 
     let progress = ado
@@ -311,6 +315,7 @@ async fn only_servers_are_supported_and_other_kinds_answer_unsupported() {
         kind: ResourceKind::Server,
         provider_resource_id: "1".into(),
         marker: Some(run.marker.clone()),
+        last_seen: serde_json::Value::Null,
     };
     for kind in [
         ResourceKind::WebService,
@@ -782,4 +787,96 @@ async fn a_provider_refusal_of_the_create_is_permanent_and_in_its_own_words() {
     assert_eq!(requests_to(&sb, "POST", "/v2/droplets").len(), 1);
     assert!(marker_lookups(&sb, &run.marker).is_empty());
     assert!(sb.droplets().is_empty());
+}
+
+#[tokio::test]
+async fn a_create_refused_outright_leaves_nothing_to_look_for() {
+    let key = canary();
+    let sb = sandbox(&key, READY_AFTER).await;
+    sb.inject(Fault::error_with(
+        Some("POST"),
+        "/v2/droplets",
+        422,
+        "unprocessable_entity",
+        "Size is not available in this region.",
+        1,
+    ));
+    let dock = dock(&sb, &key);
+    let mut run = Run::new(&dock);
+    let err = adapter()
+        .provision_server(&mut run.ctx, &dock, &server_config("web-1"))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), "unprocessable_entity");
+    // The provider answered with a refusal, so no droplet can exist: the step that said one
+    // might is recorded undone, and unwinding will not look for one.
+    // The store keeps one record per step index, the last written.
+    let steps = run.recorder.steps();
+    assert!(steps.iter().all(|s| s.index == 0), "{steps:?}");
+    let last = steps.last().expect("recorded");
+    assert_eq!(
+        (last.name.as_str(), last.status),
+        ("create_sent", StepStatus::Undone)
+    );
+    assert!(marker_lookups(&sb, &run.marker).is_empty());
+    assert!(sb.droplets().is_empty());
+}
+
+#[tokio::test]
+async fn a_droplet_without_the_shared_tag_is_read_by_id_not_taken_for_gone() {
+    let key = canary();
+    let sb = sandbox(&key, READY_AFTER).await;
+    let dock = dock(&sb, &key);
+    let mut run = Run::new(&dock);
+    // Tagged with its marker only, as droplets were before the shared tag: a listing by the
+    // shared tag does not show it.
+    let marker = run.marker.to_string();
+    let old =
+        sb.create_droplet_directly("web-1", "nyc3", "s-1vcpu-1gb", "debian-12-x64", &[&marker]);
+    let target = Tracked {
+        kind: ResourceKind::Server,
+        provider_resource_id: old["id"].to_string(),
+        marker: Some(run.marker.clone()),
+        last_seen: old.clone(),
+    };
+    let seen = adapter()
+        .observe_many(
+            &mut run.ctx,
+            &dock,
+            ResourceKind::Server,
+            std::slice::from_ref(&target),
+        )
+        .await
+        .expect("observed");
+    assert!(
+        seen[0].is_some(),
+        "an existing droplet was taken for gone: {old} {:?}",
+        sb.requests()
+    );
+    let reads = sb
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == format!("/v2/droplets/{}", old["id"]))
+        .count();
+    assert_eq!(reads, 1, "read by id once");
+
+    // Last seen with the shared tag and no longer listed: gone, without a read per droplet.
+    let mut tagged = old.clone();
+    tagged["tags"] = json!([marker, "stackdock"]);
+    let gone = Tracked {
+        provider_resource_id: "990003".into(),
+        last_seen: tagged,
+        ..target
+    };
+    let before = sb.requests().len();
+    let seen = adapter()
+        .observe_many(&mut run.ctx, &dock, ResourceKind::Server, &[gone])
+        .await
+        .expect("observed");
+    assert_eq!(seen, [None]);
+    let after: Vec<String> = sb.requests()[before..]
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(after, ["/v2/droplets"], "one listing, no read by id");
 }

@@ -54,6 +54,7 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
             kind,
             provider_resource_id: pid,
             marker: resource.marker.clone(),
+            last_seen: resource.full_api_data.clone(),
         };
         adapter
             .deprovision(&mut ctx, &access, &target)

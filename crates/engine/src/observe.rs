@@ -189,6 +189,7 @@ impl Engine {
                     kind,
                     provider_resource_id: row.provider_resource_id.clone().unwrap_or_default(),
                     marker: row.marker.clone(),
+                    last_seen: row.full_api_data.clone(),
                 })
                 .collect();
             let covers = checked

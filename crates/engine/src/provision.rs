@@ -71,7 +71,7 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
     match adapter::provision(&*adapter, kind, &mut ctx, &access, &config).await {
         Ok(Progress::Done(observed)) => {
             let row = store.get_resource(op.org_id, rid).await?;
-            let batch = provisioned_batch(op, lease, row, observed);
+            let batch = provisioned_batch(op, lease, row, observed.map(|o| *o));
             store.apply(batch).await?;
             Ok(())
         }

@@ -9,6 +9,7 @@
 mod bad_input;
 mod chaos;
 mod cli;
+mod contract;
 mod crash;
 mod events;
 mod provisioning;

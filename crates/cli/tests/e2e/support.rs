@@ -266,15 +266,29 @@ impl TestApp {
 
     /// Runs the CLI against this server; returns (exit code, stdout, stderr).
     pub async fn cli(&self, args: &[&str]) -> (i32, String, String) {
-        let out = tokio::process::Command::new(binary())
+        self.cli_with_stdin(args, "").await
+    }
+
+    /// Runs the CLI with `input` on its standard input.
+    pub async fn cli_with_stdin(&self, args: &[&str], input: &str) -> (i32, String, String) {
+        use tokio::io::AsyncWriteExt;
+        let mut child = tokio::process::Command::new(binary())
             .args(args)
             .current_dir(self.data_dir.path())
             .env("STACKDOCK_URL", &self.url)
             .env("STACKDOCK_TOKEN", &self.token)
-            .stdin(Stdio::null())
-            .output()
-            .await
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("run cli");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(input.as_bytes())
+            .await
+            .expect("write stdin");
+        drop(stdin);
+        let out = child.wait_with_output().await.expect("cli output");
         self.saw(out.stdout.clone());
         self.saw(out.stderr.clone());
         (

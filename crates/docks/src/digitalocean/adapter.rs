@@ -13,6 +13,7 @@
 //!
 //! Readiness is DigitalOcean's own: `status` `active` with a public IPv4 address.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -124,6 +125,12 @@ async fn by_marker(api: &DigitalOceanApi, marker: &Marker) -> Result<Option<Drop
         .min_by_key(|d| d.id))
 }
 
+fn carries_shared_tag(droplet: &Value) -> bool {
+    droplet["tags"]
+        .as_array()
+        .is_some_and(|tags| tags.iter().any(|t| t == SHARED_TAG))
+}
+
 fn observe(d: Droplet) -> Observed {
     let marker = d.tags.iter().find_map(|t| Marker::try_from(t.clone()).ok());
     Observed {
@@ -147,7 +154,7 @@ fn observe(d: Droplet) -> Observed {
 fn progress(d: Droplet) -> Progress {
     let seen = observe(d);
     if seen.ready {
-        Progress::Done(Some(seen))
+        Progress::Done(Some(Box::new(seen)))
     } else {
         Progress::Pending {
             status: seen.status,
@@ -206,13 +213,35 @@ impl DockAdapter for DigitalOceanAdapter {
             ssh_keys: config.ssh_keys.into_iter().map(String::from).collect(),
             vpc_uuid: config.vpc_uuid.map(String::from),
         };
+        // Whether any try may have made a droplet (no answer, an answer cut short).
+        let unsure = AtomicBool::new(sent_before);
         let created = create_or_adopt(
             ctx,
             sent_before,
-            |attempt| api.create_droplet(&req, attempt),
+            |attempt| {
+                let sent = api.create_droplet(&req, attempt);
+                let unsure = &unsure;
+                async move {
+                    let answer = sent.await;
+                    if answer.as_ref().is_err_and(DockError::outcome_unknown) {
+                        unsure.store(true, Ordering::Relaxed);
+                    }
+                    answer
+                }
+            },
             || by_marker(&api, &marker),
         )
-        .await?;
+        .await;
+        let created = match created {
+            Ok(created) => created,
+            // Every try was answered with a refusal: DigitalOcean made nothing, so there is
+            // nothing to look for when this operation unwinds.
+            Err(e @ DockError::Provider(_)) if !unsure.load(Ordering::Relaxed) => {
+                ctx.mark_undone("create_sent").await?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let adopted = created.adopted();
         let droplet = created.into_inner();
         ctx.record(&DropletStep::Created {
@@ -275,12 +304,12 @@ impl DockAdapter for DigitalOceanAdapter {
         for t in targets {
             let seen = match listed.remove(&t.provider_resource_id) {
                 Some(d) => Some(observe(d)),
-                // Droplets StackDock made carry the shared tag, so the listing speaks for
-                // them. Others (discovered ones) are read one by one.
-                None if t.marker.is_none() => {
-                    api.get_droplet(&t.provider_resource_id).await?.map(observe)
-                }
-                None => None,
+                // Last seen with the shared tag: the listing speaks for it (gone, or for one
+                // just created, not listed yet).
+                None if carries_shared_tag(&t.last_seen) => None,
+                // Discovered droplets, ones tagged before the shared tag existed, and ones
+                // never seen yet are read one by one.
+                None => api.get_droplet(&t.provider_resource_id).await?.map(observe),
             };
             out.push(seen);
         }

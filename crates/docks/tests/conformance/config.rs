@@ -137,6 +137,7 @@ pub async fn unsupported_kinds_are_refused_without_a_call(h: &impl Harness) {
             kind,
             provider_resource_id: "1".into(),
             marker: Some(run.marker.clone()),
+            last_seen: serde_json::Value::Null,
         };
         let err = adapter
             .observe_many(&mut run.ctx, &dock, kind, std::slice::from_ref(&target))

@@ -84,6 +84,7 @@ pub async fn observe_many_answers_in_order_and_none_for_gone(h: &impl Harness) {
             kind,
             provider_resource_id,
             marker: None,
+            last_seen: serde_json::Value::Null,
         };
         let theirs = manual(h.create_outside(kind, "order-theirs").await);
         let theirs_gone = manual(h.create_outside(kind, "order-theirs-gone").await);

@@ -23,7 +23,7 @@ pub async fn until_ready(
     first: Progress,
 ) -> Observed {
     let mut check_in = match first {
-        Progress::Done(Some(observed)) => return observed,
+        Progress::Done(Some(observed)) => return *observed,
         Progress::Done(None) => panic!("a provision that is done must show the resource"),
         Progress::Pending { check_in, .. } => check_in,
     };

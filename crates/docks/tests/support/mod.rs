@@ -158,6 +158,7 @@ impl Run {
             kind,
             provider_resource_id: self.recorder.tracks()?,
             marker: Some(self.marker.clone()),
+            last_seen: serde_json::Value::Null,
         })
     }
 }

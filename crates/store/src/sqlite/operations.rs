@@ -247,7 +247,7 @@ pub(crate) async fn claim(
     .fetch_all(conn)
     .await?;
     let mut ops = rows_to_ops(rows)?;
-    ops.sort_by(|a, b| (a.next_run_at, a.created_at).cmp(&(b.next_run_at, b.created_at)));
+    ops.sort_by_key(|o| (o.next_run_at, o.created_at));
     Ok(ops)
 }
 

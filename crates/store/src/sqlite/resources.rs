@@ -488,23 +488,6 @@ pub(crate) async fn update(
     fetch(conn, kind, r.id).await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_branch_has_the_same_shape() {
-        let width = |sql: &str| sql.matches(", ").count();
-        let first = width(&select(ResourceKind::Server));
-        for kind in ResourceKind::ALL {
-            assert_eq!(width(&select(kind)), first, "{kind}");
-            for c in own_columns(kind) {
-                assert!(DETAILS.contains(c), "{kind}.{c} missing from DETAILS");
-            }
-        }
-    }
-}
-
 pub(crate) async fn insert_idempotency_key(
     conn: &mut SqliteConnection,
     req: &crate::IdempotentRequest,
@@ -545,4 +528,21 @@ pub(crate) async fn find_idempotency_key(
         })
     })
     .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_branch_has_the_same_shape() {
+        let width = |sql: &str| sql.matches(", ").count();
+        let first = width(&select(ResourceKind::Server));
+        for kind in ResourceKind::ALL {
+            assert_eq!(width(&select(kind)), first, "{kind}");
+            for c in own_columns(kind) {
+                assert!(DETAILS.contains(c), "{kind}.{c} missing from DETAILS");
+            }
+        }
+    }
 }
