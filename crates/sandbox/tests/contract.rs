@@ -2,7 +2,9 @@
 //! OpenAPI document.
 //!
 //! The spec is read at test time from `$STACKDOCK_SPECS_DIR` or, failing that, from
-//! `provider-specs` beside the repository clone. It is never copied into the repo, so
+//! `provider-specs` beside the repository clone. Every test here is named
+//! `provider_spec_contract_*`: without the specs, `scripts/test` skips them by that name and
+//! says so. It is never copied into the repo, so
 //! the sandbox is held to the provider's document, not to a copy we could drift.
 //!
 //! The schema checker below understands the parts of OpenAPI 3.0 that DigitalOcean's
@@ -457,7 +459,7 @@ fn create_body(name: &str) -> Value {
 }
 
 #[tokio::test]
-async fn droplet_responses_match_the_spec() {
+async fn provider_spec_contract_droplet_responses() {
     let spec = Spec::load();
     let sb = sandbox().await;
 
@@ -557,7 +559,7 @@ async fn droplet_responses_match_the_spec() {
 }
 
 #[tokio::test]
-async fn error_bodies_match_the_spec() {
+async fn provider_spec_contract_error_bodies() {
     let spec = Spec::load();
     let sb = sandbox().await;
 
@@ -601,7 +603,7 @@ async fn error_bodies_match_the_spec() {
 }
 
 #[tokio::test]
-async fn account_regions_and_sizes_match_the_spec() {
+async fn provider_spec_contract_account_regions_and_sizes() {
     let spec = Spec::load();
     let sb = sandbox().await;
 
@@ -634,7 +636,7 @@ async fn account_regions_and_sizes_match_the_spec() {
 }
 
 #[tokio::test]
-async fn action_responses_match_the_spec() {
+async fn provider_spec_contract_action_responses() {
     let spec = Spec::load();
     let sb = sandbox().await;
     let created = observe(
@@ -663,7 +665,7 @@ async fn action_responses_match_the_spec() {
 /// The checker itself must catch the mistakes it exists for; otherwise the tests
 /// above could pass vacuously.
 #[tokio::test]
-async fn checker_reports_broken_droplets_with_their_paths() {
+async fn provider_spec_contract_checker_reports_broken_droplets() {
     let spec = Spec::load();
     let sb = sandbox().await;
     let droplet = sb.create_droplet_directly(
