@@ -46,9 +46,8 @@ impl Progress {
                 "{kind} {name} ({}): {state}",
                 r["id"].as_str().unwrap_or("?")
             );
-        } else if prev.as_ref().map(|p| &p.0) != Some(&state) {
-            eprintln!("  {state}");
         }
+        // What the provider shows first, then the state it led to.
         if let Some(pid) = &pid
             && prev.as_ref().and_then(|p| p.2.as_ref()) != Some(pid)
         {
@@ -58,6 +57,9 @@ impl Progress {
             && prev.as_ref().and_then(|p| p.1.as_ref()) != Some(status)
         {
             eprintln!("  {provider} status: {status}");
+        }
+        if !first && prev.as_ref().map(|p| &p.0) != Some(&state) {
+            eprintln!("  {state}");
         }
     }
 }
