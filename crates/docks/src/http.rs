@@ -220,12 +220,7 @@ impl HttpSession {
                 } else {
                     redact::scrub(&report::error_chain(&e), &[self.token.expose()])
                 };
-                call.error = Some(detail.clone());
-                Err(DockError::Unavailable {
-                    provider: self.provider,
-                    detail,
-                    retry_after: None,
-                })
+                Err(self.unavailable(&mut call, detail))
             }
             Ok(resp) => {
                 let status = resp.status().as_u16();
@@ -244,12 +239,7 @@ impl HttpSession {
                             "the answer was cut off: {}",
                             redact::scrub(&report::error_chain(&e), &[self.token.expose()])
                         );
-                        call.error = Some(detail.clone());
-                        Err(DockError::Unavailable {
-                            provider: self.provider,
-                            detail,
-                            retry_after: None,
-                        })
+                        Err(self.unavailable(&mut call, detail))
                     }
                     Ok(bytes) => match read_body(&bytes) {
                         Ok(body) => self.classify(status, body, request_id, asked, &mut call),
@@ -298,6 +288,16 @@ impl HttpSession {
         tokio::time::timeout(self.retry.max_wait, self.budget.acquire())
             .await
             .map_err(|_| too_long(self.retry.max_wait))
+    }
+
+    /// No usable answer: journaled with `detail`, and transient.
+    fn unavailable(&self, call: &mut ApiCall, detail: String) -> DockError {
+        call.error = Some(detail.clone());
+        DockError::Unavailable {
+            provider: self.provider,
+            detail,
+            retry_after: None,
+        }
     }
 
     fn classify(

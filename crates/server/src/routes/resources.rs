@@ -172,7 +172,7 @@ pub(crate) async fn cancel(
 ) -> Result<impl IntoResponse, ApiError> {
     let Path((collection, id)) = path.map_err(path_error)?;
     let kind = kind_of(&collection)?;
-    cancel_resource(state, caller, Some(kind), &id).await
+    act_on(state, caller, Some(kind), &id, Action::Cancel).await
 }
 
 /// `POST /api/v1/resources/{id}/cancel`: the same, whatever the resource's kind.
@@ -182,22 +182,7 @@ pub(crate) async fn cancel_any(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Path(id) = path.map_err(path_error)?;
-    cancel_resource(state, caller, None, &id).await
-}
-
-async fn cancel_resource(
-    state: AppState,
-    caller: Caller,
-    kind: Option<ResourceKind>,
-    id: &str,
-) -> Result<impl IntoResponse + use<>, ApiError> {
-    let actor = caller.require(Permission::ProvisioningFull)?;
-    let r = load(&state, actor.org_id, kind, id).await?;
-    let (resource, op) = state.engine.request_cancel(actor, r.id).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(view::resource(&resource, Some(&op))),
-    ))
+    act_on(state, caller, None, &id, Action::Cancel).await
 }
 
 pub(crate) async fn get(
@@ -274,7 +259,7 @@ pub(crate) async fn retry(
 ) -> Result<impl IntoResponse, ApiError> {
     let Path((collection, id)) = path.map_err(path_error)?;
     let kind = kind_of(&collection)?;
-    retry_resource(state, caller, Some(kind), &id).await
+    act_on(state, caller, Some(kind), &id, Action::Retry).await
 }
 
 /// `POST /api/v1/resources/{id}/retry`: the same, whatever the resource's kind.
@@ -284,18 +269,30 @@ pub(crate) async fn retry_any(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Path(id) = path.map_err(path_error)?;
-    retry_resource(state, caller, None, &id).await
+    act_on(state, caller, None, &id, Action::Retry).await
 }
 
-async fn retry_resource(
+/// What a `POST /{collection}/{id}/<action>` asks of a resource.
+#[derive(Clone, Copy)]
+enum Action {
+    Retry,
+    Cancel,
+}
+
+/// Loads the resource (of `kind`, if given) and asks the engine for `action`; 202 with the row.
+async fn act_on(
     state: AppState,
     caller: Caller,
     kind: Option<ResourceKind>,
     id: &str,
+    action: Action,
 ) -> Result<impl IntoResponse + use<>, ApiError> {
     let actor = caller.require(Permission::ProvisioningFull)?;
     let r = load(&state, actor.org_id, kind, id).await?;
-    let (resource, op) = state.engine.request_retry(actor, r.id).await?;
+    let (resource, op) = match action {
+        Action::Retry => state.engine.request_retry(actor, r.id).await?,
+        Action::Cancel => state.engine.request_cancel(actor, r.id).await?,
+    };
     Ok((
         StatusCode::ACCEPTED,
         Json(view::resource(&resource, Some(&op))),
