@@ -87,7 +87,7 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
                         EngineError::Store(StoreError::Corrupt("no row written".into()))
                     })?;
             }
-            let check_in = check_in.max(engine.check_interval(&access.budget));
+            let check_in = engine.next_check(dock.id, &access.budget, check_in);
             let batch = Engine::park_batch(op, lease, check_in, Some((row, None, status)));
             store.apply(batch).await?;
             engine.parked();

@@ -142,6 +142,11 @@ pub(crate) struct Inner {
     pub(crate) wake_observer: tokio::sync::Notify,
     /// One rate budget per dock, shared by every run on it in this process.
     pub(crate) budgets: Budgets,
+    /// Per dock, when its next round of checks is planned: what parks joins that round, so
+    /// one listing checks everything a dock has waiting.
+    pub(crate) rounds: std::sync::Mutex<
+        std::collections::HashMap<stackdock_core::DockId, stackdock_core::Timestamp>,
+    >,
 }
 
 impl EngineError {
@@ -171,6 +176,7 @@ impl Engine {
                 wake: tokio::sync::Notify::new(),
                 wake_observer: tokio::sync::Notify::new(),
                 budgets: Budgets::default(),
+                rounds: Default::default(),
             }),
         }
     }

@@ -212,7 +212,9 @@ impl Engine {
                 Vec::new(),
             );
             ctx.retry = self.inner.config.retry;
+            // This round's operations go to the dock's next round, an interval from now.
             let interval = self.check_interval(&access.budget);
+            let interval = self.next_check(dock_id, &access.budget, interval);
             match adapter
                 .observe_many(&mut ctx, &access, kind, &targets)
                 .await

@@ -78,7 +78,7 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
         Ok(Progress::Pending { status, check_in }) => {
             // Re-read: the create's step wrote the provider id onto the row.
             let row = store.get_resource(op.org_id, rid).await?;
-            let check_in = check_in.max(engine.check_interval(&access.budget));
+            let check_in = engine.next_check(dock.id, &access.budget, check_in);
             let batch = Engine::park_batch(op, lease, check_in, Some((row, None, status)));
             store.apply(batch).await?;
             engine.parked();

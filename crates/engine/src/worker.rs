@@ -335,6 +335,41 @@ impl Engine {
         batch.push(Write::UpdateOperation(parked))
     }
 
+    /// When an operation parked on `dock` now, not to be looked at for `earliest`, is checked:
+    /// at the dock's next planned round if that is late enough, else at a round planned for
+    /// it, one interval after the previous. So every waiting operation of a dock is checked in
+    /// the same round, and rounds are at least an interval apart.
+    pub(crate) fn next_check(
+        &self,
+        dock: stackdock_core::DockId,
+        budget: &stackdock_docks::Budget,
+        earliest: Duration,
+    ) -> Duration {
+        let interval = chrono::Duration::from_std(self.check_interval(budget)).unwrap_or_default();
+        let now = chrono::Utc::now();
+        let earliest = now + chrono::Duration::from_std(earliest).unwrap_or_default();
+        let mut rounds = self
+            .inner
+            .rounds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let at = match rounds.get(&dock).copied() {
+            Some(planned) if planned >= earliest => planned,
+            // The first round after `earliest` in the series planned, planned + interval, ...
+            Some(planned) if planned > now && interval > chrono::Duration::zero() => {
+                let behind = (earliest - planned).num_microseconds().unwrap_or(0);
+                let step = interval.num_microseconds().unwrap_or(1).max(1);
+                let rounds_later = (behind + step - 1) / step;
+                planned + interval * (rounds_later as i32)
+            }
+            _ => earliest,
+        };
+        if rounds.get(&dock).is_none_or(|p| *p < at) {
+            rounds.insert(dock, at);
+        }
+        (at - now).to_std().unwrap_or_default()
+    }
+
     /// How long to wait between checks of a dock's waiting operations: at least the
     /// configured minimum, and spaced so the checks use at most `check_share` of the dock's
     /// budget. A check is one listing per page, whatever the number of resources waiting.

@@ -73,6 +73,12 @@ conformance!(
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_batches_fail_alone() {
+    let (_dir, store) = fresh().await;
+    conformance::concurrent_batches_fail_alone(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn claims_are_exclusive() {
     let (_dir, store) = fresh().await;
     conformance::claims_are_exclusive(Arc::new(store)).await;

@@ -6,6 +6,9 @@
 //!   process (a [`Batch`], a claim, a lease renewal, a journal entry) goes
 //!   through a pool of exactly one connection, so they queue in the pool; reads use a separate
 //!   small pool and, under WAL, never wait for the writer.
+//! - **Group commit.** Batches and journal entries written at the same moment share one
+//!   transaction, each in a savepoint of its own (see `commit`), so hundreds of operations in
+//!   flight do not pay a transaction each.
 //! - **`BEGIN IMMEDIATE`.** Write transactions take the write lock when they start, not at
 //!   their first write. A deferred transaction that read first would fail with
 //!   `SQLITE_BUSY_SNAPSHOT` when another process had written in between; an immediate one
@@ -20,12 +23,14 @@
 //!   seq. Other processes' writes are not signalled; subscribers poll the feed for those.
 //!
 //! Files: `connect` (URL forms, pragmas, pools, migrations), `codec` (text forms),
-//! `error` (sqlx errors to [`crate::StoreError`]), `batch` (apply), and one file per table group:
+//! `error` (sqlx errors to [`crate::StoreError`]), `batch` (apply), `commit` (group commit),
+//! and one file per table group:
 //! `orgs`, `docks`, `resources`, `operations`, `journal`, `audit`, `feed`.
 
 mod audit;
 mod batch;
 mod codec;
+mod commit;
 mod connect;
 mod docks;
 mod error;
@@ -62,6 +67,8 @@ pub struct SqliteStore {
     read: SqlitePool,
     /// Holds the newest feed seq this process committed (or found at open).
     changes: Arc<watch::Sender<i64>>,
+    /// Batches and journal entries go through it, many to a transaction (group commit).
+    committer: commit::Committer,
 }
 
 impl SqliteStore {
@@ -72,10 +79,16 @@ impl SqliteStore {
         let mut conn = pools.read.acquire().await?;
         let latest = feed::latest(&mut conn).await?;
         drop(conn);
+        let changes = Arc::new(watch::Sender::new(latest));
+        let committer = {
+            let changes = Arc::clone(&changes);
+            commit::Committer::start(pools.write.clone(), move |seq| signal(&changes, seq))
+        };
         Ok(Self {
             write: pools.write,
             read: pools.read,
-            changes: Arc::new(watch::Sender::new(latest)),
+            changes,
+            committer,
         })
     }
 
@@ -100,16 +113,21 @@ impl SqliteStore {
     }
 
     fn signal(&self, seq: i64) {
-        // Commits reach here in any order across tasks; the signal only moves forward.
-        self.changes.send_if_modified(|current| {
-            if seq > *current {
-                *current = seq;
-                true
-            } else {
-                false
-            }
-        });
+        signal(&self.changes, seq);
     }
+}
+
+/// Tells subscribers the feed reached `seq`. Commits reach here in any order across tasks;
+/// the signal only moves forward.
+fn signal(changes: &watch::Sender<i64>, seq: i64) {
+    changes.send_if_modified(|current| {
+        if seq > *current {
+            *current = seq;
+            true
+        } else {
+            false
+        }
+    });
 }
 
 #[async_trait]
@@ -171,13 +189,7 @@ impl Store for SqliteStore {
     }
 
     async fn apply(&self, batch: Batch) -> Result<Vec<Resource>> {
-        let mut tx = self.writer().await?;
-        let applied = batch::apply(&mut tx, &batch).await?;
-        tx.commit().await?;
-        if let Some(seq) = applied.last_seq {
-            self.signal(seq);
-        }
-        Ok(applied.resources)
+        Ok(self.committer.apply(batch).await?.resources)
     }
 
     async fn apply_each(&self, batches: Vec<Batch>) -> Result<Vec<Result<Vec<Resource>>>> {
@@ -290,12 +302,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_api_calls(&self, calls: Vec<ApiCall>) -> Result<()> {
-        let mut tx = self.writer().await?;
-        for call in &calls {
-            journal::record(&mut tx, call).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.committer.journal(calls).await
     }
 
     async fn api_calls(&self, org: OrgId, resource: ResourceId) -> Result<Vec<ApiCall>> {

@@ -1687,3 +1687,57 @@ pub async fn journal_batches_are_written_whole(store: &dyn Store) {
         assert_eq!(got[0].path, "/v2/droplets?tag_name=stackdock");
     }
 }
+
+/// Many batches written at once (they may share a transaction): each stands or falls alone.
+pub async fn concurrent_batches_fail_alone(store: Arc<dyn Store>) {
+    let t = tenant(&*store).await;
+    let d = add_dock(&*store, t.org, "together").await;
+    let r = insert(&*store, resource(&d, ResourceKind::Server)).await;
+    let writers: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            let r = r.clone();
+            let org = t.org;
+            tokio::spawn(async move {
+                let batch = if i % 4 == 0 {
+                    // A stale version: refused, with its audit row.
+                    let mut stale = r.clone();
+                    stale.name = format!("stale-{i}");
+                    Batch::new()
+                        .push(Write::Audit(audit(org, &format!("refused-{i}"))))
+                        .push(update(stale, r.version + 100))
+                } else {
+                    Batch::new().push(Write::Audit(audit(org, &format!("kept-{i}"))))
+                };
+                (i, store.apply(batch).await)
+            })
+        })
+        .collect();
+    for w in writers {
+        let (i, result) = w.await.expect("writer");
+        if i % 4 == 0 {
+            assert!(
+                matches!(result, Err(StoreError::VersionConflict { .. })),
+                "{i}: {result:?}"
+            );
+        } else {
+            assert!(result.is_ok(), "{i}: {result:?}");
+        }
+    }
+    let actions: Vec<String> = store
+        .list_audit(t.org, 1000, None)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| a.starts_with("kept-")).count(),
+        30
+    );
+    assert_eq!(
+        actions.iter().filter(|a| a.starts_with("refused-")).count(),
+        0
+    );
+    assert_eq!(store.get_resource(t.org, r.id).await.unwrap().name, r.name);
+}
