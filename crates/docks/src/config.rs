@@ -61,10 +61,11 @@ pub fn parse<T: DeserializeOwned>(config: &Map<String, Value>) -> Result<T, Conf
 }
 
 /// The config an adapter accepts for one kind: its JSON Schema and how to check a request.
+/// Cheap to clone: an adapter builds it once and hands out copies.
 #[derive(Clone)]
 pub struct ConfigSchema {
-    schema: Value,
-    sensitive: Vec<String>,
+    schema: std::sync::Arc<Value>,
+    sensitive: std::sync::Arc<[String]>,
     check: fn(&Map<String, Value>) -> Result<(), ConfigError>,
 }
 
@@ -84,7 +85,7 @@ impl ConfigSchema {
             .into_generator()
             .into_root_schema_for::<T>()
             .to_value();
-        let sensitive = schema["properties"]
+        let sensitive: Vec<String> = schema["properties"]
             .as_object()
             .map(|props| {
                 props
@@ -95,8 +96,8 @@ impl ConfigSchema {
             })
             .unwrap_or_default();
         Self {
-            schema,
-            sensitive,
+            schema: std::sync::Arc::new(schema),
+            sensitive: sensitive.into(),
             check: |config| parse::<T>(config).map(drop),
         }
     }

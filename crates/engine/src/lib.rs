@@ -70,9 +70,6 @@ pub struct WaitPolicy {
     pub check_share: f64,
     /// How long an operation may wait on the provider in all before it fails.
     pub timeout: Duration,
-    /// How long a check holds the operations it took: if it dies or cannot write, they are
-    /// checked again after this. Longer than a check takes.
-    pub hold: Duration,
 }
 
 impl Default for WaitPolicy {
@@ -81,7 +78,6 @@ impl Default for WaitPolicy {
             min_interval: Duration::from_millis(100),
             check_share: 0.2,
             timeout: Duration::from_secs(1800),
-            hold: Duration::from_secs(30),
         }
     }
 }
@@ -147,6 +143,8 @@ pub(crate) struct Inner {
     pub(crate) rounds: std::sync::Mutex<
         std::collections::HashMap<stackdock_core::DockId, stackdock_core::Timestamp>,
     >,
+    /// Docks whose round of checks is under way in this process.
+    pub(crate) in_round: observe::InRound,
 }
 
 impl EngineError {
@@ -177,6 +175,7 @@ impl Engine {
                 wake_observer: tokio::sync::Notify::new(),
                 budgets: Budgets::default(),
                 rounds: Default::default(),
+                in_round: Default::default(),
             }),
         }
     }

@@ -1,36 +1,63 @@
 //! Waiting: the engine, not the adapter, waits on providers.
 //!
 //! A provision or deprovision whose provider is still working is parked `waiting` with its
-//! next check time. One observer per process takes the waiting operations that are due, groups
-//! them by dock and kind, and asks each dock's adapter about all of a group at once
-//! (`observe_many`: for DigitalOcean one listing of up to 200 droplets a page). Then, in one
-//! transaction, every operation of the group settles (ready, or gone), is parked again, or is
-//! handed back to a worker (the provider reported a failure, the user cancelled, it waited too
-//! long). Checks of one dock are spaced so they use a small share of its rate budget; waiting
-//! is never a run and never holds a worker.
+//! next check time, which is its dock's next round of checks (see `Engine::next_check`). One
+//! observer per process finds the docks with operations due, and for each dock takes them all
+//! until the dock's following round and asks its adapter about them at once (`observe_many`:
+//! for DigitalOcean one listing of up to 200 droplets a page). Then, in one transaction, the
+//! operations the round settles are settled (ready, or gone), those it hands back to a worker
+//! are handed back (the provider reported a failure, the user cancelled, it waited too long),
+//! and a row whose provider status changed is updated. An operation still waiting with nothing
+//! new costs no write at all: taking it already moved its check to the next round.
+//!
+//! Rounds of one dock are at least its check interval apart, spaced so they use a small share
+//! of its rate budget; waiting is never a run and never holds a worker.
 //!
 //! A batched call serves many resources; it is journaled once for each, so every resource's
 //! journal shows the checks made for it.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
 use stackdock_core::{
-    ApiCall, DockId, Failure, OpKind, OpState, Operation, OperationId, ProvisioningState, Resource,
-    ResourceId, ResourceKind, Step,
+    ApiCall, Dock, DockId, Failure, OpKind, OpState, Operation, OperationId, ProvisioningState,
+    Resource, ResourceId, ResourceKind, Step,
 };
 use stackdock_docks::{CallScope, Ctx, DockError, Observed, Recorder, Tracked};
-use stackdock_store::{Batch, Lease, Store, Write};
+use stackdock_store::{Batch, Lease, Store, StoreError, Write};
 use tokio::sync::watch;
 
 use crate::provision::{cancelled, provisioned_batch};
+use crate::worker::apply_observed;
 use crate::{Engine, EngineError};
 
-/// The most waiting operations one observer pass takes.
+/// The most waiting operations of one dock a round takes.
 const TAKE: u32 = 2000;
+/// The most docks one pass looks at.
+const DOCKS: u32 = 256;
+
+/// Docks whose round is under way in this process, so a round is never doubled.
+#[derive(Default)]
+pub(crate) struct InRound(Mutex<HashSet<DockId>>);
+
+impl InRound {
+    fn enter(&self, dock: DockId) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(dock)
+    }
+
+    fn leave(&self, dock: DockId) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&dock);
+    }
+}
 
 impl Engine {
     /// Tells the observer an operation was parked, so it looks again at when the next check
@@ -46,26 +73,23 @@ impl Engine {
             if *shutdown.borrow() {
                 return;
             }
-            match self.take_due(&owner).await {
-                Ok(groups) if !groups.is_empty() => {
-                    // A group per task: a slow provider does not hold up the others.
-                    for ((dock, kind), ops) in groups {
+            match self.start_rounds(&owner).await {
+                Ok(rounds) => {
+                    for round in rounds {
                         let engine = self.clone();
-                        let owner = owner.clone();
-                        tokio::spawn(async move {
-                            engine.observe_logged(&owner, dock, kind, &ops).await;
-                        });
+                        tokio::spawn(async move { engine.finish_round(round).await });
                     }
-                    continue;
                 }
-                Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "could not take waiting operations"),
             }
             let next = match self.inner.store.next_waiting().await {
                 Ok(Some(at)) => (at - chrono::Utc::now())
                     .to_std()
                     .unwrap_or_default()
-                    .min(self.inner.config.idle_poll),
+                    .clamp(
+                        self.inner.config.wait.min_interval / 4,
+                        self.inner.config.idle_poll,
+                    ),
                 _ => self.inner.config.idle_poll,
             };
             tokio::select! {
@@ -76,80 +100,101 @@ impl Engine {
         }
     }
 
-    /// Takes the waiting operations that are due and checks them, in this task; how many it
-    /// took. For tests that step the engine by hand.
+    /// Checks the waiting operations that are due, in this task; how many it took. For tests
+    /// that step the engine by hand.
     pub async fn observe_due(&self, owner: &str) -> Result<usize, EngineError> {
-        let groups = self.take_due(owner).await?;
-        let taken = groups.values().map(Vec::len).sum();
-        futures::future::join_all(groups.into_iter().map(|((dock, kind), ops)| async move {
-            self.observe_logged(owner, dock, kind, &ops).await
-        }))
-        .await;
+        let rounds = self.start_rounds(owner).await?;
+        let taken = rounds.iter().map(|r| r.ops.len()).sum();
+        futures::future::join_all(rounds.into_iter().map(|r| self.finish_round(r))).await;
         Ok(taken)
     }
 
-    /// The due waiting operations, grouped by dock and kind.
-    async fn take_due(
-        &self,
-        owner: &str,
-    ) -> Result<HashMap<(DockId, ResourceKind), Vec<Operation>>, EngineError> {
-        let ops = self
-            .inner
-            .store
-            .claim_waiting(owner, self.inner.config.wait.hold, TAKE)
-            .await?;
-        let mut groups: HashMap<(DockId, ResourceKind), Vec<Operation>> = HashMap::new();
-        for op in ops {
-            if let Some(kind) = op.resource_kind {
-                groups.entry((op.dock_id, kind)).or_default().push(op);
+    /// For every dock with operations due (and no round under way here), takes them until the
+    /// dock's next round.
+    async fn start_rounds(&self, owner: &str) -> Result<Vec<Round>, EngineError> {
+        let store = &self.inner.store;
+        let mut rounds = Vec::new();
+        for (org, dock_id) in store.due_waiting_docks(DOCKS).await? {
+            if !self.inner.in_round.enter(dock_id) {
+                continue;
+            }
+            let taken = async {
+                let dock = store.get_dock(org, dock_id).await?;
+                let access = self.open_dock(&dock)?;
+                let interval = self.check_interval(&access.budget);
+                let hold = self.next_check(dock_id, &access.budget, interval);
+                let ops = store
+                    .claim_waiting(owner, hold, TAKE, Some(dock_id))
+                    .await?;
+                Ok::<_, EngineError>((dock, ops, hold))
+            }
+            .await;
+            match taken {
+                Ok((dock, ops, hold)) if !ops.is_empty() => rounds.push(Round {
+                    owner: owner.to_string(),
+                    dock,
+                    ops,
+                    hold,
+                }),
+                Ok(_) => self.inner.in_round.leave(dock_id),
+                Err(e) => {
+                    self.inner.in_round.leave(dock_id);
+                    tracing::warn!(dock = %dock_id, error = %e, "could not start a round of checks");
+                }
             }
         }
-        Ok(groups)
+        Ok(rounds)
     }
 
-    async fn observe_logged(
-        &self,
-        owner: &str,
-        dock: DockId,
-        kind: ResourceKind,
-        ops: &[Operation],
-    ) {
-        if let Err(e) = self.observe_group(owner, dock, kind, ops).await {
-            // The hold runs out and a later pass takes them again.
-            tracing::warn!(dock = %dock, error = %e, "checking waiting operations failed");
+    async fn finish_round(&self, round: Round) {
+        let dock_id = round.dock.id;
+        let mut by_kind: HashMap<ResourceKind, Vec<Operation>> = HashMap::new();
+        for op in &round.ops {
+            if let Some(kind) = op.resource_kind {
+                by_kind.entry(kind).or_default().push(op.clone());
+            }
         }
+        for (kind, ops) in by_kind {
+            if let Err(e) = self.observe_group(&round, kind, &ops).await {
+                // Their checks already moved to the next round: they are looked at again then.
+                tracing::warn!(dock = %dock_id, error = %e, "checking waiting operations failed");
+            }
+        }
+        self.inner.in_round.leave(dock_id);
     }
 
     /// Checks one dock's waiting operations of one kind together and writes what follows.
     async fn observe_group(
         &self,
-        owner: &str,
-        dock_id: DockId,
+        round: &Round,
         kind: ResourceKind,
         ops: &[Operation],
     ) -> Result<(), EngineError> {
         let store = &self.inner.store;
-        let org = ops[0].org_id;
-        let dock = store.get_dock(org, dock_id).await?;
+        let dock = &round.dock;
         let lease = |op: &Operation| Lease {
             operation_id: op.id,
-            owner: owner.to_string(),
+            owner: round.owner.clone(),
             generation: op.generation,
         };
-        let mut rows = Vec::with_capacity(ops.len());
-        for op in ops {
-            let rid = op.resource_id.ok_or_else(|| {
-                EngineError::Store(stackdock_store::StoreError::Corrupt(
-                    "a waiting operation without a resource".into(),
-                ))
-            })?;
-            rows.push(store.get_resource(op.org_id, rid).await?);
-        }
+        let ids: Vec<ResourceId> = ops.iter().filter_map(|op| op.resource_id).collect();
+        let mut rows: HashMap<ResourceId, Resource> = store
+            .get_resources(dock.org_id, &ids)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
 
         let timeout = self.inner.config.wait.timeout;
         let mut batches = Vec::new();
         let mut checked: Vec<(&Operation, Resource)> = Vec::new();
-        for (op, row) in ops.iter().zip(rows) {
+        for op in ops {
+            let Some(row) = op.resource_id.and_then(|rid| rows.remove(&rid)) else {
+                return Err(EngineError::Store(StoreError::Corrupt(format!(
+                    "waiting operation {} has no resource row",
+                    op.id
+                ))));
+            };
             let waited = op
                 .waiting_since
                 .map(|since| (chrono::Utc::now() - since).to_std().unwrap_or_default())
@@ -178,7 +223,7 @@ impl Engine {
         }
 
         if !checked.is_empty() {
-            let access = self.open_dock(&dock)?;
+            let access = self.open_dock(dock)?;
             let adapter = self
                 .registry()
                 .get(dock.provider)
@@ -192,36 +237,14 @@ impl Engine {
                     last_seen: row.full_api_data.clone(),
                 })
                 .collect();
-            let covers = checked
-                .iter()
-                .map(|(op, row)| (row.id, op.id))
-                .collect::<Vec<_>>();
-            let mut ctx = Ctx::new(
-                CallScope {
-                    org_id: org,
-                    dock_id,
-                    resource_id: None,
-                    operation_id: None,
-                    recorder: Arc::new(BatchRecorder {
-                        store: store.clone(),
-                        covers,
-                    }),
-                },
-                None,
-                1,
-                Vec::new(),
-            );
-            ctx.retry = self.inner.config.retry;
-            // This round's operations go to the dock's next round, an interval from now.
-            let interval = self.check_interval(&access.budget);
-            let interval = self.next_check(dock_id, &access.budget, interval);
+            let mut ctx = batch_ctx(self, dock, &checked);
             match adapter
                 .observe_many(&mut ctx, &access, kind, &targets)
                 .await
             {
                 Ok(seen) if seen.len() == checked.len() => {
                     for ((op, row), seen) in checked.into_iter().zip(seen) {
-                        batches.push(verdict(op, &lease(op), row, seen, interval));
+                        batches.extend(verdict(op, &lease(op), row, seen));
                     }
                 }
                 Ok(seen) => {
@@ -233,17 +256,20 @@ impl Engine {
                             checked.len()
                         ),
                     };
-                    batches.extend(repark_all(&checked, &lease, interval, &e));
+                    batches.extend(repark_all(&checked, &lease, round.hold, &e));
                 }
                 Err(e) => {
-                    // Waiting on: the next check may get through. Not a run, so no attempt
-                    // is spent; the wait timeout still bounds it.
-                    let backoff = interval.saturating_mul(4).max(Duration::from_secs(1));
+                    // Waiting on: a later check may get through. Not a run, so no attempt is
+                    // spent; the wait timeout still bounds it.
+                    let backoff = round.hold.saturating_mul(4).max(Duration::from_secs(1));
                     batches.extend(repark_all(&checked, &lease, backoff, &e));
                 }
             }
         }
 
+        if batches.is_empty() {
+            return Ok(());
+        }
         let handed_back = batches.iter().any(|b| {
             b.writes
                 .iter()
@@ -262,31 +288,69 @@ impl Engine {
     }
 }
 
-/// What one observation means for its operation.
+/// One dock's due operations, taken until its next round.
+struct Round {
+    owner: String,
+    dock: Dock,
+    ops: Vec<Operation>,
+    /// Until when they are held: the dock's next round.
+    hold: Duration,
+}
+
+/// The adapter context for a batched check: calls are journaled for every resource checked.
+fn batch_ctx(engine: &Engine, dock: &Dock, checked: &[(&Operation, Resource)]) -> Ctx {
+    let covers = checked.iter().map(|(op, row)| (row.id, op.id)).collect();
+    let scope = CallScope {
+        org_id: dock.org_id,
+        dock_id: dock.id,
+        resource_id: None,
+        operation_id: None,
+        recorder: Arc::new(BatchRecorder {
+            store: engine.inner.store.clone(),
+            covers,
+        }),
+    };
+    let mut ctx = Ctx::new(scope, None, 1, Vec::new());
+    ctx.retry = engine.inner.config.retry;
+    ctx
+}
+
+/// What one observation means for its operation; `None` when nothing needs writing (still
+/// waiting, nothing new: taking it already moved its check to the next round).
 fn verdict(
     op: &Operation,
     lease: &Lease,
     mut row: Resource,
     seen: Option<Observed>,
-    interval: Duration,
-) -> Batch {
+) -> Option<Batch> {
     match (op.kind, seen) {
         (
             OpKind::Provision,
             Some(Observed {
                 failure: Some(f), ..
             }),
-        ) => handoff_batch(op, lease, Some(Failure::new(f.code, f.message))),
-        (OpKind::Provision, Some(o)) if o.ready => provisioned_batch(op, lease, row, Some(o)),
-        (OpKind::Provision, seen) => {
-            // Not ready, or (just created) not listed yet.
-            Engine::park_batch(op, lease, interval, Some((row, seen, None)))
-        }
-        (_, None) => {
+        ) => Some(handoff_batch(
+            op,
+            lease,
+            Some(Failure::new(f.code, f.message)),
+        )),
+        (OpKind::Provision, Some(o)) if o.ready => Some(provisioned_batch(op, lease, row, Some(o))),
+        // Gone: deleted, as a deprovision waits for.
+        (OpKind::Deprovision, None) => {
             row.provisioning_state = ProvisioningState::Deprovisioned;
-            Engine::settle_resource_batch(op, lease, row, Ok(json!({})))
+            Some(Engine::settle_resource_batch(op, lease, row, Ok(json!({}))))
         }
-        (_, Some(o)) => Engine::park_batch(op, lease, interval, Some((row, Some(o), None))),
+        // Still at it. Watchers see the provider's status when it changes.
+        (_, Some(o)) if o.status.is_some() && o.status != row.status => {
+            let expected_version = row.version;
+            apply_observed(&mut row, o);
+            Some(Batch::fenced(lease).push(Write::UpdateResource {
+                resource: row,
+                expected_version,
+            }))
+        }
+        // Not ready yet, or (just created) not listed yet.
+        _ => None,
     }
 }
 

@@ -192,6 +192,8 @@ pub trait Store: Send + Sync + 'static {
     // ---- resources ----
 
     async fn get_resource(&self, org: OrgId, id: ResourceId) -> Result<Resource>;
+    /// The org's rows among `ids`, in any order; unknown ids are left out.
+    async fn get_resources(&self, org: OrgId, ids: &[ResourceId]) -> Result<Vec<Resource>>;
     async fn list_resources(&self, org: OrgId, filter: &ResourceFilter) -> Result<Vec<Resource>>;
     /// The live (not `deprovisioned`) row for a provider's resource in a dock, if tracked.
     async fn find_by_provider_id(
@@ -244,7 +246,8 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_operation(&self, owner: &str, lease: Duration) -> Result<Option<Operation>> {
         Ok(self.claim_operations(owner, lease, 1).await?.pop())
     }
-    /// Takes up to `limit` `waiting` operations whose check is due, for `hold`: they stay
+    /// Takes up to `limit` `waiting` operations whose check is due (of `dock` only, if given),
+    /// for `hold`: they stay
     /// `waiting` with their attempt unchanged (waiting is not a run), their next check moved
     /// `hold` ahead so nobody else takes them meanwhile, and their generation bumped so the
     /// returned lease fences what the taker writes.
@@ -253,7 +256,11 @@ pub trait Store: Send + Sync + 'static {
         owner: &str,
         hold: Duration,
         limit: u32,
+        dock: Option<DockId>,
     ) -> Result<Vec<Operation>>;
+    /// The docks, with their orgs, that have waiting operations due now: the observer checks
+    /// one dock at a time.
+    async fn due_waiting_docks(&self, limit: u32) -> Result<Vec<(OrgId, DockId)>>;
     /// When the next waiting operation is due, if any waits.
     async fn next_waiting(&self) -> Result<Option<Timestamp>>;
     /// Asks an unfinished operation to stop; a waiting one becomes runnable at once.

@@ -67,6 +67,8 @@ conformance!(
     waiting_operations_are_taken_for_a_hold_without_a_run,
     a_cancel_wakes_a_waiting_operation_and_is_refused_once_finished,
     expire_leases_frees_waiting_operations_a_dead_observer_held,
+    waiting_operations_are_found_and_taken_per_dock,
+    get_resources_reads_many_rows_of_the_org_at_once,
     apply_each_keeps_each_batch_whole_and_alone,
     idempotency_keys_are_unique_per_org,
     journal_batches_are_written_whole,

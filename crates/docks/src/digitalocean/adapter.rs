@@ -89,11 +89,16 @@ impl AdapterStep for DropletStep {
 
 pub struct DigitalOceanAdapter {
     client: reqwest::Client,
+    /// Derived once from [`ServerConfig`]: every request is checked against it.
+    server_schema: ConfigSchema,
 }
 
 impl DigitalOceanAdapter {
     pub fn new(client: reqwest::Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            server_schema: ConfigSchema::of::<ServerConfig>(),
+        }
     }
 
     fn api(&self, ctx: &Ctx, dock: &DockAccess) -> DigitalOceanApi {
@@ -174,7 +179,7 @@ impl DockAdapter for DigitalOceanAdapter {
     }
 
     fn config_schema(&self, kind: ResourceKind) -> Option<ConfigSchema> {
-        (kind == ResourceKind::Server).then(ConfigSchema::of::<ServerConfig>)
+        (kind == ResourceKind::Server).then(|| self.server_schema.clone())
     }
 
     async fn provision_server(
@@ -263,10 +268,10 @@ impl DockAdapter for DigitalOceanAdapter {
             .delete_droplet(&target.provider_resource_id)
             .await?;
         // DigitalOcean answers 204 at once and removes the droplet shortly after; it is gone
-        // when a check no longer shows it.
+        // when a check no longer shows it, from the dock's next round on.
         Ok(Progress::Pending {
             status: Some("deleting".into()),
-            check_in: FIRST_CHECK,
+            check_in: Duration::ZERO,
         })
     }
 
@@ -294,8 +299,10 @@ impl DockAdapter for DigitalOceanAdapter {
     ) -> Result<Vec<Option<Observed>>, DockError> {
         self.servers_only(kind)?;
         let api = self.api(ctx, dock);
+        // At least as many droplets carry the tag as are asked about: their pages are fetched
+        // side by side from the start.
         let mut listed: std::collections::HashMap<String, Droplet> = api
-            .list_droplets(Some(SHARED_TAG))
+            .list_droplets_expecting(Some(SHARED_TAG), targets.len())
             .await?
             .into_iter()
             .map(|d| (d.id.to_string(), d))

@@ -89,8 +89,7 @@ struct WireAddress {
 
 impl Droplet {
     fn from_value(raw: Value) -> Result<Self, DockError> {
-        let w: WireDroplet =
-            serde_json::from_value(raw.clone()).map_err(|e| protocol(format!("droplet: {e}")))?;
+        let w = WireDroplet::deserialize(&raw).map_err(|e| protocol(format!("droplet: {e}")))?;
         let public = |list: &[WireAddress]| {
             list.iter()
                 .find(|a| a.kind == "public")
@@ -166,11 +165,32 @@ impl DigitalOceanApi {
     /// `GET /v2/droplets`, every page, optionally only those with `tag`. The first page says
     /// how many there are (`meta.total`); the rest are fetched side by side.
     pub async fn list_droplets(&self, tag: Option<&str>) -> Result<Vec<Droplet>, DockError> {
-        let (mut out, total) = self.list_page(tag, 1).await?;
-        let pages = total.div_ceil(PER_PAGE as usize).max(1) as u32;
-        let rest = futures::future::try_join_all((2..=pages).map(|page| self.list_page(tag, page)))
-            .await?;
-        for (droplets, _) in rest {
+        self.list_droplets_expecting(tag, 0).await
+    }
+
+    /// [`DigitalOceanApi::list_droplets`] when at least `expected` droplets are known to match:
+    /// the pages those fill are fetched side by side at once, and any more the listing reports
+    /// after them.
+    pub async fn list_droplets_expecting(
+        &self,
+        tag: Option<&str>,
+        expected: usize,
+    ) -> Result<Vec<Droplet>, DockError> {
+        let pages_of = |n: usize| n.div_ceil(PER_PAGE as usize).max(1) as u32;
+        let first = pages_of(expected);
+        let mut out = Vec::new();
+        let mut total = 0;
+        for (droplets, reported) in
+            futures::future::try_join_all((1..=first).map(|page| self.list_page(tag, page))).await?
+        {
+            out.extend(droplets);
+            total = total.max(reported);
+        }
+        let last = pages_of(total);
+        for (droplets, _) in
+            futures::future::try_join_all((first + 1..=last).map(|page| self.list_page(tag, page)))
+                .await?
+        {
             out.extend(droplets);
         }
         Ok(out)
@@ -190,16 +210,16 @@ impl DigitalOceanApi {
             query.push(("tag_name", t.to_string()));
         }
         let resp = self.http.get("/v2/droplets", &query).await?;
-        let items = resp.body["droplets"]
-            .as_array()
-            .ok_or_else(|| protocol("droplet list without `droplets`".into()))?;
+        let total = resp.body["meta"]["total"].as_u64();
+        let mut body = resp.body;
+        let Value::Array(items) = body["droplets"].take() else {
+            return Err(protocol("droplet list without `droplets`".into()));
+        };
         let droplets = items
-            .iter()
-            .map(|d| Droplet::from_value(d.clone()))
+            .into_iter()
+            .map(Droplet::from_value)
             .collect::<Result<Vec<_>, _>>()?;
-        let total = resp.body["meta"]["total"]
-            .as_u64()
-            .map_or(droplets.len(), |t| t as usize);
+        let total = total.map_or(droplets.len(), |t| t as usize);
         Ok((droplets, total))
     }
 

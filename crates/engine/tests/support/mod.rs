@@ -117,7 +117,6 @@ pub async fn spawn_engine_with(opts: Options) -> TestEngine {
         wait: WaitPolicy {
             min_interval: Duration::from_millis(20),
             timeout: opts.wait_timeout,
-            hold: Duration::from_millis(300),
             ..WaitPolicy::default()
         },
         max_attempts: opts.max_attempts,
@@ -431,8 +430,19 @@ impl Store for FaultyStore {
         owner: &str,
         hold: Duration,
         limit: u32,
+        dock: Option<DockId>,
     ) -> stackdock_store::Result<Vec<Operation>> {
-        self.inner.claim_waiting(owner, hold, limit).await
+        self.inner.claim_waiting(owner, hold, limit, dock).await
+    }
+    async fn due_waiting_docks(&self, limit: u32) -> stackdock_store::Result<Vec<(OrgId, DockId)>> {
+        self.inner.due_waiting_docks(limit).await
+    }
+    async fn get_resources(
+        &self,
+        org: OrgId,
+        ids: &[ResourceId],
+    ) -> stackdock_store::Result<Vec<Resource>> {
+        self.inner.get_resources(org, ids).await
     }
     async fn next_waiting(&self) -> stackdock_store::Result<Option<stackdock_core::Timestamp>> {
         self.inner.next_waiting().await

@@ -170,6 +170,10 @@ impl Store for SqliteStore {
         resources::get(&mut *self.reader().await?, org, id).await
     }
 
+    async fn get_resources(&self, org: OrgId, ids: &[ResourceId]) -> Result<Vec<Resource>> {
+        resources::get_many(&mut *self.reader().await?, org, ids).await
+    }
+
     async fn list_resources(&self, org: OrgId, filter: &ResourceFilter) -> Result<Vec<Resource>> {
         resources::list(&mut *self.reader().await?, org, filter).await
     }
@@ -260,6 +264,7 @@ impl Store for SqliteStore {
         owner: &str,
         hold: Duration,
         limit: u32,
+        dock: Option<DockId>,
     ) -> Result<Vec<Operation>> {
         // Most polls find nothing due; a read answers those without taking the write lock.
         match operations::next_waiting(&mut *self.reader().await?).await? {
@@ -267,9 +272,13 @@ impl Store for SqliteStore {
             _ => return Ok(Vec::new()),
         }
         let mut tx = self.writer().await?;
-        let claimed = operations::claim_waiting(&mut tx, owner, hold, limit).await?;
+        let claimed = operations::claim_waiting(&mut tx, owner, hold, limit, dock).await?;
         tx.commit().await?;
         Ok(claimed)
+    }
+
+    async fn due_waiting_docks(&self, limit: u32) -> Result<Vec<(OrgId, DockId)>> {
+        operations::due_waiting_docks(&mut *self.reader().await?, limit).await
     }
 
     async fn next_waiting(&self) -> Result<Option<Timestamp>> {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use sqlx::SqliteConnection;
-use stackdock_core::{Operation, OperationId, OrgId, ResourceId, Step, Timestamp};
+use stackdock_core::{DockId, Operation, OperationId, OrgId, ResourceId, Step, Timestamp};
 
 use super::codec::{
     json, narrow, now, opt_json, opt_ts, parse, parse_json, parse_opt, parse_opt_json,
@@ -251,15 +251,16 @@ pub(crate) async fn claim(
     Ok(ops)
 }
 
-/// Takes up to `limit` waiting operations whose check is due, for one observer for `hold`:
-/// their next check moves `hold` ahead and their generation is bumped, so no other observer
-/// takes them meanwhile and a slow one cannot write after a newer claim. Neither the state
-/// nor the attempt changes: waiting is not a run.
+/// Takes up to `limit` waiting operations whose check is due (of `dock` only, if given), for
+/// one observer, until `hold` from now: their next check moves there and their generation is
+/// bumped, so no other observer takes them meanwhile and a slow one cannot write after a newer
+/// claim. Neither the state nor the attempt changes: waiting is not a run.
 pub(crate) async fn claim_waiting(
     conn: &mut SqliteConnection,
     owner: &str,
     hold: Duration,
     limit: u32,
+    dock: Option<DockId>,
 ) -> Result<Vec<Operation>> {
     let at = now();
     let until = ts(&expiry(at, hold)?);
@@ -270,7 +271,7 @@ pub(crate) async fn claim_waiting(
              generation = generation + 1, updated_at = $3
          WHERE id IN (
              SELECT id FROM operations
-             WHERE state = 'waiting' AND next_run_at <= $3
+             WHERE state = 'waiting' AND next_run_at <= $3 AND ($5 IS NULL OR dock_id = $5)
              ORDER BY next_run_at
              LIMIT $4)
          RETURNING {COLUMNS}"
@@ -279,9 +280,34 @@ pub(crate) async fn claim_waiting(
     .bind(&until)
     .bind(&at)
     .bind(i64::from(limit))
+    .bind(dock.map(|d| d.to_string()))
     .fetch_all(conn)
     .await?;
     rows_to_ops(rows)
+}
+
+/// The docks (with their orgs) that have waiting operations due now.
+pub(crate) async fn due_waiting_docks(
+    conn: &mut SqliteConnection,
+    limit: u32,
+) -> Result<Vec<(OrgId, DockId)>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT org_id, dock_id FROM operations
+         WHERE state = 'waiting' AND next_run_at <= $1
+         LIMIT $2",
+    )
+    .bind(ts(&now()))
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(org, dock)| {
+            Ok((
+                parse("operations.org_id", &org)?,
+                parse("operations.dock_id", &dock)?,
+            ))
+        })
+        .collect()
 }
 
 /// The earliest check due among waiting operations, if any wait.

@@ -272,6 +272,29 @@ pub(crate) async fn get(
         })
 }
 
+/// The rows of an org among `ids`, in no particular order; ids that name nothing are left out.
+pub(crate) async fn get_many(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    ids: &[ResourceId],
+) -> Result<Vec<Resource>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    // One bound JSON array, not one parameter per id: SQLite caps the number of parameters.
+    let sql = select_all(
+        &ResourceKind::ALL,
+        "org_id = $1 AND id IN (SELECT value FROM json_each($2))",
+    );
+    let rows = sqlx::query(&sql)
+        .bind(org.to_string())
+        .bind(json(&ids)?)
+        .fetch_all(conn)
+        .await?;
+    decode(rows)
+}
+
 pub(crate) async fn list(
     conn: &mut SqliteConnection,
     org: OrgId,

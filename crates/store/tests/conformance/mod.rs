@@ -1446,7 +1446,7 @@ pub async fn waiting_operations_are_taken_for_a_hold_without_a_run(store: &dyn S
     assert!(store.next_waiting().await.expect("next").is_some());
 
     let taken = store
-        .claim_waiting("observer", LONG_LEASE, 10)
+        .claim_waiting("observer", LONG_LEASE, 10, None)
         .await
         .expect("take");
     assert_eq!(taken.len(), 1);
@@ -1458,7 +1458,7 @@ pub async fn waiting_operations_are_taken_for_a_hold_without_a_run(store: &dyn S
     assert!(held.next_run_at > now(), "held until the hold ends");
     assert!(
         store
-            .claim_waiting("other", LONG_LEASE, 10)
+            .claim_waiting("other", LONG_LEASE, 10, None)
             .await
             .expect("take")
             .is_empty(),
@@ -1493,7 +1493,7 @@ pub async fn expire_leases_frees_waiting_operations_a_dead_observer_held(store: 
     parked(store, &d).await;
     assert_eq!(
         store
-            .claim_waiting("node-a-observer", LONG_LEASE, 1)
+            .claim_waiting("node-a-observer", LONG_LEASE, 1, None)
             .await
             .expect("take")
             .len(),
@@ -1501,7 +1501,7 @@ pub async fn expire_leases_frees_waiting_operations_a_dead_observer_held(store: 
     );
     assert_eq!(
         store
-            .claim_waiting("node-b-observer", LONG_LEASE, 1)
+            .claim_waiting("node-b-observer", LONG_LEASE, 1, None)
             .await
             .expect("take")
             .len(),
@@ -1510,7 +1510,7 @@ pub async fn expire_leases_frees_waiting_operations_a_dead_observer_held(store: 
     // Node a restarted: what its observer held is due again; node b's hold stands.
     assert_eq!(store.expire_leases("node-a-").await.expect("expire"), 1);
     let again = store
-        .claim_waiting("node-a-observer", LONG_LEASE, 10)
+        .claim_waiting("node-a-observer", LONG_LEASE, 10, None)
         .await
         .expect("take");
     assert_eq!(again.len(), 1);
@@ -1740,4 +1740,63 @@ pub async fn concurrent_batches_fail_alone(store: Arc<dyn Store>) {
         0
     );
     assert_eq!(store.get_resource(t.org, r.id).await.unwrap().name, r.name);
+}
+
+pub async fn waiting_operations_are_found_and_taken_per_dock(store: &dyn Store) {
+    let t = tenant(store).await;
+    let a = add_dock(store, t.org, "dock-a").await;
+    let b = add_dock(store, t.org, "dock-b").await;
+    let in_a = parked(store, &a).await;
+    parked(store, &b).await;
+    let mut docks = store.due_waiting_docks(10).await.expect("due docks");
+    docks.sort();
+    let mut expected = vec![(t.org, a.id), (t.org, b.id)];
+    expected.sort();
+    assert_eq!(docks, expected);
+    let taken = store
+        .claim_waiting("observer", LONG_LEASE, 10, Some(a.id))
+        .await
+        .expect("take");
+    assert_eq!(taken.iter().map(|o| o.id).collect::<Vec<_>>(), [in_a.id]);
+    assert_eq!(
+        store.due_waiting_docks(10).await.expect("due docks"),
+        [(t.org, b.id)],
+        "a's operation is held, b's is still due"
+    );
+}
+
+pub async fn get_resources_reads_many_rows_of_the_org_at_once(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "many").await;
+    let mut ids = Vec::new();
+    for kind in ResourceKind::ALL {
+        ids.push(insert(store, resource(&d, kind)).await.id);
+    }
+    let mut got: Vec<_> = store
+        .get_resources(t.org, &ids)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    got.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(got, want, "every kind's table is read");
+    let other = tenant(store).await;
+    assert!(
+        store
+            .get_resources(other.org, &ids)
+            .await
+            .expect("read")
+            .is_empty(),
+        "another org's rows are not shown"
+    );
+    assert!(
+        store
+            .get_resources(t.org, &[])
+            .await
+            .expect("read")
+            .is_empty()
+    );
 }
