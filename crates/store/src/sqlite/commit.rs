@@ -139,8 +139,8 @@ async fn commit_group(write: &SqlitePool, jobs: Vec<Job>) -> Option<i64> {
 }
 
 async fn journal_all(conn: &mut sqlx::SqliteConnection, calls: &[ApiCall]) -> Result<()> {
-    for call in calls {
-        journal::record(&mut *conn, call).await?;
+    match calls {
+        [one] => journal::record(conn, one).await,
+        many => journal::record_many(conn, many).await,
     }
-    Ok(())
 }

@@ -75,6 +75,44 @@ pub(crate) async fn record(conn: &mut SqliteConnection, call: &ApiCall) -> Resul
     Ok(())
 }
 
+/// Appends many entries with one statement: a batched provider call is journaled for every
+/// resource it served, and a statement each would make the journal the writer's main work.
+pub(crate) async fn record_many(conn: &mut SqliteConnection, calls: &[ApiCall]) -> Result<()> {
+    if calls.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<serde_json::Value> = calls
+        .iter()
+        .map(|c| {
+            serde_json::json!([
+                c.org_id.to_string(),
+                c.dock_id.to_string(),
+                c.resource_id.map(|r| r.to_string()),
+                c.operation_id.map(|o| o.to_string()),
+                c.method,
+                c.path,
+                c.status,
+                i64::try_from(c.duration_ms).unwrap_or(i64::MAX),
+                c.request_id,
+                c.attempt,
+                c.error,
+                ts(&c.at),
+            ])
+        })
+        .collect();
+    sqlx::query(
+        "INSERT INTO api_calls (org_id, dock_id, resource_id, operation_id, method, path, status,
+                                duration_ms, request_id, attempt, error, at)
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
+                value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11
+         FROM json_each($1)",
+    )
+    .bind(serde_json::Value::Array(rows).to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 pub(crate) async fn for_resource(
     conn: &mut SqliteConnection,
     org: OrgId,

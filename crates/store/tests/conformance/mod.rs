@@ -1672,19 +1672,21 @@ pub async fn journal_batches_are_written_whole(store: &dyn Store) {
             operation_id: None,
             method: "GET".into(),
             path: "/v2/droplets?tag_name=stackdock".into(),
-            status: Some(200),
+            status: Some(429),
             duration_ms: 3,
-            request_id: None,
-            attempt: 1,
-            error: None,
+            request_id: Some("req-1".into()),
+            attempt: 2,
+            error: Some("too_many_requests: slow down".into()),
             at: now(),
         })
-        .collect();
-    store.record_api_calls(calls).await.expect("journal");
-    for r in &rs {
+        .collect::<Vec<_>>();
+    store.record_api_calls(calls.clone()).await.expect("journal");
+    for (r, sent) in rs.iter().zip(&calls) {
         let got = store.api_calls(t.org, r.id).await.unwrap();
         assert_eq!(got.len(), 1);
-        assert_eq!(got[0].path, "/v2/droplets?tag_name=stackdock");
+        let mut got = got[0].clone();
+        got.id = 0;
+        assert_eq!(&got, sent, "every field of every entry is kept");
     }
 }
 
