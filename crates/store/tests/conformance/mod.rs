@@ -1680,7 +1680,10 @@ pub async fn journal_batches_are_written_whole(store: &dyn Store) {
             at: now(),
         })
         .collect::<Vec<_>>();
-    store.record_api_calls(calls.clone()).await.expect("journal");
+    store
+        .record_api_calls(calls.clone())
+        .await
+        .expect("journal");
     for (r, sent) in rs.iter().zip(&calls) {
         let got = store.api_calls(t.org, r.id).await.unwrap();
         assert_eq!(got.len(), 1);
