@@ -137,7 +137,7 @@ pub(crate) async fn run(spec: Spec) -> Result<Measured, BenchError> {
 
 async fn measure(rig: &Rig, spec: &Spec, mut follower: Follower) -> Result<Measured, BenchError> {
     let start = chrono::Utc::now();
-    let ids = request_provisions(rig, spec).await?;
+    let ids = request_provisions(rig, spec.scenario.id(), spec.n).await?;
     let requested = chrono::Utc::now();
     let up = follower
         .settle(&ids, ProvisioningState::Provisioned, spec.deadline)
@@ -289,10 +289,14 @@ async fn measure(rig: &Rig, spec: &Spec, mut follower: Follower) -> Result<Measu
     })
 }
 
-/// Records the provisions, [`CLIENTS`] at a time.
-async fn request_provisions(rig: &Rig, spec: &Spec) -> Result<Vec<ResourceId>, BenchError> {
-    let scenario = spec.scenario.id();
-    let made = futures::stream::iter(0..spec.n)
+/// Records `n` provisions named after `scenario`, [`CLIENTS`] at a time, as that many API
+/// clients would.
+pub(crate) async fn request_provisions(
+    rig: &Rig,
+    scenario: &str,
+    n: usize,
+) -> Result<Vec<ResourceId>, BenchError> {
+    let made = futures::stream::iter(0..n)
         .map(|i| {
             let config = server_config(&format!("bench-{scenario}-{i:05}"));
             rig.engine

@@ -5,18 +5,15 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
-use stackdock_core::{ProvisioningState, ResourceKind};
+use stackdock_core::ProvisioningState;
 use stackdock_sandbox::DoSandboxConfig;
 
 use crate::fleet::secs;
 use crate::follow::Follower;
 use crate::report::{Bound, Check, Measured};
-use crate::rig::{Rig, server_config};
+use crate::rig::Rig;
 use crate::timeline;
 use crate::{BenchError, Options};
-
-/// Requests recorded at once, as that many API clients would.
-const CLIENTS: usize = 16;
 
 pub(crate) async fn run(o: &Options) -> Result<Measured, BenchError> {
     let rig = Rig::start(
@@ -48,17 +45,8 @@ pub(crate) async fn run(o: &Options) -> Result<Measured, BenchError> {
 async fn measure(rig: &Rig, o: &Options, mut follower: Follower) -> Result<Measured, BenchError> {
     let n = o.sizes.overhead;
     let start = chrono::Utc::now();
-    let made = futures::stream::iter(0..n)
-        .map(|i| {
-            let config = server_config(&format!("bench-c-{i:05}"));
-            rig.engine
-                .request_provision(rig.actor, &rig.dock, ResourceKind::Server, config)
-        })
-        .buffer_unordered(CLIENTS)
-        .try_collect::<Vec<_>>()
-        .await?;
+    let ids = crate::fleet::request_provisions(rig, "c", n).await?;
     let requested = chrono::Utc::now();
-    let ids: Vec<_> = made.iter().map(|(row, _)| row.id).collect();
     let up = follower
         .settle(
             &ids,
