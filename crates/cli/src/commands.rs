@@ -371,10 +371,11 @@ impl DocksCommand {
 fn dock_line(d: &Value) -> String {
     let s = |k: &str| d[k].as_str().unwrap_or("-").to_string();
     format!(
-        "{}  {:<24} {:<13} {}",
+        "{}  {:<24} {:<13} {:<16} {}",
         s("id"),
         s("name"),
         s("provider"),
+        s("rate_limit"),
         s("api_url")
     )
 }

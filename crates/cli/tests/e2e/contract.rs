@@ -137,6 +137,12 @@ async fn docks_update_replaces_the_key_from_stdin_the_url_and_the_rate_limit() {
     assert_eq!(code, 0, "{out}\n{err}");
     let dock: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(dock["rate_limit"], "10/s,600/min");
+    let (code, out, _) = app.cli(&["docks", "list"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("10/s,600/min"),
+        "the list shows each dock's limit: {out}"
+    );
 
     let (code, _, err) = app
         .cli(&["docks", "update", DOCK, "--rate-limit", "250/fortnight"])
