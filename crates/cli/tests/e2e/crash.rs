@@ -25,12 +25,23 @@ async fn a_crash_between_create_and_record_adopts_the_droplet_after_restart() {
         "the create did not reach the sandbox"
     );
 
+    // Read the dead server's database: the crash came before the droplet's id was recorded.
+    {
+        use stackdock_store::Store;
+        let store = stackdock_store::SqliteStore::open(&app.data_dir.path().join("stackdock.db"))
+            .await
+            .expect("open the database");
+        let org = store.first_org().await.unwrap().expect("org");
+        let row = store
+            .get_resource(org, id.parse().expect("id"))
+            .await
+            .expect("row");
+        assert_eq!(row.provider_resource_id, None, "{row:?}");
+        assert_eq!(row.provisioning_state.as_str(), "provisioning");
+        store.close().await;
+    }
+
     app.restart(None);
-    let before = app.get(&format!("/api/v1/servers/{id}")).await.body;
-    assert!(
-        before["provider_resource_id"].is_null() || before["provisioning_state"] == "provisioned",
-        "the crash happened before the id was recorded: {before}"
-    );
 
     let ready = app.wait_state(&id, "provisioned").await;
     let ids = droplet_ids(&app);

@@ -368,62 +368,38 @@ pub(crate) async fn find_by_marker(
 /// marker (markers are unique across the four tables, the schema only sees one), or a live row
 /// for the same provider resource in the same dock.
 async fn ensure_unique(conn: &mut SqliteConnection, r: &Resource, is_insert: bool) -> Result<()> {
-    let id = r.id.to_string();
-    for kind in ResourceKind::ALL {
-        let table = kind.table();
-        if is_insert {
-            let taken: Option<i64> =
-                sqlx::query_scalar(&format!("SELECT 1 FROM {table} WHERE id = $1"))
-                    .bind(&id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            if taken.is_some() {
-                return Err(StoreError::AlreadyExists {
-                    what: format!("resource {id}"),
-                });
-            }
-        }
-        if let Some(marker) = &r.marker {
-            let taken: Option<i64> = sqlx::query_scalar(&format!(
-                "SELECT 1 FROM {table} WHERE marker = $1 AND id <> $2"
-            ))
-            .bind(marker.as_str())
-            .bind(&id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if taken.is_some() {
-                return Err(StoreError::AlreadyExists {
-                    what: format!("resource with marker {marker}"),
-                });
-            }
-        }
+    // One statement over the four tables (SQLite pushes the conditions into each branch, so
+    // each uses its primary key and marker index): the writer pays one round trip, not eight.
+    let branches: Vec<String> = ResourceKind::ALL
+        .iter()
+        .map(|k| {
+            format!(
+                "SELECT id = $1 AS same_id FROM {} WHERE ($3 AND id = $1) OR (marker = $2 AND id <> $1)",
+                k.table()
+            )
+        })
+        .collect();
+    let taken: Option<bool> = sqlx::query_scalar(&format!(
+        "SELECT same_id FROM ({}) LIMIT 1",
+        branches.join(" UNION ALL ")
+    ))
+    .bind(r.id.to_string())
+    .bind(r.marker.as_ref().map(|m| m.as_str().to_string()))
+    .bind(is_insert)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match taken {
+        None => Ok(()),
+        Some(true) => Err(StoreError::AlreadyExists {
+            what: format!("resource {}", r.id),
+        }),
+        Some(false) => Err(StoreError::AlreadyExists {
+            what: format!(
+                "resource with marker {}",
+                r.marker.as_ref().map_or("", |m| m.as_str())
+            ),
+        }),
     }
-    let live_pid = r
-        .provider_resource_id
-        .as_ref()
-        .filter(|_| r.provisioning_state != ProvisioningState::Deprovisioned);
-    if let Some(pid) = live_pid {
-        let taken: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT id FROM {} WHERE dock_id = $1 AND provider_resource_id = $2
-               AND provisioning_state <> 'deprovisioned' AND id <> $3",
-            r.kind().table()
-        ))
-        .bind(r.dock_id.to_string())
-        .bind(pid)
-        .bind(&id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(other) = taken {
-            return Err(StoreError::AlreadyExists {
-                what: format!(
-                    "{} {pid:?} of dock {} (tracked as {other})",
-                    r.kind(),
-                    r.dock_id
-                ),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// Inserts `r` as given (its `version`, `created_at` and `updated_at` included, so the
@@ -456,15 +432,17 @@ pub(crate) async fn update(
     expected_version: i64,
 ) -> Result<Resource> {
     let kind = r.kind();
-    let stored: Option<(String, i64, String)> = sqlx::query_as(&format!(
-        "SELECT provisioning_state, version, created_at FROM {} WHERE id = $1 AND org_id = $2",
+    let stored: Option<(String, i64, String, String, Option<String>)> = sqlx::query_as(&format!(
+        "SELECT provisioning_state, version, created_at, dock_id, marker
+         FROM {} WHERE id = $1 AND org_id = $2",
         kind.table()
     ))
     .bind(r.id.to_string())
     .bind(r.org_id.to_string())
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((stored_state, stored_version, created_at)) = stored else {
+    let Some((stored_state, stored_version, created_at, stored_dock, stored_marker)) = stored
+    else {
         return Err(StoreError::NotFound {
             what: format!("resource {}", r.id),
         });
@@ -480,8 +458,14 @@ pub(crate) async fn update(
         &stored_state,
     )?;
     stored_state.check(r.provisioning_state)?;
-    docks::ensure_in_org(&mut *conn, r.org_id, r.dock_id).await?;
-    ensure_unique(&mut *conn, r, false).await?;
+    // Checked only when they change (they almost never do): each is a statement on the one
+    // write connection every operation shares.
+    if stored_dock != r.dock_id.to_string() {
+        docks::ensure_in_org(&mut *conn, r.org_id, r.dock_id).await?;
+    }
+    if stored_marker.as_deref() != r.marker.as_ref().map(|m| m.as_str()) {
+        ensure_unique(&mut *conn, r, false).await?;
+    }
 
     // `$1`, `$2` and `$14` (id, org_id, created_at) are bound but only `$1`/`$2` are used,
     // in the WHERE: the row keeps its identity and birth.

@@ -675,6 +675,26 @@ pub async fn duplicates_of_live_resources_are_refused(store: &dyn Store) {
             .await,
         "same marker",
     );
+    // The same id in another kind's table.
+    let mut elsewhere = resource(&d, ResourceKind::Domain);
+    elsewhere.id = api.id;
+    elsewhere.marker = None;
+    expect_exists(
+        store
+            .apply(Batch::new().push(Write::InsertResource(elsewhere)))
+            .await,
+        "same id, another kind",
+    );
+    // An update that would take another row's marker.
+    let other = insert(store, resource(&d, ResourceKind::Database)).await;
+    let mut thief = other.clone();
+    thief.marker = api.marker.clone();
+    expect_exists(
+        store
+            .apply(Batch::new().push(update(thief, other.version)))
+            .await,
+        "an update taking a marker",
+    );
     // The same provider id in another dock is another resource.
     let d2 = add_dock(store, t.org, "dups-two").await;
     insert(store, discovered(&d2, ResourceKind::Server, "droplet-1")).await;
