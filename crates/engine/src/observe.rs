@@ -38,6 +38,8 @@ use crate::{Engine, EngineError};
 const TAKE: u32 = 2000;
 /// The most docks one pass looks at.
 const DOCKS: u32 = 256;
+/// How long a dock whose round could not start waits before the next try.
+const SETBACK: Duration = Duration::from_secs(30);
 
 /// Docks whose round is under way in this process, so a round is never doubled.
 #[derive(Default)]
@@ -138,8 +140,13 @@ impl Engine {
                 }),
                 Ok(_) => self.inner.in_round.leave(dock_id),
                 Err(e) => {
+                    // The dock cannot be checked now (its key cannot be opened, say): its
+                    // operations wait a while instead of being retried at every pass.
+                    let _ = store
+                        .claim_waiting(owner, SETBACK, TAKE, Some(dock_id))
+                        .await;
                     self.inner.in_round.leave(dock_id);
-                    tracing::warn!(dock = %dock_id, error = %e, "could not start a round of checks");
+                    tracing::warn!(dock = %dock_id, error = %e, "could not start a round of checks; trying again in {SETBACK:?}");
                 }
             }
         }

@@ -13,7 +13,7 @@ use stackdock_core::{
 use stackdock_docks::Registry;
 use stackdock_engine::{Engine, EngineError};
 use stackdock_store::{ResourceFilter, Store};
-use support::{DEADLINE, server_config, spawn_engine};
+use support::{DEADLINE, server_config, spawn_engine, spawn_engine_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_resource_that_never_reached_the_provider_deprovisions_without_calling_it() {
@@ -327,4 +327,40 @@ async fn a_dock_sealed_under_another_master_key_fails_without_calling_the_provid
     assert_eq!(error.code, "dock_key_unavailable");
     assert!(error.message.contains("do-test"), "{}", error.message);
     assert!(t.sandbox.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_operations_of_a_dock_whose_key_cannot_be_opened_are_set_back() {
+    let t = spawn_engine_with(support::Options {
+        ready_after: std::time::Duration::from_secs(3600),
+        ..support::Options::default()
+    })
+    .await;
+    let (_, op) = t.provision("web-1").await;
+    assert!(t.run_one().await);
+    assert_eq!(t.operation(op.id).await.state, OpState::Waiting);
+    let calls_before = t.sandbox.requests().len();
+
+    // The same database opened with the wrong master key: the dock cannot be checked.
+    let other = Engine::new(
+        t.store.clone(),
+        Registry::builtin(),
+        Keyring::new(MasterKey::generate()),
+        t.engine.config().clone(),
+    );
+    let due = t.operation(op.id).await.next_run_at;
+    let wait = due - chrono::Utc::now();
+    if let Ok(wait) = wait.to_std() {
+        tokio::time::sleep(wait).await;
+    }
+    other.observe_due("observer-other").await.unwrap();
+
+    // Not retried at every pass: its next check moved well ahead, and nothing was called.
+    let after = t.operation(op.id).await;
+    assert_eq!(after.state, OpState::Waiting);
+    assert!(
+        after.next_run_at > chrono::Utc::now() + chrono::Duration::seconds(20),
+        "{after:?}"
+    );
+    assert_eq!(t.sandbox.requests().len(), calls_before);
 }
