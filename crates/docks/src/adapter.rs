@@ -57,8 +57,6 @@ pub trait Recorder: Send + Sync {
     /// the adapter must stop: [`DockError::Cancelled`] after the step was recorded (a user
     /// asked to stop), [`DockError::Checkpoint`] when it could not be.
     async fn checkpoint(&self, step: Step, tracks: Option<String>) -> Result<(), DockError>;
-    /// Reports what the provider shows, so watchers see progress. Best effort.
-    async fn progress(&self, _observed: &Observed) {}
 }
 
 /// What a journal entry is about. Cheap to clone into each API client.

@@ -53,11 +53,6 @@ pub enum DockError {
         code: String,
         message: String,
     },
-    #[error("{provider} did not report the resource ready within {waited:?}")]
-    NotReady {
-        provider: Provider,
-        waited: Duration,
-    },
     /// The provider's answer did not have the shape its API documents.
     #[error("{provider} sent an unexpected answer: {detail}")]
     Protocol { provider: Provider, detail: String },
@@ -78,10 +73,7 @@ impl DockError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable { .. }
-                | Self::RateLimited { .. }
-                | Self::NotReady { .. }
-                | Self::Protocol { .. }
+            Self::Unavailable { .. } | Self::RateLimited { .. } | Self::Protocol { .. }
         )
     }
 
@@ -101,7 +93,6 @@ impl DockError {
             Self::Unavailable { .. } => "provider_unavailable".into(),
             Self::RateLimited { .. } => "rate_limited".into(),
             Self::ResourceFailed { code, .. } => code.clone(),
-            Self::NotReady { .. } => "not_ready".into(),
             Self::Protocol { .. } => "provider_protocol".into(),
             Self::Checkpoint(_) => "checkpoint_failed".into(),
             Self::Cancelled => "cancelled".into(),

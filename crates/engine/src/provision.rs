@@ -12,7 +12,7 @@
 //! a row never settles `failed` while something carrying its marker may still exist.
 
 use serde_json::json;
-use stackdock_core::{Failure, OpState, Operation, ProvisioningState, Resource, StepStatus};
+use stackdock_core::{Failure, Operation, ProvisioningState, Resource, StepStatus};
 use stackdock_docks::{Ctx, DockAccess, DockAdapter, DockError, Observed, Progress, adapter};
 use stackdock_store::{Batch, Lease, StoreError, Write};
 
@@ -146,20 +146,11 @@ async fn unwind(
             }
             Err(DockError::Checkpoint(source)) => return Err(EngineError::from_checkpoint(source)),
             Err(e) => {
-                let wait = engine.backoff(op.attempt.min(8));
-                tracing::warn!(operation = %op.id, step = %step.name, ?wait, "cannot undo yet: {e}");
-                let mut again = op.clone();
-                again.state = OpState::Queued;
-                again.unwind = Some(failure);
-                again.last_error = Some(format!("undoing {}: {e}", step.name));
-                again.next_run_at =
-                    chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-                again.lease_owner = None;
-                again.lease_expires_at = None;
-                store
-                    .apply(Batch::fenced(lease).push(Write::UpdateOperation(again)))
-                    .await?;
-                return Ok(());
+                // Re-queued still unwinding: the next run goes on undoing.
+                let mut unwinding = op.clone();
+                unwinding.unwind = Some(failure);
+                let why = format!("undoing {}: {e}", step.name);
+                return engine.reschedule(&unwinding, lease, why).await;
             }
         }
     }

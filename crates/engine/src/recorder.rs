@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use stackdock_core::{ApiCall, OperationId, OrgId, ResourceId, Step};
-use stackdock_docks::{DockError, Observed, Recorder};
+use stackdock_docks::{DockError, Recorder};
 use stackdock_store::{Batch, Lease, Store, Write};
 
 use crate::failpoint::{CRASH_BEFORE_CREATE_CHECKPOINT, Failpoints};
@@ -28,32 +28,6 @@ impl Recorder for StoreRecorder {
             // The call was made whatever happens here; losing its journal line must not undo
             // the work, so this is logged and not raised.
             tracing::warn!(error = %e, "could not journal a provider call");
-        }
-    }
-
-    async fn progress(&self, observed: &Observed) {
-        let Some(rid) = self.resource_id else {
-            return;
-        };
-        let result = async {
-            let mut row = self.store.get_resource(self.org_id, rid).await?;
-            if row.status == observed.status {
-                return Ok(());
-            }
-            let expected_version = row.version;
-            crate::worker::apply_observed(&mut row, observed.clone());
-            let write = Write::UpdateResource {
-                resource: row,
-                expected_version,
-            };
-            self.store
-                .apply(Batch::fenced(&self.lease).push(write))
-                .await
-                .map(|_| ())
-        }
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(resource = %rid, error = %e, "could not record progress");
         }
     }
 

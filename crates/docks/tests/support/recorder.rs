@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use stackdock_core::{ApiCall, Step};
-use stackdock_docks::{DockError, Observed, Recorder};
+use stackdock_docks::{DockError, Recorder};
 
 /// How the recorder answers the checkpoint it was told to stop at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,13 +45,11 @@ pub struct Recorded {
     pub after_calls: usize,
 }
 
-/// Journal, steps and progress reports kept in memory.
+/// Journal and steps kept in memory.
 #[derive(Default)]
 pub struct MemRecorder {
     calls: Mutex<Vec<ApiCall>>,
     steps: Mutex<Vec<Recorded>>,
-    /// The provider status of each progress report, in order.
-    progress: Mutex<Vec<Option<String>>>,
     /// Stop at the n-th checkpoint this recorder is asked for (1 = the first), and how.
     stop_at: Option<(usize, Stop)>,
     checkpoints: Mutex<usize>,
@@ -104,10 +102,6 @@ impl MemRecorder {
         self.recorded().into_iter().rev().find_map(|r| r.tracks)
     }
 
-    pub fn progress(&self) -> Vec<Option<String>> {
-        self.progress.lock().unwrap().clone()
-    }
-
     /// How many calls had been journaled when this recorder stopped the adapter, if it did.
     pub fn stopped_after_calls(&self) -> Option<usize> {
         *self.stopped_after_calls.lock().unwrap()
@@ -148,9 +142,5 @@ impl Recorder for MemRecorder {
             Stop::Refuse => DockError::Checkpoint("the store refused the step".into()),
             Stop::Cancel => DockError::Cancelled,
         })
-    }
-
-    async fn progress(&self, observed: &Observed) {
-        self.progress.lock().unwrap().push(observed.status.clone());
     }
 }
