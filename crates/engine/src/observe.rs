@@ -26,7 +26,7 @@ use stackdock_core::{
     ApiCall, Dock, DockId, Failure, OpKind, OpState, Operation, OperationId, ProvisioningState,
     Resource, ResourceId, ResourceKind, Step,
 };
-use stackdock_docks::{CallScope, Ctx, DockError, Observed, Recorder, Tracked};
+use stackdock_docks::{CallScope, Ctx, DockAccess, DockError, Observed, Recorder, Tracked};
 use stackdock_store::{Batch, Lease, Store, StoreError, Write};
 use tokio::sync::watch;
 
@@ -128,13 +128,14 @@ impl Engine {
                 let ops = store
                     .claim_waiting(owner, hold, TAKE, Some(dock_id))
                     .await?;
-                Ok::<_, EngineError>((dock, ops, hold))
+                Ok::<_, EngineError>((dock, access, ops, hold))
             }
             .await;
             match taken {
-                Ok((dock, ops, hold)) if !ops.is_empty() => rounds.push(Round {
+                Ok((dock, access, ops, hold)) if !ops.is_empty() => rounds.push(Round {
                     owner: owner.to_string(),
                     dock,
+                    access,
                     ops,
                     hold,
                 }),
@@ -230,7 +231,7 @@ impl Engine {
         }
 
         if !checked.is_empty() {
-            let access = self.open_dock(dock)?;
+            let access = &round.access;
             let adapter = self
                 .registry()
                 .get(dock.provider)
@@ -245,10 +246,7 @@ impl Engine {
                 })
                 .collect();
             let mut ctx = batch_ctx(self, dock, &checked);
-            match adapter
-                .observe_many(&mut ctx, &access, kind, &targets)
-                .await
-            {
+            match adapter.observe_many(&mut ctx, access, kind, &targets).await {
                 Ok(seen) if seen.len() == checked.len() => {
                     for ((op, row), seen) in checked.into_iter().zip(seen) {
                         batches.extend(verdict(op, &lease(op), row, seen));
@@ -299,6 +297,8 @@ impl Engine {
 struct Round {
     owner: String,
     dock: Dock,
+    /// The dock opened for this round (its key decrypted once).
+    access: DockAccess,
     ops: Vec<Operation>,
     /// Until when they are held: the dock's next round.
     hold: Duration,
