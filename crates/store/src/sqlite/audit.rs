@@ -1,5 +1,6 @@
 //! The audit log: appended in the transaction of the action it records, read newest first.
 
+use rusqlite::{Connection, params};
 use sqlx::SqliteConnection;
 use stackdock_core::{AuditEntry, OrgId};
 
@@ -37,23 +38,22 @@ impl TryFrom<AuditRow> for AuditEntry {
 }
 
 /// Appends `entry`; its `id` is ignored and the database assigns the next one.
-pub(crate) async fn append(conn: &mut SqliteConnection, entry: &AuditEntry) -> Result<i64> {
-    let id = sqlx::query(
+pub(crate) fn append(conn: &Connection, entry: &AuditEntry) -> Result<i64> {
+    conn.prepare_cached(
         "INSERT INTO audit_log (org_id, actor, action, outcome, resource, provider, details, at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(entry.org_id.to_string())
-    .bind(entry.actor.map(|a| a.to_string()))
-    .bind(&entry.action)
-    .bind(entry.outcome.as_str())
-    .bind(&entry.resource)
-    .bind(&entry.provider)
-    .bind(json(&entry.details)?)
-    .bind(ts(&entry.at))
-    .execute(conn)
-    .await?
-    .last_insert_rowid();
-    Ok(id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        entry.org_id.to_string(),
+        entry.actor.map(|a| a.to_string()),
+        entry.action,
+        entry.outcome.as_str(),
+        entry.resource,
+        entry.provider,
+        json(&entry.details)?,
+        ts(&entry.at)
+    ])?;
+    Ok(conn.last_insert_rowid())
 }
 
 pub(crate) async fn list(

@@ -1,5 +1,5 @@
-//! Opening the database file: the URL forms we accept, the connection settings, the two
-//! pools, and the migrations.
+//! Opening the database file: the URL forms we accept, the connection settings, the read pool,
+//! and the migrations. The write connection is the writer's (see `writer`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,18 +13,13 @@ use crate::{Result, StoreError};
 /// How long a writer waits for another process's write transaction before giving up with
 /// SQLITE_BUSY. Write transactions here are short (one batch), so waiting this long means
 /// something is stuck rather than busy.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Readers never block each other or the writer under WAL; a few connections let the API
 /// serve several requests while a worker writes.
 const READ_CONNECTIONS: u32 = 4;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
-pub(crate) struct Pools {
-    pub(crate) write: SqlitePool,
-    pub(crate) read: SqlitePool,
-}
 
 /// The file a `STACKDOCK_DATABASE_URL` names: `sqlite:///abs/path.db`, `sqlite://rel.db`,
 /// `sqlite:rel.db` or a plain path. A query string (`?mode=rwc`, as other tools write it) is
@@ -57,7 +52,8 @@ fn invalid_input(message: String) -> StoreError {
     )))
 }
 
-pub(crate) async fn open(path: &Path) -> Result<Pools> {
+/// Creates the file if missing, brings its schema up to date, and opens the read pool.
+pub(crate) async fn open(path: &Path) -> Result<SqlitePool> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(dir)
             .await
@@ -73,20 +69,19 @@ pub(crate) async fn open(path: &Path) -> Result<Pools> {
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
 
-    // SQLite has one writer per file. Funnelling this process's writes through one
-    // connection queues them in the pool instead of in SQLite's busy handler.
-    let write = SqlitePoolOptions::new()
+    // Migrations run on a connection of their own, closed before the writer opens its one.
+    let migrating = SqlitePoolOptions::new()
         .max_connections(1)
-        .min_connections(1)
         .connect_with(options.clone())
         .await?;
-    migrate(&write).await?;
+    let migrated = migrate(&migrating).await;
+    migrating.close().await;
+    migrated?;
 
-    let read = SqlitePoolOptions::new()
+    Ok(SqlitePoolOptions::new()
         .max_connections(READ_CONNECTIONS)
         .connect_with(options)
-        .await?;
-    Ok(Pools { write, read })
+        .await?)
 }
 
 async fn migrate(pool: &SqlitePool) -> Result<()> {

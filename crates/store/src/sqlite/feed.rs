@@ -3,6 +3,7 @@
 //! A snapshot is the resource as serialized by `core` (the same JSON the API shows), so a
 //! subscriber needs no second read and sees exactly the state that was committed with it.
 
+use rusqlite::{Connection, params};
 use sqlx::SqliteConnection;
 use stackdock_core::{OrgId, Resource, Timestamp};
 
@@ -10,23 +11,18 @@ use super::codec::{json, parse, parse_json, parse_ts, ts};
 use crate::{Change, Result, StoreError};
 
 /// Appends `resource` as written and returns its `seq`.
-pub(crate) async fn append(
-    conn: &mut SqliteConnection,
-    resource: &Resource,
-    at: &Timestamp,
-) -> Result<i64> {
-    let seq = sqlx::query(
-        "INSERT INTO changes (org_id, resource_id, kind, snapshot, at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(resource.org_id.to_string())
-    .bind(resource.id.to_string())
-    .bind(resource.kind().as_str())
-    .bind(json(resource)?)
-    .bind(ts(at))
-    .execute(conn)
-    .await?
-    .last_insert_rowid();
-    Ok(seq)
+pub(crate) fn append(conn: &Connection, resource: &Resource, at: &Timestamp) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO changes (org_id, resource_id, kind, snapshot, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        resource.org_id.to_string(),
+        resource.id.to_string(),
+        resource.kind().as_str(),
+        json(resource)?,
+        ts(at)
+    ])?;
+    Ok(conn.last_insert_rowid())
 }
 
 #[derive(sqlx::FromRow)]

@@ -3,12 +3,12 @@
 //! How the trait maps onto SQLite:
 //!
 //! - **One writer.** SQLite lets one connection write at a time per file. Every write of this
-//!   process (a [`Batch`], a claim, a lease renewal, a journal entry) goes
-//!   through a pool of exactly one connection, so they queue in the pool; reads use a separate
-//!   small pool and, under WAL, never wait for the writer.
-//! - **Group commit.** Batches and journal entries written at the same moment share one
-//!   transaction, each in a savepoint of its own (see `commit`), so hundreds of operations in
-//!   flight do not pay a transaction each.
+//!   process (a [`Batch`], a claim, a lease renewal, a journal entry) runs on one thread that
+//!   owns the one write connection (see `writer`); reads use a separate small pool and, under
+//!   WAL, never wait for the writer.
+//! - **Group commit.** Writes queued at the same moment share one transaction, each in a
+//!   savepoint of its own, so hundreds of operations in flight do not pay a transaction each,
+//!   and the statements of a group run back to back on the writer's thread.
 //! - **`BEGIN IMMEDIATE`.** Write transactions take the write lock when they start, not at
 //!   their first write. A deferred transaction that read first would fail with
 //!   `SQLITE_BUSY_SNAPSHOT` when another process had written in between; an immediate one
@@ -23,14 +23,14 @@
 //!   seq. Other processes' writes are not signalled; subscribers poll the feed for those.
 //!
 //! Files: `connect` (URL forms, pragmas, pools, migrations), `codec` (text forms),
-//! `error` (sqlx errors to [`crate::StoreError`]), `batch` (apply), `commit` (group commit),
+//! `error` (database errors to [`crate::StoreError`]), `batch` (apply), `writer` (the write
+//! thread and group commit),
 //! and one file per table group:
 //! `orgs`, `docks`, `resources`, `operations`, `journal`, `audit`, `feed`.
 
 mod audit;
 mod batch;
 mod codec;
-mod commit;
 mod connect;
 mod docks;
 mod error;
@@ -39,15 +39,16 @@ mod journal;
 mod operations;
 mod orgs;
 mod resources;
+mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::Sqlite;
 use sqlx::SqlitePool;
 use sqlx::pool::PoolConnection;
-use sqlx::{Acquire, Sqlite, Transaction};
 use stackdock_core::{
     ApiCall, AuditEntry, Dock, DockId, DockName, Marker, Operation, OperationId, OrgId, Resource,
     ResourceId, ResourceKind, Step, Timestamp,
@@ -61,34 +62,33 @@ use crate::{
 /// The [`Store`] on a SQLite file. Cloning is cheap and shares the pools and the signal.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    /// Exactly one connection: every write of this process, in `BEGIN IMMEDIATE`.
-    write: SqlitePool,
     /// Reads only; under WAL they see the last commit and never block the writer.
     read: SqlitePool,
     /// Holds the newest feed seq this process committed (or found at open).
     changes: Arc<watch::Sender<i64>>,
-    /// Batches and journal entries go through it, many to a transaction (group commit).
-    committer: commit::Committer,
+    /// Every write of this process, many to a transaction (group commit).
+    writer: writer::Writer,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing, with its parent directories) the database file, in WAL
     /// mode with a busy timeout and foreign keys on, and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<Self> {
-        let pools = connect::open(path).await?;
-        let mut conn = pools.read.acquire().await?;
+        let read = connect::open(path).await?;
+        let mut conn = read.acquire().await?;
         let latest = feed::latest(&mut conn).await?;
         drop(conn);
         let changes = Arc::new(watch::Sender::new(latest));
-        let committer = {
+        let writer = {
             let changes = Arc::clone(&changes);
-            commit::Committer::start(pools.write.clone(), move |seq| signal(&changes, seq))
+            writer::Writer::start(path, connect::BUSY_TIMEOUT, move |seq| {
+                signal(&changes, seq)
+            })?
         };
         Ok(Self {
-            write: pools.write,
-            read: pools.read,
+            read,
             changes,
-            committer,
+            writer,
         })
     }
 
@@ -98,9 +98,9 @@ impl SqliteStore {
         Self::open(&connect::path_from_url(url)?).await
     }
 
-    /// Closes both pools, waiting for their connections to finish; later calls fail.
+    /// Closes the read pool, waiting for its connections to finish; later reads fail. The
+    /// writer's connection closes when the last clone of the store is dropped.
     pub async fn close(&self) {
-        self.write.close().await;
         self.read.close().await;
     }
 
@@ -108,12 +108,13 @@ impl SqliteStore {
         Ok(self.read.acquire().await?)
     }
 
-    async fn writer(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
-    fn signal(&self, seq: i64) {
-        signal(&self.changes, seq);
+    /// Runs `work` on the writer; it writes nothing to the feed.
+    async fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
+    {
+        self.writer.write(move |conn| Ok((work(conn)?, None))).await
     }
 }
 
@@ -133,10 +134,9 @@ fn signal(changes: &watch::Sender<i64>, seq: i64) {
 #[async_trait]
 impl Store for SqliteStore {
     async fn bootstrap(&self, b: &Bootstrap, audit: AuditEntry) -> Result<()> {
-        let mut tx = self.writer().await?;
-        orgs::bootstrap(&mut tx, b, &audit).await?;
-        tx.commit().await?;
-        Ok(())
+        let b = b.clone();
+        self.write(move |conn| orgs::bootstrap(conn, &b, &audit))
+            .await
     }
 
     async fn first_org(&self) -> Result<Option<OrgId>> {
@@ -160,10 +160,8 @@ impl Store for SqliteStore {
     }
 
     async fn remove_dock(&self, org: OrgId, id: DockId, audit: AuditEntry) -> Result<()> {
-        let mut tx = self.writer().await?;
-        docks::remove(&mut tx, org, id, &audit).await?;
-        tx.commit().await?;
-        Ok(())
+        self.write(move |conn| docks::remove(conn, org, id, &audit))
+            .await
     }
 
     async fn get_resource(&self, org: OrgId, id: ResourceId) -> Result<Resource> {
@@ -193,33 +191,37 @@ impl Store for SqliteStore {
     }
 
     async fn apply(&self, batch: Batch) -> Result<Vec<Resource>> {
-        Ok(self.committer.apply(batch).await?.resources)
+        self.writer
+            .write(move |conn| {
+                let applied = batch::apply(conn, &batch)?;
+                Ok((applied.resources, applied.last_seq))
+            })
+            .await
     }
 
     async fn apply_each(&self, batches: Vec<Batch>) -> Result<Vec<Result<Vec<Resource>>>> {
-        let mut tx = self.writer().await?;
-        let mut results = Vec::with_capacity(batches.len());
-        let mut last_seq = None;
-        for batch in &batches {
-            // A savepoint per batch: one that fails is rolled back alone.
-            let mut sub = tx.begin().await?;
-            match batch::apply(&mut sub, batch).await {
-                Ok(applied) => {
-                    sub.commit().await?;
-                    last_seq = applied.last_seq.or(last_seq);
-                    results.push(Ok(applied.resources));
+        self.writer
+            .write(move |conn| {
+                let mut results = Vec::with_capacity(batches.len());
+                let mut last_seq = None;
+                for batch in &batches {
+                    // A savepoint per batch: one that fails is rolled back alone.
+                    conn.execute_batch("SAVEPOINT batch")?;
+                    match batch::apply(conn, batch) {
+                        Ok(applied) => {
+                            conn.execute_batch("RELEASE batch")?;
+                            last_seq = applied.last_seq.or(last_seq);
+                            results.push(Ok(applied.resources));
+                        }
+                        Err(e) => {
+                            conn.execute_batch("ROLLBACK TO batch; RELEASE batch")?;
+                            results.push(Err(e));
+                        }
+                    }
                 }
-                Err(e) => {
-                    sub.rollback().await?;
-                    results.push(Err(e));
-                }
-            }
-        }
-        tx.commit().await?;
-        if let Some(seq) = last_seq {
-            self.signal(seq);
-        }
-        Ok(results)
+                Ok((results, last_seq))
+            })
+            .await
     }
 
     async fn find_idempotency_key(
@@ -253,10 +255,9 @@ impl Store for SqliteStore {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<Operation>> {
-        let mut tx = self.writer().await?;
-        let claimed = operations::claim(&mut tx, owner, lease, limit).await?;
-        tx.commit().await?;
-        Ok(claimed)
+        let owner = owner.to_string();
+        self.write(move |conn| operations::claim(conn, &owner, lease, limit))
+            .await
     }
 
     async fn claim_waiting(
@@ -271,10 +272,9 @@ impl Store for SqliteStore {
             Some(due) if due <= codec::now() => {}
             _ => return Ok(Vec::new()),
         }
-        let mut tx = self.writer().await?;
-        let claimed = operations::claim_waiting(&mut tx, owner, hold, limit, dock).await?;
-        tx.commit().await?;
-        Ok(claimed)
+        let owner = owner.to_string();
+        self.write(move |conn| operations::claim_waiting(conn, &owner, hold, limit, dock))
+            .await
     }
 
     async fn due_waiting_docks(&self, limit: u32) -> Result<Vec<(OrgId, DockId)>> {
@@ -286,24 +286,20 @@ impl Store for SqliteStore {
     }
 
     async fn request_cancel(&self, org: OrgId, id: OperationId) -> Result<Operation> {
-        let mut tx = self.writer().await?;
-        let op = operations::request_cancel(&mut tx, org, id).await?;
-        tx.commit().await?;
-        Ok(op)
+        self.write(move |conn| operations::request_cancel(conn, org, id))
+            .await
     }
 
     async fn expire_leases(&self, owner_prefix: &str) -> Result<u64> {
-        let mut tx = self.writer().await?;
-        let ended = operations::expire(&mut tx, owner_prefix).await?;
-        tx.commit().await?;
-        Ok(ended)
+        let prefix = owner_prefix.to_string();
+        self.write(move |conn| operations::expire(conn, &prefix))
+            .await
     }
 
     async fn renew_lease(&self, lease: &Lease, duration: Duration) -> Result<()> {
-        let mut tx = self.writer().await?;
-        operations::renew(&mut tx, lease, duration).await?;
-        tx.commit().await?;
-        Ok(())
+        let lease = lease.clone();
+        self.write(move |conn| operations::renew(conn, &lease, duration))
+            .await
     }
 
     async fn steps(&self, operation: OperationId) -> Result<Vec<Step>> {
@@ -311,7 +307,13 @@ impl Store for SqliteStore {
     }
 
     async fn record_api_calls(&self, calls: Vec<ApiCall>) -> Result<()> {
-        self.committer.journal(calls).await
+        self.write(move |conn| {
+            for call in &calls {
+                journal::record(conn, call)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn api_calls(&self, org: OrgId, resource: ResourceId) -> Result<Vec<ApiCall>> {

@@ -1,11 +1,13 @@
 //! Operations, their steps, and the leases workers hold on them.
 //!
-//! Claiming and renewing run in `BEGIN IMMEDIATE` transactions on the single write
-//! connection (see the module doc of `sqlite`), so the read of the runnable row and its update
-//! cannot interleave with another claimer, in this process or another.
+//! Claiming and renewing run on the writer (see `writer`), in its `BEGIN IMMEDIATE`
+//! transactions, so the read of the runnable row and its update cannot interleave with another
+//! claimer, in this process or another.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use rusqlite::{Connection, OptionalExtension, params};
 use sqlx::SqliteConnection;
 use stackdock_core::{DockId, Operation, OperationId, OrgId, ResourceId, Step, Timestamp};
 
@@ -86,36 +88,81 @@ fn rows_to_ops(rows: Vec<OperationRow>) -> Result<Vec<Operation>> {
     rows.into_iter().map(Operation::try_from).collect()
 }
 
-pub(crate) async fn insert(conn: &mut SqliteConnection, op: &Operation) -> Result<()> {
-    docks::ensure_in_org(&mut *conn, op.org_id, op.dock_id).await?;
-    sqlx::query(&format!(
-        "INSERT INTO operations ({COLUMNS})
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                 $19, $20)"
-    ))
-    .bind(op.id.to_string())
-    .bind(op.org_id.to_string())
-    .bind(op.kind.as_str())
-    .bind(op.dock_id.to_string())
-    .bind(op.resource_id.map(|r| r.to_string()))
-    .bind(op.resource_kind.map(|k| k.as_str()))
-    .bind(op.requested_by.map(|u| u.to_string()))
-    .bind(op.state.as_str())
-    .bind(i64::from(op.attempt))
-    .bind(ts(&op.next_run_at))
-    .bind(&op.lease_owner)
-    .bind(opt_ts(op.lease_expires_at.as_ref()))
-    .bind(op.generation)
-    .bind(json(&op.input)?)
-    .bind(&op.last_error)
-    .bind(op.cancel_requested)
-    .bind(opt_json(op.unwind.as_ref())?)
-    .bind(opt_ts(op.waiting_since.as_ref()))
-    .bind(ts(&op.created_at))
-    .bind(ts(&op.updated_at))
-    .execute(conn)
-    .await
-    .map_err(unique_as(|| format!("operation {}", op.id)))?;
+impl OperationRow {
+    /// The row as the writer's connection returns it (`RETURNING {COLUMNS}`).
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            org_id: row.get("org_id")?,
+            kind: row.get("kind")?,
+            dock_id: row.get("dock_id")?,
+            resource_id: row.get("resource_id")?,
+            resource_kind: row.get("resource_kind")?,
+            requested_by: row.get("requested_by")?,
+            state: row.get("state")?,
+            attempt: row.get("attempt")?,
+            next_run_at: row.get("next_run_at")?,
+            lease_owner: row.get("lease_owner")?,
+            lease_expires_at: row.get("lease_expires_at")?,
+            generation: row.get("generation")?,
+            input: row.get("input")?,
+            last_error: row.get("last_error")?,
+            cancel_requested: row.get("cancel_requested")?,
+            unwind: row.get("unwind")?,
+            waiting_since: row.get("waiting_since")?,
+            created_at: row.get("created_at")?,
+            updated_at: row.get("updated_at")?,
+        })
+    }
+}
+
+/// Runs a statement that returns operation rows, and decodes them.
+fn returning(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Operation>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt
+        .query_map(params, OperationRow::read)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows_to_ops(rows)
+}
+
+pub(crate) fn insert(conn: &Connection, op: &Operation) -> Result<()> {
+    docks::ensure_in_org(conn, op.org_id, op.dock_id)?;
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "INSERT INTO operations ({COLUMNS})
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                     ?18, ?19, ?20)"
+        )
+    });
+    conn.prepare_cached(sql)?
+        .execute(params![
+            op.id.to_string(),
+            op.org_id.to_string(),
+            op.kind.as_str(),
+            op.dock_id.to_string(),
+            op.resource_id.map(|r| r.to_string()),
+            op.resource_kind.map(|k| k.as_str()),
+            op.requested_by.map(|u| u.to_string()),
+            op.state.as_str(),
+            i64::from(op.attempt),
+            ts(&op.next_run_at),
+            op.lease_owner,
+            opt_ts(op.lease_expires_at.as_ref()),
+            op.generation,
+            json(&op.input)?,
+            op.last_error,
+            op.cancel_requested,
+            opt_json(op.unwind.as_ref())?,
+            opt_ts(op.waiting_since.as_ref()),
+            ts(&op.created_at),
+            ts(&op.updated_at)
+        ])
+        .map_err(unique_as(|| format!("operation {}", op.id)))?;
     Ok(())
 }
 
@@ -124,28 +171,29 @@ pub(crate) async fn insert(conn: &mut SqliteConnection, op: &Operation) -> Resul
 /// claim moves it, so no write can revive a lease that a newer claim has superseded. Nor is
 /// `cancel_requested`: only [`request_cancel`] sets it, and a worker that read the row before
 /// the request must not clear it.
-pub(crate) async fn update(conn: &mut SqliteConnection, op: &Operation) -> Result<()> {
-    let done = sqlx::query(
-        "UPDATE operations SET state = $1, attempt = $2, next_run_at = $3, lease_owner = $4,
-                lease_expires_at = $5, input = $6, last_error = $7, unwind = $8,
-                waiting_since = $9, updated_at = $10
-         WHERE id = $11 AND org_id = $12",
-    )
-    .bind(op.state.as_str())
-    .bind(i64::from(op.attempt))
-    .bind(ts(&op.next_run_at))
-    .bind(&op.lease_owner)
-    .bind(opt_ts(op.lease_expires_at.as_ref()))
-    .bind(json(&op.input)?)
-    .bind(&op.last_error)
-    .bind(opt_json(op.unwind.as_ref())?)
-    .bind(opt_ts(op.waiting_since.as_ref()))
-    .bind(ts(&now()))
-    .bind(op.id.to_string())
-    .bind(op.org_id.to_string())
-    .execute(conn)
-    .await?;
-    if done.rows_affected() == 0 {
+pub(crate) fn update(conn: &Connection, op: &Operation) -> Result<()> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE operations SET state = ?1, attempt = ?2, next_run_at = ?3, lease_owner = ?4,
+                    lease_expires_at = ?5, input = ?6, last_error = ?7, unwind = ?8,
+                    waiting_since = ?9, updated_at = ?10
+             WHERE id = ?11 AND org_id = ?12",
+        )?
+        .execute(params![
+            op.state.as_str(),
+            i64::from(op.attempt),
+            ts(&op.next_run_at),
+            op.lease_owner,
+            opt_ts(op.lease_expires_at.as_ref()),
+            json(&op.input)?,
+            op.last_error,
+            opt_json(op.unwind.as_ref())?,
+            opt_ts(op.waiting_since.as_ref()),
+            ts(&now()),
+            op.id.to_string(),
+            op.org_id.to_string()
+        ])?;
+    if changed == 0 {
         return Err(StoreError::NotFound {
             what: format!("operation {}", op.id),
         });
@@ -218,35 +266,35 @@ fn expiry(from: Timestamp, lease: Duration) -> Result<Timestamp> {
 
 /// Claims up to `limit` runnable operations, oldest due first. Must run inside a write
 /// transaction: the select and the update are one step.
-pub(crate) async fn claim(
-    conn: &mut SqliteConnection,
+pub(crate) fn claim(
+    conn: &Connection,
     owner: &str,
     lease: Duration,
     limit: u32,
 ) -> Result<Vec<Operation>> {
     let at = now();
     let expires = expiry(at, lease)?;
-    let at = ts(&at);
-    let rows: Vec<OperationRow> = sqlx::query_as(&format!(
-        "UPDATE operations
-         SET state = 'running', lease_owner = $1, lease_expires_at = $2,
-             generation = generation + 1, attempt = attempt + 1, updated_at = $3
-         WHERE id IN (
-             SELECT id FROM operations
-             WHERE {RUNNABLE}
-               AND ((state = 'queued' AND next_run_at <= $3)
-                    OR (state = 'running' AND lease_expires_at < $3))
-             ORDER BY next_run_at, created_at, id
-             LIMIT $4)
-         RETURNING {COLUMNS}"
-    ))
-    .bind(owner)
-    .bind(ts(&expires))
-    .bind(&at)
-    .bind(i64::from(limit))
-    .fetch_all(conn)
-    .await?;
-    let mut ops = rows_to_ops(rows)?;
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "UPDATE operations
+             SET state = 'running', lease_owner = ?1, lease_expires_at = ?2,
+                 generation = generation + 1, attempt = attempt + 1, updated_at = ?3
+             WHERE id IN (
+                 SELECT id FROM operations
+                 WHERE {RUNNABLE}
+                   AND ((state = 'queued' AND next_run_at <= ?3)
+                        OR (state = 'running' AND lease_expires_at < ?3))
+                 ORDER BY next_run_at, created_at, id
+                 LIMIT ?4)
+             RETURNING {COLUMNS}"
+        )
+    });
+    let mut ops = returning(
+        conn,
+        sql,
+        params![owner, ts(&expires), ts(&at), i64::from(limit)],
+    )?;
     ops.sort_by_key(|o| (o.next_run_at, o.created_at));
     Ok(ops)
 }
@@ -255,8 +303,8 @@ pub(crate) async fn claim(
 /// one observer, until `hold` from now: their next check moves there and their generation is
 /// bumped, so no other observer takes them meanwhile and a slow one cannot write after a newer
 /// claim. Neither the state nor the attempt changes: waiting is not a run.
-pub(crate) async fn claim_waiting(
-    conn: &mut SqliteConnection,
+pub(crate) fn claim_waiting(
+    conn: &Connection,
     owner: &str,
     hold: Duration,
     limit: u32,
@@ -264,26 +312,31 @@ pub(crate) async fn claim_waiting(
 ) -> Result<Vec<Operation>> {
     let at = now();
     let until = ts(&expiry(at, hold)?);
-    let at = ts(&at);
-    let rows: Vec<OperationRow> = sqlx::query_as(&format!(
-        "UPDATE operations
-         SET lease_owner = $1, lease_expires_at = $2, next_run_at = $2,
-             generation = generation + 1, updated_at = $3
-         WHERE id IN (
-             SELECT id FROM operations
-             WHERE state = 'waiting' AND next_run_at <= $3 AND ($5 IS NULL OR dock_id = $5)
-             ORDER BY next_run_at
-             LIMIT $4)
-         RETURNING {COLUMNS}"
-    ))
-    .bind(owner)
-    .bind(&until)
-    .bind(&at)
-    .bind(i64::from(limit))
-    .bind(dock.map(|d| d.to_string()))
-    .fetch_all(conn)
-    .await?;
-    rows_to_ops(rows)
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "UPDATE operations
+             SET lease_owner = ?1, lease_expires_at = ?2, next_run_at = ?2,
+                 generation = generation + 1, updated_at = ?3
+             WHERE id IN (
+                 SELECT id FROM operations
+                 WHERE state = 'waiting' AND next_run_at <= ?3 AND (?5 IS NULL OR dock_id = ?5)
+                 ORDER BY next_run_at
+                 LIMIT ?4)
+             RETURNING {COLUMNS}"
+        )
+    });
+    returning(
+        conn,
+        sql,
+        params![
+            owner,
+            until,
+            ts(&at),
+            i64::from(limit),
+            dock.map(|d| d.to_string())
+        ],
+    )
 }
 
 /// The docks (with their orgs) that have waiting operations due now.
@@ -324,81 +377,76 @@ pub(crate) async fn next_waiting(conn: &mut SqliteConnection) -> Result<Option<T
 
 /// Marks an unfinished operation cancelled. A waiting one is made runnable at once, so a
 /// worker unwinds it now instead of at its next check.
-pub(crate) async fn request_cancel(
-    conn: &mut SqliteConnection,
-    org: OrgId,
-    id: OperationId,
-) -> Result<Operation> {
-    let at = ts(&now());
-    let row: Option<OperationRow> = sqlx::query_as(&format!(
-        "UPDATE operations
-         SET cancel_requested = 1, updated_at = $1,
-             state = CASE WHEN state = 'waiting' THEN 'queued' ELSE state END,
-             next_run_at = CASE WHEN state IN ('waiting', 'queued') THEN $1 ELSE next_run_at END
-         WHERE org_id = $2 AND id = $3 AND {UNFINISHED}
-         RETURNING {COLUMNS}"
-    ))
-    .bind(&at)
-    .bind(org.to_string())
-    .bind(id.to_string())
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some(row) => row.try_into(),
-        None => {
-            let op = get(conn, org, id).await?;
-            Err(StoreError::Refused {
-                message: format!("operation {id} has already finished ({})", op.state),
-            })
-        }
+pub(crate) fn request_cancel(conn: &Connection, org: OrgId, id: OperationId) -> Result<Operation> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "UPDATE operations
+             SET cancel_requested = 1, updated_at = ?1,
+                 state = CASE WHEN state = 'waiting' THEN 'queued' ELSE state END,
+                 next_run_at = CASE WHEN state IN ('waiting', 'queued') THEN ?1 ELSE next_run_at END
+             WHERE org_id = ?2 AND id = ?3 AND {UNFINISHED}
+             RETURNING {COLUMNS}"
+        )
+    });
+    let cancelled = returning(
+        conn,
+        sql,
+        params![ts(&now()), org.to_string(), id.to_string()],
+    )?;
+    if let Some(op) = cancelled.into_iter().next() {
+        return Ok(op);
+    }
+    let state: Option<String> = conn
+        .prepare_cached("SELECT state FROM operations WHERE org_id = ?1 AND id = ?2")?
+        .query_row(params![org.to_string(), id.to_string()], |r| r.get(0))
+        .optional()?;
+    match state {
+        None => Err(StoreError::NotFound {
+            what: format!("operation {id}"),
+        }),
+        Some(state) => Err(StoreError::Refused {
+            message: format!("operation {id} has already finished ({state})"),
+        }),
     }
 }
 
 /// Ends the leases of workers named `owner_prefix...`: running operations become claimable,
 /// and waiting ones a dead observer held become due now. Compared with `substr`, not `LIKE`,
 /// so no character of the prefix is a wildcard.
-pub(crate) async fn expire(conn: &mut SqliteConnection, owner_prefix: &str) -> Result<u64> {
+pub(crate) fn expire(conn: &Connection, owner_prefix: &str) -> Result<u64> {
     let at = ts(&now());
-    let running = sqlx::query(
-        "UPDATE operations SET lease_expires_at = $1, updated_at = $1
+    let running = conn.execute(
+        "UPDATE operations SET lease_expires_at = ?1, updated_at = ?1
          WHERE state = 'running' AND lease_owner IS NOT NULL
-           AND substr(lease_owner, 1, length($2)) = $2",
-    )
-    .bind(&at)
-    .bind(owner_prefix)
-    .execute(&mut *conn)
-    .await?;
-    let waiting = sqlx::query(
-        "UPDATE operations SET next_run_at = $1, lease_owner = NULL, lease_expires_at = NULL,
-                updated_at = $1
+           AND substr(lease_owner, 1, length(?2)) = ?2",
+        params![at, owner_prefix],
+    )?;
+    let waiting = conn.execute(
+        "UPDATE operations SET next_run_at = ?1, lease_owner = NULL, lease_expires_at = NULL,
+                updated_at = ?1
          WHERE state = 'waiting' AND lease_owner IS NOT NULL
-           AND substr(lease_owner, 1, length($2)) = $2",
-    )
-    .bind(&at)
-    .bind(owner_prefix)
-    .execute(conn)
-    .await?;
-    Ok(running.rows_affected() + waiting.rows_affected())
+           AND substr(lease_owner, 1, length(?2)) = ?2",
+        params![at, owner_prefix],
+    )?;
+    Ok((running + waiting) as u64)
 }
 
-pub(crate) async fn renew(
-    conn: &mut SqliteConnection,
-    lease: &Lease,
-    duration: Duration,
-) -> Result<()> {
+pub(crate) fn renew(conn: &Connection, lease: &Lease, duration: Duration) -> Result<()> {
     let at = now();
-    let done = sqlx::query(
-        "UPDATE operations SET lease_expires_at = $1, updated_at = $2
-         WHERE id = $3 AND lease_owner = $4 AND generation = $5 AND state = 'running'",
-    )
-    .bind(ts(&expiry(at, duration)?))
-    .bind(ts(&at))
-    .bind(lease.operation_id.to_string())
-    .bind(&lease.owner)
-    .bind(lease.generation)
-    .execute(conn)
-    .await?;
-    if done.rows_affected() == 0 {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE operations SET lease_expires_at = ?1, updated_at = ?2
+             WHERE id = ?3 AND lease_owner = ?4 AND generation = ?5 AND state = 'running'",
+        )?
+        .execute(params![
+            ts(&expiry(at, duration)?),
+            ts(&at),
+            lease.operation_id.to_string(),
+            lease.owner,
+            lease.generation
+        ])?;
+    if changed == 0 {
         return Err(StoreError::Fenced(lease.operation_id));
     }
     Ok(())
@@ -407,12 +455,13 @@ pub(crate) async fn renew(
 /// The fence of a batch: the lease must still be the operation's current one. An expired
 /// lease that nobody has claimed since still passes: no one else has written, so nothing can
 /// be overwritten.
-pub(crate) async fn check_fence(conn: &mut SqliteConnection, lease: &Lease) -> Result<()> {
-    let current: Option<(Option<String>, i64)> =
-        sqlx::query_as("SELECT lease_owner, generation FROM operations WHERE id = $1")
-            .bind(lease.operation_id.to_string())
-            .fetch_optional(conn)
-            .await?;
+pub(crate) fn check_fence(conn: &Connection, lease: &Lease) -> Result<()> {
+    let current: Option<(Option<String>, i64)> = conn
+        .prepare_cached("SELECT lease_owner, generation FROM operations WHERE id = ?1")?
+        .query_row(params![lease.operation_id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
     match current {
         Some((Some(owner), generation))
             if owner == lease.owner && generation == lease.generation =>
@@ -450,23 +499,23 @@ impl TryFrom<StepRow> for Step {
 }
 
 /// Upsert by (operation, index): a step replayed after a crash overwrites its first record.
-pub(crate) async fn record_step(conn: &mut SqliteConnection, step: &Step) -> Result<()> {
-    sqlx::query(
+pub(crate) fn record_step(conn: &Connection, step: &Step) -> Result<()> {
+    conn.prepare_cached(
         "INSERT INTO operation_steps (operation_id, step_index, name, status, output, undo, at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (operation_id, step_index) DO UPDATE SET
              name = excluded.name, status = excluded.status, output = excluded.output,
              undo = excluded.undo, at = excluded.at",
-    )
-    .bind(step.operation_id.to_string())
-    .bind(step.index)
-    .bind(&step.name)
-    .bind(step.status.as_str())
-    .bind(json(&step.output)?)
-    .bind(json(&step.undo)?)
-    .bind(ts(&step.at))
-    .execute(conn)
-    .await
+    )?
+    .execute(params![
+        step.operation_id.to_string(),
+        step.index,
+        step.name,
+        step.status.as_str(),
+        json(&step.output)?,
+        json(&step.undo)?,
+        ts(&step.at)
+    ])
     .map_err(reference_as(|| format!("operation {}", step.operation_id)))?;
     Ok(())
 }

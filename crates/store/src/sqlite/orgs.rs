@@ -1,5 +1,6 @@
 //! Organisations, users, memberships and API tokens.
 
+use rusqlite::{Connection, OptionalExtension, params};
 use sqlx::SqliteConnection;
 use stackdock_core::{AuditEntry, OrgId, Role};
 
@@ -8,68 +9,66 @@ use super::codec::{now, parse, ts};
 use super::error::unique_as;
 use crate::{Bootstrap, Principal, Result, StoreError};
 
-pub(crate) async fn bootstrap(
-    conn: &mut SqliteConnection,
-    b: &Bootstrap,
-    entry: &AuditEntry,
-) -> Result<()> {
+pub(crate) fn bootstrap(conn: &Connection, b: &Bootstrap, entry: &AuditEntry) -> Result<()> {
     let at = ts(&now());
-    let org_taken: Option<i64> = sqlx::query_scalar("SELECT 1 FROM orgs WHERE id = $1")
-        .bind(b.org_id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
+    let org_taken: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM orgs WHERE id = ?1",
+            params![b.org_id.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
     if org_taken.is_some() {
         return Err(StoreError::AlreadyExists {
             what: format!("org {}", b.org_id),
         });
     }
-    let email_taken: Option<i64> = sqlx::query_scalar("SELECT 1 FROM users WHERE email = $1")
-        .bind(&b.email)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let email_taken: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM users WHERE email = ?1",
+            params![b.email],
+            |r| r.get(0),
+        )
+        .optional()?;
     if email_taken.is_some() {
         return Err(StoreError::AlreadyExists {
             what: format!("user {:?}", b.email),
         });
     }
 
-    sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)")
-        .bind(b.org_id.to_string())
-        .bind(&b.org_name)
-        .bind(&at)
-        .execute(&mut *conn)
-        .await
-        .map_err(unique_as(|| format!("org {}", b.org_id)))?;
-    sqlx::query("INSERT INTO users (id, email, created_at) VALUES ($1, $2, $3)")
-        .bind(b.user_id.to_string())
-        .bind(&b.email)
-        .bind(&at)
-        .execute(&mut *conn)
-        .await
-        .map_err(unique_as(|| format!("user {}", b.user_id)))?;
-    sqlx::query(
-        "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+    conn.execute(
+        "INSERT INTO orgs (id, name, created_at) VALUES (?1, ?2, ?3)",
+        params![b.org_id.to_string(), b.org_name, at],
     )
-    .bind(b.org_id.to_string())
-    .bind(b.user_id.to_string())
-    .bind(Role::Owner.as_str())
-    .bind(&at)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
+    .map_err(unique_as(|| format!("org {}", b.org_id)))?;
+    conn.execute(
+        "INSERT INTO users (id, email, created_at) VALUES (?1, ?2, ?3)",
+        params![b.user_id.to_string(), b.email, at],
+    )
+    .map_err(unique_as(|| format!("user {}", b.user_id)))?;
+    conn.execute(
+        "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            b.org_id.to_string(),
+            b.user_id.to_string(),
+            Role::Owner.as_str(),
+            at
+        ],
+    )?;
+    conn.execute(
         "INSERT INTO api_tokens (id, user_id, org_id, token_hash, created_at, revoked_at)
-         VALUES ($1, $2, $3, $4, $5, NULL)",
+         VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
+        params![
+            b.token_id.to_string(),
+            b.user_id.to_string(),
+            b.org_id.to_string(),
+            b.token_hash,
+            at
+        ],
     )
-    .bind(b.token_id.to_string())
-    .bind(b.user_id.to_string())
-    .bind(b.org_id.to_string())
-    .bind(&b.token_hash)
-    .bind(&at)
-    .execute(&mut *conn)
-    .await
     // Never name the hash: it is as good as the token to anyone who can query the table.
     .map_err(unique_as(|| format!("api token {}", b.token_id)))?;
-    audit::append(conn, entry).await?;
+    audit::append(conn, entry)?;
     Ok(())
 }
 

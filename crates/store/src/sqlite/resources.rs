@@ -7,11 +7,16 @@
 //! `(org_id, created_at)` indexes answer it. A lookup by id therefore costs four index probes
 //! and needs no side table to keep in step.
 
-use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{FromRow, Sqlite, SqliteConnection};
+use std::sync::OnceLock;
+
+use chrono::SubsecRound;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{FromRow, SqliteConnection};
 use stackdock_core::{
     DatabaseDetails, DockId, DomainDetails, Marker, OrgId, ProvisioningState, Resource,
-    ResourceDetails, ResourceId, ResourceKind, ServerDetails, WebServiceDetails,
+    ResourceDetails, ResourceId, ResourceKind, ServerDetails, Timestamp, WebServiceDetails,
 };
 
 use super::codec::{
@@ -21,7 +26,7 @@ use super::docks;
 use super::error::unique_as;
 use crate::{ResourceFilter, Result, StoreError};
 
-/// The columns every universal table has, in the order [`bind_all`] binds them (`$1`..`$16`).
+/// The columns every universal table has, in the order [`values`] binds them (`?1`..`?16`).
 const COMMON: [&str; 16] = [
     "id",
     "org_id",
@@ -203,56 +208,6 @@ fn decode(rows: Vec<SqliteRow>) -> Result<Vec<Resource>> {
         .collect()
 }
 
-type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
-
-/// Binds [`COMMON`] as `$1`..`$16` and the kind's own columns after them.
-fn bind_all<'q>(
-    sql: &'q str,
-    r: &Resource,
-    created_at: String,
-    updated_at: String,
-    version: i64,
-) -> Result<Query<'q>> {
-    let mut q = sqlx::query(sql)
-        .bind(r.id.to_string())
-        .bind(r.org_id.to_string())
-        .bind(r.dock_id.to_string())
-        .bind(r.provider.clone())
-        .bind(r.provider_resource_id.clone())
-        .bind(r.name.clone())
-        .bind(r.status.clone())
-        .bind(r.provisioning_source.as_str())
-        .bind(r.provisioning_state.as_str())
-        .bind(opt_ts(r.provisioned_at.as_ref()))
-        .bind(json(&r.full_api_data)?)
-        .bind(opt_json(r.error.as_ref())?)
-        .bind(r.marker.as_ref().map(|m| m.as_str().to_string()))
-        .bind(created_at)
-        .bind(updated_at)
-        .bind(version);
-    for v in detail_values(&r.details)? {
-        q = q.bind(v);
-    }
-    Ok(q)
-}
-
-/// A row of one table by id, as stored (used to return a write as it landed).
-async fn fetch(
-    conn: &mut SqliteConnection,
-    kind: ResourceKind,
-    id: ResourceId,
-) -> Result<Resource> {
-    let sql = format!("{} WHERE id = $1", select(kind));
-    let row = sqlx::query(&sql)
-        .bind(id.to_string())
-        .fetch_optional(conn)
-        .await?;
-    let row = row.ok_or_else(|| StoreError::NotFound {
-        what: format!("resource {id}"),
-    })?;
-    Resource::try_from(ResourceRow::from_row(&row)?)
-}
-
 pub(crate) async fn get(
     conn: &mut SqliteConnection,
     org: OrgId,
@@ -364,30 +319,36 @@ pub(crate) async fn find_by_marker(
     Ok(decode(rows)?.into_iter().next())
 }
 
-/// Refuses a row that would make a second tracked copy of something: the same id, the same
-/// marker (markers are unique across the four tables, the schema only sees one), or a live row
-/// for the same provider resource in the same dock.
-async fn ensure_unique(conn: &mut SqliteConnection, r: &Resource, is_insert: bool) -> Result<()> {
-    // One statement over the four tables (SQLite pushes the conditions into each branch, so
-    // each uses its primary key and marker index): the writer pays one round trip, not eight.
-    let branches: Vec<String> = ResourceKind::ALL
-        .iter()
-        .map(|k| {
-            format!(
-                "SELECT id = $1 AS same_id FROM {} WHERE ($3 AND id = $1) OR (marker = $2 AND id <> $1)",
-                k.table()
-            )
-        })
-        .collect();
-    let taken: Option<bool> = sqlx::query_scalar(&format!(
-        "SELECT same_id FROM ({}) LIMIT 1",
-        branches.join(" UNION ALL ")
-    ))
-    .bind(r.id.to_string())
-    .bind(r.marker.as_ref().map(|m| m.as_str().to_string()))
-    .bind(is_insert)
-    .fetch_optional(&mut *conn)
-    .await?;
+/// Refuses a row that would make a second tracked copy of something: the same id, or the same
+/// marker (markers are unique across the four tables, the schema only sees one). A live row for
+/// the same provider resource in the same dock is refused by the tables' unique index.
+fn ensure_unique(conn: &Connection, r: &Resource, is_insert: bool) -> Result<()> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    // One statement over the four tables: SQLite pushes the conditions into each branch, where
+    // the primary key and the marker index answer them.
+    let sql = SQL.get_or_init(|| {
+        let branches: Vec<String> = ResourceKind::ALL
+            .iter()
+            .map(|k| {
+                format!(
+                    "SELECT id = ?1 AS same_id FROM {} WHERE (?3 AND id = ?1) OR (marker = ?2 AND id <> ?1)",
+                    k.table()
+                )
+            })
+            .collect();
+        format!("SELECT same_id FROM ({}) LIMIT 1", branches.join(" UNION ALL "))
+    });
+    let taken: Option<bool> = conn
+        .prepare_cached(sql)?
+        .query_row(
+            params![
+                r.id.to_string(),
+                r.marker.as_ref().map(|m| m.as_str()),
+                is_insert
+            ],
+            |row| row.get(0),
+        )
+        .optional()?;
     match taken {
         None => Ok(()),
         Some(true) => Err(StoreError::AlreadyExists {
@@ -402,45 +363,134 @@ async fn ensure_unique(conn: &mut SqliteConnection, r: &Resource, is_insert: boo
     }
 }
 
+/// The values of [`COMMON`] (`?1`..`?16`) and then the kind's own columns, as bound.
+fn values(
+    r: &Resource,
+    created_at: String,
+    updated_at: String,
+    version: i64,
+) -> Result<Vec<Value>> {
+    let text = |s: &str| Value::Text(s.to_owned());
+    let opt = |s: Option<String>| s.map_or(Value::Null, Value::Text);
+    let mut v = vec![
+        Value::Text(r.id.to_string()),
+        Value::Text(r.org_id.to_string()),
+        Value::Text(r.dock_id.to_string()),
+        text(&r.provider),
+        opt(r.provider_resource_id.clone()),
+        text(&r.name),
+        opt(r.status.clone()),
+        text(r.provisioning_source.as_str()),
+        text(r.provisioning_state.as_str()),
+        opt(opt_ts(r.provisioned_at.as_ref())),
+        Value::Text(json(&r.full_api_data)?),
+        opt(opt_json(r.error.as_ref())?),
+        opt(r.marker.as_ref().map(|m| m.as_str().to_string())),
+        Value::Text(created_at),
+        Value::Text(updated_at),
+        Value::Integer(version),
+    ];
+    v.extend(detail_values(&r.details)?.into_iter().map(opt));
+    Ok(v)
+}
+
+/// `r` as the tables hold it: instants at the precision they keep.
+fn as_stored(r: &Resource, created_at: Timestamp, updated_at: Timestamp, version: i64) -> Resource {
+    Resource {
+        created_at: created_at.trunc_subsecs(6),
+        updated_at: updated_at.trunc_subsecs(6),
+        provisioned_at: r.provisioned_at.map(|t| t.trunc_subsecs(6)),
+        version,
+        ..r.clone()
+    }
+}
+
+/// The `INSERT` and `UPDATE` of each table, built once.
+struct WriteSql {
+    insert: String,
+    update: String,
+    stored: String,
+}
+
+fn write_sql(kind: ResourceKind) -> &'static WriteSql {
+    static SQL: OnceLock<Vec<WriteSql>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        ResourceKind::ALL
+            .iter()
+            .map(|&kind| {
+                let columns: Vec<&str> = COMMON.iter().chain(own_columns(kind)).copied().collect();
+                let params: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+                // `?1`, `?2` and `?14` (id, org_id, created_at) are bound but only `?1`/`?2`
+                // are used, in the WHERE: the row keeps its identity and birth.
+                let sets: Vec<String> = columns
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| !matches!(**c, "id" | "org_id" | "created_at"))
+                    .map(|(i, c)| format!("{c} = ?{}", i + 1))
+                    .collect();
+                WriteSql {
+                    insert: format!(
+                        "INSERT INTO {} ({}) VALUES ({})",
+                        kind.table(),
+                        columns.join(", "),
+                        params.join(", ")
+                    ),
+                    update: format!(
+                        "UPDATE {} SET {} WHERE id = ?1 AND org_id = ?2",
+                        kind.table(),
+                        sets.join(", ")
+                    ),
+                    stored: format!(
+                        "SELECT provisioning_state, version, created_at, dock_id, marker
+                         FROM {} WHERE id = ?1 AND org_id = ?2",
+                        kind.table()
+                    ),
+                }
+            })
+            .collect()
+    });
+    let at = ResourceKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(0);
+    &all[at]
+}
+
 /// Inserts `r` as given (its `version`, `created_at` and `updated_at` included, so the
 /// caller's copy stays current) and returns it as stored.
-pub(crate) async fn insert(conn: &mut SqliteConnection, r: &Resource) -> Result<Resource> {
-    docks::ensure_in_org(&mut *conn, r.org_id, r.dock_id).await?;
-    ensure_unique(&mut *conn, r, true).await?;
-    let kind = r.kind();
-    let columns: Vec<&str> = COMMON.iter().chain(own_columns(kind)).copied().collect();
-    let params: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "INSERT INTO {} ({}) VALUES ({})",
-        kind.table(),
-        columns.join(", "),
-        params.join(", ")
-    );
-    bind_all(&sql, r, ts(&r.created_at), ts(&r.updated_at), r.version)?
-        .execute(&mut *conn)
-        .await
+pub(crate) fn insert(conn: &Connection, r: &Resource) -> Result<Resource> {
+    docks::ensure_in_org(conn, r.org_id, r.dock_id)?;
+    ensure_unique(conn, r, true)?;
+    let sql = write_sql(r.kind());
+    conn.prepare_cached(&sql.insert)?
+        .execute(params_from_iter(values(
+            r,
+            ts(&r.created_at),
+            ts(&r.updated_at),
+            r.version,
+        )?))
         .map_err(unique_as(|| format!("resource {}", r.id)))?;
-    fetch(conn, kind, r.id).await
+    Ok(as_stored(r, r.created_at, r.updated_at, r.version))
 }
 
 /// Replaces every column but the row's identity (`id`, `org_id`) and `created_at`, if the
 /// stored version is `expected_version` and the state change is legal; returns the row as
 /// stored, with `version = expected_version + 1` and `updated_at` now.
-pub(crate) async fn update(
-    conn: &mut SqliteConnection,
-    r: &Resource,
-    expected_version: i64,
-) -> Result<Resource> {
+pub(crate) fn update(conn: &Connection, r: &Resource, expected_version: i64) -> Result<Resource> {
     let kind = r.kind();
-    let stored: Option<(String, i64, String, String, Option<String>)> = sqlx::query_as(&format!(
-        "SELECT provisioning_state, version, created_at, dock_id, marker
-         FROM {} WHERE id = $1 AND org_id = $2",
-        kind.table()
-    ))
-    .bind(r.id.to_string())
-    .bind(r.org_id.to_string())
-    .fetch_optional(&mut *conn)
-    .await?;
+    let sql = write_sql(kind);
+    let stored: Option<(String, i64, String, String, Option<String>)> = conn
+        .prepare_cached(&sql.stored)?
+        .query_row(params![r.id.to_string(), r.org_id.to_string()], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        })
+        .optional()?;
     let Some((stored_state, stored_version, created_at, stored_dock, stored_marker)) = stored
     else {
         return Err(StoreError::NotFound {
@@ -458,58 +508,46 @@ pub(crate) async fn update(
         &stored_state,
     )?;
     stored_state.check(r.provisioning_state)?;
-    // Checked only when they change (they almost never do): each is a statement on the one
-    // write connection every operation shares.
+    // Checked only when they change (they almost never do).
     if stored_dock != r.dock_id.to_string() {
-        docks::ensure_in_org(&mut *conn, r.org_id, r.dock_id).await?;
+        docks::ensure_in_org(conn, r.org_id, r.dock_id)?;
     }
     if stored_marker.as_deref() != r.marker.as_ref().map(|m| m.as_str()) {
-        ensure_unique(&mut *conn, r, false).await?;
+        ensure_unique(conn, r, false)?;
     }
-
-    // `$1`, `$2` and `$14` (id, org_id, created_at) are bound but only `$1`/`$2` are used,
-    // in the WHERE: the row keeps its identity and birth.
-    let mut sets = Vec::new();
-    for (i, c) in COMMON.iter().enumerate() {
-        if !matches!(*c, "id" | "org_id" | "created_at") {
-            sets.push(format!("{c} = ${}", i + 1));
-        }
-    }
-    for (i, c) in own_columns(kind).iter().enumerate() {
-        sets.push(format!("{c} = ${}", COMMON.len() + i + 1));
-    }
-    let sql = format!(
-        "UPDATE {} SET {} WHERE id = $1 AND org_id = $2",
-        kind.table(),
-        sets.join(", ")
-    );
-    bind_all(&sql, r, created_at, ts(&now()), expected_version + 1)?
-        .execute(&mut *conn)
-        .await
+    let born = parse_ts(&format!("{}.created_at", kind.table()), &created_at)?;
+    let at = now();
+    conn.prepare_cached(&sql.update)?
+        .execute(params_from_iter(values(
+            r,
+            created_at,
+            ts(&at),
+            expected_version + 1,
+        )?))
         .map_err(unique_as(|| {
             format!(
                 "{} {:?} of dock {}",
                 kind, r.provider_resource_id, r.dock_id
             )
         }))?;
-    fetch(conn, kind, r.id).await
+    Ok(as_stored(r, born, at, expected_version + 1))
 }
 
-pub(crate) async fn insert_idempotency_key(
-    conn: &mut SqliteConnection,
+pub(crate) fn insert_idempotency_key(
+    conn: &Connection,
     req: &crate::IdempotentRequest,
 ) -> Result<()> {
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO idempotency_keys (org_id, key, request_hash, resource_id, created_at)
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(req.org_id.to_string())
-    .bind(&req.key)
-    .bind(&req.request_hash)
-    .bind(req.resource_id.to_string())
-    .bind(ts(&now()))
-    .execute(conn)
-    .await
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        req.org_id.to_string(),
+        req.key,
+        req.request_hash,
+        req.resource_id.to_string(),
+        ts(&now())
+    ])
     .map_err(unique_as(|| format!("idempotency key {:?}", req.key)))?;
     Ok(())
 }

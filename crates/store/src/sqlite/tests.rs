@@ -81,7 +81,7 @@ async fn a_revoked_token_resolves_to_nobody() {
     sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2")
         .bind(super::codec::ts(&super::codec::now()))
         .bind(b.token_id.to_string())
-        .execute(&store.write)
+        .execute(&store.read)
         .await
         .expect("revoke");
     assert!(
@@ -102,7 +102,7 @@ async fn rows_edited_by_hand_read_as_corrupt_not_a_panic() {
         ("dock_id", "42"),
     ] {
         let (_dir, store, b, r) = store_with_resource().await;
-        let mut conn = store.write.acquire().await.expect("conn");
+        let mut conn = store.read.acquire().await.expect("conn");
         // Foreign keys would stop the dock_id edit; a hand edit is what this stands for.
         sqlx::query("PRAGMA foreign_keys = OFF")
             .execute(&mut *conn)
