@@ -2,10 +2,10 @@
 //! journal, completed steps into `operation_steps` (fenced by the worker's lease), and the
 //! provider id a step establishes onto the resource row in the same transaction.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use stackdock_core::{ApiCall, OperationId, OrgId, ResourceId, Step};
+use stackdock_core::{ApiCall, OrgId, Resource, ResourceId, ResourceKind, Step};
 use stackdock_docks::{DockError, Recorder};
 use stackdock_store::{Batch, Lease, Store, Write};
 
@@ -15,10 +15,23 @@ pub(crate) struct StoreRecorder {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) lease: Lease,
     pub(crate) org_id: OrgId,
-    pub(crate) operation_id: OperationId,
     /// The resource the operation acts on, whose row learns the provider id at once.
     pub(crate) resource_id: Option<ResourceId>,
+    pub(crate) resource_kind: Option<ResourceKind>,
     pub(crate) failpoints: Failpoints,
+    /// The resource row as the last checkpoint wrote it, if one did.
+    pub(crate) written: Mutex<Option<Resource>>,
+}
+
+impl StoreRecorder {
+    /// The row as this run's last checkpoint wrote it: current for as long as the run holds
+    /// its lease, since only the lease holder writes the row of a resource being worked on.
+    pub(crate) fn written_row(&self) -> Option<Resource> {
+        self.written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 #[async_trait]
@@ -37,30 +50,25 @@ impl Recorder for StoreRecorder {
             self.failpoints.crash_if_set(CRASH_BEFORE_CREATE_CHECKPOINT);
         }
         let mut batch = Batch::fenced(&self.lease);
-        if let (Some(pid), Some(rid)) = (tracks, self.resource_id) {
-            let mut resource = self
-                .store
-                .get_resource(self.org_id, rid)
-                .await
-                .map_err(checkpoint_failed)?;
-            let expected_version = resource.version;
-            resource.provider_resource_id = Some(pid);
-            batch = batch.push(Write::UpdateResource {
-                resource,
-                expected_version,
+        if let (Some(pid), Some(rid), Some(kind)) = (tracks, self.resource_id, self.resource_kind) {
+            batch = batch.push(Write::SetProviderId {
+                org_id: self.org_id,
+                kind,
+                resource_id: rid,
+                provider_resource_id: pid,
             });
         }
-        self.store
-            .apply(batch.push(Write::RecordStep(step)))
-            .await
-            .map_err(checkpoint_failed)?;
-        // A step boundary: the step is recorded, so stopping here loses nothing.
-        let op = self
+        // The step is recorded and, in the same write, the store says whether a cancel came:
+        // a step boundary is where stopping loses nothing.
+        let done = self
             .store
-            .get_operation(self.org_id, self.operation_id)
+            .apply_fenced(self.org_id, batch.push(Write::RecordStep(step)))
             .await
             .map_err(checkpoint_failed)?;
-        if op.cancel_requested {
+        if let Some(row) = done.resources.into_iter().last() {
+            *self.written.lock().unwrap_or_else(PoisonError::into_inner) = Some(row);
+        }
+        if done.cancel_requested {
             return Err(DockError::Cancelled);
         }
         Ok(())

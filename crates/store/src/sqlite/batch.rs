@@ -12,16 +12,20 @@ pub(crate) struct Applied {
     pub(crate) resources: Vec<Resource>,
     /// The feed's newest seq after the batch, if it wrote a resource.
     pub(crate) last_seq: Option<i64>,
+    /// For a fenced batch: whether its operation had a cancel requested.
+    pub(crate) cancel_requested: bool,
 }
 
 /// Runs on the writer, inside its transaction; any error leaves the writer to roll back.
 pub(crate) fn apply(conn: &Connection, batch: &Batch) -> Result<Applied> {
-    if let Some(lease) = &batch.fence {
-        operations::check_fence(conn, lease)?;
-    }
+    let cancel_requested = match &batch.fence {
+        Some(lease) => operations::check_fence(conn, lease)?,
+        None => false,
+    };
     let mut applied = Applied {
         resources: Vec::new(),
         last_seq: None,
+        cancel_requested,
     };
     for write in &batch.writes {
         match write {
@@ -35,6 +39,19 @@ pub(crate) fn apply(conn: &Connection, batch: &Batch) -> Result<Applied> {
                 expected_version,
             } => {
                 let stored = resources::update(conn, resource, *expected_version)?;
+                applied.last_seq = Some(feed::append(conn, &stored, &stored.updated_at)?);
+                applied.resources.push(stored);
+            }
+            Write::SetProviderId {
+                org_id,
+                kind,
+                resource_id,
+                provider_resource_id,
+            } => {
+                let mut row = resources::get_for_update(conn, *org_id, *kind, *resource_id)?;
+                let expected_version = row.version;
+                row.provider_resource_id = Some(provider_resource_id.clone());
+                let stored = resources::update(conn, &row, expected_version)?;
                 applied.last_seq = Some(feed::append(conn, &stored, &stored.updated_at)?);
                 applied.resources.push(stored);
             }

@@ -80,6 +80,9 @@ pub(crate) async fn open(path: &Path) -> Result<SqlitePool> {
 
     Ok(SqlitePoolOptions::new()
         .max_connections(READ_CONNECTIONS)
+        // A file connection does not go stale the way a network one does; pinging it before
+        // every read would double the hand-offs each read costs.
+        .test_before_acquire(false)
         .connect_with(options)
         .await?)
 }

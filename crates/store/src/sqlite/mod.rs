@@ -56,7 +56,8 @@ use stackdock_core::{
 use tokio::sync::watch;
 
 use crate::{
-    Batch, Bootstrap, Change, IdempotentRequest, Lease, Principal, ResourceFilter, Result, Store,
+    Batch, Bootstrap, Change, FencedWrite, IdempotentRequest, Lease, Principal, ResourceFilter,
+    Result, Store, StoreError,
 };
 
 /// The [`Store`] on a SQLite file. Cloning is cheap and shares the pools and the signal.
@@ -195,6 +196,24 @@ impl Store for SqliteStore {
             .write(move |conn| {
                 let applied = batch::apply(conn, &batch)?;
                 Ok((applied.resources, applied.last_seq))
+            })
+            .await
+    }
+
+    async fn apply_fenced(&self, _org: OrgId, batch: Batch) -> Result<FencedWrite> {
+        if batch.fence.is_none() {
+            return Err(StoreError::Refused {
+                message: "apply_fenced needs a batch fenced by a lease".into(),
+            });
+        }
+        self.writer
+            .write(move |conn| {
+                let applied = batch::apply(conn, &batch)?;
+                let fenced = FencedWrite {
+                    resources: applied.resources,
+                    cancel_requested: applied.cancel_requested,
+                };
+                Ok((fenced, applied.last_seq))
             })
             .await
     }

@@ -454,19 +454,21 @@ pub(crate) fn renew(conn: &Connection, lease: &Lease, duration: Duration) -> Res
 
 /// The fence of a batch: the lease must still be the operation's current one. An expired
 /// lease that nobody has claimed since still passes: no one else has written, so nothing can
-/// be overwritten.
-pub(crate) fn check_fence(conn: &Connection, lease: &Lease) -> Result<()> {
-    let current: Option<(Option<String>, i64)> = conn
-        .prepare_cached("SELECT lease_owner, generation FROM operations WHERE id = ?1")?
+/// be overwritten. Returns whether a cancel of the operation has been requested.
+pub(crate) fn check_fence(conn: &Connection, lease: &Lease) -> Result<bool> {
+    let current: Option<(Option<String>, i64, bool)> = conn
+        .prepare_cached(
+            "SELECT lease_owner, generation, cancel_requested FROM operations WHERE id = ?1",
+        )?
         .query_row(params![lease.operation_id.to_string()], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .optional()?;
     match current {
-        Some((Some(owner), generation))
+        Some((Some(owner), generation, cancel_requested))
             if owner == lease.owner && generation == lease.generation =>
         {
-            Ok(())
+            Ok(cancel_requested)
         }
         _ => Err(StoreError::Fenced(lease.operation_id)),
     }

@@ -410,6 +410,7 @@ struct WriteSql {
     insert: String,
     update: String,
     stored: String,
+    select: String,
 }
 
 fn write_sql(kind: ResourceKind) -> &'static WriteSql {
@@ -445,6 +446,7 @@ fn write_sql(kind: ResourceKind) -> &'static WriteSql {
                          FROM {} WHERE id = ?1 AND org_id = ?2",
                         kind.table()
                     ),
+                    select: format!("{} WHERE id = ?1 AND org_id = ?2", select(kind)),
                 }
             })
             .collect()
@@ -454,6 +456,59 @@ fn write_sql(kind: ResourceKind) -> &'static WriteSql {
         .position(|k| *k == kind)
         .unwrap_or(0);
     &all[at]
+}
+
+impl ResourceRow {
+    /// The row as the writer's connection reads it, in the shape of [`select`].
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            kind: row.get("kind")?,
+            id: row.get("id")?,
+            org_id: row.get("org_id")?,
+            dock_id: row.get("dock_id")?,
+            provider: row.get("provider")?,
+            provider_resource_id: row.get("provider_resource_id")?,
+            name: row.get("name")?,
+            status: row.get("status")?,
+            provisioning_source: row.get("provisioning_source")?,
+            provisioning_state: row.get("provisioning_state")?,
+            provisioned_at: row.get("provisioned_at")?,
+            full_api_data: row.get("full_api_data")?,
+            error: row.get("error")?,
+            marker: row.get("marker")?,
+            created_at: row.get("created_at")?,
+            updated_at: row.get("updated_at")?,
+            version: row.get("version")?,
+            region: row.get("region")?,
+            size: row.get("size")?,
+            image: row.get("image")?,
+            ipv4: row.get("ipv4")?,
+            ipv6: row.get("ipv6")?,
+            production_url: row.get("production_url")?,
+            source: row.get("source")?,
+            records: row.get("records")?,
+            engine: row.get("engine")?,
+            host: row.get("host")?,
+        })
+    }
+}
+
+/// A row as the writer sees it inside its transaction, to change and write back.
+pub(crate) fn get_for_update(
+    conn: &Connection,
+    org: OrgId,
+    kind: ResourceKind,
+    id: ResourceId,
+) -> Result<Resource> {
+    let sql = &write_sql(kind).select;
+    let row = conn
+        .prepare_cached(sql)?
+        .query_row(params![id.to_string(), org.to_string()], ResourceRow::read)
+        .optional()?;
+    let row = row.ok_or_else(|| StoreError::NotFound {
+        what: format!("resource {id}"),
+    })?;
+    Resource::try_from(row)
 }
 
 /// Inserts `r` as given (its `version`, `created_at` and `updated_at` included, so the
