@@ -1,5 +1,6 @@
-//! Opening the database file: the URL forms we accept, the connection settings, the read pool,
-//! and the migrations. The write connection is the writer's (see `writer`).
+//! Opening the database file: the URL forms we accept, creating it, and the migrations (run
+//! with sqlx's migrator, which records them in `_sqlx_migrations`). The connections the store
+//! works on are the writer's and the readers' own (see `writer` and `reader`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,7 +18,7 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Readers never block each other or the writer under WAL; a few connections let the API
 /// serve several requests while a worker writes.
-const READ_CONNECTIONS: u32 = 4;
+pub(crate) const READ_CONNECTIONS: usize = 4;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -33,7 +34,7 @@ pub(crate) fn path_from_url(url: &str) -> Result<PathBuf> {
         url
     };
     if rest.is_empty() || rest == ":memory:" {
-        // Separate read and write pools would each see their own empty in-memory database.
+        // The writer and the readers would each see their own empty in-memory database.
         return Err(invalid_input(format!(
             "database url {url:?} names no file; StackDock needs a file it can open twice"
         )));
@@ -52,8 +53,9 @@ fn invalid_input(message: String) -> StoreError {
     )))
 }
 
-/// Creates the file if missing, brings its schema up to date, and opens the read pool.
-pub(crate) async fn open(path: &Path) -> Result<SqlitePool> {
+/// Creates the file if missing (with its parent directories), puts it in WAL mode and brings
+/// its schema up to date. The readers and the writer open their own connections after.
+pub(crate) async fn open(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(dir)
             .await
@@ -69,22 +71,13 @@ pub(crate) async fn open(path: &Path) -> Result<SqlitePool> {
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
 
-    // Migrations run on a connection of their own, closed before the writer opens its one.
     let migrating = SqlitePoolOptions::new()
         .max_connections(1)
-        .connect_with(options.clone())
+        .connect_with(options)
         .await?;
     let migrated = migrate(&migrating).await;
     migrating.close().await;
-    migrated?;
-
-    Ok(SqlitePoolOptions::new()
-        .max_connections(READ_CONNECTIONS)
-        // A file connection does not go stale the way a network one does; pinging it before
-        // every read would double the hand-offs each read costs.
-        .test_before_acquire(false)
-        .connect_with(options)
-        .await?)
+    migrated
 }
 
 async fn migrate(pool: &SqlitePool) -> Result<()> {

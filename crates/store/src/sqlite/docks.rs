@@ -1,7 +1,6 @@
 //! Docks: connected provider accounts, and the rule for removing one.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use sqlx::SqliteConnection;
 use stackdock_core::{AuditEntry, Dock, DockId, DockName, OrgId, ResourceKind, SealedSecret};
 
 use super::audit;
@@ -12,7 +11,6 @@ use crate::{Result, StoreError};
 const COLUMNS: &str =
     "id, org_id, provider, name, sealed_api_key, api_base_url, settings, created_at";
 
-#[derive(sqlx::FromRow)]
 struct DockRow {
     id: String,
     org_id: String,
@@ -22,6 +20,22 @@ struct DockRow {
     api_base_url: Option<String>,
     settings: String,
     created_at: String,
+}
+
+impl DockRow {
+    /// A row in the order of [`COLUMNS`].
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            org_id: r.get(1)?,
+            provider: r.get(2)?,
+            name: r.get(3)?,
+            sealed_api_key: r.get(4)?,
+            api_base_url: r.get(5)?,
+            settings: r.get(6)?,
+            created_at: r.get(7)?,
+        })
+    }
 }
 
 impl TryFrom<DockRow> for Dock {
@@ -45,42 +59,33 @@ impl TryFrom<DockRow> for Dock {
     }
 }
 
-pub(crate) async fn get(conn: &mut SqliteConnection, org: OrgId, id: DockId) -> Result<Dock> {
-    let row: Option<DockRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM docks WHERE org_id = $1 AND id = $2"
-    ))
-    .bind(org.to_string())
-    .bind(id.to_string())
-    .fetch_optional(conn)
-    .await?;
-    row.ok_or_else(|| StoreError::NotFound {
+pub(crate) fn get(conn: &Connection, org: OrgId, id: DockId) -> Result<Dock> {
+    find(conn, "id", &id.to_string(), org)?.ok_or_else(|| StoreError::NotFound {
         what: format!("dock {id}"),
-    })?
-    .try_into()
+    })
 }
 
-pub(crate) async fn find_by_name(
-    conn: &mut SqliteConnection,
-    org: OrgId,
-    name: &DockName,
-) -> Result<Option<Dock>> {
-    let row: Option<DockRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM docks WHERE org_id = $1 AND name = $2"
-    ))
-    .bind(org.to_string())
-    .bind(name.as_str())
-    .fetch_optional(conn)
-    .await?;
+pub(crate) fn find_by_name(conn: &Connection, org: OrgId, name: &DockName) -> Result<Option<Dock>> {
+    find(conn, "name", name.as_str(), org)
+}
+
+/// The org's dock whose `column` (`id` or `name`) is `value`.
+fn find(conn: &Connection, column: &str, value: &str, org: OrgId) -> Result<Option<Dock>> {
+    let sql = format!("SELECT {COLUMNS} FROM docks WHERE org_id = ?1 AND {column} = ?2");
+    let row = conn
+        .prepare_cached(&sql)?
+        .query_row(params![org.to_string(), value], DockRow::read)
+        .optional()?;
     row.map(Dock::try_from).transpose()
 }
 
-pub(crate) async fn list(conn: &mut SqliteConnection, org: OrgId) -> Result<Vec<Dock>> {
-    let rows: Vec<DockRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM docks WHERE org_id = $1 ORDER BY name"
-    ))
-    .bind(org.to_string())
-    .fetch_all(conn)
-    .await?;
+pub(crate) fn list(conn: &Connection, org: OrgId) -> Result<Vec<Dock>> {
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM docks WHERE org_id = ?1 ORDER BY name"
+        ))?
+        .query_map(params![org.to_string()], DockRow::read)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter().map(Dock::try_from).collect()
 }
 

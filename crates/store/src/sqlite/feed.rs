@@ -4,10 +4,10 @@
 //! subscriber needs no second read and sees exactly the state that was committed with it.
 
 use rusqlite::{Connection, params};
-use sqlx::SqliteConnection;
 use stackdock_core::{OrgId, Resource, Timestamp};
 
 use super::codec::{json, parse, parse_json, parse_ts, ts};
+use super::reader::rows;
 use crate::{Change, Result, StoreError};
 
 /// Appends `resource` as written and returns its `seq`.
@@ -25,7 +25,6 @@ pub(crate) fn append(conn: &Connection, resource: &Resource, at: &Timestamp) -> 
     Ok(conn.last_insert_rowid())
 }
 
-#[derive(sqlx::FromRow)]
 struct ChangeRow {
     seq: i64,
     org_id: String,
@@ -45,29 +44,31 @@ impl TryFrom<ChangeRow> for Change {
     }
 }
 
-pub(crate) async fn since(
-    conn: &mut SqliteConnection,
-    org: OrgId,
-    after: i64,
-    limit: u32,
-) -> Result<Vec<Change>> {
-    let rows: Vec<ChangeRow> = sqlx::query_as(
+pub(crate) fn since(conn: &Connection, org: OrgId, after: i64, limit: u32) -> Result<Vec<Change>> {
+    rows(
+        conn,
         "SELECT seq, org_id, snapshot, at FROM changes
-         WHERE org_id = $1 AND seq > $2
+         WHERE org_id = ?1 AND seq > ?2
          ORDER BY seq
-         LIMIT $3",
-    )
-    .bind(org.to_string())
-    .bind(after)
-    .bind(i64::from(limit))
-    .fetch_all(conn)
-    .await?;
-    rows.into_iter().map(Change::try_from).collect()
+         LIMIT ?3",
+        params![org.to_string(), after, i64::from(limit)],
+        |r| {
+            Ok(ChangeRow {
+                seq: r.get(0)?,
+                org_id: r.get(1)?,
+                snapshot: r.get(2)?,
+                at: r.get(3)?,
+            })
+        },
+    )?
+    .into_iter()
+    .map(Change::try_from)
+    .collect()
 }
 
-pub(crate) async fn latest(conn: &mut SqliteConnection) -> Result<i64> {
-    let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM changes")
-        .fetch_one(conn)
-        .await?;
+pub(crate) fn latest(conn: &Connection) -> Result<i64> {
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT MAX(seq) FROM changes")?
+        .query_row([], |r| r.get(0))?;
     Ok(seq.unwrap_or(0))
 }

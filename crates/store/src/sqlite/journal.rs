@@ -1,15 +1,14 @@
 //! The journal of provider calls, read back oldest first per resource or per operation.
 
 use rusqlite::{Connection, params};
-use sqlx::SqliteConnection;
 use stackdock_core::{ApiCall, OperationId, OrgId, ResourceId};
 
 use super::codec::{narrow, parse, parse_opt, parse_ts, ts};
+use super::reader::rows;
 use crate::{Result, StoreError};
 
 const COLUMNS: &str = "id, org_id, dock_id, resource_id, operation_id, method, path, status, duration_ms, request_id, attempt, error, at";
 
-#[derive(sqlx::FromRow)]
 struct ApiCallRow {
     id: i64,
     org_id: String,
@@ -76,32 +75,54 @@ pub(crate) fn record(conn: &Connection, call: &ApiCall) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn for_resource(
-    conn: &mut SqliteConnection,
+impl ApiCallRow {
+    /// A row in the order of [`COLUMNS`].
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            org_id: r.get(1)?,
+            dock_id: r.get(2)?,
+            resource_id: r.get(3)?,
+            operation_id: r.get(4)?,
+            method: r.get(5)?,
+            path: r.get(6)?,
+            status: r.get(7)?,
+            duration_ms: r.get(8)?,
+            request_id: r.get(9)?,
+            attempt: r.get(10)?,
+            error: r.get(11)?,
+            at: r.get(12)?,
+        })
+    }
+}
+
+pub(crate) fn for_resource(
+    conn: &Connection,
     org: OrgId,
     resource: ResourceId,
 ) -> Result<Vec<ApiCall>> {
-    let rows: Vec<ApiCallRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM api_calls WHERE resource_id = $1 AND org_id = $2 ORDER BY id"
-    ))
-    .bind(resource.to_string())
-    .bind(org.to_string())
-    .fetch_all(conn)
-    .await?;
-    rows.into_iter().map(ApiCall::try_from).collect()
+    calls_where(conn, "resource_id", &resource.to_string(), org)
 }
 
-pub(crate) async fn for_operation(
-    conn: &mut SqliteConnection,
+pub(crate) fn for_operation(
+    conn: &Connection,
     org: OrgId,
     op: OperationId,
 ) -> Result<Vec<ApiCall>> {
-    let rows: Vec<ApiCallRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM api_calls WHERE operation_id = $1 AND org_id = $2 ORDER BY id"
-    ))
-    .bind(op.to_string())
-    .bind(org.to_string())
-    .fetch_all(conn)
-    .await?;
-    rows.into_iter().map(ApiCall::try_from).collect()
+    calls_where(conn, "operation_id", &op.to_string(), org)
+}
+
+/// The org's calls whose `column` (`resource_id` or `operation_id`) is `value`, oldest first.
+fn calls_where(conn: &Connection, column: &str, value: &str, org: OrgId) -> Result<Vec<ApiCall>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM api_calls WHERE {column} = ?1 AND org_id = ?2 ORDER BY id");
+    rows(
+        conn,
+        &sql,
+        params![value, org.to_string()],
+        ApiCallRow::read,
+    )?
+    .into_iter()
+    .map(ApiCall::try_from)
+    .collect()
 }

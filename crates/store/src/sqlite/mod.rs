@@ -4,8 +4,8 @@
 //!
 //! - **One writer.** SQLite lets one connection write at a time per file. Every write of this
 //!   process (a [`Batch`], a claim, a lease renewal, a journal entry) runs on one thread that
-//!   owns the one write connection (see `writer`); reads use a separate small pool and, under
-//!   WAL, never wait for the writer.
+//!   owns the one write connection (see `writer`); reads run on a few reader threads with
+//!   read-only connections (see `reader`) and, under WAL, never wait for the writer.
 //! - **Group commit.** Writes queued at the same moment share one transaction, each in a
 //!   savepoint of its own, so hundreds of operations in flight do not pay a transaction each,
 //!   and the statements of a group run back to back on the writer's thread.
@@ -22,7 +22,7 @@
 //! - **Change signal.** Committed resource writes bump a `watch` channel with the newest feed
 //!   seq. Other processes' writes are not signalled; subscribers poll the feed for those.
 //!
-//! Files: `connect` (URL forms, pragmas, pools, migrations), `codec` (text forms),
+//! Files: `connect` (URL forms, creating the file, migrations), `codec` (text forms),
 //! `error` (database errors to [`crate::StoreError`]), `batch` (apply), `writer` (the write
 //! thread and group commit),
 //! and one file per table group:
@@ -38,6 +38,7 @@ mod feed;
 mod journal;
 mod operations;
 mod orgs;
+mod reader;
 mod resources;
 mod writer;
 
@@ -46,9 +47,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Sqlite;
-use sqlx::SqlitePool;
-use sqlx::pool::PoolConnection;
 use stackdock_core::{
     ApiCall, AuditEntry, Dock, DockId, DockName, Marker, Operation, OperationId, OrgId, Resource,
     ResourceId, ResourceKind, Step, Timestamp,
@@ -60,11 +58,11 @@ use crate::{
     Result, Store, StoreError,
 };
 
-/// The [`Store`] on a SQLite file. Cloning is cheap and shares the pools and the signal.
+/// The [`Store`] on a SQLite file. Cloning is cheap and shares the threads and the signal.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     /// Reads only; under WAL they see the last commit and never block the writer.
-    read: SqlitePool,
+    readers: reader::Readers,
     /// Holds the newest feed seq this process committed (or found at open).
     changes: Arc<watch::Sender<i64>>,
     /// Every write of this process, many to a transaction (group commit).
@@ -75,19 +73,21 @@ impl SqliteStore {
     /// Opens (creating if missing, with its parent directories) the database file, in WAL
     /// mode with a busy timeout and foreign keys on, and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<Self> {
-        let read = connect::open(path).await?;
-        let mut conn = read.acquire().await?;
-        let latest = feed::latest(&mut conn).await?;
-        drop(conn);
-        let changes = Arc::new(watch::Sender::new(latest));
+        connect::open(path).await?;
+        // The writer first: its connection keeps the WAL's files in place for the read-only
+        // ones. Nothing is written before `changes` holds the feed's newest seq.
+        let changes = Arc::new(watch::Sender::new(0));
         let writer = {
             let changes = Arc::clone(&changes);
             writer::Writer::start(path, connect::BUSY_TIMEOUT, move |seq| {
                 signal(&changes, seq)
             })?
         };
+        let readers =
+            reader::Readers::start(path, connect::READ_CONNECTIONS, connect::BUSY_TIMEOUT)?;
+        signal(&changes, readers.read(feed::latest).await?);
         Ok(Self {
-            read,
+            readers,
             changes,
             writer,
         })
@@ -99,14 +99,19 @@ impl SqliteStore {
         Self::open(&connect::path_from_url(url)?).await
     }
 
-    /// Closes the read pool, waiting for its connections to finish; later reads fail. The
-    /// writer's connection closes when the last clone of the store is dropped.
+    /// Lets queued reads and writes finish, then closes the connections; later calls fail.
     pub async fn close(&self) {
-        self.read.close().await;
+        self.readers.close().await;
+        self.writer.close().await;
     }
 
-    async fn reader(&self) -> Result<PoolConnection<Sqlite>> {
-        Ok(self.read.acquire().await?)
+    /// Runs `work` on a reader.
+    async fn read<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
+    {
+        self.readers.read(work).await
     }
 
     /// Runs `work` on the writer; it writes nothing to the feed.
@@ -141,23 +146,26 @@ impl Store for SqliteStore {
     }
 
     async fn first_org(&self) -> Result<Option<OrgId>> {
-        orgs::first_org(&mut *self.reader().await?).await
+        self.read(orgs::first_org).await
     }
 
     async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>> {
-        orgs::principal_for_token(&mut *self.reader().await?, token_hash).await
+        let token_hash = token_hash.to_string();
+        self.read(move |c| orgs::principal_for_token(c, &token_hash))
+            .await
     }
 
     async fn get_dock(&self, org: OrgId, id: DockId) -> Result<Dock> {
-        docks::get(&mut *self.reader().await?, org, id).await
+        self.read(move |c| docks::get(c, org, id)).await
     }
 
     async fn find_dock_by_name(&self, org: OrgId, name: &DockName) -> Result<Option<Dock>> {
-        docks::find_by_name(&mut *self.reader().await?, org, name).await
+        let name = name.clone();
+        self.read(move |c| docks::find_by_name(c, org, &name)).await
     }
 
     async fn list_docks(&self, org: OrgId) -> Result<Vec<Dock>> {
-        docks::list(&mut *self.reader().await?, org).await
+        self.read(move |c| docks::list(c, org)).await
     }
 
     async fn remove_dock(&self, org: OrgId, id: DockId, audit: AuditEntry) -> Result<()> {
@@ -166,15 +174,17 @@ impl Store for SqliteStore {
     }
 
     async fn get_resource(&self, org: OrgId, id: ResourceId) -> Result<Resource> {
-        resources::get(&mut *self.reader().await?, org, id).await
+        self.read(move |c| resources::get(c, org, id)).await
     }
 
     async fn get_resources(&self, org: OrgId, ids: &[ResourceId]) -> Result<Vec<Resource>> {
-        resources::get_many(&mut *self.reader().await?, org, ids).await
+        let ids = ids.to_vec();
+        self.read(move |c| resources::get_many(c, org, &ids)).await
     }
 
     async fn list_resources(&self, org: OrgId, filter: &ResourceFilter) -> Result<Vec<Resource>> {
-        resources::list(&mut *self.reader().await?, org, filter).await
+        let filter = filter.clone();
+        self.read(move |c| resources::list(c, org, &filter)).await
     }
 
     async fn find_by_provider_id(
@@ -183,12 +193,15 @@ impl Store for SqliteStore {
         kind: ResourceKind,
         provider_resource_id: &str,
     ) -> Result<Option<Resource>> {
-        resources::find_by_provider_id(&mut *self.reader().await?, dock, kind, provider_resource_id)
+        let pid = provider_resource_id.to_string();
+        self.read(move |c| resources::find_by_provider_id(c, dock, kind, &pid))
             .await
     }
 
     async fn find_by_marker(&self, marker: &Marker) -> Result<Option<Resource>> {
-        resources::find_by_marker(&mut *self.reader().await?, marker).await
+        let marker = marker.clone();
+        self.read(move |c| resources::find_by_marker(c, &marker))
+            .await
     }
 
     async fn apply(&self, batch: Batch) -> Result<Vec<Resource>> {
@@ -248,11 +261,13 @@ impl Store for SqliteStore {
         org: OrgId,
         key: &str,
     ) -> Result<Option<IdempotentRequest>> {
-        resources::find_idempotency_key(&mut *self.reader().await?, org, key).await
+        let key = key.to_string();
+        self.read(move |c| resources::find_idempotency_key(c, org, &key))
+            .await
     }
 
     async fn get_operation(&self, org: OrgId, id: OperationId) -> Result<Operation> {
-        operations::get(&mut *self.reader().await?, org, id).await
+        self.read(move |c| operations::get(c, org, id)).await
     }
 
     async fn list_operations(
@@ -261,11 +276,13 @@ impl Store for SqliteStore {
         resource: Option<ResourceId>,
         limit: u32,
     ) -> Result<Vec<Operation>> {
-        operations::list(&mut *self.reader().await?, org, resource, limit).await
+        self.read(move |c| operations::list(c, org, resource, limit))
+            .await
     }
 
     async fn active_operation_for(&self, resource: ResourceId) -> Result<Option<Operation>> {
-        operations::active_for(&mut *self.reader().await?, resource).await
+        self.read(move |c| operations::active_for(c, resource))
+            .await
     }
 
     async fn claim_operations(
@@ -287,7 +304,7 @@ impl Store for SqliteStore {
         dock: Option<DockId>,
     ) -> Result<Vec<Operation>> {
         // Most polls find nothing due; a read answers those without taking the write lock.
-        match operations::next_waiting(&mut *self.reader().await?).await? {
+        match self.read(operations::next_waiting).await? {
             Some(due) if due <= codec::now() => {}
             _ => return Ok(Vec::new()),
         }
@@ -297,11 +314,12 @@ impl Store for SqliteStore {
     }
 
     async fn due_waiting_docks(&self, limit: u32) -> Result<Vec<(OrgId, DockId)>> {
-        operations::due_waiting_docks(&mut *self.reader().await?, limit).await
+        self.read(move |c| operations::due_waiting_docks(c, limit))
+            .await
     }
 
     async fn next_waiting(&self) -> Result<Option<Timestamp>> {
-        operations::next_waiting(&mut *self.reader().await?).await
+        self.read(operations::next_waiting).await
     }
 
     async fn request_cancel(&self, org: OrgId, id: OperationId) -> Result<Operation> {
@@ -322,7 +340,7 @@ impl Store for SqliteStore {
     }
 
     async fn steps(&self, operation: OperationId) -> Result<Vec<Step>> {
-        operations::steps(&mut *self.reader().await?, operation).await
+        self.read(move |c| operations::steps(c, operation)).await
     }
 
     async fn record_api_calls(&self, calls: Vec<ApiCall>) -> Result<()> {
@@ -336,11 +354,12 @@ impl Store for SqliteStore {
     }
 
     async fn api_calls(&self, org: OrgId, resource: ResourceId) -> Result<Vec<ApiCall>> {
-        journal::for_resource(&mut *self.reader().await?, org, resource).await
+        self.read(move |c| journal::for_resource(c, org, resource))
+            .await
     }
 
     async fn api_calls_for_operation(&self, org: OrgId, op: OperationId) -> Result<Vec<ApiCall>> {
-        journal::for_operation(&mut *self.reader().await?, org, op).await
+        self.read(move |c| journal::for_operation(c, org, op)).await
     }
 
     async fn list_audit(
@@ -349,15 +368,15 @@ impl Store for SqliteStore {
         limit: u32,
         before: Option<i64>,
     ) -> Result<Vec<AuditEntry>> {
-        audit::list(&mut *self.reader().await?, org, limit, before).await
+        self.read(move |c| audit::list(c, org, limit, before)).await
     }
 
     async fn changes_since(&self, org: OrgId, after: i64, limit: u32) -> Result<Vec<Change>> {
-        feed::since(&mut *self.reader().await?, org, after, limit).await
+        self.read(move |c| feed::since(c, org, after, limit)).await
     }
 
     async fn latest_change(&self) -> Result<i64> {
-        feed::latest(&mut *self.reader().await?).await
+        self.read(feed::latest).await
     }
 
     fn change_signal(&self) -> watch::Receiver<i64> {

@@ -8,7 +8,6 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use sqlx::SqliteConnection;
 use stackdock_core::{DockId, Operation, OperationId, OrgId, ResourceId, Step, Timestamp};
 
 use super::codec::{
@@ -17,6 +16,7 @@ use super::codec::{
 };
 use super::docks;
 use super::error::{reference_as, unique_as};
+use super::reader::rows;
 use crate::{Lease, Result, StoreError};
 
 const COLUMNS: &str = "id, org_id, kind, dock_id, resource_id, resource_kind, requested_by, state, attempt, \
@@ -29,7 +29,6 @@ const RUNNABLE: &str = "state IN ('queued', 'running')";
 /// Every operation that still needs work, waiting ones included.
 const UNFINISHED: &str = "state IN ('queued', 'running', 'waiting')";
 
-#[derive(sqlx::FromRow)]
 struct OperationRow {
     id: String,
     org_id: String,
@@ -89,44 +88,40 @@ fn rows_to_ops(rows: Vec<OperationRow>) -> Result<Vec<Operation>> {
 }
 
 impl OperationRow {
-    /// The row as the writer's connection returns it (`RETURNING {COLUMNS}`).
+    /// A row in the order of [`COLUMNS`].
     fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
-            id: row.get("id")?,
-            org_id: row.get("org_id")?,
-            kind: row.get("kind")?,
-            dock_id: row.get("dock_id")?,
-            resource_id: row.get("resource_id")?,
-            resource_kind: row.get("resource_kind")?,
-            requested_by: row.get("requested_by")?,
-            state: row.get("state")?,
-            attempt: row.get("attempt")?,
-            next_run_at: row.get("next_run_at")?,
-            lease_owner: row.get("lease_owner")?,
-            lease_expires_at: row.get("lease_expires_at")?,
-            generation: row.get("generation")?,
-            input: row.get("input")?,
-            last_error: row.get("last_error")?,
-            cancel_requested: row.get("cancel_requested")?,
-            unwind: row.get("unwind")?,
-            waiting_since: row.get("waiting_since")?,
-            created_at: row.get("created_at")?,
-            updated_at: row.get("updated_at")?,
+            id: row.get(0)?,
+            org_id: row.get(1)?,
+            kind: row.get(2)?,
+            dock_id: row.get(3)?,
+            resource_id: row.get(4)?,
+            resource_kind: row.get(5)?,
+            requested_by: row.get(6)?,
+            state: row.get(7)?,
+            attempt: row.get(8)?,
+            next_run_at: row.get(9)?,
+            lease_owner: row.get(10)?,
+            lease_expires_at: row.get(11)?,
+            generation: row.get(12)?,
+            input: row.get(13)?,
+            last_error: row.get(14)?,
+            cancel_requested: row.get(15)?,
+            unwind: row.get(16)?,
+            waiting_since: row.get(17)?,
+            created_at: row.get(18)?,
+            updated_at: row.get(19)?,
         })
     }
 }
 
-/// Runs a statement that returns operation rows, and decodes them.
+/// Runs a statement that returns operation rows (in the shape of [`COLUMNS`]), decoded.
 fn returning(
     conn: &Connection,
     sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<Operation>> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt
-        .query_map(params, OperationRow::read)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    rows_to_ops(rows)
+    rows_to_ops(rows(conn, sql, params, OperationRow::read)?)
 }
 
 pub(crate) fn insert(conn: &Connection, op: &Operation) -> Result<()> {
@@ -201,58 +196,57 @@ pub(crate) fn update(conn: &Connection, op: &Operation) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn get(
-    conn: &mut SqliteConnection,
-    org: OrgId,
-    id: OperationId,
-) -> Result<Operation> {
-    let row: Option<OperationRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM operations WHERE org_id = $1 AND id = $2"
-    ))
-    .bind(org.to_string())
-    .bind(id.to_string())
-    .fetch_optional(conn)
-    .await?;
-    row.ok_or_else(|| StoreError::NotFound {
-        what: format!("operation {id}"),
-    })?
-    .try_into()
+pub(crate) fn get(conn: &Connection, org: OrgId, id: OperationId) -> Result<Operation> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL
+        .get_or_init(|| format!("SELECT {COLUMNS} FROM operations WHERE org_id = ?1 AND id = ?2"));
+    returning(conn, sql, params![org.to_string(), id.to_string()])?
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::NotFound {
+            what: format!("operation {id}"),
+        })
 }
 
-pub(crate) async fn list(
-    conn: &mut SqliteConnection,
+pub(crate) fn list(
+    conn: &Connection,
     org: OrgId,
     resource: Option<ResourceId>,
     limit: u32,
 ) -> Result<Vec<Operation>> {
-    let rows: Vec<OperationRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM operations
-         WHERE org_id = $1 AND ($2 IS NULL OR resource_id = $2)
-         ORDER BY created_at DESC, id DESC
-         LIMIT $3"
-    ))
-    .bind(org.to_string())
-    .bind(resource.map(|r| r.to_string()))
-    .bind(i64::from(limit))
-    .fetch_all(conn)
-    .await?;
-    rows_to_ops(rows)
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "SELECT {COLUMNS} FROM operations
+             WHERE org_id = ?1 AND (?2 IS NULL OR resource_id = ?2)
+             ORDER BY created_at DESC, id DESC
+             LIMIT ?3"
+        )
+    });
+    returning(
+        conn,
+        sql,
+        params![
+            org.to_string(),
+            resource.map(|r| r.to_string()),
+            i64::from(limit)
+        ],
+    )
 }
 
-pub(crate) async fn active_for(
-    conn: &mut SqliteConnection,
-    resource: ResourceId,
-) -> Result<Option<Operation>> {
-    let row: Option<OperationRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM operations
-         WHERE resource_id = $1 AND {UNFINISHED}
-         ORDER BY created_at, id
-         LIMIT 1"
-    ))
-    .bind(resource.to_string())
-    .fetch_optional(conn)
-    .await?;
-    row.map(Operation::try_from).transpose()
+pub(crate) fn active_for(conn: &Connection, resource: ResourceId) -> Result<Option<Operation>> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "SELECT {COLUMNS} FROM operations
+             WHERE resource_id = ?1 AND {UNFINISHED}
+             ORDER BY created_at, id
+             LIMIT 1"
+        )
+    });
+    Ok(returning(conn, sql, params![resource.to_string()])?
+        .into_iter()
+        .next())
 }
 
 fn expiry(from: Timestamp, lease: Duration) -> Result<Timestamp> {
@@ -340,37 +334,34 @@ pub(crate) fn claim_waiting(
 }
 
 /// The docks (with their orgs) that have waiting operations due now.
-pub(crate) async fn due_waiting_docks(
-    conn: &mut SqliteConnection,
-    limit: u32,
-) -> Result<Vec<(OrgId, DockId)>> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
+pub(crate) fn due_waiting_docks(conn: &Connection, limit: u32) -> Result<Vec<(OrgId, DockId)>> {
+    rows(
+        conn,
         "SELECT DISTINCT org_id, dock_id FROM operations
-         WHERE state = 'waiting' AND next_run_at <= $1
-         LIMIT $2",
-    )
-    .bind(ts(&now()))
-    .bind(i64::from(limit))
-    .fetch_all(conn)
-    .await?;
-    rows.into_iter()
-        .map(|(org, dock)| {
-            Ok((
-                parse("operations.org_id", &org)?,
-                parse("operations.dock_id", &dock)?,
-            ))
-        })
-        .collect()
+         WHERE state = 'waiting' AND next_run_at <= ?1
+         LIMIT ?2",
+        params![ts(&now()), i64::from(limit)],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+    )?
+    .into_iter()
+    .map(|(org, dock)| {
+        Ok((
+            parse("operations.org_id", &org)?,
+            parse("operations.dock_id", &dock)?,
+        ))
+    })
+    .collect()
 }
 
 /// The earliest check due among waiting operations, if any wait.
-pub(crate) async fn next_waiting(conn: &mut SqliteConnection) -> Result<Option<Timestamp>> {
-    let at: Option<String> = sqlx::query_scalar(
-        "SELECT next_run_at FROM operations WHERE state = 'waiting'
-         ORDER BY next_run_at LIMIT 1",
-    )
-    .fetch_optional(conn)
-    .await?;
+pub(crate) fn next_waiting(conn: &Connection) -> Result<Option<Timestamp>> {
+    let at: Option<String> = conn
+        .prepare_cached(
+            "SELECT next_run_at FROM operations WHERE state = 'waiting'
+             ORDER BY next_run_at LIMIT 1",
+        )?
+        .query_row([], |r| r.get(0))
+        .optional()?;
     at.map(|t| parse_ts("operations.next_run_at", &t))
         .transpose()
 }
@@ -474,7 +465,6 @@ pub(crate) fn check_fence(conn: &Connection, lease: &Lease) -> Result<bool> {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct StepRow {
     operation_id: String,
     step_index: i64,
@@ -522,13 +512,25 @@ pub(crate) fn record_step(conn: &Connection, step: &Step) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn steps(conn: &mut SqliteConnection, op: OperationId) -> Result<Vec<Step>> {
-    let rows: Vec<StepRow> = sqlx::query_as(
+pub(crate) fn steps(conn: &Connection, op: OperationId) -> Result<Vec<Step>> {
+    rows(
+        conn,
         "SELECT operation_id, step_index, name, status, output, undo, at
-         FROM operation_steps WHERE operation_id = $1 ORDER BY step_index",
-    )
-    .bind(op.to_string())
-    .fetch_all(conn)
-    .await?;
-    rows.into_iter().map(Step::try_from).collect()
+         FROM operation_steps WHERE operation_id = ?1 ORDER BY step_index",
+        params![op.to_string()],
+        |r| {
+            Ok(StepRow {
+                operation_id: r.get(0)?,
+                step_index: r.get(1)?,
+                name: r.get(2)?,
+                status: r.get(3)?,
+                output: r.get(4)?,
+                undo: r.get(5)?,
+                at: r.get(6)?,
+            })
+        },
+    )?
+    .into_iter()
+    .map(Step::try_from)
+    .collect()
 }

@@ -1,7 +1,6 @@
 //! Organisations, users, memberships and API tokens.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use sqlx::SqliteConnection;
 use stackdock_core::{AuditEntry, OrgId, Role};
 
 use super::audit;
@@ -72,45 +71,40 @@ pub(crate) fn bootstrap(conn: &Connection, b: &Bootstrap, entry: &AuditEntry) ->
     Ok(())
 }
 
-pub(crate) async fn first_org(conn: &mut SqliteConnection) -> Result<Option<OrgId>> {
-    let id: Option<String> =
-        sqlx::query_scalar("SELECT id FROM orgs ORDER BY created_at, id LIMIT 1")
-            .fetch_optional(conn)
-            .await?;
+pub(crate) fn first_org(conn: &Connection) -> Result<Option<OrgId>> {
+    let id: Option<String> = conn
+        .prepare_cached("SELECT id FROM orgs ORDER BY created_at, id LIMIT 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
     id.map(|id| parse("orgs.id", &id)).transpose()
 }
 
-#[derive(sqlx::FromRow)]
-struct PrincipalRow {
-    user_id: String,
-    email: String,
-    org_id: String,
-    role: String,
-    token_id: String,
-}
-
-pub(crate) async fn principal_for_token(
-    conn: &mut SqliteConnection,
+pub(crate) fn principal_for_token(
+    conn: &Connection,
     token_hash: &str,
 ) -> Result<Option<Principal>> {
     // The membership decides the role, so a user removed from the org loses access even
     // while their token is still unrevoked.
-    let row: Option<PrincipalRow> = sqlx::query_as(
-        "SELECT u.id AS user_id, u.email, t.org_id, m.role, t.id AS token_id
-         FROM api_tokens t
-         JOIN memberships m ON m.org_id = t.org_id AND m.user_id = t.user_id
-         JOIN users u ON u.id = t.user_id
-         WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
-    )
-    .bind(token_hash)
-    .fetch_optional(conn)
-    .await?;
-    let Some(r) = row else { return Ok(None) };
+    let row: Option<[String; 5]> = conn
+        .prepare_cached(
+            "SELECT u.id, u.email, t.org_id, m.role, t.id
+             FROM api_tokens t
+             JOIN memberships m ON m.org_id = t.org_id AND m.user_id = t.user_id
+             JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = ?1 AND t.revoked_at IS NULL",
+        )?
+        .query_row(params![token_hash], |r| {
+            Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?])
+        })
+        .optional()?;
+    let Some([user_id, email, org_id, role, token_id]) = row else {
+        return Ok(None);
+    };
     Ok(Some(Principal {
-        user_id: parse("users.id", &r.user_id)?,
-        email: r.email,
-        org_id: parse("api_tokens.org_id", &r.org_id)?,
-        role: parse("memberships.role", &r.role)?,
-        token_id: parse("api_tokens.id", &r.token_id)?,
+        user_id: parse("users.id", &user_id)?,
+        email,
+        org_id: parse("api_tokens.org_id", &org_id)?,
+        role: parse("memberships.role", &role)?,
+        token_id: parse("api_tokens.id", &token_id)?,
     }))
 }

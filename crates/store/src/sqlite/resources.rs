@@ -12,8 +12,6 @@ use std::sync::OnceLock;
 use chrono::SubsecRound;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{FromRow, SqliteConnection};
 use stackdock_core::{
     DatabaseDetails, DockId, DomainDetails, Marker, OrgId, ProvisioningState, Resource,
     ResourceDetails, ResourceId, ResourceKind, ServerDetails, Timestamp, WebServiceDetails,
@@ -24,6 +22,7 @@ use super::codec::{
 };
 use super::docks;
 use super::error::unique_as;
+use super::reader::rows;
 use crate::{ResourceFilter, Result, StoreError};
 
 /// The columns every universal table has, in the order [`values`] binds them (`?1`..`?16`).
@@ -116,7 +115,6 @@ fn select_all(kinds: &[ResourceKind], condition: &str) -> String {
         .join(" UNION ALL ")
 }
 
-#[derive(FromRow)]
 struct ResourceRow {
     kind: String,
     id: String,
@@ -202,24 +200,23 @@ impl TryFrom<ResourceRow> for Resource {
     }
 }
 
-fn decode(rows: Vec<SqliteRow>) -> Result<Vec<Resource>> {
-    rows.iter()
-        .map(|row| Resource::try_from(ResourceRow::from_row(row)?))
+/// Every row `sql` returns, decoded.
+fn decode(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Resource>> {
+    rows(conn, sql, params, ResourceRow::read)?
+        .into_iter()
+        .map(Resource::try_from)
         .collect()
 }
 
-pub(crate) async fn get(
-    conn: &mut SqliteConnection,
-    org: OrgId,
-    id: ResourceId,
-) -> Result<Resource> {
-    let sql = select_all(&ResourceKind::ALL, "org_id = $1 AND id = $2");
-    let rows = sqlx::query(&sql)
-        .bind(org.to_string())
-        .bind(id.to_string())
-        .fetch_all(conn)
-        .await?;
-    decode(rows)?
+/// The statement of `condition` over every kind, built once per call site.
+fn select_every_kind(cell: &'static OnceLock<String>, condition: &str) -> &'static str {
+    cell.get_or_init(|| select_all(&ResourceKind::ALL, condition))
+}
+
+pub(crate) fn get(conn: &Connection, org: OrgId, id: ResourceId) -> Result<Resource> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = select_every_kind(&SQL, "org_id = ?1 AND id = ?2");
+    decode(conn, sql, params![org.to_string(), id.to_string()])?
         .into_iter()
         .next()
         .ok_or_else(|| StoreError::NotFound {
@@ -228,38 +225,30 @@ pub(crate) async fn get(
 }
 
 /// The rows of an org among `ids`, in no particular order; ids that name nothing are left out.
-pub(crate) async fn get_many(
-    conn: &mut SqliteConnection,
-    org: OrgId,
-    ids: &[ResourceId],
-) -> Result<Vec<Resource>> {
+pub(crate) fn get_many(conn: &Connection, org: OrgId, ids: &[ResourceId]) -> Result<Vec<Resource>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
     // One bound JSON array, not one parameter per id: SQLite caps the number of parameters.
-    let sql = select_all(
-        &ResourceKind::ALL,
-        "org_id = $1 AND id IN (SELECT value FROM json_each($2))",
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = select_every_kind(
+        &SQL,
+        "org_id = ?1 AND id IN (SELECT value FROM json_each(?2))",
     );
-    let rows = sqlx::query(&sql)
-        .bind(org.to_string())
-        .bind(json(&ids)?)
-        .fetch_all(conn)
-        .await?;
-    decode(rows)
+    decode(conn, sql, params![org.to_string(), json(&ids)?])
 }
 
-pub(crate) async fn list(
-    conn: &mut SqliteConnection,
+pub(crate) fn list(
+    conn: &Connection,
     org: OrgId,
     filter: &ResourceFilter,
 ) -> Result<Vec<Resource>> {
-    let mut binds = vec![org.to_string()];
-    let mut conditions = vec!["org_id = $1".to_string()];
+    let mut binds: Vec<Value> = vec![Value::Text(org.to_string())];
+    let mut conditions = vec!["org_id = ?1".to_string()];
     let mut add = |column: &str, value: String| {
-        binds.push(value);
-        conditions.push(format!("{column} = ${}", binds.len()));
+        binds.push(Value::Text(value));
+        conditions.push(format!("{column} = ?{}", binds.len()));
     };
     if let Some(dock) = filter.dock_id {
         add("dock_id", dock.to_string());
@@ -276,47 +265,36 @@ pub(crate) async fn list(
     };
     let mut sql = select_all(&kinds, &conditions.join(" AND "));
     sql.push_str(" ORDER BY created_at DESC, id DESC");
-    if filter.limit.is_some() {
-        sql.push_str(&format!(" LIMIT ${}", binds.len() + 1));
-    }
-    let mut q = sqlx::query(&sql);
-    for b in binds {
-        q = q.bind(b);
-    }
     if let Some(limit) = filter.limit {
-        q = q.bind(i64::from(limit));
+        binds.push(Value::Integer(i64::from(limit)));
+        sql.push_str(&format!(" LIMIT ?{}", binds.len()));
     }
-    decode(q.fetch_all(conn).await?)
+    decode(conn, &sql, params_from_iter(binds))
 }
 
-pub(crate) async fn find_by_provider_id(
-    conn: &mut SqliteConnection,
+pub(crate) fn find_by_provider_id(
+    conn: &Connection,
     dock: DockId,
     kind: ResourceKind,
     provider_resource_id: &str,
 ) -> Result<Option<Resource>> {
     let sql = format!(
-        "{} WHERE dock_id = $1 AND provider_resource_id = $2 AND provisioning_state <> 'deprovisioned'",
+        "{} WHERE dock_id = ?1 AND provider_resource_id = ?2 AND provisioning_state <> 'deprovisioned'",
         select(kind)
     );
-    let rows = sqlx::query(&sql)
-        .bind(dock.to_string())
-        .bind(provider_resource_id)
-        .fetch_all(conn)
-        .await?;
-    Ok(decode(rows)?.into_iter().next())
+    Ok(
+        decode(conn, &sql, params![dock.to_string(), provider_resource_id])?
+            .into_iter()
+            .next(),
+    )
 }
 
-pub(crate) async fn find_by_marker(
-    conn: &mut SqliteConnection,
-    marker: &Marker,
-) -> Result<Option<Resource>> {
-    let sql = select_all(&ResourceKind::ALL, "marker = $1");
-    let rows = sqlx::query(&sql)
-        .bind(marker.as_str())
-        .fetch_all(conn)
-        .await?;
-    Ok(decode(rows)?.into_iter().next())
+pub(crate) fn find_by_marker(conn: &Connection, marker: &Marker) -> Result<Option<Resource>> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = select_every_kind(&SQL, "marker = ?1");
+    Ok(decode(conn, sql, params![marker.as_str()])?
+        .into_iter()
+        .next())
 }
 
 /// Refuses a row that would make a second tracked copy of something: the same id, or the same
@@ -459,36 +437,36 @@ fn write_sql(kind: ResourceKind) -> &'static WriteSql {
 }
 
 impl ResourceRow {
-    /// The row as the writer's connection reads it, in the shape of [`select`].
+    /// A row in the shape of [`select`]: `kind`, then [`COMMON`], then [`DETAILS`].
     fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
-            kind: row.get("kind")?,
-            id: row.get("id")?,
-            org_id: row.get("org_id")?,
-            dock_id: row.get("dock_id")?,
-            provider: row.get("provider")?,
-            provider_resource_id: row.get("provider_resource_id")?,
-            name: row.get("name")?,
-            status: row.get("status")?,
-            provisioning_source: row.get("provisioning_source")?,
-            provisioning_state: row.get("provisioning_state")?,
-            provisioned_at: row.get("provisioned_at")?,
-            full_api_data: row.get("full_api_data")?,
-            error: row.get("error")?,
-            marker: row.get("marker")?,
-            created_at: row.get("created_at")?,
-            updated_at: row.get("updated_at")?,
-            version: row.get("version")?,
-            region: row.get("region")?,
-            size: row.get("size")?,
-            image: row.get("image")?,
-            ipv4: row.get("ipv4")?,
-            ipv6: row.get("ipv6")?,
-            production_url: row.get("production_url")?,
-            source: row.get("source")?,
-            records: row.get("records")?,
-            engine: row.get("engine")?,
-            host: row.get("host")?,
+            kind: row.get(0)?,
+            id: row.get(1)?,
+            org_id: row.get(2)?,
+            dock_id: row.get(3)?,
+            provider: row.get(4)?,
+            provider_resource_id: row.get(5)?,
+            name: row.get(6)?,
+            status: row.get(7)?,
+            provisioning_source: row.get(8)?,
+            provisioning_state: row.get(9)?,
+            provisioned_at: row.get(10)?,
+            full_api_data: row.get(11)?,
+            error: row.get(12)?,
+            marker: row.get(13)?,
+            created_at: row.get(14)?,
+            updated_at: row.get(15)?,
+            version: row.get(16)?,
+            region: row.get(17)?,
+            size: row.get(18)?,
+            image: row.get(19)?,
+            ipv4: row.get(20)?,
+            ipv6: row.get(21)?,
+            production_url: row.get(22)?,
+            source: row.get(23)?,
+            records: row.get(24)?,
+            engine: row.get(25)?,
+            host: row.get(26)?,
         })
     }
 }
@@ -607,18 +585,19 @@ pub(crate) fn insert_idempotency_key(
     Ok(())
 }
 
-pub(crate) async fn find_idempotency_key(
-    conn: &mut SqliteConnection,
+pub(crate) fn find_idempotency_key(
+    conn: &Connection,
     org: OrgId,
     key: &str,
 ) -> Result<Option<crate::IdempotentRequest>> {
-    let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT request_hash, resource_id FROM idempotency_keys WHERE org_id = $1 AND key = $2",
-    )
-    .bind(org.to_string())
-    .bind(key)
-    .fetch_optional(conn)
-    .await?;
+    let row: Option<(String, String)> = conn
+        .prepare_cached(
+            "SELECT request_hash, resource_id FROM idempotency_keys WHERE org_id = ?1 AND key = ?2",
+        )?
+        .query_row(params![org.to_string(), key], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
     row.map(|(request_hash, resource_id)| {
         Ok(crate::IdempotentRequest {
             org_id: org,

@@ -15,11 +15,14 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
+use super::reader::{lock, submit};
 use crate::{Result, StoreError};
 
 /// The most jobs one transaction takes; bounds how long a commit holds the file's write lock.
@@ -39,10 +42,12 @@ struct Ran {
 
 type Job = Box<dyn FnOnce(&Connection) -> Ran + Send>;
 
-/// The handle writers send their jobs to. Cloning shares the one thread.
+/// The handle writers send their jobs to. Cloning shares the one thread, which stops when the
+/// last clone is dropped or [`Writer::close`] is called.
 #[derive(Clone, Debug)]
 pub(crate) struct Writer {
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: Arc<Mutex<Option<flume::Sender<Job>>>>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl Writer {
@@ -62,12 +67,25 @@ impl Writer {
         )?;
         conn.busy_timeout(busy_timeout)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        let (jobs, rx) = mpsc::unbounded_channel();
-        std::thread::Builder::new()
+        let (jobs, rx) = flume::unbounded();
+        let thread = std::thread::Builder::new()
             .name("stackdock-writer".into())
             .spawn(move || run(conn, rx, committed))
             .map_err(|e| StoreError::Database(Box::new(e)))?;
-        Ok(Self { jobs })
+        Ok(Self {
+            jobs: Arc::new(Mutex::new(Some(jobs))),
+            thread: Arc::new(Mutex::new(Some(thread))),
+        })
+    }
+
+    /// Lets the writes already queued finish, then stops the thread and closes the
+    /// connection; later writes fail.
+    pub(crate) async fn close(&self) {
+        drop(lock(&self.jobs).take());
+        let thread = lock(&self.thread).take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
 
     /// Runs `work` in the next group's transaction and answers once it is committed. `work`
@@ -98,7 +116,7 @@ impl Writer {
                 }),
             }
         });
-        self.jobs.send(job).map_err(|_| stopped())?;
+        submit(&self.jobs, job, stopped)?;
         rx.await.map_err(|_| stopped())?
     }
 }
@@ -111,12 +129,8 @@ fn stopped() -> StoreError {
     )
 }
 
-fn run(
-    conn: Connection,
-    mut rx: mpsc::UnboundedReceiver<Job>,
-    committed: impl Fn(i64) + Send + 'static,
-) {
-    while let Some(first) = rx.blocking_recv() {
+fn run(conn: Connection, rx: flume::Receiver<Job>, committed: impl Fn(i64) + Send + 'static) {
+    while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
             match rx.try_recv() {
