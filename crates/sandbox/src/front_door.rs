@@ -196,6 +196,14 @@ pub(crate) async fn front_door<D: Dialect>(
     let received = Instant::now();
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
+    let logging = door.books().logging;
+    let (request, body) = if logging {
+        let (parts, body) = request.into_parts();
+        let (body, json) = read_json(body).await;
+        (Request::from_parts(parts, body), json)
+    } else {
+        (request, None)
+    };
     let slot = {
         let mut books = door.books();
         books.counts.arrived(&method);
@@ -207,6 +215,8 @@ pub(crate) async fn front_door<D: Dialect>(
                 at: received,
                 status: 0,
                 disconnected: false,
+                body,
+                response_body: None,
             });
             books.log.len() - 1
         })
@@ -278,6 +288,13 @@ pub(crate) async fn front_door<D: Dialect>(
     };
 
     let mut response = door.render(response, &request_id);
+    let mut response_body = None;
+    if slot.is_some() {
+        let (parts, body) = response.into_parts();
+        let (body, json) = read_json(body).await;
+        response = Response::from_parts(parts, body);
+        response_body = json;
+    }
     // Whatever produced the 429 (the limiter, a storm or a fault), the headers must
     // agree with it.
     if response.status() == StatusCode::TOO_MANY_REQUESTS {
@@ -323,6 +340,7 @@ pub(crate) async fn front_door<D: Dialect>(
         if let Some(entry) = slot.and_then(|slot| books.log.get_mut(slot)) {
             entry.status = status;
             entry.disconnected = disconnected;
+            entry.response_body = response_body;
         }
     }
     let wait = door.latency + hold;
@@ -413,6 +431,18 @@ enum Delivery {
     },
     /// Close the connection instead of answering.
     HungUp,
+}
+
+/// A body read whole: the same bytes again, and what they say if they are JSON. A
+/// body that fails to arrive is replaced by an empty one.
+async fn read_json(body: Body) -> (Body, Option<serde_json::Value>) {
+    match to_bytes(body, usize::MAX).await {
+        Ok(bytes) => {
+            let json = serde_json::from_slice(&bytes).ok();
+            (Body::from(bytes), json)
+        }
+        Err(_) => (Body::empty(), None),
+    }
 }
 
 /// Sends only the first part of a successful answer's body, and says whether it cut

@@ -182,6 +182,10 @@ impl DockAdapter for DigitalOceanAdapter {
         (kind == ResourceKind::Server).then(|| self.server_schema.clone())
     }
 
+    async fn verify_credentials(&self, ctx: &mut Ctx, dock: &DockAccess) -> Result<(), DockError> {
+        self.api(ctx, dock).get_account().await.map(drop)
+    }
+
     async fn provision_server(
         &self,
         ctx: &mut Ctx,
