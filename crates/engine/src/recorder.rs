@@ -5,7 +5,9 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use stackdock_core::{ApiCall, OrgId, Resource, ResourceId, ResourceKind, Step};
+use stackdock_core::{
+    ApiCall, Keyring, OrgId, Resource, ResourceId, ResourceKind, SealedSecret, SecretString, Step,
+};
 use stackdock_docks::{DockError, Recorder};
 use stackdock_store::{Batch, Lease, Store, Write};
 
@@ -21,6 +23,8 @@ pub(crate) struct StoreRecorder {
     pub(crate) failpoints: Failpoints,
     /// The resource row as the last checkpoint wrote it, if one did.
     pub(crate) written: Mutex<Option<Resource>>,
+    /// Seals what a provider mints for the resource, as dock keys are sealed.
+    pub(crate) keyring: Keyring,
 }
 
 impl StoreRecorder {
@@ -34,14 +38,30 @@ impl StoreRecorder {
     }
 }
 
+/// Writes one provider call to the journal. The call was made whatever happens here; losing
+/// its journal line must not undo the work, so a failure is logged and not raised.
+async fn journal(store: &dyn Store, call: ApiCall) {
+    if let Err(e) = store.record_api_call(call).await {
+        tracing::warn!(error = %e, "could not journal a provider call");
+    }
+}
+
+/// What a secret minted for a resource is sealed to: opening it takes the same resource id.
+pub(crate) fn sealed_for(resource_id: ResourceId) -> String {
+    format!("resource:{resource_id}")
+}
+
 #[async_trait]
 impl Recorder for StoreRecorder {
+    fn seal(&self, secret: &SecretString) -> Result<SealedSecret, DockError> {
+        let resource_id = self.resource_id.ok_or_else(|| {
+            DockError::Checkpoint("a secret can only be kept for a resource".into())
+        })?;
+        Ok(self.keyring.seal(secret, &sealed_for(resource_id)))
+    }
+
     async fn journal(&self, call: ApiCall) {
-        if let Err(e) = self.store.record_api_call(call).await {
-            // The call was made whatever happens here; losing its journal line must not undo
-            // the work, so this is logged and not raised.
-            tracing::warn!(error = %e, "could not journal a provider call");
-        }
+        journal(&*self.store, call).await;
     }
 
     async fn checkpoint(&self, step: Step, tracks: Option<String>) -> Result<(), DockError> {
@@ -72,5 +92,24 @@ impl Recorder for StoreRecorder {
             return Err(DockError::Cancelled);
         }
         Ok(())
+    }
+}
+
+/// The recorder of a call made while a dock is being connected (its key checked): the call is
+/// journaled like any other, and there is no operation to record steps in.
+pub(crate) struct ConnectRecorder {
+    pub(crate) store: Arc<dyn Store>,
+}
+
+#[async_trait]
+impl Recorder for ConnectRecorder {
+    async fn journal(&self, call: ApiCall) {
+        journal(&*self.store, call).await;
+    }
+
+    async fn checkpoint(&self, _step: Step, _tracks: Option<String>) -> Result<(), DockError> {
+        Err(DockError::Checkpoint(
+            "checking a key records no steps".into(),
+        ))
     }
 }

@@ -183,6 +183,7 @@ impl Engine {
             resource_kind: op.resource_kind,
             failpoints: self.inner.config.failpoints.clone(),
             written: Default::default(),
+            keyring: self.inner.keyring.clone(),
         });
         let scope = CallScope {
             org_id: op.org_id,
