@@ -59,6 +59,9 @@ fn summary(r: &Value) -> String {
     if let Some(url) = r["production_url"].as_str() {
         line.push_str(&format!("  {url}"));
     }
+    if let Some(host) = r["host"].as_str() {
+        line.push_str(&format!("  host {host}"));
+    }
     line
 }
 

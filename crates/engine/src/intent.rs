@@ -102,6 +102,20 @@ impl Engine {
             ));
         }
         check_settings(&*adapter, &new.settings)?;
+        // Before the key is checked: a provider is not asked about a dock that cannot be saved.
+        // The store's uniqueness still decides a race between two adds.
+        if self
+            .inner
+            .store
+            .find_dock_by_name(actor.org_id, &new.name)
+            .await?
+            .is_some()
+        {
+            return Err(EngineError::Conflict(format!(
+                "a dock named {} already exists",
+                new.name
+            )));
+        }
         let id = stackdock_core::DockId::new();
         let mut settings = new.settings;
         if let Some(limit) = &new.rate_limit {

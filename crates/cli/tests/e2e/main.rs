@@ -15,4 +15,5 @@ mod events;
 mod provisioning;
 mod support;
 mod sync;
+mod turso;
 mod up;
