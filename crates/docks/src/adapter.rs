@@ -264,7 +264,11 @@ pub trait DockAdapter: Send + Sync {
     /// Checks the dock's key with the provider before the dock is saved, so a bad key is
     /// refused when it is typed rather than at the first provision. A provider refusing the
     /// key answers [`DockError::Provider`] in its own words. The default checks nothing.
-    async fn verify_credentials(&self, _ctx: &mut Ctx, _dock: &DockAccess) -> Result<(), DockError> {
+    async fn verify_credentials(
+        &self,
+        _ctx: &mut Ctx,
+        _dock: &DockAccess,
+    ) -> Result<(), DockError> {
         Ok(())
     }
 

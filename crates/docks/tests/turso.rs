@@ -7,8 +7,8 @@ mod support;
 use serde_json::{Value, json};
 use stackdock_core::redact::encoded_forms;
 use stackdock_core::{ResourceDetails, ResourceKind};
-use stackdock_docks::turso::{TursoAdapter, TursoStep, database_name};
 use stackdock_docks::adapter::decode_step;
+use stackdock_docks::turso::{TursoAdapter, TursoStep, database_name};
 use stackdock_docks::{DockAdapter, DockError, Progress};
 use stackdock_sandbox::Fault;
 use support::{MemRecorder, Run, TURSO_ORG, canary, engine, turso_dock, turso_sandbox};
@@ -67,7 +67,7 @@ async fn a_provision_makes_the_group_the_database_and_a_sealed_token() {
 
     assert_eq!(names(&sb.groups(), "name"), ["default"]);
     assert_eq!(sb.groups()[0]["primary"], "aws-us-east-1");
-    assert_eq!(names(&sb.databases(), "Name"), [name.clone()]);
+    assert_eq!(names(&sb.databases(), "Name"), std::slice::from_ref(&name));
     assert_eq!(sb.databases()[0]["group"], "default");
 
     let steps = run.recorder.steps();
@@ -163,7 +163,11 @@ async fn a_failed_provision_unwinds_to_nothing_at_turso() {
         .await
         .expect("unwound");
     assert_eq!(sb.databases(), Vec::<Value>::new());
-    assert_eq!(sb.groups(), Vec::<Value>::new(), "the group it made is gone too");
+    assert_eq!(
+        sb.groups(),
+        Vec::<Value>::new(),
+        "the group it made is gone too"
+    );
     // Undoing again is harmless.
     engine::unwind(&ado, &mut run.ctx, &dock, &steps)
         .await
@@ -319,7 +323,10 @@ async fn keys_are_checked_and_turso_errors_keep_its_words() {
     let DockError::Provider(p) = &err else {
         panic!("Turso's refusal: {err:?}");
     };
-    assert_eq!((p.status, p.message.as_str()), (404, "organization not found"));
+    assert_eq!(
+        (p.status, p.message.as_str()),
+        (404, "organization not found")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -96,7 +96,12 @@ fn ctx(dock: &DockAccess) -> Ctx {
             keyring: Keyring::new(MasterKey::generate()),
         }),
     };
-    Ctx::new(scope, Some(Marker::for_resource(&resource_id)), 1, Vec::new())
+    Ctx::new(
+        scope,
+        Some(Marker::for_resource(&resource_id)),
+        1,
+        Vec::new(),
+    )
 }
 
 fn config(value: Value) -> Map<String, Value> {
@@ -206,10 +211,22 @@ async fn adapter_at_work() -> Vec<RecordedRequest> {
         last_seen: Value::Null,
     };
     adapter
-        .observe_many(&mut look, &good, ResourceKind::Database, &[target.clone()])
+        .observe_many(
+            &mut look,
+            &good,
+            ResourceKind::Database,
+            std::slice::from_ref(&target),
+        )
         .await
         .expect("observed");
-    assert_eq!(adapter.discover(&mut look, &good).await.expect("found").len(), 2);
+    assert_eq!(
+        adapter
+            .discover(&mut look, &good)
+            .await
+            .expect("found")
+            .len(),
+        2
+    );
 
     // Deleting, twice.
     for _ in 0..2 {
@@ -293,7 +310,12 @@ async fn provider_spec_contract_turso_error_answers() {
         other.json::<Value>().await.unwrap(),
         json!({"error": "organization not found"})
     );
-    let listed = http.get(url("/groups")).bearer_auth(KEY).send().await.unwrap();
+    let listed = http
+        .get(url("/groups"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(listed.status(), 200);
 
     let log = sb.requests();
@@ -308,8 +330,8 @@ async fn provider_spec_contract_turso_error_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_spec_contract_turso_checker_reports_mismatches() {
     let spec = load();
-    let entry = |method: &str, path: &str, query: Option<&str>, body: Option<Value>| {
-        RecordedRequest {
+    let entry =
+        |method: &str, path: &str, query: Option<&str>, body: Option<Value>| RecordedRequest {
             method: method.into(),
             path: path.into(),
             query: query.map(str::to_string),
@@ -318,20 +340,39 @@ async fn provider_spec_contract_turso_checker_reports_mismatches() {
             disconnected: false,
             body,
             response_body: None,
-        }
-    };
+        };
     let dbs = format!("/v1/organizations/{ORG}/databases");
-    assert!(spec.check_request(&entry("GET", "/v1/nothing", None, None)).is_err());
     assert!(
-        spec.check_request(&entry("POST", &dbs, None, Some(json!({"name": 1, "group": "g"}))))
+        spec.check_request(&entry("GET", "/v1/nothing", None, None))
             .is_err()
     );
     assert!(
-        spec.check_request(&entry("POST", &dbs, None, Some(json!({"name": "n", "group": "g"}))))
-            .is_ok()
+        spec.check_request(&entry(
+            "POST",
+            &dbs,
+            None,
+            Some(json!({"name": 1, "group": "g"}))
+        ))
+        .is_err()
     );
-    assert!(spec.check_request(&entry("POST", &dbs, None, None)).is_err(), "body required");
-    assert!(spec.check_request(&entry("GET", &dbs, Some("page=2"), None)).is_err());
+    assert!(
+        spec.check_request(&entry(
+            "POST",
+            &dbs,
+            None,
+            Some(json!({"name": "n", "group": "g"}))
+        ))
+        .is_ok()
+    );
+    assert!(
+        spec.check_request(&entry("POST", &dbs, None, None))
+            .is_err(),
+        "body required"
+    );
+    assert!(
+        spec.check_request(&entry("GET", &dbs, Some("page=2"), None))
+            .is_err()
+    );
     let tokens = format!("{dbs}/d/auth/tokens");
     assert!(
         spec.check_request(&entry("POST", &tokens, Some("authorization=admin"), None))
@@ -345,8 +386,14 @@ async fn provider_spec_contract_turso_checker_reports_mismatches() {
     answer.response_body = Some(json!({"database": {"Name": "d", "parent": null}}));
     assert!(spec.check_response(&answer).is_ok(), "parent is nullable");
     answer.status = 500;
-    assert!(spec.check_response(&answer).is_err(), "500 is not documented");
+    assert!(
+        spec.check_response(&answer).is_err(),
+        "500 is not documented"
+    );
     answer.status = 401;
     answer.response_body = Some(json!({"message": "no"}));
-    assert!(spec.check_response(&answer).is_err(), "401 must carry Turso's envelope");
+    assert!(
+        spec.check_response(&answer).is_err(),
+        "401 must carry Turso's envelope"
+    );
 }

@@ -84,9 +84,11 @@ impl From<EngineError> for ApiError {
             e @ EngineError::Conflict(_) => {
                 Self::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
-            e @ EngineError::KeyRefused { .. } => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "key_refused", e.to_string())
-            }
+            e @ EngineError::KeyRefused { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "key_refused",
+                e.to_string(),
+            ),
             e @ EngineError::KeyUnchecked { .. } => Self::new(
                 StatusCode::BAD_GATEWAY,
                 "key_unchecked",

@@ -29,7 +29,12 @@ async fn connect_turso(app: &TestApp, turso: &TursoSandbox) {
     let added = app
         .post(
             "/api/v1/docks",
-            add_body(TURSO_DOCK, &app.canary, &turso.base_url(), json!({"organization": ORG})),
+            add_body(
+                TURSO_DOCK,
+                &app.canary,
+                &turso.base_url(),
+                json!({"organization": ORG}),
+            ),
         )
         .await;
     assert_eq!(added.status, 201, "{}", added.body);
@@ -55,11 +60,20 @@ async fn docks_add_checks_the_key_with_the_provider_before_saving() {
     let refused = app
         .post(
             "/api/v1/docks",
-            add_body("t-bad", "not-a-turso-key", &url, json!({"organization": ORG})),
+            add_body(
+                "t-bad",
+                "not-a-turso-key",
+                &url,
+                json!({"organization": ORG}),
+            ),
         )
         .await;
     assert_eq!(refused.status, 422, "{}", refused.body);
-    assert_eq!(refused.body["error"]["code"], "key_refused", "{}", refused.body);
+    assert_eq!(
+        refused.body["error"]["code"], "key_refused",
+        "{}",
+        refused.body
+    );
     let message = refused.body["error"]["message"].as_str().unwrap();
     assert!(message.contains("token is invalid or expired"), "{message}");
 
@@ -67,7 +81,12 @@ async fn docks_add_checks_the_key_with_the_provider_before_saving() {
     let elsewhere = app
         .post(
             "/api/v1/docks",
-            add_body("t-elsewhere", &app.canary, &url, json!({"organization": "other"})),
+            add_body(
+                "t-elsewhere",
+                &app.canary,
+                &url,
+                json!({"organization": "other"}),
+            ),
         )
         .await;
     assert_eq!(elsewhere.status, 422, "{}", elsewhere.body);
@@ -82,7 +101,10 @@ async fn docks_add_checks_the_key_with_the_provider_before_saving() {
 
     // A Turso dock names its organization, or it is refused by the field's name.
     let unnamed = app
-        .post("/api/v1/docks", add_body("t-unnamed", &app.canary, &url, json!({})))
+        .post(
+            "/api/v1/docks",
+            add_body("t-unnamed", &app.canary, &url, json!({})),
+        )
         .await;
     assert_eq!(unnamed.status, 422, "{}", unnamed.body);
     assert!(
@@ -98,8 +120,18 @@ async fn docks_add_checks_the_key_with_the_provider_before_saving() {
     // the check is skipped.
     let args = |name: &'static str| {
         vec![
-            "docks", "add", "--provider", "turso", "--name", name, "--api-key",
-            "not-a-turso-key", "--api-url", &url, "--setting", "organization=acme",
+            "docks",
+            "add",
+            "--provider",
+            "turso",
+            "--name",
+            name,
+            "--api-key",
+            "not-a-turso-key",
+            "--api-url",
+            &url,
+            "--setting",
+            "organization=acme",
         ]
     };
     let (code, out, err) = app.cli(&args("t-cli")).await;
@@ -164,7 +196,14 @@ async fn a_database_with_only_a_name_is_provisioned_and_its_token_stays_sealed()
     connect_turso(&app, &turso).await;
 
     let (code, out, err) = app
-        .cli(&["provision", "database", "--dock", TURSO_DOCK, "--name", "orders"])
+        .cli(&[
+            "provision",
+            "database",
+            "--dock",
+            TURSO_DOCK,
+            "--name",
+            "orders",
+        ])
         .await;
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("provisioned"), "{out}");
@@ -185,15 +224,20 @@ async fn a_database_with_only_a_name_is_provisioned_and_its_token_stays_sealed()
     let ops = app.get("/api/v1/operations").await.body;
     for op in ops.as_array().unwrap() {
         let op_id = op["id"].as_str().unwrap();
-        assert_eq!(app.get(&format!("/api/v1/operations/{op_id}")).await.status, 200);
+        assert_eq!(
+            app.get(&format!("/api/v1/operations/{op_id}")).await.status,
+            200
+        );
     }
-    let calls = app.get(&format!("/api/v1/databases/{id}/api-calls")).await.body;
+    let calls = app
+        .get(&format!("/api/v1/databases/{id}/api-calls"))
+        .await
+        .body;
     assert!(
-        calls
-            .as_array()
+        calls.as_array().unwrap().iter().any(|c| c["path"]
+            .as_str()
             .unwrap()
-            .iter()
-            .any(|c| c["path"].as_str().unwrap().contains("/auth/tokens?expiration=never")),
+            .contains("/auth/tokens?expiration=never")),
         "{calls}"
     );
 
@@ -225,7 +269,10 @@ async fn sync_adds_a_turso_database_made_elsewhere_once() {
     for added in [1, 0] {
         let op = app.sync(TURSO_DOCK).await;
         assert_eq!(op["state"], "succeeded", "{op}");
-        assert_eq!(op["steps"][0]["output"], json!({"found": 2, "added": added}));
+        assert_eq!(
+            op["steps"][0]["output"],
+            json!({"found": 2, "added": added})
+        );
     }
     let rows = app.get("/api/v1/databases").await.body;
     let mut seen: Vec<(String, String)> = rows

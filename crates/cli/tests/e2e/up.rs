@@ -85,7 +85,10 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
     )
     .await;
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains("provisioned") && out.contains("turso.io"), "{out}");
+    assert!(
+        out.contains("provisioned") && out.contains("turso.io"),
+        "{out}"
+    );
     // Each sandbox's URL and key are printed for a second dock or curl to use.
     let stdout = std::fs::read_to_string(data.join("server.stdout")).unwrap();
     for dock in [SANDBOX_DOCK, TURSO_SANDBOX_DOCK] {
@@ -115,7 +118,11 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
     let (code, out, _) = cli(home.path(), &url, &["docks", "list", "--json"]).await;
     assert_eq!(code, 0);
     let docks: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(docks.as_array().unwrap().len(), 2, "one dock per sandbox: {docks}");
+    assert_eq!(
+        docks.as_array().unwrap().len(),
+        2,
+        "one dock per sandbox: {docks}"
+    );
     let (code, out, err) = cli(
         home.path(),
         &url,

@@ -268,13 +268,14 @@ impl DockAdapter for TursoAdapter {
         let name = database_name(&marker);
         let database = match ctx.step::<TursoStep>("created")? {
             // Created by an earlier run: read it back.
-            Some(_) => api.get_database(&name).await?.ok_or_else(|| {
-                DockError::ResourceFailed {
+            Some(_) => api
+                .get_database(&name)
+                .await?
+                .ok_or_else(|| DockError::ResourceFailed {
                     provider: Provider::Turso,
                     code: "gone".into(),
                     message: format!("database {name} was deleted while it was provisioned"),
-                }
-            })?,
+                })?,
             None => {
                 let sent_before = ctx.step::<TursoStep>("create_sent")?.is_some();
                 ctx.record(&TursoStep::CreateSent {

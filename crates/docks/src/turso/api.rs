@@ -142,7 +142,13 @@ impl TursoApi {
         let path = format!("{}/groups", self.org_path);
         match self
             .http
-            .send(Method::POST, &path, &[], Some(&body), Idempotence::Repeatable)
+            .send(
+                Method::POST,
+                &path,
+                &[],
+                Some(&body),
+                Idempotence::Repeatable,
+            )
             .await
         {
             Ok(_) => Ok(GroupOutcome::Created),
@@ -199,7 +205,10 @@ impl TursoApi {
 
     /// `GET .../databases`, optionally only one group's. Turso answers the whole list at once.
     pub async fn list_databases(&self, group: Option<&str>) -> Result<Vec<Database>, DockError> {
-        let query: Vec<(&str, String)> = group.map(|g| ("group", g.to_string())).into_iter().collect();
+        let query: Vec<(&str, String)> = group
+            .map(|g| ("group", g.to_string()))
+            .into_iter()
+            .collect();
         let mut body = self
             .http
             .get(&format!("{}/databases", self.org_path), &query)

@@ -41,11 +41,11 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use crate::Chaos;
 use crate::controls::sandbox_controls;
 use crate::front_door::{ApiError, Dialect, DoorConfig, FrontDoor, front_door};
 use crate::ratelimit::{BucketLimit, Budget};
 use crate::server::{self, ServerHandle};
-use crate::Chaos;
 
 use world::World;
 

@@ -77,7 +77,10 @@ impl World {
     }
 
     pub(crate) fn databases(&self) -> Vec<Value> {
-        self.databases.keys().map(|n| self.database_view(n)).collect()
+        self.databases
+            .keys()
+            .map(|n| self.database_view(n))
+            .collect()
     }
 
     pub(crate) fn groups(&self) -> Vec<Value> {
@@ -258,7 +261,10 @@ pub(crate) async fn get_organization(
     }})))
 }
 
-pub(crate) async fn list_groups(State(cloud): State<Arc<Cloud>>, Path(slug): Path<String>) -> Answer {
+pub(crate) async fn list_groups(
+    State(cloud): State<Arc<Cloud>>,
+    Path(slug): Path<String>,
+) -> Answer {
     check_org(&cloud, &slug)?;
     Ok(Json(json!({"groups": cloud.world().groups()})))
 }
@@ -346,7 +352,10 @@ pub(crate) async fn create_database(
     if let Some(limit) = body.get("size_limit")
         && !limit.is_string()
     {
-        return Err(error(StatusCode::BAD_REQUEST, "size_limit must be a string"));
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "size_limit must be a string",
+        ));
     }
     let database = cloud.world().create_database(name, group)?;
     Ok(Json(json!({"database": database})))

@@ -80,7 +80,9 @@ impl Spec {
                 .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()))
         };
         assert!(
-            doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.0")),
+            doc["openapi"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("3.0")),
             "{} is not an OpenAPI 3.0 document",
             path.display()
         );
@@ -96,20 +98,23 @@ impl Spec {
     pub fn operation(&self, method: &str, path: &str) -> Option<Operation<'_>> {
         let method = method.to_ascii_lowercase();
         let sent: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-        self.doc["paths"].as_object()?.iter().find_map(|(template, item)| {
-            let parts: Vec<&str> = template.split('/').collect();
-            let fits = parts.len() == sent.len()
-                && parts.iter().zip(&sent).all(|(t, s)| {
-                    (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s
-                });
-            let op = item.get(&method)?;
-            fits.then(|| Operation {
-                method: method.clone(),
-                template,
-                id: op["operationId"].as_str().unwrap_or(template).to_string(),
-                doc: op,
+        self.doc["paths"]
+            .as_object()?
+            .iter()
+            .find_map(|(template, item)| {
+                let parts: Vec<&str> = template.split('/').collect();
+                let fits = parts.len() == sent.len()
+                    && parts.iter().zip(&sent).all(|(t, s)| {
+                        (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s
+                    });
+                let op = item.get(&method)?;
+                fits.then(|| Operation {
+                    method: method.clone(),
+                    template,
+                    id: op["operationId"].as_str().unwrap_or(template).to_string(),
+                    doc: op,
+                })
             })
-        })
     }
 
     /// Checks what a client sent: a documented operation, query parameters it declares with
@@ -141,12 +146,20 @@ impl Spec {
         let schema = &self.resolve(&op.doc["requestBody"])["content"]["application/json"]["schema"];
         let required = self.resolve(&op.doc["requestBody"])["required"] == true;
         match (&req.body, schema.is_null()) {
-            (Some(body), false) => errors.extend(self.validate(schema, body, &format!("{at} body"))),
+            (Some(body), false) => {
+                errors.extend(self.validate(schema, body, &format!("{at} body")))
+            }
             (Some(_), true) => errors.push(format!("{at}: a body, where the operation takes none")),
-            (None, false) if required => errors.push(format!("{at}: no body, where one is required")),
+            (None, false) if required => {
+                errors.push(format!("{at}: no body, where one is required"))
+            }
             (None, _) => {}
         }
-        if errors.is_empty() { Ok(op.id) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(op.id)
+        } else {
+            Err(errors)
+        }
     }
 
     /// Checks an answer the sandbox gave against the response documented for its status (or
@@ -186,7 +199,11 @@ impl Spec {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(if tolerated { Checked::Tolerated } else { Checked::Documented })
+        Ok(if tolerated {
+            Checked::Tolerated
+        } else {
+            Checked::Documented
+        })
     }
 
     /// Checks every request and answer in `log`, adding them to `tally`; panics listing every
@@ -231,7 +248,11 @@ impl Spec {
             tally.operations.len()
         );
         for t in &self.tolerances {
-            let _ = write!(line, "\n  tolerated: undocumented {}: {}", t.status, t.reason);
+            let _ = write!(
+                line,
+                "\n  tolerated: undocumented {}: {}",
+                t.status, t.reason
+            );
         }
         line
     }
@@ -327,16 +348,14 @@ fn percent_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    Err(_) => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
                 }
-            }
+                Err(_) => out.push(b'%'),
+            },
             b'+' => out.push(b' '),
             b => out.push(b),
         }
@@ -348,9 +367,15 @@ fn percent_decode(text: &str) -> String {
 /// A query value as the type its schema declares: query text is all strings on the wire.
 fn typed_like(schema: &Value, text: &str) -> Value {
     match schema["type"].as_str() {
-        Some("integer") => text.parse::<i64>().map_or_else(|_| json!(text), Value::from),
-        Some("number") => text.parse::<f64>().map_or_else(|_| json!(text), Value::from),
-        Some("boolean") => text.parse::<bool>().map_or_else(|_| json!(text), Value::from),
+        Some("integer") => text
+            .parse::<i64>()
+            .map_or_else(|_| json!(text), Value::from),
+        Some("number") => text
+            .parse::<f64>()
+            .map_or_else(|_| json!(text), Value::from),
+        Some("boolean") => text
+            .parse::<bool>()
+            .map_or_else(|_| json!(text), Value::from),
         _ => json!(text),
     }
 }
