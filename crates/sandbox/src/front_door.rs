@@ -490,6 +490,11 @@ fn new_request_id() -> String {
     let mut bytes: [u8; 16] = rand::random();
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    uuid_text(&bytes)
+}
+
+/// 16 bytes in the textual form of a UUID, `8-4-4-4-12` hex digits.
+pub(crate) fn uuid_text(bytes: &[u8; 16]) -> String {
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",

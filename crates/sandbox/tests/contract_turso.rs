@@ -279,6 +279,7 @@ async fn provider_spec_contract_turso_error_answers() {
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{}/v1/organizations/{ORG}{path}", sb.base_url());
     let post = |path: &str, body: Value| http.post(url(path)).bearer_auth(KEY).json(&body).send();
+    let get = |url: String| http.get(url).bearer_auth(KEY).send();
 
     let group = json!({"name": "g1", "location": "aws-us-east-1"});
     assert_eq!(post("/groups", group.clone()).await.unwrap().status(), 200);
@@ -293,29 +294,21 @@ async fn provider_spec_contract_turso_error_answers() {
         .bearer_auth(KEY)
         .send()
         .await
-        .unwrap();
+        .expect("answered");
     assert_eq!(bad_expiry.status(), 400);
     for path in ["/groups/none", "/databases/none"] {
-        let gone = http.get(url(path)).bearer_auth(KEY).send().await.unwrap();
+        let gone = get(url(path)).await.expect("answered");
         assert_eq!(gone.status(), 404);
     }
-    let other = http
-        .get(format!("{}/v1/organizations/other", sb.base_url()))
-        .bearer_auth(KEY)
-        .send()
+    let other = get(format!("{}/v1/organizations/other", sb.base_url()))
         .await
-        .unwrap();
+        .expect("answered");
     assert_eq!(other.status(), 404);
     assert_eq!(
         other.json::<Value>().await.unwrap(),
         json!({"error": "organization not found"})
     );
-    let listed = http
-        .get(url("/groups"))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap();
+    let listed = get(url("/groups")).await.expect("answered");
     assert_eq!(listed.status(), 200);
 
     let log = sb.requests();

@@ -21,6 +21,11 @@ async fn turso_for(app: &TestApp) -> TursoSandbox {
     .expect("turso sandbox")
 }
 
+/// The message of an error our API answered.
+fn error_message(body: &Value) -> &str {
+    body["error"]["message"].as_str().unwrap_or_default()
+}
+
 fn add_body(name: &str, key: &str, url: &str, settings: Value) -> Value {
     json!({"provider": "turso", "name": name, "api_key": key, "api_url": url, "settings": settings})
 }
@@ -74,7 +79,7 @@ async fn docks_add_checks_the_key_with_the_provider_before_saving() {
         "{}",
         refused.body
     );
-    let message = refused.body["error"]["message"].as_str().unwrap();
+    let message = error_message(&refused.body);
     assert!(message.contains("token is invalid or expired"), "{message}");
 
     // A good key for an organization it cannot reach says so.
@@ -91,10 +96,7 @@ async fn docks_add_checks_the_key_with_the_provider_before_saving() {
         .await;
     assert_eq!(elsewhere.status, 422, "{}", elsewhere.body);
     assert!(
-        elsewhere.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("organization not found"),
+        error_message(&elsewhere.body).contains("organization not found"),
         "{}",
         elsewhere.body
     );
@@ -108,10 +110,7 @@ async fn docks_add_checks_the_key_with_the_provider_before_saving() {
         .await;
     assert_eq!(unnamed.status, 422, "{}", unnamed.body);
     assert!(
-        unnamed.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("settings.organization:"),
+        error_message(&unnamed.body).starts_with("settings.organization:"),
         "{}",
         unnamed.body
     );
@@ -164,10 +163,7 @@ async fn docks_add_checks_the_key_with_the_provider_before_saving() {
         .await;
     assert_eq!(bad_do.status, 422, "{}", bad_do.body);
     assert!(
-        bad_do.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Unable to authenticate you"),
+        error_message(&bad_do.body).contains("Unable to authenticate you"),
         "{}",
         bad_do.body
     );

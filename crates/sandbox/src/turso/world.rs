@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Cloud, error};
-use crate::front_door::ApiError;
+use crate::front_door::{ApiError, uuid_text};
 
 /// The locations `GET /v1/locations` offers and groups may be placed in: the spec's own
 /// example list.
@@ -65,15 +65,7 @@ impl World {
     /// A UUID-shaped id, as Turso hands out for groups and databases.
     fn new_id(&mut self) -> String {
         self.next_id += 1;
-        let hex = format!("{:032x}", self.next_id);
-        format!(
-            "{}-{}-{}-{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..32]
-        )
+        uuid_text(&u128::from(self.next_id).to_be_bytes())
     }
 
     pub(crate) fn databases(&self) -> Vec<Value> {
