@@ -246,6 +246,16 @@ impl Engine {
     }
 
     /// Checks `config` (which includes `name`) against the dock's adapter.
+    /// The config fields of `kind` that the dock's adapter marks sensitive.
+    fn sensitive_fields(&self, dock: &Dock, kind: ResourceKind) -> Vec<String> {
+        self.inner
+            .registry
+            .get(dock.provider)
+            .and_then(|a| a.config_schema(kind))
+            .map(|s| s.sensitive().to_vec())
+            .unwrap_or_default()
+    }
+
     pub fn validate(
         &self,
         dock: &Dock,
@@ -345,6 +355,15 @@ impl Engine {
             version: 0,
             details: ResourceDetails::empty(kind),
         };
+        // Sensitive fields are sealed before anything is written; the digest above was taken
+        // of what was asked, so a repeat still matches.
+        let mut config = config;
+        crate::sealed::seal(
+            &self.inner.keyring,
+            id,
+            &self.sensitive_fields(dock, kind),
+            &mut config,
+        );
         let (op, audit) = resource_request(
             actor,
             OpKind::Provision,

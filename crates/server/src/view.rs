@@ -1,8 +1,13 @@
-//! The JSON shapes of the API. Field names are snake_case and match the domain's.
+//! The JSON shapes of the API, built here from the domain's types and never serialized from
+//! them directly, so what a store or worker keeps for itself (leases, raw input, sealed values)
+//! stays out of answers. Field names are snake_case and match the domain's.
 
 use serde::Serialize;
 use serde_json::Value;
-use stackdock_core::{Dock, Operation, Resource, Timestamp};
+use stackdock_core::{
+    ApiCall, Dock, DockId, Failure, OpKind, OpState, Operation, OperationId, Resource, ResourceId,
+    ResourceKind, Step, StepStatus, Timestamp, UserId,
+};
 
 /// A dock as shown: never the key, sealed or not; `key_id` names the master key that seals it.
 #[derive(Serialize)]
@@ -50,4 +55,115 @@ pub fn resource(r: &Resource, operation: Option<&Operation>) -> Value {
         obj.insert("operation_id".into(), Value::String(op.id.to_string()));
     }
     v
+}
+
+/// An operation as shown: what it is, where it stands and why it failed, never the worker's
+/// lease internals or the input it was given (sensitive config is sealed inside it).
+#[derive(Serialize)]
+pub struct OperationView {
+    pub id: OperationId,
+    pub kind: OpKind,
+    pub state: OpState,
+    pub dock_id: DockId,
+    pub resource_id: Option<ResourceId>,
+    pub resource_kind: Option<ResourceKind>,
+    pub requested_by: Option<UserId>,
+    /// Runs started so far; a resumed operation has more than one.
+    pub attempt: u32,
+    pub cancel_requested: bool,
+    pub last_error: Option<String>,
+    /// Why it is undoing what it created, while it does.
+    pub unwinding: Option<Failure>,
+    pub waiting_since: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl From<&Operation> for OperationView {
+    fn from(op: &Operation) -> Self {
+        Self {
+            id: op.id,
+            kind: op.kind,
+            state: op.state,
+            dock_id: op.dock_id,
+            resource_id: op.resource_id,
+            resource_kind: op.resource_kind,
+            requested_by: op.requested_by,
+            attempt: op.attempt,
+            cancel_requested: op.cancel_requested,
+            last_error: op.last_error.clone(),
+            unwinding: op.unwind.clone(),
+            waiting_since: op.waiting_since,
+            created_at: op.created_at,
+            updated_at: op.updated_at,
+        }
+    }
+}
+
+/// A step of an operation: its name, whether it is done or undone, and what it found, with
+/// every sealed value shown as `"[sealed]"`.
+#[derive(Serialize)]
+pub struct StepView {
+    pub index: i64,
+    pub name: String,
+    pub status: StepStatus,
+    pub output: Value,
+    pub at: Timestamp,
+}
+
+impl From<&Step> for StepView {
+    fn from(s: &Step) -> Self {
+        Self {
+            index: s.index,
+            name: s.name.clone(),
+            status: s.status,
+            output: stackdock_engine::sealed::shown(&s.output),
+            at: s.at,
+        }
+    }
+}
+
+/// A provider call from the journal (which keeps no headers or bodies).
+#[derive(Serialize)]
+pub struct ApiCallView {
+    pub id: i64,
+    pub dock_id: DockId,
+    pub resource_id: Option<ResourceId>,
+    pub operation_id: Option<OperationId>,
+    pub method: String,
+    pub path: String,
+    pub status: Option<u16>,
+    pub duration_ms: u64,
+    pub request_id: Option<String>,
+    pub attempt: u32,
+    pub error: Option<String>,
+    pub at: Timestamp,
+}
+
+impl From<&ApiCall> for ApiCallView {
+    fn from(c: &ApiCall) -> Self {
+        Self {
+            id: c.id,
+            dock_id: c.dock_id,
+            resource_id: c.resource_id,
+            operation_id: c.operation_id,
+            method: c.method.clone(),
+            path: c.path.clone(),
+            status: c.status,
+            duration_ms: c.duration_ms,
+            request_id: c.request_id.clone(),
+            attempt: c.attempt,
+            error: c.error.clone(),
+            at: c.at,
+        }
+    }
+}
+
+/// An operation with its steps and the provider calls it made.
+#[derive(Serialize)]
+pub struct OperationDetailView {
+    #[serde(flatten)]
+    pub operation: OperationView,
+    pub steps: Vec<StepView>,
+    pub api_calls: Vec<ApiCallView>,
 }

@@ -13,6 +13,7 @@ mod contract;
 mod crash;
 mod events;
 mod provisioning;
+mod sealed;
 mod support;
 mod sync;
 mod turso;

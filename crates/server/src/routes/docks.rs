@@ -15,7 +15,7 @@ use super::path_error;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::view::DockView;
+use crate::view::{DockView, OperationView};
 
 /// Finds a dock by id or by name, as every `--dock` accepts either.
 pub(crate) async fn resolve(state: &AppState, org: OrgId, text: &str) -> Result<Dock, ApiError> {
@@ -189,7 +189,7 @@ pub(crate) async fn sync(
     let Path(text) = path.map_err(path_error)?;
     let dock = resolve(&state, actor.org_id, &text).await?;
     let op = state.engine.request_sync(actor, &dock).await?;
-    Ok((StatusCode::ACCEPTED, Json(op)))
+    Ok((StatusCode::ACCEPTED, Json(OperationView::from(&op))))
 }
 
 /// The config a dock accepts for a kind: what the CLI and the web UI build forms from.

@@ -11,6 +11,7 @@ use super::{path_error, query_error};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::view::{ApiCallView, OperationDetailView, OperationView, StepView};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +37,9 @@ pub(crate) async fn list(
         .store
         .list_operations(actor.org_id, resource, limit)
         .await?;
-    Ok(Json(json!(ops)))
+    Ok(Json(json!(
+        ops.iter().map(OperationView::from).collect::<Vec<_>>()
+    )))
 }
 
 pub(crate) async fn get(
@@ -55,8 +58,9 @@ pub(crate) async fn get(
         .store
         .api_calls_for_operation(actor.org_id, id)
         .await?;
-    let mut v = json!(op);
-    v["steps"] = json!(steps);
-    v["api_calls"] = json!(calls);
-    Ok(Json(v))
+    Ok(Json(json!(OperationDetailView {
+        operation: OperationView::from(&op),
+        steps: steps.iter().map(StepView::from).collect(),
+        api_calls: calls.iter().map(ApiCallView::from).collect(),
+    })))
 }

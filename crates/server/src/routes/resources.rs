@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::Value;
 use stackdock_core::{
-    ApiCall, Permission, ProvisioningSource, ProvisioningState, Resource, ResourceId, ResourceKind,
+    Permission, ProvisioningSource, ProvisioningState, Resource, ResourceId, ResourceKind,
 };
 use stackdock_store::ResourceFilter;
 
@@ -216,11 +216,12 @@ pub(crate) async fn api_calls(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
-) -> Result<Json<Vec<ApiCall>>, ApiError> {
+) -> Result<Json<Vec<view::ApiCallView>>, ApiError> {
     let actor = caller.require(Permission::ProvisioningRead)?;
     let Path((collection, id)) = path.map_err(path_error)?;
     let r = load(&state, actor.org_id, Some(kind_of(&collection)?), &id).await?;
-    Ok(Json(state.store.api_calls(actor.org_id, r.id).await?))
+    let calls = state.store.api_calls(actor.org_id, r.id).await?;
+    Ok(Json(calls.iter().map(view::ApiCallView::from).collect()))
 }
 
 /// `GET /api/v1/resources/{id}`: a resource whatever its kind.
