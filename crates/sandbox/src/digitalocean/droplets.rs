@@ -21,7 +21,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Days, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Value, json};
@@ -30,7 +30,7 @@ use super::addresses::{self, AddressPool};
 use super::catalog::{self, Image, Region, Size};
 use super::droplet_create::{DropletSpec, Options, bad_request, unprocessable};
 use super::paging::{Listing, PageRequest, QueryParams};
-use super::{Cloud, not_found};
+use super::{Cloud, no_content, not_found};
 use crate::front_door::ApiError;
 
 /// Real droplet ids are in the hundreds of millions; starting there keeps clients
@@ -452,15 +452,6 @@ pub(crate) async fn get_action(
     let world = cloud.world();
     let action = world.actions.get(&id).ok_or_else(not_found)?;
     Ok(Json(json!({ "action": action.to_json(Instant::now()) })))
-}
-
-/// DigitalOcean's 204s still carry a JSON content type (`no_content_with_content_type`).
-fn no_content() -> Response {
-    (
-        StatusCode::NO_CONTENT,
-        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-    )
-        .into_response()
 }
 
 #[cfg(test)]
