@@ -196,21 +196,34 @@ pub(crate) async fn front_door<D: Dialect>(
     let received = Instant::now();
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
-    let slot = {
+    let logging = {
         let mut books = door.books();
         books.counts.arrived(&method);
-        books.logging.then(|| {
-            books.log.push(RecordedRequest {
-                method: method.clone(),
-                path: path.clone(),
-                query: request.uri().query().map(str::to_owned),
-                at: received,
-                status: 0,
-                disconnected: false,
-            });
-            books.log.len() - 1
-        })
+        books.logging
     };
+    // The body is kept in the log as the client sent it (so tests can hold requests to the
+    // provider's schemas); reading it means putting it back for the handler.
+    let (request, body) = if logging {
+        let (parts, body) = request.into_parts();
+        let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+        let logged = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+        (Request::from_parts(parts, Body::from(bytes)), logged)
+    } else {
+        (request, None)
+    };
+    let slot = logging.then(|| {
+        let mut books = door.books();
+        books.log.push(RecordedRequest {
+            method: method.clone(),
+            path: path.clone(),
+            query: request.uri().query().map(str::to_owned),
+            body,
+            at: received,
+            status: 0,
+            disconnected: false,
+        });
+        books.log.len() - 1
+    });
     let request_id = new_request_id();
     let hangup = request
         .extensions()

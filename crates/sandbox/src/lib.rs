@@ -104,6 +104,8 @@ pub struct RecordedRequest {
     pub path: String,
     /// The raw query string, without the leading `?`.
     pub query: Option<String>,
+    /// The request's body, when it was JSON.
+    pub body: Option<serde_json::Value>,
     /// When the request arrived (before any configured latency).
     pub at: std::time::Instant,
     /// The status the sandbox answered with. It is 0 while the answer is still being

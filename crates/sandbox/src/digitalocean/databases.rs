@@ -54,6 +54,9 @@ pub(crate) struct Clusters {
     clusters: BTreeMap<String, Cluster>,
     /// How many clusters were ever created with each tag, deleted ones included.
     created_with_tag: HashMap<String, usize>,
+    /// While set, every cluster shows `creating` whatever its delay: a gate a test holds
+    /// to look at the in-between state, then releases.
+    held: bool,
 }
 
 struct Cluster {
@@ -244,13 +247,21 @@ impl Clusters {
             *self.created_with_tag.entry(tag.clone()).or_default() += 1;
         }
         // The create answers `creating`, whatever the delay.
-        let shown = cluster.to_json(true);
+        let shown = cluster.to_json(false);
         self.clusters.insert(id, cluster);
         shown
     }
 
     pub(crate) fn inventory(&self) -> Vec<Value> {
-        self.clusters.values().map(|c| c.to_json(false)).collect()
+        self.clusters.values().map(|c| self.show(c)).collect()
+    }
+
+    pub(crate) fn hold(&mut self, held: bool) {
+        self.held = held;
+    }
+
+    fn show(&self, cluster: &Cluster) -> Value {
+        cluster.to_json(!self.held && Instant::now() >= cluster.ready_at)
     }
 
     pub(crate) fn creates_with_tag(&self, tag: &str) -> usize {
@@ -279,8 +290,7 @@ impl Cluster {
         })
     }
 
-    fn to_json(&self, just_created: bool) -> Value {
-        let online = !just_created && Instant::now() >= self.ready_at;
+    fn to_json(&self, online: bool) -> Value {
         let host = format!("{}-do-user-1-0.k.db.ondigitalocean.com", self.name);
         let mut shown = json!({
             "id": self.id,
@@ -322,7 +332,7 @@ pub(crate) async fn list(
         .clusters
         .values()
         .filter(|c| tag.is_none_or(|t| c.tags.iter().any(|have| have == t)))
-        .map(|c| c.to_json(false))
+        .map(|c| clusters.show(c))
         .collect();
     Ok(Json(json!({ "databases": shown })))
 }
@@ -352,7 +362,7 @@ pub(crate) async fn get(
     let Path(id) = id.map_err(|_| not_found())?;
     let clusters = cloud.clusters();
     let cluster = clusters.clusters.get(&id).ok_or_else(not_found)?;
-    Ok(Json(json!({ "database": cluster.to_json(false) })))
+    Ok(Json(json!({ "database": clusters.show(cluster) })))
 }
 
 pub(crate) async fn delete(
@@ -417,5 +427,9 @@ mod tests {
         assert_eq!(now["users"][0]["password"], password);
         assert!(now["standby_connection"].is_object());
         assert_eq!(clusters.creates_with_tag("a"), 1);
+        clusters.hold(true);
+        assert_eq!(clusters.inventory()[0]["status"], "creating", "held");
+        clusters.hold(false);
+        assert_eq!(clusters.inventory()[0]["status"], "online", "released");
     }
 }

@@ -283,6 +283,12 @@ impl DigitalOceanSandbox {
         self.cloud.clusters().inventory()
     }
 
+    /// Holds every database cluster at `creating` (`true`), whatever its delay, until
+    /// released (`false`); then each shows `online` once its delay has passed.
+    pub fn hold_databases_creating(&self, held: bool) {
+        self.cloud.clusters().hold(held);
+    }
+
     /// How many database clusters were ever created carrying `tag`, deleted ones
     /// included.
     pub fn database_creates_by_tag(&self, tag: &str) -> usize {
