@@ -83,7 +83,7 @@ impl Engine {
 }
 
 /// A cluster's node count: 1 to 3 (a primary and up to two standbys).
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 #[serde(try_from = "u8")]
 pub struct NodeCount(u8);
 
