@@ -235,11 +235,17 @@ impl TestApp {
         r.body
     }
 
-    /// Waits until the resource reaches `state`; fails the test at the deadline.
+    /// Waits until the server reaches `state`; fails the test at the deadline.
     pub async fn wait_state(&self, id: &str, state: &str) -> Value {
+        self.wait_resource("servers", id, state).await
+    }
+
+    /// Waits until the resource `id` of `collection` reaches `state`; fails the test at the
+    /// deadline.
+    pub async fn wait_resource(&self, collection: &str, id: &str, state: &str) -> Value {
         let last = Mutex::new(Value::Null);
         let found = wait_for(|| async {
-            let r = self.get(&format!("/api/v1/servers/{id}")).await;
+            let r = self.get(&format!("/api/v1/{collection}/{id}")).await;
             *last.lock().unwrap() = r.body.clone();
             (r.body["provisioning_state"] == state).then_some(r.body)
         })
@@ -357,8 +363,13 @@ impl TestApp {
             let _ = c.kill();
             let _ = c.wait();
         }
-        // The key as it is, and base64, hex and percent-encoded.
-        let forms = stackdock_core::redact::encoded_forms(&self.canary);
+        self.assert_absent(&self.canary.clone(), "the API key");
+    }
+
+    /// Searches every response body and CLI output the test saw, and every file the server
+    /// wrote, for `secret` as it is and base64, hex and percent-encoded.
+    pub fn assert_absent(&self, secret: &str, what: &str) {
+        let forms = stackdock_core::redact::encoded_forms(secret);
         let contains = |hay: &[u8]| {
             forms.iter().any(|f| {
                 let needle = f.as_bytes();
@@ -368,7 +379,7 @@ impl TestApp {
         for (i, body) in self.seen.lock().unwrap().iter().enumerate() {
             assert!(
                 !contains(body),
-                "response/output #{i} contains the API key (plain or encoded)"
+                "response/output #{i} contains {what} (plain or encoded)"
             );
         }
         let mut scanned = 0;
@@ -376,7 +387,7 @@ impl TestApp {
             let bytes = std::fs::read(&path).expect("read data file");
             assert!(
                 !contains(&bytes),
-                "{} contains the API key (plain or encoded)",
+                "{} contains {what} (plain or encoded)",
                 path.display()
             );
             scanned += 1;
