@@ -244,3 +244,32 @@ async fn bad_database_config_is_refused_naming_the_field() {
     assert_eq!(json["properties"]["region"]["default"], "nyc1");
     assert_eq!(json["properties"]["num_nodes"]["default"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_on_the_create_is_sent_again_within_the_docks_budget() {
+    let key = canary();
+    let sb = sandbox(&key).await;
+    let dock = dock(&sb, &key);
+    sb.inject(stackdock_sandbox::Fault::rate_limited(
+        Some("POST"),
+        "/v2/databases",
+        1,
+        1,
+    ));
+    let mut run = Run::new(&dock);
+    adapter()
+        .provision_database(&mut run.ctx, &dock, &config(json!({"name": "busy"})))
+        .await
+        .expect("provisioned");
+    let posts = requests_to(&sb, "POST", "/v2/databases");
+    assert_eq!(
+        posts.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [429, 201]
+    );
+    assert!(posts[1].at.duration_since(posts[0].at) >= Duration::from_millis(900));
+    assert!(
+        requests_to(&sb, "GET", "/v2/databases").is_empty(),
+        "a 429 did nothing: no look-up by marker"
+    );
+    assert_eq!(sb.database_creates_by_tag(run.marker.as_str()), 1);
+}

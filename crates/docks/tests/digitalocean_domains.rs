@@ -280,3 +280,38 @@ async fn bad_domain_config_is_refused_naming_the_field() {
         Ok(())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_on_the_create_is_sent_again_within_the_docks_budget() {
+    let key = canary();
+    let sb = sandbox(&key, std::time::Duration::ZERO).await;
+    let dock = dock(&sb, &key);
+    sb.inject(Fault::rate_limited(Some("POST"), "/v2/domains", 1, 1));
+    let mut run = Run::new(&dock);
+    adapter()
+        .provision_domain(
+            &mut run.ctx,
+            &dock,
+            &config(json!({"name": "busy.example.com"})),
+        )
+        .await
+        .expect("provisioned");
+    let posts = requests_to(&sb, "POST", "/v2/domains");
+    assert_eq!(
+        posts.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [429, 201]
+    );
+    // The second try waited for the dock's budget, which the 429 paused.
+    assert!(posts[1].at.duration_since(posts[0].at) >= std::time::Duration::from_millis(900));
+    let created = run
+        .recorder
+        .steps()
+        .into_iter()
+        .find(|s| s.name == "domain_created")
+        .expect("recorded");
+    assert_eq!(
+        created.output["adopted"], false,
+        "a 429 did nothing: no look-up"
+    );
+    assert_eq!(sb.domains().len(), 1);
+}
