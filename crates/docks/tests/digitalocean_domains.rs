@@ -14,6 +14,27 @@ fn config(v: Value) -> Map<String, Value> {
     v.as_object().cloned().expect("an object")
 }
 
+/// A first run provisioning the domain `config` describes.
+async fn provision(
+    dock: &stackdock_docks::DockAccess,
+    config: Value,
+) -> (Run, Result<Progress, DockError>) {
+    let mut run = Run::new(dock);
+    let progress = adapter()
+        .provision_domain(&mut run.ctx, dock, &self::config(config))
+        .await;
+    (run, progress)
+}
+
+/// The step named `name` the run recorded.
+fn step(run: &Run, name: &str) -> stackdock_core::Step {
+    run.recorder
+        .steps()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no {name} step"))
+}
+
 fn domain_posts(sb: &stackdock_sandbox::DigitalOceanSandbox) -> usize {
     requests_to(sb, "POST", "/v2/domains").len()
 }
@@ -23,22 +44,19 @@ async fn a_domain_is_made_with_its_marker_and_records_each_a_step() {
     let key = canary();
     let sb = sandbox(&key, std::time::Duration::ZERO).await;
     let dock = dock(&sb, &key);
-    let mut run = Run::new(&dock);
-    let progress = adapter()
-        .provision_domain(
-            &mut run.ctx,
-            &dock,
-            &config(json!({
-                "name": "shop.example.com",
-                "ip_address": "192.0.2.10",
-                "records": [
-                    {"type": "A", "name": "www", "data": "192.0.2.11"},
-                    {"type": "TXT", "name": "_dmarc", "data": "v=DMARC1; p=none"},
-                ],
-            })),
-        )
-        .await
-        .expect("provisioned");
+    let (run, progress) = provision(
+        &dock,
+        json!({
+            "name": "shop.example.com",
+            "ip_address": "192.0.2.10",
+            "records": [
+                {"type": "A", "name": "www", "data": "192.0.2.11"},
+                {"type": "TXT", "name": "_dmarc", "data": "v=DMARC1; p=none"},
+            ],
+        }),
+    )
+    .await;
+    let progress = progress.expect("provisioned");
 
     // Usable once it exists: done at once, with its marker and records as the zone shows them.
     let Progress::Done(Some(seen)) = progress else {
@@ -90,15 +108,8 @@ async fn a_domain_that_exists_before_the_provision_is_refused_never_adopted() {
     let sb = sandbox(&key, std::time::Duration::ZERO).await;
     let dock = dock(&sb, &key);
     sb.create_domain_directly("theirs.example.com");
-    let mut run = Run::new(&dock);
-    let err = adapter()
-        .provision_domain(
-            &mut run.ctx,
-            &dock,
-            &config(json!({"name": "theirs.example.com"})),
-        )
-        .await
-        .expect_err("the name is taken");
+    let (run, err) = provision(&dock, json!({"name": "theirs.example.com"})).await;
+    let err = err.expect_err("the name is taken");
     let DockError::InvalidConfig(e) = &err else {
         panic!("{err:?}")
     };
@@ -124,15 +135,8 @@ async fn a_create_refused_on_its_first_try_is_the_users_error_not_an_adoption() 
         404,
         1,
     ));
-    let mut run = Run::new(&dock);
-    let err = adapter()
-        .provision_domain(
-            &mut run.ctx,
-            &dock,
-            &config(json!({"name": "race.example.com"})),
-        )
-        .await
-        .expect_err("refused");
+    let (mut run, err) = provision(&dock, json!({"name": "race.example.com"})).await;
+    let err = err.expect_err("refused");
     let DockError::Provider(p) = &err else {
         panic!("{err:?}")
     };
@@ -179,23 +183,11 @@ async fn a_refusal_after_a_lost_answer_is_looked_into_and_adopted() {
     sb.inject(Fault::lose_response(Some("POST"), "/v2/domains", 1));
     // The read before the create goes through; the look-up after the lost answer misses.
     sb.inject(Fault::error(Some("GET"), "/v2/domains/lost.example.com", 404, 1).after(1));
-    let mut run = Run::new(&dock);
-    let progress = adapter()
-        .provision_domain(
-            &mut run.ctx,
-            &dock,
-            &config(json!({"name": "lost.example.com"})),
-        )
-        .await
-        .expect("adopted");
+    let (run, progress) = provision(&dock, json!({"name": "lost.example.com"})).await;
+    let progress = progress.expect("adopted");
     assert!(matches!(progress, Progress::Done(Some(_))), "{progress:?}");
     assert_eq!(domain_posts(&sb), 2, "the second try was refused");
-    let created = run
-        .recorder
-        .steps()
-        .into_iter()
-        .find(|s| s.name == "domain_created")
-        .expect("recorded");
+    let created = step(&run, "domain_created");
     assert_eq!(created.output["adopted"], true);
     assert_eq!(sb.domain_creates_holding(run.marker.as_str()), 1);
 }
@@ -217,17 +209,14 @@ async fn a_refused_record_unwinds_to_nothing() {
         )
         .after(1),
     );
-    let mut run = Run::new(&dock);
-    let err = adapter()
-        .provision_domain(
-            &mut run.ctx,
-            &dock,
-            &config(json!({"name": "half.example.com", "records": [
-                {"type": "A", "name": "www", "data": "192.0.2.1"},
-            ]})),
-        )
-        .await
-        .expect_err("refused");
+    let (mut run, err) = provision(
+        &dock,
+        json!({"name": "half.example.com", "records": [
+            {"type": "A", "name": "www", "data": "192.0.2.1"},
+        ]}),
+    )
+    .await;
+    let err = err.expect_err("refused");
     assert!(
         matches!(&err, DockError::Provider(p) if p.status == 422),
         "{err:?}"
@@ -303,12 +292,7 @@ async fn a_429_on_the_create_is_sent_again_within_the_docks_budget() {
     );
     // The second try waited for the dock's budget, which the 429 paused.
     assert!(posts[1].at.duration_since(posts[0].at) >= std::time::Duration::from_millis(900));
-    let created = run
-        .recorder
-        .steps()
-        .into_iter()
-        .find(|s| s.name == "domain_created")
-        .expect("recorded");
+    let created = step(&run, "domain_created");
     assert_eq!(
         created.output["adopted"], false,
         "a 429 did nothing: no look-up"

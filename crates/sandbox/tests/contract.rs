@@ -766,6 +766,30 @@ async fn provider_spec_contract_checker_reports_broken_droplets() {
     );
 }
 
+/// Calls the sandbox and holds the answer to its status and to the spec, counting them.
+struct Checked<'a> {
+    spec: &'a Spec,
+    sb: &'a DigitalOceanSandbox,
+    count: usize,
+}
+
+impl Checked<'_> {
+    async fn call(
+        &mut self,
+        method: Method,
+        path: &str,
+        spec_path: &str,
+        body: Option<Value>,
+        status: StatusCode,
+    ) -> Observed {
+        let got = observe(self.sb, method.clone(), path, body, Some(TOKEN)).await;
+        assert_eq!(got.status, status, "{method} {path}: {:?}", got.body);
+        assert_conforms(self.spec, &method.as_str().to_lowercase(), spec_path, &got);
+        self.count += 1;
+        got
+    }
+}
+
 fn body_of(observed: &Observed) -> &Value {
     observed.body.as_ref().expect("a JSON body")
 }
@@ -774,115 +798,134 @@ fn body_of(observed: &Observed) -> &Value {
 async fn provider_spec_contract_domain_and_record_responses() {
     let spec = Spec::load();
     let sb = sandbox().await;
-    let mut checked = 0;
-    let mut call = async |method: Method, path: &str, spec_path: &str, body: Option<Value>| {
-        let got = observe(&sb, method.clone(), path, body, Some(TOKEN)).await;
-        assert_conforms(&spec, &method.as_str().to_lowercase(), spec_path, &got);
-        checked += 1;
-        got
+    let mut checked = Checked {
+        spec: &spec,
+        sb: &sb,
+        count: 0,
     };
 
-    let created = call(
-        Method::POST,
-        "/v2/domains",
-        "/v2/domains",
-        Some(json!({"name": "example.com", "ip_address": "192.0.2.1"})),
-    )
-    .await;
-    assert_eq!(created.status, StatusCode::CREATED);
-    assert_eq!(body_of(&created)["domain"]["name"], "example.com");
-    call(
-        Method::POST,
-        "/v2/domains",
-        "/v2/domains",
-        Some(json!({"name": "example.org"})),
-    )
-    .await;
-    let taken = call(
-        Method::POST,
-        "/v2/domains",
-        "/v2/domains",
-        Some(json!({"name": "example.com"})),
-    )
-    .await;
-    assert_eq!(taken.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let bad = call(
-        Method::POST,
-        "/v2/domains",
-        "/v2/domains",
-        Some(json!({"name": "not a domain"})),
-    )
-    .await;
-    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-
+    let domains = "/v2/domains";
     let records = "/v2/domains/{domain_name}/records";
-    for record in [
-        json!({"type": "A", "name": "www", "data": "192.0.2.2", "ttl": 300}),
-        json!({"type": "AAAA", "name": "www", "data": "2001:db8::2"}),
-        json!({"type": "CNAME", "name": "blog", "data": "www.example.com."}),
-        json!({"type": "MX", "data": "mail.example.com.", "priority": 10}),
-        json!({"type": "TXT", "name": "_stackdock", "data": "stackdock-0123456789ab"}),
-        json!({"type": "SRV", "name": "_sip._tcp", "data": "sip.example.com.", "priority": 1, "port": 5060, "weight": 5}),
-        json!({"type": "CAA", "name": "@", "data": "letsencrypt.org.", "flags": 0, "tag": "issue"}),
-    ] {
-        let made = call(
-            Method::POST,
-            "/v2/domains/example.com/records",
+    let (post, created, refused) = (
+        Method::POST,
+        StatusCode::CREATED,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    let on_example = "/v2/domains/example.com/records";
+    for (path, spec_path, body, status) in [
+        (
+            domains,
+            domains,
+            json!({"name": "example.com", "ip_address": "192.0.2.1"}),
+            created,
+        ),
+        (domains, domains, json!({"name": "example.org"}), created),
+        (domains, domains, json!({"name": "example.com"}), refused),
+        (domains, domains, json!({"name": "not a domain"}), refused),
+        (
+            on_example,
             records,
-            Some(record.clone()),
+            json!({"type": "A", "name": "www", "data": "192.0.2.2", "ttl": 300}),
+            created,
+        ),
+        (
+            on_example,
+            records,
+            json!({"type": "AAAA", "name": "www", "data": "2001:db8::2"}),
+            created,
+        ),
+        (
+            on_example,
+            records,
+            json!({"type": "CNAME", "name": "blog", "data": "www.example.com."}),
+            created,
+        ),
+        (
+            on_example,
+            records,
+            json!({"type": "MX", "data": "mail.example.com.", "priority": 10}),
+            created,
+        ),
+        (
+            on_example,
+            records,
+            json!({"type": "TXT", "name": "_stackdock", "data": "stackdock-0123456789ab"}),
+            created,
+        ),
+        (
+            on_example,
+            records,
+            json!({"type": "SRV", "name": "_sip._tcp", "data": "sip.example.com.", "priority": 1, "port": 5060, "weight": 5}),
+            created,
+        ),
+        (
+            on_example,
+            records,
+            json!({"type": "CAA", "name": "@", "data": "letsencrypt.org.", "flags": 0, "tag": "issue"}),
+            created,
+        ),
+        (
+            on_example,
+            records,
+            json!({"type": "MX", "data": "mail.example.com."}),
+            refused,
+        ),
+        (
+            "/v2/domains/example.net/records",
+            records,
+            json!({"type": "A", "name": "www", "data": "192.0.2.2"}),
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        checked
+            .call(post.clone(), path, spec_path, Some(body), status)
+            .await;
+    }
+
+    let one = checked
+        .call(
+            Method::GET,
+            "/v2/domains/example.com",
+            "/v2/domains/{domain_name}",
+            None,
+            StatusCode::OK,
         )
         .await;
-        assert_eq!(made.status, StatusCode::CREATED, "{record}");
-    }
-    let refused = call(
-        Method::POST,
-        "/v2/domains/example.com/records",
-        records,
-        Some(json!({"type": "MX", "data": "mail.example.com."})),
-    )
-    .await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let nowhere = call(
-        Method::POST,
-        "/v2/domains/example.net/records",
-        records,
-        Some(json!({"type": "A", "name": "www", "data": "192.0.2.2"})),
-    )
-    .await;
-    assert_eq!(nowhere.status, StatusCode::NOT_FOUND);
-
-    let one = call(
-        Method::GET,
-        "/v2/domains/example.com",
-        "/v2/domains/{domain_name}",
-        None,
-    )
-    .await;
     let zone = body_of(&one)["domain"]["zone_file"].as_str().unwrap();
     assert!(
         zone.contains("_stackdock.example.com. 1800 IN TXT \"stackdock-0123456789ab\""),
         "{zone}"
     );
-    let missing = call(
-        Method::GET,
-        "/v2/domains/example.net",
-        "/v2/domains/{domain_name}",
-        None,
-    )
-    .await;
-    assert_eq!(missing.status, StatusCode::NOT_FOUND);
-
-    for query in ["", "?per_page=1", "?per_page=1&page=2"] {
-        let listed = call(
+    checked
+        .call(
             Method::GET,
-            &format!("/v2/domains{query}"),
-            "/v2/domains",
+            "/v2/domains/example.net",
+            "/v2/domains/{domain_name}",
             None,
+            StatusCode::NOT_FOUND,
         )
         .await;
-        assert_eq!(listed.status, StatusCode::OK);
+
+    for query in ["", "?per_page=1", "?per_page=1&page=2"] {
+        checked
+            .call(
+                Method::GET,
+                &format!("/v2/domains{query}"),
+                "/v2/domains",
+                None,
+                StatusCode::OK,
+            )
+            .await;
     }
-    let page = call(Method::GET, "/v2/domains?per_page=1", "/v2/domains", None).await;
+    let page = checked
+        .call(
+            Method::GET,
+            "/v2/domains?per_page=1",
+            "/v2/domains",
+            None,
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(body_of(&page)["meta"]["total"], 2);
     assert!(body_of(&page)["links"]["pages"]["next"].is_string());
 
@@ -892,22 +935,25 @@ async fn provider_spec_contract_domain_and_record_responses() {
         "?type=A&name=www.example.com",
         "?type=NS&name=example.com",
     ] {
-        let listed = call(
+        checked
+            .call(
+                Method::GET,
+                &format!("/v2/domains/example.com/records{query}"),
+                records,
+                None,
+                StatusCode::OK,
+            )
+            .await;
+    }
+    let filtered = checked
+        .call(
             Method::GET,
-            &format!("/v2/domains/example.com/records{query}"),
+            "/v2/domains/example.com/records?type=A&name=www.example.com",
             records,
             None,
+            StatusCode::OK,
         )
         .await;
-        assert_eq!(listed.status, StatusCode::OK);
-    }
-    let filtered = call(
-        Method::GET,
-        "/v2/domains/example.com/records?type=A&name=www.example.com",
-        records,
-        None,
-    )
-    .await;
     let found = body_of(&filtered)["domain_records"]
         .as_array()
         .unwrap()
@@ -915,48 +961,57 @@ async fn provider_spec_contract_domain_and_record_responses() {
     assert_eq!(found.len(), 1, "the apex A record is left out: {found:?}");
     let id = found[0]["id"].as_u64().unwrap();
     let record = "/v2/domains/{domain_name}/records/{domain_record_id}";
-    let got = call(
-        Method::GET,
-        &format!("/v2/domains/example.com/records/{id}"),
-        record,
-        None,
-    )
-    .await;
+    let got = checked
+        .call(
+            Method::GET,
+            &format!("/v2/domains/example.com/records/{id}"),
+            record,
+            None,
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(body_of(&got)["domain_record"]["data"], "192.0.2.2");
-    let deleted = call(
-        Method::DELETE,
-        &format!("/v2/domains/example.com/records/{id}"),
-        record,
-        None,
-    )
-    .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    let gone = call(
-        Method::GET,
-        &format!("/v2/domains/example.com/records/{id}"),
-        record,
-        None,
-    )
-    .await;
-    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    checked
+        .call(
+            Method::DELETE,
+            &format!("/v2/domains/example.com/records/{id}"),
+            record,
+            None,
+            StatusCode::NO_CONTENT,
+        )
+        .await;
+    checked
+        .call(
+            Method::GET,
+            &format!("/v2/domains/example.com/records/{id}"),
+            record,
+            None,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
 
-    let removed = call(
-        Method::DELETE,
-        "/v2/domains/example.com",
-        "/v2/domains/{domain_name}",
-        None,
-    )
-    .await;
-    assert_eq!(removed.status, StatusCode::NO_CONTENT);
-    let again = call(
-        Method::DELETE,
-        "/v2/domains/example.com",
-        "/v2/domains/{domain_name}",
-        None,
-    )
-    .await;
-    assert_eq!(again.status, StatusCode::NOT_FOUND);
-    println!("digitalocean domains: {checked} responses validated against the spec");
+    checked
+        .call(
+            Method::DELETE,
+            "/v2/domains/example.com",
+            "/v2/domains/{domain_name}",
+            None,
+            StatusCode::NO_CONTENT,
+        )
+        .await;
+    checked
+        .call(
+            Method::DELETE,
+            "/v2/domains/example.com",
+            "/v2/domains/{domain_name}",
+            None,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+    println!(
+        "digitalocean domains: {} responses validated against the spec",
+        checked.count
+    );
 }
 
 #[tokio::test]
@@ -964,83 +1019,138 @@ async fn provider_spec_contract_database_responses() {
     let spec = Spec::load();
     let sb = sandbox().await;
     sb.hold_databases_creating(true);
-    let mut checked = 0;
-    let mut call = async |method: Method, path: &str, spec_path: &str, body: Option<Value>| {
-        let got = observe(&sb, method.clone(), path, body, Some(TOKEN)).await;
-        assert_conforms(&spec, &method.as_str().to_lowercase(), spec_path, &got);
-        checked += 1;
-        got
+    let mut checked = Checked {
+        spec: &spec,
+        sb: &sb,
+        count: 0,
     };
     let one = "/v2/databases/{database_cluster_uuid}";
 
-    let empty = call(Method::GET, "/v2/databases", "/v2/databases", None).await;
+    let empty = checked
+        .call(
+            Method::GET,
+            "/v2/databases",
+            "/v2/databases",
+            None,
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(body_of(&empty)["databases"], json!([]));
-    let created = call(
-        Method::POST,
-        "/v2/databases",
-        "/v2/databases",
-        Some(
-            json!({"name": "backend", "engine": "pg", "version": "16", "region": "nyc3",
+    let created = checked
+        .call(
+            Method::POST,
+            "/v2/databases",
+            "/v2/databases",
+            Some(
+                json!({"name": "backend", "engine": "pg", "version": "16", "region": "nyc3",
                     "size": "db-s-2vcpu-4gb", "num_nodes": 2, "storage_size_mib": 61440,
                     "tags": ["production"]}),
-        ),
-    )
-    .await;
-    assert_eq!(created.status, StatusCode::CREATED);
+            ),
+            StatusCode::CREATED,
+        )
+        .await;
     let id = body_of(&created)["database"]["id"]
         .as_str()
         .unwrap()
         .to_string();
     assert_eq!(body_of(&created)["database"]["status"], "creating");
-    call(
-        Method::POST,
-        "/v2/databases",
-        "/v2/databases",
-        Some(
-            json!({"name": "cache", "engine": "valkey", "region": "fra1",
+    checked
+        .call(
+            Method::POST,
+            "/v2/databases",
+            "/v2/databases",
+            Some(
+                json!({"name": "cache", "engine": "valkey", "region": "fra1",
                     "size": "db-s-1vcpu-1gb", "num_nodes": 1}),
-        ),
-    )
-    .await;
-    for (body, why) in [
-        (
-            json!({"name": "x1", "engine": "postgres", "region": "nyc3", "size": "db-s-1vcpu-1gb", "num_nodes": 1}),
-            "unknown engine",
-        ),
-        (
-            json!({"name": "backend", "engine": "pg", "region": "nyc3", "size": "db-s-1vcpu-1gb", "num_nodes": 1}),
-            "name taken",
-        ),
+            ),
+            StatusCode::CREATED,
+        )
+        .await;
+    // An unknown engine, then a name already taken.
+    for body in [
+        json!({"name": "x1", "engine": "postgres", "region": "nyc3", "size": "db-s-1vcpu-1gb", "num_nodes": 1}),
+        json!({"name": "backend", "engine": "pg", "region": "nyc3", "size": "db-s-1vcpu-1gb", "num_nodes": 1}),
     ] {
-        let refused = call(Method::POST, "/v2/databases", "/v2/databases", Some(body)).await;
-        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{why}");
+        let refused = StatusCode::UNPROCESSABLE_ENTITY;
+        checked
+            .call(
+                Method::POST,
+                "/v2/databases",
+                "/v2/databases",
+                Some(body),
+                refused,
+            )
+            .await;
     }
 
-    let creating = call(Method::GET, &format!("/v2/databases/{id}"), one, None).await;
+    let creating = checked
+        .call(
+            Method::GET,
+            &format!("/v2/databases/{id}"),
+            one,
+            None,
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(body_of(&creating)["database"]["status"], "creating");
     sb.hold_databases_creating(false);
-    let online = call(Method::GET, &format!("/v2/databases/{id}"), one, None).await;
+    let online = checked
+        .call(
+            Method::GET,
+            &format!("/v2/databases/{id}"),
+            one,
+            None,
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(body_of(&online)["database"]["status"], "online");
     assert!(body_of(&online)["database"]["standby_connection"].is_object());
 
-    let tagged = call(
-        Method::GET,
-        "/v2/databases?tag_name=production",
-        "/v2/databases",
-        None,
-    )
-    .await;
+    let tagged = checked
+        .call(
+            Method::GET,
+            "/v2/databases?tag_name=production",
+            "/v2/databases",
+            None,
+            StatusCode::OK,
+        )
+        .await;
     let listed = body_of(&tagged)["databases"].as_array().unwrap().clone();
     assert_eq!(listed.len(), 1, "the untagged cluster is left out");
     assert_eq!(listed[0]["id"], id.as_str());
-    let all = call(Method::GET, "/v2/databases", "/v2/databases", None).await;
+    let all = checked
+        .call(
+            Method::GET,
+            "/v2/databases",
+            "/v2/databases",
+            None,
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(body_of(&all)["databases"].as_array().unwrap().len(), 2);
 
-    let deleted = call(Method::DELETE, &format!("/v2/databases/{id}"), one, None).await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    let missing = call(Method::GET, &format!("/v2/databases/{id}"), one, None).await;
-    assert_eq!(missing.status, StatusCode::NOT_FOUND);
-    println!("digitalocean databases: {checked} responses validated against the spec");
+    checked
+        .call(
+            Method::DELETE,
+            &format!("/v2/databases/{id}"),
+            one,
+            None,
+            StatusCode::NO_CONTENT,
+        )
+        .await;
+    checked
+        .call(
+            Method::GET,
+            &format!("/v2/databases/{id}"),
+            one,
+            None,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+    println!(
+        "digitalocean databases: {} responses validated against the spec",
+        checked.count
+    );
 }
 
 /// The spec operation a request went to: its path template (literal segments preferred over

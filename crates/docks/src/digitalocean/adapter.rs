@@ -216,16 +216,50 @@ fn observe(d: Droplet) -> Observed {
     }
 }
 
-fn progress(d: Droplet) -> Progress {
-    let seen = observe(d);
+/// Done when the provider shows `seen` ready, otherwise checked again from `check_in`.
+pub(super) fn progress(seen: Observed, check_in: Duration) -> Progress {
     if seen.ready {
         Progress::Done(Some(Box::new(seen)))
     } else {
         Progress::Pending {
             status: seen.status,
-            check_in: FIRST_CHECK,
+            check_in,
         }
     }
+}
+
+/// The tags a created resource carries: the user's, [`SHARED_TAG`] and its marker.
+pub(super) fn tags_with_marker(extra: Vec<Text>, marker: &Marker) -> Vec<String> {
+    let mut tags: Vec<String> = extra.into_iter().map(String::from).collect();
+    tags.extend([SHARED_TAG.to_string(), marker.to_string()]);
+    tags
+}
+
+/// The tracked resources as the provider shows them, in the order asked: those in `listed`
+/// (a listing by [`SHARED_TAG`], by provider id) from it, and the rest read one by one with
+/// `read`, unless they were last seen carrying the shared tag, when the listing speaks for
+/// them (gone, or for one just created, not listed yet). Discovered resources, ones tagged
+/// before the shared tag existed and ones never seen yet are read.
+pub(super) async fn listed_or_read<T, R, RF>(
+    targets: &[Tracked],
+    mut listed: std::collections::HashMap<String, T>,
+    read: R,
+    observe: fn(T) -> Observed,
+) -> Result<Vec<Option<Observed>>, DockError>
+where
+    R: Fn(String) -> RF,
+    RF: Future<Output = Result<Option<T>, DockError>>,
+{
+    let mut out = Vec::with_capacity(targets.len());
+    for t in targets {
+        let seen = match listed.remove(&t.provider_resource_id) {
+            Some(found) => Some(observe(found)),
+            None if carries_shared_tag(&t.last_seen) => None,
+            None => read(t.provider_resource_id.clone()).await?.map(observe),
+        };
+        out.push(seen);
+    }
+    Ok(out)
 }
 
 #[async_trait]
@@ -293,8 +327,7 @@ impl DockAdapter for DigitalOceanAdapter {
         })
         .await?;
 
-        let mut tags: Vec<String> = config.tags.into_iter().map(String::from).collect();
-        tags.extend([SHARED_TAG.to_string(), marker.to_string()]);
+        let tags = tags_with_marker(config.tags, &marker);
         let req = CreateDroplet {
             name: config.name.into(),
             region: Some(config.region.into()),
@@ -322,7 +355,7 @@ impl DockAdapter for DigitalOceanAdapter {
             adopted,
         })
         .await?;
-        Ok(progress(droplet))
+        Ok(progress(observe(droplet), FIRST_CHECK))
     }
 
     async fn deprovision(
@@ -399,26 +432,20 @@ impl DockAdapter for DigitalOceanAdapter {
         }
         // At least as many droplets carry the tag as are asked about: their pages are fetched
         // side by side from the start.
-        let mut listed: std::collections::HashMap<String, Droplet> = api
+        let listed = api
             .list_droplets_expecting(Some(SHARED_TAG), targets.len())
             .await?
             .into_iter()
             .map(|d| (d.id.to_string(), d))
             .collect();
-        let mut out = Vec::with_capacity(targets.len());
-        for t in targets {
-            let seen = match listed.remove(&t.provider_resource_id) {
-                Some(d) => Some(observe(d)),
-                // Last seen with the shared tag: the listing speaks for it (gone, or for one
-                // just created, not listed yet).
-                None if carries_shared_tag(&t.last_seen) => None,
-                // Discovered droplets, ones tagged before the shared tag existed, and ones
-                // never seen yet are read one by one.
-                None => api.get_droplet(&t.provider_resource_id).await?.map(observe),
-            };
-            out.push(seen);
-        }
-        Ok(out)
+        let api = &api;
+        listed_or_read(
+            targets,
+            listed,
+            |id| async move { api.get_droplet(&id).await },
+            observe,
+        )
+        .await
     }
 
     async fn find_by_marker(

@@ -21,7 +21,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use stackdock_docks::prelude::*;
 
-use super::adapter::{SHARED_TAG, create_once_or_adopt};
+use super::adapter::{
+    SHARED_TAG, create_once_or_adopt, listed_or_read, progress, tags_with_marker,
+};
 use super::api::{CreateDatabase, Database, DigitalOceanApi};
 
 /// How soon to look at a new cluster, or one being deleted. DigitalOcean takes minutes to
@@ -201,18 +203,6 @@ pub fn observe(d: Database) -> Observed {
     }
 }
 
-fn progress(d: Database) -> Progress {
-    let seen = observe(d);
-    if seen.ready {
-        Progress::Done(Some(Box::new(seen)))
-    } else {
-        Progress::Pending {
-            status: seen.status,
-            check_in: FIRST_CHECK,
-        }
-    }
-}
-
 pub async fn provision(
     ctx: &mut Ctx,
     api: &DigitalOceanApi,
@@ -233,8 +223,7 @@ pub async fn provision(
     })
     .await?;
 
-    let mut tags: Vec<String> = config.tags.into_iter().map(String::from).collect();
-    tags.extend([SHARED_TAG.to_string(), marker.to_string()]);
+    let tags = tags_with_marker(config.tags, &marker);
     let req = CreateDatabase {
         name: config.name.into(),
         engine: config.engine.as_str().into(),
@@ -262,7 +251,7 @@ pub async fn provision(
         adopted,
     })
     .await?;
-    Ok(progress(cluster))
+    Ok(progress(observe(cluster), FIRST_CHECK))
 }
 
 pub async fn undo(api: &DigitalOceanApi, step: DatabaseStep) -> Result<(), DockError> {
@@ -278,28 +267,22 @@ pub async fn undo(api: &DigitalOceanApi, step: DatabaseStep) -> Result<(), DockE
 }
 
 /// The tracked clusters as DigitalOcean shows them now: one listing of those carrying the
-/// shared tag, and a read each for the rest (discovered clusters, which lack it).
+/// shared tag (the list has no pages), and a read each for the rest.
 pub async fn observe_many(
     api: &DigitalOceanApi,
     targets: &[Tracked],
 ) -> Result<Vec<Option<Observed>>, DockError> {
-    let mut listed: std::collections::HashMap<String, Database> = api
+    let listed = api
         .list_databases(Some(SHARED_TAG))
         .await?
         .into_iter()
         .map(|d| (d.id.clone(), d))
         .collect();
-    let mut out = Vec::with_capacity(targets.len());
-    for t in targets {
-        let seen = match listed.remove(&t.provider_resource_id) {
-            Some(d) => Some(observe(d)),
-            None if super::adapter::carries_shared_tag(&t.last_seen) => None,
-            None => api
-                .get_database(&t.provider_resource_id)
-                .await?
-                .map(observe),
-        };
-        out.push(seen);
-    }
-    Ok(out)
+    listed_or_read(
+        targets,
+        listed,
+        |id| async move { api.get_database(&id).await },
+        observe,
+    )
+    .await
 }

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use super::catalog;
 use super::droplet_create::{bad_request, check_tag, unprocessable};
 use super::paging::QueryParams;
-use super::{Cloud, no_content, not_found};
+use super::{Cloud, no_content, not_found, read_json};
 use crate::front_door::ApiError;
 
 /// Engines the create accepts; `redis` creates ended on 2025-04-30, as the spec notes.
@@ -341,9 +341,7 @@ pub(crate) async fn create(
     State(cloud): State<Arc<Cloud>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| bad_request(e.body_text()))?;
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| bad_request(format!("The request body could not be parsed as JSON: {e}")))?;
+    let body = read_json(body)?;
     let spec = ClusterSpec::from_body(&body)?;
     let mut clusters = cloud.clusters();
     if clusters.clusters.values().any(|c| c.name == spec.name) {

@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 
 use super::droplet_create::{bad_request, unprocessable};
 use super::paging::{Listing, PageRequest, QueryParams};
-use super::{Cloud, no_content, not_found};
+use super::{Cloud, no_content, not_found, read_json};
 use crate::front_door::ApiError;
 
 /// Real record ids are in the tens of millions.
@@ -405,12 +405,6 @@ pub(crate) fn check_domain_name(name: &str) -> Result<(), ApiError> {
             "Name {name:?} is not a valid domain name."
         )))
     }
-}
-
-fn read_json(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let body = body.map_err(|e| bad_request(e.body_text()))?;
-    serde_json::from_slice(&body)
-        .map_err(|e| bad_request(format!("The request body could not be parsed as JSON: {e}")))
 }
 
 pub(crate) async fn list(

@@ -28,9 +28,9 @@ use serde_json::{Value, json};
 
 use super::addresses::{self, AddressPool};
 use super::catalog::{self, Image, Region, Size};
-use super::droplet_create::{DropletSpec, Options, bad_request, unprocessable};
+use super::droplet_create::{DropletSpec, Options, unprocessable};
 use super::paging::{Listing, PageRequest, QueryParams};
-use super::{Cloud, no_content, not_found};
+use super::{Cloud, no_content, not_found, read_json};
 use crate::front_door::ApiError;
 
 /// Real droplet ids are in the hundreds of millions; starting there keeps clients
@@ -366,9 +366,7 @@ pub(crate) async fn create(
     State(cloud): State<Arc<Cloud>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| bad_request(e.body_text()))?;
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| bad_request(format!("The request body could not be parsed as JSON: {e}")))?;
+    let body = read_json(body)?;
     let spec = DropletSpec::from_body(&body)?;
     let multi = spec.multi;
     let created = cloud.world().create(spec, cloud.ready_after);

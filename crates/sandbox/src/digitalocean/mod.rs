@@ -430,6 +430,16 @@ pub(crate) fn not_found() -> ApiError {
     )
 }
 
+/// A request's JSON body, or DigitalOcean's 400 for one that cannot be read.
+pub(crate) fn read_json(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Value, ApiError> {
+    let body = body.map_err(|e| droplet_create::bad_request(e.body_text()))?;
+    serde_json::from_slice(&body).map_err(|e| {
+        droplet_create::bad_request(format!("The request body could not be parsed as JSON: {e}"))
+    })
+}
+
 /// DigitalOcean's 204s still carry a JSON content type (`no_content_with_content_type`).
 pub(crate) fn no_content() -> Response {
     (
