@@ -263,6 +263,9 @@ async fn bad_domain_config_is_refused_naming_the_field() {
         let err = schema.validate(&config(bad.clone())).expect_err("refused");
         assert_eq!(err.field, field, "{bad}: {err}");
     }
+    let json = schema.json();
+    assert_eq!(json["required"], json!(["name"]));
+    assert_eq!(json["properties"]["records"]["maxItems"], 20);
     // Only the name is needed.
     assert_eq!(
         schema.validate(&config(json!({"name": "example.com"}))),

@@ -53,14 +53,26 @@ pub struct DomainConfig {
     pub ip_address: Option<Ipv4Addr>,
     /// Records to create once the domain exists, in order (at most 20).
     #[serde(default)]
-    #[schemars(length(max = 20))]
     pub records: Records,
 }
 
 /// The records of a domain's config: at most [`MAX_RECORDS`].
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(try_from = "Vec<RecordConfig>")]
 pub struct Records(Vec<RecordConfig>);
+
+impl JsonSchema for Records {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Records".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let items = generator.subschema_for::<RecordConfig>();
+        schemars::json_schema!({"type": "array", "maxItems": MAX_RECORDS, "items": items})
+    }
+}
 
 impl TryFrom<Vec<RecordConfig>> for Records {
     type Error = String;
