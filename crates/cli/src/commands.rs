@@ -332,6 +332,13 @@ pub(crate) enum DocksCommand {
         /// limits were raised); the default is the provider's documented limits.
         #[arg(long)]
         rate_limit: Option<String>,
+        /// A setting of the provider's, as KEY=VALUE; repeat for more. A Turso dock names its
+        /// organization: --setting organization=<slug>.
+        #[arg(long = "setting", value_name = "KEY=VALUE", value_parser = parse_setting)]
+        settings: Vec<(String, String)>,
+        /// Save the dock without checking the key with the provider first.
+        #[arg(long)]
+        no_verify: bool,
         #[command(flatten)]
         conn: Conn,
     },
@@ -364,6 +371,14 @@ pub(crate) enum DocksCommand {
         #[command(flatten)]
         conn: Conn,
     },
+}
+
+/// `KEY=VALUE`, as `--setting` takes it.
+fn parse_setting(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
 }
 
 impl DocksCommand {
@@ -399,6 +414,8 @@ pub(crate) async fn docks(cmd: DocksCommand) -> CliResult {
             api_key,
             api_url,
             rate_limit,
+            settings,
+            no_verify,
             ..
         } => {
             let mut body = json!({"provider": provider, "name": name, "api_key": api_key});
@@ -407,6 +424,14 @@ pub(crate) async fn docks(cmd: DocksCommand) -> CliResult {
             }
             if let Some(r) = rate_limit {
                 body["rate_limit"] = json!(r);
+            }
+            if !settings.is_empty() {
+                let settings: serde_json::Map<String, Value> =
+                    settings.into_iter().map(|(k, v)| (k, json!(v))).collect();
+                body["settings"] = Value::Object(settings);
+            }
+            if no_verify {
+                body["verify"] = json!(false);
             }
             client.post("/api/v1/docks", &body).await?
         }

@@ -16,7 +16,7 @@ use stackdock_docks::RateLimit;
 use stackdock_docks::Registry;
 use stackdock_engine::intent::{DockUpdate, NewDock};
 use stackdock_engine::{Actor, Engine, EngineConfig, Failpoints};
-use stackdock_sandbox::{DigitalOceanSandbox, DoSandboxConfig};
+use stackdock_sandbox::{DigitalOceanSandbox, DoSandboxConfig, TursoSandbox, TursoSandboxConfig};
 use stackdock_server::AppState;
 use stackdock_store::{SqliteStore, Store};
 
@@ -25,10 +25,14 @@ use crate::client::CliError;
 
 /// The dock `--sandbox` connects to the DigitalOcean simulator.
 const SANDBOX_DOCK: &str = "sandbox-digitalocean";
+/// The dock `--sandbox` connects to the Turso simulator.
+const TURSO_SANDBOX_DOCK: &str = "sandbox-turso";
+/// The organization the Turso simulator serves.
+const TURSO_SANDBOX_ORG: &str = "sandbox";
 
 #[derive(Args)]
 pub(crate) struct UpArgs {
-    /// Also start the built-in provider sandbox and connect a dock to it.
+    /// Also start the built-in provider sandboxes and connect a dock to each.
     #[arg(long)]
     sandbox: bool,
     /// Address to serve the API on (port 0 picks a free port).
@@ -268,19 +272,19 @@ pub(crate) async fn run(args: UpArgs) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The simulators `--sandbox` runs, kept alive for as long as the server runs.
+struct Sandboxes {
+    _digitalocean: DigitalOceanSandbox,
+    _turso: TursoSandbox,
+}
+
 async fn start_sandbox(
     engine: &Engine,
     org_id: stackdock_core::OrgId,
     ready_ms: u64,
-) -> Result<DigitalOceanSandbox, CliError> {
-    // A fresh key each start: the sandbox forgets everything when it stops anyway.
-    let mut raw = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut raw);
-    let key = format!(
-        "sandbox_{}",
-        raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
-    let sandbox = DigitalOceanSandbox::start(DoSandboxConfig {
+) -> Result<Sandboxes, CliError> {
+    let key = sandbox_key();
+    let digitalocean = DigitalOceanSandbox::start(DoSandboxConfig {
         tokens: vec![key.clone()],
         ready_after: Duration::from_millis(ready_ms),
         database_ready_after: Duration::from_millis(ready_ms),
@@ -288,12 +292,71 @@ async fn start_sandbox(
     })
     .await
     .map_err(fail("cannot start the sandbox"))?;
+    let sandbox = SandboxDock {
+        provider: Provider::DigitalOcean,
+        name: SANDBOX_DOCK,
+        url: digitalocean.base_url(),
+        key,
+        settings: serde_json::Map::new(),
+    };
+    connect_sandbox_dock(engine, org_id, sandbox).await?;
+
+    let key = sandbox_key();
+    let turso = TursoSandbox::start(TursoSandboxConfig {
+        tokens: vec![key.clone()],
+        organization: TURSO_SANDBOX_ORG.into(),
+        ..Default::default()
+    })
+    .await
+    .map_err(fail("cannot start the Turso sandbox"))?;
+    let mut settings = serde_json::Map::new();
+    settings.insert("organization".into(), TURSO_SANDBOX_ORG.into());
+    let sandbox = SandboxDock {
+        provider: Provider::Turso,
+        name: TURSO_SANDBOX_DOCK,
+        url: turso.base_url(),
+        key,
+        settings,
+    };
+    connect_sandbox_dock(engine, org_id, sandbox).await?;
+    Ok(Sandboxes {
+        _digitalocean: digitalocean,
+        _turso: turso,
+    })
+}
+
+/// A fresh key each start: a sandbox forgets everything when it stops anyway. It opens only
+/// the simulator, so it is printed for a user to point a second dock or curl at.
+fn sandbox_key() -> String {
+    let mut raw = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    format!(
+        "sandbox_{}",
+        raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+/// A running simulator and the dock that reaches it.
+struct SandboxDock {
+    provider: Provider,
+    name: &'static str,
+    url: String,
+    key: String,
+    settings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Connects the dock named `sandbox.name`, or points it at the new simulator when an earlier
+/// start connected it.
+async fn connect_sandbox_dock(
+    engine: &Engine,
+    org_id: stackdock_core::OrgId,
+    sandbox: SandboxDock,
+) -> Result<(), CliError> {
     let actor = Actor {
         org_id,
         user_id: None,
     };
-    let name = DockName::try_from(SANDBOX_DOCK.to_string()).map_err(CliError::Other)?;
-    let url = Some(sandbox.base_url());
+    let name = DockName::try_from(sandbox.name.to_string()).map_err(CliError::Other)?;
     let existing = engine
         .store()
         .find_dock_by_name(org_id, &name)
@@ -302,8 +365,8 @@ async fn start_sandbox(
     let result = match existing {
         Some(dock) => {
             let update = DockUpdate {
-                api_base_url: Some(url),
-                api_key: Some(SecretString::new(key)),
+                api_base_url: Some(Some(sandbox.url.clone())),
+                api_key: Some(SecretString::new(sandbox.key.clone())),
                 rate_limit: None,
             };
             engine.update_dock(actor, dock, update).await.map(|_| ())
@@ -312,13 +375,16 @@ async fn start_sandbox(
             .add_dock(
                 actor,
                 NewDock {
-                    provider: Provider::DigitalOcean,
+                    provider: sandbox.provider,
                     name,
-                    api_key: SecretString::new(key),
-                    api_base_url: url,
-                    // The simulator does not limit; DigitalOcean's documented limits would
+                    api_key: SecretString::new(sandbox.key.clone()),
+                    api_base_url: Some(sandbox.url.clone()),
+                    // The simulators do not limit; the providers' documented limits would
                     // only slow a demo down.
                     rate_limit: Some(RateLimit::None),
+                    settings: sandbox.settings,
+                    // The simulator was started a moment ago with this very key.
+                    verify: false,
                 },
             )
             .await
@@ -326,10 +392,10 @@ async fn start_sandbox(
     };
     result.map_err(|e| CliError::Other(format!("cannot connect the sandbox dock: {e}")))?;
     println!(
-        "Sandbox DigitalOcean API at {} (dock {SANDBOX_DOCK})",
-        sandbox.base_url()
+        "Sandbox {} API at {} (dock {}, key {})",
+        sandbox.provider, sandbox.url, sandbox.name, sandbox.key
     );
-    Ok(sandbox)
+    Ok(())
 }
 
 async fn shutdown_signal() {

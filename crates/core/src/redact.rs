@@ -21,10 +21,15 @@ const SECRET_FIELDS: &[&str] = &[
     "user_data",
 ];
 
+/// Runs for every key of every provider answer that is stored, so it allocates nothing.
 fn is_secret_field(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
+    let name = name.as_bytes();
     SECRET_FIELDS.iter().any(|f| {
-        lower == *f || lower.ends_with(&format!("_{f}")) || lower.ends_with(&format!("-{f}"))
+        let f = f.as_bytes();
+        let Some(cut) = name.len().checked_sub(f.len()) else {
+            return false;
+        };
+        name[cut..].eq_ignore_ascii_case(f) && (cut == 0 || matches!(name[cut - 1], b'_' | b'-'))
     })
 }
 
@@ -150,6 +155,35 @@ mod tests {
         }
         assert_eq!(v["connection"]["host"], "h");
         assert_eq!(v["tags"][0], "token", "values are not field names");
+    }
+
+    #[test]
+    fn secret_names_match_whole_or_as_a_separated_suffix_in_any_case() {
+        for name in [
+            "password",
+            "DB_PASSWORD",
+            "X-Api-Key",
+            "uri",
+            "private_key",
+            "Token",
+        ] {
+            assert!(is_secret_field(name), "{name} should be secret");
+        }
+        for name in [
+            "tokens",
+            "uris",
+            "secretary",
+            "passwordless",
+            "tokenless",
+            "ur",
+            "id",
+            "",
+        ] {
+            assert!(!is_secret_field(name), "{name} should be kept");
+        }
+        // A suffix counts only after a separator: "unsecret" is a word, not a secret.
+        assert!(!is_secret_field("unsecret"));
+        assert!(is_secret_field("client-secret"));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use stackdock_core::{
     ApiCall, DockId, Marker, OperationId, OrgId, Provider, ResourceDetails, ResourceId,
-    ResourceKind, SecretString, Step, StepStatus,
+    ResourceKind, SealedSecret, SecretString, Step, StepStatus,
 };
 
 use crate::budget::Budget;
@@ -57,6 +57,15 @@ pub trait Recorder: Send + Sync {
     /// the adapter must stop: [`DockError::Cancelled`] after the step was recorded (a user
     /// asked to stop), [`DockError::Checkpoint`] when it could not be.
     async fn checkpoint(&self, step: Step, tracks: Option<String>) -> Result<(), DockError>;
+    /// Seals a secret the provider handed out for the current resource (a database's access
+    /// token), the way dock API keys are sealed: what comes back is ciphertext bound to the
+    /// resource, safe to keep in a step. A recorder that holds no sealing key refuses, and
+    /// the adapter must stop rather than keep the secret in the clear.
+    fn seal(&self, _secret: &SecretString) -> Result<SealedSecret, DockError> {
+        Err(DockError::Checkpoint(
+            "this recorder cannot seal secrets".into(),
+        ))
+    }
 }
 
 /// What a journal entry is about. Cheap to clone into each API client.
@@ -163,6 +172,12 @@ impl Ctx {
         Ok(())
     }
 
+    /// Seals a secret minted for this operation's resource; see [`Recorder::seal`]. The
+    /// plaintext goes no further than this call.
+    pub fn seal(&self, secret: &SecretString) -> Result<SealedSecret, DockError> {
+        self.scope.recorder.seal(secret)
+    }
+
     pub fn marker(&self) -> Result<&Marker, DockError> {
         self.marker
             .as_ref()
@@ -238,6 +253,24 @@ pub trait DockAdapter: Send + Sync {
     /// The config this adapter accepts for `kind`, derived from its typed config; `None` if
     /// it does not support the kind.
     fn config_schema(&self, kind: ResourceKind) -> Option<ConfigSchema>;
+
+    /// The settings a dock of this provider takes beside its key (say, the organization its
+    /// resources live in), checked when the dock is connected; `None` for a provider that
+    /// takes none.
+    fn dock_settings_schema(&self) -> Option<ConfigSchema> {
+        None
+    }
+
+    /// Checks the dock's key with the provider before the dock is saved, so a bad key is
+    /// refused when it is typed rather than at the first provision. A provider refusing the
+    /// key answers [`DockError::Provider`] in its own words. The default checks nothing.
+    async fn verify_credentials(
+        &self,
+        _ctx: &mut Ctx,
+        _dock: &DockAccess,
+    ) -> Result<(), DockError> {
+        Ok(())
+    }
 
     async fn provision_web_service(
         &self,

@@ -14,7 +14,7 @@
 //!   calls wait for it instead of bouncing off 429s, and it is corrected by what the provider
 //!   says (rate-limit headers, `Retry-After`, a 429 pauses the whole dock).
 //! - [`registry`]: provider -> adapter, where an ejected adapter replaces a built-in one.
-//! - one folder per provider (`digitalocean/`), each `api.rs` (a thin typed client of the
+//! - one folder per provider (`digitalocean/`, `turso/`), each `api.rs` (a thin typed client of the
 //!   provider's HTTP API) and `adapter.rs` (the provisioning logic). A folder is written to be
 //!   read top to bottom and copied out whole.
 //!
@@ -34,6 +34,7 @@ pub mod error;
 pub mod http;
 pub mod registry;
 pub mod retry;
+pub mod turso;
 
 pub use adapter::{
     AdapterStep, CallScope, Ctx, DockAccess, DockAdapter, Observed, Progress, ProviderFailure,
@@ -64,6 +65,6 @@ pub mod prelude {
     pub use serde_json::{Map, Value, json};
     pub use stackdock_core::{
         DatabaseDetails, DomainDetails, Marker, Provider, ResourceDetails, ResourceKind,
-        SecretString, ServerDetails, Step, WebServiceDetails,
+        SealedSecret, SecretString, ServerDetails, Step, WebServiceDetails,
     };
 }

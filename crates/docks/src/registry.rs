@@ -8,6 +8,7 @@ use stackdock_core::Provider;
 
 use crate::adapter::DockAdapter;
 use crate::digitalocean::DigitalOceanAdapter;
+use crate::turso::TursoAdapter;
 
 #[derive(Clone, Default)]
 pub struct Registry {
@@ -26,7 +27,8 @@ impl Registry {
             .build()
             .unwrap_or_default();
         let mut r = Self::empty();
-        r.register(Arc::new(DigitalOceanAdapter::new(client)));
+        r.register(Arc::new(DigitalOceanAdapter::new(client.clone())));
+        r.register(Arc::new(TursoAdapter::new(client)));
         r
     }
 

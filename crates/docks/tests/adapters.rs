@@ -7,3 +7,4 @@ mod conformance;
 mod support;
 
 conformance::suite!(digitalocean, crate::conformance::digitalocean::DigitalOcean);
+conformance::suite!(turso, crate::conformance::turso::Turso);

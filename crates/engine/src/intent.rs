@@ -8,9 +8,12 @@ use stackdock_core::{
     ProvisioningSource, ProvisioningState, Resource, ResourceDetails, ResourceId, ResourceKind,
     SecretString, UserId,
 };
-use stackdock_docks::{ConfigError, RateLimit};
+use std::sync::Arc;
+
+use stackdock_docks::{CallScope, ConfigError, Ctx, DockAdapter, DockError, RateLimit};
 use stackdock_store::{Batch, IdempotentRequest, StoreError, Write};
 
+use crate::recorder::ConnectRecorder;
 use crate::worker::merge;
 use crate::{Engine, EngineError};
 
@@ -30,6 +33,11 @@ pub struct NewDock {
     /// The account's rate limit, when the owner sets one; `None` keeps the provider's
     /// documented limits.
     pub rate_limit: Option<RateLimit>,
+    /// The provider's own dock settings (a Turso organization), checked against the
+    /// adapter's `dock_settings_schema`.
+    pub settings: Map<String, Value>,
+    /// Check the key with the provider before saving the dock.
+    pub verify: bool,
 }
 
 /// What changes on an existing dock; `None` leaves a part as it is.
@@ -51,6 +59,27 @@ pub struct Requested {
     pub replayed: bool,
 }
 
+/// Checks a new dock's settings against what its provider takes; a problem names the field
+/// as `settings.<field>`.
+fn check_settings(
+    adapter: &dyn DockAdapter,
+    settings: &Map<String, Value>,
+) -> Result<(), EngineError> {
+    let prefixed = |e: ConfigError| ConfigError::new(format!("settings.{}", e.field), e.message);
+    match adapter.dock_settings_schema() {
+        Some(schema) => schema.validate(settings).map_err(prefixed)?,
+        None => {
+            if let Some(field) = settings.keys().next() {
+                return Err(EngineError::InvalidConfig(ConfigError::new(
+                    format!("settings.{field}"),
+                    format!("{} docks take no settings", adapter.provider()),
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The most characters of an `Idempotency-Key`.
 pub const IDEMPOTENCY_KEY_MAX: usize = 255;
 
@@ -62,16 +91,33 @@ pub(crate) fn audit_ref(kind: ResourceKind, id: ResourceId) -> String {
 impl Engine {
     /// Connects a provider account: seals the key to the new dock's id and records it.
     pub async fn add_dock(&self, actor: Actor, new: NewDock) -> Result<Dock, EngineError> {
-        if self.inner.registry.get(new.provider).is_none() {
-            return Err(EngineError::NoAdapter(new.provider));
-        }
+        let adapter = self
+            .inner
+            .registry
+            .get(new.provider)
+            .ok_or(EngineError::NoAdapter(new.provider))?;
         if new.api_key.is_empty() {
             return Err(EngineError::InvalidConfig(
                 stackdock_docks::ConfigError::new("api_key", "is required"),
             ));
         }
+        check_settings(&*adapter, &new.settings)?;
+        // Before the key is checked: a provider is not asked about a dock that cannot be saved.
+        // The store's uniqueness still decides a race between two adds.
+        if self
+            .inner
+            .store
+            .find_dock_by_name(actor.org_id, &new.name)
+            .await?
+            .is_some()
+        {
+            return Err(EngineError::Conflict(format!(
+                "a dock named {} already exists",
+                new.name
+            )));
+        }
         let id = stackdock_core::DockId::new();
-        let mut settings = Map::new();
+        let mut settings = new.settings;
         if let Some(limit) = &new.rate_limit {
             settings.insert("rate_limit".into(), Value::String(limit.to_string()));
         }
@@ -85,6 +131,9 @@ impl Engine {
             settings: Value::Object(settings),
             created_at: chrono::Utc::now(),
         };
+        if new.verify {
+            self.verify_key(&*adapter, &dock).await?;
+        }
         let audit = AuditEntry::new(actor.org_id, actor.user_id, "dock.add", Outcome::Success)
             .resource(format!("docks/{id}"))
             .provider(dock.provider.as_str())
@@ -152,6 +201,36 @@ impl Engine {
             .budgets
             .for_dock(dock.id, crate::rate_limit_of(&dock));
         Ok(dock)
+    }
+
+    /// Asks the provider whether it takes the dock's key, before the dock is saved. The call
+    /// is journaled under the new dock's id.
+    async fn verify_key(&self, adapter: &dyn DockAdapter, dock: &Dock) -> Result<(), EngineError> {
+        let access = self.open_dock(dock)?;
+        let scope = CallScope {
+            org_id: dock.org_id,
+            dock_id: dock.id,
+            resource_id: None,
+            operation_id: None,
+            recorder: Arc::new(ConnectRecorder {
+                store: self.inner.store.clone(),
+            }),
+        };
+        let mut ctx = Ctx::new(scope, None, 1, Vec::new());
+        ctx.retry = self.inner.config.retry;
+        match adapter.verify_credentials(&mut ctx, &access).await {
+            Ok(()) => Ok(()),
+            Err(DockError::Provider(p)) => Err(EngineError::KeyRefused {
+                provider: p.provider,
+                code: p.code,
+                message: p.message,
+            }),
+            Err(DockError::InvalidConfig(c)) => Err(EngineError::InvalidConfig(c)),
+            Err(other) => Err(EngineError::KeyUnchecked {
+                provider: dock.provider,
+                detail: other.to_string(),
+            }),
+        }
     }
 
     pub async fn remove_dock(&self, actor: Actor, dock: &Dock) -> Result<(), EngineError> {

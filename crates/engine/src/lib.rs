@@ -53,6 +53,16 @@ pub enum EngineError {
     /// The request conflicts with the resource's current state.
     #[error("{0}")]
     Conflict(String),
+    /// The provider refused the key a dock was being connected with.
+    #[error("{provider} refused the API key ({code}): {message}")]
+    KeyRefused {
+        provider: Provider,
+        code: String,
+        message: String,
+    },
+    /// The key could not be checked: the provider did not answer usefully.
+    #[error("the API key could not be checked with {provider}: {detail}")]
+    KeyUnchecked { provider: Provider, detail: String },
     #[error("the API key of dock {dock} cannot be opened")]
     DockKey {
         dock: String,

@@ -40,7 +40,8 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
     let config = op.input["config"].as_object().cloned().unwrap_or_default();
     let steps = store.steps(op.id).await?;
     let acted = steps.iter().any(|s| s.status == StepStatus::Done);
-    let mut ctx = engine.ctx(op, lease, Some(rid), resource.marker.clone(), steps);
+    let (mut ctx, recorder) =
+        engine.ctx_recorded(op, lease, Some(rid), resource.marker.clone(), steps);
 
     let Some(adapter) = engine.registry().get(dock.provider) else {
         let f = Failure::new(
@@ -70,14 +71,14 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
 
     match adapter::provision(&*adapter, kind, &mut ctx, &access, &config).await {
         Ok(Progress::Done(observed)) => {
-            let row = store.get_resource(op.org_id, rid).await?;
+            // The row as the create's step wrote it (with the provider id), else as read.
+            let row = recorder.written_row().unwrap_or(resource);
             let batch = provisioned_batch(op, lease, row, observed.map(|o| *o));
             store.apply(batch).await?;
             Ok(())
         }
         Ok(Progress::Pending { status, check_in }) => {
-            // Re-read: the create's step wrote the provider id onto the row.
-            let row = store.get_resource(op.org_id, rid).await?;
+            let row = recorder.written_row().unwrap_or(resource);
             let check_in = engine.next_check(dock.id, &access.budget, check_in);
             let batch = Engine::park_batch(op, lease, check_in, Some((row, None, status)));
             store.apply(batch).await?;

@@ -2,10 +2,12 @@
 //! journal, completed steps into `operation_steps` (fenced by the worker's lease), and the
 //! provider id a step establishes onto the resource row in the same transaction.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use stackdock_core::{ApiCall, OperationId, OrgId, ResourceId, Step};
+use stackdock_core::{
+    ApiCall, Keyring, OrgId, Resource, ResourceId, ResourceKind, SealedSecret, SecretString, Step,
+};
 use stackdock_docks::{DockError, Recorder};
 use stackdock_store::{Batch, Lease, Store, Write};
 
@@ -15,20 +17,51 @@ pub(crate) struct StoreRecorder {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) lease: Lease,
     pub(crate) org_id: OrgId,
-    pub(crate) operation_id: OperationId,
     /// The resource the operation acts on, whose row learns the provider id at once.
     pub(crate) resource_id: Option<ResourceId>,
+    pub(crate) resource_kind: Option<ResourceKind>,
     pub(crate) failpoints: Failpoints,
+    /// The resource row as the last checkpoint wrote it, if one did.
+    pub(crate) written: Mutex<Option<Resource>>,
+    /// Seals what a provider mints for the resource, as dock keys are sealed.
+    pub(crate) keyring: Keyring,
+}
+
+impl StoreRecorder {
+    /// The row as this run's last checkpoint wrote it: current for as long as the run holds
+    /// its lease, since only the lease holder writes the row of a resource being worked on.
+    pub(crate) fn written_row(&self) -> Option<Resource> {
+        self.written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Writes one provider call to the journal. The call was made whatever happens here; losing
+/// its journal line must not undo the work, so a failure is logged and not raised.
+async fn journal(store: &dyn Store, call: ApiCall) {
+    if let Err(e) = store.record_api_call(call).await {
+        tracing::warn!(error = %e, "could not journal a provider call");
+    }
+}
+
+/// What a secret minted for a resource is sealed to: opening it takes the same resource id.
+pub(crate) fn sealed_for(resource_id: ResourceId) -> String {
+    format!("resource:{resource_id}")
 }
 
 #[async_trait]
 impl Recorder for StoreRecorder {
+    fn seal(&self, secret: &SecretString) -> Result<SealedSecret, DockError> {
+        let resource_id = self.resource_id.ok_or_else(|| {
+            DockError::Checkpoint("a secret can only be kept for a resource".into())
+        })?;
+        Ok(self.keyring.seal(secret, &sealed_for(resource_id)))
+    }
+
     async fn journal(&self, call: ApiCall) {
-        if let Err(e) = self.store.record_api_call(call).await {
-            // The call was made whatever happens here; losing its journal line must not undo
-            // the work, so this is logged and not raised.
-            tracing::warn!(error = %e, "could not journal a provider call");
-        }
+        journal(&*self.store, call).await;
     }
 
     async fn checkpoint(&self, step: Step, tracks: Option<String>) -> Result<(), DockError> {
@@ -37,32 +70,46 @@ impl Recorder for StoreRecorder {
             self.failpoints.crash_if_set(CRASH_BEFORE_CREATE_CHECKPOINT);
         }
         let mut batch = Batch::fenced(&self.lease);
-        if let (Some(pid), Some(rid)) = (tracks, self.resource_id) {
-            let mut resource = self
-                .store
-                .get_resource(self.org_id, rid)
-                .await
-                .map_err(checkpoint_failed)?;
-            let expected_version = resource.version;
-            resource.provider_resource_id = Some(pid);
-            batch = batch.push(Write::UpdateResource {
-                resource,
-                expected_version,
+        if let (Some(pid), Some(rid), Some(kind)) = (tracks, self.resource_id, self.resource_kind) {
+            batch = batch.push(Write::SetProviderId {
+                org_id: self.org_id,
+                kind,
+                resource_id: rid,
+                provider_resource_id: pid,
             });
         }
-        self.store
-            .apply(batch.push(Write::RecordStep(step)))
-            .await
-            .map_err(checkpoint_failed)?;
-        // A step boundary: the step is recorded, so stopping here loses nothing.
-        let op = self
+        // The step is recorded and, in the same write, the store says whether a cancel came:
+        // a step boundary is where stopping loses nothing.
+        let done = self
             .store
-            .get_operation(self.org_id, self.operation_id)
+            .apply_fenced(self.org_id, batch.push(Write::RecordStep(step)))
             .await
             .map_err(checkpoint_failed)?;
-        if op.cancel_requested {
+        if let Some(row) = done.resources.into_iter().last() {
+            *self.written.lock().unwrap_or_else(PoisonError::into_inner) = Some(row);
+        }
+        if done.cancel_requested {
             return Err(DockError::Cancelled);
         }
         Ok(())
+    }
+}
+
+/// The recorder of a call made while a dock is being connected (its key checked): the call is
+/// journaled like any other, and there is no operation to record steps in.
+pub(crate) struct ConnectRecorder {
+    pub(crate) store: Arc<dyn Store>,
+}
+
+#[async_trait]
+impl Recorder for ConnectRecorder {
+    async fn journal(&self, call: ApiCall) {
+        journal(&*self.store, call).await;
+    }
+
+    async fn checkpoint(&self, _step: Step, _tracks: Option<String>) -> Result<(), DockError> {
+        Err(DockError::Checkpoint(
+            "checking a key records no steps".into(),
+        ))
     }
 }

@@ -162,24 +162,39 @@ impl Engine {
         marker: Option<Marker>,
         steps: Vec<Step>,
     ) -> Ctx {
+        self.ctx_recorded(op, lease, resource_id, marker, steps).0
+    }
+
+    /// [`Engine::ctx`], with the recorder behind it, which knows the row as the run's
+    /// checkpoints last wrote it.
+    pub(crate) fn ctx_recorded(
+        &self,
+        op: &Operation,
+        lease: &Lease,
+        resource_id: Option<ResourceId>,
+        marker: Option<Marker>,
+        steps: Vec<Step>,
+    ) -> (Ctx, Arc<StoreRecorder>) {
         let recorder = Arc::new(StoreRecorder {
             store: self.inner.store.clone(),
             lease: lease.clone(),
             org_id: op.org_id,
-            operation_id: op.id,
             resource_id,
+            resource_kind: op.resource_kind,
             failpoints: self.inner.config.failpoints.clone(),
+            written: Default::default(),
+            keyring: self.inner.keyring.clone(),
         });
         let scope = CallScope {
             org_id: op.org_id,
             dock_id: op.dock_id,
             resource_id,
             operation_id: Some(op.id),
-            recorder,
+            recorder: recorder.clone(),
         };
         let mut ctx = Ctx::new(scope, marker, op.attempt, steps);
         ctx.retry = self.inner.config.retry;
-        ctx
+        (ctx, recorder)
     }
 
     /// The end of an operation — its state, the writes that go with it and the audit row —

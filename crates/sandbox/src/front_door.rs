@@ -196,34 +196,31 @@ pub(crate) async fn front_door<D: Dialect>(
     let received = Instant::now();
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
-    let logging = {
-        let mut books = door.books();
-        books.counts.arrived(&method);
-        books.logging
-    };
-    // The body is kept in the log as the client sent it (so tests can hold requests to the
-    // provider's schemas); reading it means putting it back for the handler.
+    let logging = door.books().logging;
     let (request, body) = if logging {
         let (parts, body) = request.into_parts();
-        let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
-        let logged = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
-        (Request::from_parts(parts, Body::from(bytes)), logged)
+        let (body, json) = read_json(body).await;
+        (Request::from_parts(parts, body), json)
     } else {
         (request, None)
     };
-    let slot = logging.then(|| {
+    let slot = {
         let mut books = door.books();
-        books.log.push(RecordedRequest {
-            method: method.clone(),
-            path: path.clone(),
-            query: request.uri().query().map(str::to_owned),
-            body,
-            at: received,
-            status: 0,
-            disconnected: false,
-        });
-        books.log.len() - 1
-    });
+        books.counts.arrived(&method);
+        books.logging.then(|| {
+            books.log.push(RecordedRequest {
+                method: method.clone(),
+                path: path.clone(),
+                query: request.uri().query().map(str::to_owned),
+                at: received,
+                status: 0,
+                disconnected: false,
+                body,
+                response_body: None,
+            });
+            books.log.len() - 1
+        })
+    };
     let request_id = new_request_id();
     let hangup = request
         .extensions()
@@ -291,6 +288,13 @@ pub(crate) async fn front_door<D: Dialect>(
     };
 
     let mut response = door.render(response, &request_id);
+    let mut response_body = None;
+    if slot.is_some() {
+        let (parts, body) = response.into_parts();
+        let (body, json) = read_json(body).await;
+        response = Response::from_parts(parts, body);
+        response_body = json;
+    }
     // Whatever produced the 429 (the limiter, a storm or a fault), the headers must
     // agree with it.
     if response.status() == StatusCode::TOO_MANY_REQUESTS {
@@ -336,6 +340,7 @@ pub(crate) async fn front_door<D: Dialect>(
         if let Some(entry) = slot.and_then(|slot| books.log.get_mut(slot)) {
             entry.status = status;
             entry.disconnected = disconnected;
+            entry.response_body = response_body;
         }
     }
     let wait = door.latency + hold;
@@ -428,6 +433,18 @@ enum Delivery {
     HungUp,
 }
 
+/// A body read whole: the same bytes again, and what they say if they are JSON. A
+/// body that fails to arrive is replaced by an empty one.
+async fn read_json(body: Body) -> (Body, Option<serde_json::Value>) {
+    match to_bytes(body, usize::MAX).await {
+        Ok(bytes) => {
+            let json = serde_json::from_slice(&bytes).ok();
+            (Body::from(bytes), json)
+        }
+        Err(_) => (Body::empty(), None),
+    }
+}
+
 /// Sends only the first part of a successful answer's body, and says whether it cut
 /// anything. The new body has a known length, so hyper announces a `Content-Length`
 /// that matches what is sent and the client reads a short document instead of
@@ -473,6 +490,11 @@ fn new_request_id() -> String {
     let mut bytes: [u8; 16] = rand::random();
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    uuid_text(&bytes)
+}
+
+/// 16 bytes in the textual form of a UUID, `8-4-4-4-12` hex digits.
+pub(crate) fn uuid_text(bytes: &[u8; 16]) -> String {
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",

@@ -33,7 +33,7 @@
 //! `front_door` (the middleware that authenticates, limits, logs, counts, injects
 //! faults and chaos, and adds latency), and `server` (bind/serve/shutdown, and the
 //! listener that can hang up on a connection). Each provider gets its own module,
-//! e.g. [`digitalocean`].
+//! e.g. [`digitalocean`], [`turso`].
 //!
 //! API boundary: everything a caller configures or reads is re-exported here; the
 //! machinery modules stay private so they can change shape freely.
@@ -41,16 +41,19 @@
 use std::collections::BTreeMap;
 
 mod chaos;
+mod controls;
 pub mod digitalocean;
 pub mod fault;
 mod front_door;
 mod ratelimit;
 mod server;
+pub mod turso;
 
 pub use chaos::{Chaos, ChaosCounts, Storm};
 pub use digitalocean::{DigitalOceanSandbox, DoSandboxConfig};
 pub use fault::{Fault, FaultResponse};
 pub use ratelimit::BucketLimit;
+pub use turso::{TursoSandbox, TursoSandboxConfig};
 
 /// Running totals of the requests a sandbox received, kept whether or not the request
 /// log is on, so a long benchmark can report calls and 429s without a log to walk.
@@ -104,8 +107,6 @@ pub struct RecordedRequest {
     pub path: String,
     /// The raw query string, without the leading `?`.
     pub query: Option<String>,
-    /// The request's body, when it was JSON.
-    pub body: Option<serde_json::Value>,
     /// When the request arrived (before any configured latency).
     pub at: std::time::Instant,
     /// The status the sandbox answered with. It is 0 while the answer is still being
@@ -116,4 +117,10 @@ pub struct RecordedRequest {
     /// The work was done but the connection was closed instead of answered (a
     /// [`FaultResponse::Disconnect`] or chaos); the client saw no status at all.
     pub disconnected: bool,
+    /// The request's body, when it was JSON: what contract tests check against the
+    /// provider's request schemas.
+    pub body: Option<serde_json::Value>,
+    /// The answer's body as the sandbox worked it out, when it was JSON (before any
+    /// injected cut): what contract tests check against the provider's response schemas.
+    pub response_body: Option<serde_json::Value>,
 }

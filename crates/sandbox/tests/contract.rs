@@ -11,25 +11,30 @@
 //! response schemas use: `$ref`, `allOf`/`anyOf`/`oneOf`, `properties`, `required`,
 //! `type`, `items`, `nullable`, `enum`, `multipleOf`, `minimum` and the `date-time`,
 //! `ipv4` and `ipv6` formats. It also reports properties the spec does not declare, so
-//! a misspelt field name fails instead of slipping past as an "extra", read-only properties
-//! in a request and write-only ones in an answer.
+//! a misspelt field name fails instead of slipping past as an "extra".
 //!
-//! Requests are checked too: the DigitalOcean adapter is run against the sandbox and every
-//! request it sent must be an operation of the spec, with declared query parameters and a
-//! body valid against the operation's request schema.
+//! Requests are checked too, with the checker every provider's contract test shares
+//! (`spec/`, on the `jsonschema` crate): the DigitalOcean adapter is run against the sandbox
+//! and every request it sent must be an operation of the spec, with declared query parameters
+//! and a body valid against the operation's request schema, and every answer it got must
+//! validate against the response schema for its status. The answers of the tests that call
+//! the sandbox directly go through that checker as well.
 //!
 //! One thing of the spec is not applied: the `discriminator` of a domain record's create
 //! body. Its `anyOf` branches for `TXT`, `NS` and `SRV` records require `flags` and `tag`,
 //! which are CAA's fields and which DigitalOcean's own attribute table does not ask of those
-//! types; the checker takes the `anyOf` as written (a body valid against any branch passes).
+//! types; a body valid against any branch of the `anyOf` passes.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use stackdock_sandbox::{DigitalOceanSandbox, DoSandboxConfig, Fault};
+
+mod spec;
+
+use spec::SpecValue;
 
 const TOKEN: &str = "dop_v1_contract";
 const SPEC_FILE: &str = "digitalocean/openapi.subset.yaml";
@@ -40,12 +45,7 @@ struct Spec {
 
 impl Spec {
     fn load() -> Self {
-        let dir = std::env::var_os("STACKDOCK_SPECS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/provider-specs")
-            });
-        let file = dir.join(SPEC_FILE);
+        let file = spec::specs_dir().join(SPEC_FILE);
         let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
             panic!(
                 "cannot read the DigitalOcean spec at {} ({e}). The contract test needs the \
@@ -97,76 +97,6 @@ impl Spec {
     }
 }
 
-/// The spec as JSON values. Deserialized by hand because the spec holds integers
-/// beyond 64 bits (a MySQL setting's maximum) that neither `serde_json::Value` nor
-/// `serde_yaml::Value` can hold; those become floats, which is all a bound needs.
-struct SpecValue(Value);
-
-impl<'de> serde::Deserialize<'de> for SpecValue {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(SpecVisitor).map(SpecValue)
-    }
-}
-
-struct SpecVisitor;
-
-impl<'de> serde::de::Visitor<'de> for SpecVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any YAML value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_i128<E>(self, v: i128) -> Result<Value, E> {
-        Ok(Value::from(v as f64))
-    }
-    fn visit_u128<E>(self, v: u128) -> Result<Value, E> {
-        Ok(Value::from(v as f64))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(SpecVisitor)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(SpecValue(item)) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut object = serde_json::Map::new();
-        while let Some((SpecValue(key), SpecValue(value))) = map.next_entry()? {
-            // YAML allows non-string keys (e.g. unquoted status codes).
-            let key = match key {
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
-            object.insert(key, value);
-        }
-        Ok(Value::Object(object))
-    }
-}
-
 #[derive(Default)]
 struct Mismatches(Vec<String>);
 
@@ -188,17 +118,8 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-/// Which way a body travels: `readOnly` properties must not be sent, `writeOnly` ones
-/// never come back.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Direction {
-    Request,
-    Response,
-}
-
 struct Checker<'a> {
     spec: &'a Spec,
-    direction: Direction,
 }
 
 impl Checker<'_> {
@@ -279,15 +200,7 @@ impl Checker<'_> {
             if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
                 for (name, property) in properties {
                     if let Some(child) = object.get(name) {
-                        let at = format!("{at}.{name}");
-                        let (flag, wrong) = match self.direction {
-                            Direction::Request => ("readOnly", "read-only property sent"),
-                            Direction::Response => ("writeOnly", "write-only property answered"),
-                        };
-                        if self.flagged(property, flag) {
-                            out.add(&at, wrong);
-                        }
-                        self.walk(property, child, &at, true, out);
+                        self.walk(property, child, &format!("{at}.{name}"), true, out);
                     }
                 }
             }
@@ -314,16 +227,6 @@ impl Checker<'_> {
                 self.walk(items, item, &format!("{at}[{i}]"), true, out);
             }
         }
-    }
-
-    /// Whether a property's schema, or a part of its `allOf`, sets `flag` (`readOnly`).
-    fn flagged(&self, schema: &Value, flag: &str) -> bool {
-        let schema = self.spec.resolve(schema);
-        schema.get(flag) == Some(&Value::Bool(true))
-            || schema
-                .get("allOf")
-                .and_then(Value::as_array)
-                .is_some_and(|parts| parts.iter().any(|p| self.flagged(p, flag)))
     }
 
     fn check_number(&self, schema: &Value, value: &Value, at: &str, out: &mut Mismatches) {
@@ -451,13 +354,7 @@ fn assert_conforms(spec: &Spec, method: &str, spec_path: &str, observed: &Observ
         &observed.body,
     ) {
         (Some(schema), Some(body)) => {
-            problems.extend(
-                Checker {
-                    spec,
-                    direction: Direction::Response,
-                }
-                .check(schema, body, "$"),
-            );
+            problems.extend(Checker { spec }.check(schema, body, "$"));
             let content_type = observed
                 .headers
                 .get("content-type")
@@ -721,10 +618,7 @@ async fn provider_spec_contract_checker_reports_broken_droplets() {
         &["web"],
     );
     let schema = spec.response("/v2/droplets/{droplet_id}", "get", 200)["content"]["application/json"]["schema"].clone();
-    let checker = Checker {
-        spec: &spec,
-        direction: Direction::Response,
-    };
+    let checker = Checker { spec: &spec };
 
     let pristine = json!({ "droplet": droplet.clone() });
     assert_eq!(checker.check(&schema, &pristine, "$"), Vec::<String>::new());
@@ -788,6 +682,30 @@ impl Checked<'_> {
         self.count += 1;
         got
     }
+}
+
+/// DigitalOcean's document in the shared checker. It documents every status the sandbox
+/// answers (errors fall to `default`), so nothing is tolerated.
+fn shared_spec() -> spec::Spec {
+    spec::Spec::load("DigitalOcean", SPEC_FILE, Vec::new())
+}
+
+/// Checks every answer in the sandbox's log with the shared checker (the requests of the
+/// tests that use it are sent wrong on purpose, so only the answers are checked).
+fn check_answers(sb: &DigitalOceanSandbox) -> usize {
+    let spec = shared_spec();
+    let log = sb.requests();
+    let errors: Vec<String> = log
+        .iter()
+        .filter_map(|req| spec.check_response(req).err())
+        .flatten()
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "answers off the spec:\n{}",
+        errors.join("\n")
+    );
+    log.len()
 }
 
 fn body_of(observed: &Observed) -> &Value {
@@ -1008,8 +926,10 @@ async fn provider_spec_contract_domain_and_record_responses() {
             StatusCode::NOT_FOUND,
         )
         .await;
+    let answers = check_answers(&sb);
     println!(
-        "digitalocean domains: {} responses validated against the spec",
+        "digitalocean domains: {} responses checked against the spec field by field, {answers} \
+         with jsonschema",
         checked.count
     );
 }
@@ -1147,76 +1067,12 @@ async fn provider_spec_contract_database_responses() {
             StatusCode::NOT_FOUND,
         )
         .await;
+    let answers = check_answers(&sb);
     println!(
-        "digitalocean databases: {} responses validated against the spec",
+        "digitalocean databases: {} responses checked against the spec field by field, {answers} \
+         with jsonschema",
         checked.count
     );
-}
-
-/// The spec operation a request went to: its path template (literal segments preferred over
-/// parameters, as routers do) and the operation object.
-fn operation<'a>(spec: &'a Spec, method: &str, path: &str) -> Option<(&'a str, &'a Value)> {
-    let segments: Vec<&str> = path.split('/').collect();
-    let paths = spec.doc["paths"].as_object()?;
-    paths
-        .iter()
-        .filter_map(|(template, item)| {
-            let parts: Vec<&str> = template.split('/').collect();
-            let fits = parts.len() == segments.len()
-                && parts
-                    .iter()
-                    .zip(&segments)
-                    .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()));
-            let op = item.get(method.to_lowercase())?;
-            fits.then(|| {
-                let literal = parts.iter().filter(|t| !t.starts_with('{')).count();
-                (literal, template.as_str(), op)
-            })
-        })
-        .max_by_key(|(literal, _, _)| *literal)
-        .map(|(_, template, op)| (template, op))
-}
-
-/// Checks one request the adapter sent: an operation of the spec, query parameters it
-/// declares, and a body valid against its request schema.
-fn request_problems(spec: &Spec, request: &stackdock_sandbox::RecordedRequest) -> Vec<String> {
-    let label = format!("{} {}", request.method, request.path);
-    let Some((template, op)) = operation(spec, &request.method, &request.path) else {
-        return vec![format!("{label}: no such operation in the spec")];
-    };
-    let mut problems = Vec::new();
-    let declared: BTreeSet<String> = op["parameters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| spec.resolve(p))
-        .filter(|p| p["in"] == "query")
-        .filter_map(|p| p["name"].as_str().map(str::to_string))
-        .collect();
-    for pair in request.query.as_deref().unwrap_or("").split('&') {
-        let name = pair.split('=').next().unwrap_or("");
-        if !name.is_empty() && !declared.contains(name) {
-            problems.push(format!(
-                "{label}: query parameter `{name}` not declared by {template}"
-            ));
-        }
-    }
-    let schema = op["requestBody"]["content"]["application/json"].get("schema");
-    match (schema, &request.body) {
-        (Some(schema), Some(body)) => problems.extend(
-            Checker {
-                spec,
-                direction: Direction::Request,
-            }
-            .check(schema, body, &label),
-        ),
-        (Some(_), None) if op["requestBody"]["required"] == true => {
-            problems.push(format!("{label}: the spec requires a JSON body"))
-        }
-        (None, Some(body)) => problems.push(format!("{label}: the spec takes no body, got {body}")),
-        _ => {}
-    }
-    problems
 }
 
 mod adapter_run {
@@ -1271,7 +1127,8 @@ mod adapter_run {
 
 /// Every request the DigitalOcean adapter sends while it provisions, checks, discovers and
 /// deletes each kind is an operation of the spec, with declared query parameters and a body
-/// valid against the operation's request schema (no read-only field sent).
+/// valid against the operation's request schema; every answer the sandbox gave it validates
+/// against the response schema for its status (the shared `spec` module, with `jsonschema`).
 #[tokio::test]
 async fn provider_spec_contract_adapter_requests() {
     use stackdock_core::ResourceKind;
@@ -1279,7 +1136,6 @@ async fn provider_spec_contract_adapter_requests() {
     use stackdock_docks::digitalocean::DigitalOceanAdapter;
     use stackdock_docks::{DockAdapter, Progress, Tracked};
 
-    let spec = Spec::load();
     let sb = sandbox().await;
     let adapter = DigitalOceanAdapter::new(reqwest::Client::new());
     let dock = adapter_run::dock(&sb.base_url(), TOKEN);
@@ -1346,16 +1202,6 @@ async fn provider_spec_contract_adapter_requests() {
     }
 
     let requests = sb.requests();
-    let problems: Vec<String> = requests
-        .iter()
-        .flat_map(|r| request_problems(&spec, r))
-        .collect();
-    assert!(
-        problems.is_empty(),
-        "the adapter's requests do not match the spec:\n  {}",
-        problems.join("\n  ")
-    );
-    let bodies = requests.iter().filter(|r| r.body.is_some()).count();
     for path in ["/v2/droplets", "/v2/domains", "/v2/databases"] {
         assert!(
             requests
@@ -1364,72 +1210,60 @@ async fn provider_spec_contract_adapter_requests() {
             "no create sent to {path}"
         );
     }
+    let spec = shared_spec();
+    let mut tally = spec::Tally::default();
+    spec.check_log(&requests, &mut tally);
+    let bodies = requests.iter().filter(|r| r.body.is_some()).count();
     assert!(
         bodies >= 12,
         "only {bodies} request bodies were checked; the adapter did not run as expected"
     );
-    println!(
-        "digitalocean: {} adapter requests validated against the spec, {bodies} with a body",
-        requests.len()
-    );
+    println!("{}", spec.report(&tally));
 }
 
-/// The request checker must catch what it exists for.
-#[tokio::test]
-async fn provider_spec_contract_request_checker_reports_bad_requests() {
-    let spec = Spec::load();
+/// The shared checker, on DigitalOcean's document, catches what it exists for.
+#[test]
+fn provider_spec_contract_request_checks_catch_bad_requests() {
+    let spec = shared_spec();
     let request = |method: &str, path: &str, query: Option<&str>, body: Option<Value>| {
         stackdock_sandbox::RecordedRequest {
             method: method.into(),
             path: path.into(),
             query: query.map(str::to_string),
             body,
+            response_body: None,
             at: Instant::now(),
             status: 201,
             disconnected: false,
         }
     };
+    let database = |body: Value| request("POST", "/v2/databases", None, Some(body));
     let cases = [
         (
-            request(
-                "POST",
-                "/v2/domains",
-                None,
-                Some(json!({"name": "a.com", "zone_file": "x"})),
-            ),
-            "read-only property sent",
-        ),
-        (
-            request(
-                "POST",
-                "/v2/databases",
-                None,
-                Some(
-                    json!({"name": "a", "engine": "postgres", "num_nodes": 1, "size": "s", "region": "r"}),
-                ),
+            database(
+                json!({"name": "a", "engine": "postgres", "num_nodes": 1, "size": "s", "region": "r"}),
             ),
             "is not one of",
         ),
         (
-            request(
-                "POST",
-                "/v2/databases",
-                None,
-                Some(json!({"name": "a", "engine": "pg", "nodes": 1})),
-            ),
-            "property not declared by the spec",
+            database(json!({"name": "a", "engine": "pg", "num_nodes": 1})),
+            "\"size\" is a required property",
+        ),
+        (
+            request("POST", "/v2/domains", None, Some(json!({"name": 3}))),
+            "is not of type",
         ),
         (
             request("GET", "/v2/databases", Some("page=2"), None),
-            "query parameter `page` not declared",
+            "query parameter \"page\" is not declared",
         ),
         (
             request("PATCH", "/v2/databases", None, None),
-            "no such operation",
+            "no operation of the DigitalOcean spec",
         ),
     ];
     for (req, expected) in cases {
-        let problems = request_problems(&spec, &req);
+        let problems = spec.check_request(&req).expect_err("refused");
         assert!(
             problems.iter().any(|p| p.contains(expected)),
             "{} {}: expected `{expected}`, got {problems:?}",
@@ -1443,5 +1277,5 @@ async fn provider_spec_contract_request_checker_reports_bad_requests() {
         None,
         Some(json!({"type": "MX", "name": "@", "data": "mail.a.com", "priority": 10})),
     );
-    assert_eq!(request_problems(&spec, &fine), Vec::<String>::new());
+    assert!(spec.check_request(&fine).is_ok());
 }

@@ -84,6 +84,16 @@ impl From<EngineError> for ApiError {
             e @ EngineError::Conflict(_) => {
                 Self::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
+            e @ EngineError::KeyRefused { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "key_refused",
+                e.to_string(),
+            ),
+            e @ EngineError::KeyUnchecked { .. } => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "key_unchecked",
+                format!("{e}; try again, or connect without checking (--no-verify)"),
+            ),
             e @ EngineError::DockKey { .. } => {
                 tracing::error!(error = ?e, "dock key");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "dock_key", e.to_string())

@@ -14,6 +14,8 @@ pub struct DockView {
     pub key_id: String,
     /// The rate limit calls on this dock keep to: the owner's, or the provider's documented.
     pub rate_limit: String,
+    /// The provider's own dock settings (a Turso organization); never secret.
+    pub settings: serde_json::Map<String, serde_json::Value>,
     pub created_at: Timestamp,
 }
 
@@ -26,6 +28,16 @@ impl From<&Dock> for DockView {
             api_url: d.api_base_url.clone(),
             key_id: d.sealed_api_key.key_id().to_string(),
             rate_limit: stackdock_engine::rate_limit_of(d).to_string(),
+            settings: d
+                .settings
+                .as_object()
+                .map(|s| {
+                    s.iter()
+                        .filter(|(k, _)| k.as_str() != "rate_limit")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
             created_at: d.created_at,
         }
     }

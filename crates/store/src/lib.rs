@@ -129,6 +129,15 @@ pub enum Write {
     InsertDock(Dock),
     /// Replaces a dock's base URL override and settings (the sealed key may change too).
     UpdateDock(Dock),
+    /// Sets the provider id a step established on a resource row: the row is read, changed and
+    /// written back (version bumped, feed appended) inside the batch's transaction, so the
+    /// caller needs no read of its own first.
+    SetProviderId {
+        org_id: OrgId,
+        kind: ResourceKind,
+        resource_id: ResourceId,
+        provider_resource_id: String,
+    },
     /// Remembers which resource a create with an `Idempotency-Key` made;
     /// [`StoreError::AlreadyExists`] if the org has used the key before.
     IdempotencyKey(IdempotentRequest),
@@ -142,6 +151,14 @@ pub struct IdempotentRequest {
     /// A digest of the request, so one key reused for another request is told apart.
     pub request_hash: String,
     pub resource_id: ResourceId,
+}
+
+/// What [`Store::apply_fenced`] returns: the rows written, and whether a cancel of the
+/// operation had been requested when its batch was applied.
+#[derive(Clone, Debug, Default)]
+pub struct FencedWrite {
+    pub resources: Vec<Resource>,
+    pub cancel_requested: bool,
 }
 
 /// Writes applied together in one transaction, optionally fenced by a lease.
@@ -209,6 +226,22 @@ pub trait Store: Send + Sync + 'static {
     /// Applies every write in one transaction, or none. Returns the resource rows as written
     /// (with their new versions), in the order the batch wrote them.
     async fn apply(&self, batch: Batch) -> Result<Vec<Resource>>;
+    /// [`Store::apply`] for a batch fenced by a lease on an operation of `org`, also telling
+    /// whether a cancel of that operation had been requested: a worker's step boundary, which
+    /// needs both. A batch without a fence is refused.
+    async fn apply_fenced(&self, org: OrgId, batch: Batch) -> Result<FencedWrite> {
+        let Some(lease) = batch.fence.clone() else {
+            return Err(StoreError::Refused {
+                message: "apply_fenced needs a batch fenced by a lease".into(),
+            });
+        };
+        let resources = self.apply(batch).await?;
+        let op = self.get_operation(org, lease.operation_id).await?;
+        Ok(FencedWrite {
+            resources,
+            cancel_requested: op.cancel_requested,
+        })
+    }
     /// Applies many independent batches in one transaction: each whole or not at all (a fenced
     /// one that lost its lease fails alone), with one result per batch in order. For settling
     /// many operations at once without a transaction each.

@@ -72,6 +72,7 @@ conformance!(
     apply_each_keeps_each_batch_whole_and_alone,
     idempotency_keys_are_unique_per_org,
     journal_batches_are_written_whole,
+    a_fenced_step_sets_the_provider_id_and_reports_a_cancel,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

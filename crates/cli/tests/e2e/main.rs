@@ -16,4 +16,5 @@ mod events;
 mod provisioning;
 mod support;
 mod sync;
+mod turso;
 mod up;

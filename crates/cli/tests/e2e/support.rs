@@ -270,6 +270,21 @@ impl TestApp {
         r.body.as_array().cloned().unwrap_or_default()
     }
 
+    /// Syncs `dock` and waits for the operation to end; answers the operation.
+    pub async fn sync(&self, dock: &str) -> Value {
+        let op = self
+            .post(&format!("/api/v1/docks/{dock}/sync"), json!({}))
+            .await;
+        assert_eq!(op.status, 202, "{}", op.body);
+        let id = op.body["id"].as_str().unwrap().to_string();
+        wait_for(|| async {
+            let o = self.get(&format!("/api/v1/operations/{id}")).await.body;
+            (o["state"] == "succeeded" || o["state"] == "failed").then_some(o)
+        })
+        .await
+        .expect("sync finished")
+    }
+
     /// Runs the CLI against this server; returns (exit code, stdout, stderr).
     pub async fn cli(&self, args: &[&str]) -> (i32, String, String) {
         self.cli_with_stdin(args, "").await
@@ -358,18 +373,22 @@ impl TestApp {
     }
 
     /// Stops the server and checks that the canary key appears nowhere.
-    pub fn finish(mut self) {
+    pub fn finish(self) {
+        self.finish_keeping_secret(&[]);
+    }
+
+    /// Stops the server and checks that neither the canary key nor any of `secrets` (tokens a
+    /// provider minted, say) appears anywhere.
+    pub fn finish_keeping_secret(mut self, secrets: &[String]) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
-        self.assert_absent(&self.canary.clone(), "the API key");
-    }
-
-    /// Searches every response body and CLI output the test saw, and every file the server
-    /// wrote, for `secret` as it is and base64, hex and percent-encoded.
-    pub fn assert_absent(&self, secret: &str, what: &str) {
-        let forms = stackdock_core::redact::encoded_forms(secret);
+        // Each secret as it is, and base64, hex and percent-encoded.
+        let forms: Vec<String> = std::iter::once(&self.canary)
+            .chain(secrets)
+            .flat_map(|s| stackdock_core::redact::encoded_forms(s))
+            .collect();
         let contains = |hay: &[u8]| {
             forms.iter().any(|f| {
                 let needle = f.as_bytes();
@@ -379,7 +398,7 @@ impl TestApp {
         for (i, body) in self.seen.lock().unwrap().iter().enumerate() {
             assert!(
                 !contains(body),
-                "response/output #{i} contains {what} (plain or encoded)"
+                "response/output #{i} contains a secret (plain or encoded)"
             );
         }
         let mut scanned = 0;
@@ -387,7 +406,7 @@ impl TestApp {
             let bytes = std::fs::read(&path).expect("read data file");
             assert!(
                 !contains(&bytes),
-                "{} contains {what} (plain or encoded)",
+                "{} contains a secret (plain or encoded)",
                 path.display()
             );
             scanned += 1;

@@ -2,20 +2,10 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{DOCK, TestApp, spawn_app, wait_for};
+use crate::support::{DOCK, TestApp, spawn_app};
 
 async fn sync(app: &TestApp) -> Value {
-    let op = app
-        .post(&format!("/api/v1/docks/{DOCK}/sync"), json!({}))
-        .await;
-    assert_eq!(op.status, 202, "{}", op.body);
-    let id = op.body["id"].as_str().unwrap().to_string();
-    wait_for(|| async {
-        let o = app.get(&format!("/api/v1/operations/{id}")).await.body;
-        (o["state"] == "succeeded" || o["state"] == "failed").then_some(o)
-    })
-    .await
-    .expect("sync finished")
+    app.sync(DOCK).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

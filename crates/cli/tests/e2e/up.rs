@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::support::{binary, provision_args, start_server};
 
 const SANDBOX_DOCK: &str = "sandbox-digitalocean";
+const TURSO_SANDBOX_DOCK: &str = "sandbox-turso";
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -68,6 +69,37 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
         err.contains("digitalocean status: new"),
         "no live progress: {err}"
     );
+
+    // A Turso database on the Turso sandbox, with nothing but a name.
+    let (code, out, err) = cli(
+        home.path(),
+        &url,
+        &[
+            "provision",
+            "database",
+            "--dock",
+            TURSO_SANDBOX_DOCK,
+            "--name",
+            "orders",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("provisioned") && out.contains("turso.io"),
+        "{out}"
+    );
+    // Each sandbox's URL and key are printed for a second dock or curl to use.
+    let stdout = std::fs::read_to_string(data.join("server.stdout")).unwrap();
+    for dock in [SANDBOX_DOCK, TURSO_SANDBOX_DOCK] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains(&format!("(dock {dock}, key sandbox_"))
+                    && l.contains("API at http://")),
+            "{dock} not announced:\n{stdout}"
+        );
+    }
     stop(child);
 
     // A second start reuses the organisation: the token is not printed again, and the sandbox
@@ -86,7 +118,11 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
     let (code, out, _) = cli(home.path(), &url, &["docks", "list", "--json"]).await;
     assert_eq!(code, 0);
     let docks: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(docks.as_array().unwrap().len(), 1, "{docks}");
+    assert_eq!(
+        docks.as_array().unwrap().len(),
+        2,
+        "one dock per sandbox: {docks}"
+    );
     let (code, out, err) = cli(
         home.path(),
         &url,

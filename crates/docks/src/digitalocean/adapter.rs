@@ -305,6 +305,10 @@ impl DockAdapter for DigitalOceanAdapter {
         database::provision(ctx, &api, config).await
     }
 
+    async fn verify_credentials(&self, ctx: &mut Ctx, dock: &DockAccess) -> Result<(), DockError> {
+        self.api(ctx, dock).get_account().await.map(drop)
+    }
+
     async fn provision_server(
         &self,
         ctx: &mut Ctx,

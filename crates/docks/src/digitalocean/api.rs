@@ -225,6 +225,11 @@ impl DigitalOceanApi {
         Ok((droplets, total))
     }
 
+    /// `GET /v2/account`: whether DigitalOcean accepts the key.
+    pub async fn get_account(&self) -> Result<Value, DockError> {
+        Ok(self.http.get("/v2/account", &[]).await?.body)
+    }
+
     /// `DELETE /v2/droplets/{id}`; a droplet already gone counts as deleted.
     pub async fn delete_droplet(&self, id: &str) -> Result<(), DockError> {
         self.delete_gone_ok(&format!("/v2/droplets/{id}")).await

@@ -35,6 +35,7 @@ pub mod lifecycle;
 pub mod lookup;
 pub mod lost_answers;
 pub mod resume;
+pub mod turso;
 pub mod unwind;
 
 use stackdock_core::{Marker, ResourceKind, StepStatus};

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use stackdock_core::{DockId, Marker, OperationId, OrgId, Provider, ResourceId, SecretString};
 use stackdock_docks::digitalocean::DigitalOceanAdapter;
 use stackdock_docks::{Budget, CallScope, Ctx, DockAccess, RateLimit, RetryPolicy, Tracked};
-use stackdock_sandbox::{DigitalOceanSandbox, DoSandboxConfig, RecordedRequest};
+use stackdock_sandbox::{
+    DigitalOceanSandbox, DoSandboxConfig, RecordedRequest, TursoSandbox, TursoSandboxConfig,
+};
 
 // Re-exported for the binaries that use them; the others would warn.
 #[allow(unused_imports)]
@@ -69,6 +71,30 @@ pub fn dock_limited(base_url: &str, key: &str, limit: RateLimit) -> DockAccess {
         base_url: Some(base_url.to_string()),
         settings: serde_json::Value::Null,
         budget: Arc::new(Budget::new(limit)),
+    }
+}
+
+/// The organization the Turso sandboxes of these tests serve.
+pub const TURSO_ORG: &str = "acme";
+
+/// A Turso sandbox accepting `key` for [`TURSO_ORG`].
+pub async fn turso_sandbox(key: &str) -> TursoSandbox {
+    TursoSandbox::start(TursoSandboxConfig {
+        tokens: vec![key.to_string()],
+        organization: TURSO_ORG.into(),
+        ..TursoSandboxConfig::default()
+    })
+    .await
+    .expect("sandbox starts on a free port")
+}
+
+/// A Turso dock on `sandbox`, naming its organization in its settings as `docks add` would.
+pub fn turso_dock(sandbox: &TursoSandbox, key: &str) -> DockAccess {
+    DockAccess {
+        provider: Provider::Turso,
+        name: "turso-test".into(),
+        settings: serde_json::json!({ "organization": sandbox.organization() }),
+        ..dock_at(&sandbox.base_url(), key)
     }
 }
 

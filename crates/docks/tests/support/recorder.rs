@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use stackdock_core::{ApiCall, Step};
+use stackdock_core::{ApiCall, Keyring, MasterKey, SealedSecret, SecretString, Step};
 use stackdock_docks::{DockError, Recorder};
 
 /// How the recorder answers the checkpoint it was told to stop at.
@@ -45,9 +45,19 @@ pub struct Recorded {
     pub after_calls: usize,
 }
 
+/// The key a test recorder seals minted secrets with, as the engine's keyring would.
+pub struct SealingKey(Keyring);
+
+impl Default for SealingKey {
+    fn default() -> Self {
+        Self(Keyring::new(MasterKey::generate()))
+    }
+}
+
 /// Journal and steps kept in memory.
 #[derive(Default)]
 pub struct MemRecorder {
+    sealing: SealingKey,
     calls: Mutex<Vec<ApiCall>>,
     steps: Mutex<Vec<Recorded>>,
     /// Stop at the n-th checkpoint this recorder is asked for (1 = the first), and how.
@@ -102,14 +112,30 @@ impl MemRecorder {
         self.recorded().into_iter().rev().find_map(|r| r.tracks)
     }
 
+    /// Opens what [`Recorder::seal`] sealed, as only the engine could.
+    pub fn open(&self, sealed: &str) -> SecretString {
+        let sealed = SealedSecret::parse(sealed).expect("a sealed secret");
+        self.sealing
+            .0
+            .open(&sealed, SEALED_FOR)
+            .expect("sealed by this recorder")
+    }
+
     /// How many calls had been journaled when this recorder stopped the adapter, if it did.
     pub fn stopped_after_calls(&self) -> Option<usize> {
         *self.stopped_after_calls.lock().unwrap()
     }
 }
 
+/// What the recorder binds a sealed secret to (the engine binds it to the resource).
+const SEALED_FOR: &str = "test-resource";
+
 #[async_trait]
 impl Recorder for MemRecorder {
+    fn seal(&self, secret: &SecretString) -> Result<SealedSecret, DockError> {
+        Ok(self.sealing.0.seal(secret, SEALED_FOR))
+    }
+
     async fn journal(&self, call: ApiCall) {
         self.calls.lock().unwrap().push(call);
     }

@@ -142,6 +142,8 @@ pub async fn spawn_engine_with(opts: Options) -> TestEngine {
                 api_key: SecretString::new(key.as_str()),
                 api_base_url: Some(sandbox.base_url()),
                 rate_limit: Some(stackdock_docks::RateLimit::None),
+                settings: serde_json::Map::new(),
+                verify: false,
             },
         )
         .await

@@ -68,6 +68,27 @@ impl JsonObject {
         }
     }
 
+    /// Takes an optional object field; absent or `null` is an empty object.
+    pub(crate) fn take_optional_object(
+        &mut self,
+        field: &str,
+    ) -> Result<Map<String, Value>, ApiError> {
+        match self.0.remove(field) {
+            None | Some(Value::Null) => Ok(Map::new()),
+            Some(Value::Object(map)) => Ok(map),
+            Some(_) => Err(ApiError::invalid(format!("{field}: must be an object"))),
+        }
+    }
+
+    /// Takes an optional boolean field, `default` when absent.
+    pub(crate) fn take_bool_or(&mut self, field: &str, default: bool) -> Result<bool, ApiError> {
+        match self.0.remove(field) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Bool(b)) => Ok(b),
+            Some(_) => Err(ApiError::invalid(format!("{field}: must be true or false"))),
+        }
+    }
+
     /// Refuses fields nobody asked for, naming them.
     pub(crate) fn no_more_fields(&self) -> Result<(), ApiError> {
         match self.0.keys().next() {

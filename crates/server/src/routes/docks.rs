@@ -74,6 +74,9 @@ pub(crate) async fn add(
         .take_optional_string("rate_limit")?
         .map(|t| parse_rate_limit(&t))
         .transpose()?;
+    let settings = body.take_optional_object("settings")?;
+    // A key is checked with the provider unless the caller says not to (`--no-verify`).
+    let verify = body.take_bool_or("verify", true)?;
     body.no_more_fields()?;
     let dock = state
         .engine
@@ -85,6 +88,8 @@ pub(crate) async fn add(
                 api_key,
                 api_base_url: api_url,
                 rate_limit,
+                settings,
+                verify,
             },
         )
         .await?;

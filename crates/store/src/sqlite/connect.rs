@@ -1,5 +1,6 @@
-//! Opening the database file: the URL forms we accept, the connection settings, the two
-//! pools, and the migrations.
+//! Opening the database file: the URL forms we accept, creating it, and the migrations (run
+//! with sqlx's migrator, which records them in `_sqlx_migrations`). The connections the store
+//! works on are the writer's and the readers' own (see `writer` and `reader`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,18 +14,13 @@ use crate::{Result, StoreError};
 /// How long a writer waits for another process's write transaction before giving up with
 /// SQLITE_BUSY. Write transactions here are short (one batch), so waiting this long means
 /// something is stuck rather than busy.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Readers never block each other or the writer under WAL; a few connections let the API
 /// serve several requests while a worker writes.
-const READ_CONNECTIONS: u32 = 4;
+pub(crate) const READ_CONNECTIONS: usize = 4;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
-pub(crate) struct Pools {
-    pub(crate) write: SqlitePool,
-    pub(crate) read: SqlitePool,
-}
 
 /// The file a `STACKDOCK_DATABASE_URL` names: `sqlite:///abs/path.db`, `sqlite://rel.db`,
 /// `sqlite:rel.db` or a plain path. A query string (`?mode=rwc`, as other tools write it) is
@@ -38,7 +34,7 @@ pub(crate) fn path_from_url(url: &str) -> Result<PathBuf> {
         url
     };
     if rest.is_empty() || rest == ":memory:" {
-        // Separate read and write pools would each see their own empty in-memory database.
+        // The writer and the readers would each see their own empty in-memory database.
         return Err(invalid_input(format!(
             "database url {url:?} names no file; StackDock needs a file it can open twice"
         )));
@@ -57,7 +53,9 @@ fn invalid_input(message: String) -> StoreError {
     )))
 }
 
-pub(crate) async fn open(path: &Path) -> Result<Pools> {
+/// Creates the file if missing (with its parent directories), puts it in WAL mode and brings
+/// its schema up to date. The readers and the writer open their own connections after.
+pub(crate) async fn open(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(dir)
             .await
@@ -73,20 +71,13 @@ pub(crate) async fn open(path: &Path) -> Result<Pools> {
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
 
-    // SQLite has one writer per file. Funnelling this process's writes through one
-    // connection queues them in the pool instead of in SQLite's busy handler.
-    let write = SqlitePoolOptions::new()
+    let migrating = SqlitePoolOptions::new()
         .max_connections(1)
-        .min_connections(1)
-        .connect_with(options.clone())
-        .await?;
-    migrate(&write).await?;
-
-    let read = SqlitePoolOptions::new()
-        .max_connections(READ_CONNECTIONS)
         .connect_with(options)
         .await?;
-    Ok(Pools { write, read })
+    let migrated = migrate(&migrating).await;
+    migrating.close().await;
+    migrated
 }
 
 async fn migrate(pool: &SqlitePool) -> Result<()> {

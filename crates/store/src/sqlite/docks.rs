@@ -1,6 +1,6 @@
 //! Docks: connected provider accounts, and the rule for removing one.
 
-use sqlx::SqliteConnection;
+use rusqlite::{Connection, OptionalExtension, params};
 use stackdock_core::{AuditEntry, Dock, DockId, DockName, OrgId, ResourceKind, SealedSecret};
 
 use super::audit;
@@ -11,7 +11,6 @@ use crate::{Result, StoreError};
 const COLUMNS: &str =
     "id, org_id, provider, name, sealed_api_key, api_base_url, settings, created_at";
 
-#[derive(sqlx::FromRow)]
 struct DockRow {
     id: String,
     org_id: String,
@@ -21,6 +20,22 @@ struct DockRow {
     api_base_url: Option<String>,
     settings: String,
     created_at: String,
+}
+
+impl DockRow {
+    /// A row in the order of [`COLUMNS`].
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            org_id: r.get(1)?,
+            provider: r.get(2)?,
+            name: r.get(3)?,
+            sealed_api_key: r.get(4)?,
+            api_base_url: r.get(5)?,
+            settings: r.get(6)?,
+            created_at: r.get(7)?,
+        })
+    }
 }
 
 impl TryFrom<DockRow> for Dock {
@@ -44,100 +59,93 @@ impl TryFrom<DockRow> for Dock {
     }
 }
 
-pub(crate) async fn get(conn: &mut SqliteConnection, org: OrgId, id: DockId) -> Result<Dock> {
-    let row: Option<DockRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM docks WHERE org_id = $1 AND id = $2"
-    ))
-    .bind(org.to_string())
-    .bind(id.to_string())
-    .fetch_optional(conn)
-    .await?;
-    row.ok_or_else(|| StoreError::NotFound {
+pub(crate) fn get(conn: &Connection, org: OrgId, id: DockId) -> Result<Dock> {
+    find(conn, "id", &id.to_string(), org)?.ok_or_else(|| StoreError::NotFound {
         what: format!("dock {id}"),
-    })?
-    .try_into()
+    })
 }
 
-pub(crate) async fn find_by_name(
-    conn: &mut SqliteConnection,
-    org: OrgId,
-    name: &DockName,
-) -> Result<Option<Dock>> {
-    let row: Option<DockRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM docks WHERE org_id = $1 AND name = $2"
-    ))
-    .bind(org.to_string())
-    .bind(name.as_str())
-    .fetch_optional(conn)
-    .await?;
+pub(crate) fn find_by_name(conn: &Connection, org: OrgId, name: &DockName) -> Result<Option<Dock>> {
+    find(conn, "name", name.as_str(), org)
+}
+
+/// The org's dock whose `column` (`id` or `name`) is `value`.
+fn find(conn: &Connection, column: &str, value: &str, org: OrgId) -> Result<Option<Dock>> {
+    let sql = format!("SELECT {COLUMNS} FROM docks WHERE org_id = ?1 AND {column} = ?2");
+    let row = conn
+        .prepare_cached(&sql)?
+        .query_row(params![org.to_string(), value], DockRow::read)
+        .optional()?;
     row.map(Dock::try_from).transpose()
 }
 
-pub(crate) async fn list(conn: &mut SqliteConnection, org: OrgId) -> Result<Vec<Dock>> {
-    let rows: Vec<DockRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM docks WHERE org_id = $1 ORDER BY name"
-    ))
-    .bind(org.to_string())
-    .fetch_all(conn)
-    .await?;
+pub(crate) fn list(conn: &Connection, org: OrgId) -> Result<Vec<Dock>> {
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM docks WHERE org_id = ?1 ORDER BY name"
+        ))?
+        .query_map(params![org.to_string()], DockRow::read)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter().map(Dock::try_from).collect()
 }
 
-pub(crate) async fn insert(conn: &mut SqliteConnection, dock: &Dock) -> Result<()> {
-    let name_taken = || format!("dock {:?}", dock.name.as_str());
-    let taken: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM docks WHERE org_id = $1 AND name = $2")
-            .bind(dock.org_id.to_string())
-            .bind(dock.name.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
+pub(crate) fn insert(conn: &Connection, dock: &Dock) -> Result<()> {
+    let taken: Option<i64> = conn
+        .prepare_cached("SELECT 1 FROM docks WHERE org_id = ?1 AND name = ?2")?
+        .query_row(params![dock.org_id.to_string(), dock.name.as_str()], |r| {
+            r.get(0)
+        })
+        .optional()?;
     if taken.is_some() {
-        return Err(StoreError::AlreadyExists { what: name_taken() });
+        return Err(StoreError::AlreadyExists {
+            what: format!("dock {:?}", dock.name.as_str()),
+        });
     }
-    let org_known: Option<i64> = sqlx::query_scalar("SELECT 1 FROM orgs WHERE id = $1")
-        .bind(dock.org_id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
+    let org_known: Option<i64> = conn
+        .prepare_cached("SELECT 1 FROM orgs WHERE id = ?1")?
+        .query_row(params![dock.org_id.to_string()], |r| r.get(0))
+        .optional()?;
     if org_known.is_none() {
         return Err(StoreError::NotFound {
             what: format!("org {}", dock.org_id),
         });
     }
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO docks (id, org_id, provider, name, sealed_api_key, key_id, api_base_url, settings, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(dock.id.to_string())
-    .bind(dock.org_id.to_string())
-    .bind(dock.provider.as_str())
-    .bind(dock.name.as_str())
-    .bind(dock.sealed_api_key.as_str())
-    .bind(dock.sealed_api_key.key_id())
-    .bind(&dock.api_base_url)
-    .bind(json(&dock.settings)?)
-    .bind(ts(&dock.created_at))
-    .execute(conn)
-    .await
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        dock.id.to_string(),
+        dock.org_id.to_string(),
+        dock.provider.as_str(),
+        dock.name.as_str(),
+        dock.sealed_api_key.as_str(),
+        dock.sealed_api_key.key_id(),
+        dock.api_base_url,
+        json(&dock.settings)?,
+        ts(&dock.created_at)
+    ])
     .map_err(unique_as(|| format!("dock {}", dock.id)))?;
     Ok(())
 }
 
 /// Replaces what may change on a dock: its key, base URL override and settings. The name,
 /// provider and owner are fixed for the dock's life; resource rows and journals refer to them.
-pub(crate) async fn update(conn: &mut SqliteConnection, dock: &Dock) -> Result<()> {
-    let done = sqlx::query(
-        "UPDATE docks SET sealed_api_key = $1, key_id = $2, api_base_url = $3, settings = $4
-         WHERE id = $5 AND org_id = $6",
-    )
-    .bind(dock.sealed_api_key.as_str())
-    .bind(dock.sealed_api_key.key_id())
-    .bind(&dock.api_base_url)
-    .bind(json(&dock.settings)?)
-    .bind(dock.id.to_string())
-    .bind(dock.org_id.to_string())
-    .execute(conn)
-    .await?;
-    if done.rows_affected() == 0 {
+pub(crate) fn update(conn: &Connection, dock: &Dock) -> Result<()> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE docks SET sealed_api_key = ?1, key_id = ?2, api_base_url = ?3, settings = ?4
+             WHERE id = ?5 AND org_id = ?6",
+        )?
+        .execute(params![
+            dock.sealed_api_key.as_str(),
+            dock.sealed_api_key.key_id(),
+            dock.api_base_url,
+            json(&dock.settings)?,
+            dock.id.to_string(),
+            dock.org_id.to_string()
+        ])?;
+    if changed == 0 {
         return Err(StoreError::NotFound {
             what: format!("dock {}", dock.id),
         });
@@ -147,17 +155,11 @@ pub(crate) async fn update(conn: &mut SqliteConnection, dock: &Dock) -> Result<(
 
 /// Whether `id` is a dock of `org`: resource rows and operations may only point at a dock of
 /// their own org.
-pub(crate) async fn ensure_in_org(
-    conn: &mut SqliteConnection,
-    org: OrgId,
-    id: DockId,
-) -> Result<()> {
-    let known: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM docks WHERE org_id = $1 AND id = $2")
-            .bind(org.to_string())
-            .bind(id.to_string())
-            .fetch_optional(conn)
-            .await?;
+pub(crate) fn ensure_in_org(conn: &Connection, org: OrgId, id: DockId) -> Result<()> {
+    let known: Option<i64> = conn
+        .prepare_cached("SELECT 1 FROM docks WHERE org_id = ?1 AND id = ?2")?
+        .query_row(params![org.to_string(), id.to_string()], |r| r.get(0))
+        .optional()?;
     match known {
         Some(_) => Ok(()),
         None => Err(StoreError::NotFound {
@@ -174,62 +176,61 @@ pub(crate) async fn ensure_in_org(
 /// deleting them first is what lets the dock row go; nothing can point at a dock that is gone.
 /// What stays: the journal, the audit log and the change feed, which are append-only history
 /// and carry the dock id as plain text.
-pub(crate) async fn remove(
-    conn: &mut SqliteConnection,
-    org: OrgId,
-    id: DockId,
-    entry: &AuditEntry,
-) -> Result<()> {
-    let dock = get(&mut *conn, org, id).await?;
+pub(crate) fn remove(conn: &Connection, org: OrgId, id: DockId, entry: &AuditEntry) -> Result<()> {
     let dock_id = id.to_string();
+    let name: Option<String> = conn
+        .prepare_cached("SELECT name FROM docks WHERE org_id = ?1 AND id = ?2")?
+        .query_row(params![org.to_string(), dock_id], |r| r.get(0))
+        .optional()?;
+    let Some(name) = name else {
+        return Err(StoreError::NotFound {
+            what: format!("dock {id}"),
+        });
+    };
 
     let mut live_resources = 0i64;
     for kind in ResourceKind::ALL {
-        let n: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM {} WHERE dock_id = $1
-               AND provisioning_source = 'api' AND provisioning_state <> 'deprovisioned'",
-            kind.table()
-        ))
-        .bind(&dock_id)
-        .fetch_one(&mut *conn)
-        .await?;
+        let n: i64 = conn.query_row(
+            &format!(
+                "SELECT COUNT(*) FROM {} WHERE dock_id = ?1
+                   AND provisioning_source = 'api' AND provisioning_state <> 'deprovisioned'",
+                kind.table()
+            ),
+            params![dock_id],
+            |r| r.get(0),
+        )?;
         live_resources += n;
     }
-    let unfinished_ops: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM operations WHERE dock_id = $1 AND state IN ('queued', 'running', 'waiting')",
-    )
-    .bind(&dock_id)
-    .fetch_one(&mut *conn)
-    .await?;
+    let unfinished_ops: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM operations WHERE dock_id = ?1 AND state IN ('queued', 'running', 'waiting')",
+        params![dock_id],
+        |r| r.get(0),
+    )?;
     if live_resources > 0 || unfinished_ops > 0 {
         return Err(StoreError::Refused {
             message: format!(
-                "dock {:?} still has {live_resources} resource(s) created through StackDock that are not \
+                "dock {name:?} still has {live_resources} resource(s) created through StackDock that are not \
                  deprovisioned and {unfinished_ops} unfinished operation(s); deprovision those resources \
-                 and let the operations finish before removing the dock",
-                dock.name.as_str()
+                 and let the operations finish before removing the dock"
             ),
         });
     }
 
     for kind in ResourceKind::ALL {
-        sqlx::query(&format!("DELETE FROM {} WHERE dock_id = $1", kind.table()))
-            .bind(&dock_id)
-            .execute(&mut *conn)
-            .await?;
+        conn.execute(
+            &format!("DELETE FROM {} WHERE dock_id = ?1", kind.table()),
+            params![dock_id],
+        )?;
     }
-    sqlx::query("DELETE FROM operation_steps WHERE operation_id IN (SELECT id FROM operations WHERE dock_id = $1)")
-        .bind(&dock_id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("DELETE FROM operations WHERE dock_id = $1")
-        .bind(&dock_id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("DELETE FROM docks WHERE id = $1")
-        .bind(&dock_id)
-        .execute(&mut *conn)
-        .await?;
-    audit::append(conn, entry).await?;
+    conn.execute(
+        "DELETE FROM operation_steps WHERE operation_id IN (SELECT id FROM operations WHERE dock_id = ?1)",
+        params![dock_id],
+    )?;
+    conn.execute(
+        "DELETE FROM operations WHERE dock_id = ?1",
+        params![dock_id],
+    )?;
+    conn.execute("DELETE FROM docks WHERE id = ?1", params![dock_id])?;
+    audit::append(conn, entry)?;
     Ok(())
 }

@@ -18,13 +18,33 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
     }
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(Box::new(e))
+    }
+}
+
+/// The extended result code of a constraint failure, if `e` is one.
+fn constraint(e: &rusqlite::Error) -> Option<std::ffi::c_int> {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Some(f.extended_code)
+        }
+        _ => None,
+    }
+}
+
 /// Maps a unique-constraint failure to [`StoreError::AlreadyExists`] for `what`, anything
 /// else to [`StoreError::Database`].
-pub(crate) fn unique_as(what: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |e| match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::AlreadyExists { what: what() }
-        }
+pub(crate) fn unique_as(
+    what: impl FnOnce() -> String,
+) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| match constraint(&e) {
+        Some(
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY,
+        ) => StoreError::AlreadyExists { what: what() },
         _ => e.into(),
     }
 }
@@ -33,11 +53,9 @@ pub(crate) fn unique_as(what: impl FnOnce() -> String) -> impl FnOnce(sqlx::Erro
 /// [`StoreError::NotFound`] for `what`, anything else to [`StoreError::Database`].
 pub(crate) fn reference_as(
     what: impl FnOnce() -> String,
-) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |e| match &e {
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-            StoreError::NotFound { what: what() }
-        }
+) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| match constraint(&e) {
+        Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => StoreError::NotFound { what: what() },
         _ => e.into(),
     }
 }

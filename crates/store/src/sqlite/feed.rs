@@ -3,33 +3,28 @@
 //! A snapshot is the resource as serialized by `core` (the same JSON the API shows), so a
 //! subscriber needs no second read and sees exactly the state that was committed with it.
 
-use sqlx::SqliteConnection;
+use rusqlite::{Connection, params};
 use stackdock_core::{OrgId, Resource, Timestamp};
 
 use super::codec::{json, parse, parse_json, parse_ts, ts};
+use super::reader::rows;
 use crate::{Change, Result, StoreError};
 
 /// Appends `resource` as written and returns its `seq`.
-pub(crate) async fn append(
-    conn: &mut SqliteConnection,
-    resource: &Resource,
-    at: &Timestamp,
-) -> Result<i64> {
-    let seq = sqlx::query(
-        "INSERT INTO changes (org_id, resource_id, kind, snapshot, at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(resource.org_id.to_string())
-    .bind(resource.id.to_string())
-    .bind(resource.kind().as_str())
-    .bind(json(resource)?)
-    .bind(ts(at))
-    .execute(conn)
-    .await?
-    .last_insert_rowid();
-    Ok(seq)
+pub(crate) fn append(conn: &Connection, resource: &Resource, at: &Timestamp) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO changes (org_id, resource_id, kind, snapshot, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        resource.org_id.to_string(),
+        resource.id.to_string(),
+        resource.kind().as_str(),
+        json(resource)?,
+        ts(at)
+    ])?;
+    Ok(conn.last_insert_rowid())
 }
 
-#[derive(sqlx::FromRow)]
 struct ChangeRow {
     seq: i64,
     org_id: String,
@@ -49,29 +44,31 @@ impl TryFrom<ChangeRow> for Change {
     }
 }
 
-pub(crate) async fn since(
-    conn: &mut SqliteConnection,
-    org: OrgId,
-    after: i64,
-    limit: u32,
-) -> Result<Vec<Change>> {
-    let rows: Vec<ChangeRow> = sqlx::query_as(
+pub(crate) fn since(conn: &Connection, org: OrgId, after: i64, limit: u32) -> Result<Vec<Change>> {
+    rows(
+        conn,
         "SELECT seq, org_id, snapshot, at FROM changes
-         WHERE org_id = $1 AND seq > $2
+         WHERE org_id = ?1 AND seq > ?2
          ORDER BY seq
-         LIMIT $3",
-    )
-    .bind(org.to_string())
-    .bind(after)
-    .bind(i64::from(limit))
-    .fetch_all(conn)
-    .await?;
-    rows.into_iter().map(Change::try_from).collect()
+         LIMIT ?3",
+        params![org.to_string(), after, i64::from(limit)],
+        |r| {
+            Ok(ChangeRow {
+                seq: r.get(0)?,
+                org_id: r.get(1)?,
+                snapshot: r.get(2)?,
+                at: r.get(3)?,
+            })
+        },
+    )?
+    .into_iter()
+    .map(Change::try_from)
+    .collect()
 }
 
-pub(crate) async fn latest(conn: &mut SqliteConnection) -> Result<i64> {
-    let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM changes")
-        .fetch_one(conn)
-        .await?;
+pub(crate) fn latest(conn: &Connection) -> Result<i64> {
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT MAX(seq) FROM changes")?
+        .query_row([], |r| r.get(0))?;
     Ok(seq.unwrap_or(0))
 }

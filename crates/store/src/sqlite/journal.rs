@@ -1,14 +1,14 @@
 //! The journal of provider calls, read back oldest first per resource or per operation.
 
-use sqlx::SqliteConnection;
+use rusqlite::{Connection, params};
 use stackdock_core::{ApiCall, OperationId, OrgId, ResourceId};
 
 use super::codec::{narrow, parse, parse_opt, parse_ts, ts};
+use super::reader::rows;
 use crate::{Result, StoreError};
 
 const COLUMNS: &str = "id, org_id, dock_id, resource_id, operation_id, method, path, status, duration_ms, request_id, attempt, error, at";
 
-#[derive(sqlx::FromRow)]
 struct ApiCallRow {
     id: i64,
     org_id: String,
@@ -50,95 +50,79 @@ impl TryFrom<ApiCallRow> for ApiCall {
 }
 
 /// Appends `call`; its `id` is ignored and the database assigns the next one.
-pub(crate) async fn record(conn: &mut SqliteConnection, call: &ApiCall) -> Result<()> {
+pub(crate) fn record(conn: &Connection, call: &ApiCall) -> Result<()> {
     // A duration past i64::MAX milliseconds is not a duration anyone measured; keep the row.
     let duration_ms = i64::try_from(call.duration_ms).unwrap_or(i64::MAX);
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO api_calls (org_id, dock_id, resource_id, operation_id, method, path, status,
                                 duration_ms, request_id, attempt, error, at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(call.org_id.to_string())
-    .bind(call.dock_id.to_string())
-    .bind(call.resource_id.map(|r| r.to_string()))
-    .bind(call.operation_id.map(|o| o.to_string()))
-    .bind(&call.method)
-    .bind(&call.path)
-    .bind(call.status.map(i64::from))
-    .bind(duration_ms)
-    .bind(&call.request_id)
-    .bind(i64::from(call.attempt))
-    .bind(&call.error)
-    .bind(ts(&call.at))
-    .execute(conn)
-    .await?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        call.org_id.to_string(),
+        call.dock_id.to_string(),
+        call.resource_id.map(|r| r.to_string()),
+        call.operation_id.map(|o| o.to_string()),
+        call.method,
+        call.path,
+        call.status.map(i64::from),
+        duration_ms,
+        call.request_id,
+        i64::from(call.attempt),
+        call.error,
+        ts(&call.at)
+    ])?;
     Ok(())
 }
 
-/// Appends many entries with one statement: a batched provider call is journaled for every
-/// resource it served, and a statement each would make the journal the writer's main work.
-pub(crate) async fn record_many(conn: &mut SqliteConnection, calls: &[ApiCall]) -> Result<()> {
-    if calls.is_empty() {
-        return Ok(());
-    }
-    let rows: Vec<serde_json::Value> = calls
-        .iter()
-        .map(|c| {
-            serde_json::json!([
-                c.org_id.to_string(),
-                c.dock_id.to_string(),
-                c.resource_id.map(|r| r.to_string()),
-                c.operation_id.map(|o| o.to_string()),
-                c.method,
-                c.path,
-                c.status,
-                i64::try_from(c.duration_ms).unwrap_or(i64::MAX),
-                c.request_id,
-                c.attempt,
-                c.error,
-                ts(&c.at),
-            ])
+impl ApiCallRow {
+    /// A row in the order of [`COLUMNS`].
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            org_id: r.get(1)?,
+            dock_id: r.get(2)?,
+            resource_id: r.get(3)?,
+            operation_id: r.get(4)?,
+            method: r.get(5)?,
+            path: r.get(6)?,
+            status: r.get(7)?,
+            duration_ms: r.get(8)?,
+            request_id: r.get(9)?,
+            attempt: r.get(10)?,
+            error: r.get(11)?,
+            at: r.get(12)?,
         })
-        .collect();
-    sqlx::query(
-        "INSERT INTO api_calls (org_id, dock_id, resource_id, operation_id, method, path, status,
-                                duration_ms, request_id, attempt, error, at)
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
-                value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11
-         FROM json_each($1)",
-    )
-    .bind(serde_json::Value::Array(rows).to_string())
-    .execute(conn)
-    .await?;
-    Ok(())
+    }
 }
 
-pub(crate) async fn for_resource(
-    conn: &mut SqliteConnection,
+pub(crate) fn for_resource(
+    conn: &Connection,
     org: OrgId,
     resource: ResourceId,
 ) -> Result<Vec<ApiCall>> {
-    let rows: Vec<ApiCallRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM api_calls WHERE resource_id = $1 AND org_id = $2 ORDER BY id"
-    ))
-    .bind(resource.to_string())
-    .bind(org.to_string())
-    .fetch_all(conn)
-    .await?;
-    rows.into_iter().map(ApiCall::try_from).collect()
+    calls_where(conn, "resource_id", &resource.to_string(), org)
 }
 
-pub(crate) async fn for_operation(
-    conn: &mut SqliteConnection,
+pub(crate) fn for_operation(
+    conn: &Connection,
     org: OrgId,
     op: OperationId,
 ) -> Result<Vec<ApiCall>> {
-    let rows: Vec<ApiCallRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM api_calls WHERE operation_id = $1 AND org_id = $2 ORDER BY id"
-    ))
-    .bind(op.to_string())
-    .bind(org.to_string())
-    .fetch_all(conn)
-    .await?;
-    rows.into_iter().map(ApiCall::try_from).collect()
+    calls_where(conn, "operation_id", &op.to_string(), org)
+}
+
+/// The org's calls whose `column` (`resource_id` or `operation_id`) is `value`, oldest first.
+fn calls_where(conn: &Connection, column: &str, value: &str, org: OrgId) -> Result<Vec<ApiCall>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM api_calls WHERE {column} = ?1 AND org_id = ?2 ORDER BY id");
+    rows(
+        conn,
+        &sql,
+        params![value, org.to_string()],
+        ApiCallRow::read,
+    )?
+    .into_iter()
+    .map(ApiCall::try_from)
+    .collect()
 }

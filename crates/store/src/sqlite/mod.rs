@@ -3,12 +3,12 @@
 //! How the trait maps onto SQLite:
 //!
 //! - **One writer.** SQLite lets one connection write at a time per file. Every write of this
-//!   process (a [`Batch`], a claim, a lease renewal, a journal entry) goes
-//!   through a pool of exactly one connection, so they queue in the pool; reads use a separate
-//!   small pool and, under WAL, never wait for the writer.
-//! - **Group commit.** Batches and journal entries written at the same moment share one
-//!   transaction, each in a savepoint of its own (see `commit`), so hundreds of operations in
-//!   flight do not pay a transaction each.
+//!   process (a [`Batch`], a claim, a lease renewal, a journal entry) runs on one thread that
+//!   owns the one write connection (see `writer`); reads run on a few reader threads with
+//!   read-only connections (see `reader`) and, under WAL, never wait for the writer.
+//! - **Group commit.** Writes queued at the same moment share one transaction, each in a
+//!   savepoint of its own, so hundreds of operations in flight do not pay a transaction each,
+//!   and the statements of a group run back to back on the writer's thread.
 //! - **`BEGIN IMMEDIATE`.** Write transactions take the write lock when they start, not at
 //!   their first write. A deferred transaction that read first would fail with
 //!   `SQLITE_BUSY_SNAPSHOT` when another process had written in between; an immediate one
@@ -22,15 +22,15 @@
 //! - **Change signal.** Committed resource writes bump a `watch` channel with the newest feed
 //!   seq. Other processes' writes are not signalled; subscribers poll the feed for those.
 //!
-//! Files: `connect` (URL forms, pragmas, pools, migrations), `codec` (text forms),
-//! `error` (sqlx errors to [`crate::StoreError`]), `batch` (apply), `commit` (group commit),
+//! Files: `connect` (URL forms, creating the file, migrations), `codec` (text forms),
+//! `error` (database errors to [`crate::StoreError`]), `batch` (apply), `writer` (the write
+//! thread and group commit),
 //! and one file per table group:
 //! `orgs`, `docks`, `resources`, `operations`, `journal`, `audit`, `feed`.
 
 mod audit;
 mod batch;
 mod codec;
-mod commit;
 mod connect;
 mod docks;
 mod error;
@@ -38,16 +38,15 @@ mod feed;
 mod journal;
 mod operations;
 mod orgs;
+mod reader;
 mod resources;
+mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::SqlitePool;
-use sqlx::pool::PoolConnection;
-use sqlx::{Acquire, Sqlite, Transaction};
 use stackdock_core::{
     ApiCall, AuditEntry, Dock, DockId, DockName, Marker, Operation, OperationId, OrgId, Resource,
     ResourceId, ResourceKind, Step, Timestamp,
@@ -55,40 +54,42 @@ use stackdock_core::{
 use tokio::sync::watch;
 
 use crate::{
-    Batch, Bootstrap, Change, IdempotentRequest, Lease, Principal, ResourceFilter, Result, Store,
+    Batch, Bootstrap, Change, FencedWrite, IdempotentRequest, Lease, Principal, ResourceFilter,
+    Result, Store, StoreError,
 };
 
-/// The [`Store`] on a SQLite file. Cloning is cheap and shares the pools and the signal.
+/// The [`Store`] on a SQLite file. Cloning is cheap and shares the threads and the signal.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    /// Exactly one connection: every write of this process, in `BEGIN IMMEDIATE`.
-    write: SqlitePool,
     /// Reads only; under WAL they see the last commit and never block the writer.
-    read: SqlitePool,
+    readers: reader::Readers,
     /// Holds the newest feed seq this process committed (or found at open).
     changes: Arc<watch::Sender<i64>>,
-    /// Batches and journal entries go through it, many to a transaction (group commit).
-    committer: commit::Committer,
+    /// Every write of this process, many to a transaction (group commit).
+    writer: writer::Writer,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing, with its parent directories) the database file, in WAL
     /// mode with a busy timeout and foreign keys on, and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<Self> {
-        let pools = connect::open(path).await?;
-        let mut conn = pools.read.acquire().await?;
-        let latest = feed::latest(&mut conn).await?;
-        drop(conn);
-        let changes = Arc::new(watch::Sender::new(latest));
-        let committer = {
+        connect::open(path).await?;
+        // The writer first: its connection keeps the WAL's files in place for the read-only
+        // ones. Nothing is written before `changes` holds the feed's newest seq.
+        let changes = Arc::new(watch::Sender::new(0));
+        let writer = {
             let changes = Arc::clone(&changes);
-            commit::Committer::start(pools.write.clone(), move |seq| signal(&changes, seq))
+            writer::Writer::start(path, connect::BUSY_TIMEOUT, move |seq| {
+                signal(&changes, seq)
+            })?
         };
+        let readers =
+            reader::Readers::start(path, connect::READ_CONNECTIONS, connect::BUSY_TIMEOUT)?;
+        signal(&changes, readers.read(feed::latest).await?);
         Ok(Self {
-            write: pools.write,
-            read: pools.read,
+            readers,
             changes,
-            committer,
+            writer,
         })
     }
 
@@ -98,22 +99,28 @@ impl SqliteStore {
         Self::open(&connect::path_from_url(url)?).await
     }
 
-    /// Closes both pools, waiting for their connections to finish; later calls fail.
+    /// Lets queued reads and writes finish, then closes the connections; later calls fail.
     pub async fn close(&self) {
-        self.write.close().await;
-        self.read.close().await;
+        self.readers.close().await;
+        self.writer.close().await;
     }
 
-    async fn reader(&self) -> Result<PoolConnection<Sqlite>> {
-        Ok(self.read.acquire().await?)
+    /// Runs `work` on a reader.
+    async fn read<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
+    {
+        self.readers.read(work).await
     }
 
-    async fn writer(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
-    fn signal(&self, seq: i64) {
-        signal(&self.changes, seq);
+    /// Runs `work` on the writer; it writes nothing to the feed.
+    async fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
+    {
+        self.writer.write(move |conn| Ok((work(conn)?, None))).await
     }
 }
 
@@ -133,49 +140,51 @@ fn signal(changes: &watch::Sender<i64>, seq: i64) {
 #[async_trait]
 impl Store for SqliteStore {
     async fn bootstrap(&self, b: &Bootstrap, audit: AuditEntry) -> Result<()> {
-        let mut tx = self.writer().await?;
-        orgs::bootstrap(&mut tx, b, &audit).await?;
-        tx.commit().await?;
-        Ok(())
+        let b = b.clone();
+        self.write(move |conn| orgs::bootstrap(conn, &b, &audit))
+            .await
     }
 
     async fn first_org(&self) -> Result<Option<OrgId>> {
-        orgs::first_org(&mut *self.reader().await?).await
+        self.read(orgs::first_org).await
     }
 
     async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>> {
-        orgs::principal_for_token(&mut *self.reader().await?, token_hash).await
+        let token_hash = token_hash.to_string();
+        self.read(move |c| orgs::principal_for_token(c, &token_hash))
+            .await
     }
 
     async fn get_dock(&self, org: OrgId, id: DockId) -> Result<Dock> {
-        docks::get(&mut *self.reader().await?, org, id).await
+        self.read(move |c| docks::get(c, org, id)).await
     }
 
     async fn find_dock_by_name(&self, org: OrgId, name: &DockName) -> Result<Option<Dock>> {
-        docks::find_by_name(&mut *self.reader().await?, org, name).await
+        let name = name.clone();
+        self.read(move |c| docks::find_by_name(c, org, &name)).await
     }
 
     async fn list_docks(&self, org: OrgId) -> Result<Vec<Dock>> {
-        docks::list(&mut *self.reader().await?, org).await
+        self.read(move |c| docks::list(c, org)).await
     }
 
     async fn remove_dock(&self, org: OrgId, id: DockId, audit: AuditEntry) -> Result<()> {
-        let mut tx = self.writer().await?;
-        docks::remove(&mut tx, org, id, &audit).await?;
-        tx.commit().await?;
-        Ok(())
+        self.write(move |conn| docks::remove(conn, org, id, &audit))
+            .await
     }
 
     async fn get_resource(&self, org: OrgId, id: ResourceId) -> Result<Resource> {
-        resources::get(&mut *self.reader().await?, org, id).await
+        self.read(move |c| resources::get(c, org, id)).await
     }
 
     async fn get_resources(&self, org: OrgId, ids: &[ResourceId]) -> Result<Vec<Resource>> {
-        resources::get_many(&mut *self.reader().await?, org, ids).await
+        let ids = ids.to_vec();
+        self.read(move |c| resources::get_many(c, org, &ids)).await
     }
 
     async fn list_resources(&self, org: OrgId, filter: &ResourceFilter) -> Result<Vec<Resource>> {
-        resources::list(&mut *self.reader().await?, org, filter).await
+        let filter = filter.clone();
+        self.read(move |c| resources::list(c, org, &filter)).await
     }
 
     async fn find_by_provider_id(
@@ -184,42 +193,67 @@ impl Store for SqliteStore {
         kind: ResourceKind,
         provider_resource_id: &str,
     ) -> Result<Option<Resource>> {
-        resources::find_by_provider_id(&mut *self.reader().await?, dock, kind, provider_resource_id)
+        let pid = provider_resource_id.to_string();
+        self.read(move |c| resources::find_by_provider_id(c, dock, kind, &pid))
             .await
     }
 
     async fn find_by_marker(&self, marker: &Marker) -> Result<Option<Resource>> {
-        resources::find_by_marker(&mut *self.reader().await?, marker).await
+        let marker = marker.clone();
+        self.read(move |c| resources::find_by_marker(c, &marker))
+            .await
     }
 
     async fn apply(&self, batch: Batch) -> Result<Vec<Resource>> {
-        Ok(self.committer.apply(batch).await?.resources)
+        self.writer
+            .write(move |conn| {
+                let applied = batch::apply(conn, &batch)?;
+                Ok((applied.resources, applied.last_seq))
+            })
+            .await
+    }
+
+    async fn apply_fenced(&self, _org: OrgId, batch: Batch) -> Result<FencedWrite> {
+        if batch.fence.is_none() {
+            return Err(StoreError::Refused {
+                message: "apply_fenced needs a batch fenced by a lease".into(),
+            });
+        }
+        self.writer
+            .write(move |conn| {
+                let applied = batch::apply(conn, &batch)?;
+                let fenced = FencedWrite {
+                    resources: applied.resources,
+                    cancel_requested: applied.cancel_requested,
+                };
+                Ok((fenced, applied.last_seq))
+            })
+            .await
     }
 
     async fn apply_each(&self, batches: Vec<Batch>) -> Result<Vec<Result<Vec<Resource>>>> {
-        let mut tx = self.writer().await?;
-        let mut results = Vec::with_capacity(batches.len());
-        let mut last_seq = None;
-        for batch in &batches {
-            // A savepoint per batch: one that fails is rolled back alone.
-            let mut sub = tx.begin().await?;
-            match batch::apply(&mut sub, batch).await {
-                Ok(applied) => {
-                    sub.commit().await?;
-                    last_seq = applied.last_seq.or(last_seq);
-                    results.push(Ok(applied.resources));
+        self.writer
+            .write(move |conn| {
+                let mut results = Vec::with_capacity(batches.len());
+                let mut last_seq = None;
+                for batch in &batches {
+                    // A savepoint per batch: one that fails is rolled back alone.
+                    conn.execute_batch("SAVEPOINT batch")?;
+                    match batch::apply(conn, batch) {
+                        Ok(applied) => {
+                            conn.execute_batch("RELEASE batch")?;
+                            last_seq = applied.last_seq.or(last_seq);
+                            results.push(Ok(applied.resources));
+                        }
+                        Err(e) => {
+                            conn.execute_batch("ROLLBACK TO batch; RELEASE batch")?;
+                            results.push(Err(e));
+                        }
+                    }
                 }
-                Err(e) => {
-                    sub.rollback().await?;
-                    results.push(Err(e));
-                }
-            }
-        }
-        tx.commit().await?;
-        if let Some(seq) = last_seq {
-            self.signal(seq);
-        }
-        Ok(results)
+                Ok((results, last_seq))
+            })
+            .await
     }
 
     async fn find_idempotency_key(
@@ -227,11 +261,13 @@ impl Store for SqliteStore {
         org: OrgId,
         key: &str,
     ) -> Result<Option<IdempotentRequest>> {
-        resources::find_idempotency_key(&mut *self.reader().await?, org, key).await
+        let key = key.to_string();
+        self.read(move |c| resources::find_idempotency_key(c, org, &key))
+            .await
     }
 
     async fn get_operation(&self, org: OrgId, id: OperationId) -> Result<Operation> {
-        operations::get(&mut *self.reader().await?, org, id).await
+        self.read(move |c| operations::get(c, org, id)).await
     }
 
     async fn list_operations(
@@ -240,11 +276,13 @@ impl Store for SqliteStore {
         resource: Option<ResourceId>,
         limit: u32,
     ) -> Result<Vec<Operation>> {
-        operations::list(&mut *self.reader().await?, org, resource, limit).await
+        self.read(move |c| operations::list(c, org, resource, limit))
+            .await
     }
 
     async fn active_operation_for(&self, resource: ResourceId) -> Result<Option<Operation>> {
-        operations::active_for(&mut *self.reader().await?, resource).await
+        self.read(move |c| operations::active_for(c, resource))
+            .await
     }
 
     async fn claim_operations(
@@ -253,10 +291,9 @@ impl Store for SqliteStore {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<Operation>> {
-        let mut tx = self.writer().await?;
-        let claimed = operations::claim(&mut tx, owner, lease, limit).await?;
-        tx.commit().await?;
-        Ok(claimed)
+        let owner = owner.to_string();
+        self.write(move |conn| operations::claim(conn, &owner, lease, limit))
+            .await
     }
 
     async fn claim_waiting(
@@ -267,59 +304,62 @@ impl Store for SqliteStore {
         dock: Option<DockId>,
     ) -> Result<Vec<Operation>> {
         // Most polls find nothing due; a read answers those without taking the write lock.
-        match operations::next_waiting(&mut *self.reader().await?).await? {
+        match self.read(operations::next_waiting).await? {
             Some(due) if due <= codec::now() => {}
             _ => return Ok(Vec::new()),
         }
-        let mut tx = self.writer().await?;
-        let claimed = operations::claim_waiting(&mut tx, owner, hold, limit, dock).await?;
-        tx.commit().await?;
-        Ok(claimed)
+        let owner = owner.to_string();
+        self.write(move |conn| operations::claim_waiting(conn, &owner, hold, limit, dock))
+            .await
     }
 
     async fn due_waiting_docks(&self, limit: u32) -> Result<Vec<(OrgId, DockId)>> {
-        operations::due_waiting_docks(&mut *self.reader().await?, limit).await
+        self.read(move |c| operations::due_waiting_docks(c, limit))
+            .await
     }
 
     async fn next_waiting(&self) -> Result<Option<Timestamp>> {
-        operations::next_waiting(&mut *self.reader().await?).await
+        self.read(operations::next_waiting).await
     }
 
     async fn request_cancel(&self, org: OrgId, id: OperationId) -> Result<Operation> {
-        let mut tx = self.writer().await?;
-        let op = operations::request_cancel(&mut tx, org, id).await?;
-        tx.commit().await?;
-        Ok(op)
+        self.write(move |conn| operations::request_cancel(conn, org, id))
+            .await
     }
 
     async fn expire_leases(&self, owner_prefix: &str) -> Result<u64> {
-        let mut tx = self.writer().await?;
-        let ended = operations::expire(&mut tx, owner_prefix).await?;
-        tx.commit().await?;
-        Ok(ended)
+        let prefix = owner_prefix.to_string();
+        self.write(move |conn| operations::expire(conn, &prefix))
+            .await
     }
 
     async fn renew_lease(&self, lease: &Lease, duration: Duration) -> Result<()> {
-        let mut tx = self.writer().await?;
-        operations::renew(&mut tx, lease, duration).await?;
-        tx.commit().await?;
-        Ok(())
+        let lease = lease.clone();
+        self.write(move |conn| operations::renew(conn, &lease, duration))
+            .await
     }
 
     async fn steps(&self, operation: OperationId) -> Result<Vec<Step>> {
-        operations::steps(&mut *self.reader().await?, operation).await
+        self.read(move |c| operations::steps(c, operation)).await
     }
 
     async fn record_api_calls(&self, calls: Vec<ApiCall>) -> Result<()> {
-        self.committer.journal(calls).await
+        self.write(move |conn| {
+            for call in &calls {
+                journal::record(conn, call)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn api_calls(&self, org: OrgId, resource: ResourceId) -> Result<Vec<ApiCall>> {
-        journal::for_resource(&mut *self.reader().await?, org, resource).await
+        self.read(move |c| journal::for_resource(c, org, resource))
+            .await
     }
 
     async fn api_calls_for_operation(&self, org: OrgId, op: OperationId) -> Result<Vec<ApiCall>> {
-        journal::for_operation(&mut *self.reader().await?, org, op).await
+        self.read(move |c| journal::for_operation(c, org, op)).await
     }
 
     async fn list_audit(
@@ -328,15 +368,15 @@ impl Store for SqliteStore {
         limit: u32,
         before: Option<i64>,
     ) -> Result<Vec<AuditEntry>> {
-        audit::list(&mut *self.reader().await?, org, limit, before).await
+        self.read(move |c| audit::list(c, org, limit, before)).await
     }
 
     async fn changes_since(&self, org: OrgId, after: i64, limit: u32) -> Result<Vec<Change>> {
-        feed::since(&mut *self.reader().await?, org, after, limit).await
+        self.read(move |c| feed::since(c, org, after, limit)).await
     }
 
     async fn latest_change(&self) -> Result<i64> {
-        feed::latest(&mut *self.reader().await?).await
+        self.read(feed::latest).await
     }
 
     fn change_signal(&self) -> watch::Receiver<i64> {

@@ -1,12 +1,13 @@
 //! Operations, their steps, and the leases workers hold on them.
 //!
-//! Claiming and renewing run in `BEGIN IMMEDIATE` transactions on the single write
-//! connection (see the module doc of `sqlite`), so the read of the runnable row and its update
-//! cannot interleave with another claimer, in this process or another.
+//! Claiming and renewing run on the writer (see `writer`), in its `BEGIN IMMEDIATE`
+//! transactions, so the read of the runnable row and its update cannot interleave with another
+//! claimer, in this process or another.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use sqlx::SqliteConnection;
+use rusqlite::{Connection, OptionalExtension, params};
 use stackdock_core::{DockId, Operation, OperationId, OrgId, ResourceId, Step, Timestamp};
 
 use super::codec::{
@@ -15,6 +16,7 @@ use super::codec::{
 };
 use super::docks;
 use super::error::{reference_as, unique_as};
+use super::reader::rows;
 use crate::{Lease, Result, StoreError};
 
 const COLUMNS: &str = "id, org_id, kind, dock_id, resource_id, resource_kind, requested_by, state, attempt, \
@@ -27,7 +29,6 @@ const RUNNABLE: &str = "state IN ('queued', 'running')";
 /// Every operation that still needs work, waiting ones included.
 const UNFINISHED: &str = "state IN ('queued', 'running', 'waiting')";
 
-#[derive(sqlx::FromRow)]
 struct OperationRow {
     id: String,
     org_id: String,
@@ -86,36 +87,77 @@ fn rows_to_ops(rows: Vec<OperationRow>) -> Result<Vec<Operation>> {
     rows.into_iter().map(Operation::try_from).collect()
 }
 
-pub(crate) async fn insert(conn: &mut SqliteConnection, op: &Operation) -> Result<()> {
-    docks::ensure_in_org(&mut *conn, op.org_id, op.dock_id).await?;
-    sqlx::query(&format!(
-        "INSERT INTO operations ({COLUMNS})
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                 $19, $20)"
-    ))
-    .bind(op.id.to_string())
-    .bind(op.org_id.to_string())
-    .bind(op.kind.as_str())
-    .bind(op.dock_id.to_string())
-    .bind(op.resource_id.map(|r| r.to_string()))
-    .bind(op.resource_kind.map(|k| k.as_str()))
-    .bind(op.requested_by.map(|u| u.to_string()))
-    .bind(op.state.as_str())
-    .bind(i64::from(op.attempt))
-    .bind(ts(&op.next_run_at))
-    .bind(&op.lease_owner)
-    .bind(opt_ts(op.lease_expires_at.as_ref()))
-    .bind(op.generation)
-    .bind(json(&op.input)?)
-    .bind(&op.last_error)
-    .bind(op.cancel_requested)
-    .bind(opt_json(op.unwind.as_ref())?)
-    .bind(opt_ts(op.waiting_since.as_ref()))
-    .bind(ts(&op.created_at))
-    .bind(ts(&op.updated_at))
-    .execute(conn)
-    .await
-    .map_err(unique_as(|| format!("operation {}", op.id)))?;
+impl OperationRow {
+    /// A row in the order of [`COLUMNS`].
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            org_id: row.get(1)?,
+            kind: row.get(2)?,
+            dock_id: row.get(3)?,
+            resource_id: row.get(4)?,
+            resource_kind: row.get(5)?,
+            requested_by: row.get(6)?,
+            state: row.get(7)?,
+            attempt: row.get(8)?,
+            next_run_at: row.get(9)?,
+            lease_owner: row.get(10)?,
+            lease_expires_at: row.get(11)?,
+            generation: row.get(12)?,
+            input: row.get(13)?,
+            last_error: row.get(14)?,
+            cancel_requested: row.get(15)?,
+            unwind: row.get(16)?,
+            waiting_since: row.get(17)?,
+            created_at: row.get(18)?,
+            updated_at: row.get(19)?,
+        })
+    }
+}
+
+/// Runs a statement that returns operation rows (in the shape of [`COLUMNS`]), decoded.
+fn returning(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Operation>> {
+    rows_to_ops(rows(conn, sql, params, OperationRow::read)?)
+}
+
+pub(crate) fn insert(conn: &Connection, op: &Operation) -> Result<()> {
+    docks::ensure_in_org(conn, op.org_id, op.dock_id)?;
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "INSERT INTO operations ({COLUMNS})
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                     ?18, ?19, ?20)"
+        )
+    });
+    conn.prepare_cached(sql)?
+        .execute(params![
+            op.id.to_string(),
+            op.org_id.to_string(),
+            op.kind.as_str(),
+            op.dock_id.to_string(),
+            op.resource_id.map(|r| r.to_string()),
+            op.resource_kind.map(|k| k.as_str()),
+            op.requested_by.map(|u| u.to_string()),
+            op.state.as_str(),
+            i64::from(op.attempt),
+            ts(&op.next_run_at),
+            op.lease_owner,
+            opt_ts(op.lease_expires_at.as_ref()),
+            op.generation,
+            json(&op.input)?,
+            op.last_error,
+            op.cancel_requested,
+            opt_json(op.unwind.as_ref())?,
+            opt_ts(op.waiting_since.as_ref()),
+            ts(&op.created_at),
+            ts(&op.updated_at)
+        ])
+        .map_err(unique_as(|| format!("operation {}", op.id)))?;
     Ok(())
 }
 
@@ -124,28 +166,29 @@ pub(crate) async fn insert(conn: &mut SqliteConnection, op: &Operation) -> Resul
 /// claim moves it, so no write can revive a lease that a newer claim has superseded. Nor is
 /// `cancel_requested`: only [`request_cancel`] sets it, and a worker that read the row before
 /// the request must not clear it.
-pub(crate) async fn update(conn: &mut SqliteConnection, op: &Operation) -> Result<()> {
-    let done = sqlx::query(
-        "UPDATE operations SET state = $1, attempt = $2, next_run_at = $3, lease_owner = $4,
-                lease_expires_at = $5, input = $6, last_error = $7, unwind = $8,
-                waiting_since = $9, updated_at = $10
-         WHERE id = $11 AND org_id = $12",
-    )
-    .bind(op.state.as_str())
-    .bind(i64::from(op.attempt))
-    .bind(ts(&op.next_run_at))
-    .bind(&op.lease_owner)
-    .bind(opt_ts(op.lease_expires_at.as_ref()))
-    .bind(json(&op.input)?)
-    .bind(&op.last_error)
-    .bind(opt_json(op.unwind.as_ref())?)
-    .bind(opt_ts(op.waiting_since.as_ref()))
-    .bind(ts(&now()))
-    .bind(op.id.to_string())
-    .bind(op.org_id.to_string())
-    .execute(conn)
-    .await?;
-    if done.rows_affected() == 0 {
+pub(crate) fn update(conn: &Connection, op: &Operation) -> Result<()> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE operations SET state = ?1, attempt = ?2, next_run_at = ?3, lease_owner = ?4,
+                    lease_expires_at = ?5, input = ?6, last_error = ?7, unwind = ?8,
+                    waiting_since = ?9, updated_at = ?10
+             WHERE id = ?11 AND org_id = ?12",
+        )?
+        .execute(params![
+            op.state.as_str(),
+            i64::from(op.attempt),
+            ts(&op.next_run_at),
+            op.lease_owner,
+            opt_ts(op.lease_expires_at.as_ref()),
+            json(&op.input)?,
+            op.last_error,
+            opt_json(op.unwind.as_ref())?,
+            opt_ts(op.waiting_since.as_ref()),
+            ts(&now()),
+            op.id.to_string(),
+            op.org_id.to_string()
+        ])?;
+    if changed == 0 {
         return Err(StoreError::NotFound {
             what: format!("operation {}", op.id),
         });
@@ -153,58 +196,57 @@ pub(crate) async fn update(conn: &mut SqliteConnection, op: &Operation) -> Resul
     Ok(())
 }
 
-pub(crate) async fn get(
-    conn: &mut SqliteConnection,
-    org: OrgId,
-    id: OperationId,
-) -> Result<Operation> {
-    let row: Option<OperationRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM operations WHERE org_id = $1 AND id = $2"
-    ))
-    .bind(org.to_string())
-    .bind(id.to_string())
-    .fetch_optional(conn)
-    .await?;
-    row.ok_or_else(|| StoreError::NotFound {
-        what: format!("operation {id}"),
-    })?
-    .try_into()
+pub(crate) fn get(conn: &Connection, org: OrgId, id: OperationId) -> Result<Operation> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL
+        .get_or_init(|| format!("SELECT {COLUMNS} FROM operations WHERE org_id = ?1 AND id = ?2"));
+    returning(conn, sql, params![org.to_string(), id.to_string()])?
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::NotFound {
+            what: format!("operation {id}"),
+        })
 }
 
-pub(crate) async fn list(
-    conn: &mut SqliteConnection,
+pub(crate) fn list(
+    conn: &Connection,
     org: OrgId,
     resource: Option<ResourceId>,
     limit: u32,
 ) -> Result<Vec<Operation>> {
-    let rows: Vec<OperationRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM operations
-         WHERE org_id = $1 AND ($2 IS NULL OR resource_id = $2)
-         ORDER BY created_at DESC, id DESC
-         LIMIT $3"
-    ))
-    .bind(org.to_string())
-    .bind(resource.map(|r| r.to_string()))
-    .bind(i64::from(limit))
-    .fetch_all(conn)
-    .await?;
-    rows_to_ops(rows)
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "SELECT {COLUMNS} FROM operations
+             WHERE org_id = ?1 AND (?2 IS NULL OR resource_id = ?2)
+             ORDER BY created_at DESC, id DESC
+             LIMIT ?3"
+        )
+    });
+    returning(
+        conn,
+        sql,
+        params![
+            org.to_string(),
+            resource.map(|r| r.to_string()),
+            i64::from(limit)
+        ],
+    )
 }
 
-pub(crate) async fn active_for(
-    conn: &mut SqliteConnection,
-    resource: ResourceId,
-) -> Result<Option<Operation>> {
-    let row: Option<OperationRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM operations
-         WHERE resource_id = $1 AND {UNFINISHED}
-         ORDER BY created_at, id
-         LIMIT 1"
-    ))
-    .bind(resource.to_string())
-    .fetch_optional(conn)
-    .await?;
-    row.map(Operation::try_from).transpose()
+pub(crate) fn active_for(conn: &Connection, resource: ResourceId) -> Result<Option<Operation>> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "SELECT {COLUMNS} FROM operations
+             WHERE resource_id = ?1 AND {UNFINISHED}
+             ORDER BY created_at, id
+             LIMIT 1"
+        )
+    });
+    Ok(returning(conn, sql, params![resource.to_string()])?
+        .into_iter()
+        .next())
 }
 
 fn expiry(from: Timestamp, lease: Duration) -> Result<Timestamp> {
@@ -218,35 +260,35 @@ fn expiry(from: Timestamp, lease: Duration) -> Result<Timestamp> {
 
 /// Claims up to `limit` runnable operations, oldest due first. Must run inside a write
 /// transaction: the select and the update are one step.
-pub(crate) async fn claim(
-    conn: &mut SqliteConnection,
+pub(crate) fn claim(
+    conn: &Connection,
     owner: &str,
     lease: Duration,
     limit: u32,
 ) -> Result<Vec<Operation>> {
     let at = now();
     let expires = expiry(at, lease)?;
-    let at = ts(&at);
-    let rows: Vec<OperationRow> = sqlx::query_as(&format!(
-        "UPDATE operations
-         SET state = 'running', lease_owner = $1, lease_expires_at = $2,
-             generation = generation + 1, attempt = attempt + 1, updated_at = $3
-         WHERE id IN (
-             SELECT id FROM operations
-             WHERE {RUNNABLE}
-               AND ((state = 'queued' AND next_run_at <= $3)
-                    OR (state = 'running' AND lease_expires_at < $3))
-             ORDER BY next_run_at, created_at, id
-             LIMIT $4)
-         RETURNING {COLUMNS}"
-    ))
-    .bind(owner)
-    .bind(ts(&expires))
-    .bind(&at)
-    .bind(i64::from(limit))
-    .fetch_all(conn)
-    .await?;
-    let mut ops = rows_to_ops(rows)?;
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "UPDATE operations
+             SET state = 'running', lease_owner = ?1, lease_expires_at = ?2,
+                 generation = generation + 1, attempt = attempt + 1, updated_at = ?3
+             WHERE id IN (
+                 SELECT id FROM operations
+                 WHERE {RUNNABLE}
+                   AND ((state = 'queued' AND next_run_at <= ?3)
+                        OR (state = 'running' AND lease_expires_at < ?3))
+                 ORDER BY next_run_at, created_at, id
+                 LIMIT ?4)
+             RETURNING {COLUMNS}"
+        )
+    });
+    let mut ops = returning(
+        conn,
+        sql,
+        params![owner, ts(&expires), ts(&at), i64::from(limit)],
+    )?;
     ops.sort_by_key(|o| (o.next_run_at, o.created_at));
     Ok(ops)
 }
@@ -255,8 +297,8 @@ pub(crate) async fn claim(
 /// one observer, until `hold` from now: their next check moves there and their generation is
 /// bumped, so no other observer takes them meanwhile and a slow one cannot write after a newer
 /// claim. Neither the state nor the attempt changes: waiting is not a run.
-pub(crate) async fn claim_waiting(
-    conn: &mut SqliteConnection,
+pub(crate) fn claim_waiting(
+    conn: &Connection,
     owner: &str,
     hold: Duration,
     limit: u32,
@@ -264,141 +306,138 @@ pub(crate) async fn claim_waiting(
 ) -> Result<Vec<Operation>> {
     let at = now();
     let until = ts(&expiry(at, hold)?);
-    let at = ts(&at);
-    let rows: Vec<OperationRow> = sqlx::query_as(&format!(
-        "UPDATE operations
-         SET lease_owner = $1, lease_expires_at = $2, next_run_at = $2,
-             generation = generation + 1, updated_at = $3
-         WHERE id IN (
-             SELECT id FROM operations
-             WHERE state = 'waiting' AND next_run_at <= $3 AND ($5 IS NULL OR dock_id = $5)
-             ORDER BY next_run_at
-             LIMIT $4)
-         RETURNING {COLUMNS}"
-    ))
-    .bind(owner)
-    .bind(&until)
-    .bind(&at)
-    .bind(i64::from(limit))
-    .bind(dock.map(|d| d.to_string()))
-    .fetch_all(conn)
-    .await?;
-    rows_to_ops(rows)
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "UPDATE operations
+             SET lease_owner = ?1, lease_expires_at = ?2, next_run_at = ?2,
+                 generation = generation + 1, updated_at = ?3
+             WHERE id IN (
+                 SELECT id FROM operations
+                 WHERE state = 'waiting' AND next_run_at <= ?3 AND (?5 IS NULL OR dock_id = ?5)
+                 ORDER BY next_run_at
+                 LIMIT ?4)
+             RETURNING {COLUMNS}"
+        )
+    });
+    returning(
+        conn,
+        sql,
+        params![
+            owner,
+            until,
+            ts(&at),
+            i64::from(limit),
+            dock.map(|d| d.to_string())
+        ],
+    )
 }
 
 /// The docks (with their orgs) that have waiting operations due now.
-pub(crate) async fn due_waiting_docks(
-    conn: &mut SqliteConnection,
-    limit: u32,
-) -> Result<Vec<(OrgId, DockId)>> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
+pub(crate) fn due_waiting_docks(conn: &Connection, limit: u32) -> Result<Vec<(OrgId, DockId)>> {
+    rows(
+        conn,
         "SELECT DISTINCT org_id, dock_id FROM operations
-         WHERE state = 'waiting' AND next_run_at <= $1
-         LIMIT $2",
-    )
-    .bind(ts(&now()))
-    .bind(i64::from(limit))
-    .fetch_all(conn)
-    .await?;
-    rows.into_iter()
-        .map(|(org, dock)| {
-            Ok((
-                parse("operations.org_id", &org)?,
-                parse("operations.dock_id", &dock)?,
-            ))
-        })
-        .collect()
+         WHERE state = 'waiting' AND next_run_at <= ?1
+         LIMIT ?2",
+        params![ts(&now()), i64::from(limit)],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+    )?
+    .into_iter()
+    .map(|(org, dock)| {
+        Ok((
+            parse("operations.org_id", &org)?,
+            parse("operations.dock_id", &dock)?,
+        ))
+    })
+    .collect()
 }
 
 /// The earliest check due among waiting operations, if any wait.
-pub(crate) async fn next_waiting(conn: &mut SqliteConnection) -> Result<Option<Timestamp>> {
-    let at: Option<String> = sqlx::query_scalar(
-        "SELECT next_run_at FROM operations WHERE state = 'waiting'
-         ORDER BY next_run_at LIMIT 1",
-    )
-    .fetch_optional(conn)
-    .await?;
+pub(crate) fn next_waiting(conn: &Connection) -> Result<Option<Timestamp>> {
+    let at: Option<String> = conn
+        .prepare_cached(
+            "SELECT next_run_at FROM operations WHERE state = 'waiting'
+             ORDER BY next_run_at LIMIT 1",
+        )?
+        .query_row([], |r| r.get(0))
+        .optional()?;
     at.map(|t| parse_ts("operations.next_run_at", &t))
         .transpose()
 }
 
 /// Marks an unfinished operation cancelled. A waiting one is made runnable at once, so a
 /// worker unwinds it now instead of at its next check.
-pub(crate) async fn request_cancel(
-    conn: &mut SqliteConnection,
-    org: OrgId,
-    id: OperationId,
-) -> Result<Operation> {
-    let at = ts(&now());
-    let row: Option<OperationRow> = sqlx::query_as(&format!(
-        "UPDATE operations
-         SET cancel_requested = 1, updated_at = $1,
-             state = CASE WHEN state = 'waiting' THEN 'queued' ELSE state END,
-             next_run_at = CASE WHEN state IN ('waiting', 'queued') THEN $1 ELSE next_run_at END
-         WHERE org_id = $2 AND id = $3 AND {UNFINISHED}
-         RETURNING {COLUMNS}"
-    ))
-    .bind(&at)
-    .bind(org.to_string())
-    .bind(id.to_string())
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some(row) => row.try_into(),
-        None => {
-            let op = get(conn, org, id).await?;
-            Err(StoreError::Refused {
-                message: format!("operation {id} has already finished ({})", op.state),
-            })
-        }
+pub(crate) fn request_cancel(conn: &Connection, org: OrgId, id: OperationId) -> Result<Operation> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "UPDATE operations
+             SET cancel_requested = 1, updated_at = ?1,
+                 state = CASE WHEN state = 'waiting' THEN 'queued' ELSE state END,
+                 next_run_at = CASE WHEN state IN ('waiting', 'queued') THEN ?1 ELSE next_run_at END
+             WHERE org_id = ?2 AND id = ?3 AND {UNFINISHED}
+             RETURNING {COLUMNS}"
+        )
+    });
+    let cancelled = returning(
+        conn,
+        sql,
+        params![ts(&now()), org.to_string(), id.to_string()],
+    )?;
+    if let Some(op) = cancelled.into_iter().next() {
+        return Ok(op);
+    }
+    let state: Option<String> = conn
+        .prepare_cached("SELECT state FROM operations WHERE org_id = ?1 AND id = ?2")?
+        .query_row(params![org.to_string(), id.to_string()], |r| r.get(0))
+        .optional()?;
+    match state {
+        None => Err(StoreError::NotFound {
+            what: format!("operation {id}"),
+        }),
+        Some(state) => Err(StoreError::Refused {
+            message: format!("operation {id} has already finished ({state})"),
+        }),
     }
 }
 
 /// Ends the leases of workers named `owner_prefix...`: running operations become claimable,
 /// and waiting ones a dead observer held become due now. Compared with `substr`, not `LIKE`,
 /// so no character of the prefix is a wildcard.
-pub(crate) async fn expire(conn: &mut SqliteConnection, owner_prefix: &str) -> Result<u64> {
+pub(crate) fn expire(conn: &Connection, owner_prefix: &str) -> Result<u64> {
     let at = ts(&now());
-    let running = sqlx::query(
-        "UPDATE operations SET lease_expires_at = $1, updated_at = $1
+    let running = conn.execute(
+        "UPDATE operations SET lease_expires_at = ?1, updated_at = ?1
          WHERE state = 'running' AND lease_owner IS NOT NULL
-           AND substr(lease_owner, 1, length($2)) = $2",
-    )
-    .bind(&at)
-    .bind(owner_prefix)
-    .execute(&mut *conn)
-    .await?;
-    let waiting = sqlx::query(
-        "UPDATE operations SET next_run_at = $1, lease_owner = NULL, lease_expires_at = NULL,
-                updated_at = $1
+           AND substr(lease_owner, 1, length(?2)) = ?2",
+        params![at, owner_prefix],
+    )?;
+    let waiting = conn.execute(
+        "UPDATE operations SET next_run_at = ?1, lease_owner = NULL, lease_expires_at = NULL,
+                updated_at = ?1
          WHERE state = 'waiting' AND lease_owner IS NOT NULL
-           AND substr(lease_owner, 1, length($2)) = $2",
-    )
-    .bind(&at)
-    .bind(owner_prefix)
-    .execute(conn)
-    .await?;
-    Ok(running.rows_affected() + waiting.rows_affected())
+           AND substr(lease_owner, 1, length(?2)) = ?2",
+        params![at, owner_prefix],
+    )?;
+    Ok((running + waiting) as u64)
 }
 
-pub(crate) async fn renew(
-    conn: &mut SqliteConnection,
-    lease: &Lease,
-    duration: Duration,
-) -> Result<()> {
+pub(crate) fn renew(conn: &Connection, lease: &Lease, duration: Duration) -> Result<()> {
     let at = now();
-    let done = sqlx::query(
-        "UPDATE operations SET lease_expires_at = $1, updated_at = $2
-         WHERE id = $3 AND lease_owner = $4 AND generation = $5 AND state = 'running'",
-    )
-    .bind(ts(&expiry(at, duration)?))
-    .bind(ts(&at))
-    .bind(lease.operation_id.to_string())
-    .bind(&lease.owner)
-    .bind(lease.generation)
-    .execute(conn)
-    .await?;
-    if done.rows_affected() == 0 {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE operations SET lease_expires_at = ?1, updated_at = ?2
+             WHERE id = ?3 AND lease_owner = ?4 AND generation = ?5 AND state = 'running'",
+        )?
+        .execute(params![
+            ts(&expiry(at, duration)?),
+            ts(&at),
+            lease.operation_id.to_string(),
+            lease.owner,
+            lease.generation
+        ])?;
+    if changed == 0 {
         return Err(StoreError::Fenced(lease.operation_id));
     }
     Ok(())
@@ -406,24 +445,26 @@ pub(crate) async fn renew(
 
 /// The fence of a batch: the lease must still be the operation's current one. An expired
 /// lease that nobody has claimed since still passes: no one else has written, so nothing can
-/// be overwritten.
-pub(crate) async fn check_fence(conn: &mut SqliteConnection, lease: &Lease) -> Result<()> {
-    let current: Option<(Option<String>, i64)> =
-        sqlx::query_as("SELECT lease_owner, generation FROM operations WHERE id = $1")
-            .bind(lease.operation_id.to_string())
-            .fetch_optional(conn)
-            .await?;
+/// be overwritten. Returns whether a cancel of the operation has been requested.
+pub(crate) fn check_fence(conn: &Connection, lease: &Lease) -> Result<bool> {
+    let current: Option<(Option<String>, i64, bool)> = conn
+        .prepare_cached(
+            "SELECT lease_owner, generation, cancel_requested FROM operations WHERE id = ?1",
+        )?
+        .query_row(params![lease.operation_id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
     match current {
-        Some((Some(owner), generation))
+        Some((Some(owner), generation, cancel_requested))
             if owner == lease.owner && generation == lease.generation =>
         {
-            Ok(())
+            Ok(cancel_requested)
         }
         _ => Err(StoreError::Fenced(lease.operation_id)),
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct StepRow {
     operation_id: String,
     step_index: i64,
@@ -450,34 +491,46 @@ impl TryFrom<StepRow> for Step {
 }
 
 /// Upsert by (operation, index): a step replayed after a crash overwrites its first record.
-pub(crate) async fn record_step(conn: &mut SqliteConnection, step: &Step) -> Result<()> {
-    sqlx::query(
+pub(crate) fn record_step(conn: &Connection, step: &Step) -> Result<()> {
+    conn.prepare_cached(
         "INSERT INTO operation_steps (operation_id, step_index, name, status, output, undo, at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (operation_id, step_index) DO UPDATE SET
              name = excluded.name, status = excluded.status, output = excluded.output,
              undo = excluded.undo, at = excluded.at",
-    )
-    .bind(step.operation_id.to_string())
-    .bind(step.index)
-    .bind(&step.name)
-    .bind(step.status.as_str())
-    .bind(json(&step.output)?)
-    .bind(json(&step.undo)?)
-    .bind(ts(&step.at))
-    .execute(conn)
-    .await
+    )?
+    .execute(params![
+        step.operation_id.to_string(),
+        step.index,
+        step.name,
+        step.status.as_str(),
+        json(&step.output)?,
+        json(&step.undo)?,
+        ts(&step.at)
+    ])
     .map_err(reference_as(|| format!("operation {}", step.operation_id)))?;
     Ok(())
 }
 
-pub(crate) async fn steps(conn: &mut SqliteConnection, op: OperationId) -> Result<Vec<Step>> {
-    let rows: Vec<StepRow> = sqlx::query_as(
+pub(crate) fn steps(conn: &Connection, op: OperationId) -> Result<Vec<Step>> {
+    rows(
+        conn,
         "SELECT operation_id, step_index, name, status, output, undo, at
-         FROM operation_steps WHERE operation_id = $1 ORDER BY step_index",
-    )
-    .bind(op.to_string())
-    .fetch_all(conn)
-    .await?;
-    rows.into_iter().map(Step::try_from).collect()
+         FROM operation_steps WHERE operation_id = ?1 ORDER BY step_index",
+        params![op.to_string()],
+        |r| {
+            Ok(StepRow {
+                operation_id: r.get(0)?,
+                step_index: r.get(1)?,
+                name: r.get(2)?,
+                status: r.get(3)?,
+                output: r.get(4)?,
+                undo: r.get(5)?,
+                at: r.get(6)?,
+            })
+        },
+    )?
+    .into_iter()
+    .map(Step::try_from)
+    .collect()
 }

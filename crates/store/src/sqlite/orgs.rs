@@ -1,6 +1,6 @@
 //! Organisations, users, memberships and API tokens.
 
-use sqlx::SqliteConnection;
+use rusqlite::{Connection, OptionalExtension, params};
 use stackdock_core::{AuditEntry, OrgId, Role};
 
 use super::audit;
@@ -8,110 +8,103 @@ use super::codec::{now, parse, ts};
 use super::error::unique_as;
 use crate::{Bootstrap, Principal, Result, StoreError};
 
-pub(crate) async fn bootstrap(
-    conn: &mut SqliteConnection,
-    b: &Bootstrap,
-    entry: &AuditEntry,
-) -> Result<()> {
+pub(crate) fn bootstrap(conn: &Connection, b: &Bootstrap, entry: &AuditEntry) -> Result<()> {
     let at = ts(&now());
-    let org_taken: Option<i64> = sqlx::query_scalar("SELECT 1 FROM orgs WHERE id = $1")
-        .bind(b.org_id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
+    let org_taken: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM orgs WHERE id = ?1",
+            params![b.org_id.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
     if org_taken.is_some() {
         return Err(StoreError::AlreadyExists {
             what: format!("org {}", b.org_id),
         });
     }
-    let email_taken: Option<i64> = sqlx::query_scalar("SELECT 1 FROM users WHERE email = $1")
-        .bind(&b.email)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let email_taken: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM users WHERE email = ?1",
+            params![b.email],
+            |r| r.get(0),
+        )
+        .optional()?;
     if email_taken.is_some() {
         return Err(StoreError::AlreadyExists {
             what: format!("user {:?}", b.email),
         });
     }
 
-    sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)")
-        .bind(b.org_id.to_string())
-        .bind(&b.org_name)
-        .bind(&at)
-        .execute(&mut *conn)
-        .await
-        .map_err(unique_as(|| format!("org {}", b.org_id)))?;
-    sqlx::query("INSERT INTO users (id, email, created_at) VALUES ($1, $2, $3)")
-        .bind(b.user_id.to_string())
-        .bind(&b.email)
-        .bind(&at)
-        .execute(&mut *conn)
-        .await
-        .map_err(unique_as(|| format!("user {}", b.user_id)))?;
-    sqlx::query(
-        "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+    conn.execute(
+        "INSERT INTO orgs (id, name, created_at) VALUES (?1, ?2, ?3)",
+        params![b.org_id.to_string(), b.org_name, at],
     )
-    .bind(b.org_id.to_string())
-    .bind(b.user_id.to_string())
-    .bind(Role::Owner.as_str())
-    .bind(&at)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
+    .map_err(unique_as(|| format!("org {}", b.org_id)))?;
+    conn.execute(
+        "INSERT INTO users (id, email, created_at) VALUES (?1, ?2, ?3)",
+        params![b.user_id.to_string(), b.email, at],
+    )
+    .map_err(unique_as(|| format!("user {}", b.user_id)))?;
+    conn.execute(
+        "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            b.org_id.to_string(),
+            b.user_id.to_string(),
+            Role::Owner.as_str(),
+            at
+        ],
+    )?;
+    conn.execute(
         "INSERT INTO api_tokens (id, user_id, org_id, token_hash, created_at, revoked_at)
-         VALUES ($1, $2, $3, $4, $5, NULL)",
+         VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
+        params![
+            b.token_id.to_string(),
+            b.user_id.to_string(),
+            b.org_id.to_string(),
+            b.token_hash,
+            at
+        ],
     )
-    .bind(b.token_id.to_string())
-    .bind(b.user_id.to_string())
-    .bind(b.org_id.to_string())
-    .bind(&b.token_hash)
-    .bind(&at)
-    .execute(&mut *conn)
-    .await
     // Never name the hash: it is as good as the token to anyone who can query the table.
     .map_err(unique_as(|| format!("api token {}", b.token_id)))?;
-    audit::append(conn, entry).await?;
+    audit::append(conn, entry)?;
     Ok(())
 }
 
-pub(crate) async fn first_org(conn: &mut SqliteConnection) -> Result<Option<OrgId>> {
-    let id: Option<String> =
-        sqlx::query_scalar("SELECT id FROM orgs ORDER BY created_at, id LIMIT 1")
-            .fetch_optional(conn)
-            .await?;
+pub(crate) fn first_org(conn: &Connection) -> Result<Option<OrgId>> {
+    let id: Option<String> = conn
+        .prepare_cached("SELECT id FROM orgs ORDER BY created_at, id LIMIT 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
     id.map(|id| parse("orgs.id", &id)).transpose()
 }
 
-#[derive(sqlx::FromRow)]
-struct PrincipalRow {
-    user_id: String,
-    email: String,
-    org_id: String,
-    role: String,
-    token_id: String,
-}
-
-pub(crate) async fn principal_for_token(
-    conn: &mut SqliteConnection,
+pub(crate) fn principal_for_token(
+    conn: &Connection,
     token_hash: &str,
 ) -> Result<Option<Principal>> {
     // The membership decides the role, so a user removed from the org loses access even
     // while their token is still unrevoked.
-    let row: Option<PrincipalRow> = sqlx::query_as(
-        "SELECT u.id AS user_id, u.email, t.org_id, m.role, t.id AS token_id
-         FROM api_tokens t
-         JOIN memberships m ON m.org_id = t.org_id AND m.user_id = t.user_id
-         JOIN users u ON u.id = t.user_id
-         WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
-    )
-    .bind(token_hash)
-    .fetch_optional(conn)
-    .await?;
-    let Some(r) = row else { return Ok(None) };
+    let row: Option<[String; 5]> = conn
+        .prepare_cached(
+            "SELECT u.id, u.email, t.org_id, m.role, t.id
+             FROM api_tokens t
+             JOIN memberships m ON m.org_id = t.org_id AND m.user_id = t.user_id
+             JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = ?1 AND t.revoked_at IS NULL",
+        )?
+        .query_row(params![token_hash], |r| {
+            Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?])
+        })
+        .optional()?;
+    let Some([user_id, email, org_id, role, token_id]) = row else {
+        return Ok(None);
+    };
     Ok(Some(Principal {
-        user_id: parse("users.id", &r.user_id)?,
-        email: r.email,
-        org_id: parse("api_tokens.org_id", &r.org_id)?,
-        role: parse("memberships.role", &r.role)?,
-        token_id: parse("api_tokens.id", &r.token_id)?,
+        user_id: parse("users.id", &user_id)?,
+        email,
+        org_id: parse("api_tokens.org_id", &org_id)?,
+        role: parse("memberships.role", &role)?,
+        token_id: parse("api_tokens.id", &token_id)?,
     }))
 }

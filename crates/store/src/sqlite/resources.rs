@@ -7,11 +7,14 @@
 //! `(org_id, created_at)` indexes answer it. A lookup by id therefore costs four index probes
 //! and needs no side table to keep in step.
 
-use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{FromRow, Sqlite, SqliteConnection};
+use std::sync::OnceLock;
+
+use chrono::SubsecRound;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use stackdock_core::{
     DatabaseDetails, DockId, DomainDetails, Marker, OrgId, ProvisioningState, Resource,
-    ResourceDetails, ResourceId, ResourceKind, ServerDetails, WebServiceDetails,
+    ResourceDetails, ResourceId, ResourceKind, ServerDetails, Timestamp, WebServiceDetails,
 };
 
 use super::codec::{
@@ -19,9 +22,10 @@ use super::codec::{
 };
 use super::docks;
 use super::error::unique_as;
+use super::reader::rows;
 use crate::{ResourceFilter, Result, StoreError};
 
-/// The columns every universal table has, in the order [`bind_all`] binds them (`$1`..`$16`).
+/// The columns every universal table has, in the order [`values`] binds them (`?1`..`?16`).
 const COMMON: [&str; 16] = [
     "id",
     "org_id",
@@ -111,7 +115,6 @@ fn select_all(kinds: &[ResourceKind], condition: &str) -> String {
         .join(" UNION ALL ")
 }
 
-#[derive(FromRow)]
 struct ResourceRow {
     kind: String,
     id: String,
@@ -197,74 +200,23 @@ impl TryFrom<ResourceRow> for Resource {
     }
 }
 
-fn decode(rows: Vec<SqliteRow>) -> Result<Vec<Resource>> {
-    rows.iter()
-        .map(|row| Resource::try_from(ResourceRow::from_row(row)?))
+/// Every row `sql` returns, decoded.
+fn decode(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Resource>> {
+    rows(conn, sql, params, ResourceRow::read)?
+        .into_iter()
+        .map(Resource::try_from)
         .collect()
 }
 
-type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
-
-/// Binds [`COMMON`] as `$1`..`$16` and the kind's own columns after them.
-fn bind_all<'q>(
-    sql: &'q str,
-    r: &Resource,
-    created_at: String,
-    updated_at: String,
-    version: i64,
-) -> Result<Query<'q>> {
-    let mut q = sqlx::query(sql)
-        .bind(r.id.to_string())
-        .bind(r.org_id.to_string())
-        .bind(r.dock_id.to_string())
-        .bind(r.provider.clone())
-        .bind(r.provider_resource_id.clone())
-        .bind(r.name.clone())
-        .bind(r.status.clone())
-        .bind(r.provisioning_source.as_str())
-        .bind(r.provisioning_state.as_str())
-        .bind(opt_ts(r.provisioned_at.as_ref()))
-        .bind(json(&r.full_api_data)?)
-        .bind(opt_json(r.error.as_ref())?)
-        .bind(r.marker.as_ref().map(|m| m.as_str().to_string()))
-        .bind(created_at)
-        .bind(updated_at)
-        .bind(version);
-    for v in detail_values(&r.details)? {
-        q = q.bind(v);
-    }
-    Ok(q)
+/// The statement of `condition` over every kind, built once per call site.
+fn select_every_kind(cell: &'static OnceLock<String>, condition: &str) -> &'static str {
+    cell.get_or_init(|| select_all(&ResourceKind::ALL, condition))
 }
 
-/// A row of one table by id, as stored (used to return a write as it landed).
-async fn fetch(
-    conn: &mut SqliteConnection,
-    kind: ResourceKind,
-    id: ResourceId,
-) -> Result<Resource> {
-    let sql = format!("{} WHERE id = $1", select(kind));
-    let row = sqlx::query(&sql)
-        .bind(id.to_string())
-        .fetch_optional(conn)
-        .await?;
-    let row = row.ok_or_else(|| StoreError::NotFound {
-        what: format!("resource {id}"),
-    })?;
-    Resource::try_from(ResourceRow::from_row(&row)?)
-}
-
-pub(crate) async fn get(
-    conn: &mut SqliteConnection,
-    org: OrgId,
-    id: ResourceId,
-) -> Result<Resource> {
-    let sql = select_all(&ResourceKind::ALL, "org_id = $1 AND id = $2");
-    let rows = sqlx::query(&sql)
-        .bind(org.to_string())
-        .bind(id.to_string())
-        .fetch_all(conn)
-        .await?;
-    decode(rows)?
+pub(crate) fn get(conn: &Connection, org: OrgId, id: ResourceId) -> Result<Resource> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = select_every_kind(&SQL, "org_id = ?1 AND id = ?2");
+    decode(conn, sql, params![org.to_string(), id.to_string()])?
         .into_iter()
         .next()
         .ok_or_else(|| StoreError::NotFound {
@@ -273,38 +225,30 @@ pub(crate) async fn get(
 }
 
 /// The rows of an org among `ids`, in no particular order; ids that name nothing are left out.
-pub(crate) async fn get_many(
-    conn: &mut SqliteConnection,
-    org: OrgId,
-    ids: &[ResourceId],
-) -> Result<Vec<Resource>> {
+pub(crate) fn get_many(conn: &Connection, org: OrgId, ids: &[ResourceId]) -> Result<Vec<Resource>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
     // One bound JSON array, not one parameter per id: SQLite caps the number of parameters.
-    let sql = select_all(
-        &ResourceKind::ALL,
-        "org_id = $1 AND id IN (SELECT value FROM json_each($2))",
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = select_every_kind(
+        &SQL,
+        "org_id = ?1 AND id IN (SELECT value FROM json_each(?2))",
     );
-    let rows = sqlx::query(&sql)
-        .bind(org.to_string())
-        .bind(json(&ids)?)
-        .fetch_all(conn)
-        .await?;
-    decode(rows)
+    decode(conn, sql, params![org.to_string(), json(&ids)?])
 }
 
-pub(crate) async fn list(
-    conn: &mut SqliteConnection,
+pub(crate) fn list(
+    conn: &Connection,
     org: OrgId,
     filter: &ResourceFilter,
 ) -> Result<Vec<Resource>> {
-    let mut binds = vec![org.to_string()];
-    let mut conditions = vec!["org_id = $1".to_string()];
+    let mut binds: Vec<Value> = vec![Value::Text(org.to_string())];
+    let mut conditions = vec!["org_id = ?1".to_string()];
     let mut add = |column: &str, value: String| {
-        binds.push(value);
-        conditions.push(format!("{column} = ${}", binds.len()));
+        binds.push(Value::Text(value));
+        conditions.push(format!("{column} = ?{}", binds.len()));
     };
     if let Some(dock) = filter.dock_id {
         add("dock_id", dock.to_string());
@@ -321,73 +265,68 @@ pub(crate) async fn list(
     };
     let mut sql = select_all(&kinds, &conditions.join(" AND "));
     sql.push_str(" ORDER BY created_at DESC, id DESC");
-    if filter.limit.is_some() {
-        sql.push_str(&format!(" LIMIT ${}", binds.len() + 1));
-    }
-    let mut q = sqlx::query(&sql);
-    for b in binds {
-        q = q.bind(b);
-    }
     if let Some(limit) = filter.limit {
-        q = q.bind(i64::from(limit));
+        binds.push(Value::Integer(i64::from(limit)));
+        sql.push_str(&format!(" LIMIT ?{}", binds.len()));
     }
-    decode(q.fetch_all(conn).await?)
+    decode(conn, &sql, params_from_iter(binds))
 }
 
-pub(crate) async fn find_by_provider_id(
-    conn: &mut SqliteConnection,
+pub(crate) fn find_by_provider_id(
+    conn: &Connection,
     dock: DockId,
     kind: ResourceKind,
     provider_resource_id: &str,
 ) -> Result<Option<Resource>> {
     let sql = format!(
-        "{} WHERE dock_id = $1 AND provider_resource_id = $2 AND provisioning_state <> 'deprovisioned'",
+        "{} WHERE dock_id = ?1 AND provider_resource_id = ?2 AND provisioning_state <> 'deprovisioned'",
         select(kind)
     );
-    let rows = sqlx::query(&sql)
-        .bind(dock.to_string())
-        .bind(provider_resource_id)
-        .fetch_all(conn)
-        .await?;
-    Ok(decode(rows)?.into_iter().next())
+    Ok(
+        decode(conn, &sql, params![dock.to_string(), provider_resource_id])?
+            .into_iter()
+            .next(),
+    )
 }
 
-pub(crate) async fn find_by_marker(
-    conn: &mut SqliteConnection,
-    marker: &Marker,
-) -> Result<Option<Resource>> {
-    let sql = select_all(&ResourceKind::ALL, "marker = $1");
-    let rows = sqlx::query(&sql)
-        .bind(marker.as_str())
-        .fetch_all(conn)
-        .await?;
-    Ok(decode(rows)?.into_iter().next())
+pub(crate) fn find_by_marker(conn: &Connection, marker: &Marker) -> Result<Option<Resource>> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = select_every_kind(&SQL, "marker = ?1");
+    Ok(decode(conn, sql, params![marker.as_str()])?
+        .into_iter()
+        .next())
 }
 
-/// Refuses a row that would make a second tracked copy of something: the same id, the same
-/// marker (markers are unique across the four tables, the schema only sees one), or a live row
-/// for the same provider resource in the same dock.
-async fn ensure_unique(conn: &mut SqliteConnection, r: &Resource, is_insert: bool) -> Result<()> {
-    // One statement over the four tables (SQLite pushes the conditions into each branch, so
-    // each uses its primary key and marker index): the writer pays one round trip, not eight.
-    let branches: Vec<String> = ResourceKind::ALL
-        .iter()
-        .map(|k| {
-            format!(
-                "SELECT id = $1 AS same_id FROM {} WHERE ($3 AND id = $1) OR (marker = $2 AND id <> $1)",
-                k.table()
-            )
-        })
-        .collect();
-    let taken: Option<bool> = sqlx::query_scalar(&format!(
-        "SELECT same_id FROM ({}) LIMIT 1",
-        branches.join(" UNION ALL ")
-    ))
-    .bind(r.id.to_string())
-    .bind(r.marker.as_ref().map(|m| m.as_str().to_string()))
-    .bind(is_insert)
-    .fetch_optional(&mut *conn)
-    .await?;
+/// Refuses a row that would make a second tracked copy of something: the same id, or the same
+/// marker (markers are unique across the four tables, the schema only sees one). A live row for
+/// the same provider resource in the same dock is refused by the tables' unique index.
+fn ensure_unique(conn: &Connection, r: &Resource, is_insert: bool) -> Result<()> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    // One statement over the four tables: SQLite pushes the conditions into each branch, where
+    // the primary key and the marker index answer them.
+    let sql = SQL.get_or_init(|| {
+        let branches: Vec<String> = ResourceKind::ALL
+            .iter()
+            .map(|k| {
+                format!(
+                    "SELECT id = ?1 AS same_id FROM {} WHERE (?3 AND id = ?1) OR (marker = ?2 AND id <> ?1)",
+                    k.table()
+                )
+            })
+            .collect();
+        format!("SELECT same_id FROM ({}) LIMIT 1", branches.join(" UNION ALL "))
+    });
+    let taken: Option<bool> = conn
+        .prepare_cached(sql)?
+        .query_row(
+            params![
+                r.id.to_string(),
+                r.marker.as_ref().map(|m| m.as_str()),
+                is_insert
+            ],
+            |row| row.get(0),
+        )
+        .optional()?;
     match taken {
         None => Ok(()),
         Some(true) => Err(StoreError::AlreadyExists {
@@ -402,45 +341,189 @@ async fn ensure_unique(conn: &mut SqliteConnection, r: &Resource, is_insert: boo
     }
 }
 
+/// The values of [`COMMON`] (`?1`..`?16`) and then the kind's own columns, as bound.
+fn values(
+    r: &Resource,
+    created_at: String,
+    updated_at: String,
+    version: i64,
+) -> Result<Vec<Value>> {
+    let text = |s: &str| Value::Text(s.to_owned());
+    let opt = |s: Option<String>| s.map_or(Value::Null, Value::Text);
+    let mut v = vec![
+        Value::Text(r.id.to_string()),
+        Value::Text(r.org_id.to_string()),
+        Value::Text(r.dock_id.to_string()),
+        text(&r.provider),
+        opt(r.provider_resource_id.clone()),
+        text(&r.name),
+        opt(r.status.clone()),
+        text(r.provisioning_source.as_str()),
+        text(r.provisioning_state.as_str()),
+        opt(opt_ts(r.provisioned_at.as_ref())),
+        Value::Text(json(&r.full_api_data)?),
+        opt(opt_json(r.error.as_ref())?),
+        opt(r.marker.as_ref().map(|m| m.as_str().to_string())),
+        Value::Text(created_at),
+        Value::Text(updated_at),
+        Value::Integer(version),
+    ];
+    v.extend(detail_values(&r.details)?.into_iter().map(opt));
+    Ok(v)
+}
+
+/// `r` as the tables hold it: instants at the precision they keep.
+fn as_stored(r: &Resource, created_at: Timestamp, updated_at: Timestamp, version: i64) -> Resource {
+    Resource {
+        created_at: created_at.trunc_subsecs(6),
+        updated_at: updated_at.trunc_subsecs(6),
+        provisioned_at: r.provisioned_at.map(|t| t.trunc_subsecs(6)),
+        version,
+        ..r.clone()
+    }
+}
+
+/// The `INSERT` and `UPDATE` of each table, built once.
+struct WriteSql {
+    insert: String,
+    update: String,
+    stored: String,
+    select: String,
+}
+
+fn write_sql(kind: ResourceKind) -> &'static WriteSql {
+    static SQL: OnceLock<Vec<WriteSql>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        ResourceKind::ALL
+            .iter()
+            .map(|&kind| {
+                let columns: Vec<&str> = COMMON.iter().chain(own_columns(kind)).copied().collect();
+                let params: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+                // `?1`, `?2` and `?14` (id, org_id, created_at) are bound but only `?1`/`?2`
+                // are used, in the WHERE: the row keeps its identity and birth.
+                let sets: Vec<String> = columns
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| !matches!(**c, "id" | "org_id" | "created_at"))
+                    .map(|(i, c)| format!("{c} = ?{}", i + 1))
+                    .collect();
+                WriteSql {
+                    insert: format!(
+                        "INSERT INTO {} ({}) VALUES ({})",
+                        kind.table(),
+                        columns.join(", "),
+                        params.join(", ")
+                    ),
+                    update: format!(
+                        "UPDATE {} SET {} WHERE id = ?1 AND org_id = ?2",
+                        kind.table(),
+                        sets.join(", ")
+                    ),
+                    stored: format!(
+                        "SELECT provisioning_state, version, created_at, dock_id, marker
+                         FROM {} WHERE id = ?1 AND org_id = ?2",
+                        kind.table()
+                    ),
+                    select: format!("{} WHERE id = ?1 AND org_id = ?2", select(kind)),
+                }
+            })
+            .collect()
+    });
+    let at = ResourceKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(0);
+    &all[at]
+}
+
+impl ResourceRow {
+    /// A row in the shape of [`select`]: `kind`, then [`COMMON`], then [`DETAILS`].
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            kind: row.get(0)?,
+            id: row.get(1)?,
+            org_id: row.get(2)?,
+            dock_id: row.get(3)?,
+            provider: row.get(4)?,
+            provider_resource_id: row.get(5)?,
+            name: row.get(6)?,
+            status: row.get(7)?,
+            provisioning_source: row.get(8)?,
+            provisioning_state: row.get(9)?,
+            provisioned_at: row.get(10)?,
+            full_api_data: row.get(11)?,
+            error: row.get(12)?,
+            marker: row.get(13)?,
+            created_at: row.get(14)?,
+            updated_at: row.get(15)?,
+            version: row.get(16)?,
+            region: row.get(17)?,
+            size: row.get(18)?,
+            image: row.get(19)?,
+            ipv4: row.get(20)?,
+            ipv6: row.get(21)?,
+            production_url: row.get(22)?,
+            source: row.get(23)?,
+            records: row.get(24)?,
+            engine: row.get(25)?,
+            host: row.get(26)?,
+        })
+    }
+}
+
+/// A row as the writer sees it inside its transaction, to change and write back.
+pub(crate) fn get_for_update(
+    conn: &Connection,
+    org: OrgId,
+    kind: ResourceKind,
+    id: ResourceId,
+) -> Result<Resource> {
+    let sql = &write_sql(kind).select;
+    let row = conn
+        .prepare_cached(sql)?
+        .query_row(params![id.to_string(), org.to_string()], ResourceRow::read)
+        .optional()?;
+    let row = row.ok_or_else(|| StoreError::NotFound {
+        what: format!("resource {id}"),
+    })?;
+    Resource::try_from(row)
+}
+
 /// Inserts `r` as given (its `version`, `created_at` and `updated_at` included, so the
 /// caller's copy stays current) and returns it as stored.
-pub(crate) async fn insert(conn: &mut SqliteConnection, r: &Resource) -> Result<Resource> {
-    docks::ensure_in_org(&mut *conn, r.org_id, r.dock_id).await?;
-    ensure_unique(&mut *conn, r, true).await?;
-    let kind = r.kind();
-    let columns: Vec<&str> = COMMON.iter().chain(own_columns(kind)).copied().collect();
-    let params: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "INSERT INTO {} ({}) VALUES ({})",
-        kind.table(),
-        columns.join(", "),
-        params.join(", ")
-    );
-    bind_all(&sql, r, ts(&r.created_at), ts(&r.updated_at), r.version)?
-        .execute(&mut *conn)
-        .await
+pub(crate) fn insert(conn: &Connection, r: &Resource) -> Result<Resource> {
+    docks::ensure_in_org(conn, r.org_id, r.dock_id)?;
+    ensure_unique(conn, r, true)?;
+    let sql = write_sql(r.kind());
+    conn.prepare_cached(&sql.insert)?
+        .execute(params_from_iter(values(
+            r,
+            ts(&r.created_at),
+            ts(&r.updated_at),
+            r.version,
+        )?))
         .map_err(unique_as(|| format!("resource {}", r.id)))?;
-    fetch(conn, kind, r.id).await
+    Ok(as_stored(r, r.created_at, r.updated_at, r.version))
 }
 
 /// Replaces every column but the row's identity (`id`, `org_id`) and `created_at`, if the
 /// stored version is `expected_version` and the state change is legal; returns the row as
 /// stored, with `version = expected_version + 1` and `updated_at` now.
-pub(crate) async fn update(
-    conn: &mut SqliteConnection,
-    r: &Resource,
-    expected_version: i64,
-) -> Result<Resource> {
+pub(crate) fn update(conn: &Connection, r: &Resource, expected_version: i64) -> Result<Resource> {
     let kind = r.kind();
-    let stored: Option<(String, i64, String, String, Option<String>)> = sqlx::query_as(&format!(
-        "SELECT provisioning_state, version, created_at, dock_id, marker
-         FROM {} WHERE id = $1 AND org_id = $2",
-        kind.table()
-    ))
-    .bind(r.id.to_string())
-    .bind(r.org_id.to_string())
-    .fetch_optional(&mut *conn)
-    .await?;
+    let sql = write_sql(kind);
+    let stored: Option<(String, i64, String, String, Option<String>)> = conn
+        .prepare_cached(&sql.stored)?
+        .query_row(params![r.id.to_string(), r.org_id.to_string()], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        })
+        .optional()?;
     let Some((stored_state, stored_version, created_at, stored_dock, stored_marker)) = stored
     else {
         return Err(StoreError::NotFound {
@@ -458,74 +541,63 @@ pub(crate) async fn update(
         &stored_state,
     )?;
     stored_state.check(r.provisioning_state)?;
-    // Checked only when they change (they almost never do): each is a statement on the one
-    // write connection every operation shares.
+    // Checked only when they change (they almost never do).
     if stored_dock != r.dock_id.to_string() {
-        docks::ensure_in_org(&mut *conn, r.org_id, r.dock_id).await?;
+        docks::ensure_in_org(conn, r.org_id, r.dock_id)?;
     }
     if stored_marker.as_deref() != r.marker.as_ref().map(|m| m.as_str()) {
-        ensure_unique(&mut *conn, r, false).await?;
+        ensure_unique(conn, r, false)?;
     }
-
-    // `$1`, `$2` and `$14` (id, org_id, created_at) are bound but only `$1`/`$2` are used,
-    // in the WHERE: the row keeps its identity and birth.
-    let mut sets = Vec::new();
-    for (i, c) in COMMON.iter().enumerate() {
-        if !matches!(*c, "id" | "org_id" | "created_at") {
-            sets.push(format!("{c} = ${}", i + 1));
-        }
-    }
-    for (i, c) in own_columns(kind).iter().enumerate() {
-        sets.push(format!("{c} = ${}", COMMON.len() + i + 1));
-    }
-    let sql = format!(
-        "UPDATE {} SET {} WHERE id = $1 AND org_id = $2",
-        kind.table(),
-        sets.join(", ")
-    );
-    bind_all(&sql, r, created_at, ts(&now()), expected_version + 1)?
-        .execute(&mut *conn)
-        .await
+    let born = parse_ts(&format!("{}.created_at", kind.table()), &created_at)?;
+    let at = now();
+    conn.prepare_cached(&sql.update)?
+        .execute(params_from_iter(values(
+            r,
+            created_at,
+            ts(&at),
+            expected_version + 1,
+        )?))
         .map_err(unique_as(|| {
             format!(
                 "{} {:?} of dock {}",
                 kind, r.provider_resource_id, r.dock_id
             )
         }))?;
-    fetch(conn, kind, r.id).await
+    Ok(as_stored(r, born, at, expected_version + 1))
 }
 
-pub(crate) async fn insert_idempotency_key(
-    conn: &mut SqliteConnection,
+pub(crate) fn insert_idempotency_key(
+    conn: &Connection,
     req: &crate::IdempotentRequest,
 ) -> Result<()> {
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO idempotency_keys (org_id, key, request_hash, resource_id, created_at)
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(req.org_id.to_string())
-    .bind(&req.key)
-    .bind(&req.request_hash)
-    .bind(req.resource_id.to_string())
-    .bind(ts(&now()))
-    .execute(conn)
-    .await
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        req.org_id.to_string(),
+        req.key,
+        req.request_hash,
+        req.resource_id.to_string(),
+        ts(&now())
+    ])
     .map_err(unique_as(|| format!("idempotency key {:?}", req.key)))?;
     Ok(())
 }
 
-pub(crate) async fn find_idempotency_key(
-    conn: &mut SqliteConnection,
+pub(crate) fn find_idempotency_key(
+    conn: &Connection,
     org: OrgId,
     key: &str,
 ) -> Result<Option<crate::IdempotentRequest>> {
-    let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT request_hash, resource_id FROM idempotency_keys WHERE org_id = $1 AND key = $2",
-    )
-    .bind(org.to_string())
-    .bind(key)
-    .fetch_optional(conn)
-    .await?;
+    let row: Option<(String, String)> = conn
+        .prepare_cached(
+            "SELECT request_hash, resource_id FROM idempotency_keys WHERE org_id = ?1 AND key = ?2",
+        )?
+        .query_row(params![org.to_string(), key], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
     row.map(|(request_hash, resource_id)| {
         Ok(crate::IdempotentRequest {
             org_id: org,

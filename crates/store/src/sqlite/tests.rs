@@ -1,5 +1,6 @@
 //! What the trait cannot reach: rows changed behind the store's back (revoked tokens, data
-//! edited by hand), checked with SQL on the store's own pool.
+//! edited by hand), changed with SQL on a connection of the test's own, as another program
+//! would.
 
 use chrono::SubsecRound;
 use stackdock_core::{
@@ -10,6 +11,14 @@ use stackdock_core::{
 
 use super::SqliteStore;
 use crate::{Batch, Bootstrap, Store, StoreError, Write};
+
+/// A connection of the test's own to the store's file.
+fn by_hand(dir: &tempfile::TempDir) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(dir.path().join("t.db")).expect("open by hand");
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .expect("busy timeout");
+    conn
+}
 
 async fn store_with_resource() -> (tempfile::TempDir, SqliteStore, Bootstrap, Resource) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -70,7 +79,7 @@ async fn store_with_resource() -> (tempfile::TempDir, SqliteStore, Bootstrap, Re
 
 #[tokio::test]
 async fn a_revoked_token_resolves_to_nobody() {
-    let (_dir, store, b, _) = store_with_resource().await;
+    let (dir, store, b, _) = store_with_resource().await;
     assert!(
         store
             .principal_for_token(&b.token_hash)
@@ -78,11 +87,14 @@ async fn a_revoked_token_resolves_to_nobody() {
             .expect("lookup")
             .is_some()
     );
-    sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2")
-        .bind(super::codec::ts(&super::codec::now()))
-        .bind(b.token_id.to_string())
-        .execute(&store.write)
-        .await
+    by_hand(&dir)
+        .execute(
+            "UPDATE api_tokens SET revoked_at = ?1 WHERE id = ?2",
+            rusqlite::params![
+                super::codec::ts(&super::codec::now()),
+                b.token_id.to_string()
+            ],
+        )
         .expect("revoke");
     assert!(
         store
@@ -101,20 +113,16 @@ async fn rows_edited_by_hand_read_as_corrupt_not_a_panic() {
         ("marker", "not-a-marker"),
         ("dock_id", "42"),
     ] {
-        let (_dir, store, b, r) = store_with_resource().await;
-        let mut conn = store.write.acquire().await.expect("conn");
+        let (dir, store, b, r) = store_with_resource().await;
         // Foreign keys would stop the dock_id edit; a hand edit is what this stands for.
-        sqlx::query("PRAGMA foreign_keys = OFF")
-            .execute(&mut *conn)
-            .await
+        let conn = by_hand(&dir);
+        conn.execute_batch("PRAGMA foreign_keys = OFF")
             .expect("pragma");
-        sqlx::query(&format!("UPDATE servers SET {column} = $1 WHERE id = $2"))
-            .bind(value)
-            .bind(r.id.to_string())
-            .execute(&mut *conn)
-            .await
-            .expect("edit");
-        drop(conn);
+        conn.execute(
+            &format!("UPDATE servers SET {column} = ?1 WHERE id = ?2"),
+            rusqlite::params![value, r.id.to_string()],
+        )
+        .expect("edit");
         match store.get_resource(b.org_id, r.id).await {
             Err(StoreError::Corrupt(message)) => {
                 assert!(message.contains(column), "{column}: {message}");

@@ -1825,3 +1825,107 @@ pub async fn get_resources_reads_many_rows_of_the_org_at_once(store: &dyn Store)
             .is_empty()
     );
 }
+
+pub async fn a_fenced_step_sets_the_provider_id_and_reports_a_cancel(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "step").await;
+    let r = insert(store, resource(&d, ResourceKind::Database)).await;
+    let other = insert(store, resource(&d, ResourceKind::Database)).await;
+    insert_operation(store, operation(&d, Some(&r))).await;
+    let op = store
+        .claim_operation("w", LONG_LEASE)
+        .await
+        .expect("claim")
+        .expect("queued op is claimed");
+    let lease = lease_of(&op);
+    let step = |index: i64, name: &str| Step {
+        operation_id: op.id,
+        index,
+        name: name.into(),
+        status: StepStatus::Done,
+        output: json!({}),
+        undo: json!({}),
+        at: now(),
+    };
+    let seq_before = store.latest_change().await.expect("latest");
+
+    let set = Write::SetProviderId {
+        org_id: t.org,
+        kind: ResourceKind::Database,
+        resource_id: r.id,
+        provider_resource_id: "db-1".into(),
+    };
+    let done = store
+        .apply_fenced(
+            t.org,
+            Batch::fenced(&lease)
+                .push(set)
+                .push(Write::RecordStep(step(0, "created"))),
+        )
+        .await
+        .expect("fenced step");
+    assert!(!done.cancel_requested, "no cancel was asked for");
+    let [written] = done.resources.as_slice() else {
+        panic!("one row written: {:?}", done.resources);
+    };
+    assert_eq!(written.provider_resource_id.as_deref(), Some("db-1"));
+    assert_eq!(written.version, r.version + 1);
+    let stored = store.get_resource(t.org, r.id).await.expect("get");
+    assert_eq!(&stored, written, "the row returned is the row stored");
+    assert_eq!(
+        store
+            .get_resource(t.org, other.id)
+            .await
+            .expect("other")
+            .provider_resource_id,
+        None,
+        "only the named row changes"
+    );
+    let changes = store
+        .changes_since(t.org, seq_before, 10)
+        .await
+        .expect("feed");
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].resource, stored);
+
+    store.request_cancel(t.org, op.id).await.expect("cancel");
+    let done = store
+        .apply_fenced(
+            t.org,
+            Batch::fenced(&lease).push(Write::RecordStep(step(1, "next"))),
+        )
+        .await
+        .expect("a step after the cancel is still recorded");
+    assert!(done.cancel_requested);
+    assert_eq!(store.steps(op.id).await.expect("steps").len(), 2);
+
+    // A row of another org, or one that is not there, is not found; nothing is written.
+    let stranger = tenant(store).await;
+    let foreign = Write::SetProviderId {
+        org_id: stranger.org,
+        kind: ResourceKind::Database,
+        resource_id: other.id,
+        provider_resource_id: "db-2".into(),
+    };
+    let refused = store
+        .apply_fenced(
+            t.org,
+            Batch::fenced(&lease)
+                .push(Write::RecordStep(step(2, "lost")))
+                .push(foreign),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::NotFound { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(store.steps(op.id).await.expect("steps").len(), 2);
+
+    let unfenced = store
+        .apply_fenced(t.org, Batch::new().push(Write::RecordStep(step(3, "free"))))
+        .await;
+    assert!(
+        matches!(unfenced, Err(StoreError::Refused { .. })),
+        "{unfenced:?}"
+    );
+}

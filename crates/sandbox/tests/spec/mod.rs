@@ -1,0 +1,452 @@
+//! A provider's published OpenAPI 3.0 document, loaded at test time, and the checks the
+//! contract tests make with it: that a request a client sent matches one of the document's
+//! operations and validates against its request schema, and that an answer validates against
+//! the response schema documented for its status. Validation is done by the `jsonschema`
+//! crate; this module only turns OpenAPI's dialect of JSON Schema into one it reads.
+//!
+//! Shared by every provider's `contract_<provider>.rs` (`mod spec;`). A provider names what
+//! its document gets wrong in one list of [`Tolerance`]s, each with its reason.
+
+// Each contract test binary uses a part of this module.
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde_json::{Map, Value, json};
+use stackdock_sandbox::RecordedRequest;
+
+/// Where the provider specs are: `$STACKDOCK_SPECS_DIR`, else `provider-specs` beside the
+/// repository clone.
+pub fn specs_dir() -> PathBuf {
+    std::env::var_os("STACKDOCK_SPECS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/provider-specs")
+        })
+}
+
+/// A status the document does not list for an operation although the provider answers it,
+/// with the reason. Such an answer is checked against `body` instead (the provider's error
+/// envelope), so even a tolerated answer must have the provider's shape.
+pub struct Tolerance {
+    pub status: u16,
+    pub body: Value,
+    pub reason: &'static str,
+}
+
+/// One operation of the document.
+pub struct Operation<'a> {
+    pub method: String,
+    /// The path as the document writes it, e.g. `/v1/organizations/{organizationSlug}`.
+    pub template: &'a str,
+    pub id: String,
+    doc: &'a Value,
+}
+
+pub struct Spec {
+    name: String,
+    /// The document with OpenAPI's schema dialect turned into plain JSON Schema.
+    doc: Value,
+    tolerances: Vec<Tolerance>,
+}
+
+/// How many requests and answers were checked, for the test's report.
+#[derive(Default)]
+pub struct Tally {
+    pub requests: usize,
+    pub responses: usize,
+    pub tolerated: usize,
+    pub operations: std::collections::BTreeSet<String>,
+}
+
+impl Spec {
+    /// Loads `file` (relative to [`specs_dir`]); JSON, or YAML by its extension.
+    pub fn load(name: &str, file: &str, tolerances: Vec<Tolerance>) -> Self {
+        let path = specs_dir().join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read the {name} spec at {} ({e}). The contract tests need the provider \
+                 specs: set STACKDOCK_SPECS_DIR to the provider-specs directory, or place it \
+                 beside the repository clone.",
+                path.display()
+            )
+        });
+        let mut doc: Value = if file.ends_with(".json") {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+        } else {
+            serde_yaml::from_str::<SpecValue>(&text)
+                .map(|SpecValue(doc)| doc)
+                .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()))
+        };
+        assert!(
+            doc["openapi"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("3.0")),
+            "{} is not an OpenAPI 3.0 document",
+            path.display()
+        );
+        to_json_schema(&mut doc);
+        Self {
+            name: name.to_string(),
+            doc,
+            tolerances,
+        }
+    }
+
+    /// The operation `method path` is sent to, matching path templates segment by segment.
+    pub fn operation(&self, method: &str, path: &str) -> Option<Operation<'_>> {
+        let method = method.to_ascii_lowercase();
+        let sent: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        self.doc["paths"]
+            .as_object()?
+            .iter()
+            .find_map(|(template, item)| {
+                let parts: Vec<&str> = template.split('/').collect();
+                let fits = parts.len() == sent.len()
+                    && parts.iter().zip(&sent).all(|(t, s)| {
+                        (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s
+                    });
+                let op = item.get(&method)?;
+                fits.then(|| Operation {
+                    method: method.clone(),
+                    template,
+                    id: op["operationId"].as_str().unwrap_or(template).to_string(),
+                    doc: op,
+                })
+            })
+    }
+
+    /// Checks what a client sent: a documented operation, query parameters it declares with
+    /// values their schemas take, and a body its request schema takes (or none, if it has
+    /// none).
+    pub fn check_request(&self, req: &RecordedRequest) -> Result<String, Vec<String>> {
+        let at = format!("{} {}", req.method, req.path);
+        let op = self
+            .operation(&req.method, &req.path)
+            .ok_or_else(|| vec![format!("{at}: no operation of the {} spec", self.name)])?;
+        let mut errors = Vec::new();
+        let params: Vec<&Value> = op.doc["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| self.resolve(p))
+            .collect();
+        for (name, value) in query_pairs(req.query.as_deref()) {
+            let Some(param) = params
+                .iter()
+                .find(|p| p["in"] == "query" && p["name"] == name.as_str())
+            else {
+                errors.push(format!("{at}: query parameter {name:?} is not declared"));
+                continue;
+            };
+            let value = typed_like(&param["schema"], &value);
+            errors.extend(self.validate(&param["schema"], &value, &format!("{at} ?{name}")));
+        }
+        let schema = &self.resolve(&op.doc["requestBody"])["content"]["application/json"]["schema"];
+        let required = self.resolve(&op.doc["requestBody"])["required"] == true;
+        match (&req.body, schema.is_null()) {
+            (Some(body), false) => {
+                errors.extend(self.validate(schema, body, &format!("{at} body")))
+            }
+            (Some(_), true) => errors.push(format!("{at}: a body, where the operation takes none")),
+            (None, false) if required => {
+                errors.push(format!("{at}: no body, where one is required"))
+            }
+            (None, _) => {}
+        }
+        if errors.is_empty() {
+            Ok(op.id)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Checks an answer the sandbox gave against the response documented for its status (or
+    /// a tolerance for it). Answers never sent (the connection was dropped) are not checked.
+    pub fn check_response(&self, req: &RecordedRequest) -> Result<Checked, Vec<String>> {
+        let at = format!("{} {} -> {}", req.method, req.path, req.status);
+        if req.disconnected || req.status == 0 {
+            return Ok(Checked::NotSent);
+        }
+        let op = self
+            .operation(&req.method, &req.path)
+            .ok_or_else(|| vec![format!("{at}: no operation of the {} spec", self.name)])?;
+        let responses = &op.doc["responses"];
+        let documented = responses
+            .get(req.status.to_string())
+            .or_else(|| responses.get("default"));
+        let (schema, tolerated) = match documented {
+            Some(response) => (
+                self.resolve(response)["content"]["application/json"]["schema"].clone(),
+                false,
+            ),
+            None => {
+                let tolerance = self
+                    .tolerances
+                    .iter()
+                    .find(|t| t.status == req.status)
+                    .ok_or_else(|| vec![format!("{at}: status not documented for {}", op.id)])?;
+                (tolerance.body.clone(), true)
+            }
+        };
+        let errors = match (&req.response_body, schema.is_null()) {
+            (Some(body), false) => self.validate(&schema, body, &at),
+            (None, false) => vec![format!("{at}: no JSON body, where one is documented")],
+            (Some(body), true) => vec![format!("{at}: a body where none is documented: {body}")],
+            (None, true) => Vec::new(),
+        };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(if tolerated {
+            Checked::Tolerated
+        } else {
+            Checked::Documented
+        })
+    }
+
+    /// Checks every request and answer in `log`, adding them to `tally`; panics listing every
+    /// mismatch.
+    pub fn check_log(&self, log: &[RecordedRequest], tally: &mut Tally) {
+        let mut errors = Vec::new();
+        for req in log {
+            match self.check_request(req) {
+                Ok(id) => {
+                    tally.requests += 1;
+                    tally.operations.insert(id);
+                }
+                Err(e) => errors.extend(e),
+            }
+            match self.check_response(req) {
+                Ok(Checked::Documented) => tally.responses += 1,
+                Ok(Checked::Tolerated) => {
+                    tally.responses += 1;
+                    tally.tolerated += 1;
+                }
+                Ok(Checked::NotSent) => {}
+                Err(e) => errors.extend(e),
+            }
+        }
+        assert!(
+            errors.is_empty(),
+            "{} contract mismatches:\n{}",
+            self.name,
+            errors.join("\n")
+        );
+    }
+
+    /// What the report line says.
+    pub fn report(&self, tally: &Tally) -> String {
+        let mut line = format!(
+            "{} spec: {} requests and {} responses validated ({} of them under a named \
+             tolerance), over {} operations",
+            self.name,
+            tally.requests,
+            tally.responses,
+            tally.tolerated,
+            tally.operations.len()
+        );
+        for t in &self.tolerances {
+            let _ = write!(
+                line,
+                "\n  tolerated: undocumented {}: {}",
+                t.status, t.reason
+            );
+        }
+        line
+    }
+
+    /// The error messages of `value` against `schema`, each prefixed with `at`.
+    pub fn validate(&self, schema: &Value, value: &Value, at: &str) -> Vec<String> {
+        // References point into the document (`#/components/...`), so the schema is checked
+        // as part of a root that carries the document's components.
+        let root = json!({
+            "allOf": [schema],
+            "components": self.doc["components"],
+        });
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft4)
+            .build(&root)
+            .unwrap_or_else(|e| panic!("{at}: the spec's schema does not compile: {e}"));
+        validator
+            .iter_errors(value)
+            .map(|e| format!("{at}: {} at {}", e, e.instance_path))
+            .collect()
+    }
+
+    /// Follows a `$ref` chain to the object it names.
+    fn resolve<'a>(&'a self, mut value: &'a Value) -> &'a Value {
+        for _ in 0..32 {
+            let Some(reference) = value.get("$ref").and_then(Value::as_str) else {
+                return value;
+            };
+            value = reference
+                .strip_prefix('#')
+                .and_then(|p| self.doc.pointer(p))
+                .unwrap_or_else(|| panic!("dangling $ref {reference}"));
+        }
+        panic!("$ref chain too deep")
+    }
+}
+
+/// A spec document as JSON values. Deserialized by hand because a spec may hold integers
+/// beyond 64 bits (a MySQL setting's maximum in DigitalOcean's) that neither `serde_json::Value` nor
+/// `serde_yaml::Value` can hold; those become floats, which is all a bound needs.
+pub struct SpecValue(pub Value);
+
+impl<'de> serde::Deserialize<'de> for SpecValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SpecVisitor).map(SpecValue)
+    }
+}
+
+struct SpecVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SpecVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_i128<E>(self, v: i128) -> Result<Value, E> {
+        Ok(Value::from(v as f64))
+    }
+    fn visit_u128<E>(self, v: u128) -> Result<Value, E> {
+        Ok(Value::from(v as f64))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(SpecVisitor)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(SpecValue(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some((SpecValue(key), SpecValue(value))) = map.next_entry()? {
+            // YAML allows non-string keys (e.g. unquoted status codes).
+            let key = match key {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+/// What [`Spec::check_response`] made of an answer.
+pub enum Checked {
+    Documented,
+    Tolerated,
+    NotSent,
+}
+
+/// OpenAPI 3.0's schema dialect as plain JSON Schema (draft 4, which it extends): the one
+/// place the two differ for these checks is `nullable: true`, which becomes `null` among the
+/// allowed types. Everything else (`example`, `deprecated`, `description`) is annotation.
+fn to_json_schema(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.remove("nullable") == Some(Value::Bool(true)) {
+                make_nullable(map);
+            }
+            map.values_mut().for_each(to_json_schema);
+        }
+        Value::Array(items) => items.iter_mut().for_each(to_json_schema),
+        _ => {}
+    }
+}
+
+fn make_nullable(map: &mut Map<String, Value>) {
+    match map.get_mut("type") {
+        Some(Value::String(t)) => {
+            let t = t.clone();
+            map.insert("type".into(), json!([t, "null"]));
+        }
+        Some(Value::Array(types)) if !types.contains(&json!("null")) => types.push(json!("null")),
+        _ => {}
+    }
+    if let Some(Value::Array(values)) = map.get_mut("enum")
+        && !values.contains(&Value::Null)
+    {
+        values.push(Value::Null);
+    }
+}
+
+/// `a=1&b=two` as pairs, percent-decoded.
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A query value as the type its schema declares: query text is all strings on the wire.
+fn typed_like(schema: &Value, text: &str) -> Value {
+    match schema["type"].as_str() {
+        Some("integer") => text
+            .parse::<i64>()
+            .map_or_else(|_| json!(text), Value::from),
+        Some("number") => text
+            .parse::<f64>()
+            .map_or_else(|_| json!(text), Value::from),
+        Some("boolean") => text
+            .parse::<bool>()
+            .map_or_else(|_| json!(text), Value::from),
+        _ => json!(text),
+    }
+}
