@@ -62,8 +62,11 @@ impl Writer {
         // WAL is a property of the file (set when it was opened first); the rest are per
         // connection. NORMAL under WAL loses at most the last commits on power loss, never
         // consistency.
+        // The savepoint of each job journals the pages it changes first: in memory, not in a
+        // temporary file. The page cache holds the hot indexes of a busy store.
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;",
         )?;
         conn.busy_timeout(busy_timeout)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
