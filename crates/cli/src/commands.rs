@@ -59,8 +59,14 @@ fn summary(r: &Value) -> String {
     if let Some(url) = r["production_url"].as_str() {
         line.push_str(&format!("  {url}"));
     }
+    if let Some(engine) = r["engine"].as_str() {
+        line.push_str(&format!("  {engine}"));
+    }
     if let Some(host) = r["host"].as_str() {
         line.push_str(&format!("  host {host}"));
+    }
+    if let Some(records) = r["records"].as_array().filter(|r| !r.is_empty()) {
+        line.push_str(&format!("  {} records", records.len()));
     }
     line
 }

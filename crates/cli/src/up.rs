@@ -67,7 +67,8 @@ pub(crate) struct UpArgs {
         hide = true
     )]
     retry_base_ms: u64,
-    /// Sandbox droplets turn active after this many milliseconds.
+    /// Sandbox droplets turn active, and database clusters online, after this many
+    /// milliseconds.
     #[arg(long, default_value_t = 3_000, hide = true)]
     sandbox_ready_ms: u64,
 }
@@ -286,6 +287,7 @@ async fn start_sandbox(
     let digitalocean = DigitalOceanSandbox::start(DoSandboxConfig {
         tokens: vec![key.clone()],
         ready_after: Duration::from_millis(ready_ms),
+        database_ready_after: Duration::from_millis(ready_ms),
         ..Default::default()
     })
     .await

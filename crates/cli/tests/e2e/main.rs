@@ -11,6 +11,7 @@ mod chaos;
 mod cli;
 mod contract;
 mod crash;
+mod domains_databases;
 mod events;
 mod provisioning;
 mod sealed;

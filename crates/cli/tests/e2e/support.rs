@@ -235,11 +235,17 @@ impl TestApp {
         r.body
     }
 
-    /// Waits until the resource reaches `state`; fails the test at the deadline.
+    /// Waits until the server reaches `state`; fails the test at the deadline.
     pub async fn wait_state(&self, id: &str, state: &str) -> Value {
+        self.wait_resource("servers", id, state).await
+    }
+
+    /// Waits until the resource `id` of `collection` reaches `state`; fails the test at the
+    /// deadline.
+    pub async fn wait_resource(&self, collection: &str, id: &str, state: &str) -> Value {
         let last = Mutex::new(Value::Null);
         let found = wait_for(|| async {
-            let r = self.get(&format!("/api/v1/servers/{id}")).await;
+            let r = self.get(&format!("/api/v1/{collection}/{id}")).await;
             *last.lock().unwrap() = r.body.clone();
             (r.body["provisioning_state"] == state).then_some(r.body)
         })
