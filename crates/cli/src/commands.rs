@@ -109,6 +109,10 @@ pub(crate) struct ProvisionArgs {
     /// Any other config field, as KEY=VALUE (VALUE is read as JSON when it parses, e.g. true).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// A web service's files: every file under this folder is deployed, and only contents
+    /// the server does not have yet are uploaded.
+    #[arg(long, value_name = "FOLDER")]
+    dir: Option<std::path::PathBuf>,
     /// Return once the request is recorded instead of following it.
     #[arg(long)]
     no_wait: bool,
@@ -138,6 +142,16 @@ pub(crate) async fn provision(a: ProvisionArgs) -> CliResult {
         body.insert(k.to_string(), value);
     }
     let client = Client::new(&a.conn)?;
+    if let Some(dir) = &a.dir {
+        if coll != "web-services" {
+            return Err(CliError::Input(format!(
+                "--dir deploys a web service's files; {} takes none",
+                a.kind
+            )));
+        }
+        let files = crate::site::upload_folder(&client, dir).await?;
+        body.insert("files".into(), files);
+    }
     let created = create_once(&client, &format!("/api/v1/{coll}"), &Value::Object(body)).await?;
     if a.no_wait {
         if a.conn.json {

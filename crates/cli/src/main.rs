@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod client;
 mod commands;
+mod site;
 mod up;
 mod watch;
 

@@ -246,6 +246,9 @@ pub(crate) async fn run(args: UpArgs) -> CliResult {
         ..Default::default()
     };
     let engine = Engine::new(store.clone(), Registry::builtin(), keyring, config);
+    let blobs = stackdock_engine::blobs::BlobStore::open(args.data_dir.join("blobs"))
+        .map_err(fail("cannot open the file store"))?;
+    engine.set_blobs(std::sync::Arc::new(blobs));
 
     // Kept alive for as long as the server runs.
     let _sandbox = if args.sandbox {

@@ -28,6 +28,7 @@ use stackdock_core::{
 use crate::budget::Budget;
 use crate::config::ConfigSchema;
 use crate::error::DockError;
+use crate::files::{FileEntry, FileError, FileSource};
 use crate::retry::RetryPolicy;
 
 /// A dock opened for one run: its API key decrypted, in memory only.
@@ -98,6 +99,8 @@ pub struct Ctx {
     pub attempt: u32,
     pub retry: RetryPolicy,
     steps: Vec<Step>,
+    /// Where the contents of a web service's files are read from; see [`Ctx::file`].
+    files: Option<Arc<dyn FileSource>>,
 }
 
 impl Ctx {
@@ -108,7 +111,47 @@ impl Ctx {
             attempt,
             retry: RetryPolicy::default(),
             steps,
+            files: None,
         }
+    }
+
+    /// Hands the run the source of its files' contents (the engine's file store).
+    pub fn with_files(mut self, files: Arc<dyn FileSource>) -> Self {
+        self.files = Some(files);
+        self
+    }
+
+    /// The contents of one file of a web service's manifest, checked against its size. A
+    /// file whose contents were never uploaded is the request's fault: permanent, naming the
+    /// path.
+    pub async fn file(&self, entry: &FileEntry) -> Result<Vec<u8>, DockError> {
+        let refused = |message: String| {
+            DockError::InvalidConfig(crate::config::ConfigError::new(
+                format!("files[{}]", entry.path),
+                message,
+            ))
+        };
+        let source = self
+            .files
+            .as_ref()
+            .ok_or_else(|| refused("this run was given no file store to read from".into()))?;
+        let bytes = match source.read(&entry.sha256).await {
+            Ok(bytes) => bytes,
+            Err(e @ FileError::Missing(_)) => return Err(refused(e.to_string())),
+            Err(FileError::Store(detail)) => {
+                return Err(DockError::Checkpoint(
+                    format!("reading {}: {detail}", entry.path).into(),
+                ));
+            }
+        };
+        if bytes.len() as u64 != entry.size {
+            return Err(refused(format!(
+                "the manifest says {} bytes, the uploaded content has {}",
+                entry.size,
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
     }
 
     /// The recorded steps, oldest first, undone ones included.

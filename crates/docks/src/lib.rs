@@ -31,6 +31,7 @@ pub mod budget;
 pub mod config;
 pub mod digitalocean;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod registry;
 pub mod retry;
@@ -43,6 +44,7 @@ pub use adapter::{
 pub use budget::{Budget, Budgets, Permit, RateLimit, RateLimitError, Window, documented_limit};
 pub use config::{ConfigError, ConfigSchema};
 pub use error::{DockError, ProviderError};
+pub use files::{FileEntry, FileError, FileSource, Files, MemoryFiles, Sha256Hex, SitePath, sha1_hex};
 pub use registry::Registry;
 pub use retry::RetryPolicy;
 
@@ -59,6 +61,7 @@ pub mod prelude {
         self, ConfigError, ConfigSchema, DomainName, Hostname, RecordName, SENSITIVE, Slug, Text,
     };
     pub use crate::error::{DockError, ProviderError};
+    pub use crate::files::{FileEntry, FileSource, Files, Sha256Hex, SitePath, sha1_hex};
     pub use crate::http::{ApiResponse, ErrorBodyReader, HttpSession, Idempotence};
     pub use crate::retry::RetryPolicy;
     pub use async_trait::async_trait;

@@ -24,6 +24,7 @@ use stackdock_docks::budget::{Budgets, RateLimit, documented_limit};
 use stackdock_docks::{ConfigError, DockAccess, Registry, RetryPolicy};
 use stackdock_store::{Store, StoreError};
 
+pub mod blobs;
 pub mod deprovision;
 pub mod failpoint;
 pub mod intent;
@@ -164,6 +165,8 @@ pub(crate) struct Inner {
     >,
     /// Docks whose round of checks is under way in this process.
     pub(crate) in_round: observe::InRound,
+    /// The store of web services' files, when the process keeps one (see [`Engine::set_blobs`]).
+    pub(crate) blobs: std::sync::OnceLock<Arc<blobs::BlobStore>>,
 }
 
 impl EngineError {
@@ -195,6 +198,7 @@ impl Engine {
                 budgets: Budgets::default(),
                 rounds: Default::default(),
                 in_round: Default::default(),
+                blobs: Default::default(),
             }),
         }
     }
@@ -213,6 +217,17 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// Gives the engine its file store: runs read web services' files from it. Set once, at
+    /// start; a second call is ignored.
+    pub fn set_blobs(&self, blobs: Arc<blobs::BlobStore>) {
+        let _ = self.inner.blobs.set(blobs);
+    }
+
+    /// The file store, if the process keeps one.
+    pub fn blobs(&self) -> Option<&Arc<blobs::BlobStore>> {
+        self.inner.blobs.get()
     }
 
     /// Opens a dock's sealed key, in memory, for one run.

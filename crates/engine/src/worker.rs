@@ -193,6 +193,9 @@ impl Engine {
             recorder: recorder.clone(),
         };
         let mut ctx = Ctx::new(scope, marker, op.attempt, steps);
+        if let Some(blobs) = self.inner.blobs.get() {
+            ctx = ctx.with_files(blobs.clone());
+        }
         ctx.retry = self.inner.config.retry;
         (ctx, recorder)
     }

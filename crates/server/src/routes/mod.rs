@@ -2,7 +2,8 @@
 
 use axum::Router;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::routing::{get, post};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -11,6 +12,7 @@ mod audit;
 mod body;
 mod docks;
 mod events;
+mod files;
 mod operations;
 mod resources;
 
@@ -34,6 +36,12 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/v1/operations", get(operations::list))
         .route("/api/v1/operations/{id}", get(operations::get))
         .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/files/missing", post(files::missing))
+        // The upload route enforces its own limit, with an answer that says so.
+        .route(
+            "/api/v1/files/{sha256}",
+            put(files::upload).layer(DefaultBodyLimit::disable()),
+        )
         .route("/api/v1/events", get(events::stream))
         .route("/api/v1/resources", get(resources::list_all))
         .route(

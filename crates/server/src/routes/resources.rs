@@ -141,6 +141,9 @@ pub(crate) async fn create(
     let dock = super::docks::resolve(&state, actor.org_id, &dock_ref)
         .await
         .map_err(|e| ApiError::invalid(format!("dock: {}", e.message)))?;
+    if kind == ResourceKind::WebService {
+        super::files::check_uploaded(&state, &body.0)?;
+    }
     let key =
         match headers.get("idempotency-key") {
             None => None,
