@@ -123,10 +123,7 @@ pub(crate) async fn upload_folder(client: &Client, dir: &PathBuf) -> Result<Valu
             continue;
         }
         let req = client
-            .request(
-                reqwest::Method::PUT,
-                &format!("/api/v1/files/{}", f.sha256),
-            )
+            .request(reqwest::Method::PUT, &format!("/api/v1/files/{}", f.sha256))
             .query(&[("path", f.path.as_str())])
             .header("content-type", "application/octet-stream")
             .body(f.bytes.clone());

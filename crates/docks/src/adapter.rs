@@ -375,6 +375,14 @@ pub trait DockAdapter: Send + Sync {
         targets: &[Tracked],
     ) -> Result<Vec<Option<Observed>>, DockError>;
 
+    /// Whether a waiting provision must be run again rather than waited on: the provider,
+    /// as `observed`, waits for the provision's next step (a Netlify deploy `prepared`, which
+    /// waits for its files). The engine then hands the operation back to a worker, which
+    /// goes on from its recorded steps. The default: never.
+    fn continues_provision(&self, _kind: ResourceKind, _observed: &Observed) -> bool {
+        false
+    }
+
     /// The resource of `kind` carrying `marker`, if the provider has one. A filtered lookup,
     /// never a listing of the whole account.
     async fn find_by_marker(

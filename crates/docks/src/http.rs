@@ -29,6 +29,14 @@ pub enum Idempotence {
     Once,
 }
 
+/// What a request carries.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    Json(Option<&'a Value>),
+    /// Raw bytes (`application/octet-stream`): a file's contents.
+    Bytes(&'a [u8]),
+}
+
 #[derive(Clone, Debug)]
 pub struct ApiResponse {
     pub status: u16,
@@ -111,7 +119,7 @@ impl HttpSession {
                     &Method::POST,
                     path,
                     &[],
-                    Some(body),
+                    Payload::Json(Some(body)),
                     attempt.max(1) + refused,
                 )
                 .await
@@ -134,6 +142,37 @@ impl HttpSession {
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
+        idempotence: Idempotence,
+    ) -> Result<ApiResponse, DockError> {
+        self.send_payload(method, path, query, Payload::Json(body), idempotence)
+            .await
+    }
+
+    /// Sends raw bytes (`application/octet-stream`, a file's contents) with a repeatable
+    /// method such as PUT, retrying transient failures like [`HttpSession::send`].
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        bytes: &[u8],
+    ) -> Result<ApiResponse, DockError> {
+        self.send_payload(
+            method,
+            path,
+            query,
+            Payload::Bytes(bytes),
+            Idempotence::Repeatable,
+        )
+        .await
+    }
+
+    async fn send_payload(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Payload<'_>,
         idempotence: Idempotence,
     ) -> Result<ApiResponse, DockError> {
         let max = match idempotence {
@@ -174,7 +213,7 @@ impl HttpSession {
         method: &Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<&Value>,
+        body: Payload<'_>,
         attempt: u32,
     ) -> Result<ApiResponse, DockError> {
         let url = format!("{}{}", self.base_url, path);
@@ -185,8 +224,14 @@ impl HttpSession {
             .header("accept", "application/json")
             .timeout(self.retry.request_timeout)
             .query(query);
-        if let Some(b) = body {
-            req = req.json(b);
+        match body {
+            Payload::Json(Some(b)) => req = req.json(b),
+            Payload::Json(None) => {}
+            Payload::Bytes(bytes) => {
+                req = req
+                    .header("content-type", "application/octet-stream")
+                    .body(bytes.to_vec())
+            }
         }
         let permit = self.wait_for_budget().await?;
         let started = Instant::now();

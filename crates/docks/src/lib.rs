@@ -14,7 +14,7 @@
 //!   calls wait for it instead of bouncing off 429s, and it is corrected by what the provider
 //!   says (rate-limit headers, `Retry-After`, a 429 pauses the whole dock).
 //! - [`registry`]: provider -> adapter, where an ejected adapter replaces a built-in one.
-//! - one folder per provider (`digitalocean/`, `turso/`), each `api.rs` (a thin typed client of the
+//! - one folder per provider (`digitalocean/`, `netlify/`, `turso/`), each `api.rs` (a thin typed client of the
 //!   provider's HTTP API) and `adapter.rs` (the provisioning logic). A folder is written to be
 //!   read top to bottom and copied out whole.
 //!
@@ -33,6 +33,7 @@ pub mod digitalocean;
 pub mod error;
 pub mod files;
 pub mod http;
+pub mod netlify;
 pub mod registry;
 pub mod retry;
 pub mod turso;
@@ -44,7 +45,9 @@ pub use adapter::{
 pub use budget::{Budget, Budgets, Permit, RateLimit, RateLimitError, Window, documented_limit};
 pub use config::{ConfigError, ConfigSchema};
 pub use error::{DockError, ProviderError};
-pub use files::{FileEntry, FileError, FileSource, Files, MemoryFiles, Sha256Hex, SitePath, sha1_hex};
+pub use files::{
+    FileEntry, FileError, FileSource, Files, MemoryFiles, Sha256Hex, SitePath, sha1_hex,
+};
 pub use registry::Registry;
 pub use retry::RetryPolicy;
 

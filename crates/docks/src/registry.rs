@@ -8,6 +8,7 @@ use stackdock_core::Provider;
 
 use crate::adapter::DockAdapter;
 use crate::digitalocean::DigitalOceanAdapter;
+use crate::netlify::NetlifyAdapter;
 use crate::turso::TursoAdapter;
 
 #[derive(Clone, Default)]
@@ -28,6 +29,7 @@ impl Registry {
             .unwrap_or_default();
         let mut r = Self::empty();
         r.register(Arc::new(DigitalOceanAdapter::new(client.clone())));
+        r.register(Arc::new(NetlifyAdapter::new(client.clone())));
         r.register(Arc::new(TursoAdapter::new(client)));
         r
     }

@@ -7,4 +7,5 @@ mod conformance;
 mod support;
 
 conformance::suite!(digitalocean, crate::conformance::digitalocean::DigitalOcean);
+conformance::suite!(netlify, crate::conformance::netlify::Netlify);
 conformance::suite!(turso, crate::conformance::turso::Turso);

@@ -97,10 +97,7 @@ fn write_atomically(target: &Path, bytes: &[u8]) -> io::Result<()> {
         .parent()
         .ok_or_else(|| io::Error::other("a blob path has a parent"))?;
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".tmp-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
     let written = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;
@@ -136,7 +133,10 @@ mod tests {
         let store = BlobStore::open(dir.path().join("blobs")).unwrap();
         let digest = Sha256Hex::of(b"hello");
         let other = Sha256Hex::of(b"other");
-        assert_eq!(store.missing([&digest, &other, &digest]), [digest.clone(), other.clone()]);
+        assert_eq!(
+            store.missing([&digest, &other, &digest]),
+            [digest.clone(), other.clone()]
+        );
 
         let err = store.put(&other, b"hello".to_vec()).await.unwrap_err();
         assert!(matches!(err, BlobError::Mismatch { .. }), "{err}");
@@ -145,7 +145,10 @@ mod tests {
         store.put(&digest, b"hello".to_vec()).await.unwrap();
         store.put(&digest, b"hello".to_vec()).await.unwrap();
         assert_eq!(store.missing([&digest, &other]), [other.clone()]);
-        assert_eq!(store.read(&digest).await.unwrap().as_deref(), Some(&b"hello"[..]));
+        assert_eq!(
+            store.read(&digest).await.unwrap().as_deref(),
+            Some(&b"hello"[..])
+        );
         assert_eq!(store.read(&other).await.unwrap(), None);
 
         // Contents changed on disk are not handed out as what their digest says.

@@ -249,6 +249,15 @@ impl Engine {
             match adapter.observe_many(&mut ctx, access, kind, &targets).await {
                 Ok(seen) if seen.len() == checked.len() => {
                     for ((op, row), seen) in checked.into_iter().zip(seen) {
+                        // The provider waits on the provision's next step (Netlify's deploy is
+                        // prepared and waits for its files): a worker runs it again.
+                        let resume = seen
+                            .as_ref()
+                            .is_some_and(|o| adapter.continues_provision(kind, o));
+                        if resume && op.kind == OpKind::Provision {
+                            batches.push(handoff_batch(op, &lease(op), None));
+                            continue;
+                        }
                         batches.extend(verdict(op, &lease(op), row, seen));
                     }
                 }

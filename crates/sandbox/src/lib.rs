@@ -33,7 +33,7 @@
 //! `front_door` (the middleware that authenticates, limits, logs, counts, injects
 //! faults and chaos, and adds latency), and `server` (bind/serve/shutdown, and the
 //! listener that can hang up on a connection). Each provider gets its own module,
-//! e.g. [`digitalocean`], [`turso`].
+//! e.g. [`digitalocean`], [`netlify`], [`turso`].
 //!
 //! API boundary: everything a caller configures or reads is re-exported here; the
 //! machinery modules stay private so they can change shape freely.
@@ -45,6 +45,7 @@ mod controls;
 pub mod digitalocean;
 pub mod fault;
 mod front_door;
+pub mod netlify;
 mod ratelimit;
 mod server;
 pub mod turso;
@@ -52,6 +53,7 @@ pub mod turso;
 pub use chaos::{Chaos, ChaosCounts, Storm};
 pub use digitalocean::{DigitalOceanSandbox, DoSandboxConfig};
 pub use fault::{Fault, FaultResponse};
+pub use netlify::{NetlifySandbox, NetlifySandboxConfig};
 pub use ratelimit::BucketLimit;
 pub use turso::{TursoSandbox, TursoSandboxConfig};
 

@@ -34,6 +34,7 @@ pub mod harness;
 pub mod lifecycle;
 pub mod lookup;
 pub mod lost_answers;
+pub mod netlify;
 pub mod resume;
 pub mod turso;
 pub mod unwind;

@@ -8,14 +8,18 @@
 pub mod engine;
 pub mod recorder;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use stackdock_core::{DockId, Marker, OperationId, OrgId, Provider, ResourceId, SecretString};
 use stackdock_docks::digitalocean::DigitalOceanAdapter;
-use stackdock_docks::{Budget, CallScope, Ctx, DockAccess, RateLimit, RetryPolicy, Tracked};
+use stackdock_docks::{
+    Budget, CallScope, Ctx, DockAccess, FileSource, MemoryFiles, RateLimit, RetryPolicy, Tracked,
+};
 use stackdock_sandbox::{
-    DigitalOceanSandbox, DoSandboxConfig, RecordedRequest, TursoSandbox, TursoSandboxConfig,
+    DigitalOceanSandbox, DoSandboxConfig, NetlifySandbox, NetlifySandboxConfig, RecordedRequest,
+    TursoSandbox, TursoSandboxConfig,
 };
 
 // Re-exported for the binaries that use them; the others would warn.
@@ -98,6 +102,57 @@ pub fn turso_dock(sandbox: &TursoSandbox, key: &str) -> DockAccess {
     }
 }
 
+/// A Netlify sandbox accepting `key`, deploys moving along in tens of milliseconds.
+pub async fn netlify_sandbox(key: &str) -> NetlifySandbox {
+    NetlifySandbox::start(NetlifySandboxConfig {
+        tokens: vec![key.to_string()],
+        prepare_after: Duration::from_millis(30),
+        process_after: Duration::from_millis(30),
+        ..NetlifySandboxConfig::default()
+    })
+    .await
+    .expect("sandbox starts on a free port")
+}
+
+/// A Netlify dock on `sandbox`, whose runs read files from `files` (see [`serve_files`]).
+pub fn netlify_dock(sandbox: &NetlifySandbox, key: &str, files: Arc<MemoryFiles>) -> DockAccess {
+    let dock = DockAccess {
+        provider: Provider::Netlify,
+        name: "netlify-test".into(),
+        ..dock_at(&sandbox.api_url(), key)
+    };
+    serve_files(&dock, files);
+    dock
+}
+
+type FileSources = Mutex<HashMap<DockId, Arc<dyn FileSource>>>;
+
+fn file_sources() -> &'static FileSources {
+    static SOURCES: OnceLock<FileSources> = OnceLock::new();
+    SOURCES.get_or_init(Default::default)
+}
+
+/// Every run on `dock` reads web services' files from `files`, as the engine's runs read them
+/// from its file store.
+pub fn serve_files(dock: &DockAccess, files: Arc<dyn FileSource>) {
+    file_sources()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(dock.id, files);
+}
+
+/// A manifest of `files` (path, contents), their contents kept in `store`.
+pub fn manifest(store: &MemoryFiles, files: &[(&str, &[u8])]) -> serde_json::Value {
+    serde_json::Value::Array(
+        files
+            .iter()
+            .map(|(path, bytes)| {
+                serde_json::json!({"path": path, "sha256": store.put(bytes), "size": bytes.len()})
+            })
+            .collect(),
+    )
+}
+
 /// Retries fast enough for tests; every other knob as in production.
 pub fn fast_retry() -> RetryPolicy {
     RetryPolicy {
@@ -168,6 +223,14 @@ impl Run {
         };
         let marker = Marker::for_resource(&resource_id);
         let mut ctx = Ctx::new(scope, Some(marker.clone()), attempt, recorder.steps());
+        let files = file_sources()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&dock.id)
+            .cloned();
+        if let Some(files) = files {
+            ctx = ctx.with_files(files);
+        }
         ctx.retry = fast_retry();
         Self {
             resource_id,

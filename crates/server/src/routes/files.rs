@@ -144,7 +144,10 @@ pub(crate) async fn upload(
 /// Refuses a web service whose manifest names contents never uploaded, naming the first such
 /// path, before anything is recorded. A malformed manifest is left to the adapter's config
 /// check, which names the field.
-pub(crate) fn check_uploaded(state: &AppState, config: &Map<String, Value>) -> Result<(), ApiError> {
+pub(crate) fn check_uploaded(
+    state: &AppState,
+    config: &Map<String, Value>,
+) -> Result<(), ApiError> {
     let Some(Value::Array(files)) = config.get("files") else {
         return Ok(());
     };

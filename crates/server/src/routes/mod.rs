@@ -1,8 +1,8 @@
 //! The route table. Each handler names the permission it needs as its first line.
 
 use axum::Router;
-use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::routing::{get, post, put};
 
 use crate::AppState;
