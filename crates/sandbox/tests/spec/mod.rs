@@ -1,8 +1,12 @@
-//! A provider's published OpenAPI 3.0 document, loaded at test time, and the checks the
-//! contract tests make with it: that a request a client sent matches one of the document's
-//! operations and validates against its request schema, and that an answer validates against
-//! the response schema documented for its status. Validation is done by the `jsonschema`
-//! crate; this module only turns OpenAPI's dialect of JSON Schema into one it reads.
+//! A provider's published OpenAPI 3.0 or Swagger 2.0 document, loaded at test time, and the
+//! checks the contract tests make with it: that a request a client sent matches one of the
+//! document's operations and validates against its request schema, and that an answer
+//! validates against the response schema documented for its status. Validation is done by the
+//! `jsonschema` crate; this module only turns the documents' dialects of JSON Schema into one
+//! it reads, and reads both shapes of operation: OpenAPI 3's `requestBody` and
+//! `content/application/json/schema`, Swagger 2's `in: body` parameter, query parameters typed
+//! on the parameter itself, response `schema`, `basePath`, and `$ref`s into `#/definitions`,
+//! `#/parameters` and `#/responses`.
 //!
 //! Shared by every provider's `contract_<provider>.rs` (`mod spec;`). A provider names what
 //! its document gets wrong in one list of [`Tolerance`]s, each with its reason.
@@ -42,6 +46,16 @@ pub struct Operation<'a> {
     pub template: &'a str,
     pub id: String,
     doc: &'a Value,
+    /// The path item, whose `parameters` apply to each of its operations.
+    item: &'a Value,
+}
+
+/// A path parameter the document types as one segment although the provider's clients send
+/// `/` inside it (a file's path), with the reason: requests to `template` match with the
+/// parameter taking the rest of the path.
+pub struct GreedyTail {
+    pub template: &'static str,
+    pub reason: &'static str,
 }
 
 pub struct Spec {
@@ -49,6 +63,9 @@ pub struct Spec {
     /// The document with OpenAPI's schema dialect turned into plain JSON Schema.
     doc: Value,
     tolerances: Vec<Tolerance>,
+    /// Swagger 2's `basePath`, stripped from a request's path before it is matched.
+    base_path: String,
+    greedy: Vec<GreedyTail>,
 }
 
 /// How many requests and answers were checked, for the test's report.
@@ -80,40 +97,65 @@ impl Spec {
                 .map(|SpecValue(doc)| doc)
                 .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()))
         };
+        let openapi3 = doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.0"));
+        let swagger2 = doc["swagger"] == "2.0";
         assert!(
-            doc["openapi"]
-                .as_str()
-                .is_some_and(|v| v.starts_with("3.0")),
-            "{} is not an OpenAPI 3.0 document",
+            openapi3 || swagger2,
+            "{} is neither an OpenAPI 3.0 nor a Swagger 2.0 document",
             path.display()
         );
         to_json_schema(&mut doc);
+        let base_path = doc["basePath"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_string();
         Self {
             name: name.to_string(),
             doc,
             tolerances,
+            base_path,
+            greedy: Vec::new(),
         }
+    }
+
+    /// Lets the last parameter of each listed template take the rest of a request's path;
+    /// see [`GreedyTail`]. Each is named in the report.
+    pub fn with_greedy_tails(mut self, greedy: Vec<GreedyTail>) -> Self {
+        self.greedy = greedy;
+        self
     }
 
     /// The operation `method path` is sent to, matching path templates segment by segment.
     pub fn operation(&self, method: &str, path: &str) -> Option<Operation<'_>> {
         let method = method.to_ascii_lowercase();
+        let path = path.strip_prefix(&self.base_path).unwrap_or(path);
         let sent: Vec<&str> = path.trim_end_matches('/').split('/').collect();
         self.doc["paths"]
             .as_object()?
             .iter()
             .find_map(|(template, item)| {
                 let parts: Vec<&str> = template.split('/').collect();
-                let fits = parts.len() == sent.len()
-                    && parts.iter().zip(&sent).all(|(t, s)| {
-                        (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s
-                    });
+                let greedy = self.greedy.iter().any(|g| g.template == template);
+                let param = |t: &str| t.starts_with('{') && t.ends_with('}');
+                let segment = |(t, s): (&&str, &&str)| (param(t) && !s.is_empty()) || t == s;
+                let fits = if greedy && parts.len() <= sent.len() {
+                    let last = parts.len() - 1;
+                    parts[..last].iter().zip(&sent).all(segment)
+                        && param(parts[last])
+                        && sent[last..].iter().all(|s| !s.is_empty())
+                } else {
+                    parts.len() == sent.len() && parts.iter().zip(&sent).all(segment)
+                };
                 let op = item.get(&method)?;
                 fits.then(|| Operation {
                     method: method.clone(),
                     template,
                     id: op["operationId"].as_str().unwrap_or(template).to_string(),
                     doc: op,
+                    item,
                 })
             })
     }
@@ -130,6 +172,7 @@ impl Spec {
         let params: Vec<&Value> = op.doc["parameters"]
             .as_array()
             .into_iter()
+            .chain(op.item["parameters"].as_array())
             .flatten()
             .map(|p| self.resolve(p))
             .collect();
@@ -141,11 +184,30 @@ impl Spec {
                 errors.push(format!("{at}: query parameter {name:?} is not declared"));
                 continue;
             };
-            let value = typed_like(&param["schema"], &value);
-            errors.extend(self.validate(&param["schema"], &value, &format!("{at} ?{name}")));
+            let schema = param_schema(param);
+            let value = typed_like(&schema, &value);
+            errors.extend(self.validate(&schema, &value, &format!("{at} ?{name}")));
         }
-        let schema = &self.resolve(&op.doc["requestBody"])["content"]["application/json"]["schema"];
-        let required = self.resolve(&op.doc["requestBody"])["required"] == true;
+        let (schema, required) = match params.iter().find(|p| p["in"] == "body") {
+            // Swagger 2: the body is a parameter. One typed as binary is raw bytes (a file's
+            // contents, which may happen to read as JSON): there is nothing to validate.
+            Some(body) if body["schema"]["format"] == "binary" => {
+                return if errors.is_empty() {
+                    Ok(op.id)
+                } else {
+                    Err(errors)
+                };
+            }
+            Some(body) => (body["schema"].clone(), body["required"] == true),
+            None => {
+                let request = self.resolve(&op.doc["requestBody"]);
+                (
+                    request["content"]["application/json"]["schema"].clone(),
+                    request["required"] == true,
+                )
+            }
+        };
+        let schema = &schema;
         match (&req.body, schema.is_null()) {
             (Some(body), false) => {
                 errors.extend(self.validate(schema, body, &format!("{at} body")))
@@ -178,10 +240,15 @@ impl Spec {
             .get(req.status.to_string())
             .or_else(|| responses.get("default"));
         let (schema, tolerated) = match documented {
-            Some(response) => (
-                self.resolve(response)["content"]["application/json"]["schema"].clone(),
-                false,
-            ),
+            Some(response) => {
+                let response = self.resolve(response);
+                // OpenAPI 3 nests the schema by media type; Swagger 2 gives it directly.
+                let schema = match response.get("schema") {
+                    Some(schema) => schema.clone(),
+                    None => response["content"]["application/json"]["schema"].clone(),
+                };
+                (schema, false)
+            }
             None => {
                 let tolerance = self
                     .tolerances
@@ -255,17 +322,26 @@ impl Spec {
                 t.status, t.reason
             );
         }
+        for g in &self.greedy {
+            let _ = write!(
+                line,
+                "\n  tolerated: the last parameter of {} takes the rest of the path: {}",
+                g.template, g.reason
+            );
+        }
         line
     }
 
     /// The error messages of `value` against `schema`, each prefixed with `at`.
     pub fn validate(&self, schema: &Value, value: &Value, at: &str) -> Vec<String> {
-        // References point into the document (`#/components/...`), so the schema is checked
-        // as part of a root that carries the document's components.
-        let root = json!({
-            "allOf": [schema],
-            "components": self.doc["components"],
-        });
+        // References point into the document (`#/components/...`, Swagger's
+        // `#/definitions/...`), so the schema is checked as part of a root that carries them.
+        let mut root = json!({ "allOf": [schema] });
+        for key in ["components", "definitions"] {
+            if let Some(held) = self.doc.get(key) {
+                root[key] = held.clone();
+            }
+        }
         let validator = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft4)
             .build(&root)
@@ -368,13 +444,16 @@ pub enum Checked {
     NotSent,
 }
 
-/// OpenAPI 3.0's schema dialect as plain JSON Schema (draft 4, which it extends): the one
-/// place the two differ for these checks is `nullable: true`, which becomes `null` among the
-/// allowed types. Everything else (`example`, `deprecated`, `description`) is annotation.
+/// OpenAPI 3.0's and Swagger 2.0's schema dialects as plain JSON Schema (draft 4, which they
+/// extend): the one place they differ for these checks is `nullable: true` (Swagger's
+/// `x-nullable: true`), which becomes `null` among the allowed types. Everything else
+/// (`example`, `deprecated`, `description`) is annotation.
 fn to_json_schema(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            if map.remove("nullable") == Some(Value::Bool(true)) {
+            let nullable = map.remove("nullable") == Some(Value::Bool(true));
+            let x_nullable = map.remove("x-nullable") == Some(Value::Bool(true));
+            if nullable || x_nullable {
                 make_nullable(map);
             }
             map.values_mut().for_each(to_json_schema);
@@ -398,6 +477,23 @@ fn make_nullable(map: &mut Map<String, Value>) {
     {
         values.push(Value::Null);
     }
+}
+
+/// A query parameter's schema: OpenAPI 3 gives it under `schema`, Swagger 2 on the parameter
+/// itself (`type`, `format`, `enum`, `items`).
+fn param_schema(param: &Value) -> Value {
+    if param.get("schema").is_some() {
+        return param["schema"].clone();
+    }
+    let mut schema = Map::new();
+    for key in [
+        "type", "format", "enum", "items", "minimum", "maximum", "pattern",
+    ] {
+        if let Some(v) = param.get(key) {
+            schema.insert(key.into(), v.clone());
+        }
+    }
+    Value::Object(schema)
 }
 
 /// `a=1&b=two` as pairs, percent-decoded.
