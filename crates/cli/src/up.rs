@@ -16,7 +16,10 @@ use stackdock_docks::RateLimit;
 use stackdock_docks::Registry;
 use stackdock_engine::intent::{DockUpdate, NewDock};
 use stackdock_engine::{Actor, Engine, EngineConfig, Failpoints};
-use stackdock_sandbox::{DigitalOceanSandbox, DoSandboxConfig, TursoSandbox, TursoSandboxConfig};
+use stackdock_sandbox::{
+    DigitalOceanSandbox, DoSandboxConfig, NetlifySandbox, NetlifySandboxConfig, TursoSandbox,
+    TursoSandboxConfig,
+};
 use stackdock_server::AppState;
 use stackdock_store::{SqliteStore, Store};
 
@@ -27,6 +30,8 @@ use crate::client::CliError;
 const SANDBOX_DOCK: &str = "sandbox-digitalocean";
 /// The dock `--sandbox` connects to the Turso simulator.
 const TURSO_SANDBOX_DOCK: &str = "sandbox-turso";
+/// The dock `--sandbox` connects to the Netlify simulator.
+const NETLIFY_SANDBOX_DOCK: &str = "sandbox-netlify";
 /// The organization the Turso simulator serves.
 const TURSO_SANDBOX_ORG: &str = "sandbox";
 
@@ -279,6 +284,7 @@ pub(crate) async fn run(args: UpArgs) -> CliResult {
 struct Sandboxes {
     _digitalocean: DigitalOceanSandbox,
     _turso: TursoSandbox,
+    _netlify: NetlifySandbox,
 }
 
 async fn start_sandbox(
@@ -322,9 +328,28 @@ async fn start_sandbox(
         settings,
     };
     connect_sandbox_dock(engine, org_id, sandbox).await?;
+
+    let key = sandbox_key();
+    let netlify = NetlifySandbox::start(NetlifySandboxConfig {
+        tokens: vec![key.clone()],
+        prepare_after: Duration::from_millis(ready_ms),
+        process_after: Duration::from_millis(ready_ms),
+        ..Default::default()
+    })
+    .await
+    .map_err(fail("cannot start the Netlify sandbox"))?;
+    let sandbox = SandboxDock {
+        provider: Provider::Netlify,
+        name: NETLIFY_SANDBOX_DOCK,
+        url: netlify.api_url(),
+        key,
+        settings: serde_json::Map::new(),
+    };
+    connect_sandbox_dock(engine, org_id, sandbox).await?;
     Ok(Sandboxes {
         _digitalocean: digitalocean,
         _turso: turso,
+        _netlify: netlify,
     })
 }
 

@@ -19,3 +19,4 @@ mod support;
 mod sync;
 mod turso;
 mod up;
+mod web_services;

@@ -11,6 +11,7 @@ use crate::support::{binary, provision_args, start_server};
 
 const SANDBOX_DOCK: &str = "sandbox-digitalocean";
 const TURSO_SANDBOX_DOCK: &str = "sandbox-turso";
+const NETLIFY_SANDBOX_DOCK: &str = "sandbox-netlify";
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -89,9 +90,31 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
         out.contains("provisioned") && out.contains("turso.io"),
         "{out}"
     );
+    // The example site on the Netlify sandbox, as the quick start deploys it.
+    let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/site");
+    let (code, out, err) = cli(
+        home.path(),
+        &url,
+        &[
+            "provision",
+            "web-service",
+            "--dock",
+            NETLIFY_SANDBOX_DOCK,
+            "--name",
+            "site",
+            "--dir",
+            site.to_str().expect("a UTF-8 path"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("provisioned") && out.contains(".netlify.app"),
+        "{out}"
+    );
     // Each sandbox's URL and key are printed for a second dock or curl to use.
     let stdout = std::fs::read_to_string(data.join("server.stdout")).unwrap();
-    for dock in [SANDBOX_DOCK, TURSO_SANDBOX_DOCK] {
+    for dock in [SANDBOX_DOCK, TURSO_SANDBOX_DOCK, NETLIFY_SANDBOX_DOCK] {
         assert!(
             stdout
                 .lines()
@@ -120,7 +143,7 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
     let docks: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         docks.as_array().unwrap().len(),
-        2,
+        3,
         "one dock per sandbox: {docks}"
     );
     let (code, out, err) = cli(
