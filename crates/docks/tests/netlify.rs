@@ -204,6 +204,38 @@ async fn a_deploy_held_processing_is_not_ready_and_one_in_error_fails() {
         failure.message,
         "Build script returned non-zero exit code: 2"
     );
+
+    // The engine unwinds a failed provision: nothing is left at Netlify.
+    let steps = run.recorder.steps();
+    support::engine::unwind(&a, &mut run.ctx, &dock, &steps)
+        .await
+        .expect("unwound");
+    assert!(sb.sites().is_empty() && sb.deploys().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_on_the_site_create_is_sent_again_and_makes_one_site() {
+    let key = canary();
+    let sb = netlify_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = netlify_dock(&sb, &key, files.clone());
+    sb.inject(stackdock_sandbox::Fault::rate_limited(
+        Some("POST"),
+        "/api/v1/sites",
+        1,
+        1,
+    ));
+    let mut run = Run::new(&dock);
+    adapter()
+        .provision_web_service(
+            &mut run.ctx,
+            &dock,
+            &config(json!({"name": "busy", "files": manifest(&files, &[("index.html", b"busy")])})),
+        )
+        .await
+        .expect("provisioned after the 429");
+    assert_eq!(sb.request_counts().rate_limited, 1);
+    assert_eq!(sb.site_creates(&run.marker.to_string()), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -214,3 +214,26 @@ async fn bad_folders_uploads_and_manifests_are_refused_naming_the_path() {
     assert_eq!(listed.body, json!([]), "nothing was recorded");
     app.finish();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_folder_is_prepared_by_netlify_then_uploaded_by_a_second_run() {
+    let app = spawn_app().await;
+    let netlify = netlify_for(&app).await;
+    let folder = tempfile::tempdir().unwrap();
+    let count = stackdock_docks::netlify::ASYNC_ABOVE + 5;
+    for i in 0..count {
+        let dir = folder.path().join(format!("section-{}", i % 4));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{i}.html")), format!("<p>{i}</p>")).unwrap();
+    }
+    let dir = folder.path().to_str().unwrap();
+    let (code, out, err) = run(&app, &deploy(dir, "large")).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("provisioned"), "{out}");
+    // The deploy was asked for in the background and went through `preparing`; its files
+    // went up only once Netlify had prepared it, each once.
+    assert!(err.contains("netlify status: preparing"), "{err}");
+    assert_eq!(netlify.deploys().len(), 1);
+    assert_eq!(netlify.uploads().len(), count);
+    app.finish();
+}
