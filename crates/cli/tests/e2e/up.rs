@@ -112,6 +112,21 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
         out.contains("provisioned") && out.contains(".netlify.app"),
         "{out}"
     );
+    let (code, out, err) = cli(
+        home.path(),
+        &url,
+        &[
+            "provision",
+            "domain",
+            "--dock",
+            NETLIFY_SANDBOX_DOCK,
+            "--name",
+            "example.net",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("provisioned"), "{out}");
     // Each sandbox's URL and key are printed for a second dock or curl to use.
     let stdout = std::fs::read_to_string(data.join("server.stdout")).unwrap();
     for dock in [SANDBOX_DOCK, TURSO_SANDBOX_DOCK, NETLIFY_SANDBOX_DOCK] {
