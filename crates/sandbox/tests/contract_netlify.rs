@@ -25,7 +25,7 @@ use stackdock_docks::{
 };
 use stackdock_sandbox::{Fault, NetlifySandbox, NetlifySandboxConfig, RecordedRequest};
 
-use spec::{GreedyTail, Spec, Tally};
+use spec::{GreedyTail, Spec, Tally, entry};
 
 const SPEC_FILE: &str = "netlify/swagger.yml";
 const KEY: &str = "netlify-contract-key";
@@ -463,17 +463,6 @@ async fn provider_spec_contract_netlify_error_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_spec_contract_netlify_checker_reports_mismatches() {
     let spec = load();
-    let entry =
-        |method: &str, path: &str, query: Option<&str>, body: Option<Value>| RecordedRequest {
-            method: method.into(),
-            path: path.into(),
-            query: query.map(str::to_string),
-            at: std::time::Instant::now(),
-            status: 200,
-            disconnected: false,
-            body,
-            response_body: None,
-        };
     let deploys = "/api/v1/sites/s1/deploys";
     assert!(
         spec.check_request(&entry("GET", "/api/v1/nothing", None, None))

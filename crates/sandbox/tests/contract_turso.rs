@@ -25,7 +25,7 @@ use stackdock_docks::{
 };
 use stackdock_sandbox::{Fault, RecordedRequest, TursoSandbox, TursoSandboxConfig};
 
-use spec::{Spec, Tally, Tolerance};
+use spec::{Spec, Tally, Tolerance, entry};
 
 const SPEC_FILE: &str = "turso/openapi.json";
 const KEY: &str = "turso-contract-key";
@@ -323,17 +323,6 @@ async fn provider_spec_contract_turso_error_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_spec_contract_turso_checker_reports_mismatches() {
     let spec = load();
-    let entry =
-        |method: &str, path: &str, query: Option<&str>, body: Option<Value>| RecordedRequest {
-            method: method.into(),
-            path: path.into(),
-            query: query.map(str::to_string),
-            at: std::time::Instant::now(),
-            status: 200,
-            disconnected: false,
-            body,
-            response_body: None,
-        };
     let dbs = format!("/v1/organizations/{ORG}/databases");
     assert!(
         spec.check_request(&entry("GET", "/v1/nothing", None, None))

@@ -437,6 +437,25 @@ impl<'de> serde::de::Visitor<'de> for SpecVisitor {
     }
 }
 
+/// A made-up log entry, answered 200 with no body, for a test of the checks themselves.
+pub fn entry(
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    body: Option<Value>,
+) -> RecordedRequest {
+    RecordedRequest {
+        method: method.into(),
+        path: path.into(),
+        query: query.map(str::to_string),
+        at: std::time::Instant::now(),
+        status: 200,
+        disconnected: false,
+        body,
+        response_body: None,
+    }
+}
+
 /// What [`Spec::check_response`] made of an answer.
 pub enum Checked {
     Documented,
