@@ -5,7 +5,7 @@
 //! Nothing is skipped silently: hidden files go too, and anything that cannot be deployed as
 //! a file (a link leading out of the folder, a socket) stops the command, naming it and why.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Value, json};
 use stackdock_docks::{Sha256Hex, SitePath};
@@ -105,7 +105,7 @@ fn relative(root: &Path, full: &Path) -> Result<String, CliError> {
 }
 
 /// Reads `dir`, uploads what the server lacks, and answers the manifest.
-pub(crate) async fn upload_folder(client: &Client, dir: &PathBuf) -> Result<Value, CliError> {
+pub(crate) async fn upload_folder(client: &Client, dir: &Path) -> Result<Value, CliError> {
     let files = read_folder(dir)?;
     let digests: Vec<&str> = files.iter().map(|f| f.sha256.as_str()).collect();
     let answer = client
