@@ -107,6 +107,9 @@ async fn a_folder_deploys_to_netlify_uploading_only_what_is_missing() {
         out.contains("provisioned") && out.contains(".netlify.app"),
         "{out}"
     );
+    // The site's credentials (its hooks' token) never reach StackDock's rows.
+    let rows = app.get("/api/v1/web-services").await.body.to_string();
+    assert!(rows.contains("netlify.app") && !rows.contains("hooks-"), "{rows}");
     assert_eq!(
         blobs_kept(&app),
         2,

@@ -44,8 +44,32 @@ struct WireState {
     state: Option<String>,
 }
 
+/// Fields of a site that carry credentials: the site's password, its deploy hook URL (which
+/// deploys whoever holds it) and the hooks' access token. Dropped as an answer is read.
+const SITE_SECRETS: &[&str] = &["password", "deploy_hook", "default_hooks_data"];
+
+/// Fields of a deploy that carry credentials.
+const DEPLOY_SECRETS: &[&str] = &["skew_protection_token"];
+
+/// `value` without the fields named in `secrets` (and its published deploy without the
+/// deploy's).
+fn without(mut value: Value, secrets: &[&str]) -> Value {
+    if let Value::Object(map) = &mut value {
+        for key in secrets {
+            map.remove(*key);
+        }
+        if let Some(Value::Object(deploy)) = map.get_mut("published_deploy") {
+            for key in DEPLOY_SECRETS {
+                deploy.remove(*key);
+            }
+        }
+    }
+    value
+}
+
 impl Site {
     fn from_value(raw: Value) -> Result<Self, DockError> {
+        let raw = without(raw, SITE_SECRETS);
         let w = WireSite::deserialize(&raw).map_err(|e| protocol(format!("site: {e}")))?;
         Ok(Self {
             id: w.id,
@@ -89,6 +113,7 @@ struct WireDeploy {
 
 impl Deploy {
     fn from_value(raw: Value) -> Result<Self, DockError> {
+        let raw = without(raw, DEPLOY_SECRETS);
         let w = WireDeploy::deserialize(&raw).map_err(|e| protocol(format!("deploy: {e}")))?;
         Ok(Self {
             id: w.id,
@@ -496,4 +521,47 @@ fn encode_segment(segment: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_answers_are_dropped_as_they_are_read() {
+        let site = Site::from_value(json!({
+            "id": "s1", "name": "n", "password": "hunter2",
+            "deploy_hook": "https://api.netlify.com/hooks/secret",
+            "default_hooks_data": {"access_token": "tok"},
+            "published_deploy": {"id": "d1", "state": "ready", "skew_protection_token": "skew"},
+        }))
+        .unwrap();
+        let text = site.raw.to_string();
+        for secret in ["hunter2", "hooks/secret", "tok\"", "skew\""] {
+            assert!(!text.contains(secret), "{secret} kept: {text}");
+        }
+        assert_eq!(site.published_state.as_deref(), Some("ready"));
+        let deploy =
+            Deploy::from_value(json!({"id": "d1", "skew_protection_token": "skew"})).unwrap();
+        assert!(!deploy.raw.to_string().contains("skew\""));
+    }
+
+    #[test]
+    fn errors_keep_netlifys_code_and_words() {
+        assert_eq!(
+            read_error(
+                422,
+                &json!({"code": 422, "message": "name: must be unique"})
+            ),
+            ("422".to_string(), "name: must be unique".to_string())
+        );
+        assert_eq!(
+            read_error(500, &json!({"message": "boom"})),
+            ("500".to_string(), "boom".to_string())
+        );
+        assert_eq!(
+            read_error(502, &Value::Null),
+            ("502".to_string(), "HTTP 502".to_string())
+        );
+    }
 }

@@ -315,6 +315,9 @@ impl World {
             "account_name": "Sandbox",
             "account_slug": ACCOUNT_SLUG,
             "id_domain": format!("{site_id}.netlify.app"),
+            // Credentials, as Netlify hands them out with every site.
+            "deploy_hook": format!("https://api.netlify.com/hooks/{site_id}"),
+            "default_hooks_data": {"access_token": format!("hooks-{site_id}")},
         });
         if let Some(deploy) = published {
             view["published_deploy"] = deploy;
