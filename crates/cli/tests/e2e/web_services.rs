@@ -109,7 +109,10 @@ async fn a_folder_deploys_to_netlify_uploading_only_what_is_missing() {
     );
     // The site's credentials (its hooks' token) never reach StackDock's rows.
     let rows = app.get("/api/v1/web-services").await.body.to_string();
-    assert!(rows.contains("netlify.app") && !rows.contains("hooks-"), "{rows}");
+    assert!(
+        rows.contains("netlify.app") && !rows.contains("hooks-"),
+        "{rows}"
+    );
     assert_eq!(
         blobs_kept(&app),
         2,
@@ -258,9 +261,9 @@ async fn a_large_folder_is_prepared_by_netlify_then_uploaded_by_a_second_run() {
     let (code, out, err) = run(&app, &deploy(dir, "large")).await;
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("provisioned"), "{out}");
-    // The deploy was asked for in the background and went through `preparing`; its files
-    // went up only once Netlify had prepared it, each once.
-    assert!(err.contains("netlify status: preparing"), "{err}");
+    // The deploy was asked for in the background (`new`, then `preparing`); its files went up
+    // only once Netlify had prepared it, each once.
+    assert!(err.contains("netlify status: new"), "{err}");
     assert_eq!(netlify.deploys().len(), 1);
     assert_eq!(netlify.uploads().len(), count);
     app.finish();

@@ -2,10 +2,11 @@
 //! spec's `site`, `deploy`, `file`, `dnsZone` and `dnsRecord`), and the handlers.
 //!
 //! A deploy's state is worked out when it is read, from the time it was created and what was
-//! uploaded: `preparing` (an `async` deploy, for `prepare_after`), then `prepared` with
-//! `required` listing the SHA-1s Netlify had not seen, `uploading` once some of them came,
-//! `processing` once all did (for `process_after`, or while the test holds deploys), then
-//! `ready`, or `error` when the test made deploys fail or the deploy was cancelled.
+//! uploaded: `new` in the answer to an `async` create, `preparing` (for `prepare_after`), then
+//! `prepared` with `required` listing the SHA-1s Netlify had not seen, `uploading` once some of
+//! them came, `processing` once all did (for `process_after`, or while the test holds
+//! deploys), then `ready`, or `error` when the test made deploys fail or the deploy was
+//! cancelled.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -587,7 +588,12 @@ pub(crate) async fn create_deploy(
             error: None,
         },
     );
-    Ok(Json(world.deploy_view(&id)))
+    let mut view = world.deploy_view(&id);
+    // An async deploy is answered before Netlify has picked it up.
+    if view["state"] == "preparing" {
+        view["state"] = json!("new");
+    }
+    Ok(Json(view))
 }
 
 pub(crate) async fn get_deploy(State(cloud): State<Arc<Cloud>>, Path(id): Path<String>) -> Answer {
