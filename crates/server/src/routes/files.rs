@@ -65,8 +65,18 @@ pub(crate) async fn missing(
             _ => Err(ApiError::invalid(format!("sha256[{i}]: must be a string"))),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let missing: Vec<String> = store
-        .missing(&digests)
+    // Thousands of file checks: off the async threads.
+    let store = store.clone();
+    let missing: Vec<String> = tokio::task::spawn_blocking(move || store.missing(&digests))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "file store");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "file_store",
+                "the file store failed; see the server log",
+            )
+        })?
         .into_iter()
         .map(String::from)
         .collect();
