@@ -11,7 +11,7 @@ use crate::watch::{Progress, follow};
 use crate::{CliResult, Conn};
 
 /// Percent-encodes a path segment typed by a user.
-fn seg(s: &str) -> String {
+pub(crate) fn seg(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -22,7 +22,7 @@ fn seg(s: &str) -> String {
         .collect()
 }
 
-fn print_json(v: &Value) {
+pub(crate) fn print_json(v: &Value) {
     println!(
         "{}",
         serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())

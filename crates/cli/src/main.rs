@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod access;
 mod client;
 mod commands;
 mod up;
@@ -106,6 +107,16 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Manage the organisation's members.
+    Members {
+        #[command(subcommand)]
+        command: access::MembersCommand,
+    },
+    /// Manage API tokens: create, list, revoke.
+    Tokens {
+        #[command(subcommand)]
+        command: access::TokensCommand,
+    },
     /// Show the audit log, newest first.
     Audit {
         #[arg(long, default_value_t = 50)]
@@ -132,6 +143,8 @@ fn main() -> ExitCode {
         Command::Provision(a) => a.conn.json,
         Command::List(a) => a.conn.json,
         Command::Docks { command } => command.conn().json,
+        Command::Members { command } => command.conn().json,
+        Command::Tokens { command } => command.conn().json,
         Command::Status { conn, .. }
         | Command::Deprovision { conn, .. }
         | Command::Retry { conn, .. }
@@ -152,6 +165,8 @@ fn main() -> ExitCode {
             Command::Retry { id, no_wait, conn } => commands::retry(&conn, &id, no_wait).await,
             Command::Cancel { id, no_wait, conn } => commands::cancel(&conn, &id, no_wait).await,
             Command::Docks { command } => commands::docks(command).await,
+            Command::Members { command } => access::members(command).await,
+            Command::Tokens { command } => access::tokens(command).await,
             Command::Sync {
                 dock,
                 no_wait,

@@ -11,6 +11,8 @@ pub enum Outcome {
     Requested,
     Success,
     Failure,
+    /// The caller's role does not allow the action; nothing was done.
+    Denied,
 }
 
 impl Outcome {
@@ -19,6 +21,7 @@ impl Outcome {
             Self::Requested => "requested",
             Self::Success => "success",
             Self::Failure => "failure",
+            Self::Denied => "denied",
         }
     }
 }
@@ -30,6 +33,7 @@ impl std::str::FromStr for Outcome {
             "requested" => Ok(Self::Requested),
             "success" => Ok(Self::Success),
             "failure" => Ok(Self::Failure),
+            "denied" => Ok(Self::Denied),
             _ => Err(format!("unknown outcome {s:?}")),
         }
     }

@@ -6,6 +6,7 @@
 //! saw and everything the server wrote — database files, logs, every API response and CLI
 //! output — for the dock's plaintext API key, byte by byte.
 
+mod access;
 mod bad_input;
 mod chaos;
 mod cli;

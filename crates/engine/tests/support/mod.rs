@@ -462,6 +462,44 @@ impl Store for FaultyStore {
     async fn bootstrap(&self, b: &Bootstrap, audit: AuditEntry) -> stackdock_store::Result<()> {
         self.inner.bootstrap(b, audit).await
     }
+    async fn create_token(
+        &self,
+        token: stackdock_store::NewToken,
+        audit: AuditEntry,
+    ) -> stackdock_store::Result<stackdock_store::TokenInfo> {
+        self.inner.create_token(token, audit).await
+    }
+    async fn list_tokens(
+        &self,
+        org: OrgId,
+        user: Option<UserId>,
+    ) -> stackdock_store::Result<Vec<stackdock_store::TokenInfo>> {
+        self.inner.list_tokens(org, user).await
+    }
+    async fn revoke_token(
+        &self,
+        org: OrgId,
+        id: TokenId,
+        user: Option<UserId>,
+        audit: AuditEntry,
+    ) -> stackdock_store::Result<stackdock_store::TokenInfo> {
+        self.inner.revoke_token(org, id, user, audit).await
+    }
+    async fn add_member(
+        &self,
+        org: OrgId,
+        email: &str,
+        role: stackdock_core::Role,
+        audit: AuditEntry,
+    ) -> stackdock_store::Result<stackdock_store::Member> {
+        self.inner.add_member(org, email, role, audit).await
+    }
+    async fn list_members(
+        &self,
+        org: OrgId,
+    ) -> stackdock_store::Result<Vec<stackdock_store::Member>> {
+        self.inner.list_members(org).await
+    }
     async fn first_org(&self) -> stackdock_store::Result<Option<OrgId>> {
         self.inner.first_org().await
     }

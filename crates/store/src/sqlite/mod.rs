@@ -49,13 +49,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use stackdock_core::{
     ApiCall, AuditEntry, Dock, DockId, DockName, Marker, Operation, OperationId, OrgId, Resource,
-    ResourceId, ResourceKind, Step, Timestamp,
+    ResourceId, ResourceKind, Role, Step, Timestamp, TokenId, UserId,
 };
 use tokio::sync::watch;
 
 use crate::{
-    Batch, Bootstrap, Change, FencedWrite, IdempotentRequest, Lease, Principal, ResourceFilter,
-    Result, Store, StoreError,
+    Batch, Bootstrap, Change, FencedWrite, IdempotentRequest, Lease, Member, NewToken, Principal,
+    ResourceFilter, Result, Store, StoreError, TokenInfo,
 };
 
 /// The [`Store`] on a SQLite file. Cloning is cheap and shares the threads and the signal.
@@ -153,6 +153,42 @@ impl Store for SqliteStore {
         let token_hash = token_hash.to_string();
         self.read(move |c| orgs::principal_for_token(c, &token_hash))
             .await
+    }
+
+    async fn create_token(&self, token: NewToken, audit: AuditEntry) -> Result<TokenInfo> {
+        self.write(move |conn| orgs::create_token(conn, &token, &audit))
+            .await
+    }
+
+    async fn list_tokens(&self, org: OrgId, user: Option<UserId>) -> Result<Vec<TokenInfo>> {
+        self.read(move |c| orgs::list_tokens(c, org, user)).await
+    }
+
+    async fn revoke_token(
+        &self,
+        org: OrgId,
+        id: TokenId,
+        user: Option<UserId>,
+        audit: AuditEntry,
+    ) -> Result<TokenInfo> {
+        self.write(move |conn| orgs::revoke_token(conn, org, id, user, &audit))
+            .await
+    }
+
+    async fn add_member(
+        &self,
+        org: OrgId,
+        email: &str,
+        role: Role,
+        audit: AuditEntry,
+    ) -> Result<Member> {
+        let email = email.to_string();
+        self.write(move |conn| orgs::add_member(conn, org, &email, role, &audit))
+            .await
+    }
+
+    async fn list_members(&self, org: OrgId) -> Result<Vec<Member>> {
+        self.read(move |c| orgs::list_members(c, org)).await
     }
 
     async fn get_dock(&self, org: OrgId, id: DockId) -> Result<Dock> {
