@@ -26,6 +26,22 @@ pub(crate) enum MembersCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Change a member's role (needs members:full; the last owner stays owner).
+    SetRole {
+        /// The member's user id.
+        user: String,
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove a member from the organisation (needs members:full; not the last owner).
+    Remove {
+        /// The member's user id.
+        user: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 #[derive(Subcommand)]
@@ -65,7 +81,10 @@ pub(crate) enum TokensCommand {
 impl MembersCommand {
     pub(crate) fn conn(&self) -> &Conn {
         match self {
-            Self::Add { conn, .. } | Self::List { conn } => conn,
+            Self::Add { conn, .. }
+            | Self::List { conn }
+            | Self::SetRole { conn, .. }
+            | Self::Remove { conn, .. } => conn,
         }
     }
 }
@@ -88,7 +107,30 @@ pub(crate) async fn members(cmd: MembersCommand) -> CliResult {
                 .await?
         }
         MembersCommand::List { .. } => client.get("/api/v1/members").await?,
+        MembersCommand::SetRole { user, role, .. } => {
+            let path = format!("/api/v1/members/{}", seg(&user));
+            client
+                .send(
+                    client
+                        .request(reqwest::Method::PATCH, &path)
+                        .json(&json!({"role": role})),
+                )
+                .await?
+        }
+        MembersCommand::Remove { user, .. } => {
+            client
+                .delete(&format!("/api/v1/members/{}", seg(&user)))
+                .await?;
+            json!({"removed": user})
+        }
     };
+    if out.get("removed").is_some() && !conn.json {
+        println!(
+            "removed member {}",
+            out["removed"].as_str().unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if conn.json {
         print_json(&out);
         return Ok(ExitCode::SUCCESS);

@@ -258,6 +258,17 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditEntry,
     ) -> Result<Member>;
     async fn list_members(&self, org: OrgId) -> Result<Vec<Member>>;
+    /// Changes a member's role; refused for the org's last owner, who may not be demoted.
+    async fn set_member_role(
+        &self,
+        org: OrgId,
+        user: UserId,
+        role: Role,
+        audit: AuditEntry,
+    ) -> Result<Member>;
+    /// Removes a member from the org (their tokens for it stop working at once); refused for
+    /// the org's last owner.
+    async fn remove_member(&self, org: OrgId, user: UserId, audit: AuditEntry) -> Result<()>;
 
     // ---- docks ----
 

@@ -74,6 +74,7 @@ conformance!(
     journal_batches_are_written_whole,
     a_fenced_step_sets_the_provider_id_and_reports_a_cancel,
     tokens_carry_a_capped_role_expire_and_revoke,
+    the_last_owner_stays,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

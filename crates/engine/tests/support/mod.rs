@@ -500,6 +500,23 @@ impl Store for FaultyStore {
     ) -> stackdock_store::Result<Vec<stackdock_store::Member>> {
         self.inner.list_members(org).await
     }
+    async fn set_member_role(
+        &self,
+        org: OrgId,
+        user: UserId,
+        role: stackdock_core::Role,
+        audit: AuditEntry,
+    ) -> stackdock_store::Result<stackdock_store::Member> {
+        self.inner.set_member_role(org, user, role, audit).await
+    }
+    async fn remove_member(
+        &self,
+        org: OrgId,
+        user: UserId,
+        audit: AuditEntry,
+    ) -> stackdock_store::Result<()> {
+        self.inner.remove_member(org, user, audit).await
+    }
     async fn first_org(&self) -> stackdock_store::Result<Option<OrgId>> {
         self.inner.first_org().await
     }

@@ -204,3 +204,63 @@ pub(crate) async fn revoke_token(
         .await?;
     Ok(Json(TokenView::from(&revoked)))
 }
+
+fn user_in_path(path: Result<Path<String>, PathRejection>) -> Result<UserId, ApiError> {
+    let Path(text) = path.map_err(path_error)?;
+    text.parse()
+        .map_err(|_| ApiError::bad_request(format!("{text:?} is not a user id (a UUID)")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetRole {
+    role: String,
+}
+
+pub(crate) async fn set_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<SetRole>, JsonRejection>,
+) -> Result<Json<MemberView>, ApiError> {
+    let actor = caller.actor();
+    let user = user_in_path(path)?;
+    let Json(b) = body.map_err(body_error)?;
+    let role: Role = b
+        .role
+        .parse()
+        .map_err(|e: String| ApiError::bad_request(format!("role: {e}")))?;
+    if !caller.0.role.covers(role) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("a {} cannot give the role {role}", caller.0.role),
+        ));
+    }
+    let audit = AuditEntry::new(actor.org_id, actor.user_id, "member.role", Outcome::Success)
+        .resource(format!("members/{user}"))
+        .details(json!({"role": role}));
+    let member = state
+        .store
+        .set_member_role(actor.org_id, user, role, audit)
+        .await?;
+    Ok(Json(MemberView::from(&member)))
+}
+
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let actor = caller.actor();
+    let user = user_in_path(path)?;
+    let audit = AuditEntry::new(
+        actor.org_id,
+        actor.user_id,
+        "member.remove",
+        Outcome::Success,
+    )
+    .resource(format!("members/{user}"));
+    state.store.remove_member(actor.org_id, user, audit).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

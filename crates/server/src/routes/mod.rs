@@ -126,6 +126,18 @@ fn table() -> Vec<Entry> {
             post(members::add),
         ),
         (
+            Method::PATCH,
+            "/api/v1/members/{user}",
+            Needs(MembersFull),
+            patch(members::set_role),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/members/{user}",
+            Needs(MembersFull),
+            delete(members::remove),
+        ),
+        (
             Method::GET,
             "/api/v1/tokens",
             Member,

@@ -191,6 +191,22 @@ impl Store for SqliteStore {
         self.read(move |c| orgs::list_members(c, org)).await
     }
 
+    async fn set_member_role(
+        &self,
+        org: OrgId,
+        user: UserId,
+        role: Role,
+        audit: AuditEntry,
+    ) -> Result<Member> {
+        self.write(move |conn| orgs::set_member_role(conn, org, user, role, &audit))
+            .await
+    }
+
+    async fn remove_member(&self, org: OrgId, user: UserId, audit: AuditEntry) -> Result<()> {
+        self.write(move |conn| orgs::remove_member(conn, org, user, &audit))
+            .await
+    }
+
     async fn get_dock(&self, org: OrgId, id: DockId) -> Result<Dock> {
         self.read(move |c| docks::get(c, org, id)).await
     }

@@ -343,3 +343,61 @@ pub(crate) fn list_members(conn: &Connection, org: OrgId) -> Result<Vec<Member>>
     })
     .collect()
 }
+
+/// Refuses a change that would leave the org without an owner: `user` is its last one.
+fn keep_an_owner(conn: &Connection, org: OrgId, user: UserId, change: &str) -> Result<()> {
+    if member_role(conn, org, user)? != Some(Role::Owner) {
+        return Ok(());
+    }
+    let owners: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM memberships WHERE org_id = ?1 AND role = 'owner'")?
+        .query_row(params![org.to_string()], |r| r.get(0))?;
+    if owners <= 1 {
+        return Err(StoreError::Refused {
+            message: format!(
+                "cannot {change} the organisation's last owner; make another member owner first"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn member_of(conn: &Connection, org: OrgId, user: UserId) -> Result<Member> {
+    list_members(conn, org)?
+        .into_iter()
+        .find(|m| m.user_id == user)
+        .ok_or_else(|| StoreError::NotFound {
+            what: format!("member {user}"),
+        })
+}
+
+pub(crate) fn set_member_role(
+    conn: &Connection,
+    org: OrgId,
+    user: UserId,
+    role: Role,
+    entry: &AuditEntry,
+) -> Result<Member> {
+    member_of(conn, org, user)?;
+    if role != Role::Owner {
+        keep_an_owner(conn, org, user, "demote")?;
+    }
+    conn.prepare_cached("UPDATE memberships SET role = ?1 WHERE org_id = ?2 AND user_id = ?3")?
+        .execute(params![role.as_str(), org.to_string(), user.to_string()])?;
+    audit::append(conn, entry)?;
+    member_of(conn, org, user)
+}
+
+pub(crate) fn remove_member(
+    conn: &Connection,
+    org: OrgId,
+    user: UserId,
+    entry: &AuditEntry,
+) -> Result<()> {
+    member_of(conn, org, user)?;
+    keep_an_owner(conn, org, user, "remove")?;
+    conn.prepare_cached("DELETE FROM memberships WHERE org_id = ?1 AND user_id = ?2")?
+        .execute(params![org.to_string(), user.to_string()])?;
+    audit::append(conn, entry)?;
+    Ok(())
+}

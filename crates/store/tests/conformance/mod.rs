@@ -2146,3 +2146,93 @@ pub async fn tokens_carry_a_capped_role_expire_and_revoke(store: &dyn Store) {
     );
     assert_eq!(rows[0].outcome, Outcome::Denied);
 }
+
+pub async fn the_last_owner_stays(store: &dyn Store) {
+    let t = tenant(store).await;
+    let other = tenant(store).await;
+    let demote = store
+        .set_member_role(t.org, t.user, Role::Admin, audit(t.org, "member.role"))
+        .await;
+    assert!(
+        matches!(demote, Err(StoreError::Refused { .. })),
+        "{demote:?}"
+    );
+    let remove = store
+        .remove_member(t.org, t.user, audit(t.org, "member.remove"))
+        .await;
+    assert!(
+        matches!(remove, Err(StoreError::Refused { .. })),
+        "{remove:?}"
+    );
+    assert!(
+        store
+            .principal_for_token(&t.token_hash)
+            .await
+            .expect("lookup")
+            .is_some()
+    );
+
+    // With a second owner, the first may step down, and then leave.
+    let second = store
+        .add_member(
+            t.org,
+            "second@example.test",
+            Role::Owner,
+            audit(t.org, "member.add"),
+        )
+        .await
+        .expect("a second owner");
+    let stepped = store
+        .set_member_role(t.org, t.user, Role::Viewer, audit(t.org, "member.role"))
+        .await
+        .expect("no longer the last owner");
+    assert_eq!(stepped.role, Role::Viewer);
+    let p = store
+        .principal_for_token(&t.token_hash)
+        .await
+        .expect("lookup")
+        .expect("still a member");
+    assert_eq!(
+        p.role,
+        Role::Viewer,
+        "a demoted member's token loses what they lost"
+    );
+    let last = store
+        .set_member_role(
+            t.org,
+            second.user_id,
+            Role::Developer,
+            audit(t.org, "member.role"),
+        )
+        .await;
+    assert!(
+        matches!(last, Err(StoreError::Refused { .. })),
+        "now the last owner: {last:?}"
+    );
+    store
+        .remove_member(t.org, t.user, audit(t.org, "member.remove"))
+        .await
+        .expect("remove the viewer");
+    assert_eq!(
+        store
+            .principal_for_token(&t.token_hash)
+            .await
+            .expect("lookup"),
+        None
+    );
+    // Another org's member is not found here.
+    let stranger = store
+        .set_member_role(t.org, other.user, Role::Viewer, audit(t.org, "member.role"))
+        .await;
+    assert!(
+        matches!(stranger, Err(StoreError::NotFound { .. })),
+        "{stranger:?}"
+    );
+    let rows = store.list_audit(t.org, 100, None).await.expect("audit");
+    let count = |a: &str| rows.iter().filter(|r| r.action == a).count();
+    assert_eq!(
+        (count("member.role"), count("member.remove")),
+        (1, 1),
+        "refusals write nothing"
+    );
+}
