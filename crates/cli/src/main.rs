@@ -118,12 +118,7 @@ enum Command {
         command: access::TokensCommand,
     },
     /// Show the audit log, newest first.
-    Audit {
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
-        #[command(flatten)]
-        conn: Conn,
-    },
+    Audit(commands::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -150,8 +145,8 @@ fn main() -> ExitCode {
         | Command::Retry { conn, .. }
         | Command::Cancel { conn, .. }
         | Command::Sync { conn, .. }
-        | Command::Calls { conn, .. }
-        | Command::Audit { conn, .. } => conn.json,
+        | Command::Calls { conn, .. } => conn.json,
+        Command::Audit(a) => a.conn.json,
     };
     let result = runtime.block_on(async move {
         match cli.command {
@@ -173,7 +168,7 @@ fn main() -> ExitCode {
                 conn,
             } => commands::sync(&conn, &dock, no_wait).await,
             Command::Calls { id, conn } => commands::calls(&conn, &id).await,
-            Command::Audit { limit, conn } => commands::audit(&conn, limit).await,
+            Command::Audit(args) => commands::audit(args).await,
         }
     });
     match result {

@@ -352,10 +352,7 @@ async fn connect_sandbox_dock(
     org_id: stackdock_core::OrgId,
     sandbox: SandboxDock,
 ) -> Result<(), CliError> {
-    let actor = Actor {
-        org_id,
-        user_id: None,
-    };
+    let actor = Actor::system(org_id, None);
     let name = DockName::try_from(sandbox.name.to_string()).map_err(CliError::Other)?;
     let existing = engine
         .store()

@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use stackdock_core::{AuditEntry, OrgId, Outcome, Permission, TokenId, UserId};
+use stackdock_core::{AuditEntry, OrgId, Outcome, Permission, RequestId, TokenId, UserId};
 use stackdock_engine::Actor;
 use stackdock_store::{Bootstrap, Principal, Store, StoreError};
 
@@ -50,9 +50,10 @@ pub async fn ensure_owner(store: &dyn Store) -> Result<Option<(OrgId, Token)>, S
     Ok(Some((b.org_id, token)))
 }
 
-/// An authenticated caller: the route guard puts it in the request for the handler.
+/// An authenticated caller, and the request they made: the route guard puts it in the request
+/// for the handler.
 #[derive(Clone)]
-pub struct Caller(pub Principal);
+pub struct Caller(pub Principal, pub RequestId);
 
 impl Caller {
     /// Answers 403 naming the permission when the caller's role lacks it: for what a handler
@@ -73,6 +74,8 @@ impl Caller {
         Actor {
             org_id: self.0.org_id,
             user_id: Some(self.0.user_id),
+            token_id: Some(self.0.token_id),
+            request_id: Some(self.1),
         }
     }
 
@@ -94,7 +97,7 @@ impl Caller {
             .principal_for_token(&Token::hash(text))
             .await?
             .ok_or_else(|| unauthenticated("unknown, revoked or expired token"))?;
-        Ok(Caller(principal))
+        Ok(Caller(principal, RequestId::new()))
     }
 }
 

@@ -5,8 +5,9 @@
 use serde::Serialize;
 use serde_json::Value;
 use stackdock_core::{
-    ApiCall, Dock, DockId, Failure, OpKind, OpState, Operation, OperationId, Resource, ResourceId,
-    ResourceKind, Role, Step, StepStatus, Timestamp, TokenId, UserId,
+    ApiCall, AuditEntry, Dock, DockId, Failure, OpKind, OpState, Operation, OperationId, Outcome,
+    RequestId, Resource, ResourceId, ResourceKind, Role, Step, StepStatus, Timestamp, TokenId,
+    UserId,
 };
 use stackdock_store::{Member, TokenInfo};
 
@@ -214,6 +215,38 @@ impl From<&TokenInfo> for TokenView {
             created_at: t.created_at,
             expires_at: t.expires_at,
             revoked_at: t.revoked_at,
+        }
+    }
+}
+
+/// A row of the audit log.
+#[derive(Serialize)]
+pub struct AuditView {
+    pub id: i64,
+    pub actor: Option<UserId>,
+    pub token_id: Option<TokenId>,
+    pub request_id: Option<RequestId>,
+    pub action: String,
+    pub outcome: Outcome,
+    pub resource: Option<String>,
+    pub provider: Option<String>,
+    pub details: Value,
+    pub at: Timestamp,
+}
+
+impl From<&AuditEntry> for AuditView {
+    fn from(a: &AuditEntry) -> Self {
+        Self {
+            id: a.id,
+            actor: a.actor,
+            token_id: a.token_id,
+            request_id: a.request_id,
+            action: a.action.clone(),
+            outcome: a.outcome,
+            resource: a.resource.clone(),
+            provider: a.provider.clone(),
+            details: a.details.clone(),
+            at: a.at,
         }
     }
 }

@@ -26,8 +26,8 @@ use async_trait::async_trait;
 use serde::Serialize;
 use stackdock_core::{
     ApiCall, AuditEntry, Dock, DockId, DockName, IllegalTransition, Marker, OpState, Operation,
-    OperationId, OrgId, ProvisioningSource, ProvisioningState, Resource, ResourceId, ResourceKind,
-    Role, Step, Timestamp, TokenId, UserId,
+    OperationId, OrgId, Outcome, ProvisioningSource, ProvisioningState, Resource, ResourceId,
+    ResourceKind, Role, Step, Timestamp, TokenId, UserId,
 };
 
 pub mod sqlite;
@@ -68,6 +68,29 @@ pub struct Principal {
     pub org_id: OrgId,
     pub role: Role,
     pub token_id: TokenId,
+}
+
+/// Which audit rows to read: all given conditions hold. `before` is the cursor: only rows older
+/// than that id (the last row of the page before).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub limit: u32,
+    pub before: Option<i64>,
+    pub action: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub actor: Option<UserId>,
+    pub resource: Option<String>,
+}
+
+impl AuditFilter {
+    /// A page of every row.
+    pub fn page(limit: u32, before: Option<i64>) -> Self {
+        Self {
+            limit,
+            before,
+            ..Self::default()
+        }
+    }
 }
 
 /// An API token as listed: never its text or its hash.
@@ -399,7 +422,12 @@ pub trait Store: Send + Sync + 'static {
         org: OrgId,
         limit: u32,
         before: Option<i64>,
-    ) -> Result<Vec<AuditEntry>>;
+    ) -> Result<Vec<AuditEntry>> {
+        self.search_audit(org, &AuditFilter::page(limit, before))
+            .await
+    }
+    /// The org's audit rows that pass `filter`, newest first.
+    async fn search_audit(&self, org: OrgId, filter: &AuditFilter) -> Result<Vec<AuditEntry>>;
     /// Feed entries of an org with `seq > after`, oldest first.
     async fn changes_since(&self, org: OrgId, after: i64, limit: u32) -> Result<Vec<Change>>;
     /// The highest `seq` written so far (0 when none).

@@ -75,6 +75,7 @@ conformance!(
     a_fenced_step_sets_the_provider_id_and_reports_a_cancel,
     tokens_carry_a_capped_role_expire_and_revoke,
     the_last_owner_stays,
+    audit_is_searched_by_every_filter_a_page_at_a_time,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

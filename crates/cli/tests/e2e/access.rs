@@ -416,3 +416,60 @@ async fn the_cli_adds_members_and_makes_lists_and_revokes_tokens() {
     assert_eq!(members.as_array().unwrap().len(), 1, "{members}");
     app.finish();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_is_audited_with_its_request_and_token_and_found_by_filter() {
+    let app = spawn_app().await;
+    let viewer = member_token(&app, Role::Viewer).await;
+    let resp = app
+        .http
+        .post(format!("{}/api/v1/docks", app.url))
+        .bearer_auth(&viewer)
+        .json(&json!({"provider": "digitalocean", "name": "nope", "api_key": "x"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 403);
+    let request_id = resp
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("every answer names its request")
+        .to_string();
+    let me = app
+        .request_as(Method::GET, "/api/v1/me", None, Some(&viewer))
+        .await;
+    assert_eq!(me.body["role"], "viewer");
+
+    let (code, out, err) = app.cli(&["audit", "--outcome", "denied", "--json"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let rows: Value = serde_json::from_str(&out).expect("JSON");
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "only the refusal: {rows:?}");
+    assert_eq!(rows[0]["action"], "POST /api/v1/docks");
+    assert_eq!(rows[0]["request_id"], request_id.as_str());
+    assert_eq!(rows[0]["actor"], me.body["user_id"]);
+    assert!(rows[0]["token_id"].is_string());
+    assert_eq!(rows[0]["details"]["permission"], "docks:full");
+
+    // A request that succeeds writes its rows with its own request id too.
+    let made = app
+        .http
+        .post(format!("{}/api/v1/members", app.url))
+        .bearer_auth(&app.token)
+        .json(&json!({"email": "another@access.test", "role": "viewer"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(made.status(), 201);
+    let made_id = made.headers()["x-request-id"].to_str().unwrap().to_string();
+    let (_, out, _) = app
+        .cli(&["audit", "--action", "member.add", "--limit", "1", "--json"])
+        .await;
+    let row = &serde_json::from_str::<Value>(&out).unwrap()[0];
+    assert_eq!(row["request_id"], made_id.as_str());
+    let (code, _, err) = app.cli(&["audit", "--outcome", "maybe"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("outcome"), "{err}");
+    app.finish();
+}

@@ -129,10 +129,7 @@ pub async fn spawn_engine_with(opts: Options) -> TestEngine {
         Keyring::new(MasterKey::generate()),
         config,
     );
-    let actor = Actor {
-        org_id,
-        user_id: Some(user_id),
-    };
+    let actor = Actor::system(org_id, Some(user_id));
     let dock = engine
         .add_dock(
             actor,
@@ -611,13 +608,12 @@ impl Store for FaultyStore {
     ) -> stackdock_store::Result<Vec<ApiCall>> {
         self.inner.api_calls_for_operation(org, op).await
     }
-    async fn list_audit(
+    async fn search_audit(
         &self,
         org: OrgId,
-        limit: u32,
-        before: Option<i64>,
+        filter: &stackdock_store::AuditFilter,
     ) -> stackdock_store::Result<Vec<AuditEntry>> {
-        self.inner.list_audit(org, limit, before).await
+        self.inner.search_audit(org, filter).await
     }
     async fn changes_since(
         &self,

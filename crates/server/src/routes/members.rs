@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
-use stackdock_core::{AuditEntry, Outcome, Permission, Role, TokenId, UserId};
+use stackdock_core::{Outcome, Permission, Role, TokenId, UserId};
 use stackdock_store::NewToken;
 
 use super::{path_error, query_error};
@@ -67,7 +67,8 @@ pub(crate) async fn add(
             format!("a {} cannot add a member with role {role}", caller.0.role),
         ));
     }
-    let audit = AuditEntry::new(actor.org_id, actor.user_id, "member.add", Outcome::Success)
+    let audit = actor
+        .audit("member.add", Outcome::Success)
         .details(json!({"email": email, "role": role}));
     let member = state
         .store
@@ -150,14 +151,10 @@ pub(crate) async fn create_token(
     };
     let text = Token::generate();
     let id = TokenId::new();
-    let audit = AuditEntry::new(
-        actor.org_id,
-        actor.user_id,
-        "token.create",
-        Outcome::Success,
-    )
-    .resource(format!("tokens/{id}"))
-    .details(json!({"for": user, "role": role, "name": b.name}));
+    let audit = actor
+        .audit("token.create", Outcome::Success)
+        .resource(format!("tokens/{id}"))
+        .details(json!({"for": user, "role": role, "name": b.name}));
     let made = state
         .store
         .create_token(
@@ -191,13 +188,9 @@ pub(crate) async fn revoke_token(
         .map_err(|_| ApiError::bad_request(format!("{text:?} is not a token id (a UUID)")))?;
     // Another member's token is theirs to revoke, or an admin's.
     let only_own = (!caller.0.role.allows(Permission::MembersFull)).then_some(caller.0.user_id);
-    let audit = AuditEntry::new(
-        actor.org_id,
-        actor.user_id,
-        "token.revoke",
-        Outcome::Success,
-    )
-    .resource(format!("tokens/{id}"));
+    let audit = actor
+        .audit("token.revoke", Outcome::Success)
+        .resource(format!("tokens/{id}"));
     let revoked = state
         .store
         .revoke_token(actor.org_id, id, only_own, audit)
@@ -237,7 +230,8 @@ pub(crate) async fn set_role(
             format!("a {} cannot give the role {role}", caller.0.role),
         ));
     }
-    let audit = AuditEntry::new(actor.org_id, actor.user_id, "member.role", Outcome::Success)
+    let audit = actor
+        .audit("member.role", Outcome::Success)
         .resource(format!("members/{user}"))
         .details(json!({"role": role}));
     let member = state
@@ -254,13 +248,9 @@ pub(crate) async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let actor = caller.actor();
     let user = user_in_path(path)?;
-    let audit = AuditEntry::new(
-        actor.org_id,
-        actor.user_id,
-        "member.remove",
-        Outcome::Success,
-    )
-    .resource(format!("members/{user}"));
+    let audit = actor
+        .audit("member.remove", Outcome::Success)
+        .resource(format!("members/{user}"));
     state.store.remove_member(actor.org_id, user, audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }

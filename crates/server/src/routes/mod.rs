@@ -6,11 +6,11 @@
 use axum::Router;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, patch, post};
-use stackdock_core::{AuditEntry, Outcome, Permission};
+use stackdock_core::{Outcome, Permission, RequestId};
 use stackdock_store::Write;
 
 use crate::AppState;
@@ -256,21 +256,38 @@ async fn health() -> axum::Json<serde_json::Value> {
 }
 
 /// Authenticates the caller and checks the route's access before its handler runs; a refusal
-/// is answered 403 naming the permission and written to the audit log as `denied`.
+/// is answered 403 naming the permission and written to the audit log as `denied`. Every answer
+/// carries the request's id in `X-Request-Id`, the id its audit rows are written with.
 async fn guard(
     State((state, access)): State<(AppState, Access)>,
-    mut req: Request,
+    req: Request,
     next: Next,
 ) -> Response {
+    let (request_id, mut response) = checked(&state, access, req, next).await;
+    if let Ok(v) = HeaderValue::from_str(&request_id.to_string()) {
+        response.headers_mut().insert(REQUEST_ID, v);
+    }
+    response
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+async fn checked(
+    state: &AppState,
+    access: Access,
+    mut req: Request,
+    next: Next,
+) -> (RequestId, Response) {
     let permission = match access {
-        Access::Public => return next.run(req).await,
+        Access::Public => return (RequestId::new(), next.run(req).await),
         Access::Member => None,
         Access::Needs(p) => Some(p),
     };
-    let caller = match Caller::authenticate(&state, req.headers()).await {
+    let caller = match Caller::authenticate(state, req.headers()).await {
         Ok(c) => c,
-        Err(e) => return e.into_response(),
+        Err(e) => return (RequestId::new(), e.into_response()),
     };
+    let request_id = caller.1;
     if let Some(p) = permission
         && !caller.0.role.allows(p)
     {
@@ -278,18 +295,10 @@ async fn guard(
             .extensions()
             .get::<MatchedPath>()
             .map_or_else(|| req.uri().path().to_string(), |m| m.as_str().to_string());
-        let action = format!("{} {route}", req.method());
-        let entry = AuditEntry::new(
-            caller.0.org_id,
-            Some(caller.0.user_id),
-            action,
-            Outcome::Denied,
-        )
-        .details(serde_json::json!({
-            "permission": p,
-            "role": caller.0.role,
-            "token_id": caller.0.token_id,
-        }));
+        let entry = caller
+            .actor()
+            .audit(format!("{} {route}", req.method()), Outcome::Denied)
+            .details(serde_json::json!({"permission": p, "role": caller.0.role}));
         if let Err(e) = state
             .store
             .apply(stackdock_store::Batch::new().push(Write::Audit(entry)))
@@ -298,15 +307,15 @@ async fn guard(
             // The refusal stands either way; a request is never let through for want of a row.
             tracing::error!(error = %e, "could not write the audit row of a refused request");
         }
-        return ApiError::new(
+        let refused = ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!("role {} lacks permission {p}", caller.0.role),
-        )
-        .into_response();
+        );
+        return (request_id, refused.into_response());
     }
     req.extensions_mut().insert(caller);
-    next.run(req).await
+    (request_id, next.run(req).await)
 }
 
 /// Turns extractor rejections into our error shape, naming what was wrong.

@@ -54,8 +54,8 @@ use stackdock_core::{
 use tokio::sync::watch;
 
 use crate::{
-    Batch, Bootstrap, Change, FencedWrite, IdempotentRequest, Lease, Member, NewToken, Principal,
-    ResourceFilter, Result, Store, StoreError, TokenInfo,
+    AuditFilter, Batch, Bootstrap, Change, FencedWrite, IdempotentRequest, Lease, Member, NewToken,
+    Principal, ResourceFilter, Result, Store, StoreError, TokenInfo,
 };
 
 /// The [`Store`] on a SQLite file. Cloning is cheap and shares the threads and the signal.
@@ -414,13 +414,9 @@ impl Store for SqliteStore {
         self.read(move |c| journal::for_operation(c, org, op)).await
     }
 
-    async fn list_audit(
-        &self,
-        org: OrgId,
-        limit: u32,
-        before: Option<i64>,
-    ) -> Result<Vec<AuditEntry>> {
-        self.read(move |c| audit::list(c, org, limit, before)).await
+    async fn search_audit(&self, org: OrgId, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        let filter = filter.clone();
+        self.read(move |c| audit::list(c, org, &filter)).await
     }
 
     async fn changes_since(&self, org: OrgId, after: i64, limit: u32) -> Result<Vec<Change>> {

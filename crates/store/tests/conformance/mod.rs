@@ -2236,3 +2236,102 @@ pub async fn the_last_owner_stays(store: &dyn Store) {
         "refusals write nothing"
     );
 }
+
+pub async fn audit_is_searched_by_every_filter_a_page_at_a_time(store: &dyn Store) {
+    use stackdock_core::{AuditEntry, RequestId, TokenId, UserId};
+    use stackdock_store::AuditFilter;
+
+    let t = tenant(store).await;
+    let other = tenant(store).await;
+    let alice = UserId::new();
+    let (token, request) = (TokenId::new(), RequestId::new());
+    let rows = [
+        (
+            "server.provision",
+            Outcome::Requested,
+            Some(alice),
+            Some("servers/1"),
+        ),
+        (
+            "server.provision",
+            Outcome::Success,
+            None,
+            Some("servers/1"),
+        ),
+        ("POST /api/v1/docks", Outcome::Denied, Some(alice), None),
+        (
+            "server.deprovision",
+            Outcome::Requested,
+            Some(t.user),
+            Some("servers/2"),
+        ),
+        ("POST /api/v1/docks", Outcome::Denied, Some(t.user), None),
+    ];
+    for (action, outcome, actor, resource) in rows {
+        let mut e =
+            AuditEntry::new(t.org, actor, action, outcome).through(Some(token), Some(request));
+        e.resource = resource.map(String::from);
+        store
+            .apply(Batch::new().push(Write::Audit(e)))
+            .await
+            .expect("append");
+    }
+    // Another org's row that matches every filter but the org.
+    let theirs = AuditEntry::new(
+        other.org,
+        Some(alice),
+        "POST /api/v1/docks",
+        Outcome::Denied,
+    );
+    store
+        .apply(Batch::new().push(Write::Audit(theirs)))
+        .await
+        .expect("append");
+
+    let search =
+        |f: AuditFilter| async move { store.search_audit(t.org, &f).await.expect("search") };
+    let all = search(AuditFilter::page(100, None)).await;
+    assert_eq!(all.len(), 6, "five rows and the bootstrap's");
+    assert_eq!(
+        (all[0].token_id, all[0].request_id),
+        (Some(token), Some(request))
+    );
+
+    let denied = search(AuditFilter {
+        outcome: Some(Outcome::Denied),
+        ..AuditFilter::page(100, None)
+    })
+    .await;
+    assert_eq!(denied.len(), 2);
+    assert!(
+        denied
+            .iter()
+            .all(|r| r.outcome == Outcome::Denied && r.org_id == t.org)
+    );
+    let alices = search(AuditFilter {
+        actor: Some(alice),
+        ..AuditFilter::page(100, None)
+    })
+    .await;
+    assert_eq!(
+        alices.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(),
+        ["POST /api/v1/docks", "server.provision"]
+    );
+    let by_action = search(AuditFilter {
+        action: Some("server.provision".into()),
+        resource: Some("servers/1".into()),
+        outcome: Some(Outcome::Success),
+        ..AuditFilter::page(100, None)
+    })
+    .await;
+    assert_eq!(by_action.len(), 1);
+    assert_eq!(by_action[0].actor, None);
+
+    // Pages: newest first, each page continuing below the last id of the one before.
+    let first = search(AuditFilter::page(4, None)).await;
+    let second = search(AuditFilter::page(4, first.last().map(|r| r.id))).await;
+    assert_eq!((first.len(), second.len()), (4, 2));
+    let ids: Vec<i64> = first.iter().chain(&second).map(|r| r.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
+    assert_eq!(ids, all.iter().map(|r| r.id).collect::<Vec<_>>());
+}
