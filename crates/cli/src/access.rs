@@ -212,3 +212,73 @@ pub(crate) async fn tokens(cmd: TokensCommand) -> CliResult {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Subcommand)]
+pub(crate) enum KeysCommand {
+    /// The master keys, the current one first, with how many values each seals.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Make a new current key and seal everything again under it (the server keeps serving).
+    Rotate {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Drop an old key once nothing is sealed under it.
+    Retire {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+impl KeysCommand {
+    pub(crate) fn conn(&self) -> &Conn {
+        match self {
+            Self::List { conn } | Self::Rotate { conn } | Self::Retire { conn, .. } => conn,
+        }
+    }
+}
+
+pub(crate) async fn keys(cmd: KeysCommand) -> CliResult {
+    let conn = cmd.conn().clone();
+    let client = Client::new(&conn)?;
+    let out = match cmd {
+        KeysCommand::List { .. } => client.get("/api/v1/keys").await?,
+        KeysCommand::Rotate { .. } => client.post("/api/v1/keys/rotate", &json!({})).await?,
+        KeysCommand::Retire { id, .. } => {
+            client.delete(&format!("/api/v1/keys/{}", seg(&id))).await?;
+            json!({"retired": id})
+        }
+    };
+    if conn.json {
+        print_json(&out);
+    } else if let Some(keys) = out.as_array() {
+        for k in keys {
+            println!(
+                "{}  {:<8} {} sealed value(s)",
+                k["id"].as_str().unwrap_or("-"),
+                if k["current"] == true {
+                    "current"
+                } else {
+                    "old"
+                },
+                k["sealed_values"]
+            );
+        }
+    } else if let Some(id) = out["retired"].as_str() {
+        println!("retired key {id}");
+    } else {
+        let r = &out["resealed"];
+        println!(
+            "current key {} (was {}); sealed again: {} dock key(s), {} operation input(s), {} step output(s)",
+            out["current"].as_str().unwrap_or("-"),
+            out["previous"].as_str().unwrap_or("-"),
+            r["docks"],
+            r["operation_inputs"],
+            r["step_outputs"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

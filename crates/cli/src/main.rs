@@ -117,6 +117,11 @@ enum Command {
         #[command(subcommand)]
         command: access::TokensCommand,
     },
+    /// Manage the master keys that seal dock keys and sensitive config: list, rotate, retire.
+    Keys {
+        #[command(subcommand)]
+        command: access::KeysCommand,
+    },
     /// Show the audit log, newest first.
     Audit(commands::AuditArgs),
 }
@@ -140,6 +145,7 @@ fn main() -> ExitCode {
         Command::Docks { command } => command.conn().json,
         Command::Members { command } => command.conn().json,
         Command::Tokens { command } => command.conn().json,
+        Command::Keys { command } => command.conn().json,
         Command::Status { conn, .. }
         | Command::Deprovision { conn, .. }
         | Command::Retry { conn, .. }
@@ -162,6 +168,7 @@ fn main() -> ExitCode {
             Command::Docks { command } => commands::docks(command).await,
             Command::Members { command } => access::members(command).await,
             Command::Tokens { command } => access::tokens(command).await,
+            Command::Keys { command } => access::keys(command).await,
             Command::Sync {
                 dock,
                 no_wait,

@@ -21,6 +21,9 @@ pub enum Permission {
     /// Members of the organisation, and API tokens made for others than oneself.
     #[serde(rename = "members:full")]
     MembersFull,
+    /// The master keys that seal dock keys and sensitive config: rotate, retire.
+    #[serde(rename = "keys:full")]
+    KeysFull,
 }
 
 impl Permission {
@@ -32,6 +35,7 @@ impl Permission {
             Self::DocksRead => "docks:read",
             Self::AuditRead => "audit:read",
             Self::MembersFull => "members:full",
+            Self::KeysFull => "keys:full",
         }
     }
 }
@@ -60,6 +64,7 @@ const OWNER: &[Permission] = &[
     DocksRead,
     AuditRead,
     MembersFull,
+    KeysFull,
 ];
 // Admins run the organisation day to day; what sets owners apart (the last owner cannot be
 // removed or demoted) is a rule of the membership data, not a permission.

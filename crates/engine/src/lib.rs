@@ -27,6 +27,7 @@ use stackdock_store::{Store, StoreError};
 pub mod deprovision;
 pub mod failpoint;
 pub mod intent;
+pub mod keys;
 pub mod observe;
 pub mod provision;
 pub mod recorder;

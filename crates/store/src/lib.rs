@@ -27,7 +27,7 @@ use serde::Serialize;
 use stackdock_core::{
     ApiCall, AuditEntry, Dock, DockId, DockName, IllegalTransition, Marker, OpState, Operation,
     OperationId, OrgId, Outcome, ProvisioningSource, ProvisioningState, Resource, ResourceId,
-    ResourceKind, Role, Step, Timestamp, TokenId, UserId,
+    ResourceKind, Role, SealedSecret, Step, Timestamp, TokenId, UserId,
 };
 
 pub mod sqlite;
@@ -180,8 +180,13 @@ pub enum Write {
         expected_version: i64,
     },
     InsertOperation(Operation),
-    /// Replaces the operation row (state, attempt, next_run_at, lease, last_error, ...).
+    /// Replaces the operation row (state, attempt, next_run_at, lease, last_error, ...); never
+    /// its input, which is fixed when the operation is recorded.
     UpdateOperation(Operation),
+    /// Replaces a sealed value with the same value sealed under another key, if the row still
+    /// holds `from` (else [`StoreError::Refused`]: it changed meanwhile). What a key rotation
+    /// writes.
+    Reseal(Reseal),
     /// Upserts by (operation, index): recording the same step twice leaves one row.
     RecordStep(Step),
     Audit(AuditEntry),
@@ -210,6 +215,39 @@ pub struct IdempotentRequest {
     /// A digest of the request, so one key reused for another request is told apart.
     pub request_hash: String,
     pub resource_id: ResourceId,
+}
+
+/// One sealed value re-sealed: where it is, what it held, what it holds now.
+#[derive(Clone, Debug)]
+pub enum Reseal {
+    DockKey {
+        org_id: OrgId,
+        id: DockId,
+        from: SealedSecret,
+        to: SealedSecret,
+    },
+    OperationInput {
+        org_id: OrgId,
+        id: OperationId,
+        from: serde_json::Value,
+        to: serde_json::Value,
+    },
+    StepOutput {
+        operation_id: OperationId,
+        index: i64,
+        from: serde_json::Value,
+        to: serde_json::Value,
+    },
+}
+
+/// Every row that holds a sealed value, for a key rotation to go through.
+#[derive(Clone, Debug, Default)]
+pub struct SealedRows {
+    pub docks: Vec<Dock>,
+    /// Operations whose input holds a sealed value.
+    pub operations: Vec<Operation>,
+    /// Steps whose output holds a sealed value, with the resource of their operation.
+    pub steps: Vec<(Step, Option<ResourceId>)>,
 }
 
 /// What [`Store::apply_fenced`] returns: the rows written, and whether a cancel of the
@@ -348,6 +386,10 @@ pub trait Store: Send + Sync + 'static {
         org: OrgId,
         key: &str,
     ) -> Result<Option<IdempotentRequest>>;
+
+    /// Every dock (of every org), and every operation input and step output that holds a
+    /// sealed value: what a key rotation re-seals.
+    async fn sealed_rows(&self) -> Result<SealedRows>;
 
     // ---- operations ----
 

@@ -76,6 +76,7 @@ conformance!(
     tokens_carry_a_capped_role_expire_and_revoke,
     the_last_owner_stays,
     audit_is_searched_by_every_filter_a_page_at_a_time,
+    a_reseal_replaces_only_what_it_read_and_updates_leave_input_alone,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

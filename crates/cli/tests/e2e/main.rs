@@ -15,6 +15,7 @@ mod contract;
 mod crash;
 mod domains_databases;
 mod events;
+mod keys;
 mod provisioning;
 mod sealed;
 mod support;

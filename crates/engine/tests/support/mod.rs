@@ -514,6 +514,9 @@ impl Store for FaultyStore {
     ) -> stackdock_store::Result<()> {
         self.inner.remove_member(org, user, audit).await
     }
+    async fn sealed_rows(&self) -> stackdock_store::Result<stackdock_store::SealedRows> {
+        self.inner.sealed_rows().await
+    }
     async fn first_org(&self) -> stackdock_store::Result<Option<OrgId>> {
         self.inner.first_org().await
     }

@@ -21,6 +21,7 @@ mod audit;
 mod body;
 mod docks;
 mod events;
+mod keys;
 mod members;
 mod operations;
 mod resources;
@@ -111,6 +112,24 @@ fn table() -> Vec<Entry> {
             "/api/v1/audit",
             Needs(AuditRead),
             get(audit::list),
+        ),
+        (
+            Method::GET,
+            "/api/v1/keys",
+            Needs(KeysFull),
+            get(keys::list),
+        ),
+        (
+            Method::POST,
+            "/api/v1/keys/rotate",
+            Needs(KeysFull),
+            post(keys::rotate),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/keys/{key}",
+            Needs(KeysFull),
+            delete(keys::retire),
         ),
         (
             Method::GET,

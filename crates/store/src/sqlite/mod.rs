@@ -55,7 +55,7 @@ use tokio::sync::watch;
 
 use crate::{
     AuditFilter, Batch, Bootstrap, Change, FencedWrite, IdempotentRequest, Lease, Member, NewToken,
-    Principal, ResourceFilter, Result, Store, StoreError, TokenInfo,
+    Principal, ResourceFilter, Result, SealedRows, Store, StoreError, TokenInfo,
 };
 
 /// The [`Store`] on a SQLite file. Cloning is cheap and shares the threads and the signal.
@@ -185,6 +185,17 @@ impl Store for SqliteStore {
         let email = email.to_string();
         self.write(move |conn| orgs::add_member(conn, org, &email, role, &audit))
             .await
+    }
+
+    async fn sealed_rows(&self) -> Result<SealedRows> {
+        self.read(|c| {
+            Ok(SealedRows {
+                docks: docks::all(c)?,
+                operations: operations::with_sealed_input(c)?,
+                steps: operations::with_sealed_output(c)?,
+            })
+        })
+        .await
     }
 
     async fn list_members(&self, org: OrgId) -> Result<Vec<Member>> {

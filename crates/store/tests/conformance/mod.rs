@@ -2335,3 +2335,89 @@ pub async fn audit_is_searched_by_every_filter_a_page_at_a_time(store: &dyn Stor
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
     assert_eq!(ids, all.iter().map(|r| r.id).collect::<Vec<_>>());
 }
+
+pub async fn a_reseal_replaces_only_what_it_read_and_updates_leave_input_alone(store: &dyn Store) {
+    use stackdock_store::Reseal;
+
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "reseal").await;
+    let r = insert(store, resource(&d, ResourceKind::Server)).await;
+    let mut op = operation(&d, Some(&r));
+    op.input = json!({"config": {"user_data": {"$sealed": "v1:old:bm9uY2U:Y3Q"}}});
+    let op = insert_operation(store, op).await;
+
+    // A worker's update never writes the input, whatever its copy holds.
+    let mut stale = op.clone();
+    stale.input = json!({"config": {}});
+    stale.attempt = 3;
+    store
+        .apply(Batch::new().push(Write::UpdateOperation(stale)))
+        .await
+        .expect("update");
+    let now = store.get_operation(t.org, op.id).await.expect("get");
+    assert_eq!((now.attempt, &now.input), (3, &op.input));
+
+    let to = json!({"config": {"user_data": {"$sealed": "v1:new:bm9uY2U:Y3Q"}}});
+    let from_elsewhere = Reseal::OperationInput {
+        org_id: t.org,
+        id: op.id,
+        from: json!({"config": {"user_data": "not what is stored"}}),
+        to: to.clone(),
+    };
+    let refused = store
+        .apply(Batch::new().push(Write::Reseal(from_elsewhere)))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Refused { .. })),
+        "{refused:?}"
+    );
+    store
+        .apply(Batch::new().push(Write::Reseal(Reseal::OperationInput {
+            org_id: t.org,
+            id: op.id,
+            from: op.input.clone(),
+            to: to.clone(),
+        })))
+        .await
+        .expect("reseal");
+    assert_eq!(
+        store.get_operation(t.org, op.id).await.expect("get").input,
+        to
+    );
+
+    // The dock key likewise, and the rows to go through list it and the input.
+    let new_key = sealed("1111222233334444");
+    let stale_dock = Reseal::DockKey {
+        org_id: t.org,
+        id: d.id,
+        from: new_key.clone(),
+        to: new_key.clone(),
+    };
+    let refused = store
+        .apply(Batch::new().push(Write::Reseal(stale_dock)))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Refused { .. })),
+        "{refused:?}"
+    );
+    store
+        .apply(Batch::new().push(Write::Reseal(Reseal::DockKey {
+            org_id: t.org,
+            id: d.id,
+            from: d.sealed_api_key.clone(),
+            to: new_key.clone(),
+        })))
+        .await
+        .expect("reseal the dock key");
+    assert_eq!(
+        store
+            .get_dock(t.org, d.id)
+            .await
+            .expect("dock")
+            .sealed_api_key,
+        new_key
+    );
+    let rows = store.sealed_rows().await.expect("sealed rows");
+    assert!(rows.docks.iter().any(|x| x.id == d.id));
+    assert!(rows.operations.iter().any(|o| o.id == op.id));
+}
