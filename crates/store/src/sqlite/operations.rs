@@ -475,6 +475,21 @@ struct StepRow {
     at: String,
 }
 
+impl StepRow {
+    /// A row whose first columns are `operation_id, step_index, name, status, output, undo, at`.
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            operation_id: r.get(0)?,
+            step_index: r.get(1)?,
+            name: r.get(2)?,
+            status: r.get(3)?,
+            output: r.get(4)?,
+            undo: r.get(5)?,
+            at: r.get(6)?,
+        })
+    }
+}
+
 impl TryFrom<StepRow> for Step {
     type Error = StoreError;
     fn try_from(r: StepRow) -> Result<Self> {
@@ -518,17 +533,7 @@ pub(crate) fn steps(conn: &Connection, op: OperationId) -> Result<Vec<Step>> {
         "SELECT operation_id, step_index, name, status, output, undo, at
          FROM operation_steps WHERE operation_id = ?1 ORDER BY step_index",
         params![op.to_string()],
-        |r| {
-            Ok(StepRow {
-                operation_id: r.get(0)?,
-                step_index: r.get(1)?,
-                name: r.get(2)?,
-                status: r.get(3)?,
-                output: r.get(4)?,
-                undo: r.get(5)?,
-                at: r.get(6)?,
-            })
-        },
+        StepRow::read,
     )?
     .into_iter()
     .map(Step::try_from)
@@ -553,18 +558,7 @@ pub(crate) fn with_sealed_output(conn: &Connection) -> Result<Vec<(Step, Option<
          WHERE s.output LIKE '%\"v1:%' ORDER BY s.operation_id, s.step_index",
         [],
         |r| {
-            Ok((
-                StepRow {
-                    operation_id: r.get(0)?,
-                    step_index: r.get(1)?,
-                    name: r.get(2)?,
-                    status: r.get(3)?,
-                    output: r.get(4)?,
-                    undo: r.get(5)?,
-                    at: r.get(6)?,
-                },
-                r.get::<_, Option<String>>(7)?,
-            ))
+            Ok((StepRow::read(r)?, r.get::<_, Option<String>>(7)?))
         },
     )?
     .into_iter()
