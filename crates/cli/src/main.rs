@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod access;
 mod client;
 mod commands;
 mod site;
@@ -107,13 +108,23 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Show the audit log, newest first.
-    Audit {
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
-        #[command(flatten)]
-        conn: Conn,
+    /// Manage the organisation's members.
+    Members {
+        #[command(subcommand)]
+        command: access::MembersCommand,
     },
+    /// Manage API tokens: create, list, revoke.
+    Tokens {
+        #[command(subcommand)]
+        command: access::TokensCommand,
+    },
+    /// Manage the master keys that seal dock keys and sensitive config: list, rotate, retire.
+    Keys {
+        #[command(subcommand)]
+        command: access::KeysCommand,
+    },
+    /// Show the audit log, newest first.
+    Audit(commands::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -133,13 +144,16 @@ fn main() -> ExitCode {
         Command::Provision(a) => a.conn.json,
         Command::List(a) => a.conn.json,
         Command::Docks { command } => command.conn().json,
+        Command::Members { command } => command.conn().json,
+        Command::Tokens { command } => command.conn().json,
+        Command::Keys { command } => command.conn().json,
         Command::Status { conn, .. }
         | Command::Deprovision { conn, .. }
         | Command::Retry { conn, .. }
         | Command::Cancel { conn, .. }
         | Command::Sync { conn, .. }
-        | Command::Calls { conn, .. }
-        | Command::Audit { conn, .. } => conn.json,
+        | Command::Calls { conn, .. } => conn.json,
+        Command::Audit(a) => a.conn.json,
     };
     let result = runtime.block_on(async move {
         match cli.command {
@@ -153,13 +167,16 @@ fn main() -> ExitCode {
             Command::Retry { id, no_wait, conn } => commands::retry(&conn, &id, no_wait).await,
             Command::Cancel { id, no_wait, conn } => commands::cancel(&conn, &id, no_wait).await,
             Command::Docks { command } => commands::docks(command).await,
+            Command::Members { command } => access::members(command).await,
+            Command::Tokens { command } => access::tokens(command).await,
+            Command::Keys { command } => access::keys(command).await,
             Command::Sync {
                 dock,
                 no_wait,
                 conn,
             } => commands::sync(&conn, &dock, no_wait).await,
             Command::Calls { id, conn } => commands::calls(&conn, &id).await,
-            Command::Audit { limit, conn } => commands::audit(&conn, limit).await,
+            Command::Audit(args) => commands::audit(args).await,
         }
     });
     match result {

@@ -93,22 +93,24 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     f.write_all(b"\n")
 }
 
-/// The master key: from `STACKDOCK_MASTER_KEY`, else the data dir's key file, else a new one
-/// written there.
-fn master_key(data_dir: &Path) -> Result<MasterKey, CliError> {
+/// The master keys: from `STACKDOCK_MASTER_KEY` (comma-separated, the current one first),
+/// else the data dir's key file (a key a line, the current one first), else a new key written
+/// there. Returns the file too when the keys come from one, so a rotation can rewrite it.
+fn master_keys(data_dir: &Path) -> Result<(Keyring, Option<PathBuf>), CliError> {
     if let Ok(text) = std::env::var("STACKDOCK_MASTER_KEY") {
-        return MasterKey::parse(&text)
-            .map_err(|e| CliError::Input(format!("STACKDOCK_MASTER_KEY: {e}")));
+        let keyring = Keyring::parse(&text)
+            .map_err(|e| CliError::Input(format!("STACKDOCK_MASTER_KEY: {e}")))?;
+        return Ok((keyring, None));
     }
     let path = data_dir.join("master.key");
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            MasterKey::parse(&text).map_err(|e| CliError::Other(format!("{}: {e}", path.display())))
-        }
+        Ok(text) => Keyring::parse(&text)
+            .map(|k| (k, Some(path.clone())))
+            .map_err(|e| CliError::Other(format!("{}: {e}", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = MasterKey::generate();
             write_private(&path, &key.to_hex()).map_err(fail("cannot write the master key"))?;
-            Ok(key)
+            Ok((Keyring::new(key), Some(path)))
         }
         Err(e) => Err(CliError::Other(format!("{}: {e}", path.display()))),
     }
@@ -177,7 +179,7 @@ pub(crate) async fn run(args: UpArgs) -> CliResult {
         .map_err(fail("cannot restrict the data directory"))?;
     let _lock = lock_data_dir(&args.data_dir)?;
     let node = node_name(&args.data_dir)?;
-    let keyring = Keyring::new(master_key(&args.data_dir)?);
+    let (keyring, key_file) = master_keys(&args.data_dir)?;
     let store: Arc<dyn Store> = match &args.database_url {
         Some(url) => Arc::new(
             SqliteStore::open_url(url)
@@ -269,7 +271,10 @@ pub(crate) async fn run(args: UpArgs) -> CliResult {
     println!("StackDock listening on http://{addr}");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let workers = engine.spawn_workers(stop_rx);
-    let state = AppState::new(engine);
+    let mut state = AppState::new(engine);
+    if let Some(file) = key_file {
+        state = state.with_key_file(file);
+    }
     stackdock_server::serve(listener, state, shutdown_signal())
         .await
         .map_err(fail("server"))?;
@@ -380,10 +385,7 @@ async fn connect_sandbox_dock(
     org_id: stackdock_core::OrgId,
     sandbox: SandboxDock,
 ) -> Result<(), CliError> {
-    let actor = Actor {
-        org_id,
-        user_id: None,
-    };
+    let actor = Actor::system(org_id, None);
     let name = DockName::try_from(sandbox.name.to_string()).map_err(CliError::Other)?;
     let existing = engine
         .store()

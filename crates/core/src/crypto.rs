@@ -74,6 +74,8 @@ pub enum CryptoError {
     UnknownKey(String),
     #[error("sealed secret failed authentication (wrong key, wrong owner or tampered)")]
     Unauthentic,
+    #[error("key {0} is the current key; rotate to another before retiring it")]
+    CurrentKey(String),
 }
 
 /// 32 bytes of key material and its id.
@@ -158,6 +160,12 @@ impl SealedSecret {
 /// The master keys in use: one seals, all of them open.
 #[derive(Clone, Debug)]
 pub struct Keyring {
+    /// Shared by every clone: a rotation seen by one is seen by all.
+    keys: std::sync::Arc<std::sync::RwLock<Keys>>,
+}
+
+#[derive(Debug)]
+struct Keys {
     current: MasterKey,
     all: HashMap<String, MasterKey>,
 }
@@ -166,23 +174,110 @@ impl Keyring {
     pub fn new(current: MasterKey) -> Self {
         let mut all = HashMap::new();
         all.insert(current.id.0.clone(), current.clone());
-        Self { current, all }
+        Self {
+            keys: std::sync::Arc::new(std::sync::RwLock::new(Keys { current, all })),
+        }
     }
 
     /// Adds a retired key that can still open what it sealed.
-    pub fn with_retired(mut self, key: MasterKey) -> Self {
-        self.all.insert(key.id.0.clone(), key);
+    pub fn with_retired(self, key: MasterKey) -> Self {
+        self.write().all.insert(key.id.0.clone(), key);
         self
     }
 
-    pub fn current_id(&self) -> &KeyId {
-        &self.current.id
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Keys> {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Keys> {
+        self.keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn current_id(&self) -> KeyId {
+        self.read().current.id.clone()
+    }
+
+    /// Every key held, the current one first.
+    pub fn key_ids(&self) -> Vec<KeyId> {
+        let keys = self.read();
+        let mut ids: Vec<KeyId> = keys
+            .all
+            .values()
+            .filter(|k| k.id != keys.current.id)
+            .map(|k| k.id.clone())
+            .collect();
+        ids.sort_by(|a, b| a.0.cmp(&b.0));
+        ids.insert(0, keys.current.id.clone());
+        ids
+    }
+
+    /// Makes `key` the one that seals from now on; the keys held before still open.
+    pub fn rotate_to(&self, key: MasterKey) {
+        let mut keys = self.write();
+        keys.all.insert(key.id.0.clone(), key.clone());
+        keys.current = key;
+    }
+
+    /// Makes a key already held the current one again (undoing a rotation that could not be
+    /// kept); `false` if it is not held.
+    pub fn rotate_to_existing(&self, id: &str) -> bool {
+        let mut keys = self.write();
+        match keys.all.get(id).cloned() {
+            Some(key) => {
+                keys.current = key;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops a key that is not the current one: what it sealed no longer opens.
+    pub fn retire(&self, id: &str) -> Result<(), CryptoError> {
+        let mut keys = self.write();
+        if keys.current.id.0 == id {
+            return Err(CryptoError::CurrentKey(id.to_string()));
+        }
+        keys.all
+            .remove(id)
+            .map(drop)
+            .ok_or_else(|| CryptoError::UnknownKey(id.to_string()))
+    }
+
+    /// Every key, the current one first, as the key file holds them (hex, a line each).
+    pub fn to_file_text(&self) -> String {
+        let keys = self.read();
+        let mut lines = vec![keys.current.to_hex()];
+        let mut rest: Vec<&MasterKey> = keys
+            .all
+            .values()
+            .filter(|k| k.id != keys.current.id)
+            .collect();
+        rest.sort_by(|a, b| a.id.0.cmp(&b.id.0));
+        lines.extend(rest.into_iter().map(MasterKey::to_hex));
+        lines.join("\n") + "\n"
+    }
+
+    /// A keyring from a key file's text or `STACKDOCK_MASTER_KEY`: keys separated by new lines
+    /// or commas, the current one first.
+    pub fn parse(text: &str) -> Result<Self, CryptoError> {
+        let mut keys = text
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(MasterKey::parse);
+        let current = keys.next().ok_or(CryptoError::BadKeyLength(0))??;
+        keys.try_fold(Self::new(current), |ring, key| Ok(ring.with_retired(key?)))
     }
 
     /// Seals `secret`, binding it to `context` (the owning dock's id) so a ciphertext copied
     /// onto another row fails to open.
     pub fn seal(&self, secret: &SecretString, context: &str) -> SealedSecret {
-        let cipher = Aes256Gcm::new_from_slice(&self.current.bytes).expect("32-byte key");
+        let current = self.read().current.clone();
+        let cipher = Aes256Gcm::new_from_slice(&current.bytes).expect("32-byte key");
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let ct = cipher
@@ -196,7 +291,7 @@ impl Keyring {
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
         SealedSecret(format!(
             "v1:{}:{}:{}",
-            self.current.id,
+            current.id,
             B64.encode(nonce),
             B64.encode(ct)
         ))
@@ -208,8 +303,10 @@ impl Keyring {
             return Err(CryptoError::Malformed);
         };
         let key = self
+            .read()
             .all
             .get(*key_id)
+            .cloned()
             .ok_or_else(|| CryptoError::UnknownKey(key_id.to_string()))?;
         let nonce = B64.decode(nonce).map_err(|_| CryptoError::Malformed)?;
         let ct = B64.decode(ct).map_err(|_| CryptoError::Malformed)?;
@@ -302,5 +399,41 @@ mod tests {
             MasterKey::parse("not a key!").unwrap_err(),
             CryptoError::BadKeyEncoding
         );
+    }
+
+    #[test]
+    fn a_rotated_keyring_seals_with_the_new_key_opens_both_and_retires_the_old() {
+        let old = MasterKey::generate();
+        let ring = Keyring::new(old.clone());
+        let shared = ring.clone();
+        let before = ring.seal(&SecretString::new("s3cret"), "dock-1");
+        let new = MasterKey::generate();
+        shared.rotate_to(new.clone());
+        assert_eq!(
+            ring.current_id(),
+            new.id().clone(),
+            "clones share the rotation"
+        );
+        let after = ring.seal(&SecretString::new("s3cret"), "dock-1");
+        assert_eq!(after.key_id(), new.id().as_str());
+        assert_eq!(ring.open(&before, "dock-1").unwrap().expose(), "s3cret");
+        assert_eq!(ring.key_ids(), [new.id().clone(), old.id().clone()]);
+
+        let text = ring.to_file_text();
+        let reread = Keyring::parse(&text).expect("parses back");
+        assert_eq!(reread.key_ids(), ring.key_ids());
+        assert_eq!(reread.open(&before, "dock-1").unwrap().expose(), "s3cret");
+
+        assert_eq!(
+            ring.retire(new.id().as_str()),
+            Err(CryptoError::CurrentKey(new.id().to_string()))
+        );
+        ring.retire(old.id().as_str()).expect("retire the old key");
+        assert_eq!(
+            ring.open(&before, "dock-1").map(|s| s.expose().to_string()),
+            Err(CryptoError::UnknownKey(old.id().to_string()))
+        );
+        assert!(Keyring::parse(" \n").is_err());
+        assert!(Keyring::parse(&format!("{},not-a-key", new.to_hex())).is_err());
     }
 }

@@ -28,6 +28,7 @@ pub mod blobs;
 pub mod deprovision;
 pub mod failpoint;
 pub mod intent;
+pub mod keys;
 pub mod observe;
 pub mod provision;
 pub mod recorder;

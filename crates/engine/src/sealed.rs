@@ -106,6 +106,50 @@ pub fn shown(value: &Value) -> Value {
     }
 }
 
+/// Every sealed value in `config`, with the field it is in.
+pub(crate) fn sealed_fields(config: &Value) -> Vec<(String, SealedSecret)> {
+    let Some(m) = config.as_object() else {
+        return Vec::new();
+    };
+    m.iter()
+        .filter_map(|(field, v)| {
+            let (text, _) = as_sealed(v)?;
+            Some((field.clone(), SealedSecret::parse(text).ok()?))
+        })
+        .collect()
+}
+
+/// `config` with every value sealed under another key than the current one sealed again under
+/// the current one; `None` when there is none.
+pub(crate) fn reseal_config(
+    keyring: &Keyring,
+    resource: ResourceId,
+    config: &Value,
+) -> Result<Option<Value>, EngineError> {
+    let current = keyring.current_id();
+    let stale: Vec<(String, SealedSecret)> = sealed_fields(config)
+        .into_iter()
+        .filter(|(_, s)| s.key_id() != current.as_str())
+        .collect();
+    if stale.is_empty() {
+        return Ok(None);
+    }
+    let mut out = config.clone();
+    for (field, sealed) in stale {
+        let failed = |source: CryptoError| EngineError::SealedConfig {
+            field: field.clone(),
+            source,
+        };
+        let context = context(resource, &field);
+        let opened = keyring.open(&sealed, &context).map_err(failed)?;
+        let again = keyring.seal(&opened, &context);
+        if let Some(slot) = out[&field].get_mut(SEALED_KEY) {
+            *slot = Value::String(again.as_str().into());
+        }
+    }
+    Ok(Some(out))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -501,10 +501,18 @@ async fn a_sealed_value_that_does_not_open_stops_the_run_naming_the_field() {
         "sealed before it is written: {stored}"
     );
 
-    let mut swapped = t.operation(op.id).await;
-    swapped.input["config"]["user_data"] = donor.input["config"]["user_data"].clone();
+    // Only a re-seal changes what is sealed in an input; it stands in for a hand edit here.
+    let stored = t.operation(op.id).await;
+    let mut swapped = stored.input.clone();
+    swapped["config"]["user_data"] = donor.input["config"]["user_data"].clone();
+    let reseal = stackdock_store::Reseal::OperationInput {
+        org_id: stored.org_id,
+        id: stored.id,
+        from: stored.input.clone(),
+        to: swapped,
+    };
     t.store
-        .apply(stackdock_store::Batch::new().push(stackdock_store::Write::UpdateOperation(swapped)))
+        .apply(stackdock_store::Batch::new().push(stackdock_store::Write::Reseal(reseal)))
         .await
         .expect("swap the sealed value");
 

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 
 pub mod auth;
 pub mod error;
-mod routes;
+pub mod routes;
 pub mod view;
 
 pub use auth::{Token, ensure_owner};
@@ -31,6 +31,9 @@ pub struct AppState {
     /// Turns true when the server is shutting down, so that endless responses (the event
     /// stream) end and graceful shutdown does not wait on them forever.
     closing: tokio::sync::watch::Receiver<bool>,
+    /// The file the master keys live in, when they come from one (not from the environment):
+    /// a rotation writes it.
+    key_file: Option<std::path::PathBuf>,
     close: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
@@ -43,12 +46,19 @@ impl AppState {
             store,
             closing,
             close: Arc::new(close),
+            key_file: None,
         }
+    }
+
+    /// Where the master keys are kept, so `/api/v1/keys` can rotate and retire them.
+    pub fn with_key_file(mut self, path: std::path::PathBuf) -> Self {
+        self.key_file = Some(path);
+        self
     }
 }
 
 pub fn router(state: AppState) -> Router {
-    routes::router().with_state(state)
+    routes::router(&state).with_state(state)
 }
 
 /// Serves the API on `listener` until `shutdown` completes. The caller binds the socket, so

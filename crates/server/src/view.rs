@@ -5,9 +5,11 @@
 use serde::Serialize;
 use serde_json::Value;
 use stackdock_core::{
-    ApiCall, Dock, DockId, Failure, OpKind, OpState, Operation, OperationId, Resource, ResourceId,
-    ResourceKind, Step, StepStatus, Timestamp, UserId,
+    ApiCall, AuditEntry, Dock, DockId, Failure, OpKind, OpState, Operation, OperationId, Outcome,
+    RequestId, Resource, ResourceId, ResourceKind, Role, Step, StepStatus, Timestamp, TokenId,
+    UserId,
 };
+use stackdock_store::{Member, TokenInfo};
 
 /// A dock as shown: never the key, sealed or not; `key_id` names the master key that seals it.
 #[derive(Serialize)]
@@ -166,4 +168,85 @@ pub struct OperationDetailView {
     pub operation: OperationView,
     pub steps: Vec<StepView>,
     pub api_calls: Vec<ApiCallView>,
+}
+
+/// A member of the organisation.
+#[derive(Serialize)]
+pub struct MemberView {
+    pub user_id: UserId,
+    pub email: String,
+    pub role: Role,
+    pub created_at: Timestamp,
+}
+
+impl From<&Member> for MemberView {
+    fn from(m: &Member) -> Self {
+        Self {
+            user_id: m.user_id,
+            email: m.email.clone(),
+            role: m.role,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// An API token as listed: never its text or its hash.
+#[derive(Serialize)]
+pub struct TokenView {
+    pub id: TokenId,
+    pub user_id: UserId,
+    pub email: String,
+    pub name: Option<String>,
+    /// Its own role; `null` means its member's role.
+    pub role: Option<Role>,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl From<&TokenInfo> for TokenView {
+    fn from(t: &TokenInfo) -> Self {
+        Self {
+            id: t.id,
+            user_id: t.user_id,
+            email: t.email.clone(),
+            name: t.name.clone(),
+            role: t.role,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            revoked_at: t.revoked_at,
+        }
+    }
+}
+
+/// A row of the audit log.
+#[derive(Serialize)]
+pub struct AuditView {
+    pub id: i64,
+    pub actor: Option<UserId>,
+    pub token_id: Option<TokenId>,
+    pub request_id: Option<RequestId>,
+    pub action: String,
+    pub outcome: Outcome,
+    pub resource: Option<String>,
+    pub provider: Option<String>,
+    pub details: Value,
+    pub at: Timestamp,
+}
+
+impl From<&AuditEntry> for AuditView {
+    fn from(a: &AuditEntry) -> Self {
+        Self {
+            id: a.id,
+            actor: a.actor,
+            token_id: a.token_id,
+            request_id: a.request_id,
+            action: a.action.clone(),
+            outcome: a.outcome,
+            resource: a.resource.clone(),
+            provider: a.provider.clone(),
+            details: a.details.clone(),
+            at: a.at,
+        }
+    }
 }

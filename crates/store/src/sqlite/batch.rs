@@ -64,6 +64,7 @@ pub(crate) fn apply(conn: &Connection, batch: &Batch) -> Result<Applied> {
             Write::InsertDock(dock) => docks::insert(conn, dock)?,
             Write::UpdateDock(dock) => docks::update(conn, dock)?,
             Write::IdempotencyKey(req) => resources::insert_idempotency_key(conn, req)?,
+            Write::Reseal(r) => operations::reseal(conn, r)?,
         }
     }
     Ok(applied)

@@ -6,6 +6,7 @@ use stackdock_core::{AuditEntry, Dock, DockId, DockName, OrgId, ResourceKind, Se
 use super::audit;
 use super::codec::{json, parse, parse_json, parse_ts, ts};
 use super::error::unique_as;
+use super::reader::rows;
 use crate::{Result, StoreError};
 
 const COLUMNS: &str =
@@ -77,6 +78,19 @@ fn find(conn: &Connection, column: &str, value: &str, org: OrgId) -> Result<Opti
         .query_row(params![org.to_string(), value], DockRow::read)
         .optional()?;
     row.map(Dock::try_from).transpose()
+}
+
+/// The docks of every org.
+pub(crate) fn all(conn: &Connection) -> Result<Vec<Dock>> {
+    rows(
+        conn,
+        &format!("SELECT {COLUMNS} FROM docks ORDER BY id"),
+        [],
+        DockRow::read,
+    )?
+    .into_iter()
+    .map(Dock::try_from)
+    .collect()
 }
 
 pub(crate) fn list(conn: &Connection, org: OrgId) -> Result<Vec<Dock>> {

@@ -162,7 +162,8 @@ pub(crate) fn insert(conn: &Connection, op: &Operation) -> Result<()> {
 }
 
 /// Replaces what a worker moves along: state, attempt, schedule, lease, last error, unwinding
-/// and waiting (and the input, which a step may refine). `generation` is left alone: only a
+/// and waiting. The input is left alone: it is what was asked, fixed when the operation was
+/// recorded (only a key rotation re-seals what is sealed in it). `generation` is left alone: only a
 /// claim moves it, so no write can revive a lease that a newer claim has superseded. Nor is
 /// `cancel_requested`: only [`request_cancel`] sets it, and a worker that read the row before
 /// the request must not clear it.
@@ -170,9 +171,9 @@ pub(crate) fn update(conn: &Connection, op: &Operation) -> Result<()> {
     let changed = conn
         .prepare_cached(
             "UPDATE operations SET state = ?1, attempt = ?2, next_run_at = ?3, lease_owner = ?4,
-                    lease_expires_at = ?5, input = ?6, last_error = ?7, unwind = ?8,
-                    waiting_since = ?9, updated_at = ?10
-             WHERE id = ?11 AND org_id = ?12",
+                    lease_expires_at = ?5, last_error = ?6, unwind = ?7,
+                    waiting_since = ?8, updated_at = ?9
+             WHERE id = ?10 AND org_id = ?11",
         )?
         .execute(params![
             op.state.as_str(),
@@ -180,7 +181,6 @@ pub(crate) fn update(conn: &Connection, op: &Operation) -> Result<()> {
             ts(&op.next_run_at),
             op.lease_owner,
             opt_ts(op.lease_expires_at.as_ref()),
-            json(&op.input)?,
             op.last_error,
             opt_json(op.unwind.as_ref())?,
             opt_ts(op.waiting_since.as_ref()),
@@ -475,6 +475,21 @@ struct StepRow {
     at: String,
 }
 
+impl StepRow {
+    /// A row whose first columns are `operation_id, step_index, name, status, output, undo, at`.
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            operation_id: r.get(0)?,
+            step_index: r.get(1)?,
+            name: r.get(2)?,
+            status: r.get(3)?,
+            output: r.get(4)?,
+            undo: r.get(5)?,
+            at: r.get(6)?,
+        })
+    }
+}
+
 impl TryFrom<StepRow> for Step {
     type Error = StoreError;
     fn try_from(r: StepRow) -> Result<Self> {
@@ -518,19 +533,101 @@ pub(crate) fn steps(conn: &Connection, op: OperationId) -> Result<Vec<Step>> {
         "SELECT operation_id, step_index, name, status, output, undo, at
          FROM operation_steps WHERE operation_id = ?1 ORDER BY step_index",
         params![op.to_string()],
-        |r| {
-            Ok(StepRow {
-                operation_id: r.get(0)?,
-                step_index: r.get(1)?,
-                name: r.get(2)?,
-                status: r.get(3)?,
-                output: r.get(4)?,
-                undo: r.get(5)?,
-                at: r.get(6)?,
-            })
-        },
+        StepRow::read,
     )?
     .into_iter()
     .map(Step::try_from)
     .collect()
+}
+
+/// Operations whose input holds a sealed value.
+pub(crate) fn with_sealed_input(conn: &Connection) -> Result<Vec<Operation>> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!("SELECT {COLUMNS} FROM operations WHERE input LIKE '%\"$sealed\"%' ORDER BY id")
+    });
+    returning(conn, sql, [])
+}
+
+/// Steps whose output may hold a sealed value (`v1:` text), with their operation's resource.
+pub(crate) fn with_sealed_output(conn: &Connection) -> Result<Vec<(Step, Option<ResourceId>)>> {
+    rows(
+        conn,
+        "SELECT s.operation_id, s.step_index, s.name, s.status, s.output, s.undo, s.at, o.resource_id
+         FROM operation_steps s JOIN operations o ON o.id = s.operation_id
+         WHERE s.output LIKE '%\"v1:%' ORDER BY s.operation_id, s.step_index",
+        [],
+        |r| {
+            Ok((StepRow::read(r)?, r.get::<_, Option<String>>(7)?))
+        },
+    )?
+    .into_iter()
+    .map(|(step, resource)| {
+        Ok((
+            Step::try_from(step)?,
+            parse_opt("operations.resource_id", resource.as_deref())?,
+        ))
+    })
+    .collect()
+}
+
+/// Applies one re-sealed value if the row still holds what was read.
+pub(crate) fn reseal(conn: &Connection, r: &crate::Reseal) -> Result<()> {
+    use crate::Reseal;
+    let changed = match r {
+        Reseal::DockKey {
+            org_id,
+            id,
+            from,
+            to,
+        } => conn
+            .prepare_cached(
+                "UPDATE docks SET sealed_api_key = ?1, key_id = ?2
+                 WHERE org_id = ?3 AND id = ?4 AND sealed_api_key = ?5",
+            )?
+            .execute(params![
+                to.as_str(),
+                to.key_id(),
+                org_id.to_string(),
+                id.to_string(),
+                from.as_str()
+            ])?,
+        Reseal::OperationInput {
+            org_id,
+            id,
+            from,
+            to,
+        } => conn
+            .prepare_cached(
+                "UPDATE operations SET input = ?1 WHERE org_id = ?2 AND id = ?3 AND input = ?4",
+            )?
+            .execute(params![
+                json(to)?,
+                org_id.to_string(),
+                id.to_string(),
+                json(from)?
+            ])?,
+        Reseal::StepOutput {
+            operation_id,
+            index,
+            from,
+            to,
+        } => conn
+            .prepare_cached(
+                "UPDATE operation_steps SET output = ?1
+                 WHERE operation_id = ?2 AND step_index = ?3 AND output = ?4",
+            )?
+            .execute(params![
+                json(to)?,
+                operation_id.to_string(),
+                index,
+                json(from)?
+            ])?,
+    };
+    if changed == 0 {
+        return Err(StoreError::Refused {
+            message: "the sealed value changed meanwhile".into(),
+        });
+    }
+    Ok(())
 }
