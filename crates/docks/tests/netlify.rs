@@ -312,3 +312,50 @@ async fn discovery_reads_every_page_and_a_bad_key_is_refused_in_netlifys_words()
     );
     wait_until("nothing left over", || sb.deploys().is_empty()).await;
 }
+
+/// Under seeded chaos (5xx answers, lost answers to creates, cut-off reads), a provision run
+/// again as the engine would after each transient failure ends with one site, live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_chaos_a_rerun_provision_makes_one_live_site() {
+    let mut struck = 0;
+    let mut reruns = 0;
+    for seed in 1..=6 {
+        let key = canary();
+        let sb = netlify_sandbox(&key).await;
+        let files = Arc::new(MemoryFiles::default());
+        let dock = netlify_dock(&sb, &key, files.clone());
+        let a = adapter();
+        let config = config(json!({"name": "chaos", "files": manifest(&files, &[
+            ("index.html", format!("<p>{seed}</p>").as_bytes()),
+            ("a.css", b"a"),
+        ])}));
+        sb.set_chaos(Some(stackdock_sandbox::Chaos {
+            seed,
+            error_rate: 0.35,
+            lose_rate: 0.3,
+            truncate_rate: 0.3,
+            storm: None,
+        }));
+        let mut run = Run::new(&dock);
+        let mut runs = 0;
+        loop {
+            runs += 1;
+            assert!(runs < 50, "seed {seed}: no end to the runs");
+            match a.provision_web_service(&mut run.ctx, &dock, &config).await {
+                Ok(_) => break,
+                Err(e) if e.is_transient() => {
+                    run = run.resume(&dock, &run.recorder.recorded());
+                }
+                Err(e) => panic!("seed {seed}: a permanent failure: {e:?}"),
+            }
+        }
+        sb.set_chaos(None);
+        struck += sb.chaos_counts().total();
+        reruns += runs - 1;
+        let ready = observe_until(&a, &mut run, &dock, |o| o.ready).await;
+        assert_eq!(ready.marker.as_ref(), Some(&run.marker), "seed {seed}");
+        assert_eq!(sb.site_creates(&run.marker.to_string()), 1, "seed {seed}");
+        assert_eq!(sb.sites().len(), 1, "seed {seed}");
+    }
+    assert!(struck > 0 && reruns > 0, "chaos struck {struck} times, {reruns} reruns");
+}
