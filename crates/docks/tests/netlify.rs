@@ -357,5 +357,8 @@ async fn under_chaos_a_rerun_provision_makes_one_live_site() {
         assert_eq!(sb.site_creates(&run.marker.to_string()), 1, "seed {seed}");
         assert_eq!(sb.sites().len(), 1, "seed {seed}");
     }
-    assert!(struck > 0 && reruns > 0, "chaos struck {struck} times, {reruns} reruns");
+    assert!(
+        struck > 0 && reruns > 0,
+        "chaos struck {struck} times, {reruns} reruns"
+    );
 }

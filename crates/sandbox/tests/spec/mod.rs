@@ -304,6 +304,24 @@ impl Spec {
         );
     }
 
+    /// Checks every request and answer of `log` (panicking on a mismatch), prints the report,
+    /// and requires that every entry was checked, that each of `operations` was exercised and
+    /// each of `statuses` answered.
+    pub fn check_covering(&self, log: &[RecordedRequest], operations: &[&str], statuses: &[u16]) {
+        let mut tally = Tally::default();
+        self.check_log(log, &mut tally);
+        println!("{}", self.report(&tally));
+        assert_eq!(tally.requests, log.len(), "every request was checked");
+        assert_eq!(tally.responses, log.len(), "every answer was checked");
+        for op in operations {
+            assert!(tally.operations.contains(*op), "{op} was never exercised");
+        }
+        let answered: std::collections::BTreeSet<u16> = log.iter().map(|r| r.status).collect();
+        for status in statuses {
+            assert!(answered.contains(status), "no {status} among {answered:?}");
+        }
+    }
+
     /// What the report line says.
     pub fn report(&self, tally: &Tally) -> String {
         let mut line = format!(
