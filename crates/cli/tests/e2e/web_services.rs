@@ -268,3 +268,51 @@ async fn a_large_folder_is_prepared_by_netlify_then_uploaded_by_a_second_run() {
     assert_eq!(netlify.uploads().len(), count);
     app.finish();
 }
+
+/// `(name, source)` of each row of a collection, sorted.
+async fn rows(app: &TestApp, collection: &str) -> Vec<(String, String)> {
+    let body = app.get(&format!("/api/v1/{collection}")).await.body;
+    let mut seen: Vec<(String, String)> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let text = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            (text("name"), text("provisioning_source"))
+        })
+        .collect();
+    seen.sort();
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_adds_netlify_sites_and_zones_made_elsewhere_once() {
+    let app = spawn_app().await;
+    let netlify = netlify_for(&app).await;
+    let site = example_site();
+    let (code, out, err) = run(&app, &deploy(site.to_str().unwrap(), "ours")).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    netlify.create_site_directly("made-by-hand");
+    netlify.create_zone_directly("by-hand.example.org");
+
+    for added in [2, 0] {
+        let op = app.sync(NETLIFY_DOCK).await;
+        assert_eq!(op["state"], "succeeded", "{op}");
+        assert_eq!(
+            op["steps"][0]["output"],
+            json!({"found": 3, "added": added})
+        );
+    }
+    assert_eq!(
+        rows(&app, "web-services").await,
+        [
+            ("made-by-hand".to_string(), "manual".to_string()),
+            ("ours".to_string(), "api".to_string()),
+        ]
+    );
+    assert_eq!(
+        rows(&app, "domains").await,
+        [("by-hand.example.org".to_string(), "manual".to_string())]
+    );
+    app.finish();
+}
