@@ -289,6 +289,24 @@ async fn rows(app: &TestApp, collection: &str) -> Vec<(String, String)> {
 async fn sync_adds_netlify_sites_and_zones_made_elsewhere_once() {
     let app = spawn_app().await;
     let netlify = netlify_for(&app).await;
+    // A key Netlify does not take is refused in Netlify's words, and no dock is saved.
+    let refused = app
+        .post(
+            "/api/v1/docks",
+            json!({"provider": "netlify", "name": "netlify-bad", "api_key": "not-a-netlify-key",
+                   "api_url": netlify.api_url()}),
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "key_refused");
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Access Denied"),
+        "{}",
+        refused.body
+    );
     let site = example_site();
     let (code, out, err) = run(&app, &deploy(site.to_str().unwrap(), "ours")).await;
     assert_eq!(code, 0, "{out}\n{err}");
