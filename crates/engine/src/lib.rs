@@ -8,6 +8,9 @@
 //! completed step as they go ([`recorder`]), and settle the resource and the operation
 //! together with an audit row.
 //!
+//! [`blobs`] is the content-addressed store of web services' files in the data directory;
+//! runs read it through `stackdock_docks::FileSource` (see [`Engine::set_blobs`]).
+//!
 //! **Architecture invariants**
 //! - Intent before action: no provider is called for an operation that is not recorded.
 //! - A dock's API key is opened in memory for one run of one operation and never written.
