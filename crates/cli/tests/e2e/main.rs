@@ -18,6 +18,7 @@ mod events;
 mod keys;
 mod provisioning;
 mod sealed;
+mod sessions;
 mod support;
 mod sync;
 mod turso;

@@ -9,7 +9,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, patch, post};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use stackdock_core::{Outcome, Permission, RequestId};
 use stackdock_store::Write;
 
@@ -25,6 +25,7 @@ mod keys;
 mod members;
 mod operations;
 mod resources;
+pub(crate) mod sessions;
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +54,24 @@ fn table() -> Vec<Entry> {
     vec![
         (Method::GET, "/api/v1/health", Public, get(health)),
         (Method::GET, "/api/v1/me", Member, get(docks::me)),
+        (
+            Method::PUT,
+            "/api/v1/me/password",
+            Member,
+            put(sessions::set_password),
+        ),
+        (
+            Method::POST,
+            "/api/v1/sessions",
+            Public,
+            post(sessions::sign_in),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/sessions",
+            Member,
+            delete(sessions::sign_out),
+        ),
         (
             Method::GET,
             "/api/v1/docks",
@@ -302,7 +321,7 @@ async fn checked(
         Access::Member => None,
         Access::Needs(p) => Some(p),
     };
-    let caller = match Caller::authenticate(state, req.headers()).await {
+    let caller = match Caller::authenticate(state, req.headers(), req.method()).await {
         Ok(c) => c,
         Err(e) => return (RequestId::new(), e.into_response()),
     };
