@@ -361,6 +361,10 @@ pub(crate) fn path_error(e: PathRejection) -> ApiError {
     ApiError::bad_request(format!("invalid path: {}", e.body_text()))
 }
 
+pub(crate) fn body_error(e: axum::extract::rejection::JsonRejection) -> ApiError {
+    ApiError::bad_request(format!("invalid body: {}", e.body_text()))
+}
+
 pub(crate) fn query_error(e: QueryRejection) -> ApiError {
     ApiError::bad_request(format!("invalid query: {}", e.body_text()))
 }

@@ -23,6 +23,7 @@ use serde_json::json;
 use stackdock_core::{AuditEntry, Outcome, TokenId};
 use stackdock_store::{Batch, NewSession, Write};
 
+use super::body_error;
 use crate::AppState;
 use crate::auth::{Caller, SESSION_COOKIE, Token, session_secret};
 use crate::error::ApiError;
@@ -57,10 +58,6 @@ impl SignInLimiter {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(key.to_string()).or_default().push(Instant::now());
     }
-}
-
-fn body_error(e: JsonRejection) -> ApiError {
-    ApiError::bad_request(format!("invalid body: {}", e.body_text()))
 }
 
 #[derive(Deserialize)]
