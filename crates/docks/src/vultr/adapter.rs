@@ -1,0 +1,162 @@
+//! The Vultr adapter on the v2 contract: one step type for every kind, and the trait's
+//! methods handing each kind to its file (instances in [`super::instance`]).
+
+use serde::{Deserialize, Serialize};
+use stackdock_docks::prelude::*;
+
+use super::api::{self, VultrApi};
+use super::instance::{self, ServerConfig};
+
+/// The steps of a Vultr provision, whatever its kind. Names are unique across kinds, so a
+/// recorded step always decodes as what it was.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum VultrStep {
+    InstanceCreateSent { marker: Marker },
+    InstanceCreated { instance_id: String, adopted: bool },
+}
+
+impl AdapterStep for VultrStep {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::InstanceCreateSent { .. } => "instance_create_sent",
+            Self::InstanceCreated { .. } => "instance_created",
+        }
+    }
+
+    fn tracks(&self) -> Option<&str> {
+        match self {
+            Self::InstanceCreated { instance_id, .. } => Some(instance_id),
+            Self::InstanceCreateSent { .. } => None,
+        }
+    }
+}
+
+pub struct VultrAdapter {
+    client: reqwest::Client,
+    /// Derived once from each kind's config type: every request is checked against it.
+    server_schema: ConfigSchema,
+}
+
+impl VultrAdapter {
+    pub fn new(client: reqwest::Client) -> Self {
+        Self {
+            client,
+            server_schema: ConfigSchema::of::<ServerConfig>(),
+        }
+    }
+
+    fn api(&self, ctx: &Ctx, dock: &DockAccess) -> VultrApi {
+        VultrApi::new(HttpSession::new(
+            self.client.clone(),
+            dock,
+            super::DEFAULT_BASE_URL,
+            ctx,
+            api::read_error,
+        ))
+    }
+
+    fn supported(&self, kind: ResourceKind) -> Result<(), DockError> {
+        if self.kinds().contains(&kind) {
+            Ok(())
+        } else {
+            Err(self.unsupported(kind))
+        }
+    }
+}
+
+#[async_trait]
+impl DockAdapter for VultrAdapter {
+    fn provider(&self) -> Provider {
+        Provider::Vultr
+    }
+
+    fn kinds(&self) -> &[ResourceKind] {
+        &[ResourceKind::Server]
+    }
+
+    fn config_schema(&self, kind: ResourceKind) -> Option<ConfigSchema> {
+        match kind {
+            ResourceKind::Server => Some(self.server_schema.clone()),
+            _ => None,
+        }
+    }
+
+    async fn verify_credentials(&self, ctx: &mut Ctx, dock: &DockAccess) -> Result<(), DockError> {
+        self.api(ctx, dock).get_account().await.map(drop)
+    }
+
+    async fn provision_server(
+        &self,
+        ctx: &mut Ctx,
+        dock: &DockAccess,
+        config: &Map<String, Value>,
+    ) -> Result<Progress, DockError> {
+        let api = self.api(ctx, dock);
+        instance::provision(ctx, &api, config).await
+    }
+
+    async fn deprovision(
+        &self,
+        ctx: &mut Ctx,
+        dock: &DockAccess,
+        target: &Tracked,
+    ) -> Result<Progress, DockError> {
+        self.supported(target.kind)?;
+        let api = self.api(ctx, dock);
+        match target.kind {
+            ResourceKind::Server => instance::deprovision(&api, &target.provider_resource_id).await,
+            other => Err(self.unsupported(other)),
+        }
+    }
+
+    async fn undo(&self, ctx: &mut Ctx, dock: &DockAccess, step: &Step) -> Result<(), DockError> {
+        let api = self.api(ctx, dock);
+        match decode_step::<VultrStep>(step)? {
+            VultrStep::InstanceCreateSent { marker } => {
+                instance::undo_create_sent(&api, &marker).await
+            }
+            VultrStep::InstanceCreated { instance_id, .. } => {
+                api.delete_instance(&instance_id).await
+            }
+        }
+    }
+
+    async fn observe_many(
+        &self,
+        ctx: &mut Ctx,
+        dock: &DockAccess,
+        kind: ResourceKind,
+        targets: &[Tracked],
+    ) -> Result<Vec<Option<Observed>>, DockError> {
+        self.supported(kind)?;
+        let api = self.api(ctx, dock);
+        match kind {
+            ResourceKind::Server => instance::observe_many(&api, targets).await,
+            other => Err(self.unsupported(other)),
+        }
+    }
+
+    async fn find_by_marker(
+        &self,
+        ctx: &mut Ctx,
+        dock: &DockAccess,
+        kind: ResourceKind,
+        marker: &Marker,
+    ) -> Result<Option<Observed>, DockError> {
+        self.supported(kind)?;
+        let api = self.api(ctx, dock);
+        match kind {
+            ResourceKind::Server => Ok(instance::by_marker(&api, marker)
+                .await?
+                .map(instance::observe)),
+            other => Err(self.unsupported(other)),
+        }
+    }
+
+    async fn discover(&self, ctx: &mut Ctx, dock: &DockAccess) -> Result<Vec<Observed>, DockError> {
+        let api = self.api(ctx, dock);
+        let instances = api.list_instances(None).await?;
+        Ok(instances.into_iter().map(instance::observe).collect())
+    }
+}

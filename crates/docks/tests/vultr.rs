@@ -1,0 +1,298 @@
+//! The Vultr adapter against its sandbox, beyond the conformance suite: Vultr's readiness
+//! (three fields together), its cursor pagination, its error body, its documented rate limit,
+//! and a failed or cancelled provision leaving nothing behind.
+
+mod support;
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use stackdock_core::{Provider, ResourceDetails, ResourceKind, StepStatus};
+use stackdock_docks::vultr::{SHARED_TAG, VultrAdapter};
+use stackdock_docks::{Budget, DockAdapter, DockError, Progress, documented_limit};
+use stackdock_sandbox::{BucketLimit, Fault, VultrSandbox, VultrSandboxConfig};
+use support::{MemRecorder, Run, Stop, canary, engine, vultr_dock, vultr_sandbox};
+
+fn adapter() -> VultrAdapter {
+    VultrAdapter::new(reqwest::Client::new())
+}
+
+fn config(value: Value) -> serde_json::Map<String, Value> {
+    value.as_object().cloned().expect("an object")
+}
+
+fn server(name: &str) -> serde_json::Map<String, Value> {
+    config(json!({"name": name, "region": "ewr", "plan": "vc2-1c-1gb", "os_id": 2284}))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_is_ready_only_once_active_running_and_ok() {
+    let key = canary();
+    let sb = vultr_sandbox(&key).await;
+    let dock = vultr_dock(&sb, &key);
+    let ado = adapter();
+    sb.hold(true);
+    let mut run = Run::new(&dock);
+    let progress = ado
+        .provision_server(
+            &mut run.ctx,
+            &dock,
+            &config(
+                json!({"name": "web-1", "region": "ewr", "plan": "vc2-1c-1gb",
+                           "os_id": 2284, "user_data": "#cloud-config\n"}),
+            ),
+        )
+        .await
+        .expect("provisioned");
+    assert!(
+        matches!(&progress, Progress::Pending { status: Some(s), .. } if s == "pending"),
+        "{progress:?}"
+    );
+    let target = run.tracked(ResourceKind::Server).expect("tracked");
+    // Held: however often it is looked at, it is not ready.
+    for _ in 0..3 {
+        let seen = ado
+            .observe_many(
+                &mut run.ctx,
+                &dock,
+                ResourceKind::Server,
+                std::slice::from_ref(&target),
+            )
+            .await
+            .expect("observed");
+        let seen = seen[0].as_ref().expect("listed by the shared tag");
+        assert!(!seen.ready);
+        assert_eq!(seen.status.as_deref(), Some("pending"));
+    }
+    sb.hold(false);
+    let ready = engine::until_ready(&ado, &mut run.ctx, &dock, &target, progress).await;
+    let raw = &ready.full_api_data;
+    assert_eq!(
+        (&raw["status"], &raw["power_status"], &raw["server_status"]),
+        (&json!("active"), &json!("running"), &json!("ok"))
+    );
+    let ResourceDetails::Server(details) = &ready.details else {
+        panic!("a server: {ready:?}");
+    };
+    assert!(details.ipv4.is_some(), "an address once active");
+    assert_eq!(ready.marker.as_ref(), Some(&run.marker));
+
+    // What was sent: both tags, the CLI's backups default, user data in base64.
+    let create = sb
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path == "/instances")
+        .and_then(|r| r.body)
+        .expect("a create with a body");
+    assert_eq!(create["tags"], json!([SHARED_TAG, run.marker.as_str()]));
+    assert_eq!(create["backups"], "disabled");
+    assert_eq!(create["label"], "web-1");
+    assert_eq!(create["user_data"], "I2Nsb3VkLWNvbmZpZwo=");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_create_leaves_nothing_and_keeps_vultrs_words() {
+    let key = canary();
+    let sb = vultr_sandbox(&key).await;
+    let dock = vultr_dock(&sb, &key);
+    let ado = adapter();
+    let mut run = Run::new(&dock);
+    let err = ado
+        .provision_server(
+            &mut run.ctx,
+            &dock,
+            &config(json!({"name": "web-1", "region": "ewr", "plan": "vc2-1c-1gb", "os_id": 9})),
+        )
+        .await
+        .expect_err("an unknown operating system");
+    let DockError::Provider(p) = &err else {
+        panic!("Vultr's refusal: {err:?}");
+    };
+    assert_eq!((p.status, p.code.as_str()), (400, "bad_request"));
+    assert_eq!(p.message, "Invalid os_id: 9.");
+    assert!(sb.instances().is_empty());
+    // Vultr made nothing, so unwinding has nothing to look for.
+    let steps = run.recorder.steps();
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.name == "instance_create_sent" && s.status == StepStatus::Undone),
+        "{steps:?}"
+    );
+    engine::unwind(&ado, &mut run.ctx, &dock, &steps)
+        .await
+        .expect("unwound");
+    assert!(sb.instances().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_provision_unwinds_to_nothing_at_vultr() {
+    let key = canary();
+    let sb = vultr_sandbox(&key).await;
+    let dock = vultr_dock(&sb, &key);
+    let ado = adapter();
+    sb.hold(true);
+    // Cancelled as the instance's id is recorded: it exists, still pending.
+    let mut run = Run::with(&dock, MemRecorder::stopping_at(2, Stop::Cancel));
+    let err = ado
+        .provision_server(&mut run.ctx, &dock, &server("web-1"))
+        .await
+        .expect_err("cancelled");
+    assert!(matches!(err, DockError::Cancelled), "{err:?}");
+    assert_eq!(sb.instances().len(), 1);
+
+    let steps = run.recorder.steps();
+    engine::unwind(&ado, &mut run.ctx, &dock, &steps)
+        .await
+        .expect("unwound");
+    assert_eq!(sb.instances(), Vec::<Value>::new());
+    engine::unwind(&ado, &mut run.ctx, &dock, &steps)
+        .await
+        .expect("unwound twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_follow_the_cursor_across_pages_and_list_each_once() {
+    let key = canary();
+    let sb = vultr_sandbox(&key).await;
+    let dock = vultr_dock(&sb, &key);
+    let ado = adapter();
+    // More than one page of 500, some of them carrying the shared tag.
+    for n in 0..620 {
+        let tags: &[&str] = if n % 2 == 0 { &[SHARED_TAG] } else { &[] };
+        sb.create_instance_directly(&format!("made-{n}"), "ewr", "vc2-1c-1gb", tags);
+    }
+    let mut run = Run::new(&dock);
+    let found = ado.discover(&mut run.ctx, &dock).await.expect("discovered");
+    let mut ids: Vec<&str> = found
+        .iter()
+        .map(|o| o.provider_resource_id.as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((found.len(), ids.len()), (620, 620));
+    let pages: Vec<Option<String>> = sb
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path == "/instances")
+        .map(|r| r.query)
+        .collect();
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert!(pages[1].as_deref().unwrap_or_default().contains("cursor="));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_checked_with_the_account() {
+    let key = canary();
+    let sb = vultr_sandbox(&key).await;
+    let ado = adapter();
+    let good = vultr_dock(&sb, &key);
+    ado.verify_credentials(&mut Run::new(&good).ctx, &good)
+        .await
+        .expect("a good key");
+    let bad = vultr_dock(&sb, "not-the-key");
+    let err = ado
+        .verify_credentials(&mut Run::new(&bad).ctx, &bad)
+        .await
+        .expect_err("a bad key");
+    let DockError::Provider(p) = &err else {
+        panic!("Vultr's refusal: {err:?}");
+    };
+    assert_eq!((p.status, p.code.as_str()), (401, "unauthorized"));
+    assert!(p.message.starts_with("Invalid API token"), "{}", p.message);
+    let paths: Vec<String> = sb.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/account", "/account"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_limit_keeps_a_burst_under_vultrs_429() {
+    let key = canary();
+    let sb = VultrSandbox::start(VultrSandboxConfig {
+        tokens: vec![key.clone()],
+        // Vultr's documented 30 requests a second, as a bucket refilling at that rate, with
+        // two of slack for calls that leave paced but arrive bunched on a busy machine.
+        bucket: Some(BucketLimit {
+            per_minute: 30 * 60,
+            burst: 32,
+        }),
+        ..VultrSandboxConfig::default()
+    })
+    .await
+    .expect("sandbox starts");
+    let mut dock = vultr_dock(&sb, &key);
+    dock.budget = Arc::new(Budget::new(documented_limit(Provider::Vultr)));
+    let ado = Arc::new(adapter());
+    let calls = (0..75).map(|_| {
+        let (ado, dock) = (Arc::clone(&ado), dock.clone());
+        tokio::spawn(async move {
+            ado.verify_credentials(&mut Run::new(&dock).ctx, &dock)
+                .await
+        })
+    });
+    for call in futures::future::join_all(calls).await {
+        call.expect("joined").expect("answered");
+    }
+    let counts = sb.request_counts();
+    assert_eq!(counts.total, 75);
+    assert_eq!(counts.rate_limited, 0, "the budget paced the burst");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_refused_for_the_rate_limit_is_sent_again() {
+    let key = canary();
+    let sb = vultr_sandbox(&key).await;
+    let dock = vultr_dock(&sb, &key);
+    let ado = adapter();
+    sb.inject(Fault::rate_limited(Some("POST"), "/instances", 1, 1));
+    let mut run = Run::new(&dock);
+    ado.provision_server(&mut run.ctx, &dock, &server("web-1"))
+        .await
+        .expect("provisioned after the 429");
+    let statuses: Vec<u16> = sb
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [429, 202]);
+    assert_eq!(sb.creates_by_tag(run.marker.as_str()), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_config_requires_region_plan_and_os_by_name() {
+    let schema = adapter()
+        .config_schema(ResourceKind::Server)
+        .expect("servers");
+    assert_eq!(schema.validate(&server("web-1")), Ok(()));
+    assert_eq!(schema.sensitive(), ["user_data"]);
+    for (bad, field) in [
+        (
+            json!({"name": "w", "plan": "vc2-1c-1gb", "os_id": 1}),
+            "region",
+        ),
+        (json!({"name": "w", "region": "ewr", "os_id": 1}), "plan"),
+        (
+            json!({"name": "w", "region": "ewr", "plan": "vc2-1c-1gb"}),
+            "os_id",
+        ),
+        (
+            json!({"name": "", "region": "ewr", "plan": "p", "os_id": 1}),
+            "name",
+        ),
+        (
+            json!({"name": "w", "region": "EWR", "plan": "p", "os_id": 1}),
+            "region",
+        ),
+        (
+            json!({"name": "w", "region": "ewr", "plan": "p", "os_id": -1}),
+            "os_id",
+        ),
+        (
+            json!({"name": "w", "region": "ewr", "plan": "p", "os_id": 1, "size": "x"}),
+            "size",
+        ),
+    ] {
+        let err = schema.validate(&config(bad.clone())).expect_err("refused");
+        assert_eq!(err.field, field, "{bad}: {err}");
+    }
+}

@@ -1,0 +1,249 @@
+//! Vultr API v2 simulator, written against Vultr's published OpenAPI document: the account
+//! and instances.
+//!
+//! What it holds to, from the document: paths are relative to the API root
+//! (`https://api.vultr.com/v2`), so [`VultrSandbox::base_url`] stands for that root; every
+//! error is `{"error": "<message>", "status": N}`; an instance is created with `region`,
+//! `plan` and an operating system, answered 202 with `status` `pending`, and is ready once it
+//! is `active`, `running` and `ok`; a delete answers 204; listings are paged by cursor
+//! (`per_page`, `cursor` in, `meta.links.next` out). Vultr documents 30 requests a second per
+//! source IP and no rate-limit headers: the limiter (off unless a test sets it) counts over a
+//! one-second window and answers 429 with `Retry-After`, as the newer document says.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use stackdock_sandbox::{Fault, VultrSandbox, VultrSandboxConfig};
+//!
+//! let sandbox = VultrSandbox::start(VultrSandboxConfig {
+//!     tokens: vec!["vultr-sandbox-key".into()],
+//!     ..VultrSandboxConfig::default()
+//! })
+//! .await?;
+//! sandbox.inject(Fault::lose_response(Some("POST"), "/instances", 1));
+//! // Point a Vultr client at sandbox.base_url() ...
+//! println!("{:?}", sandbox.instances());
+//! sandbox.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod instances;
+mod paging;
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::from_fn_with_state;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::Chaos;
+use crate::controls::sandbox_controls;
+use crate::front_door::{ApiError, Dialect, DoorConfig, FrontDoor, front_door};
+use crate::ratelimit::{BucketLimit, Budget};
+use crate::server::{self, ServerHandle};
+
+use instances::World;
+
+/// Vultr's documented limit counts per second.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Debug)]
+pub struct VultrSandboxConfig {
+    /// Accepted API keys. Any other key, or none, gets a 401; with an empty list every
+    /// request is refused.
+    pub tokens: Vec<String>,
+    /// An instance is `pending` for the first half of this, `active` but still
+    /// `installingbooting` for the second, then `ok`; its address appears when it turns
+    /// `active`.
+    pub ready_after: Duration,
+    /// Added before every response.
+    pub latency: Duration,
+    /// Requests allowed per key per one-second window before 429 (Vultr documents 30);
+    /// `None` means unlimited (unless `bucket` is set).
+    pub rate_limit: Option<u32>,
+    /// A token bucket per key instead of the sliding window.
+    pub bucket: Option<BucketLimit>,
+    /// `Retry-After` sent with a 429, in whole seconds (at least 1).
+    pub retry_after: Duration,
+    /// Keep every request, with its body and answer, in [`VultrSandbox::requests`].
+    pub request_log: bool,
+    /// Random, seeded misbehaviour on top of queued faults; see [`Chaos`].
+    pub chaos: Option<Chaos>,
+}
+
+impl Default for VultrSandboxConfig {
+    fn default() -> Self {
+        Self {
+            tokens: Vec::new(),
+            ready_after: Duration::from_millis(200),
+            latency: Duration::ZERO,
+            rate_limit: None,
+            bucket: None,
+            retry_after: Duration::from_secs(1),
+            request_log: true,
+            chaos: None,
+        }
+    }
+}
+
+/// A running Vultr simulator on loopback.
+pub struct VultrSandbox {
+    server: ServerHandle,
+    door: Arc<FrontDoor<VultrDialect>>,
+    cloud: Arc<Cloud>,
+}
+
+/// What the handlers share: the lifecycle delay and the inventory.
+pub(crate) struct Cloud {
+    ready_after: Duration,
+    world: Mutex<World>,
+}
+
+impl Cloud {
+    /// A panic in one handler must not poison the inventory for every later request.
+    fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl VultrSandbox {
+    /// Starts on `127.0.0.1` with a free port.
+    pub async fn start(config: VultrSandboxConfig) -> io::Result<Self> {
+        Self::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, config: VultrSandboxConfig) -> io::Result<Self> {
+        let (listener, local) = server::bind(addr).await?;
+        let cloud = Arc::new(Cloud {
+            ready_after: config.ready_after,
+            world: Mutex::new(World::new()),
+        });
+        let door = Arc::new(FrontDoor::new(
+            VultrDialect,
+            DoorConfig {
+                tokens: config.tokens,
+                latency: config.latency,
+                retry_after: config.retry_after,
+                rate_limit: config.rate_limit,
+                bucket: config.bucket,
+                rate_window: RATE_WINDOW,
+                nominal_limit: 0,
+                request_log: config.request_log,
+                chaos: config.chaos,
+            },
+        ));
+        let router = router(Arc::clone(&cloud), Arc::clone(&door));
+        Ok(Self {
+            server: ServerHandle::serve(listener, local, router),
+            door,
+            cloud,
+        })
+    }
+
+    /// Every instance as `GET /instances/{id}` would show it right now, oldest first.
+    pub fn instances(&self) -> Vec<Value> {
+        self.cloud.world().instances()
+    }
+
+    /// How many instances were ever created carrying `tag`, deleted ones included: a
+    /// duplicate create shows up here even after it was cleaned up.
+    pub fn creates_by_tag(&self, tag: &str) -> usize {
+        self.cloud.world().creates_with_tag(tag)
+    }
+
+    /// While on, whatever the sandbox is making stays in its in-between state (an instance
+    /// `pending`) however long it has been: a test holds a provision there, acts, then
+    /// releases it.
+    pub fn hold(&self, on: bool) {
+        self.cloud.world().hold(on);
+    }
+
+    /// Creates an instance as if someone made it in Vultr's console, bypassing the API (no
+    /// request is logged, no fault applies); it is ready at once.
+    pub fn create_instance_directly(
+        &self,
+        label: &str,
+        region: &str,
+        plan: &str,
+        tags: &[&str],
+    ) -> Value {
+        let tags = tags.iter().map(|t| t.to_string()).collect();
+        self.cloud
+            .world()
+            .create_instance(label, region, plan, tags, Duration::ZERO)
+    }
+}
+
+sandbox_controls!(VultrSandbox);
+
+fn router(cloud: Arc<Cloud>, door: Arc<FrontDoor<VultrDialect>>) -> Router {
+    Router::new()
+        .route("/account", get(instances::account))
+        .route("/instances", get(instances::list).post(instances::create))
+        .route(
+            "/instances/{instance-id}",
+            get(instances::get).delete(instances::delete),
+        )
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(unknown_route)
+        .with_state(cloud)
+        // Added last so it also wraps the fallbacks: unknown routes are logged,
+        // authenticated and rate limited like everything else.
+        .layer(from_fn_with_state(door, front_door::<VultrDialect>))
+}
+
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
+    // Vultr's envelope has no code; the front door renders the message and the status.
+    ApiError::new(status, "", message)
+}
+
+async fn unknown_route() -> ApiError {
+    error(StatusCode::NOT_FOUND, "Invalid API endpoint.")
+}
+
+struct VultrDialect;
+
+impl Dialect for VultrDialect {
+    const REQUEST_ID_HEADER: &'static str = "x-request-id";
+
+    fn error_body(&self, _code: &str, message: &str, _request_id: &str) -> Value {
+        json!({ "error": message })
+    }
+
+    fn error_body_for(
+        &self,
+        status: StatusCode,
+        _code: &str,
+        message: &str,
+        _request_id: &str,
+    ) -> Value {
+        json!({ "error": message, "status": status.as_u16() })
+    }
+
+    fn unauthorized(&self) -> ApiError {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "Invalid API token. Please check that your API token is correct.",
+        )
+    }
+
+    fn rate_limited(&self) -> ApiError {
+        error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Rate limit reached - please try your request again later.",
+        )
+    }
+
+    fn lost_response(&self) -> ApiError {
+        error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error.")
+    }
+
+    /// Vultr documents no rate-limit headers, so none are sent (a 429 still says
+    /// `Retry-After`).
+    fn budget_headers(&self, _budget: &Budget, _headers: &mut HeaderMap) {}
+}

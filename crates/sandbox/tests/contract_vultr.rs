@@ -1,0 +1,514 @@
+//! Contract tests against Vultr's published OpenAPI document: every request the Vultr
+//! adapter sends, through everything it does (key checks, provisions, a refused create, a
+//! lost answer adopted, a 429 sent again, lookups, listings, deprovisions, unwinds), matches
+//! an operation of the document and validates against its request schema; every answer the
+//! Vultr sandbox gives validates against the response schema for its status.
+//!
+//! The spec is read at test time (see `spec::specs_dir`); every test here is named
+//! `provider_spec_contract_vultr_*`, which `scripts/test` skips, saying so, when the specs
+//! are absent.
+
+mod spec;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value, json};
+use stackdock_core::{
+    ApiCall, DockId, Marker, OperationId, OrgId, Provider, ResourceId, ResourceKind, SecretString,
+    Step, StepStatus,
+};
+use stackdock_docks::vultr::VultrAdapter;
+use stackdock_docks::{
+    Budget, CallScope, Ctx, DockAccess, DockAdapter, DockError, Progress, RateLimit, Recorder,
+    Tracked,
+};
+use stackdock_sandbox::{Fault, RecordedRequest, VultrSandbox, VultrSandboxConfig};
+
+use spec::{Fix, Spec, Tally, Tolerance};
+
+const SPEC_FILE: &str = "vultr/openapi.json";
+const KEY: &str = "vultr-contract-key";
+
+/// Vultr's error envelope as its introduction describes it ("All 4xx errors will return a
+/// JSON response object with an `error` attribute"); the sandbox adds `status`, as Vultr does.
+fn envelope() -> Value {
+    json!({"type": "object",
+           "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
+           "required": ["error", "status"]})
+}
+
+/// Statuses Vultr answers that some operations do not list, each checked against the error
+/// envelope. The one place the upstream document's omissions are tolerated.
+fn tolerances() -> Vec<Tolerance> {
+    vec![
+        Tolerance {
+            status: 400,
+            body: envelope(),
+            reason: "create-dns-domain documents only 200, though a bad or taken domain is a 400",
+        },
+        Tolerance {
+            status: 401,
+            body: envelope(),
+            reason: "get-account and the DNS creates document no 401, though every call needs the key",
+        },
+        Tolerance {
+            status: 429,
+            body: envelope(),
+            reason: "the introduction documents 429 for the rate limit; no operation lists it",
+        },
+        Tolerance {
+            status: 500,
+            body: envelope(),
+            reason: "the introduction documents 5xx for server-side problems; no operation lists it",
+        },
+    ]
+}
+
+/// Vultr's document uses types JSON Schema does not have (`float`, `int`, `mixed`, `enum`)
+/// and gives its 4xx answers no body; both corrected in schemas, never in examples.
+fn fixes() -> Vec<Fix> {
+    vec![
+        Fix {
+            reason: "`type: float`/`int`/`mixed`/`enum` are not JSON Schema types: float is \
+                     number, int is integer, mixed and enum constrain nothing by type",
+            apply: |doc| {
+                for part in ["paths", "components"] {
+                    retype(&mut doc[part]);
+                }
+            },
+        },
+        Fix {
+            reason: "no 4xx response declares a body, though the introduction says every 4xx \
+                     carries the `error` envelope",
+            apply: |doc| {
+                let Some(paths) = doc["paths"].as_object_mut() else {
+                    return;
+                };
+                for item in paths.values_mut().filter_map(Value::as_object_mut) {
+                    for op in item.values_mut() {
+                        // Path items hold `parameters` (an array) beside the operations.
+                        let Some(responses) =
+                            op.get_mut("responses").and_then(Value::as_object_mut)
+                        else {
+                            continue;
+                        };
+                        for (status, response) in responses.iter_mut() {
+                            if status.starts_with('4') && response.get("content").is_none() {
+                                response["content"] =
+                                    json!({"application/json": {"schema": envelope()}});
+                            }
+                        }
+                    }
+                }
+            },
+        },
+    ]
+}
+
+/// Rewrites the types JSON Schema does not know, skipping examples (whose `type` fields are
+/// data, not schema).
+fn retype(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            match map.get("type").and_then(Value::as_str) {
+                Some("float") => {
+                    map.insert("type".into(), json!("number"));
+                }
+                Some("int") => {
+                    map.insert("type".into(), json!("integer"));
+                }
+                Some("mixed" | "enum") => {
+                    map.remove("type");
+                }
+                _ => {}
+            }
+            for (key, child) in map.iter_mut() {
+                if !matches!(key.as_str(), "example" | "examples" | "x-examples") {
+                    retype(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(retype),
+        _ => {}
+    }
+}
+
+fn load() -> Spec {
+    let spec = Spec::load_fixed("Vultr", SPEC_FILE, tolerances(), fixes());
+    assert!(
+        spec.operation("POST", "/instances").is_some(),
+        "{SPEC_FILE} does not look like Vultr's spec"
+    );
+    spec
+}
+
+/// Keeps steps nowhere: the adapter keeps them in its `Ctx`.
+struct Recording;
+
+#[async_trait]
+impl Recorder for Recording {
+    async fn journal(&self, _call: ApiCall) {}
+
+    async fn checkpoint(&self, _step: Step, _tracks: Option<String>) -> Result<(), DockError> {
+        Ok(())
+    }
+}
+
+fn dock(sandbox: &VultrSandbox, key: &str) -> DockAccess {
+    DockAccess {
+        id: DockId::new(),
+        org_id: OrgId::new(),
+        provider: Provider::Vultr,
+        name: "contract".into(),
+        api_key: SecretString::new(key),
+        base_url: Some(sandbox.base_url()),
+        settings: Value::Null,
+        budget: Arc::new(Budget::new(RateLimit::None)),
+    }
+}
+
+fn ctx(dock: &DockAccess) -> Ctx {
+    let resource_id = ResourceId::new();
+    let scope = CallScope {
+        org_id: dock.org_id,
+        dock_id: dock.id,
+        resource_id: Some(resource_id),
+        operation_id: Some(OperationId::new()),
+        recorder: Arc::new(Recording),
+    };
+    let mut ctx = Ctx::new(
+        scope,
+        Some(Marker::for_resource(&resource_id)),
+        1,
+        Vec::new(),
+    );
+    ctx.retry.base_delay = std::time::Duration::from_millis(10);
+    ctx
+}
+
+fn config(value: Value) -> Map<String, Value> {
+    value.as_object().cloned().expect("an object")
+}
+
+async fn sandbox() -> VultrSandbox {
+    VultrSandbox::start(VultrSandboxConfig {
+        tokens: vec![KEY.into()],
+        ready_after: std::time::Duration::ZERO,
+        ..VultrSandboxConfig::default()
+    })
+    .await
+    .expect("sandbox starts")
+}
+
+/// Undoes every done step of `ctx`, newest first, as the engine unwinds.
+async fn unwind(adapter: &VultrAdapter, ctx: &mut Ctx, dock: &DockAccess) {
+    let steps: Vec<Step> = ctx.records().to_vec();
+    for step in steps.iter().rev().filter(|s| s.status == StepStatus::Done) {
+        adapter.undo(ctx, dock, step).await.expect("undone");
+    }
+}
+
+fn server(name: &str) -> Map<String, Value> {
+    config(json!({"name": name, "region": "ewr", "plan": "vc2-1c-1gb", "os_id": 2284}))
+}
+
+/// Everything the adapter does with servers, against one sandbox.
+async fn servers_at_work(sb: &VultrSandbox, adapter: &VultrAdapter, good: &DockAccess) {
+    let bad = dock(sb, "not-the-key");
+    adapter
+        .verify_credentials(&mut ctx(good), good)
+        .await
+        .expect("a good key");
+    adapter
+        .verify_credentials(&mut ctx(&bad), &bad)
+        .await
+        .expect_err("a bad key");
+
+    // Every field set.
+    let mut first = ctx(good);
+    let made = adapter
+        .provision_server(
+            &mut first,
+            good,
+            &config(
+                json!({"name": "web-1", "region": "ewr", "plan": "vc2-1c-1gb",
+                           "os_id": 2284, "hostname": "web-1.example.com", "ipv6": true,
+                           "backups": true, "user_data": "#cloud-config\n",
+                           "ssh_keys": ["key-1"], "firewall_group_id": "fw-1",
+                           "tags": ["web"]}),
+            ),
+        )
+        .await
+        .expect("provisioned");
+    // Refused: an operating system Vultr does not have.
+    adapter
+        .provision_server(
+            &mut ctx(good),
+            good,
+            &config(
+                json!({"name": "web-2", "region": "ewr", "plan": "vc2-1c-1gb",
+                           "os_id": 1}),
+            ),
+        )
+        .await
+        .expect_err("refused");
+    // A lost answer, adopted; a 429, sent again.
+    sb.inject(Fault::lose_response(Some("POST"), "/instances", 1));
+    let mut lost = ctx(good);
+    adapter
+        .provision_server(&mut lost, good, &server("web-3"))
+        .await
+        .expect("adopted");
+    sb.inject(Fault::rate_limited(Some("POST"), "/instances", 1, 1));
+    let mut limited = ctx(good);
+    adapter
+        .provision_server(&mut limited, good, &server("web-4"))
+        .await
+        .expect("sent again");
+    unwind(adapter, &mut limited, good).await;
+
+    sb.create_instance_directly("by-hand", "ams", "vc2-1c-2gb", &[]);
+    let mut look = ctx(good);
+    let marker = first.marker().expect("a marker").clone();
+    assert!(
+        adapter
+            .find_by_marker(&mut look, good, ResourceKind::Server, &marker)
+            .await
+            .expect("found")
+            .is_some()
+    );
+    let target = Tracked {
+        kind: ResourceKind::Server,
+        provider_resource_id: match made {
+            Progress::Done(Some(o)) => o.provider_resource_id,
+            Progress::Pending { .. } => look_up_id(sb, &marker),
+            Progress::Done(None) => panic!("a provision shows what it made"),
+        },
+        marker: Some(marker),
+        last_seen: Value::Null,
+    };
+    adapter
+        .observe_many(
+            &mut look,
+            good,
+            ResourceKind::Server,
+            std::slice::from_ref(&target),
+        )
+        .await
+        .expect("observed");
+    adapter.discover(&mut look, good).await.expect("discovered");
+    for _ in 0..2 {
+        adapter
+            .deprovision(&mut look, good, &target)
+            .await
+            .expect("deleted");
+    }
+    adapter
+        .observe_many(
+            &mut look,
+            good,
+            ResourceKind::Server,
+            std::slice::from_ref(&target),
+        )
+        .await
+        .expect("observed gone");
+}
+
+fn look_up_id(sb: &VultrSandbox, marker: &Marker) -> String {
+    sb.instances()
+        .into_iter()
+        .find(|i| {
+            i["tags"]
+                .as_array()
+                .is_some_and(|t| t.contains(&json!(marker.as_str())))
+        })
+        .and_then(|i| i["id"].as_str().map(str::to_string))
+        .expect("the instance")
+}
+
+fn check(spec: &Spec, log: &[RecordedRequest]) -> Tally {
+    let mut tally = Tally::default();
+    spec.check_log(log, &mut tally);
+    println!("{}", spec.report(&tally));
+    tally
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_spec_contract_vultr_server_requests_and_sandbox_answers() {
+    let spec = load();
+    let sb = sandbox().await;
+    let adapter = VultrAdapter::new(reqwest::Client::new());
+    let good = dock(&sb, KEY);
+    servers_at_work(&sb, &adapter, &good).await;
+    let log = sb.requests();
+    let tally = check(&spec, &log);
+
+    assert_eq!(tally.requests, log.len(), "every request was checked");
+    assert_eq!(tally.responses, log.len(), "every answer was sent whole");
+    for op in [
+        "get-account",
+        "create-instance",
+        "list-instances",
+        "get-instance",
+        "delete-instance",
+    ] {
+        assert!(tally.operations.contains(op), "{op} was never exercised");
+    }
+    let statuses: std::collections::BTreeSet<u16> = log.iter().map(|r| r.status).collect();
+    for status in [200, 202, 204, 400, 401, 404, 429, 500] {
+        assert!(statuses.contains(&status), "no {status} among {statuses:?}");
+    }
+}
+
+/// Answers the adapter never provokes, straight from the sandbox: bad bodies, unknown ids,
+/// a cursor walked page by page, a bad cursor, the rate limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_spec_contract_vultr_error_answers_and_pages() {
+    let spec = load();
+    let sb = sandbox().await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", sb.base_url());
+    for n in 0..5 {
+        sb.create_instance_directly(&format!("i-{n}"), "ewr", "vc2-1c-1gb", &["t"]);
+    }
+    // Three pages of two, followed by their cursors.
+    let mut cursor = String::new();
+    let mut seen = 0;
+    for _ in 0..3 {
+        let page: Value = http
+            .get(url("/instances"))
+            .bearer_auth(KEY)
+            .query(&[("per_page", "2"), ("cursor", cursor.as_str())])
+            .send()
+            .await
+            .expect("answered")
+            .json()
+            .await
+            .expect("json");
+        seen += page["instances"].as_array().expect("instances").len();
+        assert_eq!(page["meta"]["total"], 5);
+        cursor = page["meta"]["links"]["next"].as_str().expect("next").into();
+    }
+    assert_eq!((seen, cursor.as_str()), (5, ""));
+
+    let bad_cursor = http
+        .get(url("/instances?cursor=nope"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(bad_cursor.status(), 400);
+    // Bodies the document takes (it requires only region and plan) that Vultr refuses.
+    for body in [
+        json!({"region": "ewr", "plan": "vc2-1c-1gb"}),
+        json!({"region": "xyz", "plan": "vc2-1c-1gb", "os_id": 2284}),
+    ] {
+        let refused = http
+            .post(url("/instances"))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(refused.status(), 400, "{body}");
+    }
+    let gone = http
+        .get(url("/instances/none"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(gone.status(), 404);
+    assert_eq!(
+        gone.json::<Value>().await.expect("json"),
+        json!({"error": "Invalid instance-id.", "status": 404})
+    );
+
+    // Past the configured limit: 429 with Retry-After, in Vultr's envelope.
+    sb.set_rate_limit(Some(2));
+    let mut limited = None;
+    for _ in 0..3 {
+        let answer = http
+            .get(url("/account"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .expect("answered");
+        if answer.status() == 429 {
+            limited = Some(answer);
+        }
+    }
+    let limited = limited.expect("the third call within a second is refused");
+    assert!(limited.headers().contains_key("retry-after"));
+    sb.set_rate_limit(None);
+
+    let log = sb.requests();
+    let tally = check(&spec, &log);
+    assert_eq!(tally.responses, log.len());
+}
+
+/// The checks fail where they should: an undocumented path, a body of the wrong type, an
+/// undeclared parameter, an answer of the wrong shape, an error without the envelope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_spec_contract_vultr_checker_reports_mismatches() {
+    let spec = load();
+    let entry =
+        |method: &str, path: &str, query: Option<&str>, body: Option<Value>| RecordedRequest {
+            method: method.into(),
+            path: path.into(),
+            query: query.map(str::to_string),
+            at: std::time::Instant::now(),
+            status: 200,
+            disconnected: false,
+            body,
+            response_body: None,
+        };
+    assert!(
+        spec.check_request(&entry("GET", "/v2/instances", None, None))
+            .is_err()
+    );
+    assert!(
+        spec.check_request(&entry(
+            "POST",
+            "/instances",
+            None,
+            Some(json!({"region": "ewr", "plan": "p", "os_id": "ubuntu"}))
+        ))
+        .is_err()
+    );
+    assert!(
+        spec.check_request(&entry(
+            "POST",
+            "/instances",
+            None,
+            Some(json!({"region": "ewr"}))
+        ))
+        .is_err(),
+        "plan is required"
+    );
+    assert!(
+        spec.check_request(&entry("GET", "/instances", Some("page=2"), None))
+            .is_err()
+    );
+    assert!(
+        spec.check_request(&entry("GET", "/instances", Some("per_page=x"), None))
+            .is_err()
+    );
+
+    let mut answer = entry("GET", "/instances/i", None, None);
+    answer.response_body = Some(json!({"instance": {"id": "i", "ram": "lots"}}));
+    assert!(spec.check_response(&answer).is_err());
+    answer.status = 404;
+    answer.response_body = Some(json!({"message": "no"}));
+    assert!(
+        spec.check_response(&answer).is_err(),
+        "a 4xx must carry Vultr's envelope"
+    );
+    answer.status = 418;
+    answer.response_body = Some(json!({"error": "teapot", "status": 418}));
+    assert!(
+        spec.check_response(&answer).is_err(),
+        "418 is not documented"
+    );
+}
