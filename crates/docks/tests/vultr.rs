@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use stackdock_core::{Provider, ResourceDetails, ResourceKind, StepStatus};
-use stackdock_docks::vultr::{SHARED_TAG, VultrAdapter};
+use stackdock_docks::vultr::{MARKER_RECORD, SHARED_TAG, VultrAdapter};
 use stackdock_docks::{Budget, DockAdapter, DockError, Progress, documented_limit};
 use stackdock_sandbox::{BucketLimit, Fault, VultrSandbox, VultrSandboxConfig};
 use support::{MemRecorder, Run, Stop, canary, engine, vultr_dock, vultr_sandbox};
@@ -111,12 +111,12 @@ async fn a_refused_create_leaves_nothing_and_keeps_vultrs_words() {
     assert_eq!((p.status, p.code.as_str()), (400, "bad_request"));
     assert_eq!(p.message, "Invalid os_id: 9.");
     assert!(sb.instances().is_empty());
-    // Vultr made nothing, so unwinding has nothing to look for.
-    let steps = run.recorder.steps();
+    // Vultr made nothing, so unwinding has nothing to look for: the step is kept undone.
+    let steps = run.ctx.records().to_vec();
     assert!(
         steps
             .iter()
-            .any(|s| s.name == "instance_create_sent" && s.status == StepStatus::Undone),
+            .all(|s| s.name == "instance_create_sent" && s.status == StepStatus::Undone),
         "{steps:?}"
     );
     engine::unwind(&ado, &mut run.ctx, &dock, &steps)
@@ -291,6 +291,181 @@ async fn server_config_requires_region_plan_and_os_by_name() {
             json!({"name": "w", "region": "ewr", "plan": "p", "os_id": 1, "size": "x"}),
             "size",
         ),
+    ] {
+        let err = schema.validate(&config(bad.clone())).expect_err("refused");
+        assert_eq!(err.field, field, "{bad}: {err}");
+    }
+}
+
+fn domain(name: &str) -> serde_json::Map<String, Value> {
+    config(json!({
+        "name": name,
+        "records": [
+            {"type": "A", "name": "api", "data": "203.0.113.11"},
+            {"type": "MX", "data": "mail.example.com", "priority": 10},
+        ],
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_is_made_with_its_records_and_its_marker_in_the_zone() {
+    let key = canary();
+    let sb = vultr_sandbox(&key).await;
+    let dock = vultr_dock(&sb, &key);
+    let ado = adapter();
+    let mut run = Run::new(&dock);
+    let Progress::Done(Some(made)) = ado
+        .provision_domain(&mut run.ctx, &dock, &domain("example.com"))
+        .await
+        .expect("provisioned")
+    else {
+        panic!("a domain is usable once made");
+    };
+    assert_eq!(made.provider_resource_id, "example.com");
+    assert_eq!(made.marker.as_ref(), Some(&run.marker));
+    let records: Vec<(String, String, String)> = sb
+        .records("example.com")
+        .into_iter()
+        .map(|r| {
+            let text = |f: &str| r[f].as_str().unwrap_or_default().to_string();
+            (text("type"), text("name"), text("data"))
+        })
+        .collect();
+    for wanted in [
+        ("TXT", MARKER_RECORD, format!("\"{}\"", run.marker)),
+        ("A", "api", "203.0.113.11".to_string()),
+        ("MX", "", "mail.example.com".to_string()),
+    ] {
+        let wanted = (wanted.0.to_string(), wanted.1.to_string(), wanted.2);
+        assert_eq!(
+            records.iter().filter(|r| **r == wanted).count(),
+            1,
+            "{wanted:?} in {records:?}"
+        );
+    }
+    // Run again from its recorded steps: nothing is made twice.
+    let mut again = run.resume(&dock, &run.recorder.recorded());
+    ado.provision_domain(&mut again.ctx, &dock, &domain("example.com"))
+        .await
+        .expect("provisioned again");
+    assert_eq!(sb.records("example.com").len(), records.len());
+    assert_eq!(sb.domain_creates("example.com"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_that_exists_is_refused_by_name_and_never_adopted() {
+    let key = canary();
+    let sb = vultr_sandbox(&key).await;
+    let dock = vultr_dock(&sb, &key);
+    let ado = adapter();
+    sb.create_domain_directly("example.com");
+    let mut run = Run::new(&dock);
+    let err = ado
+        .provision_domain(&mut run.ctx, &dock, &domain("example.com"))
+        .await
+        .expect_err("the user's own domain");
+    let DockError::InvalidConfig(c) = &err else {
+        panic!("the user's error: {err:?}");
+    };
+    assert_eq!(c.field, "name");
+    assert!(c.message.contains("already exists"), "{c}");
+    assert!(run.recorder.steps().is_empty(), "nothing was sent");
+    assert_eq!(sb.domain_creates("example.com"), 1);
+    assert_eq!(sb.txt_records_created(run.marker.as_str()), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_taken_after_the_read_is_refused_and_the_unwind_leaves_it_be() {
+    let key = canary();
+    let sb = vultr_sandbox(&key).await;
+    let dock = vultr_dock(&sb, &key);
+    let ado = adapter();
+    // The user's domain appears between the read (answered as if it were not there yet) and
+    // the create, which Vultr refuses on its first try.
+    sb.create_domain_directly("example.com");
+    sb.inject(Fault::error(Some("GET"), "/domains/example.com", 404, 1));
+    let mut run = Run::new(&dock);
+    let err = ado
+        .provision_domain(&mut run.ctx, &dock, &domain("example.com"))
+        .await
+        .expect_err("taken");
+    let DockError::InvalidConfig(c) = &err else {
+        panic!("the user's error, not an adoption: {err:?}");
+    };
+    assert_eq!(c.field, "name");
+    // As the store keeps them: the create marked undone in place.
+    let steps = run.ctx.records().to_vec();
+    engine::unwind(&ado, &mut run.ctx, &dock, &steps)
+        .await
+        .expect("unwound");
+    assert_eq!(
+        sb.domains().len(),
+        1,
+        "the user's domain is still there after the unwind"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_domain_provision_unwinds_to_nothing_at_vultr() {
+    let key = canary();
+    let sb = vultr_sandbox(&key).await;
+    let dock = vultr_dock(&sb, &key);
+    let ado = adapter();
+    // The domain is made, then Vultr refuses a record: a permanent failure.
+    sb.inject(Fault::error(
+        Some("POST"),
+        "/domains/example.com/records",
+        400,
+        1,
+    ));
+    let mut run = Run::new(&dock);
+    let err = ado
+        .provision_domain(&mut run.ctx, &dock, &domain("example.com"))
+        .await
+        .expect_err("a record was refused");
+    assert!(
+        matches!(&err, DockError::Provider(p) if p.status == 400),
+        "{err:?}"
+    );
+    assert_eq!(sb.domains().len(), 1, "the domain was made first");
+    let steps = run.recorder.steps();
+    engine::unwind(&ado, &mut run.ctx, &dock, &steps)
+        .await
+        .expect("unwound");
+    assert_eq!(sb.domains(), Vec::<Value>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domain_config_needs_only_a_name_and_names_a_bad_record() {
+    let schema = adapter()
+        .config_schema(ResourceKind::Domain)
+        .expect("domains");
+    assert_eq!(
+        schema.validate(&config(json!({"name": "example.com"}))),
+        Ok(())
+    );
+    assert_eq!(schema.json()["properties"]["records"]["maxItems"], 20);
+    let record = |r: Value| json!({"name": "example.com", "records": [r]});
+    let many: Vec<Value> = (0..21)
+        .map(|i| json!({"type": "TXT", "name": format!("t{i}"), "data": "x"}))
+        .collect();
+    for (bad, field) in [
+        (json!({"name": "localhost"}), "name"),
+        (json!({"name": "example.com", "ip": "not-an-ip"}), "ip"),
+        (
+            record(json!({"type": "A", "data": "example.com"})),
+            "records[0]",
+        ),
+        (
+            record(json!({"type": "MX", "data": "mail.example.com"})),
+            "records[0]",
+        ),
+        (
+            record(json!({"type": "SPF", "data": "x"})),
+            "records[0].type",
+        ),
+        (json!({"name": "example.com", "records": many}), "records"),
+        (json!({"name": "example.com", "zone": "x"}), "zone"),
     ] {
         let err = schema.validate(&config(bad.clone())).expect_err("refused");
         assert_eq!(err.field, field, "{bad}: {err}");

@@ -315,6 +315,87 @@ async fn servers_at_work(sb: &VultrSandbox, adapter: &VultrAdapter, good: &DockA
         .expect("observed gone");
 }
 
+/// Everything the adapter does with domains, against one sandbox.
+async fn domains_at_work(sb: &VultrSandbox, adapter: &VultrAdapter, good: &DockAccess) {
+    let mut first = ctx(good);
+    adapter
+        .provision_domain(
+            &mut first,
+            good,
+            &config(
+                json!({"name": "example.com", "ip": "203.0.113.10", "records": [
+                    {"type": "A", "name": "api", "data": "203.0.113.11", "ttl": 600},
+                    {"type": "MX", "data": "mail.example.com", "priority": 10},
+                ]}),
+            ),
+        )
+        .await
+        .expect("provisioned");
+    // Lost, then adopted.
+    sb.inject(Fault::lose_response(Some("POST"), "/domains", 1));
+    adapter
+        .provision_domain(
+            &mut ctx(good),
+            good,
+            &config(json!({"name": "example.net"})),
+        )
+        .await
+        .expect("adopted");
+    // The user's own: refused after one read.
+    sb.create_domain_directly("example.org");
+    adapter
+        .provision_domain(
+            &mut ctx(good),
+            good,
+            &config(json!({"name": "example.org"})),
+        )
+        .await
+        .expect_err("taken");
+    // A record refused, and the unwind.
+    sb.inject(Fault::error(
+        Some("POST"),
+        "/domains/example.io/records",
+        400,
+        1,
+    ));
+    let mut refused = ctx(good);
+    adapter
+        .provision_domain(&mut refused, good, &config(json!({"name": "example.io"})))
+        .await
+        .expect_err("refused");
+    unwind(adapter, &mut refused, good).await;
+
+    let mut look = ctx(good);
+    let marker = first.marker().expect("a marker").clone();
+    let found = adapter
+        .find_by_marker(&mut look, good, ResourceKind::Domain, &marker)
+        .await
+        .expect("looked up")
+        .expect("found");
+    let target = Tracked {
+        kind: ResourceKind::Domain,
+        provider_resource_id: found.provider_resource_id,
+        marker: Some(marker),
+        last_seen: Value::Null,
+    };
+    adapter
+        .observe_many(
+            &mut look,
+            good,
+            ResourceKind::Domain,
+            std::slice::from_ref(&target),
+        )
+        .await
+        .expect("observed");
+    adapter.discover(&mut look, good).await.expect("discovered");
+    for _ in 0..2 {
+        adapter
+            .deprovision(&mut look, good, &target)
+            .await
+            .expect("deleted");
+    }
+}
+
 fn look_up_id(sb: &VultrSandbox, marker: &Marker) -> String {
     sb.instances()
         .into_iter()
@@ -357,6 +438,34 @@ async fn provider_spec_contract_vultr_server_requests_and_sandbox_answers() {
     }
     let statuses: std::collections::BTreeSet<u16> = log.iter().map(|r| r.status).collect();
     for status in [200, 202, 204, 400, 401, 404, 429, 500] {
+        assert!(statuses.contains(&status), "no {status} among {statuses:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_spec_contract_vultr_domain_requests_and_sandbox_answers() {
+    let spec = load();
+    let sb = sandbox().await;
+    let adapter = VultrAdapter::new(reqwest::Client::new());
+    let good = dock(&sb, KEY);
+    domains_at_work(&sb, &adapter, &good).await;
+    let log = sb.requests();
+    let tally = check(&spec, &log);
+
+    assert_eq!(tally.requests, log.len(), "every request was checked");
+    assert_eq!(tally.responses, log.len(), "every answer was sent whole");
+    for op in [
+        "create-dns-domain",
+        "get-dns-domain",
+        "list-dns-domains",
+        "delete-dns-domain",
+        "create-dns-domain-record",
+        "list-dns-domain-records",
+    ] {
+        assert!(tally.operations.contains(op), "{op} was never exercised");
+    }
+    let statuses: std::collections::BTreeSet<u16> = log.iter().map(|r| r.status).collect();
+    for status in [200, 201, 204, 400, 404, 500] {
         assert!(statuses.contains(&status), "no {status} among {statuses:?}");
     }
 }
@@ -413,6 +522,25 @@ async fn provider_spec_contract_vultr_error_answers_and_pages() {
             .expect("answered");
         assert_eq!(refused.status(), 400, "{body}");
     }
+    // A domain that exists, and a record Vultr does not have a type for.
+    for _ in 0..2 {
+        http.post(url("/domains"))
+            .bearer_auth(KEY)
+            .json(&json!({"domain": "example.com"}))
+            .send()
+            .await
+            .expect("answered");
+    }
+    let record = http
+        .post(url("/domains/example.com/records"))
+        .bearer_auth(KEY)
+        .json(&json!({"name": "x", "type": "SPF", "data": "v=spf1"}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(record.status(), 400);
+    let statuses: Vec<u16> = sb.requests().iter().map(|r| r.status).collect();
+    assert!(statuses.ends_with(&[200, 400, 400]), "{statuses:?}");
     let gone = http
         .get(url("/instances/none"))
         .bearer_auth(KEY)

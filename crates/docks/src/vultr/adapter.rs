@@ -1,10 +1,12 @@
 //! The Vultr adapter on the v2 contract: one step type for every kind, and the trait's
-//! methods handing each kind to its file (instances in [`super::instance`]).
+//! methods handing each kind to its file (instances in [`super::instance`], domains in
+//! [`super::domain`]).
 
 use serde::{Deserialize, Serialize};
 use stackdock_docks::prelude::*;
 
 use super::api::{self, VultrApi};
+use super::domain::{self, DomainConfig};
 use super::instance::{self, ServerConfig};
 
 /// The steps of a Vultr provision, whatever its kind. Names are unique across kinds, so a
@@ -12,8 +14,26 @@ use super::instance::{self, ServerConfig};
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum VultrStep {
-    InstanceCreateSent { marker: Marker },
-    InstanceCreated { instance_id: String, adopted: bool },
+    InstanceCreateSent {
+        marker: Marker,
+    },
+    InstanceCreated {
+        instance_id: String,
+        adopted: bool,
+    },
+    DomainCreateSent {
+        marker: Marker,
+        domain: String,
+    },
+    DomainCreated {
+        domain: String,
+        adopted: bool,
+    },
+    /// The marker's record first, then the config's, in order.
+    RecordsCreated {
+        domain: String,
+        record_ids: Vec<String>,
+    },
 }
 
 impl AdapterStep for VultrStep {
@@ -21,13 +41,19 @@ impl AdapterStep for VultrStep {
         match self {
             Self::InstanceCreateSent { .. } => "instance_create_sent",
             Self::InstanceCreated { .. } => "instance_created",
+            Self::DomainCreateSent { .. } => "domain_create_sent",
+            Self::DomainCreated { .. } => "domain_created",
+            Self::RecordsCreated { .. } => "records_created",
         }
     }
 
     fn tracks(&self) -> Option<&str> {
         match self {
             Self::InstanceCreated { instance_id, .. } => Some(instance_id),
-            Self::InstanceCreateSent { .. } => None,
+            Self::DomainCreated { domain, .. } => Some(domain),
+            Self::InstanceCreateSent { .. }
+            | Self::DomainCreateSent { .. }
+            | Self::RecordsCreated { .. } => None,
         }
     }
 }
@@ -36,6 +62,7 @@ pub struct VultrAdapter {
     client: reqwest::Client,
     /// Derived once from each kind's config type: every request is checked against it.
     server_schema: ConfigSchema,
+    domain_schema: ConfigSchema,
 }
 
 impl VultrAdapter {
@@ -43,6 +70,7 @@ impl VultrAdapter {
         Self {
             client,
             server_schema: ConfigSchema::of::<ServerConfig>(),
+            domain_schema: ConfigSchema::of::<DomainConfig>(),
         }
     }
 
@@ -72,12 +100,13 @@ impl DockAdapter for VultrAdapter {
     }
 
     fn kinds(&self) -> &[ResourceKind] {
-        &[ResourceKind::Server]
+        &[ResourceKind::Server, ResourceKind::Domain]
     }
 
     fn config_schema(&self, kind: ResourceKind) -> Option<ConfigSchema> {
         match kind {
             ResourceKind::Server => Some(self.server_schema.clone()),
+            ResourceKind::Domain => Some(self.domain_schema.clone()),
             _ => None,
         }
     }
@@ -96,6 +125,16 @@ impl DockAdapter for VultrAdapter {
         instance::provision(ctx, &api, config).await
     }
 
+    async fn provision_domain(
+        &self,
+        ctx: &mut Ctx,
+        dock: &DockAccess,
+        config: &Map<String, Value>,
+    ) -> Result<Progress, DockError> {
+        let api = self.api(ctx, dock);
+        domain::provision(ctx, &api, config).await
+    }
+
     async fn deprovision(
         &self,
         ctx: &mut Ctx,
@@ -106,6 +145,11 @@ impl DockAdapter for VultrAdapter {
         let api = self.api(ctx, dock);
         match target.kind {
             ResourceKind::Server => instance::deprovision(&api, &target.provider_resource_id).await,
+            // Vultr deletes a domain, records and all, before it answers.
+            ResourceKind::Domain => {
+                api.delete_domain(&target.provider_resource_id).await?;
+                Ok(Progress::Done(None))
+            }
             other => Err(self.unsupported(other)),
         }
     }
@@ -119,6 +163,11 @@ impl DockAdapter for VultrAdapter {
             VultrStep::InstanceCreated { instance_id, .. } => {
                 api.delete_instance(&instance_id).await
             }
+            // Recorded only after a read showed the name free: whatever holds it is ours.
+            VultrStep::DomainCreateSent { domain, .. }
+            | VultrStep::DomainCreated { domain, .. } => api.delete_domain(&domain).await,
+            // The records go with their domain, whose own step is undone next.
+            VultrStep::RecordsCreated { .. } => Ok(()),
         }
     }
 
@@ -133,6 +182,7 @@ impl DockAdapter for VultrAdapter {
         let api = self.api(ctx, dock);
         match kind {
             ResourceKind::Server => instance::observe_many(&api, targets).await,
+            ResourceKind::Domain => domain::observe_many(&api, targets).await,
             other => Err(self.unsupported(other)),
         }
     }
@@ -150,13 +200,20 @@ impl DockAdapter for VultrAdapter {
             ResourceKind::Server => Ok(instance::by_marker(&api, marker)
                 .await?
                 .map(instance::observe)),
+            ResourceKind::Domain => domain::by_marker(&api, marker).await,
             other => Err(self.unsupported(other)),
         }
     }
 
     async fn discover(&self, ctx: &mut Ctx, dock: &DockAccess) -> Result<Vec<Observed>, DockError> {
         let api = self.api(ctx, dock);
-        let instances = api.list_instances(None).await?;
-        Ok(instances.into_iter().map(instance::observe).collect())
+        let mut found: Vec<Observed> = api
+            .list_instances(None)
+            .await?
+            .into_iter()
+            .map(instance::observe)
+            .collect();
+        found.extend(domain::read_all(&api).await?);
+        Ok(found)
     }
 }

@@ -234,3 +234,131 @@ impl VultrApi {
         }
     }
 }
+
+/// The body of `POST /domains`.
+#[derive(Clone, Debug, Serialize)]
+pub struct CreateDomain {
+    pub domain: String,
+    /// When set, Vultr fills the zone with default records pointing at it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+}
+
+/// The body of `POST /domains/{dns-domain}/records`, and what a record is compared by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRecord {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Relative to the domain; empty for the apex.
+    pub name: String,
+    pub data: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u16>,
+}
+
+/// A record as Vultr shows it (`dns-record`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Record {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub data: String,
+}
+
+impl Record {
+    /// Whether this is the record `wanted` describes (type, name and data; TTL and priority
+    /// are settings of the same record).
+    pub fn is(&self, wanted: &CreateRecord) -> bool {
+        self.kind == wanted.kind && self.name == wanted.name && self.data == wanted.data
+    }
+}
+
+/// A domain as Vultr shows it (`domain`); the whole answer is kept in `raw`.
+#[derive(Clone, Debug)]
+pub struct Domain {
+    pub domain: String,
+    pub raw: Value,
+}
+
+impl Domain {
+    fn from_value(raw: Value) -> Result<Self, DockError> {
+        let domain = raw["domain"]
+            .as_str()
+            .ok_or_else(|| protocol("domain without `domain`".into()))?
+            .to_string();
+        Ok(Self { domain, raw })
+    }
+}
+
+impl VultrApi {
+    /// `POST /domains`, once: see [`Idempotence::Once`].
+    pub async fn create_domain(
+        &self,
+        req: &CreateDomain,
+        attempt: u32,
+    ) -> Result<Domain, DockError> {
+        let body = serde_json::to_value(req).map_err(|e| protocol(e.to_string()))?;
+        let resp = self.http.post_once("/domains", &body, attempt).await?;
+        Domain::from_value(resp.body["domain"].clone())
+    }
+
+    /// `GET /domains/{dns-domain}`; `None` if Vultr says it does not exist.
+    pub async fn get_domain(&self, domain: &str) -> Result<Option<Domain>, DockError> {
+        match self.http.get(&format!("/domains/{domain}"), &[]).await {
+            Ok(resp) => Domain::from_value(resp.body["domain"].clone()).map(Some),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /domains`, every page.
+    pub async fn list_domains(&self) -> Result<Vec<Domain>, DockError> {
+        self.list_all("/domains", "domains", &[])
+            .await?
+            .into_iter()
+            .map(Domain::from_value)
+            .collect()
+    }
+
+    /// `DELETE /domains/{dns-domain}`, which deletes its records too; a domain already gone
+    /// counts as deleted.
+    pub async fn delete_domain(&self, domain: &str) -> Result<(), DockError> {
+        self.delete_if_present(&format!("/domains/{domain}")).await
+    }
+
+    /// `GET /domains/{dns-domain}/records`, every page; none for a domain that is gone.
+    pub async fn list_records(&self, domain: &str) -> Result<Vec<Record>, DockError> {
+        let records = match self
+            .list_all(&format!("/domains/{domain}/records"), "records", &[])
+            .await
+        {
+            Ok(records) => records,
+            Err(e) if e.is_not_found() => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        records
+            .into_iter()
+            .map(|r| Record::deserialize(&r).map_err(|e| protocol(format!("record: {e}"))))
+            .collect()
+    }
+
+    /// `POST /domains/{dns-domain}/records`, once: a record repeated would be a second one,
+    /// so the caller looks for it before sending.
+    pub async fn create_record(
+        &self,
+        domain: &str,
+        req: &CreateRecord,
+    ) -> Result<Record, DockError> {
+        let body = serde_json::to_value(req).map_err(|e| protocol(e.to_string()))?;
+        let resp = self
+            .http
+            .post_once(&format!("/domains/{domain}/records"), &body, 1)
+            .await?;
+        Record::deserialize(&resp.body["record"]).map_err(|e| protocol(format!("record: {e}")))
+    }
+}

@@ -1,4 +1,4 @@
-//! Vultr: instances as servers.
+//! Vultr: instances as servers, DNS domains as domains.
 //!
 //! Written against Vultr's published OpenAPI description (paths relative to
 //! `https://api.vultr.com/v2`, errors as `{"error": "<message>", "status": N}`, cursor
@@ -7,9 +7,11 @@
 
 mod adapter;
 pub mod api;
+mod domain;
 mod instance;
 
 pub use adapter::{VultrAdapter, VultrStep};
+pub use domain::{DomainConfig, MARKER_RECORD};
 pub use instance::{SHARED_TAG, ServerConfig};
 
 /// Vultr's public API root; every path of its spec is relative to it.

@@ -1,12 +1,12 @@
-//! Vultr in the suite: instances as servers, on the Vultr sandbox. An instance carries its
-//! marker as a tag.
+//! Vultr in the suite: instances as servers and DNS domains, on the Vultr sandbox. An
+//! instance carries its marker as a tag, a domain in a `TXT` record of its zone.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use stackdock_core::{Marker, ResourceKind, Step};
-use stackdock_docks::vultr::VultrAdapter;
+use stackdock_docks::vultr::{MARKER_RECORD, VultrAdapter};
 use stackdock_docks::{DockAccess, DockAdapter};
 use stackdock_sandbox::{Fault, VultrSandbox};
 
@@ -15,6 +15,8 @@ use crate::support::{canary, vultr_dock, vultr_sandbox};
 
 /// Where instances are created.
 const INSTANCES: &str = "/instances";
+/// Where domains are created (records are created under it too, but only after).
+const DOMAINS: &str = "/domains";
 
 pub struct Vultr {
     sandbox: VultrSandbox,
@@ -29,6 +31,17 @@ fn marker_in(tags: &Value) -> Option<Marker> {
         .flatten()
         .filter_map(Value::as_str)
         .find_map(|t| Marker::try_from(t.to_string()).ok())
+}
+
+/// The marker a zone's `_stackdock` record holds, if any.
+fn zone_marker(records: &[Value]) -> Option<Marker> {
+    records
+        .iter()
+        .filter(|r| r["type"] == "TXT" && r["name"] == MARKER_RECORD)
+        .find_map(|r| {
+            let text = r["data"].as_str()?.trim_matches('"');
+            Marker::try_from(text.to_string()).ok()
+        })
 }
 
 /// Whether the step recording the `nth` create says it adopted.
@@ -71,6 +84,14 @@ impl Harness for Vultr {
                 "user_data": "#cloud-config\npassword: not-a-real-one\n",
                 "tags": ["web"],
             }),
+            ResourceKind::Domain => json!({
+                "name": format!("{name}.example.com"),
+                "ip": "203.0.113.10",
+                "records": [
+                    {"type": "A", "name": "api", "data": "203.0.113.11", "ttl": 600},
+                    {"type": "MX", "data": "mail.example.com", "priority": 10},
+                ],
+            }),
             other => panic!("Vultr has no {other} here"),
         };
         config.as_object().cloned().expect("an object")
@@ -94,6 +115,18 @@ impl Harness for Vultr {
                     marker: marker_in(&i["tags"]),
                 })
                 .collect(),
+            ResourceKind::Domain => self
+                .sandbox
+                .domains()
+                .into_iter()
+                .map(|d| {
+                    let name = d["domain"].as_str().unwrap_or_default().to_string();
+                    Held {
+                        marker: zone_marker(&self.sandbox.records(&name)),
+                        provider_resource_id: name,
+                    }
+                })
+                .collect(),
             other => panic!("Vultr has no {other} here"),
         }
     }
@@ -101,6 +134,8 @@ impl Harness for Vultr {
     fn creates_with_marker(&self, kind: ResourceKind, marker: &Marker) -> usize {
         match kind {
             ResourceKind::Server => self.sandbox.creates_by_tag(marker.as_str()),
+            // A domain's name cannot be made twice; its marker record can.
+            ResourceKind::Domain => self.sandbox.txt_records_created(marker.as_str()),
             other => panic!("Vultr has no {other} here"),
         }
     }
@@ -109,6 +144,7 @@ impl Harness for Vultr {
         assert_eq!(nth, 0, "a {kind} takes one create");
         let path = match kind {
             ResourceKind::Server => INSTANCES,
+            ResourceKind::Domain => DOMAINS,
             other => panic!("Vultr has no {other} here"),
         };
         let post = Some("POST");
@@ -124,6 +160,7 @@ impl Harness for Vultr {
         assert_eq!(nth, 0, "a {kind} takes one create");
         match kind {
             ResourceKind::Server => adopted_in(steps, "instance_created"),
+            ResourceKind::Domain => adopted_in(steps, "domain_created"),
             other => panic!("Vultr has no {other} here"),
         }
     }
@@ -137,6 +174,12 @@ impl Harness for Vultr {
                     .expect("an id")
                     .to_string()
             }
+            ResourceKind::Domain => self
+                .sandbox
+                .create_domain_directly(&format!("{name}.example.org"))["domain"]
+                .as_str()
+                .expect("a name")
+                .to_string(),
             other => panic!("Vultr has no {other} here"),
         }
     }

@@ -1,11 +1,12 @@
-//! Vultr API v2 simulator, written against Vultr's published OpenAPI document: the account
-//! and instances.
+//! Vultr API v2 simulator, written against Vultr's published OpenAPI document: the account,
+//! instances, and DNS domains with their records.
 //!
 //! What it holds to, from the document: paths are relative to the API root
 //! (`https://api.vultr.com/v2`), so [`VultrSandbox::base_url`] stands for that root; every
 //! error is `{"error": "<message>", "status": N}`; an instance is created with `region`,
 //! `plan` and an operating system, answered 202 with `status` `pending`, and is ready once it
-//! is `active`, `running` and `ok`; a delete answers 204; listings are paged by cursor
+//! is `active`, `running` and `ok`; a domain is created with `domain` (200, a 400 when it
+//! exists) and its records with `name`, `type` and `data` (201); a delete answers 204; listings are paged by cursor
 //! (`per_page`, `cursor` in, `meta.links.next` out). Vultr documents 30 requests a second per
 //! source IP and no rate-limit headers: the limiter (off unless a test sets it) counts over a
 //! one-second window and answers 429 with `Retry-After`, as the newer document says.
@@ -27,6 +28,7 @@
 //! # }
 //! ```
 
+mod domains;
 mod instances;
 mod paging;
 
@@ -39,6 +41,8 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
+
+use domains::Domains;
 use serde_json::{Value, json};
 
 use crate::Chaos;
@@ -98,16 +102,21 @@ pub struct VultrSandbox {
     cloud: Arc<Cloud>,
 }
 
-/// What the handlers share: the lifecycle delay and the inventory.
+/// What the handlers share: the lifecycle delay and the inventory, one lock per kind.
 pub(crate) struct Cloud {
     ready_after: Duration,
     world: Mutex<World>,
+    domains: Mutex<Domains>,
 }
 
 impl Cloud {
     /// A panic in one handler must not poison the inventory for every later request.
     fn world(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn domains(&self) -> MutexGuard<'_, Domains> {
+        self.domains.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -122,6 +131,7 @@ impl VultrSandbox {
         let cloud = Arc::new(Cloud {
             ready_after: config.ready_after,
             world: Mutex::new(World::new()),
+            domains: Mutex::new(Domains::new()),
         });
         let door = Arc::new(FrontDoor::new(
             VultrDialect,
@@ -179,6 +189,42 @@ impl VultrSandbox {
     }
 }
 
+impl VultrSandbox {
+    /// Every domain as `GET /domains/{dns-domain}` would show it right now, by name.
+    pub fn domains(&self) -> Vec<Value> {
+        self.cloud.domains().domains()
+    }
+
+    /// The records of `domain` as `GET /domains/{dns-domain}/records` would list them; none
+    /// for a domain the sandbox does not hold.
+    pub fn records(&self, domain: &str) -> Vec<Value> {
+        self.cloud.domains().records(domain)
+    }
+
+    /// How many domains named `domain` were ever created, deleted ones included: a create
+    /// repeated after a lost answer shows up here (as a 400 it does not count).
+    pub fn domain_creates(&self, domain: &str) -> usize {
+        self.cloud.domains().creates_of(domain)
+    }
+
+    /// How many TXT records holding `text` (quotes aside) were ever created, deleted ones
+    /// included: a marker record made twice shows up here.
+    pub fn txt_records_created(&self, text: &str) -> usize {
+        self.cloud.domains().txt_creates(text)
+    }
+
+    /// Creates a domain as if someone made it in Vultr's console, bypassing the API.
+    ///
+    /// # Panics
+    /// If the name is not one Vultr takes or is taken; a mistake in the calling test.
+    pub fn create_domain_directly(&self, domain: &str) -> Value {
+        match self.cloud.domains().create(domain, None) {
+            Ok(view) => view,
+            Err(e) => panic!("create_domain_directly({domain:?}): {}", e.message),
+        }
+    }
+}
+
 sandbox_controls!(VultrSandbox);
 
 fn router(cloud: Arc<Cloud>, door: Arc<FrontDoor<VultrDialect>>) -> Router {
@@ -188,6 +234,15 @@ fn router(cloud: Arc<Cloud>, door: Arc<FrontDoor<VultrDialect>>) -> Router {
         .route(
             "/instances/{instance-id}",
             get(instances::get).delete(instances::delete),
+        )
+        .route("/domains", get(domains::list).post(domains::create))
+        .route(
+            "/domains/{dns-domain}",
+            get(domains::get).delete(domains::delete),
+        )
+        .route(
+            "/domains/{dns-domain}/records",
+            get(domains::list_records).post(domains::create_record),
         )
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)
