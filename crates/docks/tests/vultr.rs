@@ -7,6 +7,7 @@ mod support;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use stackdock_core::redact::encoded_forms;
 use stackdock_core::{Provider, ResourceDetails, ResourceKind, StepStatus};
 use stackdock_docks::vultr::{MARKER_RECORD, SHARED_TAG, VultrAdapter};
 use stackdock_docks::{Budget, DockAdapter, DockError, Progress, documented_limit};
@@ -470,4 +471,219 @@ async fn domain_config_needs_only_a_name_and_names_a_bad_record() {
         let err = schema.validate(&config(bad.clone())).expect_err("refused");
         assert_eq!(err.field, field, "{bad}: {err}");
     }
+}
+
+fn database(name: &str) -> serde_json::Map<String, Value> {
+    config(
+        json!({"name": name, "engine": "pg", "engine_version": "16", "region": "ewr",
+                  "plan": "vultr-dbaas-hobbyist-cc-1-25-1"}),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_is_ready_at_running_and_its_password_is_found_nowhere() {
+    let key = canary();
+    let sb = vultr_sandbox(&key).await;
+    let dock = vultr_dock(&sb, &key);
+    let ado = adapter();
+    sb.hold(true);
+    let mut run = Run::new(&dock);
+    let progress = ado
+        .provision_database(&mut run.ctx, &dock, &database("orders"))
+        .await
+        .expect("provisioned");
+    assert!(
+        matches!(&progress, Progress::Pending { status: Some(s), .. } if s == "Rebuilding"),
+        "{progress:?}"
+    );
+    let target = run.tracked(ResourceKind::Database).expect("tracked");
+    let mut seen = Vec::new();
+    let held = ado
+        .observe_many(
+            &mut run.ctx,
+            &dock,
+            ResourceKind::Database,
+            std::slice::from_ref(&target),
+        )
+        .await
+        .expect("observed");
+    let held = held[0].clone().expect("listed");
+    assert!(!held.ready);
+    seen.push(held);
+    sb.hold(false);
+    let ready = engine::until_ready(&ado, &mut run.ctx, &dock, &target, progress).await;
+    assert_eq!(ready.status.as_deref(), Some("Running"));
+    assert_eq!(ready.marker.as_ref(), Some(&run.marker));
+    let ResourceDetails::Database(details) = &ready.details else {
+        panic!("a database: {ready:?}");
+    };
+    assert_eq!(details.engine.as_deref(), Some("pg"));
+    assert!(details.host.is_some());
+    seen.push(ready);
+    let mut look = Run::new(&dock);
+    seen.extend(
+        ado.discover(&mut look.ctx, &dock)
+            .await
+            .expect("discovered"),
+    );
+    seen.extend(
+        ado.find_by_marker(&mut look.ctx, &dock, ResourceKind::Database, &run.marker)
+            .await
+            .expect("looked up"),
+    );
+
+    // The password Vultr handed out is kept sealed in the step, and nowhere in the clear.
+    let passwords = sb.database_passwords();
+    assert_eq!(passwords.len(), 1);
+    let sealed = run
+        .ctx
+        .records()
+        .iter()
+        .find(|s| s.name == "database_created")
+        .and_then(|s| s.output["sealed_password"].as_str().map(str::to_string))
+        .expect("a sealed password");
+    assert_eq!(run.recorder.open(&sealed).expose(), passwords[0]);
+    let everything = format!(
+        "{:?}\n{:?}\n{:?}\n{:?}\n{}",
+        seen,
+        run.ctx.records(),
+        run.recorder.calls(),
+        look.recorder.calls(),
+        serde_json::to_string(&seen.iter().map(|o| &o.full_api_data).collect::<Vec<_>>())
+            .expect("json"),
+    );
+    for form in encoded_forms(&passwords[0]) {
+        assert!(
+            !everything.contains(&form),
+            "the password leaked as {form:?}"
+        );
+    }
+    assert!(
+        seen.iter()
+            .all(|o| o.full_api_data.get("password").is_none())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_database_leaves_nothing_and_keeps_vultrs_words() {
+    let key = canary();
+    let sb = vultr_sandbox(&key).await;
+    let dock = vultr_dock(&sb, &key);
+    let ado = adapter();
+    let mut run = Run::new(&dock);
+    let err = ado
+        .provision_database(
+            &mut run.ctx,
+            &dock,
+            &config(
+                json!({"name": "orders", "engine": "pg", "engine_version": "9",
+                           "region": "ewr", "plan": "vultr-dbaas-hobbyist-cc-1-25-1"}),
+            ),
+        )
+        .await
+        .expect_err("an engine version Vultr does not run");
+    let DockError::Provider(p) = &err else {
+        panic!("Vultr's refusal: {err:?}");
+    };
+    assert_eq!((p.status, p.code.as_str()), (400, "bad_request"));
+    assert_eq!(p.message, "Invalid database_engine_version 9 for pg.");
+    let steps = run.ctx.records().to_vec();
+    assert!(
+        steps.iter().all(|s| s.status == StepStatus::Undone),
+        "{steps:?}"
+    );
+    engine::unwind(&ado, &mut run.ctx, &dock, &steps)
+        .await
+        .expect("unwound");
+    assert_eq!(sb.databases(), Vec::<Value>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_database_provision_unwinds_to_nothing_at_vultr() {
+    let key = canary();
+    let sb = vultr_sandbox(&key).await;
+    let dock = vultr_dock(&sb, &key);
+    let ado = adapter();
+    sb.hold(true);
+    let mut run = Run::with(&dock, MemRecorder::stopping_at(2, Stop::Cancel));
+    let err = ado
+        .provision_database(&mut run.ctx, &dock, &database("orders"))
+        .await
+        .expect_err("cancelled");
+    assert!(matches!(err, DockError::Cancelled), "{err:?}");
+    assert_eq!(sb.databases().len(), 1, "made, still rebuilding");
+    let steps = run.ctx.records().to_vec();
+    engine::unwind(&ado, &mut run.ctx, &dock, &steps)
+        .await
+        .expect("unwound");
+    assert_eq!(sb.databases(), Vec::<Value>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_by_marker_asks_for_the_tag_and_leaves_other_databases_out() {
+    let key = canary();
+    let sb = vultr_sandbox(&key).await;
+    let dock = vultr_dock(&sb, &key);
+    let ado = adapter();
+    sb.create_database_directly(
+        "theirs",
+        "mysql",
+        "8",
+        "ams",
+        "vultr-dbaas-startup-cc-1-55-2",
+    );
+    let mut run = Run::new(&dock);
+    ado.provision_database(&mut run.ctx, &dock, &database("orders"))
+        .await
+        .expect("provisioned");
+    let mut other = Run::new(&dock);
+    ado.provision_database(&mut other.ctx, &dock, &database("audit"))
+        .await
+        .expect("provisioned");
+    let found = ado
+        .find_by_marker(&mut run.ctx, &dock, ResourceKind::Database, &run.marker)
+        .await
+        .expect("looked up")
+        .expect("found");
+    assert_eq!(found.name, "orders");
+    let lookup = sb
+        .requests()
+        .into_iter()
+        .rfind(|r| r.method == "GET" && r.path == "/databases")
+        .expect("a listing");
+    assert_eq!(
+        lookup.query.as_deref(),
+        Some(format!("tag={}", run.marker).as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_config_requires_engine_version_region_and_plan_by_name() {
+    let schema = adapter()
+        .config_schema(ResourceKind::Database)
+        .expect("databases");
+    assert_eq!(schema.validate(&database("orders")), Ok(()));
+    let full = database("orders");
+    for field in ["name", "engine", "engine_version", "region", "plan"] {
+        let mut missing = full.clone();
+        missing.remove(field);
+        let err = schema.validate(&missing).expect_err("refused");
+        assert_eq!(err.field, field, "{err}");
+    }
+    let mut unknown = full.clone();
+    unknown.insert("tag".into(), json!("mine"));
+    assert_eq!(schema.validate(&unknown).unwrap_err().field, "tag");
+    let mut number = full.clone();
+    number.insert("engine_version".into(), json!(16));
+    assert_eq!(
+        schema.validate(&number),
+        Ok(()),
+        "a version typed as a number"
+    );
+    let mut empty = full.clone();
+    empty.insert("engine_version".into(), json!(" "));
+    assert_eq!(schema.validate(&empty).unwrap_err().field, "engine_version");
+    let mut bad = full;
+    bad.insert("trusted_ips".into(), json!(["10.0.0.1", ""]));
+    assert_eq!(schema.validate(&bad).unwrap_err().field, "trusted_ips[1]");
 }

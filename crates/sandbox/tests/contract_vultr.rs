@@ -15,8 +15,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 use stackdock_core::{
-    ApiCall, DockId, Marker, OperationId, OrgId, Provider, ResourceId, ResourceKind, SecretString,
-    Step, StepStatus,
+    ApiCall, DockId, Keyring, Marker, MasterKey, OperationId, OrgId, Provider, ResourceId,
+    ResourceKind, SealedSecret, SecretString, Step, StepStatus,
 };
 use stackdock_docks::vultr::VultrAdapter;
 use stackdock_docks::{
@@ -143,8 +143,10 @@ fn load() -> Spec {
     spec
 }
 
-/// Keeps steps nowhere: the adapter keeps them in its `Ctx`.
-struct Recording;
+/// Keeps steps nowhere (the adapter keeps them in its `Ctx`) and seals as the engine does.
+struct Recording {
+    keyring: Keyring,
+}
 
 #[async_trait]
 impl Recorder for Recording {
@@ -152,6 +154,10 @@ impl Recorder for Recording {
 
     async fn checkpoint(&self, _step: Step, _tracks: Option<String>) -> Result<(), DockError> {
         Ok(())
+    }
+
+    fn seal(&self, secret: &SecretString) -> Result<SealedSecret, DockError> {
+        Ok(self.keyring.seal(secret, "resource"))
     }
 }
 
@@ -175,7 +181,9 @@ fn ctx(dock: &DockAccess) -> Ctx {
         dock_id: dock.id,
         resource_id: Some(resource_id),
         operation_id: Some(OperationId::new()),
-        recorder: Arc::new(Recording),
+        recorder: Arc::new(Recording {
+            keyring: Keyring::new(MasterKey::generate()),
+        }),
     };
     let mut ctx = Ctx::new(
         scope,
@@ -396,6 +404,80 @@ async fn domains_at_work(sb: &VultrSandbox, adapter: &VultrAdapter, good: &DockA
     }
 }
 
+/// Everything the adapter does with managed databases, against one sandbox.
+async fn databases_at_work(sb: &VultrSandbox, adapter: &VultrAdapter, good: &DockAccess) {
+    let mut first = ctx(good);
+    adapter
+        .provision_database(
+            &mut first,
+            good,
+            &config(
+                json!({"name": "orders", "engine": "mysql", "engine_version": "8",
+                           "region": "ewr", "plan": "vultr-dbaas-startup-cc-1-55-2",
+                           "vpc_id": "vpc-1", "maintenance_dow": "sunday",
+                           "maintenance_time": "06:00", "trusted_ips": ["203.0.113.0/24"]}),
+            ),
+        )
+        .await
+        .expect("provisioned");
+    let pg = json!({"name": "audit", "engine": "pg", "engine_version": "16", "region": "ewr",
+                    "plan": "vultr-dbaas-hobbyist-cc-1-25-1"});
+    sb.inject(Fault::lose_response(Some("POST"), "/databases", 1));
+    adapter
+        .provision_database(&mut ctx(good), good, &config(pg.clone()))
+        .await
+        .expect("adopted");
+    let mut refused = pg.clone();
+    refused["plan"] = json!("no-such-plan");
+    adapter
+        .provision_database(&mut ctx(good), good, &config(refused))
+        .await
+        .expect_err("refused");
+    let mut cancelled = ctx(good);
+    adapter
+        .provision_database(&mut cancelled, good, &config(pg))
+        .await
+        .expect("provisioned");
+    unwind(adapter, &mut cancelled, good).await;
+
+    sb.create_database_directly(
+        "theirs",
+        "redis",
+        "7",
+        "ams",
+        "vultr-dbaas-startup-cc-1-55-2",
+    );
+    let mut look = ctx(good);
+    let marker = first.marker().expect("a marker").clone();
+    let found = adapter
+        .find_by_marker(&mut look, good, ResourceKind::Database, &marker)
+        .await
+        .expect("looked up")
+        .expect("found");
+    let target = Tracked {
+        kind: ResourceKind::Database,
+        provider_resource_id: found.provider_resource_id,
+        marker: Some(marker),
+        last_seen: Value::Null,
+    };
+    adapter
+        .observe_many(
+            &mut look,
+            good,
+            ResourceKind::Database,
+            std::slice::from_ref(&target),
+        )
+        .await
+        .expect("observed");
+    adapter.discover(&mut look, good).await.expect("discovered");
+    for _ in 0..2 {
+        adapter
+            .deprovision(&mut look, good, &target)
+            .await
+            .expect("deleted");
+    }
+}
+
 fn look_up_id(sb: &VultrSandbox, marker: &Marker) -> String {
     sb.instances()
         .into_iter()
@@ -466,6 +548,27 @@ async fn provider_spec_contract_vultr_domain_requests_and_sandbox_answers() {
     }
     let statuses: std::collections::BTreeSet<u16> = log.iter().map(|r| r.status).collect();
     for status in [200, 201, 204, 400, 404, 500] {
+        assert!(statuses.contains(&status), "no {status} among {statuses:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_spec_contract_vultr_database_requests_and_sandbox_answers() {
+    let spec = load();
+    let sb = sandbox().await;
+    let adapter = VultrAdapter::new(reqwest::Client::new());
+    let good = dock(&sb, KEY);
+    databases_at_work(&sb, &adapter, &good).await;
+    let log = sb.requests();
+    let tally = check(&spec, &log);
+
+    assert_eq!(tally.requests, log.len(), "every request was checked");
+    assert_eq!(tally.responses, log.len(), "every answer was sent whole");
+    for op in ["create-database", "list-databases", "delete-database"] {
+        assert!(tally.operations.contains(op), "{op} was never exercised");
+    }
+    let statuses: std::collections::BTreeSet<u16> = log.iter().map(|r| r.status).collect();
+    for status in [200, 202, 204, 400, 404, 500] {
         assert!(statuses.contains(&status), "no {status} among {statuses:?}");
     }
 }
@@ -541,6 +644,28 @@ async fn provider_spec_contract_vultr_error_answers_and_pages() {
     assert_eq!(record.status(), 400);
     let statuses: Vec<u16> = sb.requests().iter().map(|r| r.status).collect();
     assert!(statuses.ends_with(&[200, 400, 400]), "{statuses:?}");
+    let no_database = http
+        .get(url("/databases/none"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(no_database.status(), 404);
+    sb.create_database_directly(
+        "theirs",
+        "pg",
+        "15",
+        "ewr",
+        "vultr-dbaas-hobbyist-cc-1-25-1",
+    );
+    let id = sb.databases()[0]["id"].as_str().expect("an id").to_string();
+    let one = http
+        .get(url(&format!("/databases/{id}")))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(one.status(), 200);
     let gone = http
         .get(url("/instances/none"))
         .bearer_auth(KEY)

@@ -17,3 +17,4 @@ mod support;
 mod sync;
 mod turso;
 mod up;
+mod vultr;

@@ -113,6 +113,22 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
     .await;
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("provisioned") && out.contains("ipv4"), "{out}");
+    // A Vultr domain from its name alone.
+    let (code, out, err) = cli(
+        home.path(),
+        &url,
+        &[
+            "provision",
+            "domain",
+            "--dock",
+            VULTR_SANDBOX_DOCK,
+            "--name",
+            "example.com",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("provisioned"), "{out}");
     // Each sandbox's URL and key are printed for a second dock or curl to use.
     let stdout = std::fs::read_to_string(data.join("server.stdout")).unwrap();
     for dock in [SANDBOX_DOCK, TURSO_SANDBOX_DOCK, VULTR_SANDBOX_DOCK] {

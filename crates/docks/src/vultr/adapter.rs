@@ -1,11 +1,15 @@
 //! The Vultr adapter on the v2 contract: one step type for every kind, and the trait's
 //! methods handing each kind to its file (instances in [`super::instance`], domains in
-//! [`super::domain`]).
+//! [`super::domain`], managed databases in [`super::database`]).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 use stackdock_docks::prelude::*;
 
 use super::api::{self, VultrApi};
+use super::database::{self, DatabaseConfig};
 use super::domain::{self, DomainConfig};
 use super::instance::{self, ServerConfig};
 
@@ -34,6 +38,15 @@ pub enum VultrStep {
         domain: String,
         record_ids: Vec<String>,
     },
+    DatabaseCreateSent {
+        marker: Marker,
+    },
+    /// The admin password as the engine sealed it (`v1:<key id>:<nonce>:<ciphertext>`).
+    DatabaseCreated {
+        database_id: String,
+        adopted: bool,
+        sealed_password: Option<String>,
+    },
 }
 
 impl AdapterStep for VultrStep {
@@ -44,6 +57,8 @@ impl AdapterStep for VultrStep {
             Self::DomainCreateSent { .. } => "domain_create_sent",
             Self::DomainCreated { .. } => "domain_created",
             Self::RecordsCreated { .. } => "records_created",
+            Self::DatabaseCreateSent { .. } => "database_create_sent",
+            Self::DatabaseCreated { .. } => "database_created",
         }
     }
 
@@ -51,10 +66,58 @@ impl AdapterStep for VultrStep {
         match self {
             Self::InstanceCreated { instance_id, .. } => Some(instance_id),
             Self::DomainCreated { domain, .. } => Some(domain),
+            Self::DatabaseCreated { database_id, .. } => Some(database_id),
             Self::InstanceCreateSent { .. }
             | Self::DomainCreateSent { .. }
-            | Self::RecordsCreated { .. } => None,
+            | Self::RecordsCreated { .. }
+            | Self::DatabaseCreateSent { .. } => None,
         }
+    }
+}
+
+/// How a create ended: what [`create_or_adopt`] answered, and whether any try may have made
+/// the resource all the same (no answer, an answer cut short), which decides whether a
+/// refusal means Vultr made nothing.
+pub(crate) struct Attempted<T> {
+    pub(crate) result: Result<Created<T>, DockError>,
+    pub(crate) unsure: bool,
+}
+
+/// [`create_or_adopt`], noting whether any try's outcome was unknown. A run resuming after a
+/// "create sent" step is unsure from the start.
+pub(crate) async fn create_noting<T, C, CF, L, LF>(
+    ctx: &Ctx,
+    sent_before: bool,
+    mut create: C,
+    lookup: L,
+) -> Attempted<T>
+where
+    C: FnMut(u32) -> CF,
+    CF: Future<Output = Result<T, DockError>>,
+    L: FnMut() -> LF,
+    LF: Future<Output = Result<Option<T>, DockError>>,
+{
+    let unsure = AtomicBool::new(sent_before);
+    let result = create_or_adopt(
+        ctx,
+        sent_before,
+        |attempt| {
+            let sent = create(attempt);
+            let unsure = &unsure;
+            async move {
+                let answer = sent.await;
+                if answer.as_ref().is_err_and(DockError::outcome_unknown) {
+                    unsure.store(true, Ordering::Relaxed);
+                }
+                answer
+            }
+        },
+        lookup,
+    )
+    .await;
+    Attempted {
+        result,
+        unsure: unsure.load(Ordering::Relaxed),
     }
 }
 
@@ -63,6 +126,7 @@ pub struct VultrAdapter {
     /// Derived once from each kind's config type: every request is checked against it.
     server_schema: ConfigSchema,
     domain_schema: ConfigSchema,
+    database_schema: ConfigSchema,
 }
 
 impl VultrAdapter {
@@ -71,6 +135,7 @@ impl VultrAdapter {
             client,
             server_schema: ConfigSchema::of::<ServerConfig>(),
             domain_schema: ConfigSchema::of::<DomainConfig>(),
+            database_schema: ConfigSchema::of::<DatabaseConfig>(),
         }
     }
 
@@ -100,14 +165,19 @@ impl DockAdapter for VultrAdapter {
     }
 
     fn kinds(&self) -> &[ResourceKind] {
-        &[ResourceKind::Server, ResourceKind::Domain]
+        &[
+            ResourceKind::Server,
+            ResourceKind::Domain,
+            ResourceKind::Database,
+        ]
     }
 
     fn config_schema(&self, kind: ResourceKind) -> Option<ConfigSchema> {
         match kind {
             ResourceKind::Server => Some(self.server_schema.clone()),
             ResourceKind::Domain => Some(self.domain_schema.clone()),
-            _ => None,
+            ResourceKind::Database => Some(self.database_schema.clone()),
+            ResourceKind::WebService => None,
         }
     }
 
@@ -135,6 +205,16 @@ impl DockAdapter for VultrAdapter {
         domain::provision(ctx, &api, config).await
     }
 
+    async fn provision_database(
+        &self,
+        ctx: &mut Ctx,
+        dock: &DockAccess,
+        config: &Map<String, Value>,
+    ) -> Result<Progress, DockError> {
+        let api = self.api(ctx, dock);
+        database::provision(ctx, &api, config).await
+    }
+
     async fn deprovision(
         &self,
         ctx: &mut Ctx,
@@ -149,6 +229,15 @@ impl DockAdapter for VultrAdapter {
             ResourceKind::Domain => {
                 api.delete_domain(&target.provider_resource_id).await?;
                 Ok(Progress::Done(None))
+            }
+            // Vultr answers 204 at once and removes the database shortly after; it is gone
+            // when a check no longer shows it.
+            ResourceKind::Database => {
+                api.delete_database(&target.provider_resource_id).await?;
+                Ok(Progress::Pending {
+                    status: Some("deleting".into()),
+                    check_in: std::time::Duration::ZERO,
+                })
             }
             other => Err(self.unsupported(other)),
         }
@@ -168,6 +257,12 @@ impl DockAdapter for VultrAdapter {
             | VultrStep::DomainCreated { domain, .. } => api.delete_domain(&domain).await,
             // The records go with their domain, whose own step is undone next.
             VultrStep::RecordsCreated { .. } => Ok(()),
+            VultrStep::DatabaseCreateSent { marker } => {
+                database::undo_create_sent(&api, &marker).await
+            }
+            VultrStep::DatabaseCreated { database_id, .. } => {
+                api.delete_database(&database_id).await
+            }
         }
     }
 
@@ -183,6 +278,7 @@ impl DockAdapter for VultrAdapter {
         match kind {
             ResourceKind::Server => instance::observe_many(&api, targets).await,
             ResourceKind::Domain => domain::observe_many(&api, targets).await,
+            ResourceKind::Database => database::observe_many(&api, targets).await,
             other => Err(self.unsupported(other)),
         }
     }
@@ -201,6 +297,9 @@ impl DockAdapter for VultrAdapter {
                 .await?
                 .map(instance::observe)),
             ResourceKind::Domain => domain::by_marker(&api, marker).await,
+            ResourceKind::Database => Ok(database::by_marker(&api, marker)
+                .await?
+                .map(database::observe)),
             other => Err(self.unsupported(other)),
         }
     }
@@ -214,6 +313,8 @@ impl DockAdapter for VultrAdapter {
             .map(instance::observe)
             .collect();
         found.extend(domain::read_all(&api).await?);
+        let databases = api.list_databases(None).await?;
+        found.extend(databases.into_iter().map(database::observe));
         Ok(found)
     }
 }

@@ -362,3 +362,124 @@ impl VultrApi {
         Record::deserialize(&resp.body["record"]).map_err(|e| protocol(format!("record: {e}")))
     }
 }
+
+/// The body of `POST /databases`.
+#[derive(Clone, Debug, Serialize)]
+pub struct CreateDatabase {
+    pub database_engine: String,
+    pub database_engine_version: String,
+    pub region: String,
+    pub plan: String,
+    pub label: String,
+    /// A managed database carries one tag: StackDock's marker.
+    pub tag: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance_dow: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance_time: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_ips: Vec<String>,
+}
+
+/// The fields of a managed database StackDock reads. Vultr's answer carries the admin
+/// password: `raw` keeps the answer without it, and the password leaves here only as a
+/// [`SecretString`].
+#[derive(Debug)]
+pub struct Database {
+    pub id: String,
+    pub label: String,
+    /// `Rebuilding`, `Rebalancing` or `Running`.
+    pub status: String,
+    pub tag: String,
+    pub engine: Option<String>,
+    pub region: Option<String>,
+    pub host: Option<String>,
+    pub password: Option<SecretString>,
+    pub raw: Value,
+}
+
+#[derive(Deserialize)]
+struct WireDatabase {
+    id: String,
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    database_engine: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    host: Option<String>,
+}
+
+/// The fields of a database answer that hold credentials, at the top level and in the
+/// FerretDB credentials object.
+const CREDENTIALS: &[&str] = &["password"];
+
+impl Database {
+    fn from_value(mut raw: Value) -> Result<Self, DockError> {
+        let w = WireDatabase::deserialize(&raw).map_err(|e| protocol(format!("database: {e}")))?;
+        let password = raw["password"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+            .map(SecretString::new);
+        withhold_credentials(&mut raw);
+        if let Some(ferretdb) = raw.get_mut("ferretdb_credentials") {
+            withhold_credentials(ferretdb);
+        }
+        Ok(Self {
+            id: w.id,
+            label: w.label,
+            status: w.status,
+            tag: w.tag,
+            engine: w.database_engine,
+            region: w.region,
+            host: w.host.filter(|h| !h.is_empty()),
+            password,
+            raw,
+        })
+    }
+}
+
+/// Removes the credential fields of one object of an answer.
+fn withhold_credentials(object: &mut Value) {
+    if let Value::Object(map) = object {
+        for field in CREDENTIALS {
+            map.remove(*field);
+        }
+    }
+}
+
+impl VultrApi {
+    /// `POST /databases`, once: see [`Idempotence::Once`].
+    pub async fn create_database(
+        &self,
+        req: &CreateDatabase,
+        attempt: u32,
+    ) -> Result<Database, DockError> {
+        let body = serde_json::to_value(req).map_err(|e| protocol(e.to_string()))?;
+        let resp = self.http.post_once("/databases", &body, attempt).await?;
+        Database::from_value(resp.body["database"].clone())
+    }
+
+    /// `GET /databases`, optionally only those tagged `tag`. Vultr documents no pagination
+    /// for this listing: one answer holds them all.
+    pub async fn list_databases(&self, tag: Option<&str>) -> Result<Vec<Database>, DockError> {
+        let query: Vec<(&str, String)> = tag.map(|t| ("tag", t.to_string())).into_iter().collect();
+        let mut body = self.http.get("/databases", &query).await?.body;
+        let Value::Array(items) = body["databases"].take() else {
+            return Err(protocol("database list without `databases`".into()));
+        };
+        items.into_iter().map(Database::from_value).collect()
+    }
+
+    /// `DELETE /databases/{database-id}`; a database already gone counts as deleted.
+    pub async fn delete_database(&self, id: &str) -> Result<(), DockError> {
+        self.delete_if_present(&format!("/databases/{id}")).await
+    }
+}

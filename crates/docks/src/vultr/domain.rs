@@ -25,13 +25,12 @@
 //! A domain is usable as soon as it exists: a provision is `Done` once its records are made.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use stackdock_docks::prelude::*;
 
-use super::adapter::VultrStep;
+use super::adapter::{VultrStep, create_noting};
 use super::api::{CreateDomain, CreateRecord, Domain, Record, VultrApi};
 
 /// The name of the `TXT` record that carries a domain's marker.
@@ -265,34 +264,20 @@ pub(crate) async fn provision(
             domain: name.clone(),
             ip: config.ip.map(|ip| ip.to_string()),
         };
-        // Whether any try may have made the domain (no answer, an answer cut short).
-        let unsure = AtomicBool::new(sent_before);
-        let created = create_or_adopt(
+        let attempted = create_noting(
             ctx,
             sent_before,
-            |attempt| {
-                let sent = api.create_domain(&req, attempt);
-                let unsure = &unsure;
-                async move {
-                    let answer = sent.await;
-                    if answer.as_ref().is_err_and(DockError::outcome_unknown) {
-                        unsure.store(true, Ordering::Relaxed);
-                    }
-                    answer
-                }
-            },
+            |attempt| api.create_domain(&req, attempt),
             || api.get_domain(&name),
         )
         .await;
-        let created = match created {
+        let created = match attempted.result {
             Ok(created) => created,
             // A refusal after a try that may have made it: that try's own domain.
-            Err(DockError::Provider(p)) if unsure.load(Ordering::Relaxed) => {
-                match api.get_domain(&name).await? {
-                    Some(domain) => Created::Adopted(domain),
-                    None => return Err(DockError::Provider(p)),
-                }
-            }
+            Err(DockError::Provider(p)) if attempted.unsure => match api.get_domain(&name).await? {
+                Some(domain) => Created::Adopted(domain),
+                None => return Err(DockError::Provider(p)),
+            },
             // Refused outright (taken since it was read, or a name Vultr will not take):
             // Vultr made nothing, so there is nothing to undo.
             Err(DockError::Provider(p)) => {

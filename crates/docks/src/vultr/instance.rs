@@ -14,7 +14,6 @@
 //! Readiness is Vultr's own: `status` `active`, `power_status` `running` and `server_status`
 //! `ok` together.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -22,7 +21,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use stackdock_docks::prelude::*;
 
-use super::adapter::VultrStep;
+use super::adapter::{VultrStep, create_noting};
 use super::api::{CreateInstance, Instance, VultrApi};
 
 /// Carried by every instance StackDock creates, beside the instance's own marker.
@@ -170,30 +169,18 @@ pub(crate) async fn provision(
         sshkey_id: config.ssh_keys.into_iter().map(String::from).collect(),
         firewall_group_id: config.firewall_group_id.map(String::from),
     };
-    // Whether any try may have made an instance (no answer, an answer cut short).
-    let unsure = AtomicBool::new(sent_before);
-    let created = create_or_adopt(
+    let attempted = create_noting(
         ctx,
         sent_before,
-        |attempt| {
-            let sent = api.create_instance(&req, attempt);
-            let unsure = &unsure;
-            async move {
-                let answer = sent.await;
-                if answer.as_ref().is_err_and(DockError::outcome_unknown) {
-                    unsure.store(true, Ordering::Relaxed);
-                }
-                answer
-            }
-        },
+        |attempt| api.create_instance(&req, attempt),
         || by_marker(api, &marker),
     )
     .await;
-    let created = match created {
+    let created = match attempted.result {
         Ok(created) => created,
         // Every try was answered with a refusal: Vultr made nothing, so there is nothing to
         // look for when this operation unwinds.
-        Err(e @ DockError::Provider(_)) if !unsure.load(Ordering::Relaxed) => {
+        Err(e @ DockError::Provider(_)) if !attempted.unsure => {
             ctx.mark_undone("instance_create_sent").await?;
             return Err(e);
         }

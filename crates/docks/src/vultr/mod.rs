@@ -1,4 +1,4 @@
-//! Vultr: instances as servers, DNS domains as domains.
+//! Vultr: instances as servers, DNS domains as domains, managed databases as databases.
 //!
 //! Written against Vultr's published OpenAPI description (paths relative to
 //! `https://api.vultr.com/v2`, errors as `{"error": "<message>", "status": N}`, cursor
@@ -7,10 +7,12 @@
 
 mod adapter;
 pub mod api;
+mod database;
 mod domain;
 mod instance;
 
 pub use adapter::{VultrAdapter, VultrStep};
+pub use database::DatabaseConfig;
 pub use domain::{DomainConfig, MARKER_RECORD};
 pub use instance::{SHARED_TAG, ServerConfig};
 

@@ -1,5 +1,6 @@
-//! Vultr in the suite: instances as servers and DNS domains, on the Vultr sandbox. An
-//! instance carries its marker as a tag, a domain in a `TXT` record of its zone.
+//! Vultr in the suite: instances as servers, DNS domains and managed databases, on the Vultr
+//! sandbox. An instance carries its marker among its tags, a database as its one tag, a
+//! domain in a `TXT` record of its zone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,8 @@ use crate::support::{canary, vultr_dock, vultr_sandbox};
 const INSTANCES: &str = "/instances";
 /// Where domains are created (records are created under it too, but only after).
 const DOMAINS: &str = "/domains";
+/// Where managed databases are created.
+const DATABASES: &str = "/databases";
 
 pub struct Vultr {
     sandbox: VultrSandbox,
@@ -92,6 +95,15 @@ impl Harness for Vultr {
                     {"type": "MX", "data": "mail.example.com", "priority": 10},
                 ],
             }),
+            ResourceKind::Database => json!({
+                "name": name,
+                "engine": "pg",
+                "engine_version": "16",
+                "region": "ewr",
+                "plan": "vultr-dbaas-hobbyist-cc-1-25-1",
+                "maintenance_dow": "sunday",
+                "trusted_ips": ["203.0.113.0/24"],
+            }),
             other => panic!("Vultr has no {other} here"),
         };
         config.as_object().cloned().expect("an object")
@@ -127,6 +139,17 @@ impl Harness for Vultr {
                     }
                 })
                 .collect(),
+            ResourceKind::Database => self
+                .sandbox
+                .databases()
+                .into_iter()
+                .map(|d| Held {
+                    provider_resource_id: d["id"].as_str().unwrap_or_default().to_string(),
+                    marker: d["tag"]
+                        .as_str()
+                        .and_then(|t| Marker::try_from(t.to_string()).ok()),
+                })
+                .collect(),
             other => panic!("Vultr has no {other} here"),
         }
     }
@@ -136,6 +159,7 @@ impl Harness for Vultr {
             ResourceKind::Server => self.sandbox.creates_by_tag(marker.as_str()),
             // A domain's name cannot be made twice; its marker record can.
             ResourceKind::Domain => self.sandbox.txt_records_created(marker.as_str()),
+            ResourceKind::Database => self.sandbox.database_creates_by_tag(marker.as_str()),
             other => panic!("Vultr has no {other} here"),
         }
     }
@@ -145,6 +169,7 @@ impl Harness for Vultr {
         let path = match kind {
             ResourceKind::Server => INSTANCES,
             ResourceKind::Domain => DOMAINS,
+            ResourceKind::Database => DATABASES,
             other => panic!("Vultr has no {other} here"),
         };
         let post = Some("POST");
@@ -161,6 +186,7 @@ impl Harness for Vultr {
         match kind {
             ResourceKind::Server => adopted_in(steps, "instance_created"),
             ResourceKind::Domain => adopted_in(steps, "domain_created"),
+            ResourceKind::Database => adopted_in(steps, "database_created"),
             other => panic!("Vultr has no {other} here"),
         }
     }
@@ -179,6 +205,16 @@ impl Harness for Vultr {
                 .create_domain_directly(&format!("{name}.example.org"))["domain"]
                 .as_str()
                 .expect("a name")
+                .to_string(),
+            ResourceKind::Database => self.sandbox.create_database_directly(
+                name,
+                "mysql",
+                "8",
+                "ams",
+                "vultr-dbaas-startup-cc-1-55-2",
+            )["id"]
+                .as_str()
+                .expect("an id")
                 .to_string(),
             other => panic!("Vultr has no {other} here"),
         }

@@ -22,7 +22,7 @@ use super::{Cloud, error};
 use crate::front_door::{ApiError, uuid_text};
 
 /// Regions a create may name: a few of Vultr's, by id.
-const REGIONS: &[&str] = &[
+pub(crate) const REGIONS: &[&str] = &[
     "ams", "atl", "dfw", "ewr", "fra", "lax", "lhr", "nrt", "ord", "sea", "sgp", "sjc", "syd",
 ];
 

@@ -1,12 +1,14 @@
 //! Vultr API v2 simulator, written against Vultr's published OpenAPI document: the account,
-//! instances, and DNS domains with their records.
+//! instances, DNS domains with their records, and managed databases.
 //!
 //! What it holds to, from the document: paths are relative to the API root
 //! (`https://api.vultr.com/v2`), so [`VultrSandbox::base_url`] stands for that root; every
 //! error is `{"error": "<message>", "status": N}`; an instance is created with `region`,
 //! `plan` and an operating system, answered 202 with `status` `pending`, and is ready once it
 //! is `active`, `running` and `ok`; a domain is created with `domain` (200, a 400 when it
-//! exists) and its records with `name`, `type` and `data` (201); a delete answers 204; listings are paged by cursor
+//! exists) and its records with `name`, `type` and `data` (201); a managed database is created
+//! with its engine, version, region, plan and label (202), `Rebuilding` until it is `Running`,
+//! its admin password in every answer; a delete answers 204; listings are paged by cursor
 //! (`per_page`, `cursor` in, `meta.links.next` out). Vultr documents 30 requests a second per
 //! source IP and no rate-limit headers: the limiter (off unless a test sets it) counts over a
 //! one-second window and answers 429 with `Retry-After`, as the newer document says.
@@ -28,6 +30,7 @@
 //! # }
 //! ```
 
+mod databases;
 mod domains;
 mod instances;
 mod paging;
@@ -42,6 +45,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 
+use databases::Databases;
 use domains::Domains;
 use serde_json::{Value, json};
 
@@ -107,6 +111,7 @@ pub(crate) struct Cloud {
     ready_after: Duration,
     world: Mutex<World>,
     domains: Mutex<Domains>,
+    databases: Mutex<Databases>,
 }
 
 impl Cloud {
@@ -117,6 +122,12 @@ impl Cloud {
 
     fn domains(&self) -> MutexGuard<'_, Domains> {
         self.domains.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn databases(&self) -> MutexGuard<'_, Databases> {
+        self.databases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -132,6 +143,7 @@ impl VultrSandbox {
             ready_after: config.ready_after,
             world: Mutex::new(World::new()),
             domains: Mutex::new(Domains::new()),
+            databases: Mutex::new(Databases::new()),
         });
         let door = Arc::new(FrontDoor::new(
             VultrDialect,
@@ -167,10 +179,11 @@ impl VultrSandbox {
     }
 
     /// While on, whatever the sandbox is making stays in its in-between state (an instance
-    /// `pending`) however long it has been: a test holds a provision there, acts, then
-    /// releases it.
+    /// `pending`, a database `Rebuilding`) however long it has been: a test holds a provision
+    /// there, acts, then releases it.
     pub fn hold(&self, on: bool) {
         self.cloud.world().hold(on);
+        self.cloud.databases().hold(on);
     }
 
     /// Creates an instance as if someone made it in Vultr's console, bypassing the API (no
@@ -225,6 +238,49 @@ impl VultrSandbox {
     }
 }
 
+impl VultrSandbox {
+    /// Every managed database as `GET /databases/{database-id}` would show it right now,
+    /// credentials included.
+    pub fn databases(&self) -> Vec<Value> {
+        self.cloud.databases().databases()
+    }
+
+    /// How many databases were ever created tagged `tag`, deleted ones included.
+    pub fn database_creates_by_tag(&self, tag: &str) -> usize {
+        self.cloud.databases().creates_with_tag(tag)
+    }
+
+    /// Every admin password handed out so far: what a test searches StackDock's records and
+    /// answers for.
+    pub fn database_passwords(&self) -> Vec<String> {
+        self.cloud.databases().passwords()
+    }
+
+    /// Creates a managed database as if someone made it in Vultr's console, bypassing the
+    /// API; it is `Running` at once.
+    ///
+    /// # Panics
+    /// If the engine, version, region or plan is not one the sandbox knows; a mistake in the
+    /// calling test.
+    pub fn create_database_directly(
+        &self,
+        label: &str,
+        engine: &str,
+        version: &str,
+        region: &str,
+        plan: &str,
+    ) -> Value {
+        let body = json!({
+            "label": label, "database_engine": engine, "database_engine_version": version,
+            "region": region, "plan": plan,
+        });
+        match databases::Spec::from_body(&body) {
+            Ok(spec) => self.cloud.databases().create(spec, Duration::ZERO),
+            Err(e) => panic!("create_database_directly({label:?}): {}", e.message),
+        }
+    }
+}
+
 sandbox_controls!(VultrSandbox);
 
 fn router(cloud: Arc<Cloud>, door: Arc<FrontDoor<VultrDialect>>) -> Router {
@@ -243,6 +299,11 @@ fn router(cloud: Arc<Cloud>, door: Arc<FrontDoor<VultrDialect>>) -> Router {
         .route(
             "/domains/{dns-domain}/records",
             get(domains::list_records).post(domains::create_record),
+        )
+        .route("/databases", get(databases::list).post(databases::create))
+        .route(
+            "/databases/{database-id}",
+            get(databases::get).delete(databases::delete),
         )
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)
