@@ -10,12 +10,20 @@ use serde_json::{Value, json};
 use stackdock_core::redact::encoded_forms;
 use stackdock_core::{Provider, ResourceDetails, ResourceKind, StepStatus};
 use stackdock_docks::vultr::{MARKER_RECORD, SHARED_TAG, VultrAdapter};
-use stackdock_docks::{Budget, DockAdapter, DockError, Progress, documented_limit};
+use stackdock_docks::{Budget, DockAccess, DockAdapter, DockError, Progress, documented_limit};
 use stackdock_sandbox::{BucketLimit, Fault, VultrSandbox, VultrSandboxConfig};
 use support::{MemRecorder, Run, Stop, canary, engine, vultr_dock, vultr_sandbox};
 
 fn adapter() -> VultrAdapter {
     VultrAdapter::new(reqwest::Client::new())
+}
+
+/// A sandbox taking a fresh key, a dock on it and the adapter.
+async fn vultr() -> (VultrSandbox, DockAccess, VultrAdapter) {
+    let key = canary();
+    let sb = vultr_sandbox(&key).await;
+    let dock = vultr_dock(&sb, &key);
+    (sb, dock, adapter())
 }
 
 fn config(value: Value) -> serde_json::Map<String, Value> {
@@ -28,10 +36,7 @@ fn server(name: &str) -> serde_json::Map<String, Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_is_ready_only_once_active_running_and_ok() {
-    let key = canary();
-    let sb = vultr_sandbox(&key).await;
-    let dock = vultr_dock(&sb, &key);
-    let ado = adapter();
+    let (sb, dock, ado) = vultr().await;
     sb.hold(true);
     let mut run = Run::new(&dock);
     let progress = ado
@@ -93,10 +98,7 @@ async fn an_instance_is_ready_only_once_active_running_and_ok() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_create_leaves_nothing_and_keeps_vultrs_words() {
-    let key = canary();
-    let sb = vultr_sandbox(&key).await;
-    let dock = vultr_dock(&sb, &key);
-    let ado = adapter();
+    let (sb, dock, ado) = vultr().await;
     let mut run = Run::new(&dock);
     let err = ado
         .provision_server(
@@ -128,10 +130,7 @@ async fn a_refused_create_leaves_nothing_and_keeps_vultrs_words() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_provision_unwinds_to_nothing_at_vultr() {
-    let key = canary();
-    let sb = vultr_sandbox(&key).await;
-    let dock = vultr_dock(&sb, &key);
-    let ado = adapter();
+    let (sb, dock, ado) = vultr().await;
     sb.hold(true);
     // Cancelled as the instance's id is recorded: it exists, still pending.
     let mut run = Run::with(&dock, MemRecorder::stopping_at(2, Stop::Cancel));
@@ -154,10 +153,7 @@ async fn a_cancelled_provision_unwinds_to_nothing_at_vultr() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listings_follow_the_cursor_across_pages_and_list_each_once() {
-    let key = canary();
-    let sb = vultr_sandbox(&key).await;
-    let dock = vultr_dock(&sb, &key);
-    let ado = adapter();
+    let (sb, dock, ado) = vultr().await;
     // More than one page of 500, some of them carrying the shared tag.
     for n in 0..620 {
         let tags: &[&str] = if n % 2 == 0 { &[SHARED_TAG] } else { &[] };
@@ -240,10 +236,7 @@ async fn the_documented_limit_keeps_a_burst_under_vultrs_429() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_refused_for_the_rate_limit_is_sent_again() {
-    let key = canary();
-    let sb = vultr_sandbox(&key).await;
-    let dock = vultr_dock(&sb, &key);
-    let ado = adapter();
+    let (sb, dock, ado) = vultr().await;
     sb.inject(Fault::rate_limited(Some("POST"), "/instances", 1, 1));
     let mut run = Run::new(&dock);
     ado.provision_server(&mut run.ctx, &dock, &server("web-1"))
@@ -310,10 +303,7 @@ fn domain(name: &str) -> serde_json::Map<String, Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_domain_is_made_with_its_records_and_its_marker_in_the_zone() {
-    let key = canary();
-    let sb = vultr_sandbox(&key).await;
-    let dock = vultr_dock(&sb, &key);
-    let ado = adapter();
+    let (sb, dock, ado) = vultr().await;
     let mut run = Run::new(&dock);
     let Progress::Done(Some(made)) = ado
         .provision_domain(&mut run.ctx, &dock, &domain("example.com"))
@@ -355,10 +345,7 @@ async fn a_domain_is_made_with_its_records_and_its_marker_in_the_zone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_domain_that_exists_is_refused_by_name_and_never_adopted() {
-    let key = canary();
-    let sb = vultr_sandbox(&key).await;
-    let dock = vultr_dock(&sb, &key);
-    let ado = adapter();
+    let (sb, dock, ado) = vultr().await;
     sb.create_domain_directly("example.com");
     let mut run = Run::new(&dock);
     let err = ado
@@ -377,10 +364,7 @@ async fn a_domain_that_exists_is_refused_by_name_and_never_adopted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_domain_taken_after_the_read_is_refused_and_the_unwind_leaves_it_be() {
-    let key = canary();
-    let sb = vultr_sandbox(&key).await;
-    let dock = vultr_dock(&sb, &key);
-    let ado = adapter();
+    let (sb, dock, ado) = vultr().await;
     // The user's domain appears between the read (answered as if it were not there yet) and
     // the create, which Vultr refuses on its first try.
     sb.create_domain_directly("example.com");
@@ -408,10 +392,7 @@ async fn a_domain_taken_after_the_read_is_refused_and_the_unwind_leaves_it_be() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_domain_provision_unwinds_to_nothing_at_vultr() {
-    let key = canary();
-    let sb = vultr_sandbox(&key).await;
-    let dock = vultr_dock(&sb, &key);
-    let ado = adapter();
+    let (sb, dock, ado) = vultr().await;
     // The domain is made, then Vultr refuses a record: a permanent failure.
     sb.inject(Fault::error(
         Some("POST"),
@@ -482,10 +463,7 @@ fn database(name: &str) -> serde_json::Map<String, Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_is_ready_at_running_and_its_password_is_found_nowhere() {
-    let key = canary();
-    let sb = vultr_sandbox(&key).await;
-    let dock = vultr_dock(&sb, &key);
-    let ado = adapter();
+    let (sb, dock, ado) = vultr().await;
     sb.hold(true);
     let mut run = Run::new(&dock);
     let progress = ado
@@ -566,10 +544,7 @@ async fn a_database_is_ready_at_running_and_its_password_is_found_nowhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_database_leaves_nothing_and_keeps_vultrs_words() {
-    let key = canary();
-    let sb = vultr_sandbox(&key).await;
-    let dock = vultr_dock(&sb, &key);
-    let ado = adapter();
+    let (sb, dock, ado) = vultr().await;
     let mut run = Run::new(&dock);
     let err = ado
         .provision_database(
@@ -600,10 +575,7 @@ async fn a_refused_database_leaves_nothing_and_keeps_vultrs_words() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_database_provision_unwinds_to_nothing_at_vultr() {
-    let key = canary();
-    let sb = vultr_sandbox(&key).await;
-    let dock = vultr_dock(&sb, &key);
-    let ado = adapter();
+    let (sb, dock, ado) = vultr().await;
     sb.hold(true);
     let mut run = Run::with(&dock, MemRecorder::stopping_at(2, Stop::Cancel));
     let err = ado
@@ -621,10 +593,7 @@ async fn a_cancelled_database_provision_unwinds_to_nothing_at_vultr() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn find_by_marker_asks_for_the_tag_and_leaves_other_databases_out() {
-    let key = canary();
-    let sb = vultr_sandbox(&key).await;
-    let dock = vultr_dock(&sb, &key);
-    let ado = adapter();
+    let (sb, dock, ado) = vultr().await;
     sb.create_database_directly(
         "theirs",
         "mysql",

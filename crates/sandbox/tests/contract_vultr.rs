@@ -20,8 +20,7 @@ use stackdock_core::{
 };
 use stackdock_docks::vultr::VultrAdapter;
 use stackdock_docks::{
-    Budget, CallScope, Ctx, DockAccess, DockAdapter, DockError, Progress, RateLimit, Recorder,
-    Tracked,
+    Budget, CallScope, Ctx, DockAccess, DockAdapter, DockError, RateLimit, Recorder, Tracked,
 };
 use stackdock_sandbox::{Fault, RecordedRequest, VultrSandbox, VultrSandboxConfig};
 
@@ -221,6 +220,51 @@ fn server(name: &str) -> Map<String, Value> {
     config(json!({"name": name, "region": "ewr", "plan": "vc2-1c-1gb", "os_id": 2284}))
 }
 
+/// What follows a provision of `kind` carrying `marker`: found by its marker, observed,
+/// discovered, then deleted twice (the second time it is already gone) and observed gone.
+async fn look_up_and_delete(
+    adapter: &VultrAdapter,
+    good: &DockAccess,
+    kind: ResourceKind,
+    marker: Marker,
+) {
+    let mut look = ctx(good);
+    let found = adapter
+        .find_by_marker(&mut look, good, kind, &marker)
+        .await
+        .expect("looked up")
+        .expect("found");
+    let unknown = Marker::for_resource(&ResourceId::new());
+    assert!(
+        adapter
+            .find_by_marker(&mut look, good, kind, &unknown)
+            .await
+            .expect("looked up")
+            .is_none()
+    );
+    let target = Tracked {
+        kind,
+        provider_resource_id: found.provider_resource_id,
+        marker: Some(marker),
+        last_seen: Value::Null,
+    };
+    adapter
+        .observe_many(&mut look, good, kind, std::slice::from_ref(&target))
+        .await
+        .expect("observed");
+    adapter.discover(&mut look, good).await.expect("discovered");
+    for _ in 0..2 {
+        adapter
+            .deprovision(&mut look, good, &target)
+            .await
+            .expect("deleted");
+    }
+    adapter
+        .observe_many(&mut look, good, kind, std::slice::from_ref(&target))
+        .await
+        .expect("observed gone");
+}
+
 /// Everything the adapter does with servers, against one sandbox.
 async fn servers_at_work(sb: &VultrSandbox, adapter: &VultrAdapter, good: &DockAccess) {
     let bad = dock(sb, "not-the-key");
@@ -235,7 +279,7 @@ async fn servers_at_work(sb: &VultrSandbox, adapter: &VultrAdapter, good: &DockA
 
     // Every field set.
     let mut first = ctx(good);
-    let made = adapter
+    adapter
         .provision_server(
             &mut first,
             good,
@@ -277,50 +321,8 @@ async fn servers_at_work(sb: &VultrSandbox, adapter: &VultrAdapter, good: &DockA
     unwind(adapter, &mut limited, good).await;
 
     sb.create_instance_directly("by-hand", "ams", "vc2-1c-2gb", &[]);
-    let mut look = ctx(good);
     let marker = first.marker().expect("a marker").clone();
-    assert!(
-        adapter
-            .find_by_marker(&mut look, good, ResourceKind::Server, &marker)
-            .await
-            .expect("found")
-            .is_some()
-    );
-    let target = Tracked {
-        kind: ResourceKind::Server,
-        provider_resource_id: match made {
-            Progress::Done(Some(o)) => o.provider_resource_id,
-            Progress::Pending { .. } => look_up_id(sb, &marker),
-            Progress::Done(None) => panic!("a provision shows what it made"),
-        },
-        marker: Some(marker),
-        last_seen: Value::Null,
-    };
-    adapter
-        .observe_many(
-            &mut look,
-            good,
-            ResourceKind::Server,
-            std::slice::from_ref(&target),
-        )
-        .await
-        .expect("observed");
-    adapter.discover(&mut look, good).await.expect("discovered");
-    for _ in 0..2 {
-        adapter
-            .deprovision(&mut look, good, &target)
-            .await
-            .expect("deleted");
-    }
-    adapter
-        .observe_many(
-            &mut look,
-            good,
-            ResourceKind::Server,
-            std::slice::from_ref(&target),
-        )
-        .await
-        .expect("observed gone");
+    look_up_and_delete(adapter, good, ResourceKind::Server, marker).await;
 }
 
 /// Everything the adapter does with domains, against one sandbox.
@@ -373,35 +375,8 @@ async fn domains_at_work(sb: &VultrSandbox, adapter: &VultrAdapter, good: &DockA
         .expect_err("refused");
     unwind(adapter, &mut refused, good).await;
 
-    let mut look = ctx(good);
     let marker = first.marker().expect("a marker").clone();
-    let found = adapter
-        .find_by_marker(&mut look, good, ResourceKind::Domain, &marker)
-        .await
-        .expect("looked up")
-        .expect("found");
-    let target = Tracked {
-        kind: ResourceKind::Domain,
-        provider_resource_id: found.provider_resource_id,
-        marker: Some(marker),
-        last_seen: Value::Null,
-    };
-    adapter
-        .observe_many(
-            &mut look,
-            good,
-            ResourceKind::Domain,
-            std::slice::from_ref(&target),
-        )
-        .await
-        .expect("observed");
-    adapter.discover(&mut look, good).await.expect("discovered");
-    for _ in 0..2 {
-        adapter
-            .deprovision(&mut look, good, &target)
-            .await
-            .expect("deleted");
-    }
+    look_up_and_delete(adapter, good, ResourceKind::Domain, marker).await;
 }
 
 /// Everything the adapter does with managed databases, against one sandbox.
@@ -447,47 +422,8 @@ async fn databases_at_work(sb: &VultrSandbox, adapter: &VultrAdapter, good: &Doc
         "ams",
         "vultr-dbaas-startup-cc-1-55-2",
     );
-    let mut look = ctx(good);
     let marker = first.marker().expect("a marker").clone();
-    let found = adapter
-        .find_by_marker(&mut look, good, ResourceKind::Database, &marker)
-        .await
-        .expect("looked up")
-        .expect("found");
-    let target = Tracked {
-        kind: ResourceKind::Database,
-        provider_resource_id: found.provider_resource_id,
-        marker: Some(marker),
-        last_seen: Value::Null,
-    };
-    adapter
-        .observe_many(
-            &mut look,
-            good,
-            ResourceKind::Database,
-            std::slice::from_ref(&target),
-        )
-        .await
-        .expect("observed");
-    adapter.discover(&mut look, good).await.expect("discovered");
-    for _ in 0..2 {
-        adapter
-            .deprovision(&mut look, good, &target)
-            .await
-            .expect("deleted");
-    }
-}
-
-fn look_up_id(sb: &VultrSandbox, marker: &Marker) -> String {
-    sb.instances()
-        .into_iter()
-        .find(|i| {
-            i["tags"]
-                .as_array()
-                .is_some_and(|t| t.contains(&json!(marker.as_str())))
-        })
-        .and_then(|i| i["id"].as_str().map(str::to_string))
-        .expect("the instance")
+    look_up_and_delete(adapter, good, ResourceKind::Database, marker).await;
 }
 
 fn check(spec: &Spec, log: &[RecordedRequest]) -> Tally {
@@ -497,6 +433,21 @@ fn check(spec: &Spec, log: &[RecordedRequest]) -> Tally {
     tally
 }
 
+/// Checks every request and answer of `log`, each of which must have been checked, and that
+/// they exercised each of `operations` and answered each of `statuses`.
+fn check_covering(spec: &Spec, log: &[RecordedRequest], operations: &[&str], statuses: &[u16]) {
+    let tally = check(spec, log);
+    assert_eq!(tally.requests, log.len(), "every request was checked");
+    assert_eq!(tally.responses, log.len(), "every answer was sent whole");
+    for op in operations {
+        assert!(tally.operations.contains(*op), "{op} was never exercised");
+    }
+    let seen: std::collections::BTreeSet<u16> = log.iter().map(|r| r.status).collect();
+    for status in statuses {
+        assert!(seen.contains(status), "no {status} among {seen:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_spec_contract_vultr_server_requests_and_sandbox_answers() {
     let spec = load();
@@ -504,24 +455,18 @@ async fn provider_spec_contract_vultr_server_requests_and_sandbox_answers() {
     let adapter = VultrAdapter::new(reqwest::Client::new());
     let good = dock(&sb, KEY);
     servers_at_work(&sb, &adapter, &good).await;
-    let log = sb.requests();
-    let tally = check(&spec, &log);
-
-    assert_eq!(tally.requests, log.len(), "every request was checked");
-    assert_eq!(tally.responses, log.len(), "every answer was sent whole");
-    for op in [
-        "get-account",
-        "create-instance",
-        "list-instances",
-        "get-instance",
-        "delete-instance",
-    ] {
-        assert!(tally.operations.contains(op), "{op} was never exercised");
-    }
-    let statuses: std::collections::BTreeSet<u16> = log.iter().map(|r| r.status).collect();
-    for status in [200, 202, 204, 400, 401, 404, 429, 500] {
-        assert!(statuses.contains(&status), "no {status} among {statuses:?}");
-    }
+    check_covering(
+        &spec,
+        &sb.requests(),
+        &[
+            "get-account",
+            "create-instance",
+            "list-instances",
+            "get-instance",
+            "delete-instance",
+        ],
+        &[200, 202, 204, 400, 401, 404, 429, 500],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -531,25 +476,19 @@ async fn provider_spec_contract_vultr_domain_requests_and_sandbox_answers() {
     let adapter = VultrAdapter::new(reqwest::Client::new());
     let good = dock(&sb, KEY);
     domains_at_work(&sb, &adapter, &good).await;
-    let log = sb.requests();
-    let tally = check(&spec, &log);
-
-    assert_eq!(tally.requests, log.len(), "every request was checked");
-    assert_eq!(tally.responses, log.len(), "every answer was sent whole");
-    for op in [
-        "create-dns-domain",
-        "get-dns-domain",
-        "list-dns-domains",
-        "delete-dns-domain",
-        "create-dns-domain-record",
-        "list-dns-domain-records",
-    ] {
-        assert!(tally.operations.contains(op), "{op} was never exercised");
-    }
-    let statuses: std::collections::BTreeSet<u16> = log.iter().map(|r| r.status).collect();
-    for status in [200, 201, 204, 400, 404, 500] {
-        assert!(statuses.contains(&status), "no {status} among {statuses:?}");
-    }
+    check_covering(
+        &spec,
+        &sb.requests(),
+        &[
+            "create-dns-domain",
+            "get-dns-domain",
+            "list-dns-domains",
+            "delete-dns-domain",
+            "create-dns-domain-record",
+            "list-dns-domain-records",
+        ],
+        &[200, 201, 204, 400, 404, 500],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -559,18 +498,12 @@ async fn provider_spec_contract_vultr_database_requests_and_sandbox_answers() {
     let adapter = VultrAdapter::new(reqwest::Client::new());
     let good = dock(&sb, KEY);
     databases_at_work(&sb, &adapter, &good).await;
-    let log = sb.requests();
-    let tally = check(&spec, &log);
-
-    assert_eq!(tally.requests, log.len(), "every request was checked");
-    assert_eq!(tally.responses, log.len(), "every answer was sent whole");
-    for op in ["create-database", "list-databases", "delete-database"] {
-        assert!(tally.operations.contains(op), "{op} was never exercised");
-    }
-    let statuses: std::collections::BTreeSet<u16> = log.iter().map(|r| r.status).collect();
-    for status in [200, 202, 204, 400, 404, 500] {
-        assert!(statuses.contains(&status), "no {status} among {statuses:?}");
-    }
+    check_covering(
+        &spec,
+        &sb.requests(),
+        &["create-database", "list-databases", "delete-database"],
+        &[200, 202, 204, 400, 404, 500],
+    );
 }
 
 /// Answers the adapter never provokes, straight from the sandbox: bad bodies, unknown ids,

@@ -121,6 +121,48 @@ where
     }
 }
 
+/// Where a create stands on this run: `None` when an earlier run already recorded the step
+/// named `created`; otherwise `sent` is recorded (a no-op if it was) and the answer says
+/// whether an earlier run had sent the create already.
+pub(crate) async fn begin_create(
+    ctx: &mut Ctx,
+    created: &str,
+    sent: &VultrStep,
+) -> Result<Option<bool>, DockError> {
+    if ctx.step::<VultrStep>(created)?.is_some() {
+        return Ok(None);
+    }
+    let sent_before = ctx.step::<VultrStep>(sent.name())?.is_some();
+    ctx.record(sent).await?;
+    Ok(Some(sent_before))
+}
+
+/// [`create_noting`] for a resource found by its marker: when Vultr refused every try and no
+/// try's outcome was unknown, Vultr made nothing, so the step named `sent` is marked undone
+/// and the unwind has nothing to look for.
+pub(crate) async fn create_by_marker<T, C, CF, L, LF>(
+    ctx: &mut Ctx,
+    sent: &str,
+    sent_before: bool,
+    create: C,
+    lookup: L,
+) -> Result<Created<T>, DockError>
+where
+    C: FnMut(u32) -> CF,
+    CF: Future<Output = Result<T, DockError>>,
+    L: FnMut() -> LF,
+    LF: Future<Output = Result<Option<T>, DockError>>,
+{
+    let attempted = create_noting(ctx, sent_before, create, lookup).await;
+    match attempted.result {
+        Err(e @ DockError::Provider(_)) if !attempted.unsure => {
+            ctx.mark_undone(sent).await?;
+            Err(e)
+        }
+        other => other,
+    }
+}
+
 pub struct VultrAdapter {
     client: reqwest::Client,
     /// Derived once from each kind's config type: every request is checked against it.

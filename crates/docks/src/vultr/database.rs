@@ -20,7 +20,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use stackdock_docks::prelude::*;
 
-use super::adapter::{VultrStep, create_noting};
+use super::adapter::{VultrStep, begin_create, create_by_marker};
 use super::api::{CreateDatabase, Database, VultrApi};
 
 /// How soon to look at a new database. Vultr takes minutes to build one; the engine spaces its
@@ -141,19 +141,17 @@ pub(crate) async fn provision(
     config: &Map<String, Value>,
 ) -> Result<Progress, DockError> {
     let config: DatabaseConfig = config::parse(config)?;
-    if ctx.step::<VultrStep>("database_created")?.is_some() {
+    let marker = ctx.marker()?.clone();
+    let sent = VultrStep::DatabaseCreateSent {
+        marker: marker.clone(),
+    };
+    let Some(sent_before) = begin_create(ctx, "database_created", &sent).await? else {
         // Created by an earlier run: the engine's checks take it from here.
         return Ok(Progress::Pending {
             status: None,
             check_in: FIRST_CHECK,
         });
-    }
-    let marker = ctx.marker()?.clone();
-    let sent_before = ctx.step::<VultrStep>("database_create_sent")?.is_some();
-    ctx.record(&VultrStep::DatabaseCreateSent {
-        marker: marker.clone(),
-    })
-    .await?;
+    };
     let req = CreateDatabase {
         database_engine: config.engine.into(),
         database_engine_version: config.engine_version.0,
@@ -166,23 +164,14 @@ pub(crate) async fn provision(
         maintenance_time: config.maintenance_time.map(String::from),
         trusted_ips: config.trusted_ips.into_iter().map(String::from).collect(),
     };
-    let attempted = create_noting(
+    let created = create_by_marker(
         ctx,
+        sent.name(),
         sent_before,
         |attempt| api.create_database(&req, attempt),
         || by_marker(api, &marker),
     )
-    .await;
-    let created = match attempted.result {
-        Ok(created) => created,
-        // Every try was answered with a refusal: Vultr made nothing, so there is nothing to
-        // look for when this operation unwinds.
-        Err(e @ DockError::Provider(_)) if !attempted.unsure => {
-            ctx.mark_undone("database_create_sent").await?;
-            return Err(e);
-        }
-        Err(e) => return Err(e),
-    };
+    .await?;
     let adopted = created.adopted();
     let mut database = created.into_inner();
     let sealed = match database.password.take() {

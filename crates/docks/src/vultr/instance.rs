@@ -21,7 +21,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use stackdock_docks::prelude::*;
 
-use super::adapter::{VultrStep, create_noting};
+use super::adapter::{VultrStep, begin_create, create_by_marker};
 use super::api::{CreateInstance, Instance, VultrApi};
 
 /// Carried by every instance StackDock creates, beside the instance's own marker.
@@ -133,19 +133,17 @@ pub(crate) async fn provision(
     config: &Map<String, Value>,
 ) -> Result<Progress, DockError> {
     let config: ServerConfig = config::parse(config)?;
-    if ctx.step::<VultrStep>("instance_created")?.is_some() {
+    let marker = ctx.marker()?.clone();
+    let sent = VultrStep::InstanceCreateSent {
+        marker: marker.clone(),
+    };
+    let Some(sent_before) = begin_create(ctx, "instance_created", &sent).await? else {
         // Created by an earlier run: the engine's checks take it from here.
         return Ok(Progress::Pending {
             status: None,
             check_in: FIRST_CHECK,
         });
-    }
-    let marker = ctx.marker()?.clone();
-    let sent_before = ctx.step::<VultrStep>("instance_create_sent")?.is_some();
-    ctx.record(&VultrStep::InstanceCreateSent {
-        marker: marker.clone(),
-    })
-    .await?;
+    };
 
     let mut tags: Vec<String> = config.tags.into_iter().map(String::from).collect();
     tags.extend([SHARED_TAG.to_string(), marker.to_string()]);
@@ -169,23 +167,14 @@ pub(crate) async fn provision(
         sshkey_id: config.ssh_keys.into_iter().map(String::from).collect(),
         firewall_group_id: config.firewall_group_id.map(String::from),
     };
-    let attempted = create_noting(
+    let created = create_by_marker(
         ctx,
+        sent.name(),
         sent_before,
         |attempt| api.create_instance(&req, attempt),
         || by_marker(api, &marker),
     )
-    .await;
-    let created = match attempted.result {
-        Ok(created) => created,
-        // Every try was answered with a refusal: Vultr made nothing, so there is nothing to
-        // look for when this operation unwinds.
-        Err(e @ DockError::Provider(_)) if !attempted.unsure => {
-            ctx.mark_undone("instance_create_sent").await?;
-            return Err(e);
-        }
-        Err(e) => return Err(e),
-    };
+    .await?;
     let adopted = created.adopted();
     let instance = created.into_inner();
     ctx.record(&VultrStep::InstanceCreated {
