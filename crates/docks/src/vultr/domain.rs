@@ -185,7 +185,8 @@ fn observe(domain: Domain, records: Vec<Record>) -> Observed {
     Observed {
         provider_resource_id: domain.domain.clone(),
         name: domain.domain,
-        status: Some("active".into()),
+        // Vultr reports no status for a domain: one that exists is in use.
+        status: None,
         ready: true,
         failure: None,
         marker,
