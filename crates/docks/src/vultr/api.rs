@@ -175,7 +175,9 @@ impl VultrApi {
         }
     }
 
-    /// `GET /instances`, every page, optionally only those carrying `tag`.
+    /// `GET /instances`, every page, optionally only those carrying `tag`. The 2023 document
+    /// marks the `tag` filter deprecated but names no other way to filter by tag; Vultr's own
+    /// CLI filters the same way.
     pub async fn list_instances(&self, tag: Option<&str>) -> Result<Vec<Instance>, DockError> {
         let filter: Vec<(&str, String)> = tag.map(|t| ("tag", t.to_string())).into_iter().collect();
         self.list_all("/instances", "instances", &filter)
