@@ -130,3 +130,75 @@ async fn a_vultr_dock_is_checked_and_takes_one_resource_of_each_kind() {
     assert_eq!(passwords.len(), 1, "one database made");
     app.finish_keeping_secret(&passwords);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_adds_what_was_made_elsewhere_at_vultr_once() {
+    let app = spawn_app().await;
+    let vultr = vultr_for(&app).await;
+    let added = app
+        .post(
+            "/api/v1/docks",
+            add_body(VULTR_DOCK, &app.canary, &vultr.base_url()),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    for (collection, body) in [
+        (
+            "servers",
+            json!({"dock": VULTR_DOCK, "name": "ours", "region": "ewr",
+                   "plan": "vc2-1c-1gb", "os_id": 2284}),
+        ),
+        (
+            "domains",
+            json!({"dock": VULTR_DOCK, "name": "ours.example.com"}),
+        ),
+    ] {
+        let made = app.post(&format!("/api/v1/{collection}"), body).await;
+        assert_eq!(made.status, 202, "{}", made.body);
+        let id = made.body["id"].as_str().expect("an id");
+        wait_row(&app, collection, id, "provisioned").await;
+    }
+    vultr.create_instance_directly("theirs", "ams", "vc2-1c-2gb", &[]);
+    vultr.create_domain_directly("theirs.example.org");
+    vultr.create_database_directly(
+        "theirs",
+        "pg",
+        "16",
+        "ewr",
+        "vultr-dbaas-hobbyist-cc-1-25-1",
+    );
+
+    for added in [3, 0] {
+        let op = app.sync(VULTR_DOCK).await;
+        assert_eq!(op["state"], "succeeded", "{op}");
+        assert_eq!(
+            op["steps"][0]["output"],
+            json!({"found": 5, "added": added})
+        );
+    }
+    let mut seen = Vec::new();
+    for collection in ["servers", "domains", "databases"] {
+        let rows = app.get(&format!("/api/v1/{collection}")).await.body;
+        for r in rows.as_array().expect("rows") {
+            seen.push((
+                collection,
+                r["name"].as_str().unwrap_or_default().to_string(),
+                r["provisioning_source"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ));
+        }
+    }
+    seen.sort();
+    let expected = [
+        ("databases", "theirs", "manual"),
+        ("domains", "ours.example.com", "api"),
+        ("domains", "theirs.example.org", "manual"),
+        ("servers", "ours", "api"),
+        ("servers", "theirs", "manual"),
+    ]
+    .map(|(c, n, s)| (c, n.to_string(), s.to_string()));
+    assert_eq!(seen, expected);
+    app.finish_keeping_secret(&vultr.database_passwords());
+}
