@@ -79,10 +79,7 @@ impl Rig {
             Keyring::new(MasterKey::generate()),
             config,
         );
-        let actor = Actor {
-            org_id,
-            user_id: Some(user_id),
-        };
+        let actor = Actor::system(org_id, Some(user_id));
         // Written through the store, settings and all, the way `add_dock` writes a dock: the
         // bench needs a rate limit on it from the first call.
         let id = DockId::new();

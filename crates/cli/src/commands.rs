@@ -11,7 +11,7 @@ use crate::watch::{Progress, follow};
 use crate::{CliResult, Conn};
 
 /// Percent-encodes a path segment typed by a user.
-fn seg(s: &str) -> String {
+pub(crate) fn seg(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -22,7 +22,7 @@ fn seg(s: &str) -> String {
         .collect()
 }
 
-fn print_json(v: &Value) {
+pub(crate) fn print_json(v: &Value) {
     println!(
         "{}",
         serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
@@ -59,8 +59,14 @@ fn summary(r: &Value) -> String {
     if let Some(url) = r["production_url"].as_str() {
         line.push_str(&format!("  {url}"));
     }
+    if let Some(engine) = r["engine"].as_str() {
+        line.push_str(&format!("  {engine}"));
+    }
     if let Some(host) = r["host"].as_str() {
         line.push_str(&format!("  host {host}"));
+    }
+    if let Some(records) = r["records"].as_array().filter(|r| !r.is_empty()) {
+        line.push_str(&format!("  {} records", records.len()));
     }
     line
 }
@@ -595,16 +601,55 @@ pub(crate) async fn calls(conn: &Conn, id: &str) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) async fn audit(conn: &Conn, limit: u32) -> CliResult {
-    let client = Client::new(conn)?;
-    let rows = client.get(&format!("/api/v1/audit?limit={limit}")).await?;
-    if conn.json {
+#[derive(clap::Args)]
+pub(crate) struct AuditArgs {
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// Only rows older than this id (the last id of the page before).
+    #[arg(long)]
+    before: Option<i64>,
+    /// e.g. `server.provision`, `token.create`, `DELETE /api/v1/docks/{dock}`.
+    #[arg(long)]
+    action: Option<String>,
+    /// requested, success, failure or denied.
+    #[arg(long)]
+    outcome: Option<String>,
+    /// A user id.
+    #[arg(long)]
+    actor: Option<String>,
+    /// As written on the rows, e.g. `servers/<id>`.
+    #[arg(long)]
+    resource: Option<String>,
+    #[command(flatten)]
+    pub(crate) conn: Conn,
+}
+
+pub(crate) async fn audit(args: AuditArgs) -> CliResult {
+    let client = Client::new(&args.conn)?;
+    let mut query = vec![("limit", args.limit.to_string())];
+    let optional = [
+        ("before", args.before.map(|b| b.to_string())),
+        ("action", args.action),
+        ("outcome", args.outcome),
+        ("actor", args.actor),
+        ("resource", args.resource),
+    ];
+    query.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+    let query: Vec<String> = query
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", seg(&v)))
+        .collect();
+    let rows = client
+        .get(&format!("/api/v1/audit?{}", query.join("&")))
+        .await?;
+    if args.conn.json {
         print_json(&rows);
     } else {
         for a in rows.as_array().into_iter().flatten() {
             let s = |k: &str| a[k].as_str().unwrap_or("-").to_string();
             println!(
-                "{}  {:<22} {:<9} {}",
+                "{:>6}  {}  {:<22} {:<9} {}",
+                a["id"],
                 s("at"),
                 s("action"),
                 s("outcome"),

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod access;
 mod client;
 mod commands;
 mod up;
@@ -106,13 +107,18 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Show the audit log, newest first.
-    Audit {
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
-        #[command(flatten)]
-        conn: Conn,
+    /// Manage the organisation's members.
+    Members {
+        #[command(subcommand)]
+        command: access::MembersCommand,
     },
+    /// Manage API tokens: create, list, revoke.
+    Tokens {
+        #[command(subcommand)]
+        command: access::TokensCommand,
+    },
+    /// Show the audit log, newest first.
+    Audit(commands::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -132,13 +138,15 @@ fn main() -> ExitCode {
         Command::Provision(a) => a.conn.json,
         Command::List(a) => a.conn.json,
         Command::Docks { command } => command.conn().json,
+        Command::Members { command } => command.conn().json,
+        Command::Tokens { command } => command.conn().json,
         Command::Status { conn, .. }
         | Command::Deprovision { conn, .. }
         | Command::Retry { conn, .. }
         | Command::Cancel { conn, .. }
         | Command::Sync { conn, .. }
-        | Command::Calls { conn, .. }
-        | Command::Audit { conn, .. } => conn.json,
+        | Command::Calls { conn, .. } => conn.json,
+        Command::Audit(a) => a.conn.json,
     };
     let result = runtime.block_on(async move {
         match cli.command {
@@ -152,13 +160,15 @@ fn main() -> ExitCode {
             Command::Retry { id, no_wait, conn } => commands::retry(&conn, &id, no_wait).await,
             Command::Cancel { id, no_wait, conn } => commands::cancel(&conn, &id, no_wait).await,
             Command::Docks { command } => commands::docks(command).await,
+            Command::Members { command } => access::members(command).await,
+            Command::Tokens { command } => access::tokens(command).await,
             Command::Sync {
                 dock,
                 no_wait,
                 conn,
             } => commands::sync(&conn, &dock, no_wait).await,
             Command::Calls { id, conn } => commands::calls(&conn, &id).await,
-            Command::Audit { limit, conn } => commands::audit(&conn, limit).await,
+            Command::Audit(args) => commands::audit(args).await,
         }
     });
     match result {

@@ -72,7 +72,8 @@ pub(crate) struct UpArgs {
         hide = true
     )]
     retry_base_ms: u64,
-    /// Sandbox droplets and instances turn ready after this many milliseconds.
+    /// Sandbox droplets and instances turn ready, database clusters online and Vultr
+    /// databases running, after this many milliseconds.
     #[arg(long, default_value_t = 3_000, hide = true)]
     sandbox_ready_ms: u64,
 }
@@ -292,6 +293,7 @@ async fn start_sandbox(
     let digitalocean = DigitalOceanSandbox::start(DoSandboxConfig {
         tokens: vec![key.clone()],
         ready_after: Duration::from_millis(ready_ms),
+        database_ready_after: Duration::from_millis(ready_ms),
         ..Default::default()
     })
     .await
@@ -374,10 +376,7 @@ async fn connect_sandbox_dock(
     org_id: stackdock_core::OrgId,
     sandbox: SandboxDock,
 ) -> Result<(), CliError> {
-    let actor = Actor {
-        org_id,
-        user_id: None,
-    };
+    let actor = Actor::system(org_id, None);
     let name = DockName::try_from(sandbox.name.to_string()).map_err(CliError::Other)?;
     let existing = engine
         .store()

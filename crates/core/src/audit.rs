@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{OrgId, Timestamp, UserId};
+use crate::{OrgId, RequestId, Timestamp, TokenId, UserId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -11,6 +11,8 @@ pub enum Outcome {
     Requested,
     Success,
     Failure,
+    /// The caller's role does not allow the action; nothing was done.
+    Denied,
 }
 
 impl Outcome {
@@ -19,6 +21,7 @@ impl Outcome {
             Self::Requested => "requested",
             Self::Success => "success",
             Self::Failure => "failure",
+            Self::Denied => "denied",
         }
     }
 }
@@ -30,6 +33,7 @@ impl std::str::FromStr for Outcome {
             "requested" => Ok(Self::Requested),
             "success" => Ok(Self::Success),
             "failure" => Ok(Self::Failure),
+            "denied" => Ok(Self::Denied),
             _ => Err(format!("unknown outcome {s:?}")),
         }
     }
@@ -41,6 +45,12 @@ pub struct AuditEntry {
     pub org_id: OrgId,
     /// The user who acted; `None` for the engine acting on a user's earlier request.
     pub actor: Option<UserId>,
+    /// The API token the user acted with, when they did through the API.
+    #[serde(default)]
+    pub token_id: Option<TokenId>,
+    /// The API request that acted, as answered in its `X-Request-Id`.
+    #[serde(default)]
+    pub request_id: Option<RequestId>,
     /// `server.provision`, `dock.add`, ...
     pub action: String,
     pub outcome: Outcome,
@@ -63,6 +73,8 @@ impl AuditEntry {
             id: 0,
             org_id,
             actor,
+            token_id: None,
+            request_id: None,
             action: action.into(),
             outcome,
             resource: None,
@@ -84,6 +96,13 @@ impl AuditEntry {
 
     pub fn details(mut self, d: serde_json::Value) -> Self {
         self.details = d;
+        self
+    }
+
+    /// The token and request the action came through.
+    pub fn through(mut self, token: Option<TokenId>, request: Option<RequestId>) -> Self {
+        self.token_id = token;
+        self.request_id = request;
         self
     }
 }

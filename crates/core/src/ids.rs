@@ -66,6 +66,10 @@ uuid_id!(
     ResourceId
 );
 uuid_id!(OperationId);
+uuid_id!(
+    /// One request to the API: answered in `X-Request-Id`, written on its audit rows.
+    RequestId
+);
 
 /// The tag StackDock puts on everything it creates at a provider, so that a resource whose
 /// create response was lost can be found again and adopted instead of created twice.

@@ -23,7 +23,7 @@ pub mod state;
 pub use audit::{AuditEntry, Outcome};
 pub use crypto::{KeyId, Keyring, MasterKey, SealedSecret, SecretString};
 pub use dock::{Dock, DockName, Provider};
-pub use ids::{DockId, Marker, OperationId, OrgId, ResourceId, TokenId, UserId};
+pub use ids::{DockId, Marker, OperationId, OrgId, RequestId, ResourceId, TokenId, UserId};
 pub use journal::ApiCall;
 pub use operation::{Failure, OpKind, OpState, Operation, Step, StepStatus};
 pub use resource::{

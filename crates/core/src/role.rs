@@ -18,6 +18,9 @@ pub enum Permission {
     DocksRead,
     #[serde(rename = "audit:read")]
     AuditRead,
+    /// Members of the organisation, and API tokens made for others than oneself.
+    #[serde(rename = "members:full")]
+    MembersFull,
 }
 
 impl Permission {
@@ -28,6 +31,7 @@ impl Permission {
             Self::DocksFull => "docks:full",
             Self::DocksRead => "docks:read",
             Self::AuditRead => "audit:read",
+            Self::MembersFull => "members:full",
         }
     }
 }
@@ -55,9 +59,10 @@ const OWNER: &[Permission] = &[
     DocksFull,
     DocksRead,
     AuditRead,
+    MembersFull,
 ];
-// Admins run the organisation day to day; what sets them apart from owners (membership and
-// ownership changes) arrives with accounts, not here.
+// Admins run the organisation day to day; what sets owners apart (the last owner cannot be
+// removed or demoted) is a rule of the membership data, not a permission.
 const ADMIN: &[Permission] = OWNER;
 const DEVELOPER: &[Permission] = &[ProvisioningFull, ProvisioningRead, DocksRead];
 const VIEWER: &[Permission] = &[ProvisioningRead, DocksRead];
@@ -76,6 +81,17 @@ impl Role {
 
     pub fn allows(self, permission: Permission) -> bool {
         self.permissions().contains(&permission)
+    }
+
+    /// Whether this role may do everything `other` may: a token can be given a role no
+    /// stronger than its member's.
+    pub fn covers(self, other: Role) -> bool {
+        other.permissions().iter().all(|p| self.allows(*p))
+    }
+
+    /// The weaker of the two (a token's role, capped by its member's current role).
+    pub fn at_most(self, cap: Role) -> Role {
+        if self.covers(cap) { cap } else { self }
     }
 
     pub fn as_str(self) -> &'static str {
@@ -107,6 +123,17 @@ impl fmt::Display for Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_role_is_capped_by_its_member_role() {
+        assert_eq!(Role::Owner.at_most(Role::Viewer), Role::Viewer);
+        assert_eq!(Role::Developer.at_most(Role::Viewer), Role::Viewer);
+        assert_eq!(Role::Viewer.at_most(Role::Owner), Role::Viewer);
+        assert_eq!(Role::Owner.at_most(Role::Admin), Role::Admin);
+        assert!(Role::Admin.covers(Role::Developer));
+        assert!(!Role::Developer.covers(Role::Admin));
+        assert!(!Role::Viewer.allows(MembersFull) && !Role::Developer.allows(MembersFull));
+    }
 
     #[test]
     fn full_implies_read_for_every_role() {

@@ -235,6 +235,33 @@ text_newtype!(
 );
 
 text_newtype!(
+    /// A DNS record's name relative to its domain: `@` for the apex, or dot-separated labels
+    /// of letters, digits, dashes and underscores (`www`, `_dmarc`, `_sip._tcp`), the first
+    /// of which may be the wildcard `*`.
+    RecordName,
+    "A record name: @ for the apex, or labels such as www, _dmarc, *.app",
+    |s| {
+        let ok = s == "@"
+            || (s.len() <= 253
+                && s.split('.').enumerate().all(|(i, label)| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && ((i == 0 && label == "*")
+                            || label
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+                }));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "{s:?} is not a record name (@, or labels of letters, digits, dashes and underscores)"
+            ))
+        }
+    }
+);
+
+text_newtype!(
     /// Any non-empty text.
     Text,
     "Non-empty text",
@@ -326,6 +353,12 @@ mod tests {
         assert!(DomainName::try_from("localhost".to_string()).is_err());
         for bad in ["web_1", "-web", "web-", "a..b", "sp ace", ""] {
             assert!(Hostname::try_from(bad.to_string()).is_err(), "{bad:?}");
+        }
+        for good in ["@", "www", "_dmarc", "_sip._tcp", "*.app", "a-b.c"] {
+            assert!(RecordName::try_from(good.to_string()).is_ok(), "{good:?}");
+        }
+        for bad in ["", "a..b", "www.", "a*", "x.*", "sp ace", "@.x"] {
+            assert!(RecordName::try_from(bad.to_string()).is_err(), "{bad:?}");
         }
     }
 }

@@ -57,7 +57,7 @@ pub mod prelude {
     };
     pub use crate::adopt::{Created, create_or_adopt};
     pub use crate::config::{
-        self, ConfigError, ConfigSchema, DomainName, Hostname, SENSITIVE, Slug, Text,
+        self, ConfigError, ConfigSchema, DomainName, Hostname, RecordName, SENSITIVE, Slug, Text,
     };
     pub use crate::error::{DockError, ProviderError};
     pub use crate::http::{ApiResponse, ErrorBodyReader, HttpSession, Idempotence};

@@ -285,13 +285,20 @@ async fn discover_lists_every_droplet_across_pages() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_servers_are_supported_and_other_kinds_answer_unsupported() {
+async fn servers_domains_and_databases_are_supported_and_web_services_answer_unsupported() {
     let key = canary();
     let sb = sandbox(&key, READY_AFTER).await;
     let dock = dock(&sb, &key);
     let ado = adapter();
     assert_eq!(ado.provider(), Provider::DigitalOcean);
-    assert_eq!(ado.kinds(), [ResourceKind::Server]);
+    assert_eq!(
+        ado.kinds(),
+        [
+            ResourceKind::Server,
+            ResourceKind::Domain,
+            ResourceKind::Database
+        ]
+    );
 
     let schema = ado
         .config_schema(ResourceKind::Server)
@@ -317,11 +324,7 @@ async fn only_servers_are_supported_and_other_kinds_answer_unsupported() {
         marker: Some(run.marker.clone()),
         last_seen: serde_json::Value::Null,
     };
-    for kind in [
-        ResourceKind::WebService,
-        ResourceKind::Domain,
-        ResourceKind::Database,
-    ] {
+    for kind in [ResourceKind::WebService] {
         let unsupported = |r: Result<_, DockError>| matches!(r, Err(DockError::Unsupported { provider: Provider::DigitalOcean, kind: k }) if k == kind);
         assert!(ado.config_schema(kind).is_none(), "{kind}");
         let err = provision(&ado, kind, &mut run.ctx, &dock, &server_config("x"))

@@ -5,8 +5,8 @@
 use serde_json::{Map, Value, json};
 use stackdock_core::{
     AuditEntry, Dock, DockName, Marker, OpKind, Operation, OrgId, Outcome, Provider,
-    ProvisioningSource, ProvisioningState, Resource, ResourceDetails, ResourceId, ResourceKind,
-    SecretString, UserId,
+    ProvisioningSource, ProvisioningState, RequestId, Resource, ResourceDetails, ResourceId,
+    ResourceKind, SecretString, TokenId, UserId,
 };
 use std::sync::Arc;
 
@@ -17,11 +17,32 @@ use crate::recorder::ConnectRecorder;
 use crate::worker::merge;
 use crate::{Engine, EngineError};
 
-/// Who is asking: the user (for the audit log) in their organisation.
+/// Who is asking: the user (for the audit log) in their organisation, and the token and API
+/// request they asked through, if they did.
 #[derive(Clone, Copy, Debug)]
 pub struct Actor {
     pub org_id: OrgId,
     pub user_id: Option<UserId>,
+    pub token_id: Option<TokenId>,
+    pub request_id: Option<RequestId>,
+}
+
+impl Actor {
+    /// The actor of the org's own start-up and tools: no user, token or request.
+    pub fn system(org_id: OrgId, user_id: Option<UserId>) -> Self {
+        Self {
+            org_id,
+            user_id,
+            token_id: None,
+            request_id: None,
+        }
+    }
+
+    /// An audit row of an action this actor takes.
+    pub fn audit(&self, action: impl Into<String>, outcome: Outcome) -> AuditEntry {
+        AuditEntry::new(self.org_id, self.user_id, action, outcome)
+            .through(self.token_id, self.request_id)
+    }
 }
 
 /// A new dock as a user describes it.
@@ -134,7 +155,8 @@ impl Engine {
         if new.verify {
             self.verify_key(&*adapter, &dock).await?;
         }
-        let audit = AuditEntry::new(actor.org_id, actor.user_id, "dock.add", Outcome::Success)
+        let audit = actor
+            .audit("dock.add", Outcome::Success)
             .resource(format!("docks/{id}"))
             .provider(dock.provider.as_str())
             .details(json!({"name": dock.name}));
@@ -184,7 +206,8 @@ impl Engine {
             }
             changed.push("rate_limit");
         }
-        let audit = AuditEntry::new(actor.org_id, actor.user_id, "dock.update", Outcome::Success)
+        let audit = actor
+            .audit("dock.update", Outcome::Success)
             .resource(format!("docks/{}", dock.id))
             .provider(dock.provider.as_str())
             .details(json!({"name": dock.name, "changed": changed}));
@@ -234,7 +257,8 @@ impl Engine {
     }
 
     pub async fn remove_dock(&self, actor: Actor, dock: &Dock) -> Result<(), EngineError> {
-        let audit = AuditEntry::new(actor.org_id, actor.user_id, "dock.remove", Outcome::Success)
+        let audit = actor
+            .audit("dock.remove", Outcome::Success)
             .resource(format!("docks/{}", dock.id))
             .provider(dock.provider.as_str())
             .details(json!({"name": dock.name}));
@@ -246,6 +270,16 @@ impl Engine {
     }
 
     /// Checks `config` (which includes `name`) against the dock's adapter.
+    /// The config fields of `kind` that the dock's adapter marks sensitive.
+    fn sensitive_fields(&self, dock: &Dock, kind: ResourceKind) -> Vec<String> {
+        self.inner
+            .registry
+            .get(dock.provider)
+            .and_then(|a| a.config_schema(kind))
+            .map(|s| s.sensitive().to_vec())
+            .unwrap_or_default()
+    }
+
     pub fn validate(
         &self,
         dock: &Dock,
@@ -345,6 +379,15 @@ impl Engine {
             version: 0,
             details: ResourceDetails::empty(kind),
         };
+        // Sensitive fields are sealed before anything is written; the digest above was taken
+        // of what was asked, so a repeat still matches.
+        let mut config = config;
+        crate::sealed::seal(
+            &self.inner.keyring,
+            id,
+            &self.sensitive_fields(dock, kind),
+            &mut config,
+        );
         let (op, audit) = resource_request(
             actor,
             OpKind::Provision,
@@ -445,15 +488,11 @@ impl Engine {
                 StoreError::Refused { message } => EngineError::Conflict(message),
                 other => EngineError::Store(other),
             })?;
-        let audit = AuditEntry::new(
-            actor.org_id,
-            actor.user_id,
-            format!("{kind}.cancel"),
-            Outcome::Requested,
-        )
-        .resource(audit_ref(kind, id))
-        .provider(resource.provider.clone())
-        .details(json!({"name": resource.name, "operation_id": op.id}));
+        let audit = actor
+            .audit(format!("{kind}.cancel"), Outcome::Requested)
+            .resource(audit_ref(kind, id))
+            .provider(resource.provider.clone())
+            .details(json!({"name": resource.name, "operation_id": op.id}));
         store.apply(Batch::new().push(Write::Audit(audit))).await?;
         self.inner.wake.notify_one();
         Ok((resource, op))
@@ -550,7 +589,8 @@ impl Engine {
             actor.user_id,
             Value::Null,
         );
-        let audit = AuditEntry::new(actor.org_id, actor.user_id, "dock.sync", Outcome::Requested)
+        let audit = actor
+            .audit("dock.sync", Outcome::Requested)
             .resource(format!("docks/{}", dock.id))
             .provider(dock.provider.as_str())
             .details(json!({"operation_id": op.id}));
@@ -647,14 +687,10 @@ fn resource_request(
         json!({"name": resource.name, "operation_id": op.id}),
         details,
     );
-    let audit = AuditEntry::new(
-        actor.org_id,
-        actor.user_id,
-        format!("{rkind}.{kind}"),
-        Outcome::Requested,
-    )
-    .resource(audit_ref(rkind, resource.id))
-    .provider(resource.provider.clone())
-    .details(details);
+    let audit = actor
+        .audit(format!("{rkind}.{kind}"), Outcome::Requested)
+        .resource(audit_ref(rkind, resource.id))
+        .provider(resource.provider.clone())
+        .details(details);
     (op, audit)
 }

@@ -30,6 +30,7 @@ pub mod intent;
 pub mod observe;
 pub mod provision;
 pub mod recorder;
+pub mod sealed;
 pub mod sync;
 pub mod worker;
 
@@ -66,6 +67,14 @@ pub enum EngineError {
     #[error("the API key of dock {dock} cannot be opened")]
     DockKey {
         dock: String,
+        #[source]
+        source: CryptoError,
+    },
+    /// A sealed config value of the operation cannot be opened (its master key is gone, or it
+    /// was tampered with): the run stops rather than go on without it.
+    #[error("the sealed config field {field:?} cannot be opened: {source}")]
+    SealedConfig {
+        field: String,
         #[source]
         source: CryptoError,
     },

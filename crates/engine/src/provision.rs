@@ -60,6 +60,16 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
         }
     };
 
+    let mut config = config;
+    if let Err(e) = crate::sealed::open(engine.keyring(), rid, &mut config) {
+        // Never run without a sealed value: wait for its key if something was done already.
+        if acted {
+            return engine.reschedule(op, lease, e.to_string()).await;
+        }
+        let f = Failure::new("sealed_config_unavailable", e.to_string());
+        return engine.settle_resource(op, lease, resource, Err(f)).await;
+    }
+
     let stop = op
         .unwind
         .clone()

@@ -183,9 +183,9 @@ async fn an_invalid_request_names_the_field_and_writes_nothing() {
             server_config("site"),
         )
         .await
-        .expect_err("DigitalOcean docks make servers only");
+        .expect_err("DigitalOcean docks make no web services");
     assert!(
-        matches!(&err, EngineError::UnsupportedKind { supported, .. } if supported == "servers"),
+        matches!(&err, EngineError::UnsupportedKind { supported, .. } if supported == "servers, domains, databases"),
         "{err:?}"
     );
 

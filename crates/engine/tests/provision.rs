@@ -474,3 +474,50 @@ async fn the_change_feed_shows_the_provider_status_before_the_row_settles() {
         .count();
     assert!(checks > 2, "several checks saw `new`: {checks}");
 }
+
+/// A sealed config value that does not open (here: one sealed for another resource, copied
+/// over) stops the run before any provider call, naming the field; nothing is created.
+#[tokio::test]
+async fn a_sealed_value_that_does_not_open_stops_the_run_naming_the_field() {
+    let t = spawn_engine().await;
+    let with_init = |name: &str| {
+        let mut c = support::server_config(name);
+        c.insert("user_data".into(), "#!/bin/sh\necho canary-init\n".into());
+        c
+    };
+    let provision = |name: &'static str| {
+        t.engine.request_provision(
+            t.actor,
+            &t.dock,
+            stackdock_core::ResourceKind::Server,
+            with_init(name),
+        )
+    };
+    let (row, op) = provision("target").await.expect("requested");
+    let (_, donor) = provision("donor").await.expect("requested");
+    let stored = serde_json::to_string(&op.input).unwrap();
+    assert!(
+        !stored.contains("canary-init"),
+        "sealed before it is written: {stored}"
+    );
+
+    let mut swapped = t.operation(op.id).await;
+    swapped.input["config"]["user_data"] = donor.input["config"]["user_data"].clone();
+    t.store
+        .apply(stackdock_store::Batch::new().push(stackdock_store::Write::UpdateOperation(swapped)))
+        .await
+        .expect("swap the sealed value");
+
+    let done = t.run_until_finished(op.id).await;
+    assert_eq!(done.state, OpState::Failed);
+    let row = t.resource(row.id).await;
+    let error = row.error.expect("a failed row says why");
+    assert_eq!(error.code, "sealed_config_unavailable");
+    assert!(error.message.contains("user_data"), "{}", error.message);
+    let creates_of_target = t
+        .requests("POST", "/v2/droplets")
+        .into_iter()
+        .filter(|r| r.body.as_ref().is_some_and(|b| b["name"] == "target"))
+        .count();
+    assert_eq!(creates_of_target, 0, "no create without the value");
+}

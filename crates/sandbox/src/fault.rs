@@ -17,6 +17,9 @@ pub struct Fault {
     pub path_prefix: String,
     /// How many matching requests it applies to before it is used up.
     pub times: u32,
+    /// How many matching requests it lets through untouched before it applies, so a test
+    /// can hit the third of a run of similar calls.
+    pub skip: u32,
     pub response: FaultResponse,
 }
 
@@ -55,8 +58,15 @@ impl Fault {
             method: method.map(str::to_owned),
             path_prefix: path_prefix.to_owned(),
             times,
+            skip: 0,
             response,
         }
+    }
+
+    /// The same fault, applying only after `skip` matching requests went through untouched.
+    pub fn after(mut self, skip: u32) -> Self {
+        self.skip = skip;
+        self
     }
 
     /// An error answer whose `id` and `message` follow from the status, as providers
@@ -153,6 +163,10 @@ impl FaultQueue {
     pub(crate) fn take(&mut self, method: &str, path: &str) -> Option<FaultResponse> {
         let index = self.queued.iter().position(|f| f.matches(method, path))?;
         let fault = &mut self.queued[index];
+        if fault.skip > 0 {
+            fault.skip -= 1;
+            return None;
+        }
         fault.times -= 1;
         let response = fault.response.clone();
         if fault.times == 0 {
@@ -225,6 +239,23 @@ mod tests {
         assert!(queue.take("GET", "/v1/other").is_none());
         assert!(queue.take("GET", "/v2/account").is_some());
         assert!(queue.take("GET", "/v2/account").is_none());
+    }
+
+    #[test]
+    fn a_fault_can_let_matching_requests_through_first() {
+        let mut q = FaultQueue::default();
+        q.push(Fault::error(Some("POST"), "/v2/domains/", 500, 1).after(2));
+        assert!(q.take("POST", "/v2/domains/a.com/records").is_none());
+        assert!(
+            q.take("GET", "/v2/domains/a.com/records").is_none(),
+            "not a match"
+        );
+        assert!(q.take("POST", "/v2/domains/a.com/records").is_none());
+        assert!(q.take("POST", "/v2/domains/a.com/records").is_some());
+        assert!(
+            q.take("POST", "/v2/domains/a.com/records").is_none(),
+            "used up"
+        );
     }
 
     #[test]

@@ -88,6 +88,7 @@ async fn error_fault_with_custom_wording_and_method_filter() {
         method: Some("DELETE".into()),
         path_prefix: "/v2/droplets".into(),
         times: 2,
+        skip: 0,
         response: FaultResponse::Error {
             status: 503,
             id: "service_unavailable".into(),

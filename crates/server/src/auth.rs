@@ -3,11 +3,11 @@
 //! A token is shown to its owner once and stored only as its SHA-256 hash.
 
 use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use stackdock_core::{AuditEntry, OrgId, Outcome, Permission, TokenId, UserId};
+use stackdock_core::{AuditEntry, OrgId, Outcome, Permission, RequestId, TokenId, UserId};
 use stackdock_engine::Actor;
 use stackdock_store::{Bootstrap, Principal, Store, StoreError};
 
@@ -50,11 +50,14 @@ pub async fn ensure_owner(store: &dyn Store) -> Result<Option<(OrgId, Token)>, S
     Ok(Some((b.org_id, token)))
 }
 
-/// An authenticated caller. Extracting it answers 401 when the token is missing or unknown.
-pub struct Caller(pub Principal);
+/// An authenticated caller, and the request they made: the route guard puts it in the request
+/// for the handler.
+#[derive(Clone)]
+pub struct Caller(pub Principal, pub RequestId);
 
 impl Caller {
-    /// Answers 403 naming the permission when the caller's role lacks it.
+    /// Answers 403 naming the permission when the caller's role lacks it: for what a handler
+    /// decides beyond its route's declared access (acting for another member, say).
     pub fn require(&self, permission: Permission) -> Result<Actor, ApiError> {
         if self.0.role.allows(permission) {
             Ok(self.actor())
@@ -67,22 +70,21 @@ impl Caller {
         }
     }
 
-    fn actor(&self) -> Actor {
+    pub fn actor(&self) -> Actor {
         Actor {
             org_id: self.0.org_id,
             user_id: Some(self.0.user_id),
+            token_id: Some(self.0.token_id),
+            request_id: Some(self.1),
         }
     }
-}
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    /// The caller a bearer token stands for; 401 when it is missing, unknown, revoked or
+    /// expired.
+    pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Self, ApiError> {
         let unauthenticated =
             |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", m);
-        let header = parts
-            .headers
+        let header = headers
             .get(axum::http::header::AUTHORIZATION)
             .ok_or_else(|| unauthenticated("missing Authorization: Bearer <token> header"))?;
         let text = header
@@ -94,7 +96,18 @@ impl FromRequestParts<AppState> for Caller {
             .store
             .principal_for_token(&Token::hash(text))
             .await?
-            .ok_or_else(|| unauthenticated("unknown or revoked token"))?;
-        Ok(Caller(principal))
+            .ok_or_else(|| unauthenticated("unknown, revoked or expired token"))?;
+        Ok(Caller(principal, RequestId::new()))
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match parts.extensions.get::<Caller>() {
+            Some(caller) => Ok(caller.clone()),
+            None => Self::authenticate(state, &parts.headers).await,
+        }
     }
 }

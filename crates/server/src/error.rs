@@ -98,6 +98,14 @@ impl From<EngineError> for ApiError {
                 tracing::error!(error = ?e, "dock key");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "dock_key", e.to_string())
             }
+            e @ EngineError::SealedConfig { .. } => {
+                tracing::error!(error = ?e, "sealed config");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "sealed_config",
+                    e.to_string(),
+                )
+            }
         }
     }
 }

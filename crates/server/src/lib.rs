@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 
 pub mod auth;
 pub mod error;
-mod routes;
+pub mod routes;
 pub mod view;
 
 pub use auth::{Token, ensure_owner};
@@ -48,7 +48,7 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    routes::router().with_state(state)
+    routes::router(&state).with_state(state)
 }
 
 /// Serves the API on `listener` until `shutdown` completes. The caller binds the socket, so

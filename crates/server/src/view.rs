@@ -1,8 +1,15 @@
-//! The JSON shapes of the API. Field names are snake_case and match the domain's.
+//! The JSON shapes of the API, built here from the domain's types and never serialized from
+//! them directly, so what a store or worker keeps for itself (leases, raw input, sealed values)
+//! stays out of answers. Field names are snake_case and match the domain's.
 
 use serde::Serialize;
 use serde_json::Value;
-use stackdock_core::{Dock, Operation, Resource, Timestamp};
+use stackdock_core::{
+    ApiCall, AuditEntry, Dock, DockId, Failure, OpKind, OpState, Operation, OperationId, Outcome,
+    RequestId, Resource, ResourceId, ResourceKind, Role, Step, StepStatus, Timestamp, TokenId,
+    UserId,
+};
+use stackdock_store::{Member, TokenInfo};
 
 /// A dock as shown: never the key, sealed or not; `key_id` names the master key that seals it.
 #[derive(Serialize)]
@@ -50,4 +57,196 @@ pub fn resource(r: &Resource, operation: Option<&Operation>) -> Value {
         obj.insert("operation_id".into(), Value::String(op.id.to_string()));
     }
     v
+}
+
+/// An operation as shown: what it is, where it stands and why it failed, never the worker's
+/// lease internals or the input it was given (sensitive config is sealed inside it).
+#[derive(Serialize)]
+pub struct OperationView {
+    pub id: OperationId,
+    pub kind: OpKind,
+    pub state: OpState,
+    pub dock_id: DockId,
+    pub resource_id: Option<ResourceId>,
+    pub resource_kind: Option<ResourceKind>,
+    pub requested_by: Option<UserId>,
+    /// Runs started so far; a resumed operation has more than one.
+    pub attempt: u32,
+    pub cancel_requested: bool,
+    pub last_error: Option<String>,
+    /// Why it is undoing what it created, while it does.
+    pub unwinding: Option<Failure>,
+    pub waiting_since: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl From<&Operation> for OperationView {
+    fn from(op: &Operation) -> Self {
+        Self {
+            id: op.id,
+            kind: op.kind,
+            state: op.state,
+            dock_id: op.dock_id,
+            resource_id: op.resource_id,
+            resource_kind: op.resource_kind,
+            requested_by: op.requested_by,
+            attempt: op.attempt,
+            cancel_requested: op.cancel_requested,
+            last_error: op.last_error.clone(),
+            unwinding: op.unwind.clone(),
+            waiting_since: op.waiting_since,
+            created_at: op.created_at,
+            updated_at: op.updated_at,
+        }
+    }
+}
+
+/// A step of an operation: its name, whether it is done or undone, and what it found, with
+/// every sealed value shown as `"[sealed]"`.
+#[derive(Serialize)]
+pub struct StepView {
+    pub index: i64,
+    pub name: String,
+    pub status: StepStatus,
+    pub output: Value,
+    pub at: Timestamp,
+}
+
+impl From<&Step> for StepView {
+    fn from(s: &Step) -> Self {
+        Self {
+            index: s.index,
+            name: s.name.clone(),
+            status: s.status,
+            output: stackdock_engine::sealed::shown(&s.output),
+            at: s.at,
+        }
+    }
+}
+
+/// A provider call from the journal (which keeps no headers or bodies).
+#[derive(Serialize)]
+pub struct ApiCallView {
+    pub id: i64,
+    pub dock_id: DockId,
+    pub resource_id: Option<ResourceId>,
+    pub operation_id: Option<OperationId>,
+    pub method: String,
+    pub path: String,
+    pub status: Option<u16>,
+    pub duration_ms: u64,
+    pub request_id: Option<String>,
+    pub attempt: u32,
+    pub error: Option<String>,
+    pub at: Timestamp,
+}
+
+impl From<&ApiCall> for ApiCallView {
+    fn from(c: &ApiCall) -> Self {
+        Self {
+            id: c.id,
+            dock_id: c.dock_id,
+            resource_id: c.resource_id,
+            operation_id: c.operation_id,
+            method: c.method.clone(),
+            path: c.path.clone(),
+            status: c.status,
+            duration_ms: c.duration_ms,
+            request_id: c.request_id.clone(),
+            attempt: c.attempt,
+            error: c.error.clone(),
+            at: c.at,
+        }
+    }
+}
+
+/// An operation with its steps and the provider calls it made.
+#[derive(Serialize)]
+pub struct OperationDetailView {
+    #[serde(flatten)]
+    pub operation: OperationView,
+    pub steps: Vec<StepView>,
+    pub api_calls: Vec<ApiCallView>,
+}
+
+/// A member of the organisation.
+#[derive(Serialize)]
+pub struct MemberView {
+    pub user_id: UserId,
+    pub email: String,
+    pub role: Role,
+    pub created_at: Timestamp,
+}
+
+impl From<&Member> for MemberView {
+    fn from(m: &Member) -> Self {
+        Self {
+            user_id: m.user_id,
+            email: m.email.clone(),
+            role: m.role,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// An API token as listed: never its text or its hash.
+#[derive(Serialize)]
+pub struct TokenView {
+    pub id: TokenId,
+    pub user_id: UserId,
+    pub email: String,
+    pub name: Option<String>,
+    /// Its own role; `null` means its member's role.
+    pub role: Option<Role>,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl From<&TokenInfo> for TokenView {
+    fn from(t: &TokenInfo) -> Self {
+        Self {
+            id: t.id,
+            user_id: t.user_id,
+            email: t.email.clone(),
+            name: t.name.clone(),
+            role: t.role,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            revoked_at: t.revoked_at,
+        }
+    }
+}
+
+/// A row of the audit log.
+#[derive(Serialize)]
+pub struct AuditView {
+    pub id: i64,
+    pub actor: Option<UserId>,
+    pub token_id: Option<TokenId>,
+    pub request_id: Option<RequestId>,
+    pub action: String,
+    pub outcome: Outcome,
+    pub resource: Option<String>,
+    pub provider: Option<String>,
+    pub details: Value,
+    pub at: Timestamp,
+}
+
+impl From<&AuditEntry> for AuditView {
+    fn from(a: &AuditEntry) -> Self {
+        Self {
+            id: a.id,
+            actor: a.actor,
+            token_id: a.token_id,
+            request_id: a.request_id,
+            action: a.action.clone(),
+            outcome: a.outcome,
+            resource: a.resource.clone(),
+            provider: a.provider.clone(),
+            details: a.details.clone(),
+            at: a.at,
+        }
+    }
 }

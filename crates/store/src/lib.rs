@@ -26,8 +26,8 @@ use async_trait::async_trait;
 use serde::Serialize;
 use stackdock_core::{
     ApiCall, AuditEntry, Dock, DockId, DockName, IllegalTransition, Marker, OpState, Operation,
-    OperationId, OrgId, ProvisioningSource, ProvisioningState, Resource, ResourceId, ResourceKind,
-    Role, Step, Timestamp, TokenId, UserId,
+    OperationId, OrgId, Outcome, ProvisioningSource, ProvisioningState, Resource, ResourceId,
+    ResourceKind, Role, Step, Timestamp, TokenId, UserId,
 };
 
 pub mod sqlite;
@@ -68,6 +68,65 @@ pub struct Principal {
     pub org_id: OrgId,
     pub role: Role,
     pub token_id: TokenId,
+}
+
+/// Which audit rows to read: all given conditions hold. `before` is the cursor: only rows older
+/// than that id (the last row of the page before).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub limit: u32,
+    pub before: Option<i64>,
+    pub action: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub actor: Option<UserId>,
+    pub resource: Option<String>,
+}
+
+impl AuditFilter {
+    /// A page of every row.
+    pub fn page(limit: u32, before: Option<i64>) -> Self {
+        Self {
+            limit,
+            before,
+            ..Self::default()
+        }
+    }
+}
+
+/// An API token as listed: never its text or its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    pub id: TokenId,
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub email: String,
+    pub name: Option<String>,
+    /// The token's own role; `None` means its member's role, whatever that is at the time.
+    pub role: Option<Role>,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A token to record: only the hash of its text is stored.
+#[derive(Clone, Debug)]
+pub struct NewToken {
+    pub id: TokenId,
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub token_hash: String,
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A member of an organisation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub user_id: UserId,
+    pub email: String,
+    pub role: Role,
+    pub created_at: Timestamp,
 }
 
 /// What the first start of StackDock creates: an organisation, its owner, and the owner's
@@ -195,7 +254,44 @@ pub trait Store: Send + Sync + 'static {
     /// The first organisation, if any (single-org installs and `stackdock up`).
     async fn first_org(&self) -> Result<Option<OrgId>>;
     /// Resolves a token by the SHA-256 hash of its text; `None` if unknown or revoked.
+    /// The caller a token stands for: unknown, revoked or expired tokens are nobody. The role
+    /// is the token's own capped by its member's current one, so a demoted member's tokens
+    /// lose what the member lost.
     async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>>;
+    /// Records a token of a member of its org, with its audit row. [`StoreError::NotFound`] if
+    /// the user is not a member of the org.
+    async fn create_token(&self, token: NewToken, audit: AuditEntry) -> Result<TokenInfo>;
+    /// The org's tokens (of `user` only, if given), newest first, revoked ones included.
+    async fn list_tokens(&self, org: OrgId, user: Option<UserId>) -> Result<Vec<TokenInfo>>;
+    /// Revokes a token of the org (of `user` only, if given); revoking twice is refused.
+    async fn revoke_token(
+        &self,
+        org: OrgId,
+        id: TokenId,
+        user: Option<UserId>,
+        audit: AuditEntry,
+    ) -> Result<TokenInfo>;
+    /// Adds a user (new, or known by email) to the org with `role`, with its audit row;
+    /// [`StoreError::AlreadyExists`] if they are a member already.
+    async fn add_member(
+        &self,
+        org: OrgId,
+        email: &str,
+        role: Role,
+        audit: AuditEntry,
+    ) -> Result<Member>;
+    async fn list_members(&self, org: OrgId) -> Result<Vec<Member>>;
+    /// Changes a member's role; refused for the org's last owner, who may not be demoted.
+    async fn set_member_role(
+        &self,
+        org: OrgId,
+        user: UserId,
+        role: Role,
+        audit: AuditEntry,
+    ) -> Result<Member>;
+    /// Removes a member from the org (their tokens for it stop working at once); refused for
+    /// the org's last owner.
+    async fn remove_member(&self, org: OrgId, user: UserId, audit: AuditEntry) -> Result<()>;
 
     // ---- docks ----
 
@@ -326,7 +422,12 @@ pub trait Store: Send + Sync + 'static {
         org: OrgId,
         limit: u32,
         before: Option<i64>,
-    ) -> Result<Vec<AuditEntry>>;
+    ) -> Result<Vec<AuditEntry>> {
+        self.search_audit(org, &AuditFilter::page(limit, before))
+            .await
+    }
+    /// The org's audit rows that pass `filter`, newest first.
+    async fn search_audit(&self, org: OrgId, filter: &AuditFilter) -> Result<Vec<AuditEntry>>;
     /// Feed entries of an org with `seq > after`, oldest first.
     async fn changes_since(&self, org: OrgId, after: i64, limit: u32) -> Result<Vec<Change>>;
     /// The highest `seq` written so far (0 when none).

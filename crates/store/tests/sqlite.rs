@@ -73,6 +73,9 @@ conformance!(
     idempotency_keys_are_unique_per_org,
     journal_batches_are_written_whole,
     a_fenced_step_sets_the_provider_id_and_reports_a_cancel,
+    tokens_carry_a_capped_role_expire_and_revoke,
+    the_last_owner_stays,
+    audit_is_searched_by_every_filter_a_page_at_a_time,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -4,15 +4,19 @@
 //!
 //! Every test ends with [`support::TestApp::finish`], which searches everything the test
 //! saw and everything the server wrote — database files, logs, every API response and CLI
-//! output — for the dock's plaintext API key, byte by byte.
+//! output — for the dock's plaintext API key and the secret inside every server's
+//! cloud-init `user_data`, byte by byte and in their encoded forms.
 
+mod access;
 mod bad_input;
 mod chaos;
 mod cli;
 mod contract;
 mod crash;
+mod domains_databases;
 mod events;
 mod provisioning;
+mod sealed;
 mod support;
 mod sync;
 mod turso;

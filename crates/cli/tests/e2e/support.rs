@@ -39,6 +39,9 @@ pub struct TestApp {
     pub sandbox: DigitalOceanSandbox,
     /// The dock's plaintext API key: unique per test, searched for everywhere at the end.
     pub canary: String,
+    /// A secret inside the cloud-init `user_data` of every server [`TestApp::provision`]
+    /// asks for: sealed at rest, so searched for everywhere at the end too.
+    pub init_canary: String,
     pub http: reqwest::Client,
     pub data_dir: tempfile::TempDir,
     child: Option<Child>,
@@ -137,11 +140,13 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         .expect("owner token")
         .trim()
         .to_string();
+    let init_canary = format!("init-canary-{:016x}", rand::random::<u64>());
     let app = TestApp {
         url,
         token,
         sandbox,
         canary,
+        init_canary,
         http: reqwest::Client::new(),
         data_dir,
         child: Some(child),
@@ -227,7 +232,11 @@ impl TestApp {
         let r = self
             .post(
                 "/api/v1/servers",
-                json!({"dock": DOCK, "name": name, "region": "nyc3", "size": size, "image": "ubuntu-24-04-x64"}),
+                json!({
+                    "dock": DOCK, "name": name, "region": "nyc3", "size": size,
+                    "image": "ubuntu-24-04-x64",
+                    "user_data": format!("#!/bin/sh\nexport API_TOKEN={}\n", self.init_canary)
+                }),
             )
             .await;
         assert_eq!(r.status, 202, "{}", r.body);
@@ -235,11 +244,17 @@ impl TestApp {
         r.body
     }
 
-    /// Waits until the resource reaches `state`; fails the test at the deadline.
+    /// Waits until the server reaches `state`; fails the test at the deadline.
     pub async fn wait_state(&self, id: &str, state: &str) -> Value {
+        self.wait_resource("servers", id, state).await
+    }
+
+    /// Waits until the resource `id` of `collection` reaches `state`; fails the test at the
+    /// deadline.
+    pub async fn wait_resource(&self, collection: &str, id: &str, state: &str) -> Value {
         let last = Mutex::new(Value::Null);
         let found = wait_for(|| async {
-            let r = self.get(&format!("/api/v1/servers/{id}")).await;
+            let r = self.get(&format!("/api/v1/{collection}/{id}")).await;
             *last.lock().unwrap() = r.body.clone();
             (r.body["provisioning_state"] == state).then_some(r.body)
         })
@@ -366,7 +381,8 @@ impl TestApp {
         self.url = url;
     }
 
-    /// Stops the server and checks that the canary key appears nowhere.
+    /// Stops the server and checks that the canary key and the `user_data` canary appear
+    /// nowhere.
     pub fn finish(self) {
         self.finish_keeping_secret(&[]);
     }
@@ -379,7 +395,8 @@ impl TestApp {
             let _ = c.wait();
         }
         // Each secret as it is, and base64, hex and percent-encoded.
-        let forms: Vec<String> = std::iter::once(&self.canary)
+        let forms: Vec<String> = [&self.canary, &self.init_canary]
+            .into_iter()
             .chain(secrets)
             .flat_map(|s| stackdock_core::redact::encoded_forms(s))
             .collect();
@@ -419,7 +436,7 @@ impl Drop for TestApp {
     }
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
         let p = entry.path();

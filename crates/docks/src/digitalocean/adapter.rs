@@ -1,4 +1,5 @@
-//! Provisioning droplets on the v2 contract.
+//! The DigitalOcean adapter on the v2 contract: droplets here, domains in [`super::domain`],
+//! database clusters in [`super::database`].
 //!
 //! Every droplet StackDock creates carries two tags: [`SHARED_TAG`], common to all of them,
 //! and its own marker. The marker finds one droplet after a lost answer or a crash
@@ -13,6 +14,7 @@
 //!
 //! Readiness is DigitalOcean's own: `status` `active` with a public IPv4 address.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -21,6 +23,8 @@ use serde::{Deserialize, Serialize};
 use stackdock_docks::prelude::*;
 
 use super::api::{self, CreateDroplet, DigitalOceanApi, Droplet};
+use super::database::{self, DatabaseConfig, DatabaseStep};
+use super::domain::{self, DomainConfig, DomainStep};
 
 /// Carried by every droplet StackDock creates, beside the droplet's own marker.
 pub const SHARED_TAG: &str = "stackdock";
@@ -89,8 +93,10 @@ impl AdapterStep for DropletStep {
 
 pub struct DigitalOceanAdapter {
     client: reqwest::Client,
-    /// Derived once from [`ServerConfig`]: every request is checked against it.
+    /// Derived once from each kind's config type: every request is checked against it.
     server_schema: ConfigSchema,
+    domain_schema: ConfigSchema,
+    database_schema: ConfigSchema,
 }
 
 impl DigitalOceanAdapter {
@@ -98,6 +104,8 @@ impl DigitalOceanAdapter {
         Self {
             client,
             server_schema: ConfigSchema::of::<ServerConfig>(),
+            domain_schema: ConfigSchema::of::<DomainConfig>(),
+            database_schema: ConfigSchema::of::<DatabaseConfig>(),
         }
     }
 
@@ -111,12 +119,62 @@ impl DigitalOceanAdapter {
         ))
     }
 
-    fn servers_only(&self, kind: ResourceKind) -> Result<(), DockError> {
-        if kind == ResourceKind::Server {
-            Ok(())
+    fn supported(&self, kind: ResourceKind) -> Result<ResourceKind, DockError> {
+        if self.kinds().contains(&kind) {
+            Ok(kind)
         } else {
             Err(self.unsupported(kind))
         }
+    }
+}
+
+/// Sends a create through [`create_or_adopt`] after the step `sent_step` was recorded, and
+/// settles what a refusal means. Refused on every try, the provider made nothing: the step
+/// is marked undone, so unwinding has nothing to look for. Refused after a try whose outcome
+/// is unknown, the refusal may be that try's doing (a name it took), so the resource is
+/// looked up once more and adopted if it is there.
+pub(super) async fn create_once_or_adopt<T, C, CF, L, LF>(
+    ctx: &mut Ctx,
+    sent_step: &str,
+    sent_before: bool,
+    create: C,
+    lookup: L,
+) -> Result<Created<T>, DockError>
+where
+    C: Fn(u32) -> CF,
+    CF: Future<Output = Result<T, DockError>>,
+    L: Fn() -> LF,
+    LF: Future<Output = Result<Option<T>, DockError>>,
+{
+    // Whether any try may have made the resource (no answer, an answer cut short).
+    let unsure = AtomicBool::new(sent_before);
+    let created = create_or_adopt(
+        ctx,
+        sent_before,
+        |attempt| {
+            let sent = create(attempt);
+            let unsure = &unsure;
+            async move {
+                let answer = sent.await;
+                if answer.as_ref().is_err_and(DockError::outcome_unknown) {
+                    unsure.store(true, Ordering::Relaxed);
+                }
+                answer
+            }
+        },
+        &lookup,
+    )
+    .await;
+    match created {
+        Err(e @ DockError::Provider(_)) if !unsure.load(Ordering::Relaxed) => {
+            ctx.mark_undone(sent_step).await?;
+            Err(e)
+        }
+        Err(e @ DockError::Provider(_)) => match lookup().await? {
+            Some(found) => Ok(Created::Adopted(found)),
+            None => Err(e),
+        },
+        other => other,
     }
 }
 
@@ -130,8 +188,10 @@ async fn by_marker(api: &DigitalOceanApi, marker: &Marker) -> Result<Option<Drop
         .min_by_key(|d| d.id))
 }
 
-fn carries_shared_tag(droplet: &Value) -> bool {
-    droplet["tags"]
+/// Whether a resource as last seen carries [`SHARED_TAG`], so that a listing by that tag
+/// speaks for it.
+pub(super) fn carries_shared_tag(seen: &Value) -> bool {
+    seen["tags"]
         .as_array()
         .is_some_and(|tags| tags.iter().any(|t| t == SHARED_TAG))
 }
@@ -156,16 +216,50 @@ fn observe(d: Droplet) -> Observed {
     }
 }
 
-fn progress(d: Droplet) -> Progress {
-    let seen = observe(d);
+/// Done when the provider shows `seen` ready, otherwise checked again from `check_in`.
+pub(super) fn progress(seen: Observed, check_in: Duration) -> Progress {
     if seen.ready {
         Progress::Done(Some(Box::new(seen)))
     } else {
         Progress::Pending {
             status: seen.status,
-            check_in: FIRST_CHECK,
+            check_in,
         }
     }
+}
+
+/// The tags a created resource carries: the user's, [`SHARED_TAG`] and its marker.
+pub(super) fn tags_with_marker(extra: Vec<Text>, marker: &Marker) -> Vec<String> {
+    let mut tags: Vec<String> = extra.into_iter().map(String::from).collect();
+    tags.extend([SHARED_TAG.to_string(), marker.to_string()]);
+    tags
+}
+
+/// The tracked resources as the provider shows them, in the order asked: those in `listed`
+/// (a listing by [`SHARED_TAG`], by provider id) from it, and the rest read one by one with
+/// `read`, unless they were last seen carrying the shared tag, when the listing speaks for
+/// them (gone, or for one just created, not listed yet). Discovered resources, ones tagged
+/// before the shared tag existed and ones never seen yet are read.
+pub(super) async fn listed_or_read<T, R, RF>(
+    targets: &[Tracked],
+    mut listed: std::collections::HashMap<String, T>,
+    read: R,
+    observe: fn(T) -> Observed,
+) -> Result<Vec<Option<Observed>>, DockError>
+where
+    R: Fn(String) -> RF,
+    RF: Future<Output = Result<Option<T>, DockError>>,
+{
+    let mut out = Vec::with_capacity(targets.len());
+    for t in targets {
+        let seen = match listed.remove(&t.provider_resource_id) {
+            Some(found) => Some(observe(found)),
+            None if carries_shared_tag(&t.last_seen) => None,
+            None => read(t.provider_resource_id.clone()).await?.map(observe),
+        };
+        out.push(seen);
+    }
+    Ok(out)
 }
 
 #[async_trait]
@@ -175,11 +269,40 @@ impl DockAdapter for DigitalOceanAdapter {
     }
 
     fn kinds(&self) -> &[ResourceKind] {
-        &[ResourceKind::Server]
+        &[
+            ResourceKind::Server,
+            ResourceKind::Domain,
+            ResourceKind::Database,
+        ]
     }
 
     fn config_schema(&self, kind: ResourceKind) -> Option<ConfigSchema> {
-        (kind == ResourceKind::Server).then(|| self.server_schema.clone())
+        match kind {
+            ResourceKind::Server => Some(self.server_schema.clone()),
+            ResourceKind::Domain => Some(self.domain_schema.clone()),
+            ResourceKind::Database => Some(self.database_schema.clone()),
+            ResourceKind::WebService => None,
+        }
+    }
+
+    async fn provision_domain(
+        &self,
+        ctx: &mut Ctx,
+        dock: &DockAccess,
+        config: &Map<String, Value>,
+    ) -> Result<Progress, DockError> {
+        let api = self.api(ctx, dock);
+        domain::provision(ctx, &api, config).await
+    }
+
+    async fn provision_database(
+        &self,
+        ctx: &mut Ctx,
+        dock: &DockAccess,
+        config: &Map<String, Value>,
+    ) -> Result<Progress, DockError> {
+        let api = self.api(ctx, dock);
+        database::provision(ctx, &api, config).await
     }
 
     async fn verify_credentials(&self, ctx: &mut Ctx, dock: &DockAccess) -> Result<(), DockError> {
@@ -208,8 +331,7 @@ impl DockAdapter for DigitalOceanAdapter {
         })
         .await?;
 
-        let mut tags: Vec<String> = config.tags.into_iter().map(String::from).collect();
-        tags.extend([SHARED_TAG.to_string(), marker.to_string()]);
+        let tags = tags_with_marker(config.tags, &marker);
         let req = CreateDroplet {
             name: config.name.into(),
             region: Some(config.region.into()),
@@ -222,35 +344,14 @@ impl DockAdapter for DigitalOceanAdapter {
             ssh_keys: config.ssh_keys.into_iter().map(String::from).collect(),
             vpc_uuid: config.vpc_uuid.map(String::from),
         };
-        // Whether any try may have made a droplet (no answer, an answer cut short).
-        let unsure = AtomicBool::new(sent_before);
-        let created = create_or_adopt(
+        let created = create_once_or_adopt(
             ctx,
+            "create_sent",
             sent_before,
-            |attempt| {
-                let sent = api.create_droplet(&req, attempt);
-                let unsure = &unsure;
-                async move {
-                    let answer = sent.await;
-                    if answer.as_ref().is_err_and(DockError::outcome_unknown) {
-                        unsure.store(true, Ordering::Relaxed);
-                    }
-                    answer
-                }
-            },
+            |attempt| api.create_droplet(&req, attempt),
             || by_marker(&api, &marker),
         )
-        .await;
-        let created = match created {
-            Ok(created) => created,
-            // Every try was answered with a refusal: DigitalOcean made nothing, so there is
-            // nothing to look for when this operation unwinds.
-            Err(e @ DockError::Provider(_)) if !unsure.load(Ordering::Relaxed) => {
-                ctx.mark_undone("create_sent").await?;
-                return Err(e);
-            }
-            Err(e) => return Err(e),
-        };
+        .await?;
         let adopted = created.adopted();
         let droplet = created.into_inner();
         ctx.record(&DropletStep::Created {
@@ -258,7 +359,7 @@ impl DockAdapter for DigitalOceanAdapter {
             adopted,
         })
         .await?;
-        Ok(progress(droplet))
+        Ok(progress(observe(droplet), FIRST_CHECK))
     }
 
     async fn deprovision(
@@ -267,12 +368,19 @@ impl DockAdapter for DigitalOceanAdapter {
         dock: &DockAccess,
         target: &Tracked,
     ) -> Result<Progress, DockError> {
-        self.servers_only(target.kind)?;
-        self.api(ctx, dock)
-            .delete_droplet(&target.provider_resource_id)
-            .await?;
-        // DigitalOcean answers 204 at once and removes the droplet shortly after; it is gone
-        // when a check no longer shows it, from the dock's next round on.
+        let api = self.api(ctx, dock);
+        let id = &target.provider_resource_id;
+        match self.supported(target.kind)? {
+            // A domain is gone when its delete answers.
+            ResourceKind::Domain => {
+                api.delete_domain(id).await?;
+                return Ok(Progress::Done(None));
+            }
+            ResourceKind::Database => api.delete_database(id).await?,
+            _ => api.delete_droplet(id).await?,
+        }
+        // DigitalOcean answers 204 at once and removes a droplet or a cluster shortly after;
+        // it is gone when a check no longer shows it, from the dock's next round on.
         Ok(Progress::Pending {
             status: Some("deleting".into()),
             check_in: Duration::ZERO,
@@ -281,6 +389,13 @@ impl DockAdapter for DigitalOceanAdapter {
 
     async fn undo(&self, ctx: &mut Ctx, dock: &DockAccess, step: &Step) -> Result<(), DockError> {
         let api = self.api(ctx, dock);
+        // Each kind's steps carry their own `step` tags, so a step decodes as one kind only.
+        if let Ok(step) = decode_step::<DomainStep>(step) {
+            return domain::undo(&api, step).await;
+        }
+        if let Ok(step) = decode_step::<DatabaseStep>(step) {
+            return database::undo(&api, step).await;
+        }
         match decode_step::<DropletStep>(step)? {
             DropletStep::Created { droplet_id, .. } => api.delete_droplet(&droplet_id).await,
             DropletStep::CreateSent { marker } => {
@@ -301,30 +416,40 @@ impl DockAdapter for DigitalOceanAdapter {
         kind: ResourceKind,
         targets: &[Tracked],
     ) -> Result<Vec<Option<Observed>>, DockError> {
-        self.servers_only(kind)?;
         let api = self.api(ctx, dock);
+        match self.supported(kind)? {
+            ResourceKind::Domain => {
+                // One listing of the account's domains (200 a page) answers for all of them.
+                let mut listed: std::collections::HashMap<String, api::Domain> = api
+                    .list_domains()
+                    .await?
+                    .into_iter()
+                    .map(|d| (d.name.clone(), d))
+                    .collect();
+                return Ok(targets
+                    .iter()
+                    .map(|t| listed.remove(&t.provider_resource_id).map(domain::observe))
+                    .collect());
+            }
+            ResourceKind::Database => return database::observe_many(&api, targets).await,
+            _ => {}
+        }
         // At least as many droplets carry the tag as are asked about: their pages are fetched
         // side by side from the start.
-        let mut listed: std::collections::HashMap<String, Droplet> = api
+        let listed = api
             .list_droplets_expecting(Some(SHARED_TAG), targets.len())
             .await?
             .into_iter()
             .map(|d| (d.id.to_string(), d))
             .collect();
-        let mut out = Vec::with_capacity(targets.len());
-        for t in targets {
-            let seen = match listed.remove(&t.provider_resource_id) {
-                Some(d) => Some(observe(d)),
-                // Last seen with the shared tag: the listing speaks for it (gone, or for one
-                // just created, not listed yet).
-                None if carries_shared_tag(&t.last_seen) => None,
-                // Discovered droplets, ones tagged before the shared tag existed, and ones
-                // never seen yet are read one by one.
-                None => api.get_droplet(&t.provider_resource_id).await?.map(observe),
-            };
-            out.push(seen);
-        }
-        Ok(out)
+        let api = &api;
+        listed_or_read(
+            targets,
+            listed,
+            |id| async move { api.get_droplet(&id).await },
+            observe,
+        )
+        .await
     }
 
     async fn find_by_marker(
@@ -334,12 +459,26 @@ impl DockAdapter for DigitalOceanAdapter {
         kind: ResourceKind,
         marker: &Marker,
     ) -> Result<Option<Observed>, DockError> {
-        self.servers_only(kind)?;
-        Ok(by_marker(&self.api(ctx, dock), marker).await?.map(observe))
+        let api = self.api(ctx, dock);
+        Ok(match self.supported(kind)? {
+            ResourceKind::Domain => domain::by_marker(&api, marker).await?.map(domain::observe),
+            ResourceKind::Database => database::by_marker(&api, marker)
+                .await?
+                .map(database::observe),
+            _ => by_marker(&api, marker).await?.map(observe),
+        })
     }
 
     async fn discover(&self, ctx: &mut Ctx, dock: &DockAccess) -> Result<Vec<Observed>, DockError> {
-        let droplets = self.api(ctx, dock).list_droplets(None).await?;
-        Ok(droplets.into_iter().map(observe).collect())
+        let api = self.api(ctx, dock);
+        let droplets = api.list_droplets(None).await?;
+        let domains = api.list_domains().await?;
+        let clusters = api.list_databases(None).await?;
+        Ok(droplets
+            .into_iter()
+            .map(observe)
+            .chain(domains.into_iter().map(domain::observe))
+            .chain(clusters.into_iter().map(database::observe))
+            .collect())
     }
 }

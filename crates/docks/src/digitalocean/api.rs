@@ -1,6 +1,8 @@
-//! A thin typed client of DigitalOcean's droplet API (`/v2/droplets`), written against its
-//! published OpenAPI description: bodies as documented, errors as `{id, message, request_id}`,
-//! pages of at most 200 with `meta.total`.
+//! A thin typed client of DigitalOcean's API for droplets (`/v2/droplets`), domains and their
+//! records (`/v2/domains`) and managed database clusters (`/v2/databases`), written against
+//! its published OpenAPI description: bodies as documented, errors as
+//! `{id, message, request_id}`, pages of at most 200 with `links.pages` and `meta.total`
+//! (the database list has no pages).
 
 use serde::{Deserialize, Serialize};
 use stackdock_docks::prelude::*;
@@ -230,10 +232,408 @@ impl DigitalOceanApi {
 
     /// `DELETE /v2/droplets/{id}`; a droplet already gone counts as deleted.
     pub async fn delete_droplet(&self, id: &str) -> Result<(), DockError> {
-        match self.http.delete(&format!("/v2/droplets/{id}")).await {
+        self.delete_gone_ok(&format!("/v2/droplets/{id}")).await
+    }
+}
+
+/// A listing's next page, if `links.pages.next` says there is one. The link itself points
+/// at DigitalOcean's public host, so only its presence is read: the next page is asked for
+/// by number on the dock's own base URL.
+fn has_next_page(body: &Value) -> bool {
+    body["links"]["pages"]["next"].is_string()
+}
+
+/// Takes the array under `key` out of a listing's body.
+fn items(body: &mut Value, key: &str) -> Result<Vec<Value>, DockError> {
+    match body[key].take() {
+        Value::Array(items) => Ok(items),
+        // DigitalOcean answers an empty database list with `null`.
+        Value::Null if key == "databases" => Ok(Vec::new()),
+        _ => Err(protocol(format!("a listing without `{key}`"))),
+    }
+}
+
+// ---- Domains (`/v2/domains`) and their records ---------------------------------------
+
+/// The body of `POST /v2/domains`.
+#[derive(Clone, Debug, Serialize)]
+pub struct CreateDomain {
+    pub name: String,
+    /// DigitalOcean adds an `A` record for the apex pointing here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<String>,
+}
+
+/// A domain as DigitalOcean shows it; the whole answer is kept in `raw`.
+#[derive(Clone, Debug)]
+pub struct Domain {
+    pub name: String,
+    /// The zone file: every record of the domain, the SOA included. `None` right after
+    /// the create.
+    pub zone_file: Option<String>,
+    pub raw: Value,
+}
+
+#[derive(Deserialize)]
+struct WireDomain {
+    name: String,
+    #[serde(default)]
+    zone_file: Option<String>,
+}
+
+impl Domain {
+    fn from_value(raw: Value) -> Result<Self, DockError> {
+        let w = WireDomain::deserialize(&raw).map_err(|e| protocol(format!("domain: {e}")))?;
+        Ok(Self {
+            name: w.name,
+            zone_file: w.zone_file,
+            raw,
+        })
+    }
+}
+
+/// The body of `POST /v2/domains/{name}/records` (`domain_record`; fields a type does not
+/// use are left out).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRecord {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub data: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flags: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+impl CreateRecord {
+    /// The record's name as the records list's `name` filter takes it: fully qualified.
+    pub fn qualified_name(&self, domain: &str) -> String {
+        if self.name == "@" {
+            domain.to_string()
+        } else {
+            format!("{}.{domain}", self.name)
+        }
+    }
+}
+
+/// A domain record as DigitalOcean shows it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Record {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub data: String,
+    #[serde(default)]
+    pub priority: Option<u16>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub weight: Option<u16>,
+    #[serde(default)]
+    pub flags: Option<u8>,
+    #[serde(default)]
+    pub tag: Option<String>,
+}
+
+impl Record {
+    /// Whether this is the record `wanted` asked for: same type, data and the fields its
+    /// type uses. (The name is what the listing was filtered by.)
+    pub fn is(&self, wanted: &CreateRecord) -> bool {
+        let same_data = match self.kind.as_str() {
+            // DigitalOcean may show host names with or without the final dot.
+            "CNAME" | "MX" | "NS" | "SRV" => {
+                self.data.trim_end_matches('.') == wanted.data.trim_end_matches('.')
+            }
+            _ => self.data == wanted.data,
+        };
+        self.kind.eq_ignore_ascii_case(&wanted.kind)
+            && same_data
+            && (wanted.priority.is_none() || self.priority == wanted.priority)
+            && (wanted.port.is_none() || self.port == wanted.port)
+            && (wanted.weight.is_none() || self.weight == wanted.weight)
+            && (wanted.flags.is_none() || self.flags == wanted.flags)
+            && (wanted.tag.is_none() || self.tag == wanted.tag)
+    }
+}
+
+impl DigitalOceanApi {
+    /// `POST /v2/domains`, once: see [`Idempotence::Once`].
+    pub async fn create_domain(
+        &self,
+        req: &CreateDomain,
+        attempt: u32,
+    ) -> Result<Domain, DockError> {
+        let body = serde_json::to_value(req).map_err(|e| protocol(e.to_string()))?;
+        let resp = self.http.post_once("/v2/domains", &body, attempt).await?;
+        Domain::from_value(resp.body["domain"].clone())
+    }
+
+    /// `GET /v2/domains/{name}`; `None` if DigitalOcean says it does not exist.
+    pub async fn get_domain(&self, name: &str) -> Result<Option<Domain>, DockError> {
+        match self.http.get(&format!("/v2/domains/{name}"), &[]).await {
+            Ok(resp) => Domain::from_value(resp.body["domain"].clone()).map(Some),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /v2/domains`, every page.
+    pub async fn list_domains(&self) -> Result<Vec<Domain>, DockError> {
+        self.every_page("/v2/domains", "domains", &[])
+            .await?
+            .into_iter()
+            .map(Domain::from_value)
+            .collect()
+    }
+
+    /// `DELETE /v2/domains/{name}`; a domain already gone counts as deleted.
+    pub async fn delete_domain(&self, name: &str) -> Result<(), DockError> {
+        self.delete_gone_ok(&format!("/v2/domains/{name}")).await
+    }
+
+    /// `POST /v2/domains/{domain}/records`, once.
+    pub async fn create_record(
+        &self,
+        domain: &str,
+        req: &CreateRecord,
+        attempt: u32,
+    ) -> Result<Record, DockError> {
+        let body = serde_json::to_value(req).map_err(|e| protocol(e.to_string()))?;
+        let resp = self
+            .http
+            .post_once(&format!("/v2/domains/{domain}/records"), &body, attempt)
+            .await?;
+        Record::deserialize(&resp.body["domain_record"])
+            .map_err(|e| protocol(format!("domain record: {e}")))
+    }
+
+    /// `GET /v2/domains/{domain}/records?type=&name=`, every page: the records of one type
+    /// and fully qualified name. `None` if the domain does not exist.
+    pub async fn find_records(
+        &self,
+        domain: &str,
+        kind: &str,
+        qualified_name: &str,
+    ) -> Result<Option<Vec<Record>>, DockError> {
+        let query = [
+            ("type", kind.to_string()),
+            ("name", qualified_name.to_string()),
+        ];
+        let path = format!("/v2/domains/{domain}/records");
+        match self.every_page(&path, "domain_records", &query).await {
+            Ok(items) => items
+                .iter()
+                .map(|r| {
+                    Record::deserialize(r).map_err(|e| protocol(format!("domain record: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `DELETE /v2/domains/{domain}/records/{id}`; a record (or domain) already gone counts
+    /// as deleted.
+    pub async fn delete_record(&self, domain: &str, id: i64) -> Result<(), DockError> {
+        self.delete_gone_ok(&format!("/v2/domains/{domain}/records/{id}"))
+            .await
+    }
+
+    /// Every item under `key` of a paged listing, page after page while `links.pages.next`
+    /// says there is another.
+    async fn every_page(
+        &self,
+        path: &str,
+        key: &str,
+        filters: &[(&str, String)],
+    ) -> Result<Vec<Value>, DockError> {
+        let mut out = Vec::new();
+        for page in 1.. {
+            let mut query = filters.to_vec();
+            query.push(("page", page.to_string()));
+            query.push(("per_page", PER_PAGE.to_string()));
+            let mut body = self.http.get(path, &query).await?.body;
+            out.extend(items(&mut body, key)?);
+            if !has_next_page(&body) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete_gone_ok(&self, path: &str) -> Result<(), DockError> {
+        match self.http.delete(path).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+// ---- Managed database clusters (`/v2/databases`) --------------------------------------
+
+/// The body of `POST /v2/databases` (`database_cluster`).
+#[derive(Clone, Debug, Serialize)]
+pub struct CreateDatabase {
+    pub name: String,
+    pub engine: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub num_nodes: u8,
+    pub size: String,
+    pub region: String,
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_size_mib: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_network_uuid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+}
+
+/// The fields of a cluster DigitalOcean shows that hold credentials: connection strings,
+/// passwords, client keys. They are removed from every answer as it is read, so nothing
+/// downstream (stored data, logs, answers of StackDock's API) can hold them.
+const CREDENTIAL_FIELDS: &[&str] = &["password", "uri", "access_key", "access_cert"];
+
+fn without_credentials(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|k, _| !CREDENTIAL_FIELDS.contains(&k.as_str()));
+            map.values_mut().for_each(without_credentials);
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_credentials),
+        _ => {}
+    }
+}
+
+/// A database cluster as DigitalOcean shows it, credentials removed; the rest of the answer
+/// is kept in `raw`.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pub id: String,
+    pub name: String,
+    pub engine: Option<String>,
+    pub region: Option<String>,
+    /// `creating`, `online`, `resizing`, `migrating` or `forking`.
+    pub status: String,
+    pub tags: Vec<String>,
+    /// The public host of the primary node.
+    pub host: Option<String>,
+    pub raw: Value,
+}
+
+#[derive(Deserialize)]
+struct WireDatabase {
+    id: String,
+    name: String,
+    #[serde(default)]
+    engine: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    status: String,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    connection: Option<WireConnection>,
+}
+
+#[derive(Deserialize)]
+struct WireConnection {
+    #[serde(default)]
+    host: Option<String>,
+}
+
+impl Database {
+    fn from_value(mut raw: Value) -> Result<Self, DockError> {
+        without_credentials(&mut raw);
+        let w = WireDatabase::deserialize(&raw)
+            .map_err(|e| protocol(format!("database cluster: {e}")))?;
+        Ok(Self {
+            id: w.id,
+            name: w.name,
+            engine: w.engine,
+            region: w.region,
+            status: w.status,
+            tags: w.tags.unwrap_or_default(),
+            host: w.connection.and_then(|c| c.host),
+            raw,
+        })
+    }
+}
+
+impl DigitalOceanApi {
+    /// `POST /v2/databases`, once: see [`Idempotence::Once`].
+    pub async fn create_database(
+        &self,
+        req: &CreateDatabase,
+        attempt: u32,
+    ) -> Result<Database, DockError> {
+        let body = serde_json::to_value(req).map_err(|e| protocol(e.to_string()))?;
+        let resp = self.http.post_once("/v2/databases", &body, attempt).await?;
+        let mut body = resp.body;
+        Database::from_value(body["database"].take())
+    }
+
+    /// `GET /v2/databases/{id}`; `None` if DigitalOcean says it does not exist.
+    pub async fn get_database(&self, id: &str) -> Result<Option<Database>, DockError> {
+        match self.http.get(&format!("/v2/databases/{id}"), &[]).await {
+            Ok(resp) => {
+                let mut body = resp.body;
+                Database::from_value(body["database"].take()).map(Some)
+            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /v2/databases`, optionally only those with `tag`. The listing has no pages.
+    pub async fn list_databases(&self, tag: Option<&str>) -> Result<Vec<Database>, DockError> {
+        let query: Vec<(&str, String)> = tag
+            .map(|t| ("tag_name", t.to_string()))
+            .into_iter()
+            .collect();
+        let mut body = self.http.get("/v2/databases", &query).await?.body;
+        items(&mut body, "databases")?
+            .into_iter()
+            .map(Database::from_value)
+            .collect()
+    }
+
+    /// `DELETE /v2/databases/{id}`; a cluster already gone counts as deleted.
+    pub async fn delete_database(&self, id: &str) -> Result<(), DockError> {
+        self.delete_gone_ok(&format!("/v2/databases/{id}")).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_removed_at_any_depth() {
+        let mut v = json!({
+            "id": "x", "name": "db", "status": "online",
+            "connection": {"uri": "postgresql://doadmin:hunter2@h:25060/d", "password": "hunter2", "host": "h", "port": 25060},
+            "users": [{"name": "doadmin", "password": "hunter2", "access_key": "k", "access_cert": "c"}],
+        });
+        without_credentials(&mut v);
+        assert!(!v.to_string().contains("hunter2"), "{v}");
+        assert_eq!(v["connection"]["host"], "h");
+        assert_eq!(v["users"][0]["name"], "doadmin");
+        assert!(v["users"][0].get("access_key").is_none());
     }
 }

@@ -1,11 +1,16 @@
-//! DigitalOcean: droplets as servers.
+//! DigitalOcean: droplets as servers, domains with their records, managed database
+//! clusters as databases.
 //!
-//! Written against DigitalOcean's published OpenAPI description (`/v2/droplets`, errors as
-//! `{id, message, request_id}`, pagination through `links.pages`, rate limits in
-//! `ratelimit-*` headers).
+//! Written against DigitalOcean's published OpenAPI description (`/v2/droplets`,
+//! `/v2/domains`, `/v2/databases`, errors as `{id, message, request_id}`, pagination
+//! through `links.pages`, rate limits in `ratelimit-*` headers). `api.rs` is the client,
+//! `adapter.rs` the adapter and the droplets' provisioning, `domain.rs` and `database.rs`
+//! the provisioning of the other two kinds.
 
 mod adapter;
 pub mod api;
+mod database;
+mod domain;
 
 pub use adapter::DigitalOceanAdapter;
 

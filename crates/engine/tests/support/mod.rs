@@ -129,10 +129,7 @@ pub async fn spawn_engine_with(opts: Options) -> TestEngine {
         Keyring::new(MasterKey::generate()),
         config,
     );
-    let actor = Actor {
-        org_id,
-        user_id: Some(user_id),
-    };
+    let actor = Actor::system(org_id, Some(user_id));
     let dock = engine
         .add_dock(
             actor,
@@ -462,6 +459,61 @@ impl Store for FaultyStore {
     async fn bootstrap(&self, b: &Bootstrap, audit: AuditEntry) -> stackdock_store::Result<()> {
         self.inner.bootstrap(b, audit).await
     }
+    async fn create_token(
+        &self,
+        token: stackdock_store::NewToken,
+        audit: AuditEntry,
+    ) -> stackdock_store::Result<stackdock_store::TokenInfo> {
+        self.inner.create_token(token, audit).await
+    }
+    async fn list_tokens(
+        &self,
+        org: OrgId,
+        user: Option<UserId>,
+    ) -> stackdock_store::Result<Vec<stackdock_store::TokenInfo>> {
+        self.inner.list_tokens(org, user).await
+    }
+    async fn revoke_token(
+        &self,
+        org: OrgId,
+        id: TokenId,
+        user: Option<UserId>,
+        audit: AuditEntry,
+    ) -> stackdock_store::Result<stackdock_store::TokenInfo> {
+        self.inner.revoke_token(org, id, user, audit).await
+    }
+    async fn add_member(
+        &self,
+        org: OrgId,
+        email: &str,
+        role: stackdock_core::Role,
+        audit: AuditEntry,
+    ) -> stackdock_store::Result<stackdock_store::Member> {
+        self.inner.add_member(org, email, role, audit).await
+    }
+    async fn list_members(
+        &self,
+        org: OrgId,
+    ) -> stackdock_store::Result<Vec<stackdock_store::Member>> {
+        self.inner.list_members(org).await
+    }
+    async fn set_member_role(
+        &self,
+        org: OrgId,
+        user: UserId,
+        role: stackdock_core::Role,
+        audit: AuditEntry,
+    ) -> stackdock_store::Result<stackdock_store::Member> {
+        self.inner.set_member_role(org, user, role, audit).await
+    }
+    async fn remove_member(
+        &self,
+        org: OrgId,
+        user: UserId,
+        audit: AuditEntry,
+    ) -> stackdock_store::Result<()> {
+        self.inner.remove_member(org, user, audit).await
+    }
     async fn first_org(&self) -> stackdock_store::Result<Option<OrgId>> {
         self.inner.first_org().await
     }
@@ -556,13 +608,12 @@ impl Store for FaultyStore {
     ) -> stackdock_store::Result<Vec<ApiCall>> {
         self.inner.api_calls_for_operation(org, op).await
     }
-    async fn list_audit(
+    async fn search_audit(
         &self,
         org: OrgId,
-        limit: u32,
-        before: Option<i64>,
+        filter: &stackdock_store::AuditFilter,
     ) -> stackdock_store::Result<Vec<AuditEntry>> {
-        self.inner.list_audit(org, limit, before).await
+        self.inner.search_audit(org, filter).await
     }
     async fn changes_since(
         &self,

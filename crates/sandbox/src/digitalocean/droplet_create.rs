@@ -79,7 +79,7 @@ fn check_hostname(name: &str) -> Result<(), ApiError> {
 }
 
 /// DigitalOcean tag names: letters, digits, `:`, `-`, `_`, at most 255 characters.
-fn check_tag(tag: &str) -> Result<(), ApiError> {
+pub(super) fn check_tag(tag: &str) -> Result<(), ApiError> {
     let ok = !tag.is_empty()
         && tag.len() <= 255
         && tag

@@ -21,16 +21,16 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Days, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Value, json};
 
 use super::addresses::{self, AddressPool};
 use super::catalog::{self, Image, Region, Size};
-use super::droplet_create::{DropletSpec, Options, bad_request, unprocessable};
+use super::droplet_create::{DropletSpec, Options, unprocessable};
 use super::paging::{Listing, PageRequest, QueryParams};
-use super::{Cloud, not_found};
+use super::{Cloud, no_content, not_found, read_json};
 use crate::front_door::ApiError;
 
 /// Real droplet ids are in the hundreds of millions; starting there keeps clients
@@ -366,9 +366,7 @@ pub(crate) async fn create(
     State(cloud): State<Arc<Cloud>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| bad_request(e.body_text()))?;
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| bad_request(format!("The request body could not be parsed as JSON: {e}")))?;
+    let body = read_json(body)?;
     let spec = DropletSpec::from_body(&body)?;
     let multi = spec.multi;
     let created = cloud.world().create(spec, cloud.ready_after);
@@ -452,15 +450,6 @@ pub(crate) async fn get_action(
     let world = cloud.world();
     let action = world.actions.get(&id).ok_or_else(not_found)?;
     Ok(Json(json!({ "action": action.to_json(Instant::now()) })))
-}
-
-/// DigitalOcean's 204s still carry a JSON content type (`no_content_with_content_type`).
-fn no_content() -> Response {
-    (
-        StatusCode::NO_CONTENT,
-        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-    )
-        .into_response()
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! DigitalOcean API v2 simulator, written against DigitalOcean's published OpenAPI
-//! document (droplets, actions, account, regions, sizes).
+//! document (droplets, actions, domains and their records, managed database clusters,
+//! account, regions, sizes).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -35,6 +36,8 @@
 mod account;
 mod addresses;
 mod catalog;
+mod databases;
+mod domains;
 mod droplet_create;
 mod droplets;
 mod paging;
@@ -45,8 +48,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::header;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
@@ -57,6 +62,8 @@ use crate::ratelimit::Budget;
 use crate::server::{self, ServerHandle};
 use crate::{Chaos, ChaosCounts, RecordedRequest, RequestCounts};
 
+use databases::{ClusterSpec, Clusters};
+use domains::Dns;
 use droplet_create::DropletSpec;
 use droplets::World;
 
@@ -73,6 +80,9 @@ pub struct DoSandboxConfig {
     /// A droplet is `new` until this long after creation, then `active`, which is
     /// also when its addresses appear.
     pub ready_after: Duration,
+    /// A database cluster is `creating` until this long after its create, then
+    /// `online`.
+    pub database_ready_after: Duration,
     /// Added before every response.
     pub latency: Duration,
     /// Requests allowed per token per 60-second sliding window before 429; `None`
@@ -98,6 +108,7 @@ impl Default for DoSandboxConfig {
         Self {
             tokens: Vec::new(),
             ready_after: Duration::from_millis(200),
+            database_ready_after: Duration::from_millis(300),
             latency: Duration::ZERO,
             rate_limit: None,
             bucket: None,
@@ -120,13 +131,24 @@ pub struct DigitalOceanSandbox {
 pub(crate) struct Cloud {
     base_url: String,
     ready_after: Duration,
+    database_ready_after: Duration,
     world: Mutex<World>,
+    dns: Mutex<Dns>,
+    clusters: Mutex<Clusters>,
 }
 
 impl Cloud {
     /// A panic in one handler must not poison the inventory for every later request.
     fn world(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn dns(&self) -> MutexGuard<'_, Dns> {
+        self.dns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn clusters(&self) -> MutexGuard<'_, Clusters> {
+        self.clusters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -141,7 +163,10 @@ impl DigitalOceanSandbox {
         let cloud = Arc::new(Cloud {
             base_url: server::base_url(local),
             ready_after: config.ready_after,
+            database_ready_after: config.database_ready_after,
             world: Mutex::new(World::new()),
+            dns: Mutex::new(Dns::new()),
+            clusters: Mutex::new(Clusters::default()),
         });
         let door = Arc::new(FrontDoor::new(
             DoDialect,
@@ -219,6 +244,85 @@ impl DigitalOceanSandbox {
             .unwrap_or(Value::Null)
     }
 
+    /// Every domain as `GET /v2/domains/{name}` would show it right now, by name.
+    pub fn domains(&self) -> Vec<Value> {
+        self.cloud.dns().inventory()
+    }
+
+    /// The records of `domain` as its record list would show them (empty if there is
+    /// no such domain).
+    pub fn domain_records(&self, domain: &str) -> Vec<Value> {
+        self.cloud.dns().records(domain)
+    }
+
+    /// How many domains were ever created that came to hold a record whose `data` is
+    /// `data`, deleted ones included: a domain made twice shows up here even after it
+    /// was cleaned up.
+    pub fn domain_creates_holding(&self, data: &str) -> usize {
+        self.cloud.dns().creates_holding(data)
+    }
+
+    /// Creates a domain as if someone added it in DigitalOcean's console: no request is
+    /// logged, no fault or rate limit applies.
+    ///
+    /// # Panics
+    /// If `name` is not a domain name the API would accept, or exists already.
+    pub fn create_domain_directly(&self, name: &str) -> Value {
+        if let Err(e) = domains::check_domain_name(name) {
+            panic!("create_domain_directly({name:?}): {}", e.message);
+        }
+        let mut dns = self.cloud.dns();
+        assert!(dns.view(name).is_none(), "{name} exists already");
+        dns.create(name, None);
+        dns.view(name).unwrap_or(Value::Null)
+    }
+
+    /// Every database cluster as `GET /v2/databases` would show it right now, by id,
+    /// connection details and passwords included.
+    pub fn databases(&self) -> Vec<Value> {
+        self.cloud.clusters().inventory()
+    }
+
+    /// Holds every database cluster at `creating` (`true`), whatever its delay, until
+    /// released (`false`); then each shows `online` once its delay has passed.
+    pub fn hold_databases_creating(&self, held: bool) {
+        self.cloud.clusters().hold(held);
+    }
+
+    /// How many database clusters were ever created carrying `tag`, deleted ones
+    /// included.
+    pub fn database_creates_by_tag(&self, tag: &str) -> usize {
+        self.cloud.clusters().creates_with_tag(tag)
+    }
+
+    /// Creates a database cluster as if someone made it in DigitalOcean's console,
+    /// already `online`.
+    ///
+    /// # Panics
+    /// If the fields are not something the API would accept.
+    pub fn create_database_directly(
+        &self,
+        name: &str,
+        engine: &str,
+        region: &str,
+        size: &str,
+        tags: &[&str],
+    ) -> Value {
+        let body = json!({"name": name, "engine": engine, "region": region, "size": size,
+                          "num_nodes": 1, "tags": tags});
+        let spec = match ClusterSpec::from_body(&body) {
+            Ok(spec) => spec,
+            Err(e) => panic!("create_database_directly({name:?}): {}", e.message),
+        };
+        let mut clusters = self.cloud.clusters();
+        let id = clusters.create(spec, Duration::ZERO)["id"].clone();
+        clusters
+            .inventory()
+            .into_iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or(Value::Null)
+    }
+
     /// Queues a fault; faults are matched in the order they were queued.
     pub fn inject(&self, fault: Fault) {
         self.door.inject(fault);
@@ -287,6 +391,27 @@ fn router(cloud: Arc<Cloud>, door: Arc<FrontDoor<DoDialect>>) -> Router {
             get(droplets::get).delete(droplets::delete),
         )
         .route("/v2/actions/{action_id}", get(droplets::get_action))
+        .route("/v2/domains", get(domains::list).post(domains::create))
+        .route(
+            "/v2/domains/{domain_name}",
+            get(domains::get).delete(domains::delete),
+        )
+        .route(
+            "/v2/domains/{domain_name}/records",
+            get(domains::list_records).post(domains::create_record),
+        )
+        .route(
+            "/v2/domains/{domain_name}/records/{domain_record_id}",
+            get(domains::get_record).delete(domains::delete_record),
+        )
+        .route(
+            "/v2/databases",
+            get(databases::list).post(databases::create),
+        )
+        .route(
+            "/v2/databases/{database_cluster_uuid}",
+            get(databases::get).delete(databases::delete),
+        )
         .route("/v2/regions", get(catalog::list_regions))
         .route("/v2/sizes", get(catalog::list_sizes))
         .fallback(unknown_route)
@@ -303,6 +428,25 @@ pub(crate) fn not_found() -> ApiError {
         "not_found",
         "The resource you were accessing could not be found.",
     )
+}
+
+/// A request's JSON body, or DigitalOcean's 400 for one that cannot be read.
+pub(crate) fn read_json(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Value, ApiError> {
+    let body = body.map_err(|e| droplet_create::bad_request(e.body_text()))?;
+    serde_json::from_slice(&body).map_err(|e| {
+        droplet_create::bad_request(format!("The request body could not be parsed as JSON: {e}"))
+    })
+}
+
+/// DigitalOcean's 204s still carry a JSON content type (`no_content_with_content_type`).
+pub(crate) fn no_content() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+    )
+        .into_response()
 }
 
 async fn unknown_route() -> ApiError {

@@ -89,7 +89,8 @@ impl Spec {
             serde_json::from_str(&text)
                 .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
         } else {
-            serde_yaml::from_str(&text)
+            serde_yaml::from_str::<SpecValue>(&text)
+                .map(|SpecValue(doc)| doc)
                 .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()))
         };
         assert!(
@@ -307,6 +308,76 @@ impl Spec {
                 .unwrap_or_else(|| panic!("dangling $ref {reference}"));
         }
         panic!("$ref chain too deep")
+    }
+}
+
+/// A spec document as JSON values. Deserialized by hand because a spec may hold integers
+/// beyond 64 bits (a MySQL setting's maximum in DigitalOcean's) that neither `serde_json::Value` nor
+/// `serde_yaml::Value` can hold; those become floats, which is all a bound needs.
+pub struct SpecValue(pub Value);
+
+impl<'de> serde::Deserialize<'de> for SpecValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SpecVisitor).map(SpecValue)
+    }
+}
+
+struct SpecVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SpecVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_i128<E>(self, v: i128) -> Result<Value, E> {
+        Ok(Value::from(v as f64))
+    }
+    fn visit_u128<E>(self, v: u128) -> Result<Value, E> {
+        Ok(Value::from(v as f64))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(SpecVisitor)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(SpecValue(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some((SpecValue(key), SpecValue(value))) = map.next_entry()? {
+            // YAML allows non-string keys (e.g. unquoted status codes).
+            let key = match key {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 

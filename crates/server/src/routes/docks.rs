@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
-use stackdock_core::{Dock, DockId, DockName, OrgId, Permission, Provider, SecretString};
+use stackdock_core::{Dock, DockId, DockName, OrgId, Provider, SecretString};
 use stackdock_docks::RateLimit;
 use stackdock_engine::intent::{DockUpdate, NewDock};
 
@@ -15,7 +15,7 @@ use super::path_error;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::view::DockView;
+use crate::view::{DockView, OperationView};
 
 /// Finds a dock by id or by name, as every `--dock` accepts either.
 pub(crate) async fn resolve(state: &AppState, org: OrgId, text: &str) -> Result<Dock, ApiError> {
@@ -48,7 +48,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<DockView>>, ApiError> {
-    let actor = caller.require(Permission::DocksRead)?;
+    let actor = caller.actor();
     let docks = state.store.list_docks(actor.org_id).await?;
     Ok(Json(docks.iter().map(DockView::from).collect()))
 }
@@ -58,7 +58,7 @@ pub(crate) async fn add(
     caller: Caller,
     mut body: JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
-    let actor = caller.require(Permission::DocksFull)?;
+    let actor = caller.actor();
     let provider: Provider = body
         .take_string("provider")?
         .parse()
@@ -122,7 +122,7 @@ pub(crate) async fn update(
     path: Result<Path<String>, PathRejection>,
     mut body: JsonObject,
 ) -> Result<Json<DockView>, ApiError> {
-    let actor = caller.require(Permission::DocksFull)?;
+    let actor = caller.actor();
     let Path(text) = path.map_err(path_error)?;
     let dock = resolve(&state, actor.org_id, &text).await?;
     let api_key = match body.take_patch_string("api_key")? {
@@ -162,7 +162,7 @@ pub(crate) async fn get(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<DockView>, ApiError> {
-    let actor = caller.require(Permission::DocksRead)?;
+    let actor = caller.actor();
     let Path(text) = path.map_err(path_error)?;
     let dock = resolve(&state, actor.org_id, &text).await?;
     Ok(Json(DockView::from(&dock)))
@@ -173,7 +173,7 @@ pub(crate) async fn remove(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let actor = caller.require(Permission::DocksFull)?;
+    let actor = caller.actor();
     let Path(text) = path.map_err(path_error)?;
     let dock = resolve(&state, actor.org_id, &text).await?;
     state.engine.remove_dock(actor, &dock).await?;
@@ -185,11 +185,11 @@ pub(crate) async fn sync(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let actor = caller.require(Permission::ProvisioningFull)?;
+    let actor = caller.actor();
     let Path(text) = path.map_err(path_error)?;
     let dock = resolve(&state, actor.org_id, &text).await?;
     let op = state.engine.request_sync(actor, &dock).await?;
-    Ok((StatusCode::ACCEPTED, Json(op)))
+    Ok((StatusCode::ACCEPTED, Json(OperationView::from(&op))))
 }
 
 /// The config a dock accepts for a kind: what the CLI and the web UI build forms from.
@@ -198,7 +198,7 @@ pub(crate) async fn schema(
     caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let actor = caller.require(Permission::DocksRead)?;
+    let actor = caller.actor();
     let Path((text, collection)) = path.map_err(path_error)?;
     let dock = resolve(&state, actor.org_id, &text).await?;
     let kind = super::resources::kind_of(&collection)?;

@@ -5,12 +5,13 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use stackdock_core::{OperationId, Permission};
+use stackdock_core::OperationId;
 
 use super::{path_error, query_error};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::view::{ApiCallView, OperationDetailView, OperationView, StepView};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,7 +25,7 @@ pub(crate) async fn list(
     caller: Caller,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let actor = caller.require(Permission::ProvisioningRead)?;
+    let actor = caller.actor();
     let Query(q) = query.map_err(query_error)?;
     let resource = q
         .resource_id
@@ -36,7 +37,9 @@ pub(crate) async fn list(
         .store
         .list_operations(actor.org_id, resource, limit)
         .await?;
-    Ok(Json(json!(ops)))
+    Ok(Json(json!(
+        ops.iter().map(OperationView::from).collect::<Vec<_>>()
+    )))
 }
 
 pub(crate) async fn get(
@@ -44,7 +47,7 @@ pub(crate) async fn get(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let actor = caller.require(Permission::ProvisioningRead)?;
+    let actor = caller.actor();
     let Path(text) = path.map_err(path_error)?;
     let id: OperationId = text
         .parse()
@@ -55,8 +58,9 @@ pub(crate) async fn get(
         .store
         .api_calls_for_operation(actor.org_id, id)
         .await?;
-    let mut v = json!(op);
-    v["steps"] = json!(steps);
-    v["api_calls"] = json!(calls);
-    Ok(Json(v))
+    Ok(Json(json!(OperationDetailView {
+        operation: OperationView::from(&op),
+        steps: steps.iter().map(StepView::from).collect(),
+        api_calls: calls.iter().map(ApiCallView::from).collect(),
+    })))
 }

@@ -7,9 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::Value;
-use stackdock_core::{
-    ApiCall, Permission, ProvisioningSource, ProvisioningState, Resource, ResourceId, ResourceKind,
-};
+use stackdock_core::{ProvisioningSource, ProvisioningState, Resource, ResourceId, ResourceKind};
 use stackdock_store::ResourceFilter;
 
 use super::body::JsonObject;
@@ -86,7 +84,7 @@ async fn list_filtered(
     kind: Option<ResourceKind>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Vec<Resource>>, ApiError> {
-    let actor = caller.require(Permission::ProvisioningRead)?;
+    let actor = caller.actor();
     let Query(q) = query.map_err(query_error)?;
     let kind = match (kind, &q.kind) {
         (Some(k), _) => Some(k),
@@ -134,7 +132,7 @@ pub(crate) async fn create(
     headers: HeaderMap,
     mut body: JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
-    let actor = caller.require(Permission::ProvisioningFull)?;
+    let actor = caller.actor();
     let Path(collection) = path.map_err(path_error)?;
     let kind = kind_of(&collection)?;
     let dock_ref = body.take_string("dock")?;
@@ -190,7 +188,7 @@ pub(crate) async fn get(
     caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let actor = caller.require(Permission::ProvisioningRead)?;
+    let actor = caller.actor();
     let Path((collection, id)) = path.map_err(path_error)?;
     let r = load(&state, actor.org_id, Some(kind_of(&collection)?), &id).await?;
     Ok(Json(view::resource(&r, None)))
@@ -201,7 +199,7 @@ pub(crate) async fn delete(
     caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let actor = caller.require(Permission::ProvisioningFull)?;
+    let actor = caller.actor();
     let Path((collection, id)) = path.map_err(path_error)?;
     let r = load(&state, actor.org_id, Some(kind_of(&collection)?), &id).await?;
     let (resource, op) = state.engine.request_deprovision(actor, r.id).await?;
@@ -216,11 +214,12 @@ pub(crate) async fn api_calls(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
-) -> Result<Json<Vec<ApiCall>>, ApiError> {
-    let actor = caller.require(Permission::ProvisioningRead)?;
+) -> Result<Json<Vec<view::ApiCallView>>, ApiError> {
+    let actor = caller.actor();
     let Path((collection, id)) = path.map_err(path_error)?;
     let r = load(&state, actor.org_id, Some(kind_of(&collection)?), &id).await?;
-    Ok(Json(state.store.api_calls(actor.org_id, r.id).await?))
+    let calls = state.store.api_calls(actor.org_id, r.id).await?;
+    Ok(Json(calls.iter().map(view::ApiCallView::from).collect()))
 }
 
 /// `GET /api/v1/resources/{id}`: a resource whatever its kind.
@@ -229,7 +228,7 @@ pub(crate) async fn get_any(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let actor = caller.require(Permission::ProvisioningRead)?;
+    let actor = caller.actor();
     let Path(id) = path.map_err(path_error)?;
     let r = load(&state, actor.org_id, None, &id).await?;
     Ok(Json(view::resource(&r, None)))
@@ -241,7 +240,7 @@ pub(crate) async fn delete_any(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let actor = caller.require(Permission::ProvisioningFull)?;
+    let actor = caller.actor();
     let Path(id) = path.map_err(path_error)?;
     let r = load(&state, actor.org_id, None, &id).await?;
     let (resource, op) = state.engine.request_deprovision(actor, r.id).await?;
@@ -287,7 +286,7 @@ async fn act_on(
     id: &str,
     action: Action,
 ) -> Result<impl IntoResponse + use<>, ApiError> {
-    let actor = caller.require(Permission::ProvisioningFull)?;
+    let actor = caller.actor();
     let r = load(&state, actor.org_id, kind, id).await?;
     let (resource, op) = match action {
         Action::Retry => state.engine.request_retry(actor, r.id).await?,

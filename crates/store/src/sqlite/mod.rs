@@ -49,13 +49,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use stackdock_core::{
     ApiCall, AuditEntry, Dock, DockId, DockName, Marker, Operation, OperationId, OrgId, Resource,
-    ResourceId, ResourceKind, Step, Timestamp,
+    ResourceId, ResourceKind, Role, Step, Timestamp, TokenId, UserId,
 };
 use tokio::sync::watch;
 
 use crate::{
-    Batch, Bootstrap, Change, FencedWrite, IdempotentRequest, Lease, Principal, ResourceFilter,
-    Result, Store, StoreError,
+    AuditFilter, Batch, Bootstrap, Change, FencedWrite, IdempotentRequest, Lease, Member, NewToken,
+    Principal, ResourceFilter, Result, Store, StoreError, TokenInfo,
 };
 
 /// The [`Store`] on a SQLite file. Cloning is cheap and shares the threads and the signal.
@@ -152,6 +152,58 @@ impl Store for SqliteStore {
     async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>> {
         let token_hash = token_hash.to_string();
         self.read(move |c| orgs::principal_for_token(c, &token_hash))
+            .await
+    }
+
+    async fn create_token(&self, token: NewToken, audit: AuditEntry) -> Result<TokenInfo> {
+        self.write(move |conn| orgs::create_token(conn, &token, &audit))
+            .await
+    }
+
+    async fn list_tokens(&self, org: OrgId, user: Option<UserId>) -> Result<Vec<TokenInfo>> {
+        self.read(move |c| orgs::list_tokens(c, org, user)).await
+    }
+
+    async fn revoke_token(
+        &self,
+        org: OrgId,
+        id: TokenId,
+        user: Option<UserId>,
+        audit: AuditEntry,
+    ) -> Result<TokenInfo> {
+        self.write(move |conn| orgs::revoke_token(conn, org, id, user, &audit))
+            .await
+    }
+
+    async fn add_member(
+        &self,
+        org: OrgId,
+        email: &str,
+        role: Role,
+        audit: AuditEntry,
+    ) -> Result<Member> {
+        let email = email.to_string();
+        self.write(move |conn| orgs::add_member(conn, org, &email, role, &audit))
+            .await
+    }
+
+    async fn list_members(&self, org: OrgId) -> Result<Vec<Member>> {
+        self.read(move |c| orgs::list_members(c, org)).await
+    }
+
+    async fn set_member_role(
+        &self,
+        org: OrgId,
+        user: UserId,
+        role: Role,
+        audit: AuditEntry,
+    ) -> Result<Member> {
+        self.write(move |conn| orgs::set_member_role(conn, org, user, role, &audit))
+            .await
+    }
+
+    async fn remove_member(&self, org: OrgId, user: UserId, audit: AuditEntry) -> Result<()> {
+        self.write(move |conn| orgs::remove_member(conn, org, user, &audit))
             .await
     }
 
@@ -362,13 +414,9 @@ impl Store for SqliteStore {
         self.read(move |c| journal::for_operation(c, org, op)).await
     }
 
-    async fn list_audit(
-        &self,
-        org: OrgId,
-        limit: u32,
-        before: Option<i64>,
-    ) -> Result<Vec<AuditEntry>> {
-        self.read(move |c| audit::list(c, org, limit, before)).await
+    async fn search_audit(&self, org: OrgId, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        let filter = filter.clone();
+        self.read(move |c| audit::list(c, org, &filter)).await
     }
 
     async fn changes_since(&self, org: OrgId, after: i64, limit: u32) -> Result<Vec<Change>> {

@@ -1929,3 +1929,409 @@ pub async fn a_fenced_step_sets_the_provider_id_and_reports_a_cancel(store: &dyn
         "{unfenced:?}"
     );
 }
+
+// ---- members and tokens ----
+
+pub async fn tokens_carry_a_capped_role_expire_and_revoke(store: &dyn Store) {
+    use stackdock_core::{TokenId, UserId};
+    use stackdock_store::NewToken;
+
+    let t = tenant(store).await;
+    let other = tenant(store).await;
+    let dev = store
+        .add_member(
+            t.org,
+            "dev@example.test",
+            Role::Developer,
+            audit(t.org, "member.add"),
+        )
+        .await
+        .expect("add a developer");
+    assert_eq!(dev.role, Role::Developer);
+    let again = store
+        .add_member(
+            t.org,
+            "dev@example.test",
+            Role::Viewer,
+            audit(t.org, "member.add"),
+        )
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::AlreadyExists { .. })),
+        "{again:?}"
+    );
+    let members = store.list_members(t.org).await.expect("members");
+    assert_eq!(
+        members
+            .iter()
+            .map(|m| (m.email.as_str(), m.role))
+            .collect::<Vec<_>>(),
+        [
+            (t.email.as_str(), Role::Owner),
+            ("dev@example.test", Role::Developer)
+        ]
+    );
+    assert_eq!(
+        store.list_members(other.org).await.expect("members").len(),
+        1
+    );
+
+    let new = |user: UserId, role: Option<Role>, hash: &str| NewToken {
+        id: TokenId::new(),
+        org_id: t.org,
+        user_id: user,
+        token_hash: hash.into(),
+        name: Some(format!("{hash}-name")),
+        role,
+        expires_at: None,
+    };
+    // No stronger than its member.
+    let too_strong = store
+        .create_token(
+            new(dev.user_id, Some(Role::Admin), "h-strong"),
+            audit(t.org, "token.create"),
+        )
+        .await;
+    assert!(
+        matches!(too_strong, Err(StoreError::Refused { .. })),
+        "{too_strong:?}"
+    );
+    // Only for a member of the org.
+    let stranger = store
+        .create_token(
+            new(other.user, None, "h-stranger"),
+            audit(t.org, "token.create"),
+        )
+        .await;
+    assert!(
+        matches!(stranger, Err(StoreError::NotFound { .. })),
+        "{stranger:?}"
+    );
+
+    let viewer_token = store
+        .create_token(
+            new(dev.user_id, Some(Role::Viewer), "h-viewer"),
+            audit(t.org, "token.create"),
+        )
+        .await
+        .expect("a viewer token for the developer");
+    assert_eq!(viewer_token.role, Some(Role::Viewer));
+    assert_eq!(viewer_token.email, "dev@example.test");
+    let p = store
+        .principal_for_token("h-viewer")
+        .await
+        .expect("lookup")
+        .expect("known");
+    assert_eq!(
+        (p.user_id, p.role, p.org_id),
+        (dev.user_id, Role::Viewer, t.org)
+    );
+
+    let mut expired = new(dev.user_id, None, "h-expired");
+    expired.expires_at = Some(now() - chrono::TimeDelta::seconds(1));
+    store
+        .create_token(expired, audit(t.org, "token.create"))
+        .await
+        .expect("an expired token is recorded");
+    assert_eq!(
+        store
+            .principal_for_token("h-expired")
+            .await
+            .expect("lookup"),
+        None
+    );
+    let mut later = new(dev.user_id, None, "h-later");
+    later.expires_at = Some(now() + chrono::TimeDelta::hours(1));
+    store
+        .create_token(later, audit(t.org, "token.create"))
+        .await
+        .expect("create");
+    let p = store
+        .principal_for_token("h-later")
+        .await
+        .expect("lookup")
+        .expect("not yet expired");
+    assert_eq!(p.role, Role::Developer, "no role of its own: the member's");
+
+    // Listing: the org's, or one member's; never another org's.
+    let all = store.list_tokens(t.org, None).await.expect("list");
+    assert_eq!(
+        all.len(),
+        4,
+        "the owner's and the developer's three: {all:?}"
+    );
+    let devs = store
+        .list_tokens(t.org, Some(dev.user_id))
+        .await
+        .expect("list");
+    assert_eq!(devs.len(), 3);
+    assert!(devs.iter().all(|k| k.user_id == dev.user_id));
+    assert!(
+        store
+            .list_tokens(other.org, None)
+            .await
+            .expect("list")
+            .iter()
+            .all(|k| k.org_id == other.org)
+    );
+
+    // Revoking: only one's own when limited to a user; once.
+    let owners = store.list_tokens(t.org, Some(t.user)).await.expect("list");
+    let hidden = store
+        .revoke_token(
+            t.org,
+            owners[0].id,
+            Some(dev.user_id),
+            audit(t.org, "token.revoke"),
+        )
+        .await;
+    assert!(
+        matches!(hidden, Err(StoreError::NotFound { .. })),
+        "{hidden:?}"
+    );
+    let from_elsewhere = store
+        .revoke_token(
+            other.org,
+            viewer_token.id,
+            None,
+            audit(other.org, "token.revoke"),
+        )
+        .await;
+    assert!(
+        matches!(from_elsewhere, Err(StoreError::NotFound { .. })),
+        "{from_elsewhere:?}"
+    );
+    let revoked = store
+        .revoke_token(
+            t.org,
+            viewer_token.id,
+            Some(dev.user_id),
+            audit(t.org, "token.revoke"),
+        )
+        .await
+        .expect("revoke one's own");
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(
+        store.principal_for_token("h-viewer").await.expect("lookup"),
+        None
+    );
+    let twice = store
+        .revoke_token(t.org, viewer_token.id, None, audit(t.org, "token.revoke"))
+        .await;
+    assert!(
+        matches!(twice, Err(StoreError::Refused { .. })),
+        "{twice:?}"
+    );
+
+    // Every change wrote its audit row, and a refused request's row reads back as denied.
+    let denied = stackdock_core::AuditEntry::new(
+        t.org,
+        Some(dev.user_id),
+        "DELETE /api/v1/docks/{dock}",
+        Outcome::Denied,
+    );
+    store
+        .apply(Batch::new().push(Write::Audit(denied)))
+        .await
+        .expect("a denied row");
+    let rows = store.list_audit(t.org, 100, None).await.expect("audit");
+    let count = |action: &str| rows.iter().filter(|r| r.action == action).count();
+    assert_eq!(
+        (
+            count("member.add"),
+            count("token.create"),
+            count("token.revoke")
+        ),
+        (1, 3, 1)
+    );
+    assert_eq!(rows[0].outcome, Outcome::Denied);
+}
+
+pub async fn the_last_owner_stays(store: &dyn Store) {
+    let t = tenant(store).await;
+    let other = tenant(store).await;
+    let demote = store
+        .set_member_role(t.org, t.user, Role::Admin, audit(t.org, "member.role"))
+        .await;
+    assert!(
+        matches!(demote, Err(StoreError::Refused { .. })),
+        "{demote:?}"
+    );
+    let remove = store
+        .remove_member(t.org, t.user, audit(t.org, "member.remove"))
+        .await;
+    assert!(
+        matches!(remove, Err(StoreError::Refused { .. })),
+        "{remove:?}"
+    );
+    assert!(
+        store
+            .principal_for_token(&t.token_hash)
+            .await
+            .expect("lookup")
+            .is_some()
+    );
+
+    // With a second owner, the first may step down, and then leave.
+    let second = store
+        .add_member(
+            t.org,
+            "second@example.test",
+            Role::Owner,
+            audit(t.org, "member.add"),
+        )
+        .await
+        .expect("a second owner");
+    let stepped = store
+        .set_member_role(t.org, t.user, Role::Viewer, audit(t.org, "member.role"))
+        .await
+        .expect("no longer the last owner");
+    assert_eq!(stepped.role, Role::Viewer);
+    let p = store
+        .principal_for_token(&t.token_hash)
+        .await
+        .expect("lookup")
+        .expect("still a member");
+    assert_eq!(
+        p.role,
+        Role::Viewer,
+        "a demoted member's token loses what they lost"
+    );
+    let last = store
+        .set_member_role(
+            t.org,
+            second.user_id,
+            Role::Developer,
+            audit(t.org, "member.role"),
+        )
+        .await;
+    assert!(
+        matches!(last, Err(StoreError::Refused { .. })),
+        "now the last owner: {last:?}"
+    );
+    store
+        .remove_member(t.org, t.user, audit(t.org, "member.remove"))
+        .await
+        .expect("remove the viewer");
+    assert_eq!(
+        store
+            .principal_for_token(&t.token_hash)
+            .await
+            .expect("lookup"),
+        None
+    );
+    // Another org's member is not found here.
+    let stranger = store
+        .set_member_role(t.org, other.user, Role::Viewer, audit(t.org, "member.role"))
+        .await;
+    assert!(
+        matches!(stranger, Err(StoreError::NotFound { .. })),
+        "{stranger:?}"
+    );
+    let rows = store.list_audit(t.org, 100, None).await.expect("audit");
+    let count = |a: &str| rows.iter().filter(|r| r.action == a).count();
+    assert_eq!(
+        (count("member.role"), count("member.remove")),
+        (1, 1),
+        "refusals write nothing"
+    );
+}
+
+pub async fn audit_is_searched_by_every_filter_a_page_at_a_time(store: &dyn Store) {
+    use stackdock_core::{AuditEntry, RequestId, TokenId, UserId};
+    use stackdock_store::AuditFilter;
+
+    let t = tenant(store).await;
+    let other = tenant(store).await;
+    let alice = UserId::new();
+    let (token, request) = (TokenId::new(), RequestId::new());
+    let rows = [
+        (
+            "server.provision",
+            Outcome::Requested,
+            Some(alice),
+            Some("servers/1"),
+        ),
+        (
+            "server.provision",
+            Outcome::Success,
+            None,
+            Some("servers/1"),
+        ),
+        ("POST /api/v1/docks", Outcome::Denied, Some(alice), None),
+        (
+            "server.deprovision",
+            Outcome::Requested,
+            Some(t.user),
+            Some("servers/2"),
+        ),
+        ("POST /api/v1/docks", Outcome::Denied, Some(t.user), None),
+    ];
+    for (action, outcome, actor, resource) in rows {
+        let mut e =
+            AuditEntry::new(t.org, actor, action, outcome).through(Some(token), Some(request));
+        e.resource = resource.map(String::from);
+        store
+            .apply(Batch::new().push(Write::Audit(e)))
+            .await
+            .expect("append");
+    }
+    // Another org's row that matches every filter but the org.
+    let theirs = AuditEntry::new(
+        other.org,
+        Some(alice),
+        "POST /api/v1/docks",
+        Outcome::Denied,
+    );
+    store
+        .apply(Batch::new().push(Write::Audit(theirs)))
+        .await
+        .expect("append");
+
+    let search =
+        |f: AuditFilter| async move { store.search_audit(t.org, &f).await.expect("search") };
+    let all = search(AuditFilter::page(100, None)).await;
+    assert_eq!(all.len(), 6, "five rows and the bootstrap's");
+    assert_eq!(
+        (all[0].token_id, all[0].request_id),
+        (Some(token), Some(request))
+    );
+
+    let denied = search(AuditFilter {
+        outcome: Some(Outcome::Denied),
+        ..AuditFilter::page(100, None)
+    })
+    .await;
+    assert_eq!(denied.len(), 2);
+    assert!(
+        denied
+            .iter()
+            .all(|r| r.outcome == Outcome::Denied && r.org_id == t.org)
+    );
+    let alices = search(AuditFilter {
+        actor: Some(alice),
+        ..AuditFilter::page(100, None)
+    })
+    .await;
+    assert_eq!(
+        alices.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(),
+        ["POST /api/v1/docks", "server.provision"]
+    );
+    let by_action = search(AuditFilter {
+        action: Some("server.provision".into()),
+        resource: Some("servers/1".into()),
+        outcome: Some(Outcome::Success),
+        ..AuditFilter::page(100, None)
+    })
+    .await;
+    assert_eq!(by_action.len(), 1);
+    assert_eq!(by_action[0].actor, None);
+
+    // Pages: newest first, each page continuing below the last id of the one before.
+    let first = search(AuditFilter::page(4, None)).await;
+    let second = search(AuditFilter::page(4, first.last().map(|r| r.id))).await;
+    assert_eq!((first.len(), second.len()), (4, 2));
+    let ids: Vec<i64> = first.iter().chain(&second).map(|r| r.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
+    assert_eq!(ids, all.iter().map(|r| r.id).collect::<Vec<_>>());
+}

@@ -1,0 +1,214 @@
+//! `stackdock members` and `stackdock tokens`: who belongs to the organisation, and the API
+//! tokens they call with.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use serde_json::{Map, Value, json};
+
+use crate::client::Client;
+use crate::commands::{print_json, seg};
+use crate::{CliResult, Conn};
+
+#[derive(Subcommand)]
+pub(crate) enum MembersCommand {
+    /// Add a member to the organisation (needs members:full).
+    Add {
+        email: String,
+        /// owner, admin, developer or viewer.
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List the organisation's members.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Change a member's role (needs members:full; the last owner stays owner).
+    SetRole {
+        /// The member's user id.
+        user: String,
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove a member from the organisation (needs members:full; not the last owner).
+    Remove {
+        /// The member's user id.
+        user: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TokensCommand {
+    /// Make an API token; its text is printed once and cannot be shown again.
+    Create {
+        /// A name to tell it apart in `tokens list`.
+        #[arg(long)]
+        name: Option<String>,
+        /// At most your own role; your role when left out.
+        #[arg(long)]
+        role: Option<String>,
+        /// Days until it expires; it never does when left out.
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+        /// Make it for another member, by user id (needs members:full).
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List your tokens (--all: every member's, with members:full). Never their text.
+    List {
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Revoke a token by id; calls made with it are refused from then on.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+impl MembersCommand {
+    pub(crate) fn conn(&self) -> &Conn {
+        match self {
+            Self::Add { conn, .. }
+            | Self::List { conn }
+            | Self::SetRole { conn, .. }
+            | Self::Remove { conn, .. } => conn,
+        }
+    }
+}
+
+impl TokensCommand {
+    pub(crate) fn conn(&self) -> &Conn {
+        match self {
+            Self::Create { conn, .. } | Self::List { conn, .. } | Self::Revoke { conn, .. } => conn,
+        }
+    }
+}
+
+pub(crate) async fn members(cmd: MembersCommand) -> CliResult {
+    let conn = cmd.conn().clone();
+    let client = Client::new(&conn)?;
+    let out = match cmd {
+        MembersCommand::Add { email, role, .. } => {
+            client
+                .post("/api/v1/members", &json!({"email": email, "role": role}))
+                .await?
+        }
+        MembersCommand::List { .. } => client.get("/api/v1/members").await?,
+        MembersCommand::SetRole { user, role, .. } => {
+            let path = format!("/api/v1/members/{}", seg(&user));
+            client
+                .send(
+                    client
+                        .request(reqwest::Method::PATCH, &path)
+                        .json(&json!({"role": role})),
+                )
+                .await?
+        }
+        MembersCommand::Remove { user, .. } => {
+            client
+                .delete(&format!("/api/v1/members/{}", seg(&user)))
+                .await?;
+            json!({"removed": user})
+        }
+    };
+    if out.get("removed").is_some() && !conn.json {
+        println!(
+            "removed member {}",
+            out["removed"].as_str().unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if conn.json {
+        print_json(&out);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let line = |m: &Value| {
+        let s = |k: &str| m[k].as_str().unwrap_or("-").to_string();
+        format!("{}  {:<10} {}", s("user_id"), s("role"), s("email"))
+    };
+    match out.as_array() {
+        Some(list) => list.iter().for_each(|m| println!("{}", line(m))),
+        None => println!("{}", line(&out)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn tokens(cmd: TokensCommand) -> CliResult {
+    let conn = cmd.conn().clone();
+    let client = Client::new(&conn)?;
+    let out = match cmd {
+        TokensCommand::Create {
+            name,
+            role,
+            expires_in_days,
+            user,
+            ..
+        } => {
+            let mut body = Map::new();
+            let mut put = |k: &str, v: Option<Value>| {
+                if let Some(v) = v {
+                    body.insert(k.into(), v);
+                }
+            };
+            put("name", name.map(Value::from));
+            put("role", role.map(Value::from));
+            put("expires_in_days", expires_in_days.map(Value::from));
+            put("user_id", user.map(Value::from));
+            client.post("/api/v1/tokens", &Value::Object(body)).await?
+        }
+        TokensCommand::List { all, .. } => {
+            let query = if all { "?all=true" } else { "" };
+            client.get(&format!("/api/v1/tokens{query}")).await?
+        }
+        TokensCommand::Revoke { id, .. } => {
+            client
+                .delete(&format!("/api/v1/tokens/{}", seg(&id)))
+                .await?
+        }
+    };
+    if conn.json {
+        print_json(&out);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let line = |t: &Value| {
+        let s = |k: &str| t[k].as_str().unwrap_or("-").to_string();
+        let state = if t["revoked_at"].is_string() {
+            "revoked".to_string()
+        } else if let Some(at) = t["expires_at"].as_str() {
+            format!("expires {at}")
+        } else {
+            "no expiry".to_string()
+        };
+        format!(
+            "{}  {:<10} {:<16} {}  {}",
+            s("id"),
+            t["role"].as_str().unwrap_or("(member's)"),
+            s("name"),
+            s("email"),
+            state
+        )
+    };
+    match out.as_array() {
+        Some(list) => list.iter().for_each(|t| println!("{}", line(t))),
+        None => {
+            println!("{}", line(&out));
+            if let Some(text) = out["token"].as_str() {
+                println!("token (shown once; keep it safe): {text}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

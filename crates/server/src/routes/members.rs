@@ -1,0 +1,256 @@
+//! `/api/v1/members` and `/api/v1/tokens`: who belongs to the organisation, and the API tokens
+//! they call with.
+//!
+//! Any member lists the members and manages their own tokens; acting on another member's
+//! tokens, or adding members, needs `members:full`. A token's text is answered once, when it is
+//! made; only its hash is kept.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::json;
+use stackdock_core::{Outcome, Permission, Role, TokenId, UserId};
+use stackdock_store::NewToken;
+
+use super::{path_error, query_error};
+use crate::AppState;
+use crate::auth::{Caller, Token};
+use crate::error::ApiError;
+use crate::view::{MemberView, TokenView};
+
+/// The longest a token may be made to last.
+const MAX_TOKEN_DAYS: i64 = 3650;
+
+fn body_error(e: JsonRejection) -> ApiError {
+    ApiError::bad_request(format!("invalid body: {}", e.body_text()))
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<MemberView>>, ApiError> {
+    let members = state.store.list_members(caller.0.org_id).await?;
+    Ok(Json(members.iter().map(MemberView::from).collect()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddMember {
+    email: String,
+    role: String,
+}
+
+pub(crate) async fn add(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<AddMember>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let actor = caller.actor();
+    let Json(b) = body.map_err(body_error)?;
+    let email = b.email.trim();
+    if email.is_empty() || !email.contains('@') || email.len() > 254 {
+        return Err(ApiError::bad_request(
+            "email: must be an email address (name@host)",
+        ));
+    }
+    let role: Role = b
+        .role
+        .parse()
+        .map_err(|e: String| ApiError::bad_request(format!("role: {e}")))?;
+    if !caller.0.role.covers(role) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("a {} cannot add a member with role {role}", caller.0.role),
+        ));
+    }
+    let audit = actor
+        .audit("member.add", Outcome::Success)
+        .details(json!({"email": email, "role": role}));
+    let member = state
+        .store
+        .add_member(actor.org_id, email, role, audit)
+        .await?;
+    Ok((StatusCode::CREATED, Json(MemberView::from(&member))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TokensQuery {
+    /// Every member's tokens, not only the caller's (needs `members:full`).
+    all: Option<bool>,
+}
+
+pub(crate) async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<TokensQuery>, QueryRejection>,
+) -> Result<Json<Vec<TokenView>>, ApiError> {
+    let Query(q) = query.map_err(query_error)?;
+    let user = if q.all.unwrap_or(false) {
+        caller.require(Permission::MembersFull)?;
+        None
+    } else {
+        Some(caller.0.user_id)
+    };
+    let tokens = state.store.list_tokens(caller.0.org_id, user).await?;
+    Ok(Json(tokens.iter().map(TokenView::from).collect()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateToken {
+    name: Option<String>,
+    /// At most the member's own role; the member's role when left out.
+    role: Option<String>,
+    /// Whole days until it expires; never when left out.
+    expires_in_days: Option<i64>,
+    /// Make it for another member (needs `members:full`).
+    user_id: Option<String>,
+}
+
+pub(crate) async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<CreateToken>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let actor = caller.actor();
+    let Json(b) = body.map_err(body_error)?;
+    let user: UserId = match &b.user_id {
+        None => caller.0.user_id,
+        Some(text) => {
+            caller.require(Permission::MembersFull)?;
+            text.parse()
+                .map_err(|_| ApiError::bad_request(format!("user_id: {text:?} is not a user id")))?
+        }
+    };
+    let role = b
+        .role
+        .as_deref()
+        .map(|r| r.parse::<Role>())
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("role: {e}")))?;
+    if let Some(name) = &b.name
+        && (name.trim().is_empty() || name.len() > 100)
+    {
+        return Err(ApiError::bad_request("name: must be 1 to 100 characters"));
+    }
+    let expires_at = match b.expires_in_days {
+        None => None,
+        Some(d) if (1..=MAX_TOKEN_DAYS).contains(&d) => {
+            Some(chrono::Utc::now() + chrono::TimeDelta::days(d))
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(format!(
+                "expires_in_days: must be between 1 and {MAX_TOKEN_DAYS}"
+            )));
+        }
+    };
+    let text = Token::generate();
+    let id = TokenId::new();
+    let audit = actor
+        .audit("token.create", Outcome::Success)
+        .resource(format!("tokens/{id}"))
+        .details(json!({"for": user, "role": role, "name": b.name}));
+    let made = state
+        .store
+        .create_token(
+            NewToken {
+                id,
+                org_id: actor.org_id,
+                user_id: user,
+                token_hash: Token::hash(&text.0),
+                name: b.name.clone(),
+                role,
+                expires_at,
+            },
+            audit,
+        )
+        .await?;
+    let mut view = json!(TokenView::from(&made));
+    // The only time the text is shown.
+    view["token"] = json!(text.0);
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+pub(crate) async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<TokenView>, ApiError> {
+    let actor = caller.actor();
+    let Path(text) = path.map_err(path_error)?;
+    let id: TokenId = text
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{text:?} is not a token id (a UUID)")))?;
+    // Another member's token is theirs to revoke, or an admin's.
+    let only_own = (!caller.0.role.allows(Permission::MembersFull)).then_some(caller.0.user_id);
+    let audit = actor
+        .audit("token.revoke", Outcome::Success)
+        .resource(format!("tokens/{id}"));
+    let revoked = state
+        .store
+        .revoke_token(actor.org_id, id, only_own, audit)
+        .await?;
+    Ok(Json(TokenView::from(&revoked)))
+}
+
+fn user_in_path(path: Result<Path<String>, PathRejection>) -> Result<UserId, ApiError> {
+    let Path(text) = path.map_err(path_error)?;
+    text.parse()
+        .map_err(|_| ApiError::bad_request(format!("{text:?} is not a user id (a UUID)")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetRole {
+    role: String,
+}
+
+pub(crate) async fn set_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<SetRole>, JsonRejection>,
+) -> Result<Json<MemberView>, ApiError> {
+    let actor = caller.actor();
+    let user = user_in_path(path)?;
+    let Json(b) = body.map_err(body_error)?;
+    let role: Role = b
+        .role
+        .parse()
+        .map_err(|e: String| ApiError::bad_request(format!("role: {e}")))?;
+    if !caller.0.role.covers(role) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("a {} cannot give the role {role}", caller.0.role),
+        ));
+    }
+    let audit = actor
+        .audit("member.role", Outcome::Success)
+        .resource(format!("members/{user}"))
+        .details(json!({"role": role}));
+    let member = state
+        .store
+        .set_member_role(actor.org_id, user, role, audit)
+        .await?;
+    Ok(Json(MemberView::from(&member)))
+}
+
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let actor = caller.actor();
+    let user = user_in_path(path)?;
+    let audit = actor
+        .audit("member.remove", Outcome::Success)
+        .resource(format!("members/{user}"));
+    state.store.remove_member(actor.org_id, user, audit).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
