@@ -16,7 +16,10 @@ use stackdock_docks::RateLimit;
 use stackdock_docks::Registry;
 use stackdock_engine::intent::{DockUpdate, NewDock};
 use stackdock_engine::{Actor, Engine, EngineConfig, Failpoints};
-use stackdock_sandbox::{DigitalOceanSandbox, DoSandboxConfig, TursoSandbox, TursoSandboxConfig};
+use stackdock_sandbox::{
+    DigitalOceanSandbox, DoSandboxConfig, TursoSandbox, TursoSandboxConfig, VultrSandbox,
+    VultrSandboxConfig,
+};
 use stackdock_server::AppState;
 use stackdock_store::{SqliteStore, Store};
 
@@ -27,6 +30,8 @@ use crate::client::CliError;
 const SANDBOX_DOCK: &str = "sandbox-digitalocean";
 /// The dock `--sandbox` connects to the Turso simulator.
 const TURSO_SANDBOX_DOCK: &str = "sandbox-turso";
+/// The dock `--sandbox` connects to the Vultr simulator.
+const VULTR_SANDBOX_DOCK: &str = "sandbox-vultr";
 /// The organization the Turso simulator serves.
 const TURSO_SANDBOX_ORG: &str = "sandbox";
 
@@ -67,8 +72,8 @@ pub(crate) struct UpArgs {
         hide = true
     )]
     retry_base_ms: u64,
-    /// Sandbox droplets turn active, and database clusters online, after this many
-    /// milliseconds.
+    /// Sandbox droplets and instances turn ready, database clusters online and Vultr
+    /// databases running, after this many milliseconds.
     #[arg(long, default_value_t = 3_000, hide = true)]
     sandbox_ready_ms: u64,
 }
@@ -281,6 +286,7 @@ pub(crate) async fn run(args: UpArgs) -> CliResult {
 struct Sandboxes {
     _digitalocean: DigitalOceanSandbox,
     _turso: TursoSandbox,
+    _vultr: VultrSandbox,
 }
 
 async fn start_sandbox(
@@ -324,9 +330,27 @@ async fn start_sandbox(
         settings,
     };
     connect_sandbox_dock(engine, org_id, sandbox).await?;
+
+    let key = sandbox_key();
+    let vultr = VultrSandbox::start(VultrSandboxConfig {
+        tokens: vec![key.clone()],
+        ready_after: Duration::from_millis(ready_ms),
+        ..Default::default()
+    })
+    .await
+    .map_err(fail("cannot start the Vultr sandbox"))?;
+    let sandbox = SandboxDock {
+        provider: Provider::Vultr,
+        name: VULTR_SANDBOX_DOCK,
+        url: vultr.base_url(),
+        key,
+        settings: serde_json::Map::new(),
+    };
+    connect_sandbox_dock(engine, org_id, sandbox).await?;
     Ok(Sandboxes {
         _digitalocean: digitalocean,
         _turso: turso,
+        _vultr: vultr,
     })
 }
 

@@ -9,6 +9,7 @@ use stackdock_core::Provider;
 use crate::adapter::DockAdapter;
 use crate::digitalocean::DigitalOceanAdapter;
 use crate::turso::TursoAdapter;
+use crate::vultr::VultrAdapter;
 
 #[derive(Clone, Default)]
 pub struct Registry {
@@ -28,7 +29,8 @@ impl Registry {
             .unwrap_or_default();
         let mut r = Self::empty();
         r.register(Arc::new(DigitalOceanAdapter::new(client.clone())));
-        r.register(Arc::new(TursoAdapter::new(client)));
+        r.register(Arc::new(TursoAdapter::new(client.clone())));
+        r.register(Arc::new(VultrAdapter::new(client)));
         r
     }
 

@@ -8,3 +8,4 @@ mod support;
 
 conformance::suite!(digitalocean, crate::conformance::digitalocean::DigitalOcean);
 conformance::suite!(turso, crate::conformance::turso::Turso);
+conformance::suite!(vultr, crate::conformance::vultr::Vultr);

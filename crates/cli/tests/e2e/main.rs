@@ -23,3 +23,4 @@ mod support;
 mod sync;
 mod turso;
 mod up;
+mod vultr;

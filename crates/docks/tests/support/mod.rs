@@ -16,6 +16,7 @@ use stackdock_docks::digitalocean::DigitalOceanAdapter;
 use stackdock_docks::{Budget, CallScope, Ctx, DockAccess, RateLimit, RetryPolicy, Tracked};
 use stackdock_sandbox::{
     DigitalOceanSandbox, DoSandboxConfig, RecordedRequest, TursoSandbox, TursoSandboxConfig,
+    VultrSandbox, VultrSandboxConfig,
 };
 
 // Re-exported for the binaries that use them; the others would warn.
@@ -94,6 +95,26 @@ pub fn turso_dock(sandbox: &TursoSandbox, key: &str) -> DockAccess {
         provider: Provider::Turso,
         name: "turso-test".into(),
         settings: serde_json::json!({ "organization": sandbox.organization() }),
+        ..dock_at(&sandbox.base_url(), key)
+    }
+}
+
+/// A Vultr sandbox accepting `key`, with instances ready within tens of milliseconds.
+pub async fn vultr_sandbox(key: &str) -> VultrSandbox {
+    VultrSandbox::start(VultrSandboxConfig {
+        tokens: vec![key.to_string()],
+        ready_after: Duration::from_millis(50),
+        ..VultrSandboxConfig::default()
+    })
+    .await
+    .expect("sandbox starts on a free port")
+}
+
+/// A Vultr dock on `sandbox`, whose base URL stands for `https://api.vultr.com/v2`.
+pub fn vultr_dock(sandbox: &VultrSandbox, key: &str) -> DockAccess {
+    DockAccess {
+        provider: Provider::Vultr,
+        name: "vultr-test".into(),
         ..dock_at(&sandbox.base_url(), key)
     }
 }
