@@ -18,7 +18,7 @@ use stackdock_engine::intent::{DockUpdate, NewDock};
 use stackdock_engine::{Actor, Engine, EngineConfig, Failpoints};
 use stackdock_sandbox::{
     DigitalOceanSandbox, DoSandboxConfig, NetlifySandbox, NetlifySandboxConfig, TursoSandbox,
-    TursoSandboxConfig,
+    TursoSandboxConfig, VultrSandbox, VultrSandboxConfig,
 };
 use stackdock_server::AppState;
 use stackdock_store::{SqliteStore, Store};
@@ -30,6 +30,8 @@ use crate::client::CliError;
 const SANDBOX_DOCK: &str = "sandbox-digitalocean";
 /// The dock `--sandbox` connects to the Turso simulator.
 const TURSO_SANDBOX_DOCK: &str = "sandbox-turso";
+/// The dock `--sandbox` connects to the Vultr simulator.
+const VULTR_SANDBOX_DOCK: &str = "sandbox-vultr";
 /// The dock `--sandbox` connects to the Netlify simulator.
 const NETLIFY_SANDBOX_DOCK: &str = "sandbox-netlify";
 /// The organization the Turso simulator serves.
@@ -72,8 +74,8 @@ pub(crate) struct UpArgs {
         hide = true
     )]
     retry_base_ms: u64,
-    /// Sandbox droplets turn active, and database clusters online, after this many
-    /// milliseconds.
+    /// Sandbox droplets and instances turn ready, database clusters online and Vultr
+    /// databases running, after this many milliseconds.
     #[arg(long, default_value_t = 3_000, hide = true)]
     sandbox_ready_ms: u64,
 }
@@ -289,6 +291,7 @@ pub(crate) async fn run(args: UpArgs) -> CliResult {
 struct Sandboxes {
     _digitalocean: DigitalOceanSandbox,
     _turso: TursoSandbox,
+    _vultr: VultrSandbox,
     _netlify: NetlifySandbox,
 }
 
@@ -335,6 +338,23 @@ async fn start_sandbox(
     connect_sandbox_dock(engine, org_id, sandbox).await?;
 
     let key = sandbox_key();
+    let vultr = VultrSandbox::start(VultrSandboxConfig {
+        tokens: vec![key.clone()],
+        ready_after: Duration::from_millis(ready_ms),
+        ..Default::default()
+    })
+    .await
+    .map_err(fail("cannot start the Vultr sandbox"))?;
+    let sandbox = SandboxDock {
+        provider: Provider::Vultr,
+        name: VULTR_SANDBOX_DOCK,
+        url: vultr.base_url(),
+        key,
+        settings: serde_json::Map::new(),
+    };
+    connect_sandbox_dock(engine, org_id, sandbox).await?;
+
+    let key = sandbox_key();
     let netlify = NetlifySandbox::start(NetlifySandboxConfig {
         tokens: vec![key.clone()],
         prepare_after: Duration::from_millis(ready_ms),
@@ -354,6 +374,7 @@ async fn start_sandbox(
     Ok(Sandboxes {
         _digitalocean: digitalocean,
         _turso: turso,
+        _vultr: vultr,
         _netlify: netlify,
     })
 }

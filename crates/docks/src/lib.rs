@@ -14,9 +14,9 @@
 //!   calls wait for it instead of bouncing off 429s, and it is corrected by what the provider
 //!   says (rate-limit headers, `Retry-After`, a 429 pauses the whole dock).
 //! - [`registry`]: provider -> adapter, where an ejected adapter replaces a built-in one.
-//! - one folder per provider (`digitalocean/`, `netlify/`, `turso/`), each `api.rs` (a thin typed client of the
-//!   provider's HTTP API) and `adapter.rs` (the provisioning logic). A folder is written to be
-//!   read top to bottom and copied out whole.
+//! - one folder per provider (`digitalocean/`, `netlify/`, `turso/`, `vultr/`), each `api.rs` (a
+//!   thin typed client of the provider's HTTP API) and `adapter.rs` (the provisioning logic). A
+//!   folder is written to be read top to bottom and copied out whole.
 //!
 //! **Architecture invariant:** only `docks` knows provider HTTP. Nothing here touches the
 //! store; progress leaves through [`Ctx`].
@@ -37,6 +37,7 @@ pub mod netlify;
 pub mod registry;
 pub mod retry;
 pub mod turso;
+pub mod vultr;
 
 pub use adapter::{
     AdapterStep, CallScope, Ctx, DockAccess, DockAdapter, Observed, Progress, ProviderFailure,

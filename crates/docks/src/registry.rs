@@ -10,6 +10,7 @@ use crate::adapter::DockAdapter;
 use crate::digitalocean::DigitalOceanAdapter;
 use crate::netlify::NetlifyAdapter;
 use crate::turso::TursoAdapter;
+use crate::vultr::VultrAdapter;
 
 #[derive(Clone, Default)]
 pub struct Registry {
@@ -30,7 +31,8 @@ impl Registry {
         let mut r = Self::empty();
         r.register(Arc::new(DigitalOceanAdapter::new(client.clone())));
         r.register(Arc::new(NetlifyAdapter::new(client.clone())));
-        r.register(Arc::new(TursoAdapter::new(client)));
+        r.register(Arc::new(TursoAdapter::new(client.clone())));
+        r.register(Arc::new(VultrAdapter::new(client)));
         r
     }
 

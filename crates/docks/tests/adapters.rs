@@ -9,3 +9,4 @@ mod support;
 conformance::suite!(digitalocean, crate::conformance::digitalocean::DigitalOcean);
 conformance::suite!(netlify, crate::conformance::netlify::Netlify);
 conformance::suite!(turso, crate::conformance::turso::Turso);
+conformance::suite!(vultr, crate::conformance::vultr::Vultr);

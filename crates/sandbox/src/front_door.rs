@@ -34,6 +34,17 @@ pub(crate) trait Dialect: Send + Sync + 'static {
 
     /// The provider's error envelope.
     fn error_body(&self, code: &str, message: &str, request_id: &str) -> serde_json::Value;
+    /// The envelope for an answer of `status`, for providers that repeat the status in the
+    /// body (Vultr's `{"error", "status"}`); the others ignore it.
+    fn error_body_for(
+        &self,
+        _status: StatusCode,
+        code: &str,
+        message: &str,
+        request_id: &str,
+    ) -> serde_json::Value {
+        self.error_body(code, message, request_id)
+    }
     fn unauthorized(&self) -> ApiError;
     fn rate_limited(&self) -> ApiError;
     /// What a client sees when the work was done but the answer got lost on the way.
@@ -177,9 +188,12 @@ impl<D: Dialect> FrontDoor<D> {
     fn render(&self, mut response: Response, request_id: &str) -> Response {
         match response.extensions_mut().remove::<ApiError>() {
             Some(error) => {
-                let body = self
-                    .dialect
-                    .error_body(&error.code, &error.message, request_id);
+                let body = self.dialect.error_body_for(
+                    error.status,
+                    &error.code,
+                    &error.message,
+                    request_id,
+                );
                 (error.status, Json(body)).into_response()
             }
             None => response,

@@ -4,7 +4,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use stackdock_core::{AuditEntry, OrgId, Outcome, Permission, RequestId, TokenId, UserId};
@@ -79,14 +79,24 @@ impl Caller {
         }
     }
 
-    /// The caller a bearer token stands for; 401 when it is missing, unknown, revoked or
-    /// expired.
-    pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Self, ApiError> {
+    /// The caller a bearer token, or else a session cookie, stands for; 401 when neither is
+    /// there or what is there is unknown, revoked or expired. A request that changes something
+    /// on a session's strength must carry the session's CSRF token in `X-CSRF-Token` (403).
+    pub async fn authenticate(
+        state: &AppState,
+        headers: &HeaderMap,
+        method: &Method,
+    ) -> Result<Self, ApiError> {
         let unauthenticated =
             |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", m);
-        let header = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| unauthenticated("missing Authorization: Bearer <token> header"))?;
+        let Some(header) = headers.get(axum::http::header::AUTHORIZATION) else {
+            return match session_secret(headers) {
+                Some(secret) => Self::from_session(state, headers, method, &secret).await,
+                None => Err(unauthenticated(
+                    "missing Authorization: Bearer <token> header (or a signed-in session)",
+                )),
+            };
+        };
         let text = header
             .to_str()
             .ok()
@@ -101,13 +111,66 @@ impl Caller {
     }
 }
 
+impl Caller {
+    async fn from_session(
+        state: &AppState,
+        headers: &HeaderMap,
+        method: &Method,
+        secret: &str,
+    ) -> Result<Self, ApiError> {
+        let (principal, csrf_hash) = state
+            .store
+            .principal_for_session(&Token::hash(secret))
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "the session has ended or expired; sign in again",
+                )
+            })?;
+        let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let given = headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(Token::hash);
+        if !safe && given.as_deref() != Some(csrf_hash.as_str()) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "a change made with a session cookie needs the session's CSRF token in the \
+                 X-CSRF-Token header",
+            ));
+        }
+        Ok(Caller(principal, RequestId::new()))
+    }
+}
+
+/// The cookie a browser session rides on.
+pub const SESSION_COOKIE: &str = "sd_session";
+
+/// The header a session's CSRF token comes back in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The session secret in the request's cookies, if any.
+pub fn session_secret(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match parts.extensions.get::<Caller>() {
             Some(caller) => Ok(caller.clone()),
-            None => Self::authenticate(state, &parts.headers).await,
+            None => Self::authenticate(state, &parts.headers, &parts.method).await,
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct AppState {
     /// The file the master keys live in, when they come from one (not from the environment):
     /// a rotation writes it.
     key_file: Option<std::path::PathBuf>,
+    /// Failed sign-ins, per account and per address.
+    sign_in: Arc<routes::sessions::SignInLimiter>,
     close: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
@@ -47,6 +49,7 @@ impl AppState {
             closing,
             close: Arc::new(close),
             key_file: None,
+            sign_in: Arc::default(),
         }
     }
 
@@ -73,7 +76,9 @@ pub async fn serve(
         shutdown.await;
         let _ = close.send(true);
     };
-    axum::serve(listener, router(state))
+    // The peer's address limits failed sign-ins per address.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -93,6 +93,26 @@ impl AuditFilter {
     }
 }
 
+/// Who may sign in with an email: their user, the organisation a sign-in opens (their first
+/// membership) and the hash of their password, if they have set one.
+#[derive(Clone, Debug)]
+pub struct Login {
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub password_hash: Option<String>,
+}
+
+/// A browser session to record: only hashes of its secrets are stored.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    pub id: TokenId,
+    pub secret_hash: String,
+    pub csrf_hash: String,
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub expires_at: Timestamp,
+}
+
 /// An API token as listed: never its text or its hash.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TokenInfo {
@@ -319,6 +339,18 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditEntry,
     ) -> Result<Member>;
     async fn list_members(&self, org: OrgId) -> Result<Vec<Member>>;
+    /// Sets (or replaces) a user's password hash, with its audit row.
+    async fn set_password(&self, user: UserId, hash: String, audit: AuditEntry) -> Result<()>;
+    /// The user an email signs in as, if they are a member of some organisation.
+    async fn login(&self, email: &str) -> Result<Option<Login>>;
+    /// Records a browser session, with its audit row.
+    async fn create_session(&self, session: NewSession, audit: AuditEntry) -> Result<()>;
+    /// The caller a session's secret stands for, and the hash of its CSRF token; ended or
+    /// expired sessions, and members no longer in the org, are nobody.
+    async fn principal_for_session(&self, secret_hash: &str)
+    -> Result<Option<(Principal, String)>>;
+    /// Ends a session (signing out); ending one already ended is no error.
+    async fn end_session(&self, secret_hash: &str) -> Result<()>;
     /// Changes a member's role; refused for the org's last owner, who may not be demoted.
     async fn set_member_role(
         &self,

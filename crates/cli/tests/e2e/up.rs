@@ -11,6 +11,7 @@ use crate::support::{binary, provision_args, start_server};
 
 const SANDBOX_DOCK: &str = "sandbox-digitalocean";
 const TURSO_SANDBOX_DOCK: &str = "sandbox-turso";
+const VULTR_SANDBOX_DOCK: &str = "sandbox-vultr";
 const NETLIFY_SANDBOX_DOCK: &str = "sandbox-netlify";
 
 fn mode(path: &Path) -> u32 {
@@ -90,7 +91,47 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
         out.contains("provisioned") && out.contains("turso.io"),
         "{out}"
     );
-    // The example site on the Netlify sandbox, as the quick start deploys it.
+    // A Vultr instance on the Vultr sandbox: Vultr's CLI requires a plan and an operating
+    // system, and so does its config.
+    let (code, out, err) = cli(
+        home.path(),
+        &url,
+        &[
+            "provision",
+            "server",
+            "--dock",
+            VULTR_SANDBOX_DOCK,
+            "--name",
+            "web-v",
+            "--region",
+            "ewr",
+            "--set",
+            "plan=vc2-1c-1gb",
+            "--set",
+            "os_id=2284",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("provisioned") && out.contains("ipv4"), "{out}");
+    // A Vultr domain from its name alone.
+    let (code, out, err) = cli(
+        home.path(),
+        &url,
+        &[
+            "provision",
+            "domain",
+            "--dock",
+            VULTR_SANDBOX_DOCK,
+            "--name",
+            "example.com",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("provisioned"), "{out}");
+    // The example site on the Netlify sandbox, as the quick start deploys it, and a Netlify
+    // DNS zone from its name alone.
     let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/site");
     let (code, out, err) = cli(
         home.path(),
@@ -129,7 +170,12 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
     assert!(out.contains("provisioned"), "{out}");
     // Each sandbox's URL and key are printed for a second dock or curl to use.
     let stdout = std::fs::read_to_string(data.join("server.stdout")).unwrap();
-    for dock in [SANDBOX_DOCK, TURSO_SANDBOX_DOCK, NETLIFY_SANDBOX_DOCK] {
+    for dock in [
+        SANDBOX_DOCK,
+        TURSO_SANDBOX_DOCK,
+        VULTR_SANDBOX_DOCK,
+        NETLIFY_SANDBOX_DOCK,
+    ] {
         assert!(
             stdout
                 .lines()
@@ -158,7 +204,7 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
     let docks: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         docks.as_array().unwrap().len(),
-        3,
+        4,
         "one dock per sandbox: {docks}"
     );
     let (code, out, err) = cli(

@@ -19,7 +19,7 @@ use stackdock_docks::{
 };
 use stackdock_sandbox::{
     DigitalOceanSandbox, DoSandboxConfig, NetlifySandbox, NetlifySandboxConfig, RecordedRequest,
-    TursoSandbox, TursoSandboxConfig,
+    TursoSandbox, TursoSandboxConfig, VultrSandbox, VultrSandboxConfig,
 };
 
 // Re-exported for the binaries that use them; the others would warn.
@@ -114,6 +114,17 @@ pub async fn netlify_sandbox(key: &str) -> NetlifySandbox {
     .expect("sandbox starts on a free port")
 }
 
+/// A Vultr sandbox accepting `key`, with instances ready within tens of milliseconds.
+pub async fn vultr_sandbox(key: &str) -> VultrSandbox {
+    VultrSandbox::start(VultrSandboxConfig {
+        tokens: vec![key.to_string()],
+        ready_after: Duration::from_millis(50),
+        ..VultrSandboxConfig::default()
+    })
+    .await
+    .expect("sandbox starts on a free port")
+}
+
 /// A Netlify dock on `sandbox`, whose runs read files from `files` (see [`serve_files`]).
 pub fn netlify_dock(sandbox: &NetlifySandbox, key: &str, files: Arc<MemoryFiles>) -> DockAccess {
     let dock = DockAccess {
@@ -151,6 +162,15 @@ pub fn manifest(store: &MemoryFiles, files: &[(&str, &[u8])]) -> serde_json::Val
             })
             .collect(),
     )
+}
+
+/// A Vultr dock on `sandbox`, whose base URL stands for `https://api.vultr.com/v2`.
+pub fn vultr_dock(sandbox: &VultrSandbox, key: &str) -> DockAccess {
+    DockAccess {
+        provider: Provider::Vultr,
+        name: "vultr-test".into(),
+        ..dock_at(&sandbox.base_url(), key)
+    }
 }
 
 /// Retries fast enough for tests; every other knob as in production.

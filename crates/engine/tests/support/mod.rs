@@ -514,6 +514,33 @@ impl Store for FaultyStore {
     ) -> stackdock_store::Result<()> {
         self.inner.remove_member(org, user, audit).await
     }
+    async fn set_password(
+        &self,
+        user: UserId,
+        hash: String,
+        audit: AuditEntry,
+    ) -> stackdock_store::Result<()> {
+        self.inner.set_password(user, hash, audit).await
+    }
+    async fn login(&self, email: &str) -> stackdock_store::Result<Option<stackdock_store::Login>> {
+        self.inner.login(email).await
+    }
+    async fn create_session(
+        &self,
+        session: stackdock_store::NewSession,
+        audit: AuditEntry,
+    ) -> stackdock_store::Result<()> {
+        self.inner.create_session(session, audit).await
+    }
+    async fn principal_for_session(
+        &self,
+        secret_hash: &str,
+    ) -> stackdock_store::Result<Option<(Principal, String)>> {
+        self.inner.principal_for_session(secret_hash).await
+    }
+    async fn end_session(&self, secret_hash: &str) -> stackdock_store::Result<()> {
+        self.inner.end_session(secret_hash).await
+    }
     async fn sealed_rows(&self) -> stackdock_store::Result<stackdock_store::SealedRows> {
         self.inner.sealed_rows().await
     }

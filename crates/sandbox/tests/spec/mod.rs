@@ -58,6 +58,13 @@ pub struct GreedyTail {
     pub reason: &'static str,
 }
 
+/// A correction a provider's document needs before its schemas can be used at all (a type
+/// JSON Schema does not have, say), applied once at load, with the reason.
+pub struct Fix {
+    pub reason: &'static str,
+    pub apply: fn(&mut Value),
+}
+
 pub struct Spec {
     name: String,
     /// The document with OpenAPI's schema dialect turned into plain JSON Schema.
@@ -66,6 +73,7 @@ pub struct Spec {
     /// Swagger 2's `basePath`, stripped from a request's path before it is matched.
     base_path: String,
     greedy: Vec<GreedyTail>,
+    fixes: Vec<&'static str>,
 }
 
 /// How many requests and answers were checked, for the test's report.
@@ -80,6 +88,11 @@ pub struct Tally {
 impl Spec {
     /// Loads `file` (relative to [`specs_dir`]); JSON, or YAML by its extension.
     pub fn load(name: &str, file: &str, tolerances: Vec<Tolerance>) -> Self {
+        Self::load_fixed(name, file, tolerances, Vec::new())
+    }
+
+    /// [`Spec::load`], correcting the document with `fixes` first.
+    pub fn load_fixed(name: &str, file: &str, tolerances: Vec<Tolerance>, fixes: Vec<Fix>) -> Self {
         let path = specs_dir().join(file);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
@@ -106,6 +119,9 @@ impl Spec {
             "{} is neither an OpenAPI 3.0 nor a Swagger 2.0 document",
             path.display()
         );
+        for fix in &fixes {
+            (fix.apply)(&mut doc);
+        }
         to_json_schema(&mut doc);
         let base_path = doc["basePath"]
             .as_str()
@@ -118,6 +134,7 @@ impl Spec {
             tolerances,
             base_path,
             greedy: Vec::new(),
+            fixes: fixes.iter().map(|f| f.reason).collect(),
         }
     }
 
@@ -346,6 +363,9 @@ impl Spec {
                 "\n  tolerated: the last parameter of {} takes the rest of the path: {}",
                 g.template, g.reason
             );
+        }
+        for reason in &self.fixes {
+            let _ = write!(line, "\n  corrected: {reason}");
         }
         line
     }

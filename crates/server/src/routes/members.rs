@@ -15,6 +15,7 @@ use serde_json::json;
 use stackdock_core::{Outcome, Permission, Role, TokenId, UserId};
 use stackdock_store::NewToken;
 
+use super::body_error;
 use super::{path_error, query_error};
 use crate::AppState;
 use crate::auth::{Caller, Token};
@@ -23,10 +24,6 @@ use crate::view::{MemberView, TokenView};
 
 /// The longest a token may be made to last.
 const MAX_TOKEN_DAYS: i64 = 3650;
-
-fn body_error(e: JsonRejection) -> ApiError {
-    ApiError::bad_request(format!("invalid body: {}", e.body_text()))
-}
 
 pub(crate) async fn list(
     State(state): State<AppState>,

@@ -27,6 +27,7 @@ mod keys;
 mod members;
 mod operations;
 mod resources;
+pub(crate) mod sessions;
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +56,24 @@ fn table() -> Vec<Entry> {
     vec![
         (Method::GET, "/api/v1/health", Public, get(health)),
         (Method::GET, "/api/v1/me", Member, get(docks::me)),
+        (
+            Method::PUT,
+            "/api/v1/me/password",
+            Member,
+            put(sessions::set_password),
+        ),
+        (
+            Method::POST,
+            "/api/v1/sessions",
+            Public,
+            post(sessions::sign_in),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/sessions",
+            Member,
+            delete(sessions::sign_out),
+        ),
         (
             Method::GET,
             "/api/v1/docks",
@@ -317,7 +336,7 @@ async fn checked(
         Access::Member => None,
         Access::Needs(p) => Some(p),
     };
-    let caller = match Caller::authenticate(state, req.headers()).await {
+    let caller = match Caller::authenticate(state, req.headers(), req.method()).await {
         Ok(c) => c,
         Err(e) => return (RequestId::new(), e.into_response()),
     };
@@ -355,6 +374,10 @@ async fn checked(
 /// Turns extractor rejections into our error shape, naming what was wrong.
 pub(crate) fn path_error(e: PathRejection) -> ApiError {
     ApiError::bad_request(format!("invalid path: {}", e.body_text()))
+}
+
+pub(crate) fn body_error(e: axum::extract::rejection::JsonRejection) -> ApiError {
+    ApiError::bad_request(format!("invalid body: {}", e.body_text()))
 }
 
 pub(crate) fn query_error(e: QueryRejection) -> ApiError {

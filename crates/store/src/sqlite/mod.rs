@@ -54,8 +54,9 @@ use stackdock_core::{
 use tokio::sync::watch;
 
 use crate::{
-    AuditFilter, Batch, Bootstrap, Change, FencedWrite, IdempotentRequest, Lease, Member, NewToken,
-    Principal, ResourceFilter, Result, SealedRows, Store, StoreError, TokenInfo,
+    AuditFilter, Batch, Bootstrap, Change, FencedWrite, IdempotentRequest, Lease, Login, Member,
+    NewSession, NewToken, Principal, ResourceFilter, Result, SealedRows, Store, StoreError,
+    TokenInfo,
 };
 
 /// The [`Store`] on a SQLite file. Cloning is cheap and shares the threads and the signal.
@@ -185,6 +186,35 @@ impl Store for SqliteStore {
         let email = email.to_string();
         self.write(move |conn| orgs::add_member(conn, org, &email, role, &audit))
             .await
+    }
+
+    async fn set_password(&self, user: UserId, hash: String, audit: AuditEntry) -> Result<()> {
+        self.write(move |conn| orgs::set_password(conn, user, &hash, &audit))
+            .await
+    }
+
+    async fn login(&self, email: &str) -> Result<Option<Login>> {
+        let email = email.to_string();
+        self.read(move |c| orgs::login(c, &email)).await
+    }
+
+    async fn create_session(&self, session: NewSession, audit: AuditEntry) -> Result<()> {
+        self.write(move |conn| orgs::create_session(conn, &session, &audit))
+            .await
+    }
+
+    async fn principal_for_session(
+        &self,
+        secret_hash: &str,
+    ) -> Result<Option<(Principal, String)>> {
+        let hash = secret_hash.to_string();
+        self.read(move |c| orgs::principal_for_session(c, &hash))
+            .await
+    }
+
+    async fn end_session(&self, secret_hash: &str) -> Result<()> {
+        let hash = secret_hash.to_string();
+        self.write(move |conn| orgs::end_session(conn, &hash)).await
     }
 
     async fn sealed_rows(&self) -> Result<SealedRows> {

@@ -7,7 +7,9 @@ use super::audit;
 use super::codec::{now, opt_ts, parse, parse_opt, parse_opt_ts, parse_ts, ts};
 use super::error::{reference_as, unique_as};
 use super::reader::rows;
-use crate::{Bootstrap, Member, NewToken, Principal, Result, StoreError, TokenInfo};
+use crate::{
+    Bootstrap, Login, Member, NewSession, NewToken, Principal, Result, StoreError, TokenInfo,
+};
 
 pub(crate) fn bootstrap(conn: &Connection, b: &Bootstrap, entry: &AuditEntry) -> Result<()> {
     let at = ts(&now());
@@ -399,5 +401,108 @@ pub(crate) fn remove_member(
     conn.prepare_cached("DELETE FROM memberships WHERE org_id = ?1 AND user_id = ?2")?
         .execute(params![org.to_string(), user.to_string()])?;
     audit::append(conn, entry)?;
+    Ok(())
+}
+
+pub(crate) fn set_password(
+    conn: &Connection,
+    user: UserId,
+    hash: &str,
+    entry: &AuditEntry,
+) -> Result<()> {
+    let changed = conn
+        .prepare_cached("UPDATE users SET password_hash = ?1 WHERE id = ?2")?
+        .execute(params![hash, user.to_string()])?;
+    if changed == 0 {
+        return Err(StoreError::NotFound {
+            what: format!("user {user}"),
+        });
+    }
+    audit::append(conn, entry)?;
+    Ok(())
+}
+
+pub(crate) fn login(conn: &Connection, email: &str) -> Result<Option<Login>> {
+    let row: Option<(String, String, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT u.id, m.org_id, u.password_hash FROM users u
+             JOIN memberships m ON m.user_id = u.id
+             WHERE u.email = ?1 ORDER BY m.created_at, m.org_id LIMIT 1",
+        )?
+        .query_row(params![email], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    row.map(|(user, org, password_hash)| {
+        Ok(Login {
+            user_id: parse("users.id", &user)?,
+            org_id: parse("memberships.org_id", &org)?,
+            password_hash,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) fn create_session(conn: &Connection, s: &NewSession, entry: &AuditEntry) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO sessions (id, secret_hash, csrf_hash, user_id, org_id, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        s.id.to_string(),
+        s.secret_hash,
+        s.csrf_hash,
+        s.user_id.to_string(),
+        s.org_id.to_string(),
+        ts(&now()),
+        ts(&s.expires_at)
+    ])
+    .map_err(unique_as(|| format!("session {}", s.id)))?;
+    audit::append(conn, entry)?;
+    Ok(())
+}
+
+pub(crate) fn principal_for_session(
+    conn: &Connection,
+    secret_hash: &str,
+) -> Result<Option<(Principal, String)>> {
+    let row: Option<[Option<String>; 6]> = conn
+        .prepare_cached(
+            "SELECT u.id, u.email, s.org_id, m.role, s.id, s.csrf_hash
+             FROM sessions s
+             JOIN memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id
+             JOIN users u ON u.id = s.user_id
+             WHERE s.secret_hash = ?1 AND s.ended_at IS NULL AND s.expires_at > ?2",
+        )?
+        .query_row(params![secret_hash, ts(&now())], texts::<6>)
+        .optional()?;
+    let Some(
+        [
+            Some(user),
+            Some(email),
+            Some(org),
+            Some(role),
+            Some(id),
+            Some(csrf),
+        ],
+    ) = row
+    else {
+        return Ok(None);
+    };
+    Ok(Some((
+        Principal {
+            user_id: parse("users.id", &user)?,
+            email,
+            org_id: parse("sessions.org_id", &org)?,
+            role: parse("memberships.role", &role)?,
+            token_id: parse("sessions.id", &id)?,
+        },
+        csrf,
+    )))
+}
+
+pub(crate) fn end_session(conn: &Connection, secret_hash: &str) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE sessions SET ended_at = ?1 WHERE secret_hash = ?2 AND ended_at IS NULL",
+    )?
+    .execute(params![ts(&now()), secret_hash])?;
     Ok(())
 }

@@ -1,0 +1,221 @@
+//! Signing in with a password, for the web UI: `POST /api/v1/sessions` answers a session
+//! cookie (`HttpOnly`, `SameSite=Strict`) and the CSRF token that every change made with it
+//! must carry; `DELETE /api/v1/sessions` signs out; `PUT /api/v1/me/password` sets the caller's
+//! password (an Argon2id hash is kept, never the password).
+//!
+//! Failed sign-ins are limited per account and per address: past the limit within the window a
+//! sign-in is refused with 429 before the password is even checked.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use stackdock_core::{AuditEntry, Outcome, TokenId};
+use stackdock_store::{Batch, NewSession, Write};
+
+use super::body_error;
+use crate::AppState;
+use crate::auth::{Caller, SESSION_COOKIE, Token, session_secret};
+use crate::error::ApiError;
+
+/// How long a session lasts.
+const SESSION_HOURS: i64 = 12;
+/// Failed sign-ins counted back this far.
+const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Failures allowed in the window, per account and per address.
+const PER_ACCOUNT: usize = 5;
+const PER_ADDRESS: usize = 20;
+/// The shortest password accepted.
+const MIN_PASSWORD: usize = 12;
+
+/// Failed sign-ins in the last [`WINDOW`], by account and by address.
+#[derive(Default)]
+pub struct SignInLimiter {
+    failures: Mutex<HashMap<String, Vec<Instant>>>,
+}
+
+impl SignInLimiter {
+    /// `Some(wait)` when `key` has used up its failures.
+    fn refused(&self, key: &str, limit: usize) -> Option<Duration> {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let seen = map.entry(key.to_string()).or_default();
+        seen.retain(|at| now.duration_since(*at) < WINDOW);
+        (seen.len() >= limit).then(|| WINDOW - now.duration_since(seen[0]))
+    }
+
+    fn failed(&self, key: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key.to_string()).or_default().push(Instant::now());
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SignIn {
+    email: String,
+    password: String,
+}
+
+pub(crate) async fn sign_in(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Result<Json<SignIn>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(b) = body.map_err(body_error)?;
+    let email = b.email.trim().to_lowercase();
+    let (account, address) = (format!("account:{email}"), format!("address:{}", peer.ip()));
+    let limiter = &state.sign_in;
+    if let Some(wait) = limiter
+        .refused(&account, PER_ACCOUNT)
+        .or_else(|| limiter.refused(&address, PER_ADDRESS))
+    {
+        let mut resp = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "too many failed sign-ins; try again in {} s",
+                wait.as_secs().max(1)
+            ),
+        )
+        .into_response();
+        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(resp);
+    }
+    let login = state.store.login(&email).await?;
+    let verified = login.as_ref().is_some_and(|l| {
+        l.password_hash.as_deref().is_some_and(|h| {
+            PasswordHash::new(h)
+                .map(|parsed| {
+                    Argon2::default()
+                        .verify_password(b.password.as_bytes(), &parsed)
+                        .is_ok()
+                })
+                .unwrap_or(false)
+        })
+    });
+    let Some(login) = login.filter(|_| verified) else {
+        limiter.failed(&account);
+        limiter.failed(&address);
+        if let Some(l) = state.store.login(&email).await? {
+            let audit = AuditEntry::new(
+                l.org_id,
+                Some(l.user_id),
+                "session.create",
+                Outcome::Failure,
+            )
+            .details(json!({"address": peer.ip().to_string()}));
+            state
+                .store
+                .apply(Batch::new().push(Write::Audit(audit)))
+                .await?;
+        }
+        // One answer for an unknown email and a wrong password: neither is told apart.
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "wrong email or password",
+        ));
+    };
+    let (secret, csrf) = (Token::generate(), Token::generate());
+    let id = TokenId::new();
+    let audit = AuditEntry::new(
+        login.org_id,
+        Some(login.user_id),
+        "session.create",
+        Outcome::Success,
+    )
+    .resource(format!("sessions/{id}"))
+    .details(json!({"address": peer.ip().to_string()}));
+    state
+        .store
+        .create_session(
+            NewSession {
+                id,
+                secret_hash: Token::hash(&secret.0),
+                csrf_hash: Token::hash(&csrf.0),
+                user_id: login.user_id,
+                org_id: login.org_id,
+                expires_at: chrono::Utc::now() + chrono::TimeDelta::hours(SESSION_HOURS),
+            },
+            audit,
+        )
+        .await?;
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        secret.0,
+        SESSION_HOURS * 3600
+    );
+    let mut resp = (
+        StatusCode::CREATED,
+        Json(json!({"user_id": login.user_id, "org_id": login.org_id, "csrf_token": csrf.0})),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+pub(crate) async fn sign_out(
+    State(state): State<AppState>,
+    _caller: Caller,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(secret) = session_secret(&headers) {
+        state.store.end_session(&Token::hash(&secret)).await?;
+    }
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let gone = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    if let Ok(v) = HeaderValue::from_str(&gone) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetPassword {
+    password: String,
+}
+
+pub(crate) async fn set_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<SetPassword>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let actor = caller.actor();
+    let Json(b) = body.map_err(body_error)?;
+    if b.password.chars().count() < MIN_PASSWORD || b.password.len() > 1024 {
+        return Err(ApiError::bad_request(format!(
+            "password: must be {MIN_PASSWORD} to 1024 characters"
+        )));
+    }
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    let hash = tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(b.password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hash", e.to_string()))?
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hash", e.to_string()))?;
+    let audit = actor.audit("user.password", Outcome::Success);
+    state
+        .store
+        .set_password(caller.0.user_id, hash, audit)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
