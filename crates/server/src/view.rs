@@ -5,9 +5,9 @@
 use serde::Serialize;
 use serde_json::Value;
 use stackdock_core::{
-    ApiCall, AuditEntry, Dock, DockId, Failure, OpKind, OpState, Operation, OperationId, Outcome,
-    RequestId, Resource, ResourceId, ResourceKind, Role, Step, StepStatus, Timestamp, TokenId,
-    UserId,
+    ApiCall, AuditEntry, Dock, DockId, Failure, OpKind, OpState, Operation, OperationId, OrgId,
+    Outcome, ProvisioningSource, ProvisioningState, RequestId, Resource, ResourceDetails,
+    ResourceError, ResourceId, ResourceKind, Role, Step, StepStatus, Timestamp, TokenId, UserId,
 };
 use stackdock_store::{Member, TokenInfo};
 
@@ -50,13 +50,64 @@ impl From<&Dock> for DockView {
     }
 }
 
-/// A resource, with the operation just queued for it when there is one.
-pub fn resource(r: &Resource, operation: Option<&Operation>) -> Value {
-    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
-    if let (Some(obj), Some(op)) = (v.as_object_mut(), operation) {
-        obj.insert("operation_id".into(), Value::String(op.id.to_string()));
+/// A resource as shown: the universal columns, the kind's own fields beside them (`kind`,
+/// `region`, ...), and the operation just queued for it when there is one.
+#[derive(Serialize)]
+pub struct ResourceView {
+    pub id: ResourceId,
+    pub org_id: OrgId,
+    pub dock_id: DockId,
+    pub provider: String,
+    pub provider_resource_id: Option<String>,
+    pub name: String,
+    pub status: Option<String>,
+    pub provisioning_source: ProvisioningSource,
+    pub provisioning_state: ProvisioningState,
+    pub provisioned_at: Option<Timestamp>,
+    /// The provider's last full answer, with secrets redacted before it was stored.
+    pub full_api_data: Value,
+    pub error: Option<ResourceError>,
+    pub marker: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub version: i64,
+    #[serde(flatten)]
+    pub details: ResourceDetails,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation_id: Option<OperationId>,
+}
+
+impl From<&Resource> for ResourceView {
+    fn from(r: &Resource) -> Self {
+        Self {
+            id: r.id,
+            org_id: r.org_id,
+            dock_id: r.dock_id,
+            provider: r.provider.clone(),
+            provider_resource_id: r.provider_resource_id.clone(),
+            name: r.name.clone(),
+            status: r.status.clone(),
+            provisioning_source: r.provisioning_source,
+            provisioning_state: r.provisioning_state,
+            provisioned_at: r.provisioned_at,
+            full_api_data: r.full_api_data.clone(),
+            error: r.error.clone(),
+            marker: r.marker.as_ref().map(|m| m.as_str().to_string()),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+            details: r.details.clone(),
+            operation_id: None,
+        }
     }
-    v
+}
+
+/// A resource, with the operation just queued for it when there is one.
+pub fn resource(r: &Resource, operation: Option<&Operation>) -> ResourceView {
+    ResourceView {
+        operation_id: operation.map(|o| o.id),
+        ..ResourceView::from(r)
+    }
 }
 
 /// An operation as shown: what it is, where it stands and why it failed, never the worker's

@@ -95,7 +95,11 @@ async fn next_event(mut feed: Feed) -> Option<(Result<Event, Infallible>, Feed)>
             return None;
         }
         if let Some(change) = feed.pending.pop_front() {
-            let data = json!({"seq": change.seq, "at": change.at, "resource": change.resource});
+            let data = json!({
+                "seq": change.seq,
+                "at": change.at,
+                "resource": crate::view::ResourceView::from(&change.resource),
+            });
             let event = Event::default()
                 .id(change.seq.to_string())
                 .event("resource")

@@ -6,7 +6,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::Deserialize;
-use serde_json::Value;
 use stackdock_core::{ProvisioningSource, ProvisioningState, Resource, ResourceId, ResourceKind};
 use stackdock_store::ResourceFilter;
 
@@ -63,7 +62,7 @@ pub(crate) async fn list(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Vec<Resource>>, ApiError> {
+) -> Result<Json<Vec<view::ResourceView>>, ApiError> {
     let Path(collection) = path.map_err(path_error)?;
     let kind = kind_of(&collection)?;
     list_filtered(state, caller, Some(kind), query).await
@@ -74,7 +73,7 @@ pub(crate) async fn list_all(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Vec<Resource>>, ApiError> {
+) -> Result<Json<Vec<view::ResourceView>>, ApiError> {
     list_filtered(state, caller, None, query).await
 }
 
@@ -83,7 +82,7 @@ async fn list_filtered(
     caller: Caller,
     kind: Option<ResourceKind>,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Vec<Resource>>, ApiError> {
+) -> Result<Json<Vec<view::ResourceView>>, ApiError> {
     let actor = caller.actor();
     let Query(q) = query.map_err(query_error)?;
     let kind = match (kind, &q.kind) {
@@ -117,9 +116,8 @@ async fn list_filtered(
     if q.limit == Some(0) {
         return Err(ApiError::bad_request("limit: must be at least 1"));
     }
-    Ok(Json(
-        state.store.list_resources(actor.org_id, &filter).await?,
-    ))
+    let rows = state.store.list_resources(actor.org_id, &filter).await?;
+    Ok(Json(rows.iter().map(view::ResourceView::from).collect()))
 }
 
 /// Records the intent and answers 202 with the row in `provisioning`; the workers do the rest.
@@ -190,7 +188,7 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<view::ResourceView>, ApiError> {
     let actor = caller.actor();
     let Path((collection, id)) = path.map_err(path_error)?;
     let r = load(&state, actor.org_id, Some(kind_of(&collection)?), &id).await?;
@@ -230,7 +228,7 @@ pub(crate) async fn get_any(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<view::ResourceView>, ApiError> {
     let actor = caller.actor();
     let Path(id) = path.map_err(path_error)?;
     let r = load(&state, actor.org_id, None, &id).await?;
