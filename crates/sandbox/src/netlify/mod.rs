@@ -6,9 +6,10 @@
 //! lists are bare arrays paged with `page` and `per_page`, with no paging headers; a site is
 //! created with `POST /sites` (201) and its name is unique (422 otherwise); a deploy is created
 //! with `{files: {"/path": sha1}}` and lists in `required` the SHA-1s Netlify has not seen,
-//! which are uploaded with `PUT /deploys/{id}/files/{path}`; an `async` deploy is `preparing`
-//! before it is `prepared`; a deploy goes `prepared → uploading → processing → ready` (see
-//! `world.rs`); deleting a site deletes its deploys; DNS records have no update. Netlify
+//! which are uploaded with `PUT /deploys/{id}/files/{path}`; an `async` deploy is answered
+//! `new` and is `preparing` before it is `prepared`; a deploy goes `prepared → uploading →
+//! processing → ready` (see `world.rs`); deleting a site deletes its deploys; DNS records have
+//! no update. Netlify
 //! documents no rate limit and no rate-limit headers: none are sent (the limiter, faults and
 //! chaos work as for every simulator).
 
