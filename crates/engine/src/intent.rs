@@ -466,7 +466,7 @@ impl Engine {
         let store = &self.inner.store;
         let resource = store.get_resource(actor.org_id, id).await?;
         let kind = resource.kind();
-        let op = match store.active_operation_for(id).await? {
+        let op = match store.active_operation_for(actor.org_id, id).await? {
             Some(op) if op.kind == OpKind::Provision => op,
             Some(op) => {
                 return Err(EngineError::Conflict(format!(
@@ -603,7 +603,7 @@ impl Engine {
     async fn idle_resource(&self, actor: Actor, id: ResourceId) -> Result<Resource, EngineError> {
         let store = &self.inner.store;
         let resource = store.get_resource(actor.org_id, id).await?;
-        if let Some(op) = store.active_operation_for(id).await? {
+        if let Some(op) = store.active_operation_for(actor.org_id, id).await? {
             return Err(EngineError::Conflict(format!(
                 "{} {id} has an unfinished {} operation ({}); wait for it to finish",
                 resource.kind(),

@@ -38,7 +38,7 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
     let resource = store.get_resource(op.org_id, rid).await?;
     let dock = store.get_dock(op.org_id, op.dock_id).await?;
     let config = op.input["config"].as_object().cloned().unwrap_or_default();
-    let steps = store.steps(op.id).await?;
+    let steps = store.steps(op.org_id, op.id).await?;
     let acted = steps.iter().any(|s| s.status == StepStatus::Done);
     let (mut ctx, recorder) =
         engine.ctx_recorded(op, lease, Some(rid), resource.marker.clone(), steps);

@@ -66,14 +66,14 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
     for observed in found {
         let kind = observed.details.kind();
         if store
-            .find_by_provider_id(dock.id, kind, &observed.provider_resource_id)
+            .find_by_provider_id(op.org_id, dock.id, kind, &observed.provider_resource_id)
             .await?
             .is_some()
         {
             continue;
         }
         if let Some(marker) = &observed.marker
-            && store.find_by_marker(marker).await?.is_some()
+            && store.find_by_marker(op.org_id, marker).await?.is_some()
         {
             continue;
         }

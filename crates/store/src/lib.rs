@@ -381,11 +381,12 @@ pub trait Store: Send + Sync + 'static {
     /// The live (not `deprovisioned`) row for a provider's resource in a dock, if tracked.
     async fn find_by_provider_id(
         &self,
+        org: OrgId,
         dock: DockId,
         kind: ResourceKind,
         provider_resource_id: &str,
     ) -> Result<Option<Resource>>;
-    async fn find_by_marker(&self, marker: &Marker) -> Result<Option<Resource>>;
+    async fn find_by_marker(&self, org: OrgId, marker: &Marker) -> Result<Option<Resource>>;
 
     // ---- writes ----
 
@@ -434,7 +435,11 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Operation>>;
     /// Unfinished operations on a resource (at most one is expected).
-    async fn active_operation_for(&self, resource: ResourceId) -> Result<Option<Operation>>;
+    async fn active_operation_for(
+        &self,
+        org: OrgId,
+        resource: ResourceId,
+    ) -> Result<Option<Operation>>;
     /// Claims up to `limit` runnable operations, oldest due first: queued with
     /// `next_run_at <= now`, or running with an expired lease. Each becomes `running` with
     /// `lease_owner = owner` and `lease_expires_at = now + lease`, its `generation` and
@@ -477,7 +482,7 @@ pub trait Store: Send + Sync + 'static {
     async fn expire_leases(&self, owner_prefix: &str) -> Result<u64>;
     /// Extends a held lease; [`StoreError::Fenced`] if it is no longer held.
     async fn renew_lease(&self, lease: &Lease, duration: Duration) -> Result<()>;
-    async fn steps(&self, operation: OperationId) -> Result<Vec<Step>>;
+    async fn steps(&self, org: OrgId, operation: OperationId) -> Result<Vec<Step>>;
 
     // ---- journal, audit, change feed ----
 

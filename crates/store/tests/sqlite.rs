@@ -77,6 +77,7 @@ conformance!(
     the_last_owner_stays,
     audit_is_searched_by_every_filter_a_page_at_a_time,
     a_reseal_replaces_only_what_it_read_and_updates_leave_input_alone,
+    lookups_by_marker_provider_id_active_operation_and_steps_stay_in_their_org,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -285,12 +286,12 @@ async fn the_waiting_migration_keeps_operations_and_their_steps() {
 
     let store = SqliteStore::open(&path).await.expect("migrated");
     let op_id = "01a216ba-0000-7000-8000-000000000001".parse().expect("id");
-    let steps = store.steps(op_id).await.expect("steps");
-    assert_eq!(steps.len(), 1, "the step survived the rebuild");
-    assert_eq!(steps[0].output["found"], 3);
     let org = "01a216ba-0000-7000-8000-0000000000aa"
         .parse()
         .expect("org id");
+    let steps = store.steps(org, op_id).await.expect("steps");
+    assert_eq!(steps.len(), 1, "the step survived the rebuild");
+    assert_eq!(steps[0].output["found"], 3);
     let op = store
         .get_operation(org, op_id)
         .await

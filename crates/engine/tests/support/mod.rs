@@ -278,7 +278,10 @@ impl TestEngine {
     }
 
     pub async fn steps(&self, op: OperationId) -> Vec<Step> {
-        self.store.steps(op).await.expect("steps")
+        self.store
+            .steps(self.actor.org_id, op)
+            .await
+            .expect("steps")
     }
 }
 
@@ -583,16 +586,21 @@ impl Store for FaultyStore {
     }
     async fn find_by_provider_id(
         &self,
+        org: OrgId,
         dock: DockId,
         kind: ResourceKind,
         provider_resource_id: &str,
     ) -> stackdock_store::Result<Option<Resource>> {
         self.inner
-            .find_by_provider_id(dock, kind, provider_resource_id)
+            .find_by_provider_id(org, dock, kind, provider_resource_id)
             .await
     }
-    async fn find_by_marker(&self, marker: &Marker) -> stackdock_store::Result<Option<Resource>> {
-        self.inner.find_by_marker(marker).await
+    async fn find_by_marker(
+        &self,
+        org: OrgId,
+        marker: &Marker,
+    ) -> stackdock_store::Result<Option<Resource>> {
+        self.inner.find_by_marker(org, marker).await
     }
     async fn get_operation(
         &self,
@@ -611,9 +619,10 @@ impl Store for FaultyStore {
     }
     async fn active_operation_for(
         &self,
+        org: OrgId,
         resource: ResourceId,
     ) -> stackdock_store::Result<Option<Operation>> {
-        self.inner.active_operation_for(resource).await
+        self.inner.active_operation_for(org, resource).await
     }
     async fn expire_leases(&self, owner_prefix: &str) -> stackdock_store::Result<u64> {
         self.inner.expire_leases(owner_prefix).await
@@ -621,8 +630,12 @@ impl Store for FaultyStore {
     async fn renew_lease(&self, lease: &Lease, duration: Duration) -> stackdock_store::Result<()> {
         self.inner.renew_lease(lease, duration).await
     }
-    async fn steps(&self, operation: OperationId) -> stackdock_store::Result<Vec<Step>> {
-        self.inner.steps(operation).await
+    async fn steps(
+        &self,
+        org: OrgId,
+        operation: OperationId,
+    ) -> stackdock_store::Result<Vec<Step>> {
+        self.inner.steps(org, operation).await
     }
     async fn api_calls(
         &self,

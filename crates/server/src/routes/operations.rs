@@ -53,7 +53,7 @@ pub(crate) async fn get(
         .parse()
         .map_err(|_| ApiError::bad_request(format!("{text:?} is not an operation id (a UUID)")))?;
     let op = state.store.get_operation(actor.org_id, id).await?;
-    let steps = state.store.steps(id).await?;
+    let steps = state.store.steps(actor.org_id, id).await?;
     let calls = state
         .store
         .api_calls_for_operation(actor.org_id, id)

@@ -282,18 +282,19 @@ impl Store for SqliteStore {
 
     async fn find_by_provider_id(
         &self,
+        org: OrgId,
         dock: DockId,
         kind: ResourceKind,
         provider_resource_id: &str,
     ) -> Result<Option<Resource>> {
         let pid = provider_resource_id.to_string();
-        self.read(move |c| resources::find_by_provider_id(c, dock, kind, &pid))
+        self.read(move |c| resources::find_by_provider_id(c, org, dock, kind, &pid))
             .await
     }
 
-    async fn find_by_marker(&self, marker: &Marker) -> Result<Option<Resource>> {
+    async fn find_by_marker(&self, org: OrgId, marker: &Marker) -> Result<Option<Resource>> {
         let marker = marker.clone();
-        self.read(move |c| resources::find_by_marker(c, &marker))
+        self.read(move |c| resources::find_by_marker(c, org, &marker))
             .await
     }
 
@@ -373,8 +374,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn active_operation_for(&self, resource: ResourceId) -> Result<Option<Operation>> {
-        self.read(move |c| operations::active_for(c, resource))
+    async fn active_operation_for(
+        &self,
+        org: OrgId,
+        resource: ResourceId,
+    ) -> Result<Option<Operation>> {
+        self.read(move |c| operations::active_for(c, org, resource))
             .await
     }
 
@@ -432,8 +437,9 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn steps(&self, operation: OperationId) -> Result<Vec<Step>> {
-        self.read(move |c| operations::steps(c, operation)).await
+    async fn steps(&self, org: OrgId, operation: OperationId) -> Result<Vec<Step>> {
+        self.read(move |c| operations::steps(c, org, operation))
+            .await
     }
 
     async fn record_api_calls(&self, calls: Vec<ApiCall>) -> Result<()> {

@@ -234,19 +234,25 @@ pub(crate) fn list(
     )
 }
 
-pub(crate) fn active_for(conn: &Connection, resource: ResourceId) -> Result<Option<Operation>> {
+pub(crate) fn active_for(
+    conn: &Connection,
+    org: OrgId,
+    resource: ResourceId,
+) -> Result<Option<Operation>> {
     static SQL: OnceLock<String> = OnceLock::new();
     let sql = SQL.get_or_init(|| {
         format!(
             "SELECT {COLUMNS} FROM operations
-             WHERE resource_id = ?1 AND {UNFINISHED}
+             WHERE resource_id = ?1 AND org_id = ?2 AND {UNFINISHED}
              ORDER BY created_at, id
              LIMIT 1"
         )
     });
-    Ok(returning(conn, sql, params![resource.to_string()])?
-        .into_iter()
-        .next())
+    Ok(
+        returning(conn, sql, params![resource.to_string(), org.to_string()])?
+            .into_iter()
+            .next(),
+    )
 }
 
 fn expiry(from: Timestamp, lease: Duration) -> Result<Timestamp> {
@@ -527,12 +533,13 @@ pub(crate) fn record_step(conn: &Connection, step: &Step) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn steps(conn: &Connection, op: OperationId) -> Result<Vec<Step>> {
+pub(crate) fn steps(conn: &Connection, org: OrgId, op: OperationId) -> Result<Vec<Step>> {
     rows(
         conn,
-        "SELECT operation_id, step_index, name, status, output, undo, at
-         FROM operation_steps WHERE operation_id = ?1 ORDER BY step_index",
-        params![op.to_string()],
+        "SELECT s.operation_id, s.step_index, s.name, s.status, s.output, s.undo, s.at
+         FROM operation_steps s JOIN operations o ON o.id = s.operation_id
+         WHERE s.operation_id = ?1 AND o.org_id = ?2 ORDER BY s.step_index",
+        params![op.to_string(), org.to_string()],
         StepRow::read,
     )?
     .into_iter()

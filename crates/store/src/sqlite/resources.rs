@@ -274,27 +274,37 @@ pub(crate) fn list(
 
 pub(crate) fn find_by_provider_id(
     conn: &Connection,
+    org: OrgId,
     dock: DockId,
     kind: ResourceKind,
     provider_resource_id: &str,
 ) -> Result<Option<Resource>> {
     let sql = format!(
-        "{} WHERE dock_id = ?1 AND provider_resource_id = ?2 AND provisioning_state <> 'deprovisioned'",
+        "{} WHERE dock_id = ?1 AND provider_resource_id = ?2 AND org_id = ?3
+           AND provisioning_state <> 'deprovisioned'",
         select(kind)
     );
+    Ok(decode(
+        conn,
+        &sql,
+        params![dock.to_string(), provider_resource_id, org.to_string()],
+    )?
+    .into_iter()
+    .next())
+}
+
+pub(crate) fn find_by_marker(
+    conn: &Connection,
+    org: OrgId,
+    marker: &Marker,
+) -> Result<Option<Resource>> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = select_every_kind(&SQL, "marker = ?1 AND org_id = ?2");
     Ok(
-        decode(conn, &sql, params![dock.to_string(), provider_resource_id])?
+        decode(conn, sql, params![marker.as_str(), org.to_string()])?
             .into_iter()
             .next(),
     )
-}
-
-pub(crate) fn find_by_marker(conn: &Connection, marker: &Marker) -> Result<Option<Resource>> {
-    static SQL: OnceLock<String> = OnceLock::new();
-    let sql = select_every_kind(&SQL, "marker = ?1");
-    Ok(decode(conn, sql, params![marker.as_str()])?
-        .into_iter()
-        .next())
 }
 
 /// Refuses a row that would make a second tracked copy of something: the same id, or the same

@@ -617,7 +617,7 @@ pub async fn batch_is_all_or_nothing(store: &dyn Store) {
     assert_eq!(store.latest_change().await.expect("latest"), seq);
     assert!(
         store
-            .find_by_marker(r.marker.as_ref().expect("marker"))
+            .find_by_marker(t.org, r.marker.as_ref().expect("marker"))
             .await
             .expect("find")
             .is_none()
@@ -710,7 +710,7 @@ pub async fn duplicates_of_live_resources_are_refused(store: &dyn Store) {
     move_to(store, &leaving, ProvisioningState::Deprovisioned).await;
     let again = insert(store, twin).await;
     let found = store
-        .find_by_provider_id(d.id, ResourceKind::Server, "droplet-1")
+        .find_by_provider_id(t.org, d.id, ResourceKind::Server, "droplet-1")
         .await
         .expect("find")
         .expect("live row");
@@ -725,7 +725,7 @@ pub async fn find_by_provider_id_ignores_deprovisioned(store: &dyn Store) {
     let r = insert(store, r).await;
 
     let found = store
-        .find_by_provider_id(d.id, ResourceKind::Domain, "zone-9")
+        .find_by_provider_id(t.org, d.id, ResourceKind::Domain, "zone-9")
         .await
         .expect("find");
     assert_eq!(found.map(|f| f.id), Some(r.id));
@@ -737,7 +737,7 @@ pub async fn find_by_provider_id_ignores_deprovisioned(store: &dyn Store) {
     ] {
         assert!(
             store
-                .find_by_provider_id(dock, kind, pid)
+                .find_by_provider_id(t.org, dock, kind, pid)
                 .await
                 .expect("find")
                 .is_none()
@@ -747,7 +747,7 @@ pub async fn find_by_provider_id_ignores_deprovisioned(store: &dyn Store) {
     deprovision_fully(store, &r).await;
     assert!(
         store
-            .find_by_provider_id(d.id, ResourceKind::Domain, "zone-9")
+            .find_by_provider_id(t.org, d.id, ResourceKind::Domain, "zone-9")
             .await
             .expect("find")
             .is_none(),
@@ -762,7 +762,7 @@ pub async fn find_by_marker_across_kinds(store: &dyn Store) {
         let r = insert(store, resource(&d, kind)).await;
         let marker = r.marker.clone().expect("api rows carry a marker");
         let found = store
-            .find_by_marker(&marker)
+            .find_by_marker(t.org, &marker)
             .await
             .expect("find")
             .expect("by marker");
@@ -771,7 +771,7 @@ pub async fn find_by_marker_across_kinds(store: &dyn Store) {
     let unknown = Marker::for_resource(&ResourceId::new());
     assert!(
         store
-            .find_by_marker(&unknown)
+            .find_by_marker(t.org, &unknown)
             .await
             .expect("find")
             .is_none()
@@ -829,7 +829,7 @@ pub async fn fencing_stops_a_stale_worker(store: &dyn Store) {
         other => panic!("expected Fenced, got {other:?}"),
     }
     assert_eq!(store.get_resource(t.org, r.id).await.expect("get"), r);
-    assert!(store.steps(op.id).await.expect("steps").is_empty());
+    assert!(store.steps(t.org, op.id).await.expect("steps").is_empty());
     assert_eq!(audit_count(store, t.org).await, audits);
 
     match store.renew_lease(&stale, LONG_LEASE).await {
@@ -1088,12 +1088,12 @@ pub async fn record_step_twice_leaves_one_row(store: &dyn Store) {
         .await
         .expect("record next");
     assert_eq!(
-        store.steps(op.id).await.expect("steps"),
+        store.steps(t.org, op.id).await.expect("steps"),
         vec![replay, second]
     );
     assert!(
         store
-            .steps(OperationId::new())
+            .steps(t.org, OperationId::new())
             .await
             .expect("steps")
             .is_empty()
@@ -1157,7 +1157,7 @@ pub async fn operations_get_list_and_active(store: &dyn Store) {
 
     assert_eq!(
         store
-            .active_operation_for(r.id)
+            .active_operation_for(t.org, r.id)
             .await
             .expect("active")
             .map(|o| o.id),
@@ -1173,7 +1173,7 @@ pub async fn operations_get_list_and_active(store: &dyn Store) {
         .expect("update op");
     assert!(
         store
-            .active_operation_for(r.id)
+            .active_operation_for(t.org, r.id)
             .await
             .expect("active")
             .is_none()
@@ -1897,7 +1897,7 @@ pub async fn a_fenced_step_sets_the_provider_id_and_reports_a_cancel(store: &dyn
         .await
         .expect("a step after the cancel is still recorded");
     assert!(done.cancel_requested);
-    assert_eq!(store.steps(op.id).await.expect("steps").len(), 2);
+    assert_eq!(store.steps(t.org, op.id).await.expect("steps").len(), 2);
 
     // A row of another org, or one that is not there, is not found; nothing is written.
     let stranger = tenant(store).await;
@@ -1919,7 +1919,7 @@ pub async fn a_fenced_step_sets_the_provider_id_and_reports_a_cancel(store: &dyn
         matches!(refused, Err(StoreError::NotFound { .. })),
         "{refused:?}"
     );
-    assert_eq!(store.steps(op.id).await.expect("steps").len(), 2);
+    assert_eq!(store.steps(t.org, op.id).await.expect("steps").len(), 2);
 
     let unfenced = store
         .apply_fenced(t.org, Batch::new().push(Write::RecordStep(step(3, "free"))))
@@ -2420,4 +2420,78 @@ pub async fn a_reseal_replaces_only_what_it_read_and_updates_leave_input_alone(s
     let rows = store.sealed_rows().await.expect("sealed rows");
     assert!(rows.docks.iter().any(|x| x.id == d.id));
     assert!(rows.operations.iter().any(|o| o.id == op.id));
+}
+
+pub async fn lookups_by_marker_provider_id_active_operation_and_steps_stay_in_their_org(
+    store: &dyn Store,
+) {
+    let t = tenant(store).await;
+    let other = tenant(store).await;
+    let d = add_dock(store, t.org, "scoped").await;
+    let mut r = resource(&d, ResourceKind::Server);
+    r.provider_resource_id = Some("droplet-scoped".into());
+    let r = insert(store, r).await;
+    let op = insert_operation(store, operation(&d, Some(&r))).await;
+    let step = Step {
+        operation_id: op.id,
+        index: 0,
+        name: "created".into(),
+        status: StepStatus::Done,
+        output: json!({}),
+        undo: json!({}),
+        at: now(),
+    };
+    store
+        .apply(Batch::new().push(Write::RecordStep(step)))
+        .await
+        .expect("step");
+    let marker = r.marker.clone().expect("marker");
+
+    // Found in the org...
+    assert!(
+        store
+            .find_by_marker(t.org, &marker)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .find_by_provider_id(t.org, d.id, ResourceKind::Server, "droplet-scoped")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .active_operation_for(t.org, r.id)
+            .await
+            .unwrap()
+            .map(|o| o.id),
+        Some(op.id)
+    );
+    assert_eq!(store.steps(t.org, op.id).await.unwrap().len(), 1);
+    // ...and nothing of it from another org, exactly like what does not exist.
+    assert!(
+        store
+            .find_by_marker(other.org, &marker)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .find_by_provider_id(other.org, d.id, ResourceKind::Server, "droplet-scoped")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .active_operation_for(other.org, r.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.steps(other.org, op.id).await.unwrap().is_empty());
 }
