@@ -8,6 +8,7 @@
 //! cloud-init `user_data`, byte by byte and in their encoded forms.
 
 mod access;
+mod audit;
 mod bad_input;
 mod chaos;
 mod cli;
