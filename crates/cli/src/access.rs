@@ -45,6 +45,58 @@ pub(crate) enum MembersCommand {
 }
 
 #[derive(Subcommand)]
+pub(crate) enum UsersCommand {
+    /// Add a user to the organisation and print their one-time invitation (needs
+    /// members:full); they accept it with `POST /api/v1/invitations/accept`, setting their
+    /// password.
+    Add {
+        email: String,
+        /// owner, admin, developer or viewer.
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+impl UsersCommand {
+    pub(crate) fn conn(&self) -> &Conn {
+        match self {
+            Self::Add { conn, .. } => conn,
+        }
+    }
+}
+
+pub(crate) async fn users(cmd: UsersCommand) -> CliResult {
+    let conn = cmd.conn().clone();
+    let client = Client::new(&conn)?;
+    let UsersCommand::Add { email, role, .. } = cmd;
+    let out = client
+        .post(
+            "/api/v1/members",
+            &json!({"email": email, "role": role, "invite": true}),
+        )
+        .await?;
+    if conn.json {
+        print_json(&out);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let s = |v: &Value| v.as_str().unwrap_or("-").to_string();
+    println!(
+        "{}  {:<10} {}",
+        s(&out["user_id"]),
+        s(&out["role"]),
+        s(&out["email"])
+    );
+    println!(
+        "invitation (shown once, good until {}): {}",
+        s(&out["invitation"]["expires_at"]),
+        s(&out["invitation"]["token"])
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
 pub(crate) enum TokensCommand {
     /// Make an API token; its text is printed once and cannot be shown again.
     Create {

@@ -113,6 +113,11 @@ enum Command {
         #[command(subcommand)]
         command: access::MembersCommand,
     },
+    /// Add users, each with a one-time invitation to set their password.
+    Users {
+        #[command(subcommand)]
+        command: access::UsersCommand,
+    },
     /// Manage API tokens: create, list, revoke.
     Tokens {
         #[command(subcommand)]
@@ -146,6 +151,7 @@ fn main() -> ExitCode {
         Command::Docks { command } => command.conn().json,
         Command::Members { command } => command.conn().json,
         Command::Tokens { command } => command.conn().json,
+        Command::Users { command } => command.conn().json,
         Command::Keys { command } => command.conn().json,
         Command::Status { conn, .. }
         | Command::Deprovision { conn, .. }
@@ -169,6 +175,7 @@ fn main() -> ExitCode {
             Command::Docks { command } => commands::docks(command).await,
             Command::Members { command } => access::members(command).await,
             Command::Tokens { command } => access::tokens(command).await,
+            Command::Users { command } => access::users(command).await,
             Command::Keys { command } => access::keys(command).await,
             Command::Sync {
                 dock,

@@ -138,6 +138,8 @@ pub struct NewToken {
     pub name: Option<String>,
     pub role: Option<Role>,
     pub expires_at: Option<Timestamp>,
+    /// A one-time invitation to set a password, not a key to the API.
+    pub invitation: bool,
 }
 
 /// A member of an organisation.
@@ -339,6 +341,9 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditEntry,
     ) -> Result<Member>;
     async fn list_members(&self, org: OrgId) -> Result<Vec<Member>>;
+    /// Takes up an invitation: if `token_hash` is an unexpired, unrevoked invitation, revokes
+    /// it and answers whom it was for; `None` otherwise. One transaction, so it is taken once.
+    async fn accept_invitation(&self, token_hash: &str) -> Result<Option<Login>>;
     /// Sets (or replaces) a user's password hash, with its audit row.
     async fn set_password(&self, user: UserId, hash: String, audit: AuditEntry) -> Result<()>;
     /// The user an email signs in as, if they are a member of some organisation.

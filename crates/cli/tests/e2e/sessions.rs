@@ -175,3 +175,85 @@ async fn failed_sign_ins_are_limited_per_account() {
     assert_eq!(attempt("a-long-enough-password").await.status(), 429);
     app.finish();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invited_user_sets_a_password_once_and_signs_in() {
+    let app = spawn_app().await;
+    let (code, out, err) = app
+        .cli(&[
+            "users",
+            "add",
+            "new@example.test",
+            "--role",
+            "developer",
+            "--json",
+        ])
+        .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let added: Value = serde_json::from_str(&out).expect("JSON");
+    let invitation = added["invitation"]["token"].as_str().unwrap().to_string();
+    assert!(added["invitation"]["expires_at"].is_string());
+
+    // The invitation opens no API call, and lists with no token.
+    let as_token = app
+        .request_as(Method::GET, "/api/v1/me", None, Some(&invitation))
+        .await;
+    assert_eq!(as_token.status, 401);
+    let listed = app.get("/api/v1/tokens?all=true").await.body;
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["name"] != "invitation")
+    );
+
+    let password = "the-new-member-password";
+    let accept = |token: String, pw: &'static str| {
+        let app = &app;
+        async move {
+            app.http
+                .post(format!("{}/api/v1/invitations/accept", app.url))
+                .json(&json!({"token": token, "password": pw}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let short = accept(invitation.clone(), "short").await;
+    assert_eq!(
+        short.status(),
+        400,
+        "a refused password leaves the invitation good"
+    );
+    let taken = accept(invitation.clone(), password).await;
+    assert_eq!(taken.status(), 201);
+    let cookie = taken.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    let session = cookie.split(';').next().unwrap().to_string();
+    let me = app
+        .http
+        .get(format!("{}/api/v1/me", app.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    let me: Value = me.json().await.unwrap();
+    assert_eq!(
+        (me["email"].as_str(), me["role"].as_str()),
+        (Some("new@example.test"), Some("developer"))
+    );
+
+    let again = accept(invitation.clone(), password).await;
+    assert_eq!(again.status(), 401, "an invitation is taken once");
+    let signed_in = app
+        .request_as(
+            Method::POST,
+            "/api/v1/sessions",
+            Some(json!({"email": "new@example.test", "password": password})),
+            None,
+        )
+        .await;
+    assert_eq!(signed_in.status, 201, "{}", signed_in.body);
+    app.finish_keeping_secret(&[password.to_string()]);
+}

@@ -517,6 +517,12 @@ impl Store for FaultyStore {
     ) -> stackdock_store::Result<()> {
         self.inner.remove_member(org, user, audit).await
     }
+    async fn accept_invitation(
+        &self,
+        token_hash: &str,
+    ) -> stackdock_store::Result<Option<stackdock_store::Login>> {
+        self.inner.accept_invitation(token_hash).await
+    }
     async fn set_password(
         &self,
         user: UserId,

@@ -38,7 +38,13 @@ pub(crate) async fn list(
 pub(crate) struct AddMember {
     email: String,
     role: String,
+    /// Answer a one-time invitation with which the new member sets a password.
+    #[serde(default)]
+    invite: bool,
 }
+
+/// How long an invitation stays good.
+const INVITATION_DAYS: i64 = 7;
 
 pub(crate) async fn add(
     State(state): State<AppState>,
@@ -71,7 +77,34 @@ pub(crate) async fn add(
         .store
         .add_member(actor.org_id, email, role, audit)
         .await?;
-    Ok((StatusCode::CREATED, Json(MemberView::from(&member))))
+    let mut view = json!(MemberView::from(&member));
+    if b.invite {
+        let text = Token::generate();
+        let expires_at = chrono::Utc::now() + chrono::TimeDelta::days(INVITATION_DAYS);
+        let id = TokenId::new();
+        let audit = actor
+            .audit("member.invite", Outcome::Success)
+            .resource(format!("members/{}", member.user_id));
+        state
+            .store
+            .create_token(
+                NewToken {
+                    id,
+                    org_id: actor.org_id,
+                    user_id: member.user_id,
+                    token_hash: Token::hash(&text.0),
+                    name: Some("invitation".into()),
+                    role: None,
+                    expires_at: Some(expires_at),
+                    invitation: true,
+                },
+                audit,
+            )
+            .await?;
+        // The only time the invitation is shown; it opens nothing but setting a password.
+        view["invitation"] = json!({"token": text.0, "expires_at": expires_at});
+    }
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 #[derive(Deserialize)]
@@ -163,6 +196,7 @@ pub(crate) async fn create_token(
                 name: b.name.clone(),
                 role,
                 expires_at,
+                invitation: false,
             },
             audit,
         )

@@ -69,6 +69,12 @@ fn table() -> Vec<Entry> {
             post(sessions::sign_in),
         ),
         (
+            Method::POST,
+            "/api/v1/invitations/accept",
+            Public,
+            post(sessions::accept_invitation),
+        ),
+        (
             Method::DELETE,
             "/api/v1/sessions",
             Member,

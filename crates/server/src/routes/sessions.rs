@@ -129,6 +129,15 @@ pub(crate) async fn sign_in(
             "wrong email or password",
         ));
     };
+    open_session(&state, &login, peer).await
+}
+
+/// Records a session for `login` and answers its cookie and CSRF token.
+async fn open_session(
+    state: &AppState,
+    login: &stackdock_store::Login,
+    peer: SocketAddr,
+) -> Result<Response, ApiError> {
     let (secret, csrf) = (Token::generate(), Token::generate());
     let id = TokenId::new();
     let audit = AuditEntry::new(
@@ -169,6 +178,67 @@ pub(crate) async fn sign_in(
     Ok(resp)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Accept {
+    token: String,
+    password: String,
+}
+
+/// Takes up an invitation: sets the new member's password and signs them in.
+pub(crate) async fn accept_invitation(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Result<Json<Accept>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(b) = body.map_err(body_error)?;
+    check_password(&b.password)?;
+    let Some(login) = state
+        .store
+        .accept_invitation(&Token::hash(&b.token))
+        .await?
+    else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "the invitation is unknown, used or expired; ask for a new one",
+        ));
+    };
+    let hash = hash_password(b.password).await?;
+    let audit = AuditEntry::new(
+        login.org_id,
+        Some(login.user_id),
+        "user.password",
+        Outcome::Success,
+    )
+    .details(json!({"through": "invitation"}));
+    state.store.set_password(login.user_id, hash, audit).await?;
+    open_session(&state, &login, peer).await
+}
+
+fn check_password(password: &str) -> Result<(), ApiError> {
+    if password.chars().count() < MIN_PASSWORD || password.len() > 1024 {
+        return Err(ApiError::bad_request(format!(
+            "password: must be {MIN_PASSWORD} to 1024 characters"
+        )));
+    }
+    Ok(())
+}
+
+/// An Argon2id hash of `password` in PHC form, made off the async threads.
+async fn hash_password(password: String) -> Result<String, ApiError> {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    let failed = |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hash", e);
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+    })
+    .await
+    .map_err(|e| failed(e.to_string()))?
+    .map_err(|e| failed(e.to_string()))
+}
+
 pub(crate) async fn sign_out(
     State(state): State<AppState>,
     _caller: Caller,
@@ -198,20 +268,8 @@ pub(crate) async fn set_password(
 ) -> Result<StatusCode, ApiError> {
     let actor = caller.actor();
     let Json(b) = body.map_err(body_error)?;
-    if b.password.chars().count() < MIN_PASSWORD || b.password.len() > 1024 {
-        return Err(ApiError::bad_request(format!(
-            "password: must be {MIN_PASSWORD} to 1024 characters"
-        )));
-    }
-    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    let hash = tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .hash_password(b.password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hash", e.to_string()))?
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hash", e.to_string()))?;
+    check_password(&b.password)?;
+    let hash = hash_password(b.password).await?;
     let audit = actor.audit("user.password", Outcome::Success);
     state
         .store

@@ -188,6 +188,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn accept_invitation(&self, token_hash: &str) -> Result<Option<Login>> {
+        let hash = token_hash.to_string();
+        self.write(move |conn| orgs::accept_invitation(conn, &hash))
+            .await
+    }
+
     async fn set_password(&self, user: UserId, hash: String, audit: AuditEntry) -> Result<()> {
         self.write(move |conn| orgs::set_password(conn, user, &hash, &audit))
             .await

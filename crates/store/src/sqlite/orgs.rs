@@ -94,7 +94,7 @@ pub(crate) fn principal_for_token(
              FROM api_tokens t
              JOIN memberships m ON m.org_id = t.org_id AND m.user_id = t.user_id
              JOIN users u ON u.id = t.user_id
-             WHERE t.token_hash = ?1 AND t.revoked_at IS NULL",
+             WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND t.purpose = 'api'",
         )?
         .query_row(params![token_hash], texts::<7>)
         .optional()?;
@@ -158,8 +158,9 @@ pub(crate) fn create_token(
         });
     }
     conn.prepare_cached(
-        "INSERT INTO api_tokens (id, user_id, org_id, token_hash, created_at, revoked_at, name, role, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7, ?8)",
+        "INSERT INTO api_tokens (id, user_id, org_id, token_hash, created_at, revoked_at, name, role,
+                                 expires_at, purpose)
+         VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         t.id.to_string(),
@@ -169,7 +170,8 @@ pub(crate) fn create_token(
         ts(&now()),
         t.name,
         t.role.map(Role::as_str),
-        opt_ts(t.expires_at.as_ref())
+        opt_ts(t.expires_at.as_ref()),
+        if t.invitation { "invitation" } else { "api" }
     ])
     // Never name the hash: it is as good as the token to anyone who can query the table.
     .map_err(unique_as(|| format!("api token {}", t.id)))?;
@@ -236,7 +238,7 @@ pub(crate) fn list_tokens(
 ) -> Result<Vec<TokenInfo>> {
     let sql = format!(
         "SELECT {TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id
-         WHERE t.org_id = ?1 AND (?2 IS NULL OR t.user_id = ?2)
+         WHERE t.org_id = ?1 AND (?2 IS NULL OR t.user_id = ?2) AND t.purpose = 'api'
          ORDER BY t.created_at DESC, t.id DESC"
     );
     rows(
@@ -505,4 +507,32 @@ pub(crate) fn end_session(conn: &Connection, secret_hash: &str) -> Result<()> {
     )?
     .execute(params![ts(&now()), secret_hash])?;
     Ok(())
+}
+
+pub(crate) fn accept_invitation(conn: &Connection, token_hash: &str) -> Result<Option<Login>> {
+    let row: Option<(String, String, String, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT t.id, t.user_id, t.org_id, t.expires_at FROM api_tokens t
+             JOIN memberships m ON m.org_id = t.org_id AND m.user_id = t.user_id
+             WHERE t.token_hash = ?1 AND t.purpose = 'invitation' AND t.revoked_at IS NULL",
+        )?
+        .query_row(params![token_hash], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    let Some((id, user, org, expires)) = row else {
+        return Ok(None);
+    };
+    if let Some(expires) = expires
+        && parse_ts("api_tokens.expires_at", &expires)? <= now()
+    {
+        return Ok(None);
+    }
+    conn.prepare_cached("UPDATE api_tokens SET revoked_at = ?1 WHERE id = ?2")?
+        .execute(params![ts(&now()), id])?;
+    Ok(Some(Login {
+        user_id: parse("api_tokens.user_id", &user)?,
+        org_id: parse("api_tokens.org_id", &org)?,
+        password_hash: None,
+    }))
 }

@@ -1984,6 +1984,7 @@ pub async fn tokens_carry_a_capped_role_expire_and_revoke(store: &dyn Store) {
         name: Some(format!("{hash}-name")),
         role,
         expires_at: None,
+        invitation: false,
     };
     // No stronger than its member.
     let too_strong = store
