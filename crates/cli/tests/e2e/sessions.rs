@@ -257,3 +257,26 @@ async fn an_invited_user_sets_a_password_once_and_signs_in() {
     assert_eq!(signed_in.status, 201, "{}", signed_in.body);
     app.finish_keeping_secret(&[password.to_string()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sign_ins_are_limited_per_address_across_accounts() {
+    let app = spawn_app().await;
+    let attempt = |n: usize| {
+        let app = &app;
+        async move {
+            app.http
+                .post(format!("{}/api/v1/sessions", app.url))
+                .json(&json!({"email": format!("guess-{n}@example.test"), "password": "nope-nope-nope"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // Each account fails once; the address as a whole runs out after twenty.
+    for n in 0..20 {
+        assert_eq!(attempt(n).await, 401, "attempt {n}");
+    }
+    assert_eq!(attempt(20).await, 429);
+    app.finish();
+}
