@@ -35,6 +35,8 @@ const WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Failures allowed in the window, per account and per address.
 const PER_ACCOUNT: usize = 5;
 const PER_ADDRESS: usize = 20;
+/// Accounts and addresses remembered before the aged-out ones are dropped.
+const PRUNE_ABOVE: usize = 10_000;
 /// The shortest password accepted.
 const MIN_PASSWORD: usize = 12;
 
@@ -56,7 +58,16 @@ impl SignInLimiter {
 
     fn failed(&self, key: &str) {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(key.to_string()).or_default().push(Instant::now());
+        let now = Instant::now();
+        // Guesses at many accounts must not grow the table without end: forget whatever has
+        // aged out of the window once it is large.
+        if map.len() > PRUNE_ABOVE {
+            map.retain(|_, seen| {
+                seen.last()
+                    .is_some_and(|at| now.duration_since(*at) < WINDOW)
+            });
+        }
+        map.entry(key.to_string()).or_default().push(now);
     }
 }
 
