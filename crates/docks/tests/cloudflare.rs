@@ -206,3 +206,67 @@ async fn discovery_reads_every_page_and_a_bad_token_is_refused_in_cloudflares_wo
         (401, "10000", "Authentication error")
     );
 }
+
+/// Under seeded chaos (5xx answers, lost answers to creates, cut-off reads), a provision run
+/// again as the engine would after each transient failure ends with one zone holding one of
+/// each record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_chaos_a_rerun_provision_makes_one_zone_with_its_records_once() {
+    let mut struck = 0;
+    let mut reruns = 0;
+    for seed in 1..=6 {
+        let key = canary();
+        let sb = cloudflare_sandbox(&key).await;
+        let dock = cloudflare_dock(&sb, &key);
+        let a = adapter();
+        let config = config(
+            json!({"name": format!("chaos-{seed}.example.com"), "records": [
+                {"type": "A", "name": "www", "value": "192.0.2.1"},
+                {"type": "TXT", "value": "v=spf1 -all"},
+            ]}),
+        );
+        sb.set_chaos(Some(stackdock_sandbox::Chaos {
+            seed,
+            error_rate: 0.35,
+            lose_rate: 0.3,
+            truncate_rate: 0.3,
+            storm: None,
+        }));
+        let mut run = Run::new(&dock);
+        let mut runs = 0;
+        let made = loop {
+            runs += 1;
+            assert!(runs < 50, "seed {seed}: no end to the runs");
+            match a.provision_domain(&mut run.ctx, &dock, &config).await {
+                Ok(Progress::Done(Some(made))) => break made,
+                Ok(other) => panic!("seed {seed}: a zone is usable once made: {other:?}"),
+                Err(e) if e.is_transient() => {
+                    run = run.resume(&dock, &run.recorder.recorded());
+                }
+                Err(e) => panic!("seed {seed}: a permanent failure: {e:?}"),
+            }
+        };
+        sb.set_chaos(None);
+        struck += sb.chaos_counts().total();
+        reruns += runs - 1;
+        assert_eq!(made.marker.as_ref(), Some(&run.marker), "seed {seed}");
+        assert_eq!(sb.zones().len(), 1, "seed {seed}");
+        let mut records: Vec<String> = sb
+            .records()
+            .iter()
+            .map(|r| format!("{} {}", r["type"], r["name"]))
+            .collect();
+        records.sort();
+        let all = records.len();
+        records.dedup();
+        assert_eq!(
+            (all, records.len()),
+            (3, 3),
+            "seed {seed}: the marker's and the two configured, once each: {records:?}"
+        );
+    }
+    assert!(
+        struck > 0 && reruns > 0,
+        "chaos struck {struck} times, {reruns} reruns"
+    );
+}
