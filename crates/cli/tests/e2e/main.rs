@@ -11,6 +11,7 @@ mod access;
 mod bad_input;
 mod chaos;
 mod cli;
+mod cloudflare;
 mod contract;
 mod crash;
 mod domains_databases;
