@@ -17,8 +17,9 @@ use stackdock_docks::Registry;
 use stackdock_engine::intent::{DockUpdate, NewDock};
 use stackdock_engine::{Actor, Engine, EngineConfig, Failpoints};
 use stackdock_sandbox::{
-    DigitalOceanSandbox, DoSandboxConfig, NetlifySandbox, NetlifySandboxConfig, TursoSandbox,
-    TursoSandboxConfig, VultrSandbox, VultrSandboxConfig,
+    CloudflareSandbox, CloudflareSandboxConfig, DigitalOceanSandbox, DoSandboxConfig,
+    NetlifySandbox, NetlifySandboxConfig, TursoSandbox, TursoSandboxConfig, VultrSandbox,
+    VultrSandboxConfig,
 };
 use stackdock_server::AppState;
 use stackdock_store::{SqliteStore, Store};
@@ -34,6 +35,8 @@ const TURSO_SANDBOX_DOCK: &str = "sandbox-turso";
 const VULTR_SANDBOX_DOCK: &str = "sandbox-vultr";
 /// The dock `--sandbox` connects to the Netlify simulator.
 const NETLIFY_SANDBOX_DOCK: &str = "sandbox-netlify";
+/// The dock `--sandbox` connects to the Cloudflare simulator.
+const CLOUDFLARE_SANDBOX_DOCK: &str = "sandbox-cloudflare";
 /// The organization the Turso simulator serves.
 const TURSO_SANDBOX_ORG: &str = "sandbox";
 
@@ -293,6 +296,7 @@ struct Sandboxes {
     _turso: TursoSandbox,
     _vultr: VultrSandbox,
     _netlify: NetlifySandbox,
+    _cloudflare: CloudflareSandbox,
 }
 
 async fn start_sandbox(
@@ -371,11 +375,33 @@ async fn start_sandbox(
         settings: serde_json::Map::new(),
     };
     connect_sandbox_dock(engine, org_id, sandbox).await?;
+
+    let key = sandbox_key();
+    let cloudflare = CloudflareSandbox::start(CloudflareSandboxConfig {
+        tokens: vec![key.clone()],
+        ..Default::default()
+    })
+    .await
+    .map_err(fail("cannot start the Cloudflare sandbox"))?;
+    let mut settings = serde_json::Map::new();
+    settings.insert(
+        "account_id".into(),
+        stackdock_sandbox::cloudflare::ACCOUNT_ID.into(),
+    );
+    let sandbox = SandboxDock {
+        provider: Provider::Cloudflare,
+        name: CLOUDFLARE_SANDBOX_DOCK,
+        url: cloudflare.api_url(),
+        key,
+        settings,
+    };
+    connect_sandbox_dock(engine, org_id, sandbox).await?;
     Ok(Sandboxes {
         _digitalocean: digitalocean,
         _turso: turso,
         _vultr: vultr,
         _netlify: netlify,
+        _cloudflare: cloudflare,
     })
 }
 

@@ -14,7 +14,7 @@
 //!   calls wait for it instead of bouncing off 429s, and it is corrected by what the provider
 //!   says (rate-limit headers, `Retry-After`, a 429 pauses the whole dock).
 //! - [`registry`]: provider -> adapter, where an ejected adapter replaces a built-in one.
-//! - one folder per provider (`digitalocean/`, `netlify/`, `turso/`, `vultr/`), each `api.rs` (a
+//! - one folder per provider (`cloudflare/`, `digitalocean/`, `netlify/`, `turso/`, `vultr/`), each `api.rs` (a
 //!   thin typed client of the provider's HTTP API) and `adapter.rs` (the provisioning logic). A
 //!   folder is written to be read top to bottom and copied out whole.
 //!
@@ -28,6 +28,7 @@ extern crate self as stackdock_docks;
 pub mod adapter;
 pub mod adopt;
 pub mod budget;
+pub mod cloudflare;
 pub mod config;
 pub mod digitalocean;
 pub mod error;

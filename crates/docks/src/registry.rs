@@ -7,6 +7,7 @@ use std::sync::Arc;
 use stackdock_core::Provider;
 
 use crate::adapter::DockAdapter;
+use crate::cloudflare::CloudflareAdapter;
 use crate::digitalocean::DigitalOceanAdapter;
 use crate::netlify::NetlifyAdapter;
 use crate::turso::TursoAdapter;
@@ -29,6 +30,7 @@ impl Registry {
             .build()
             .unwrap_or_default();
         let mut r = Self::empty();
+        r.register(Arc::new(CloudflareAdapter::new(client.clone())));
         r.register(Arc::new(DigitalOceanAdapter::new(client.clone())));
         r.register(Arc::new(NetlifyAdapter::new(client.clone())));
         r.register(Arc::new(TursoAdapter::new(client.clone())));

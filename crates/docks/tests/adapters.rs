@@ -6,6 +6,7 @@
 mod conformance;
 mod support;
 
+conformance::suite!(cloudflare, crate::conformance::cloudflare::Cloudflare);
 conformance::suite!(digitalocean, crate::conformance::digitalocean::DigitalOcean);
 conformance::suite!(netlify, crate::conformance::netlify::Netlify);
 conformance::suite!(turso, crate::conformance::turso::Turso);

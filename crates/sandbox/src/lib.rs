@@ -33,7 +33,7 @@
 //! `front_door` (the middleware that authenticates, limits, logs, counts, injects
 //! faults and chaos, and adds latency), and `server` (bind/serve/shutdown, and the
 //! listener that can hang up on a connection). Each provider gets its own module,
-//! e.g. [`digitalocean`], [`netlify`], [`turso`], [`vultr`].
+//! e.g. [`cloudflare`], [`digitalocean`], [`netlify`], [`turso`], [`vultr`].
 //!
 //! API boundary: everything a caller configures or reads is re-exported here; the
 //! machinery modules stay private so they can change shape freely.
@@ -41,6 +41,7 @@
 use std::collections::BTreeMap;
 
 mod chaos;
+pub mod cloudflare;
 mod controls;
 pub mod digitalocean;
 pub mod fault;
@@ -52,6 +53,7 @@ pub mod turso;
 pub mod vultr;
 
 pub use chaos::{Chaos, ChaosCounts, Storm};
+pub use cloudflare::{CloudflareSandbox, CloudflareSandboxConfig};
 pub use digitalocean::{DigitalOceanSandbox, DoSandboxConfig};
 pub use fault::{Fault, FaultResponse};
 pub use netlify::{NetlifySandbox, NetlifySandboxConfig};

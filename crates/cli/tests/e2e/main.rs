@@ -12,6 +12,7 @@ mod audit;
 mod bad_input;
 mod chaos;
 mod cli;
+mod cloudflare;
 mod contract;
 mod crash;
 mod domains_databases;

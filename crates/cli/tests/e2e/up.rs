@@ -13,6 +13,7 @@ const SANDBOX_DOCK: &str = "sandbox-digitalocean";
 const TURSO_SANDBOX_DOCK: &str = "sandbox-turso";
 const VULTR_SANDBOX_DOCK: &str = "sandbox-vultr";
 const NETLIFY_SANDBOX_DOCK: &str = "sandbox-netlify";
+const CLOUDFLARE_SANDBOX_DOCK: &str = "sandbox-cloudflare";
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -168,6 +169,22 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
     .await;
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("provisioned"), "{out}");
+    // A Cloudflare zone from its name alone, in the account the sandbox dock names.
+    let (code, out, err) = cli(
+        home.path(),
+        &url,
+        &[
+            "provision",
+            "domain",
+            "--dock",
+            CLOUDFLARE_SANDBOX_DOCK,
+            "--name",
+            "example.dev",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("provisioned"), "{out}");
     // Each sandbox's URL and key are printed for a second dock or curl to use.
     let stdout = std::fs::read_to_string(data.join("server.stdout")).unwrap();
     for dock in [
@@ -175,6 +192,7 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
         TURSO_SANDBOX_DOCK,
         VULTR_SANDBOX_DOCK,
         NETLIFY_SANDBOX_DOCK,
+        CLOUDFLARE_SANDBOX_DOCK,
     ] {
         assert!(
             stdout
@@ -204,7 +222,7 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
     let docks: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         docks.as_array().unwrap().len(),
-        4,
+        5,
         "one dock per sandbox: {docks}"
     );
     let (code, out, err) = cli(

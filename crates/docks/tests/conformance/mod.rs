@@ -28,6 +28,7 @@
 //!
 //! [`DockAdapter`]: stackdock_docks::DockAdapter
 
+pub mod cloudflare;
 pub mod config;
 pub mod digitalocean;
 pub mod harness;

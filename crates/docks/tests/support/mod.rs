@@ -18,8 +18,9 @@ use stackdock_docks::{
     Budget, CallScope, Ctx, DockAccess, FileSource, MemoryFiles, RateLimit, RetryPolicy, Tracked,
 };
 use stackdock_sandbox::{
-    DigitalOceanSandbox, DoSandboxConfig, NetlifySandbox, NetlifySandboxConfig, RecordedRequest,
-    TursoSandbox, TursoSandboxConfig, VultrSandbox, VultrSandboxConfig,
+    CloudflareSandbox, CloudflareSandboxConfig, DigitalOceanSandbox, DoSandboxConfig,
+    NetlifySandbox, NetlifySandboxConfig, RecordedRequest, TursoSandbox, TursoSandboxConfig,
+    VultrSandbox, VultrSandboxConfig,
 };
 
 // Re-exported for the binaries that use them; the others would warn.
@@ -123,6 +124,26 @@ pub async fn vultr_sandbox(key: &str) -> VultrSandbox {
     })
     .await
     .expect("sandbox starts on a free port")
+}
+
+/// A Cloudflare sandbox accepting `key`.
+pub async fn cloudflare_sandbox(key: &str) -> CloudflareSandbox {
+    CloudflareSandbox::start(CloudflareSandboxConfig {
+        tokens: vec![key.to_string()],
+        ..CloudflareSandboxConfig::default()
+    })
+    .await
+    .expect("sandbox starts on a free port")
+}
+
+/// A Cloudflare dock on `sandbox`, in the account the sandbox serves.
+pub fn cloudflare_dock(sandbox: &CloudflareSandbox, key: &str) -> DockAccess {
+    DockAccess {
+        provider: Provider::Cloudflare,
+        name: "cloudflare-test".into(),
+        settings: serde_json::json!({ "account_id": stackdock_sandbox::cloudflare::ACCOUNT_ID }),
+        ..dock_at(&sandbox.api_url(), key)
+    }
 }
 
 /// A Netlify dock on `sandbox`, whose runs read files from `files` (see [`serve_files`]).

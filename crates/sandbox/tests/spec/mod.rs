@@ -138,6 +138,13 @@ impl Spec {
         }
     }
 
+    /// Strips `path` from a request's path before it is matched, for an OpenAPI 3 document
+    /// whose server URL has a path its `paths` leave out (`https://api.cloudflare.com/client/v4`).
+    pub fn with_base_path(mut self, path: &str) -> Self {
+        self.base_path = path.trim_end_matches('/').to_string();
+        self
+    }
+
     /// Lets the last parameter of each listed template take the rest of a request's path;
     /// see [`GreedyTail`]. Each is named in the report.
     pub fn with_greedy_tails(mut self, greedy: Vec<GreedyTail>) -> Self {
@@ -201,7 +208,7 @@ impl Spec {
                 errors.push(format!("{at}: query parameter {name:?} is not declared"));
                 continue;
             };
-            let schema = param_schema(param);
+            let schema = self.resolve(&param_schema(param)).clone();
             let value = typed_like(&schema, &value);
             errors.extend(self.validate(&schema, &value, &format!("{at} ?{name}")));
         }
@@ -253,8 +260,10 @@ impl Spec {
             .operation(&req.method, &req.path)
             .ok_or_else(|| vec![format!("{at}: no operation of the {} spec", self.name)])?;
         let responses = &op.doc["responses"];
+        // An exact status, else OpenAPI 3's range key (`4XX`), else `default`.
         let documented = responses
             .get(req.status.to_string())
+            .or_else(|| responses.get(format!("{}XX", req.status / 100)))
             .or_else(|| responses.get("default"));
         let (schema, tolerated) = match documented {
             Some(response) => {
