@@ -229,7 +229,9 @@ impl DockAdapter for VercelAdapter {
     }
 
     async fn verify_credentials(&self, ctx: &mut Ctx, dock: &DockAccess) -> Result<(), DockError> {
-        self.api(ctx, dock).current_user().await.map(drop)
+        let api = self.api(ctx, dock);
+        api.current_user().await?;
+        api.check_scope().await
     }
 
     async fn provision_web_service(

@@ -210,9 +210,19 @@ impl VercelApi {
             .body)
     }
 
-    /// `GET /v2/user`: whether Vercel takes the key.
+    /// `GET /v2/user`: whether Vercel takes the key. The user is the same in every scope,
+    /// so the call names no team.
     pub async fn current_user(&self) -> Result<Value, DockError> {
-        self.get("/v2/user", &[]).await
+        Ok(self.http.get("/v2/user", &[]).await?.body)
+    }
+
+    /// Whether the key reaches the dock's team: one project of it (`GET /v10/projects`,
+    /// `limit=1`), which Vercel refuses for a team the key is not in.
+    pub async fn check_scope(&self) -> Result<(), DockError> {
+        if self.team_id.is_some() {
+            self.get("/v10/projects", &[("limit", "1".into())]).await?;
+        }
+        Ok(())
     }
 
     /// `POST /v11/projects` with `{name}`, sent once: a lost answer is settled by looking the

@@ -203,7 +203,7 @@ impl World {
         let Some(d) = self.deployments.get(id) else {
             return Value::Null;
         };
-        let url = format!("{}-{}.vercel.app", d.name, &d.id[4..13]);
+        let url = format!("{}-{}.vercel.app", d.name, &d.id[d.id.len() - 9..]);
         let mut view = json!({
             "id": d.id,
             "name": d.name,
@@ -279,8 +279,8 @@ fn project_view(p: &Project) -> Value {
         "nodeVersion": "22.x",
         "framework": null,
         "live": false,
-        "resourceConfig": {},
-        "defaultResourceConfig": {},
+        "resourceConfig": {"functionDefaultRegions": ["iad1"]},
+        "defaultResourceConfig": {"functionDefaultRegions": ["iad1"]},
     })
 }
 
@@ -336,7 +336,8 @@ pub(crate) struct Params {
     #[serde(rename = "teamId")]
     team_id: Option<String>,
     limit: Option<usize>,
-    from: Option<i64>,
+    /// A timestamp, or the continuation token a listing answered as `next`.
+    from: Option<String>,
     until: Option<i64>,
     #[serde(rename = "projectId")]
     project_id: Option<String>,
@@ -357,13 +358,69 @@ impl Params {
         }
     }
 
+    /// The `updatedAt` after which a project listing starts.
+    fn from(&self) -> Result<Option<i64>, ApiError> {
+        let Some(from) = self.from.as_deref() else {
+            return Ok(None);
+        };
+        let digits = if from.bytes().all(|b| b.is_ascii_digit()) {
+            Some(from.to_string())
+        } else {
+            base32_decode(from)
+        };
+        digits
+            .and_then(|d| d.parse().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                bad(format!(
+                    "Invalid request: `from` {from:?} is not a timestamp or a continuation token"
+                ))
+            })
+    }
+
     fn limit(&self) -> usize {
         self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
     }
 }
 
+/// The timestamp pagination of deployment listings (`Pagination`).
 fn pagination(count: usize, next: Option<i64>, prev: Option<i64>) -> Value {
     json!({ "count": count, "next": next, "prev": prev })
+}
+
+const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+/// RFC 4648 base32 without padding: project listings' continuation tokens.
+fn base32_encode(text: &str) -> String {
+    let mut out = String::new();
+    let (mut buffer, mut bits) = (0u32, 0);
+    for &b in text.as_bytes() {
+        buffer = (buffer << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(BASE32[((buffer >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(BASE32[((buffer << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+fn base32_decode(token: &str) -> Option<String> {
+    let mut out = Vec::new();
+    let (mut buffer, mut bits) = (0u32, 0);
+    for c in token.bytes() {
+        let value = BASE32.iter().position(|&b| b == c)? as u32;
+        buffer = (buffer << 5) | value;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 pub(crate) async fn current_user(Query(params): Query<Params>) -> Answer {
@@ -382,7 +439,7 @@ pub(crate) async fn current_user(Query(params): Query<Params>) -> Answer {
             "billing": null,
             "resourceConfig": {},
             "stagingPrefix": "sandbox",
-            "version": "northstar",
+            "hasTrialAvailable": false,
         }
     })))
 }
@@ -405,28 +462,34 @@ pub(crate) async fn create_project(
     Ok(Json(cloud.world().create_project(name, team)?))
 }
 
-/// Projects in `updatedAt` order; `from` answers those updated after it, and `next` is the
-/// last one's `updatedAt` when more follow.
+/// Projects in `updatedAt` order; `from` (a timestamp or a token) answers those updated after
+/// it, and `next` is a token for the last one's `updatedAt` when more follow.
 pub(crate) async fn list_projects(
     State(cloud): State<Arc<Cloud>>,
     Query(params): Query<Params>,
 ) -> Answer {
     let owner = params.owner()?;
+    let from = params.from()?;
     let world = cloud.world();
     let mut mine: Vec<&Project> = world
         .projects
         .values()
-        .filter(|p| p.owner == owner && params.from.is_none_or(|f| p.updated_ms > f))
+        .filter(|p| p.owner == owner && from.is_none_or(|f| p.updated_ms > f))
         .collect();
     mine.sort_by_key(|p| p.updated_ms);
     let limit = params.limit();
     let more = mine.len() > limit;
     let page: Vec<&Project> = mine.into_iter().take(limit).collect();
-    let next = more.then(|| page.last().map(|p| p.updated_ms)).flatten();
-    let prev = page.first().map(|p| p.updated_ms);
+    // Projects page with continuation tokens: `count` and `next`, no `prev`.
+    let next = more
+        .then(|| {
+            page.last()
+                .map(|p| base32_encode(&p.updated_ms.to_string()))
+        })
+        .flatten();
     Ok(Json(json!({
         "projects": page.iter().map(|p| project_view(p)).collect::<Vec<_>>(),
-        "pagination": pagination(page.len(), next, prev),
+        "pagination": {"count": page.len(), "next": next},
     })))
 }
 
@@ -662,4 +725,18 @@ pub(crate) async fn upload_file(
     world.seen.insert(sha.clone());
     world.uploads.push(sha);
     Ok(Json(json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continuation_tokens_round_trip() {
+        for text in ["1795692122007", "1", ""] {
+            assert_eq!(base32_decode(&base32_encode(text)).as_deref(), Some(text));
+        }
+        assert_eq!(base32_encode("Hello!"), "JBSWY3DPEE");
+        assert!(base32_decode("not base32!").is_none());
+    }
 }
