@@ -460,3 +460,111 @@ async fn under_chaos_a_rerun_provision_makes_one_live_project() {
         "chaos struck {struck} times, {reruns} reruns"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_shows_its_verification_until_vercel_has_verified_it() {
+    let key = canary();
+    let sb = vercel_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = vercel_dock(&sb, &key, files);
+    let a = adapter();
+    let mut run = Run::new(&dock);
+    let Progress::Done(Some(added)) = a
+        .provision_domain(
+            &mut run.ctx,
+            &dock,
+            &config(json!({"name": "www.example.com"})),
+        )
+        .await
+        .expect("provisioned")
+    else {
+        panic!("a domain is usable once added");
+    };
+    assert_eq!(added.status.as_deref(), Some("unverified"));
+    assert_eq!(added.marker.as_ref(), Some(&run.marker), "its own project");
+    let stackdock_core::ResourceDetails::Domain(details) = &added.details else {
+        panic!("a domain: {:?}", added.details);
+    };
+    assert_eq!(details.records[0]["type"], "TXT");
+    assert_eq!(details.records[0]["domain"], "_vercel.example.com");
+
+    sb.verify_dns("example.com");
+    let target = run.tracked(ResourceKind::Domain).expect("tracked");
+    let seen = a
+        .observe_many(
+            &mut run.ctx,
+            &dock,
+            ResourceKind::Domain,
+            std::slice::from_ref(&target),
+        )
+        .await
+        .expect("observed")
+        .remove(0)
+        .expect("there");
+    assert_eq!(seen.status.as_deref(), Some("verified"));
+
+    // Deprovision removes the domain and the project that was its own.
+    a.deprovision(&mut run.ctx, &dock, &target)
+        .await
+        .expect("deleted");
+    assert!(sb.domains().is_empty() && sb.projects().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_for_a_named_project_leaves_the_project_and_a_taken_one_is_refused_by_name() {
+    let key = canary();
+    let sb = vercel_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = vercel_dock(&sb, &key, files);
+    let a = adapter();
+    let site = sb.create_project_directly("site");
+    let mut run = Run::new(&dock);
+    a.provision_domain(
+        &mut run.ctx,
+        &dock,
+        &config(json!({"name": "shop.example.com", "project": "site"})),
+    )
+    .await
+    .expect("provisioned");
+    assert_eq!(sb.domains()[0]["projectId"], site["id"]);
+    assert_eq!(sb.projects().len(), 1, "no project of its own");
+
+    // The same domain again, on that project or another: the user's to settle.
+    for project in [json!("site"), Value::Null] {
+        let mut again = Run::new(&dock);
+        let mut cfg = json!({"name": "shop.example.com"});
+        if !project.is_null() {
+            cfg["project"] = project;
+        }
+        let err = a
+            .provision_domain(&mut again.ctx, &dock, &config(cfg))
+            .await
+            .expect_err("taken");
+        let DockError::InvalidConfig(e) = &err else {
+            panic!("the user's error: {err:?}");
+        };
+        assert_eq!(e.field, "name");
+        support::engine::unwind(&a, &mut again.ctx, &dock, &again.recorder.steps())
+            .await
+            .expect("unwound");
+    }
+    let err = a
+        .provision_domain(
+            &mut Run::new(&dock).ctx,
+            &dock,
+            &config(json!({"name": "a.example.com", "project": "nowhere"})),
+        )
+        .await
+        .expect_err("no such project");
+    assert!(
+        matches!(&err, DockError::InvalidConfig(e) if e.field == "project"),
+        "{err:?}"
+    );
+
+    let target = run.tracked(ResourceKind::Domain).expect("tracked");
+    a.deprovision(&mut run.ctx, &dock, &target)
+        .await
+        .expect("deleted");
+    assert!(sb.domains().is_empty(), "the domain is removed");
+    assert_eq!(sb.projects().len(), 1, "the user's project stays");
+}

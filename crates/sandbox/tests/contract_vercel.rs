@@ -116,14 +116,21 @@ fn drop_empty_one_of(value: &mut Value) {
     }
 }
 
-/// getDeployment's answer as `anyOf` rather than `oneOf`.
-fn deployment_answer_any_of(doc: &mut Value) {
-    let pointer = "/paths/~1v13~1deployments~1{idOrUrl}/get/responses/200/content/\
-                   application~1json/schema";
-    if let Some(Value::Object(schema)) = doc.pointer_mut(pointer)
-        && let Some(variants) = schema.remove("oneOf")
-    {
-        schema.insert("anyOf".into(), variants);
+/// The 200 answers whose `oneOf` lists variants that overlap, read as `anyOf`.
+fn overlapping_variants_any_of(doc: &mut Value) {
+    for path in [
+        "/v13/deployments/{idOrUrl}",
+        "/v9/projects/{idOrName}/domains",
+    ] {
+        let pointer = format!(
+            "/paths/{}/get/responses/200/content/application~1json/schema",
+            path.replace('~', "~0").replace('/', "~1")
+        );
+        if let Some(Value::Object(schema)) = doc.pointer_mut(&pointer)
+            && let Some(variants) = schema.remove("oneOf")
+        {
+            schema.insert("anyOf".into(), variants);
+        }
     }
 }
 
@@ -138,10 +145,11 @@ fn fixes() -> Vec<Fix> {
         },
         Fix {
             reason: "getDeployment answers `oneOf` the deployment with its private fields and \
-                     the deployment with only its public ones; the second is a subset of the \
-                     first that allows more properties, so every full answer matches both and \
-                     no answer could satisfy `oneOf`: read as `anyOf`",
-            apply: deployment_answer_any_of,
+                     the deployment with only its public ones (a subset of the first that \
+                     allows more properties), and getProjectDomains `oneOf` two listings whose \
+                     `pagination` schemas are the same: every answer matches both variants, so \
+                     none could satisfy `oneOf`; both are read as `anyOf`",
+            apply: overlapping_variants_any_of,
         },
     ]
 }
@@ -366,6 +374,68 @@ async fn adapter_at_work() -> Vec<RecordedRequest> {
     );
     adapter.discover(&mut look, &good).await.expect("found");
 
+    // A domain of its own project, and one for the site's project; observed, found,
+    // listed, deleted twice.
+    let mut domain_run = ctx(&files);
+    adapter
+        .provision_domain(
+            &mut domain_run,
+            &good,
+            &config(json!({"name": "www.example.com"})),
+        )
+        .await
+        .expect("provisioned");
+    let mut site_domain = ctx(&files);
+    adapter
+        .provision_domain(
+            &mut site_domain,
+            &team,
+            &config(json!({"name": "shop.example.com", "project": site.provider_resource_id})),
+        )
+        .await
+        .expect("provisioned");
+    let domains: Vec<Tracked> = [&domain_run, &site_domain]
+        .iter()
+        .map(|run| {
+            let id = run
+                .records()
+                .iter()
+                .find(|s| s.name == "domain_added")
+                .and_then(|s| s.output["id"].as_str())
+                .expect("a domain")
+                .to_string();
+            Tracked {
+                kind: ResourceKind::Domain,
+                provider_resource_id: id,
+                marker: run.marker.clone(),
+                last_seen: Value::Null,
+            }
+        })
+        .collect();
+    adapter
+        .observe_many(&mut look, &good, ResourceKind::Domain, &domains[..1])
+        .await
+        .expect("observed");
+    let marker = domain_run.marker.clone().expect("a marker");
+    assert!(
+        adapter
+            .find_by_marker(&mut look, &good, ResourceKind::Domain, &marker)
+            .await
+            .expect("found")
+            .is_some()
+    );
+    adapter.discover(&mut look, &good).await.expect("found");
+    for _ in 0..2 {
+        adapter
+            .deprovision(&mut look, &good, &domains[0])
+            .await
+            .expect("deleted");
+        adapter
+            .deprovision(&mut look, &team, &domains[1])
+            .await
+            .expect("deleted");
+    }
+
     // Deleting, twice.
     for _ in 0..2 {
         adapter
@@ -393,6 +463,10 @@ async fn provider_spec_contract_vercel_adapter_requests_and_sandbox_answers() {
             "getDeployments",
             "cancelDeployment",
             "uploadFile",
+            "addProjectDomain",
+            "getProjectDomain",
+            "getProjectDomains",
+            "removeProjectDomain",
         ],
         &[200, 204, 400, 401, 403, 404],
     );
@@ -446,6 +520,28 @@ async fn provider_spec_contract_vercel_error_answers() {
     assert_eq!(
         missing.json::<Value>().await.unwrap()["error"]["missing"],
         json!(["a9993e364706816aba3e25717850c26c9cd0d89d"])
+    );
+    let domains = "/v10/projects/taken/domains";
+    assert_eq!(
+        post(domains, json!({"name": "www.example.com"}))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        post(domains, json!({"name": "www.example.com"}))
+            .await
+            .unwrap()
+            .status(),
+        409
+    );
+    assert_eq!(
+        post(domains, json!({"name": "not a domain"}))
+            .await
+            .unwrap()
+            .status(),
+        400
     );
     let wrong = http
         .post(url("/v2/files"))

@@ -1,5 +1,5 @@
 //! Provisioning Vercel web services (a project and a deployment from files) on the v2
-//! contract.
+//! contract; domains are in `domain.rs`.
 //!
 //! Vercel's projects have no tags, so a project StackDock creates is named after its marker
 //! ([`project_name`]: the marker itself, `stackdock-<12 hex digits>`, a valid project name)
@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use stackdock_docks::prelude::*;
 
 use super::api::{self, CreateDeployment, Deployment, DeploymentFile, Project, VercelApi};
+use super::domain;
 
 /// How soon a deployment still being built is checked again.
 const CHECK_IN: Duration = Duration::from_secs(2);
@@ -101,6 +102,7 @@ pub fn project_name(marker: &Marker) -> String {
 pub struct VercelAdapter {
     client: reqwest::Client,
     web_schema: ConfigSchema,
+    domain_schema: ConfigSchema,
     settings_schema: ConfigSchema,
 }
 
@@ -109,6 +111,7 @@ impl VercelAdapter {
         Self {
             client,
             web_schema: ConfigSchema::of::<WebServiceConfig>(),
+            domain_schema: ConfigSchema::of::<domain::DomainConfig>(),
             settings_schema: ConfigSchema::of::<DockSettings>(),
         }
     }
@@ -214,12 +217,13 @@ impl DockAdapter for VercelAdapter {
     }
 
     fn kinds(&self) -> &[ResourceKind] {
-        &[ResourceKind::WebService]
+        &[ResourceKind::WebService, ResourceKind::Domain]
     }
 
     fn config_schema(&self, kind: ResourceKind) -> Option<ConfigSchema> {
         match kind {
             ResourceKind::WebService => Some(self.web_schema.clone()),
+            ResourceKind::Domain => Some(self.domain_schema.clone()),
             _ => None,
         }
     }
@@ -243,7 +247,6 @@ impl DockAdapter for VercelAdapter {
         let config: WebServiceConfig = config::parse(config)?;
         let api = self.api(ctx, dock);
         let marker = ctx.marker()?.clone();
-        let name = project_name(&marker);
 
         // Vercel names files by SHA-1, which the manifest does not carry: computed from the
         // bytes before anything is created, so contents never uploaded to StackDock leave
@@ -260,48 +263,7 @@ impl DockAdapter for VercelAdapter {
             entry_of.entry(sha).or_insert(i);
         }
 
-        let project = match ctx.step::<VercelStep>("project_created")? {
-            Some(VercelStep::ProjectCreated { project_id, .. }) => api
-                .get_project(&project_id)
-                .await?
-                .ok_or_else(|| gone(format!("project {name}")))?,
-            _ => {
-                let sent_before = ctx.step::<VercelStep>("project_create_sent")?.is_some();
-                ctx.record(&VercelStep::ProjectCreateSent {
-                    marker: marker.clone(),
-                    project: name.clone(),
-                })
-                .await?;
-                let made = create_or_adopt(
-                    ctx,
-                    sent_before,
-                    |attempt| api.create_project(&name, attempt),
-                    || api.get_project(&name),
-                )
-                .await;
-                let made = match made {
-                    Ok(made) => made,
-                    // The name is this resource's own: a project holding it is the one an
-                    // earlier try made, whose answer never arrived.
-                    Err(DockError::Provider(p)) if p.status == 409 => {
-                        match api.get_project(&name).await? {
-                            Some(project) => Created::Adopted(project),
-                            None => return Err(DockError::Provider(p)),
-                        }
-                    }
-                    Err(e) => return Err(e),
-                };
-                let adopted = made.adopted();
-                let project = made.into_inner();
-                ctx.record(&VercelStep::ProjectCreated {
-                    project_id: project.id.clone(),
-                    project: project.name.clone(),
-                    adopted,
-                })
-                .await?;
-                project
-            }
-        };
+        let project = own_project(ctx, &api, &marker).await?;
 
         let deployment = match ctx.step::<VercelStep>("deployment_created")? {
             Some(VercelStep::DeploymentCreated { deployment_id, .. }) => api
@@ -328,6 +290,15 @@ impl DockAdapter for VercelAdapter {
         progress(project, &deployment)
     }
 
+    async fn provision_domain(
+        &self,
+        ctx: &mut Ctx,
+        dock: &DockAccess,
+        config: &Map<String, Value>,
+    ) -> Result<Progress, DockError> {
+        domain::provision(ctx, &self.api(ctx, dock), config).await
+    }
+
     async fn deprovision(
         &self,
         ctx: &mut Ctx,
@@ -341,6 +312,7 @@ impl DockAdapter for VercelAdapter {
                     .delete_project(&target.provider_resource_id)
                     .await?
             }
+            ResourceKind::Domain => domain::deprovision(&self.api(ctx, dock), target).await?,
             other => return Err(self.unsupported(other)),
         }
         Ok(Progress::Done(None))
@@ -348,6 +320,9 @@ impl DockAdapter for VercelAdapter {
 
     async fn undo(&self, ctx: &mut Ctx, dock: &DockAccess, step: &Step) -> Result<(), DockError> {
         let api = self.api(ctx, dock);
+        if step.name.starts_with("domain_") {
+            return domain::undo(&api, decode_step(step)?).await;
+        }
         match decode_step::<VercelStep>(step)? {
             VercelStep::ProjectCreateSent { project, .. } => match api.get_project(&project).await?
             {
@@ -371,10 +346,12 @@ impl DockAdapter for VercelAdapter {
         if targets.is_empty() {
             return Ok(Vec::new());
         }
-        if kind != ResourceKind::WebService {
-            return Err(self.unsupported(kind));
-        }
         let api = self.api(ctx, dock);
+        match kind {
+            ResourceKind::WebService => {}
+            ResourceKind::Domain => return domain::observe_many(&api, targets).await,
+            other => return Err(self.unsupported(other)),
+        }
         // One listing shows which projects exist; each is asked for its newest deployment.
         let mut projects: HashMap<String, Project> = api
             .list_projects()
@@ -401,10 +378,12 @@ impl DockAdapter for VercelAdapter {
         kind: ResourceKind,
         marker: &Marker,
     ) -> Result<Option<Observed>, DockError> {
-        if kind != ResourceKind::WebService {
-            return Err(self.unsupported(kind));
-        }
         let api = self.api(ctx, dock);
+        match kind {
+            ResourceKind::WebService => {}
+            ResourceKind::Domain => return domain::find_by_marker(&api, marker).await,
+            other => return Err(self.unsupported(other)),
+        }
         let Some(project) = api.get_project(&project_name(marker)).await? else {
             return Ok(None);
         };
@@ -417,14 +396,73 @@ impl DockAdapter for VercelAdapter {
     }
 
     async fn discover(&self, ctx: &mut Ctx, dock: &DockAccess) -> Result<Vec<Observed>, DockError> {
-        Ok(self
-            .api(ctx, dock)
-            .list_projects()
-            .await?
-            .into_iter()
-            .map(|p| observe(p, None))
-            .collect())
+        let api = self.api(ctx, dock);
+        let projects = api.list_projects().await?;
+        let (mut found, holding) = domain::discover(&api, &projects).await?;
+        for project in projects {
+            // A project that only holds domains (never deployed) is listed as its domains.
+            if holding.contains(&project.id) && api.latest_deployment(&project.id).await?.is_none()
+            {
+                continue;
+            }
+            found.push(observe(project, None));
+        }
+        Ok(found)
     }
+}
+
+/// The project named after `marker`, made by an earlier run of this operation or now (steps
+/// [`VercelStep::ProjectCreateSent`] and [`VercelStep::ProjectCreated`]). A web service's
+/// deployments and a domain without a project of its own go in it.
+pub(super) async fn own_project(
+    ctx: &mut Ctx,
+    api: &VercelApi,
+    marker: &Marker,
+) -> Result<Project, DockError> {
+    let name = project_name(marker);
+    let project = match ctx.step::<VercelStep>("project_created")? {
+        Some(VercelStep::ProjectCreated { project_id, .. }) => api
+            .get_project(&project_id)
+            .await?
+            .ok_or_else(|| gone(format!("project {name}")))?,
+        _ => {
+            let sent_before = ctx.step::<VercelStep>("project_create_sent")?.is_some();
+            ctx.record(&VercelStep::ProjectCreateSent {
+                marker: marker.clone(),
+                project: name.clone(),
+            })
+            .await?;
+            let made = create_or_adopt(
+                ctx,
+                sent_before,
+                |attempt| api.create_project(&name, attempt),
+                || api.get_project(&name),
+            )
+            .await;
+            let made = match made {
+                Ok(made) => made,
+                // The name is this resource's own: a project holding it is the one an
+                // earlier try made, whose answer never arrived.
+                Err(DockError::Provider(p)) if p.status == 409 => {
+                    match api.get_project(&name).await? {
+                        Some(project) => Created::Adopted(project),
+                        None => return Err(DockError::Provider(p)),
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+            let adopted = made.adopted();
+            let project = made.into_inner();
+            ctx.record(&VercelStep::ProjectCreated {
+                project_id: project.id.clone(),
+                project: project.name.clone(),
+                adopted,
+            })
+            .await?;
+            project
+        }
+    };
+    Ok(project)
 }
 
 /// Asks Vercel for the deployment; while it answers `missing_files`, uploads only the

@@ -225,15 +225,22 @@ impl VercelApi {
         Ok(())
     }
 
+    /// `path` with the team's `teamId`, for a create sent once (which takes no query).
+    fn scoped(&self, path: &str) -> String {
+        match &self.team_id {
+            Some(team) => format!("{path}?teamId={}", encode(team)),
+            None => path.to_string(),
+        }
+    }
+
     /// `POST /v11/projects` with `{name}`, sent once: a lost answer is settled by looking the
     /// name up.
     pub async fn create_project(&self, name: &str, attempt: u32) -> Result<Project, DockError> {
         let body = json!({ "name": name });
-        let path = match &self.team_id {
-            Some(team) => format!("/v11/projects?teamId={}", encode(team)),
-            None => "/v11/projects".to_string(),
-        };
-        let resp = self.http.post_once(&path, &body, attempt).await?;
+        let resp = self
+            .http
+            .post_once(&self.scoped("/v11/projects"), &body, attempt)
+            .await?;
         Project::from_value(resp.body)
     }
 
@@ -357,6 +364,115 @@ impl VercelApi {
             Err(DockError::Provider(p)) if matches!(p.status, 400 | 404 | 409) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+impl VercelApi {
+    /// `POST /v10/projects/{idOrName}/domains` with `{name}`, sent once.
+    pub async fn add_project_domain(
+        &self,
+        project: &str,
+        name: &str,
+        attempt: u32,
+    ) -> Result<ProjectDomain, DockError> {
+        let path = self.scoped(&format!("/v10/projects/{}/domains", encode(project)));
+        let resp = self
+            .http
+            .post_once(&path, &json!({ "name": name }), attempt)
+            .await?;
+        ProjectDomain::from_value(resp.body)
+    }
+
+    /// `GET /v9/projects/{idOrName}/domains/{domain}`; `None` if the project or the domain
+    /// is not there.
+    pub async fn get_project_domain(
+        &self,
+        project: &str,
+        domain: &str,
+    ) -> Result<Option<ProjectDomain>, DockError> {
+        let path = format!(
+            "/v9/projects/{}/domains/{}",
+            encode(project),
+            encode(domain)
+        );
+        absent(self.get(&path, &[]).await)?
+            .map(ProjectDomain::from_value)
+            .transpose()
+    }
+
+    /// Every domain of a project (`GET /v9/projects/{idOrName}/domains`, following
+    /// `pagination.next` as `until`); `None` if the project is gone.
+    pub async fn list_project_domains(
+        &self,
+        project: &str,
+    ) -> Result<Option<Vec<ProjectDomain>>, DockError> {
+        let path = format!("/v9/projects/{}/domains", encode(project));
+        let mut domains = Vec::new();
+        let mut until: Option<String> = None;
+        loop {
+            let mut extra = vec![("limit", PAGE_LIMIT.to_string())];
+            if let Some(u) = &until {
+                extra.push(("until", u.clone()));
+            }
+            let Some(body) = absent(self.get(&path, &extra).await)? else {
+                return Ok(None);
+            };
+            let Some(batch) = body["domains"].as_array() else {
+                return Err(protocol("domain listing without `domains`".into()));
+            };
+            for raw in batch {
+                domains.push(ProjectDomain::from_value(raw.clone())?);
+            }
+            until = next_cursor(&body);
+            if until.is_none() || batch.is_empty() {
+                break;
+            }
+        }
+        Ok(Some(domains))
+    }
+
+    /// `DELETE /v9/projects/{idOrName}/domains/{domain}`; a domain (or project) already gone
+    /// counts as removed.
+    pub async fn remove_project_domain(
+        &self,
+        project: &str,
+        domain: &str,
+    ) -> Result<(), DockError> {
+        let path = format!(
+            "/v9/projects/{}/domains/{}",
+            encode(project),
+            encode(domain)
+        );
+        absent(self.call(Method::DELETE, &path, None).await).map(drop)
+    }
+}
+
+/// A domain of a project, with its verification state.
+#[derive(Clone, Debug)]
+pub struct ProjectDomain {
+    pub name: String,
+    pub project_id: String,
+    /// Whether Vercel uses the domain for the project; until then `verification` lists the
+    /// challenges, one of which must be met.
+    pub verified: bool,
+    pub verification: Vec<Value>,
+    pub raw: Value,
+}
+
+impl ProjectDomain {
+    fn from_value(raw: Value) -> Result<Self, DockError> {
+        let name = raw["name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| protocol("project domain without `name`".into()))?
+            .to_string();
+        Ok(Self {
+            project_id: raw["projectId"].as_str().unwrap_or_default().to_string(),
+            verified: raw["verified"].as_bool().unwrap_or(false),
+            verification: raw["verification"].as_array().cloned().unwrap_or_default(),
+            name,
+            raw,
+        })
     }
 }
 

@@ -1,4 +1,5 @@
-//! Vercel: web services (a project and a deployment from files), on Vercel's REST API.
+//! Vercel: web services (a project and a deployment from files) and domains (a project
+//! domain with its verification state), on Vercel's REST API.
 //!
 //! Written against the OpenAPI document Vercel publishes (`/v11/projects`, `/v13/deployments`,
 //! `/v2/files`), with errors read as Vercel's REST docs describe them
@@ -7,8 +8,10 @@
 
 mod adapter;
 pub mod api;
+mod domain;
 
 pub use adapter::{DockSettings, VercelAdapter, VercelStep, WebServiceConfig, project_name};
+pub use domain::{DomainConfig, DomainStep};
 
 /// Vercel's public API root.
 pub const DEFAULT_BASE_URL: &str = "https://api.vercel.com";

@@ -1,5 +1,6 @@
-//! Vercel in the suite: web services (a project and its deployment), on the Vercel sandbox.
-//! A project is named after its marker (Vercel has no tags).
+//! Vercel in the suite: web services (a project and its deployment) and domains (a project
+//! domain, on a project of its own), on the Vercel sandbox. A project is named after its
+//! marker (Vercel has no tags); a domain's own project carries its marker.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +54,7 @@ impl Harness for Vercel {
                     ("css/copy.css", b"body { margin: 0 }"),
                 ]),
             }),
+            ResourceKind::Domain => json!({"name": format!("{name}.example.com")}),
             other => panic!("Vercel has no {other}"),
         };
         config.as_object().cloned().expect("an object")
@@ -74,6 +76,31 @@ impl Harness for Vercel {
                         .ok(),
                 })
                 .collect(),
+            ResourceKind::Domain => {
+                let names: std::collections::HashMap<String, String> = self
+                    .sandbox
+                    .projects()
+                    .into_iter()
+                    .map(|p| {
+                        let text = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+                        (text("id"), text("name"))
+                    })
+                    .collect();
+                self.sandbox
+                    .domains()
+                    .into_iter()
+                    .map(|d| {
+                        let project = d["projectId"].as_str().unwrap_or_default();
+                        let name = d["name"].as_str().unwrap_or_default();
+                        Held {
+                            provider_resource_id: format!("{project}/{name}"),
+                            marker: names
+                                .get(project)
+                                .and_then(|n| Marker::try_from(n.clone()).ok()),
+                        }
+                    })
+                    .collect()
+            }
             other => panic!("Vercel has no {other}"),
         }
     }
@@ -81,37 +108,64 @@ impl Harness for Vercel {
     fn creates_with_marker(&self, kind: ResourceKind, marker: &Marker) -> usize {
         match kind {
             ResourceKind::WebService => self.sandbox.project_creates(&project_name(marker)),
+            // A domain is on one project at most, so it is never doubled; its own project
+            // could be, which shows as a second project of the marker's name adding it.
+            ResourceKind::Domain => self.sandbox.domain_adds(&project_name(marker)),
             other => panic!("Vercel has no {other}"),
+        }
+    }
+
+    fn creates_per_provision(&self, kind: ResourceKind) -> usize {
+        match kind {
+            // The domain's own project, then the domain.
+            ResourceKind::Domain => 2,
+            _ => 1,
         }
     }
 
     fn lose_create_answer(&self, kind: ResourceKind, nth: usize, how: LostAnswer) {
         let post = Some("POST");
-        let path = "/v11/projects";
+        let path = match (kind, nth) {
+            (ResourceKind::WebService | ResourceKind::Domain, 0) => "/v11/projects",
+            (ResourceKind::Domain, 1) => "/v10/projects/",
+            _ => panic!("{kind}: no create number {nth}"),
+        };
         let fault = match how {
             LostAnswer::ServerError => Fault::lose_response(post, path, 1),
             LostAnswer::CutOff => Fault::truncate(post, path, 1),
             LostAnswer::Dropped => Fault::disconnect(post, path, 1),
             LostAnswer::TimedOut => Fault::delay(post, path, Duration::from_secs(3), 1),
         };
-        match (kind, nth) {
-            (ResourceKind::WebService, 0) => self.sandbox.inject(fault),
-            _ => panic!("{kind}: no create number {nth}"),
-        }
+        self.sandbox.inject(fault);
     }
 
     fn adopted(&self, kind: ResourceKind, nth: usize, steps: &[Step]) -> bool {
-        assert_eq!((kind, nth), (ResourceKind::WebService, 0), "one create");
+        let step = match (kind, nth) {
+            (ResourceKind::WebService | ResourceKind::Domain, 0) => "project_created",
+            (ResourceKind::Domain, 1) => "domain_added",
+            _ => panic!("{kind}: no create number {nth}"),
+        };
         steps
             .iter()
-            .find(|s| s.name == "project_created")
+            .find(|s| s.name == step)
             .and_then(|s| s.output["adopted"].as_bool())
-            .unwrap_or_else(|| panic!("no `project_created` step saying whether it adopted"))
+            .unwrap_or_else(|| panic!("no `{step}` step saying whether it adopted: {steps:?}"))
     }
 
     async fn create_outside(&self, kind: ResourceKind, name: &str) -> String {
         let made = match kind {
             ResourceKind::WebService => self.sandbox.create_project_directly(name),
+            ResourceKind::Domain => {
+                // A project of its own name, apart from the web services made outside.
+                let project = self
+                    .sandbox
+                    .create_project_directly(&format!("{name}-with-domain"));
+                let id = project["id"].as_str().expect("an id");
+                let domain = self
+                    .sandbox
+                    .add_domain_directly(id, &format!("{name}.example.org"));
+                return format!("{id}/{}", domain["name"].as_str().expect("a name"));
+            }
             other => panic!("Vercel has no {other}"),
         };
         made["id"].as_str().expect("an id").to_string()

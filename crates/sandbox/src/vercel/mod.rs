@@ -1,19 +1,22 @@
 //! Vercel API simulator, written against the OpenAPI document Vercel publishes: the current
-//! user, projects, deployments from files and their uploads, at the root of the host as
-//! Vercel serves them (`/v2/user`, `/v11/projects`, `/v13/deployments`, `/v2/files`, ...).
+//! user, projects, deployments from files and their uploads, and project domains, at the root
+//! of the host as Vercel serves them (`/v2/user`, `/v11/projects`, `/v13/deployments`,
+//! `/v2/files`, `/v10/projects/{idOrName}/domains`, ...).
 //!
 //! What it holds to, from the document and the digest of it: errors are
 //! `{"error": {"code", "message"}}` (Vercel's REST docs; the document gives these endpoints
 //! no error body); a 429 adds `error.limit {remaining, reset, resetMs, total}` and every
 //! answer carries `X-RateLimit-Limit`, `-Remaining` and `-Reset`; a project's name is unique
-//! (409 otherwise) and deleting it answers 204 and deletes its deployments; a deployment
-//! lists its files as `{file, sha, size}` and is refused with `missing_files` (the SHA-1s in
-//! `error.missing`) until every content was uploaded with `POST /v2/files` (`x-vercel-digest`
-//! = SHA-1 of the body); a deployment goes `QUEUED → BUILDING → READY` (see `world.rs`), or
-//! `ERROR` when the test says so, or `CANCELED`; listings answer `pagination {count, next,
-//! prev}`, `next` being passed back as `from` (projects) or `until` (deployments). Calls may
-//! carry `teamId`: the sandbox knows one team besides the personal account, and answers 403
-//! for any other.
+//! (409 otherwise) and deleting it answers 204 and deletes its deployments and domains; a
+//! deployment lists its files as `{file, sha, size}` and is refused with `missing_files` (the
+//! SHA-1s in `error.missing`) until every content was uploaded with `POST /v2/files`
+//! (`x-vercel-digest` = SHA-1 of the body); a deployment goes `QUEUED → BUILDING → READY` (see
+//! `world.rs`), or `ERROR` when the test says so, or `CANCELED`; listings answer
+//! `pagination`, whose `next` is passed back as `from` (projects: a continuation token) or
+//! `until` (deployments, project domains: a timestamp); a project domain is unverified, with a
+//! TXT challenge, until the test puts its record in place ([`VercelSandbox::verify_dns`]), and
+//! is on one project at most (409 otherwise). Calls may carry `teamId`: the sandbox knows one
+//! team besides the personal account, and answers 403 for any other.
 
 mod world;
 
@@ -39,8 +42,10 @@ use world::World;
 /// The window of the sandbox's limiter and of its `X-RateLimit-*` headers.
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 
-/// The limit the headers name when the test sets none.
-const NOMINAL_LIMIT: u32 = 100;
+/// The limit the headers name when the test sets none. Vercel's figures vary by endpoint and
+/// are not documented; this one is high enough that a client honouring the headers is not
+/// held up by a test's or a trial's few hundred calls.
+const NOMINAL_LIMIT: u32 = 1000;
 
 /// The team every sandbox key may also work in (`?teamId=`).
 pub const TEAM_ID: &str = "team_sandbox0000000000000";
@@ -151,6 +156,35 @@ impl VercelSandbox {
         self.cloud.world().deployments()
     }
 
+    /// Every project domain, as `GET /v9/projects/{idOrName}/domains/{domain}` shows it.
+    pub fn domains(&self) -> Vec<Value> {
+        self.cloud.world().domains()
+    }
+
+    /// How many domains were ever added to a project named `project_name`, removed ones
+    /// included.
+    pub fn domain_adds(&self, project_name: &str) -> usize {
+        self.cloud.world().domain_adds(project_name)
+    }
+
+    /// Adds a domain to a project of the personal account as someone would in Vercel's
+    /// dashboard.
+    ///
+    /// # Panics
+    /// If the name is not a domain, the project is not there, or the domain is taken.
+    pub fn add_domain_directly(&self, project: &str, name: &str) -> Value {
+        self.cloud
+            .world()
+            .add_domain(world::USER_ID, project, name)
+            .unwrap_or_else(|e| panic!("add_domain_directly({name:?}): {}", e.message))
+    }
+
+    /// Puts the verification TXT record of `apex` in place: its domains show `verified`
+    /// from now on.
+    pub fn verify_dns(&self, apex: &str) {
+        self.cloud.world().verify_dns(apex);
+    }
+
     /// The SHA-1 of every upload received, in order.
     pub fn uploads(&self) -> Vec<String> {
         self.cloud.world().uploads()
@@ -207,6 +241,18 @@ fn router(cloud: Arc<Cloud>, door: Arc<FrontDoor<VercelDialect>>) -> Router {
             patch(world::cancel_deployment),
         )
         .route("/v2/files", post(world::upload_file))
+        .route(
+            "/v10/projects/{id_or_name}/domains",
+            post(world::add_project_domain),
+        )
+        .route(
+            "/v9/projects/{id_or_name}/domains",
+            get(world::list_project_domains),
+        )
+        .route(
+            "/v9/projects/{id_or_name}/domains/{domain}",
+            get(world::get_project_domain).delete(world::remove_project_domain),
+        )
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)
         .with_state(cloud)

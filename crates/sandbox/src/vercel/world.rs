@@ -22,7 +22,7 @@ use sha1::Digest as _;
 use super::{Cloud, TEAM_ID, error};
 use crate::front_door::ApiError;
 
-const USER_ID: &str = "sandboxuser0000000000000";
+pub(crate) const USER_ID: &str = "sandboxuser0000000000000";
 const USERNAME: &str = "sandbox";
 
 /// A listing's page size when the request names none (Vercel's default for projects).
@@ -37,6 +37,12 @@ pub(crate) struct World {
     seen: HashSet<String>,
     project_creates: HashMap<String, usize>,
     uploads: Vec<String>,
+    /// Project domains, by name (a domain belongs to one project at most).
+    domains: BTreeMap<String, ProjectDomain>,
+    /// Apex domains whose verification TXT record is in place.
+    dns_verified: HashSet<String>,
+    /// Domains ever added, by the name of their project then.
+    domain_adds: HashMap<String, usize>,
     hold: bool,
     fail_with: Option<String>,
     next_id: u64,
@@ -53,6 +59,12 @@ struct Project {
     owner: String,
     created_ms: i64,
     updated_ms: i64,
+}
+
+struct ProjectDomain {
+    name: String,
+    project_id: String,
+    created_ms: i64,
 }
 
 struct Deployment {
@@ -77,6 +89,9 @@ impl World {
             seen: HashSet::new(),
             project_creates: HashMap::new(),
             uploads: Vec::new(),
+            domains: BTreeMap::new(),
+            dns_verified: HashSet::new(),
+            domain_adds: HashMap::new(),
             hold: false,
             fail_with: None,
             next_id: rand::random::<u32>().into(),
@@ -119,6 +134,90 @@ impl World {
 
     pub(crate) fn uploads(&self) -> Vec<String> {
         self.uploads.clone()
+    }
+
+    pub(crate) fn domain_adds(&self, project_name: &str) -> usize {
+        self.domain_adds.get(project_name).copied().unwrap_or(0)
+    }
+
+    /// Adds `name` to the project `project_id` of `owner`.
+    pub(crate) fn add_domain(
+        &mut self,
+        owner: &str,
+        project: &str,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let name = name.to_ascii_lowercase();
+        if !is_domain_name(&name) {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "invalid_domain",
+                format!("The domain {name:?} is not valid"),
+            ));
+        }
+        let project_id = self
+            .project_id(owner, project)
+            .ok_or_else(|| not_found("Project"))?;
+        if let Some(held) = self.domains.get(&name) {
+            let (code, message) = if held.project_id == project_id {
+                (
+                    "domain_already_exists",
+                    format!("The domain {name} is already assigned to this project"),
+                )
+            } else {
+                (
+                    "domain_already_in_use",
+                    format!("The domain {name} is already in use by another project"),
+                )
+            };
+            return Err(error(StatusCode::CONFLICT, code, message));
+        }
+        let created_ms = self.now_ms();
+        let project_name = self.projects[&project_id].name.clone();
+        *self.domain_adds.entry(project_name).or_default() += 1;
+        let domain = ProjectDomain {
+            name: name.clone(),
+            project_id,
+            created_ms,
+        };
+        let view = self.domain_view(&domain);
+        self.domains.insert(name, domain);
+        Ok(view)
+    }
+
+    pub(crate) fn domains(&self) -> Vec<Value> {
+        self.domains.values().map(|d| self.domain_view(d)).collect()
+    }
+
+    /// From now on the verification challenge of every domain under `apex` is met.
+    pub(crate) fn verify_dns(&mut self, apex: &str) {
+        self.dns_verified.insert(apex.to_ascii_lowercase());
+    }
+
+    fn domain_view(&self, d: &ProjectDomain) -> Value {
+        let apex = apex_of(&d.name);
+        let verified = self.dns_verified.contains(&apex);
+        let mut view = json!({
+            "name": d.name,
+            "apexName": apex,
+            "projectId": d.project_id,
+            "redirect": null,
+            "redirectStatusCode": null,
+            "gitBranch": null,
+            "customEnvironmentId": null,
+            "createdAt": d.created_ms,
+            "updatedAt": d.created_ms,
+            "verified": verified,
+        });
+        if !verified {
+            view["verification"] = json!([{
+                "type": "TXT",
+                "domain": format!("_vercel.{apex}"),
+                "value": format!("vc-domain-verify={},{}", d.name, &d.project_id[4..]),
+                "reason": "pending_domain_verification",
+            }]);
+        }
+        view
     }
 
     pub(crate) fn projects(&self) -> Vec<Value> {
@@ -519,6 +618,7 @@ pub(crate) async fn delete_project(
         .ok_or_else(|| not_found("Project"))?;
     world.projects.remove(&id);
     world.deployments.retain(|_, d| d.project_id != id);
+    world.domains.retain(|_, d| d.project_id != id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -725,6 +825,111 @@ pub(crate) async fn upload_file(
     world.seen.insert(sha.clone());
     world.uploads.push(sha);
     Ok(Json(json!({})))
+}
+
+/// The registrable part of a name: its last two labels.
+fn apex_of(name: &str) -> String {
+    let labels: Vec<&str> = name.split('.').collect();
+    labels[labels.len().saturating_sub(2)..].join(".")
+}
+
+fn is_domain_name(name: &str) -> bool {
+    name.contains('.')
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+pub(crate) async fn add_project_domain(
+    State(cloud): State<Arc<Cloud>>,
+    Path(id_or_name): Path<String>,
+    Query(params): Query<Params>,
+    bytes: Bytes,
+) -> Answer {
+    let owner = params.owner()?;
+    let body = body_of(&bytes)?;
+    let Some(name) = body["name"].as_str() else {
+        return Err(bad(
+            "Invalid request: missing required property `name`".into()
+        ));
+    };
+    Ok(Json(cloud.world().add_domain(&owner, &id_or_name, name)?))
+}
+
+/// The domain `name` of the project `id_or_name` in `owner`'s scope.
+fn project_domain<'a>(
+    world: &'a World,
+    owner: &str,
+    id_or_name: &str,
+    name: &str,
+) -> Result<&'a ProjectDomain, ApiError> {
+    let project_id = world
+        .project_id(owner, id_or_name)
+        .ok_or_else(|| not_found("Project"))?;
+    world
+        .domains
+        .get(&name.to_ascii_lowercase())
+        .filter(|d| d.project_id == project_id)
+        .ok_or_else(|| not_found("Domain"))
+}
+
+pub(crate) async fn get_project_domain(
+    State(cloud): State<Arc<Cloud>>,
+    Path((id_or_name, name)): Path<(String, String)>,
+    Query(params): Query<Params>,
+) -> Answer {
+    let owner = params.owner()?;
+    let world = cloud.world();
+    let domain = project_domain(&world, &owner, &id_or_name, &name)?;
+    Ok(Json(world.domain_view(domain)))
+}
+
+pub(crate) async fn remove_project_domain(
+    State(cloud): State<Arc<Cloud>>,
+    Path((id_or_name, name)): Path<(String, String)>,
+    Query(params): Query<Params>,
+) -> Answer {
+    let owner = params.owner()?;
+    let mut world = cloud.world();
+    let key = project_domain(&world, &owner, &id_or_name, &name)?
+        .name
+        .clone();
+    world.domains.remove(&key);
+    Ok(Json(json!({})))
+}
+
+/// Newest first; `until` answers those created before it, `next` is the last one's
+/// `createdAt` when more follow.
+pub(crate) async fn list_project_domains(
+    State(cloud): State<Arc<Cloud>>,
+    Path(id_or_name): Path<String>,
+    Query(params): Query<Params>,
+) -> Answer {
+    let owner = params.owner()?;
+    let world = cloud.world();
+    let project_id = world
+        .project_id(&owner, &id_or_name)
+        .ok_or_else(|| not_found("Project"))?;
+    let mut mine: Vec<&ProjectDomain> = world
+        .domains
+        .values()
+        .filter(|d| d.project_id == project_id && params.until.is_none_or(|u| d.created_ms < u))
+        .collect();
+    mine.sort_by_key(|d| std::cmp::Reverse(d.created_ms));
+    let limit = params.limit();
+    let more = mine.len() > limit;
+    mine.truncate(limit);
+    let next = more.then(|| mine.last().map(|d| d.created_ms)).flatten();
+    let prev = mine.first().map(|d| d.created_ms);
+    Ok(Json(json!({
+        "domains": mine.iter().map(|d| world.domain_view(d)).collect::<Vec<_>>(),
+        "pagination": pagination(mine.len(), next, prev),
+    })))
 }
 
 #[cfg(test)]
