@@ -18,8 +18,8 @@ use stackdock_engine::intent::{DockUpdate, NewDock};
 use stackdock_engine::{Actor, Engine, EngineConfig, Failpoints};
 use stackdock_sandbox::{
     CloudflareSandbox, CloudflareSandboxConfig, DigitalOceanSandbox, DoSandboxConfig,
-    NetlifySandbox, NetlifySandboxConfig, TursoSandbox, TursoSandboxConfig, VultrSandbox,
-    VultrSandboxConfig,
+    NetlifySandbox, NetlifySandboxConfig, TursoSandbox, TursoSandboxConfig, VercelSandbox,
+    VercelSandboxConfig, VultrSandbox, VultrSandboxConfig,
 };
 use stackdock_server::AppState;
 use stackdock_store::{SqliteStore, Store};
@@ -37,6 +37,8 @@ const VULTR_SANDBOX_DOCK: &str = "sandbox-vultr";
 const NETLIFY_SANDBOX_DOCK: &str = "sandbox-netlify";
 /// The dock `--sandbox` connects to the Cloudflare simulator.
 const CLOUDFLARE_SANDBOX_DOCK: &str = "sandbox-cloudflare";
+/// The dock `--sandbox` connects to the Vercel simulator.
+const VERCEL_SANDBOX_DOCK: &str = "sandbox-vercel";
 /// The organization the Turso simulator serves.
 const TURSO_SANDBOX_ORG: &str = "sandbox";
 
@@ -297,6 +299,7 @@ struct Sandboxes {
     _vultr: VultrSandbox,
     _netlify: NetlifySandbox,
     _cloudflare: CloudflareSandbox,
+    _vercel: VercelSandbox,
 }
 
 async fn start_sandbox(
@@ -396,12 +399,31 @@ async fn start_sandbox(
         settings,
     };
     connect_sandbox_dock(engine, org_id, sandbox).await?;
+
+    let key = sandbox_key();
+    let vercel = VercelSandbox::start(VercelSandboxConfig {
+        tokens: vec![key.clone()],
+        queue_after: Duration::from_millis(ready_ms),
+        build_after: Duration::from_millis(ready_ms),
+        ..Default::default()
+    })
+    .await
+    .map_err(fail("cannot start the Vercel sandbox"))?;
+    let sandbox = SandboxDock {
+        provider: Provider::Vercel,
+        name: VERCEL_SANDBOX_DOCK,
+        url: vercel.api_url(),
+        key,
+        settings: serde_json::Map::new(),
+    };
+    connect_sandbox_dock(engine, org_id, sandbox).await?;
     Ok(Sandboxes {
         _digitalocean: digitalocean,
         _turso: turso,
         _vultr: vultr,
         _netlify: netlify,
         _cloudflare: cloudflare,
+        _vercel: vercel,
     })
 }
 

@@ -33,8 +33,9 @@ pub enum Idempotence {
 #[derive(Clone, Copy)]
 enum Payload<'a> {
     Json(Option<&'a Value>),
-    /// Raw bytes (`application/octet-stream`): a file's contents.
-    Bytes(&'a [u8]),
+    /// Raw bytes (`application/octet-stream`): a file's contents, with any headers that
+    /// describe them (a digest).
+    Bytes(&'a [u8], &'a [(&'a str, String)]),
 }
 
 #[derive(Clone, Debug)]
@@ -157,11 +158,24 @@ impl HttpSession {
         query: &[(&str, String)],
         bytes: &[u8],
     ) -> Result<ApiResponse, DockError> {
+        self.send_bytes_with(method, path, query, &[], bytes).await
+    }
+
+    /// [`HttpSession::send_bytes`] with headers describing the contents (Vercel's
+    /// `x-vercel-digest`).
+    pub async fn send_bytes_with(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        headers: &[(&str, String)],
+        bytes: &[u8],
+    ) -> Result<ApiResponse, DockError> {
         self.send_payload(
             method,
             path,
             query,
-            Payload::Bytes(bytes),
+            Payload::Bytes(bytes, headers),
             Idempotence::Repeatable,
         )
         .await
@@ -227,10 +241,12 @@ impl HttpSession {
         match body {
             Payload::Json(Some(b)) => req = req.json(b),
             Payload::Json(None) => {}
-            Payload::Bytes(bytes) => {
-                req = req
-                    .header("content-type", "application/octet-stream")
-                    .body(bytes.to_vec())
+            Payload::Bytes(bytes, headers) => {
+                req = req.header("content-type", "application/octet-stream");
+                for (name, value) in headers {
+                    req = req.header(*name, value);
+                }
+                req = req.body(bytes.to_vec())
             }
         }
         let permit = self.wait_for_budget().await?;

@@ -38,6 +38,7 @@ pub mod netlify;
 pub mod registry;
 pub mod retry;
 pub mod turso;
+pub mod vercel;
 pub mod vultr;
 
 pub use adapter::{

@@ -11,6 +11,7 @@ use crate::cloudflare::CloudflareAdapter;
 use crate::digitalocean::DigitalOceanAdapter;
 use crate::netlify::NetlifyAdapter;
 use crate::turso::TursoAdapter;
+use crate::vercel::VercelAdapter;
 use crate::vultr::VultrAdapter;
 
 #[derive(Clone, Default)]
@@ -34,6 +35,7 @@ impl Registry {
         r.register(Arc::new(DigitalOceanAdapter::new(client.clone())));
         r.register(Arc::new(NetlifyAdapter::new(client.clone())));
         r.register(Arc::new(TursoAdapter::new(client.clone())));
+        r.register(Arc::new(VercelAdapter::new(client.clone())));
         r.register(Arc::new(VultrAdapter::new(client)));
         r
     }

@@ -10,4 +10,5 @@ conformance::suite!(cloudflare, crate::conformance::cloudflare::Cloudflare);
 conformance::suite!(digitalocean, crate::conformance::digitalocean::DigitalOcean);
 conformance::suite!(netlify, crate::conformance::netlify::Netlify);
 conformance::suite!(turso, crate::conformance::turso::Turso);
+conformance::suite!(vercel, crate::conformance::vercel::Vercel);
 conformance::suite!(vultr, crate::conformance::vultr::Vultr);

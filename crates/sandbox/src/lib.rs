@@ -33,7 +33,7 @@
 //! `front_door` (the middleware that authenticates, limits, logs, counts, injects
 //! faults and chaos, and adds latency), and `server` (bind/serve/shutdown, and the
 //! listener that can hang up on a connection). Each provider gets its own module,
-//! e.g. [`cloudflare`], [`digitalocean`], [`netlify`], [`turso`], [`vultr`].
+//! e.g. [`cloudflare`], [`digitalocean`], [`netlify`], [`turso`], [`vercel`], [`vultr`].
 //!
 //! API boundary: everything a caller configures or reads is re-exported here; the
 //! machinery modules stay private so they can change shape freely.
@@ -50,6 +50,7 @@ pub mod netlify;
 mod ratelimit;
 mod server;
 pub mod turso;
+pub mod vercel;
 pub mod vultr;
 
 pub use chaos::{Chaos, ChaosCounts, Storm};
@@ -59,6 +60,7 @@ pub use fault::{Fault, FaultResponse};
 pub use netlify::{NetlifySandbox, NetlifySandboxConfig};
 pub use ratelimit::BucketLimit;
 pub use turso::{TursoSandbox, TursoSandboxConfig};
+pub use vercel::{VercelSandbox, VercelSandboxConfig};
 pub use vultr::{VultrSandbox, VultrSandboxConfig};
 
 /// Running totals of the requests a sandbox received, kept whether or not the request

@@ -14,6 +14,7 @@ const TURSO_SANDBOX_DOCK: &str = "sandbox-turso";
 const VULTR_SANDBOX_DOCK: &str = "sandbox-vultr";
 const NETLIFY_SANDBOX_DOCK: &str = "sandbox-netlify";
 const CLOUDFLARE_SANDBOX_DOCK: &str = "sandbox-cloudflare";
+const VERCEL_SANDBOX_DOCK: &str = "sandbox-vercel";
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -185,6 +186,27 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
     .await;
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("provisioned"), "{out}");
+    // The same site on the Vercel sandbox.
+    let (code, out, err) = cli(
+        home.path(),
+        &url,
+        &[
+            "provision",
+            "web-service",
+            "--dock",
+            VERCEL_SANDBOX_DOCK,
+            "--name",
+            "site",
+            "--dir",
+            site.to_str().expect("a UTF-8 path"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("provisioned") && out.contains(".vercel.app"),
+        "{out}"
+    );
     // Each sandbox's URL and key are printed for a second dock or curl to use.
     let stdout = std::fs::read_to_string(data.join("server.stdout")).unwrap();
     for dock in [
@@ -193,6 +215,7 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
         VULTR_SANDBOX_DOCK,
         NETLIFY_SANDBOX_DOCK,
         CLOUDFLARE_SANDBOX_DOCK,
+        VERCEL_SANDBOX_DOCK,
     ] {
         assert!(
             stdout
@@ -222,7 +245,7 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
     let docks: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         docks.as_array().unwrap().len(),
-        5,
+        6,
         "one dock per sandbox: {docks}"
     );
     let (code, out, err) = cli(

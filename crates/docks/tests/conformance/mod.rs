@@ -39,6 +39,7 @@ pub mod netlify;
 pub mod resume;
 pub mod turso;
 pub mod unwind;
+pub mod vercel;
 pub mod vultr;
 
 use stackdock_core::{Marker, ResourceKind, StepStatus};

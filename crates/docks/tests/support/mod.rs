@@ -20,7 +20,7 @@ use stackdock_docks::{
 use stackdock_sandbox::{
     CloudflareSandbox, CloudflareSandboxConfig, DigitalOceanSandbox, DoSandboxConfig,
     NetlifySandbox, NetlifySandboxConfig, RecordedRequest, TursoSandbox, TursoSandboxConfig,
-    VultrSandbox, VultrSandboxConfig,
+    VercelSandbox, VercelSandboxConfig, VultrSandbox, VultrSandboxConfig,
 };
 
 // Re-exported for the binaries that use them; the others would warn.
@@ -113,6 +113,29 @@ pub async fn netlify_sandbox(key: &str) -> NetlifySandbox {
     })
     .await
     .expect("sandbox starts on a free port")
+}
+
+/// A Vercel sandbox accepting `key`, deployments moving along in tens of milliseconds.
+pub async fn vercel_sandbox(key: &str) -> VercelSandbox {
+    VercelSandbox::start(VercelSandboxConfig {
+        tokens: vec![key.to_string()],
+        queue_after: Duration::from_millis(30),
+        build_after: Duration::from_millis(30),
+        ..VercelSandboxConfig::default()
+    })
+    .await
+    .expect("sandbox starts on a free port")
+}
+
+/// A Vercel dock on `sandbox`, whose runs read files from `files` (see [`serve_files`]).
+pub fn vercel_dock(sandbox: &VercelSandbox, key: &str, files: Arc<MemoryFiles>) -> DockAccess {
+    let dock = DockAccess {
+        provider: Provider::Vercel,
+        name: "vercel-test".into(),
+        ..dock_at(&sandbox.api_url(), key)
+    };
+    serve_files(&dock, files);
+    dock
 }
 
 /// A Vultr sandbox accepting `key`, with instances ready within tens of milliseconds.

@@ -58,6 +58,13 @@ pub struct GreedyTail {
     pub reason: &'static str,
 }
 
+/// The body every error answer has where the document lists an error status with no body at
+/// all (Vercel's), with the reason: such an answer is checked against `body`.
+pub struct BodylessErrors {
+    pub body: Value,
+    pub reason: &'static str,
+}
+
 /// A correction a provider's document needs before its schemas can be used at all (a type
 /// JSON Schema does not have, say), applied once at load, with the reason.
 pub struct Fix {
@@ -74,6 +81,7 @@ pub struct Spec {
     base_path: String,
     greedy: Vec<GreedyTail>,
     fixes: Vec<&'static str>,
+    bodyless_errors: Option<BodylessErrors>,
 }
 
 /// How many requests and answers were checked, for the test's report.
@@ -135,6 +143,7 @@ impl Spec {
             base_path,
             greedy: Vec::new(),
             fixes: fixes.iter().map(|f| f.reason).collect(),
+            bodyless_errors: None,
         }
     }
 
@@ -149,6 +158,13 @@ impl Spec {
     /// see [`GreedyTail`]. Each is named in the report.
     pub fn with_greedy_tails(mut self, greedy: Vec<GreedyTail>) -> Self {
         self.greedy = greedy;
+        self
+    }
+
+    /// Checks error answers the document lists without a body against `errors.body`; see
+    /// [`BodylessErrors`]. Named in the report.
+    pub fn with_bodyless_errors(mut self, errors: BodylessErrors) -> Self {
+        self.bodyless_errors = Some(errors);
         self
     }
 
@@ -273,7 +289,12 @@ impl Spec {
                     Some(schema) => schema.clone(),
                     None => response["content"]["application/json"]["schema"].clone(),
                 };
-                (schema, false)
+                match &self.bodyless_errors {
+                    Some(errors) if schema.is_null() && req.status >= 400 => {
+                        (errors.body.clone(), true)
+                    }
+                    _ => (schema, false),
+                }
             }
             None => {
                 let tolerance = self
@@ -371,6 +392,13 @@ impl Spec {
                 line,
                 "\n  tolerated: the last parameter of {} takes the rest of the path: {}",
                 g.template, g.reason
+            );
+        }
+        if let Some(errors) = &self.bodyless_errors {
+            let _ = write!(
+                line,
+                "\n  tolerated: error statuses documented without a body: {}",
+                errors.reason
             );
         }
         for reason in &self.fixes {

@@ -1,0 +1,570 @@
+//! The Vercel adapter against the Vercel sandbox, where the conformance suite cannot look:
+//! a deployment answered `missing_files` uploads only the contents Vercel lists and is asked
+//! for again; a deployment held at `BUILDING`, one ending in `ERROR`, one cancelled by the
+//! unwind; a team's dock working in the team's scope; discovery over several pages; and
+//! Vercel's error body.
+
+mod support;
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use stackdock_core::ResourceKind;
+use stackdock_docks::vercel::VercelAdapter;
+use stackdock_docks::{DockAdapter, DockError, MemoryFiles, Progress, Tracked, sha1_hex};
+use stackdock_sandbox::vercel::TEAM_ID;
+use support::{Run, canary, manifest, vercel_dock, vercel_sandbox};
+
+fn adapter() -> VercelAdapter {
+    VercelAdapter::new(reqwest::Client::new())
+}
+
+fn config(value: Value) -> serde_json::Map<String, Value> {
+    value.as_object().cloned().expect("an object")
+}
+
+fn target(run: &Run) -> Tracked {
+    run.tracked(ResourceKind::WebService)
+        .expect("a step named the project")
+}
+
+/// Observes the project of `run` once.
+async fn observe(
+    adapter: &VercelAdapter,
+    run: &mut Run,
+    dock: &stackdock_docks::DockAccess,
+) -> stackdock_docks::Observed {
+    let t = target(run);
+    adapter
+        .observe_many(&mut run.ctx, dock, ResourceKind::WebService, &[t])
+        .await
+        .expect("observed")
+        .remove(0)
+        .expect("the project is there")
+}
+
+/// Checks the project of `run` until `done` holds of what Vercel shows.
+async fn observe_until(
+    adapter: &VercelAdapter,
+    run: &mut Run,
+    dock: &stackdock_docks::DockAccess,
+    done: impl Fn(&stackdock_docks::Observed) -> bool,
+) -> stackdock_docks::Observed {
+    let started = std::time::Instant::now();
+    loop {
+        let seen = observe(adapter, run, dock).await;
+        if done(&seen) {
+            return seen;
+        }
+        assert!(
+            started.elapsed() < support::DEADLINE,
+            "never came: {:?}",
+            seen.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The `POST /v13/deployments` the sandbox received.
+fn deployment_creates(sb: &stackdock_sandbox::VercelSandbox) -> usize {
+    sb.requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v13/deployments")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_contents_vercel_lists_as_missing_are_uploaded_then_asked_again() {
+    let key = canary();
+    let sb = vercel_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = vercel_dock(&sb, &key, files.clone());
+    let a = adapter();
+
+    let mut first = Run::new(&dock);
+    let progress = a
+        .provision_web_service(
+            &mut first.ctx,
+            &dock,
+            &config(json!({"name": "one", "files": manifest(&files, &[
+                ("index.html", b"<h1>one</h1>"),
+                ("a.css", b"shared"),
+                ("b.css", b"shared"),
+            ])})),
+        )
+        .await
+        .expect("provisioned");
+    assert!(matches!(progress, Progress::Pending { .. }), "{progress:?}");
+    // The same contents under two paths are uploaded once, by their SHA-1.
+    let mut uploaded = sb.uploads();
+    uploaded.sort();
+    let mut expected = vec![sha1_hex(b"<h1>one</h1>"), sha1_hex(b"shared")];
+    expected.sort();
+    assert_eq!(uploaded, expected);
+    assert_eq!(deployment_creates(&sb), 2, "refused once, then made");
+
+    // A second project sharing contents uploads only what is new to Vercel.
+    let mut second = Run::new(&dock);
+    a.provision_web_service(
+        &mut second.ctx,
+        &dock,
+        &config(json!({"name": "two", "files": manifest(&files, &[
+            ("index.html", b"<h1>two</h1>"),
+            ("css/site.css", b"shared"),
+        ])})),
+    )
+    .await
+    .expect("provisioned");
+    assert_eq!(sb.uploads()[2..], [sha1_hex(b"<h1>two</h1>")]);
+    // A third whose contents Vercel has all is made at the first ask.
+    let mut third = Run::new(&dock);
+    a.provision_web_service(
+        &mut third.ctx,
+        &dock,
+        &config(json!({"name": "three", "files": manifest(&files, &[("x.css", b"shared")])})),
+    )
+    .await
+    .expect("provisioned");
+    assert_eq!(deployment_creates(&sb), 5);
+    assert_eq!(sb.uploads().len(), 3);
+
+    let queued = observe(&a, &mut second, &dock).await;
+    assert!(!queued.ready);
+    let seen = observe_until(&a, &mut second, &dock, |o| o.ready).await;
+    assert_eq!(seen.status.as_deref(), Some("READY"));
+    assert_eq!(seen.marker.as_ref(), Some(&second.marker));
+    let stackdock_core::ResourceDetails::WebService(details) = &seen.details else {
+        panic!("a web service: {:?}", seen.details);
+    };
+    let url = details.production_url.as_deref().expect("a URL");
+    assert!(
+        url.starts_with("https://") && url.ends_with(".vercel.app"),
+        "{url}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_held_building_is_not_ready_and_one_in_error_fails_and_unwinds() {
+    let key = canary();
+    let sb = vercel_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = vercel_dock(&sb, &key, files.clone());
+    let a = adapter();
+    sb.hold_deployments_building(true);
+    let mut run = Run::new(&dock);
+    a.provision_web_service(
+        &mut run.ctx,
+        &dock,
+        &config(json!({"name": "held", "files": manifest(&files, &[("index.html", b"held")])})),
+    )
+    .await
+    .expect("provisioned");
+    let held = observe_until(&a, &mut run, &dock, |o| {
+        o.status.as_deref() == Some("BUILDING")
+    })
+    .await;
+    assert!(!held.ready && held.failure.is_none());
+
+    sb.fail_deployments(Some("Command \"npm run build\" exited with 1"));
+    sb.hold_deployments_building(false);
+    let failed = observe_until(&a, &mut run, &dock, |o| o.failure.is_some()).await;
+    assert!(!failed.ready);
+    assert_eq!(failed.status.as_deref(), Some("ERROR"));
+    let failure = failed.failure.expect("a failure");
+    assert_eq!(failure.code, "deployment_error");
+    assert_eq!(failure.message, "Command \"npm run build\" exited with 1");
+
+    // A resumed run sees the failure as the provision's own.
+    let mut again = run.resume(&dock, &run.recorder.recorded());
+    let err = a
+        .provision_web_service(
+            &mut again.ctx,
+            &dock,
+            &config(json!({"name": "held", "files": manifest(&files, &[("index.html", b"held")])})),
+        )
+        .await
+        .expect_err("failed");
+    assert!(
+        matches!(&err, DockError::ResourceFailed { code, .. } if code == "deployment_error"),
+        "{err:?}"
+    );
+
+    // The engine unwinds a failed provision: nothing is left at Vercel.
+    let steps = run.recorder.steps();
+    support::engine::unwind(&a, &mut run.ctx, &dock, &steps)
+        .await
+        .expect("unwound");
+    assert!(sb.projects().is_empty() && sb.deployments().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undoing_a_building_deployment_cancels_it() {
+    let key = canary();
+    let sb = vercel_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = vercel_dock(&sb, &key, files.clone());
+    let a = adapter();
+    sb.hold_deployments_building(true);
+    let mut run = Run::new(&dock);
+    a.provision_web_service(
+        &mut run.ctx,
+        &dock,
+        &config(json!({"name": "c", "files": manifest(&files, &[("index.html", b"c")])})),
+    )
+    .await
+    .expect("provisioned");
+    let steps = run.recorder.steps();
+    let deployment = steps
+        .iter()
+        .find(|s| s.name == "deployment_created")
+        .expect("a deployment step");
+    a.undo(&mut run.ctx, &dock, deployment)
+        .await
+        .expect("cancelled");
+    let d = &sb.deployments()[0];
+    assert_eq!(d["readyState"], "CANCELED", "{d}");
+    let seen = observe(&a, &mut run, &dock).await;
+    assert_eq!(
+        seen.failure.map(|f| f.code).as_deref(),
+        Some("deployment_canceled")
+    );
+    // Cancelling again (Vercel refuses: it is over) counts as done.
+    a.undo(&mut run.ctx, &dock, deployment)
+        .await
+        .expect("nothing to cancel");
+    sb.hold_deployments_building(false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_teams_dock_works_in_the_team_and_a_stranger_team_is_refused() {
+    let key = canary();
+    let sb = vercel_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let mut dock = vercel_dock(&sb, &key, files.clone());
+    dock.settings = json!({"team_id": TEAM_ID});
+    let a = adapter();
+    // A personal project of the same kind stays out of the team's view.
+    sb.create_project_directly("personal");
+    let mut run = Run::new(&dock);
+    a.provision_web_service(
+        &mut run.ctx,
+        &dock,
+        &config(json!({"name": "t", "files": manifest(&files, &[("index.html", b"team")])})),
+    )
+    .await
+    .expect("provisioned");
+    let projects = sb.projects();
+    let made = projects
+        .iter()
+        .find(|p| p["name"] == run.marker.as_str())
+        .expect("the project");
+    assert_eq!(made["accountId"], TEAM_ID);
+    let found = a.discover(&mut run.ctx, &dock).await.expect("discovered");
+    assert_eq!(found.len(), 1, "only the team's project: {found:?}");
+    assert!(
+        sb.requests()
+            .iter()
+            // The user is the same in every scope: its check names no team.
+            .filter(|r| r.path != "/v11/projects" && r.path != "/v2/user")
+            .all(|r| r.query.as_deref().is_some_and(|q| q.contains("teamId="))),
+        "every call names the team"
+    );
+
+    let mut stranger = dock.clone();
+    stranger.settings = json!({"team_id": "team_someoneelse"});
+    let err = a
+        .verify_credentials(&mut Run::new(&stranger).ctx, &stranger)
+        .await
+        .expect_err("refused");
+    let DockError::Provider(p) = err else {
+        panic!("Vercel's refusal: {err:?}");
+    };
+    assert_eq!((p.status, p.code.as_str()), (403, "forbidden"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_follows_pagination_and_a_bad_key_is_refused_in_vercels_words() {
+    let key = canary();
+    let sb = vercel_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = vercel_dock(&sb, &key, files);
+    let a = adapter();
+    let count = stackdock_docks::vercel::api::PAGE_LIMIT + 3;
+    for i in 0..count {
+        sb.create_project_directly(&format!("hand-made-{i}"));
+    }
+    let mut run = Run::new(&dock);
+    let found = a.discover(&mut run.ctx, &dock).await.expect("discovered");
+    assert_eq!(found.len(), count);
+    let mut names: Vec<&str> = found.iter().map(|o| o.name.as_str()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), count, "nothing listed twice");
+    assert!(
+        found.iter().all(|o| o.marker.is_none()),
+        "none is StackDock's"
+    );
+    let pages: Vec<String> = sb
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v10/projects")
+        .filter_map(|r| r.query.clone())
+        .collect();
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert!(pages[1].contains("from="), "{pages:?}");
+
+    let mut bad = dock.clone();
+    bad.api_key = stackdock_core::SecretString::new("not-a-vercel-key");
+    let err = a
+        .verify_credentials(&mut Run::new(&bad).ctx, &bad)
+        .await
+        .expect_err("refused");
+    let DockError::Provider(p) = err else {
+        panic!("Vercel's refusal: {err:?}");
+    };
+    assert_eq!(
+        (p.status, p.code.as_str(), p.message.as_str()),
+        (
+            401,
+            "forbidden",
+            "The request is missing an authentication token"
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_on_the_project_create_is_sent_again_and_makes_one_project() {
+    let key = canary();
+    let sb = vercel_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = vercel_dock(&sb, &key, files.clone());
+    sb.inject(stackdock_sandbox::Fault::rate_limited(
+        Some("POST"),
+        "/v11/projects",
+        1,
+        1,
+    ));
+    let mut run = Run::new(&dock);
+    adapter()
+        .provision_web_service(
+            &mut run.ctx,
+            &dock,
+            &config(json!({"name": "busy", "files": manifest(&files, &[("index.html", b"busy")])})),
+        )
+        .await
+        .expect("provisioned after the 429");
+    assert_eq!(sb.request_counts().rate_limited, 1);
+    assert_eq!(sb.project_creates(run.marker.as_str()), 1);
+    let limited = sb
+        .requests()
+        .into_iter()
+        .find(|r| r.status == 429)
+        .expect("the 429");
+    let body = limited.response_body.expect("a body");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!(body["error"]["limit"]["reset"].is_number(), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_provision_leaves_nothing_and_unknown_contents_are_refused() {
+    let key = canary();
+    let sb = vercel_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = vercel_dock(&sb, &key, files.clone());
+    let a = adapter();
+    // Contents never uploaded to StackDock: refused before anything is made.
+    let other = MemoryFiles::default();
+    let err = a
+        .provision_web_service(
+            &mut Run::new(&dock).ctx,
+            &dock,
+            &config(json!({"name": "x", "files": manifest(&other, &[("lost.html", b"lost")])})),
+        )
+        .await
+        .expect_err("refused");
+    let DockError::InvalidConfig(e) = &err else {
+        panic!("a request fault: {err:?}");
+    };
+    assert_eq!(e.field, "files[lost.html]");
+    assert!(sb.projects().is_empty(), "nothing was made at Vercel");
+
+    // Vercel refusing the deployment: the unwind deletes the project.
+    sb.inject(stackdock_sandbox::Fault::error(
+        Some("POST"),
+        "/v13/deployments",
+        400,
+        1,
+    ));
+    let mut run = Run::new(&dock);
+    a.provision_web_service(
+        &mut run.ctx,
+        &dock,
+        &config(json!({"name": "refused", "files": manifest(&files, &[("i.html", b"i")])})),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(sb.projects().len(), 1, "the project was made first");
+    let steps = run.recorder.steps();
+    support::engine::unwind(&a, &mut run.ctx, &dock, &steps)
+        .await
+        .expect("unwound");
+    assert!(sb.projects().is_empty() && sb.deployments().is_empty());
+}
+
+/// Under seeded chaos (5xx answers, lost answers to creates, cut-off reads), a provision run
+/// again as the engine would after each transient failure ends with one project, live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_chaos_a_rerun_provision_makes_one_live_project() {
+    let mut struck = 0;
+    let mut reruns = 0;
+    for seed in 1..=6 {
+        let key = canary();
+        let sb = vercel_sandbox(&key).await;
+        let files = Arc::new(MemoryFiles::default());
+        let dock = vercel_dock(&sb, &key, files.clone());
+        let a = adapter();
+        let config = config(json!({"name": "chaos", "files": manifest(&files, &[
+            ("index.html", format!("<p>{seed}</p>").as_bytes()),
+            ("a.css", b"a"),
+        ])}));
+        sb.set_chaos(Some(stackdock_sandbox::Chaos {
+            seed,
+            error_rate: 0.35,
+            lose_rate: 0.3,
+            truncate_rate: 0.3,
+            storm: None,
+        }));
+        let mut run = Run::new(&dock);
+        let mut runs = 0;
+        loop {
+            runs += 1;
+            assert!(runs < 50, "seed {seed}: no end to the runs");
+            match a.provision_web_service(&mut run.ctx, &dock, &config).await {
+                Ok(_) => break,
+                Err(e) if e.is_transient() => {
+                    run = run.resume(&dock, &run.recorder.recorded());
+                }
+                Err(e) => panic!("seed {seed}: a permanent failure: {e:?}"),
+            }
+        }
+        sb.set_chaos(None);
+        struck += sb.chaos_counts().total();
+        reruns += runs - 1;
+        let ready = observe_until(&a, &mut run, &dock, |o| o.ready).await;
+        assert_eq!(ready.marker.as_ref(), Some(&run.marker), "seed {seed}");
+        assert_eq!(sb.project_creates(run.marker.as_str()), 1, "seed {seed}");
+        assert_eq!(sb.projects().len(), 1, "seed {seed}");
+    }
+    assert!(
+        struck > 0 && reruns > 0,
+        "chaos struck {struck} times, {reruns} reruns"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_shows_its_verification_until_vercel_has_verified_it() {
+    let key = canary();
+    let sb = vercel_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = vercel_dock(&sb, &key, files);
+    let a = adapter();
+    let mut run = Run::new(&dock);
+    let Progress::Done(Some(added)) = a
+        .provision_domain(
+            &mut run.ctx,
+            &dock,
+            &config(json!({"name": "www.example.com"})),
+        )
+        .await
+        .expect("provisioned")
+    else {
+        panic!("a domain is usable once added");
+    };
+    assert_eq!(added.status.as_deref(), Some("unverified"));
+    assert_eq!(added.marker.as_ref(), Some(&run.marker), "its own project");
+    let stackdock_core::ResourceDetails::Domain(details) = &added.details else {
+        panic!("a domain: {:?}", added.details);
+    };
+    assert_eq!(details.records[0]["type"], "TXT");
+    assert_eq!(details.records[0]["domain"], "_vercel.example.com");
+
+    sb.verify_dns("example.com");
+    let target = run.tracked(ResourceKind::Domain).expect("tracked");
+    let seen = a
+        .observe_many(
+            &mut run.ctx,
+            &dock,
+            ResourceKind::Domain,
+            std::slice::from_ref(&target),
+        )
+        .await
+        .expect("observed")
+        .remove(0)
+        .expect("there");
+    assert_eq!(seen.status.as_deref(), Some("verified"));
+
+    // Deprovision removes the domain and the project that was its own.
+    a.deprovision(&mut run.ctx, &dock, &target)
+        .await
+        .expect("deleted");
+    assert!(sb.domains().is_empty() && sb.projects().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_for_a_named_project_leaves_the_project_and_a_taken_one_is_refused_by_name() {
+    let key = canary();
+    let sb = vercel_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = vercel_dock(&sb, &key, files);
+    let a = adapter();
+    let site = sb.create_project_directly("site");
+    let mut run = Run::new(&dock);
+    a.provision_domain(
+        &mut run.ctx,
+        &dock,
+        &config(json!({"name": "shop.example.com", "project": "site"})),
+    )
+    .await
+    .expect("provisioned");
+    assert_eq!(sb.domains()[0]["projectId"], site["id"]);
+    assert_eq!(sb.projects().len(), 1, "no project of its own");
+
+    // The same domain again, on that project or another: the user's to settle.
+    for project in [json!("site"), Value::Null] {
+        let mut again = Run::new(&dock);
+        let mut cfg = json!({"name": "shop.example.com"});
+        if !project.is_null() {
+            cfg["project"] = project;
+        }
+        let err = a
+            .provision_domain(&mut again.ctx, &dock, &config(cfg))
+            .await
+            .expect_err("taken");
+        let DockError::InvalidConfig(e) = &err else {
+            panic!("the user's error: {err:?}");
+        };
+        assert_eq!(e.field, "name");
+        support::engine::unwind(&a, &mut again.ctx, &dock, &again.recorder.steps())
+            .await
+            .expect("unwound");
+    }
+    let err = a
+        .provision_domain(
+            &mut Run::new(&dock).ctx,
+            &dock,
+            &config(json!({"name": "a.example.com", "project": "nowhere"})),
+        )
+        .await
+        .expect_err("no such project");
+    assert!(
+        matches!(&err, DockError::InvalidConfig(e) if e.field == "project"),
+        "{err:?}"
+    );
+
+    let target = run.tracked(ResourceKind::Domain).expect("tracked");
+    a.deprovision(&mut run.ctx, &dock, &target)
+        .await
+        .expect("deleted");
+    assert!(sb.domains().is_empty(), "the domain is removed");
+    assert_eq!(sb.projects().len(), 1, "the user's project stays");
+}
