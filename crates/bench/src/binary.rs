@@ -75,7 +75,17 @@ async fn measure(
 
     let rows = o.sizes.rows;
     let figures = json!({
-        "binary": bin.display().to_string(),
+        // Its profile and name, not where this machine keeps it: the page is published.
+        "binary": bin
+            .iter()
+            .rev()
+            .take(2)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<std::path::PathBuf>()
+            .display()
+            .to_string(),
         "built_by_bench": built,
         "empty": {
             "ready_ms": empty.ready_ms,
