@@ -13,10 +13,10 @@ mod spec;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use stackdock_core::{
     ApiCall, DockId, Marker, OperationId, OrgId, Provider, ResourceId, ResourceKind, SecretString,
-    Step, StepStatus,
+    Step,
 };
 use stackdock_docks::cloudflare::CloudflareAdapter;
 use stackdock_docks::{
@@ -26,7 +26,7 @@ use stackdock_docks::{
 use stackdock_sandbox::cloudflare::ACCOUNT_ID;
 use stackdock_sandbox::{CloudflareSandbox, CloudflareSandboxConfig, Fault, RecordedRequest};
 
-use spec::{Fix, Spec, Tally, Tolerance, entry};
+use spec::{Fix, Spec, Tally, Tolerance, config, entry, unwind};
 
 const SPEC_FILE: &str = "cloudflare/openapi.subset.json";
 const KEY: &str = "cloudflare-contract-token";
@@ -178,10 +178,6 @@ fn ctx() -> Ctx {
     )
 }
 
-fn config(value: Value) -> Map<String, Value> {
-    value.as_object().cloned().expect("an object")
-}
-
 async fn sandbox() -> CloudflareSandbox {
     CloudflareSandbox::start(CloudflareSandboxConfig {
         tokens: vec![KEY.into()],
@@ -189,13 +185,6 @@ async fn sandbox() -> CloudflareSandbox {
     })
     .await
     .expect("sandbox starts")
-}
-
-async fn unwind(adapter: &CloudflareAdapter, ctx: &mut Ctx, dock: &DockAccess) {
-    let steps: Vec<Step> = ctx.records().to_vec();
-    for step in steps.iter().rev().filter(|s| s.status == StepStatus::Done) {
-        adapter.undo(ctx, dock, step).await.expect("undone");
-    }
 }
 
 fn tracked(id: &str, ctx: &Ctx) -> Tracked {

@@ -13,10 +13,10 @@ mod spec;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use stackdock_core::{
     ApiCall, DockId, Marker, OperationId, OrgId, Provider, ResourceId, ResourceKind, SecretString,
-    Step, StepStatus,
+    Step,
 };
 use stackdock_docks::netlify::{ASYNC_ABOVE, NetlifyAdapter};
 use stackdock_docks::{
@@ -25,7 +25,7 @@ use stackdock_docks::{
 };
 use stackdock_sandbox::{Fault, NetlifySandbox, NetlifySandboxConfig, RecordedRequest};
 
-use spec::{GreedyTail, Spec, Tally, entry};
+use spec::{GreedyTail, Spec, Tally, config, entry, unwind};
 
 const SPEC_FILE: &str = "netlify/swagger.yml";
 const KEY: &str = "netlify-contract-key";
@@ -113,10 +113,6 @@ fn manifest(files: &MemoryFiles, entries: &[(String, Vec<u8>)]) -> Value {
     )
 }
 
-fn config(value: Value) -> Map<String, Value> {
-    value.as_object().cloned().expect("an object")
-}
-
 async fn sandbox() -> NetlifySandbox {
     NetlifySandbox::start(NetlifySandboxConfig {
         tokens: vec![KEY.into()],
@@ -126,13 +122,6 @@ async fn sandbox() -> NetlifySandbox {
     })
     .await
     .expect("sandbox starts")
-}
-
-async fn unwind(adapter: &NetlifyAdapter, ctx: &mut Ctx, dock: &DockAccess) {
-    let steps: Vec<Step> = ctx.records().to_vec();
-    for step in steps.iter().rev().filter(|s| s.status == StepStatus::Done) {
-        adapter.undo(ctx, dock, step).await.expect("undone");
-    }
 }
 
 fn tracked(kind: ResourceKind, id: &str, ctx: &Ctx) -> Tracked {

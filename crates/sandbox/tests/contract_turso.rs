@@ -13,10 +13,10 @@ mod spec;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use stackdock_core::{
     ApiCall, DockId, Keyring, Marker, MasterKey, OperationId, OrgId, Provider, ResourceId,
-    ResourceKind, SealedSecret, SecretString, Step, StepStatus,
+    ResourceKind, SealedSecret, SecretString, Step,
 };
 use stackdock_docks::turso::TursoAdapter;
 use stackdock_docks::{
@@ -25,7 +25,7 @@ use stackdock_docks::{
 };
 use stackdock_sandbox::{Fault, RecordedRequest, TursoSandbox, TursoSandboxConfig};
 
-use spec::{Spec, Tally, Tolerance, entry};
+use spec::{Spec, Tally, Tolerance, config, entry, unwind};
 
 const SPEC_FILE: &str = "turso/openapi.json";
 const KEY: &str = "turso-contract-key";
@@ -104,10 +104,6 @@ fn ctx(dock: &DockAccess) -> Ctx {
     )
 }
 
-fn config(value: Value) -> Map<String, Value> {
-    value.as_object().cloned().expect("an object")
-}
-
 async fn sandbox() -> TursoSandbox {
     TursoSandbox::start(TursoSandboxConfig {
         tokens: vec![KEY.into()],
@@ -116,14 +112,6 @@ async fn sandbox() -> TursoSandbox {
     })
     .await
     .expect("sandbox starts")
-}
-
-/// Undoes every done step of `ctx`, newest first, as the engine unwinds.
-async fn unwind(adapter: &TursoAdapter, ctx: &mut Ctx, dock: &DockAccess) {
-    let steps: Vec<Step> = ctx.records().to_vec();
-    for step in steps.iter().rev().filter(|s| s.status == StepStatus::Done) {
-        adapter.undo(ctx, dock, step).await.expect("undone");
-    }
 }
 
 /// Everything the adapter does, against one sandbox; answers the sandbox's request log.

@@ -14,10 +14,10 @@ mod spec;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use stackdock_core::{
     ApiCall, DockId, Marker, OperationId, OrgId, Provider, ResourceId, ResourceKind, SecretString,
-    Step, StepStatus,
+    Step,
 };
 use stackdock_docks::vercel::VercelAdapter;
 use stackdock_docks::{
@@ -27,7 +27,7 @@ use stackdock_docks::{
 use stackdock_sandbox::vercel::TEAM_ID;
 use stackdock_sandbox::{Fault, RecordedRequest, VercelSandbox, VercelSandboxConfig};
 
-use spec::{BodylessErrors, Fix, Spec, Tally, Tolerance, entry};
+use spec::{BodylessErrors, Fix, Spec, Tally, Tolerance, config, entry, unwind};
 
 const SPEC_FILE: &str = "vercel/openapi.subset.json";
 const KEY: &str = "vercel-contract-key";
@@ -216,10 +216,6 @@ fn manifest(files: &MemoryFiles, entries: &[(&str, &[u8])]) -> Value {
     )
 }
 
-fn config(value: Value) -> Map<String, Value> {
-    value.as_object().cloned().expect("an object")
-}
-
 async fn sandbox() -> VercelSandbox {
     VercelSandbox::start(VercelSandboxConfig {
         tokens: vec![KEY.into()],
@@ -229,13 +225,6 @@ async fn sandbox() -> VercelSandbox {
     })
     .await
     .expect("sandbox starts")
-}
-
-async fn unwind(adapter: &VercelAdapter, ctx: &mut Ctx, dock: &DockAccess) {
-    let steps: Vec<Step> = ctx.records().to_vec();
-    for step in steps.iter().rev().filter(|s| s.status == StepStatus::Done) {
-        adapter.undo(ctx, dock, step).await.expect("undone");
-    }
 }
 
 /// The project a run tracks.

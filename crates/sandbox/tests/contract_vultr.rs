@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 use stackdock_core::{
     ApiCall, DockId, Keyring, Marker, MasterKey, OperationId, OrgId, Provider, ResourceId,
-    ResourceKind, SealedSecret, SecretString, Step, StepStatus,
+    ResourceKind, SealedSecret, SecretString, Step,
 };
 use stackdock_docks::vultr::VultrAdapter;
 use stackdock_docks::{
@@ -24,7 +24,7 @@ use stackdock_docks::{
 };
 use stackdock_sandbox::{Fault, RecordedRequest, VultrSandbox, VultrSandboxConfig};
 
-use spec::{Fix, Spec, Tally, Tolerance};
+use spec::{Fix, Spec, Tally, Tolerance, config, unwind};
 
 const SPEC_FILE: &str = "vultr/openapi.json";
 const KEY: &str = "vultr-contract-key";
@@ -194,10 +194,6 @@ fn ctx(dock: &DockAccess) -> Ctx {
     ctx
 }
 
-fn config(value: Value) -> Map<String, Value> {
-    value.as_object().cloned().expect("an object")
-}
-
 async fn sandbox() -> VultrSandbox {
     VultrSandbox::start(VultrSandboxConfig {
         tokens: vec![KEY.into()],
@@ -206,14 +202,6 @@ async fn sandbox() -> VultrSandbox {
     })
     .await
     .expect("sandbox starts")
-}
-
-/// Undoes every done step of `ctx`, newest first, as the engine unwinds.
-async fn unwind(adapter: &VultrAdapter, ctx: &mut Ctx, dock: &DockAccess) {
-    let steps: Vec<Step> = ctx.records().to_vec();
-    for step in steps.iter().rev().filter(|s| s.status == StepStatus::Done) {
-        adapter.undo(ctx, dock, step).await.expect("undone");
-    }
 }
 
 fn server(name: &str) -> Map<String, Value> {
@@ -433,21 +421,6 @@ fn check(spec: &Spec, log: &[RecordedRequest]) -> Tally {
     tally
 }
 
-/// Checks every request and answer of `log`, each of which must have been checked, and that
-/// they exercised each of `operations` and answered each of `statuses`.
-fn check_covering(spec: &Spec, log: &[RecordedRequest], operations: &[&str], statuses: &[u16]) {
-    let tally = check(spec, log);
-    assert_eq!(tally.requests, log.len(), "every request was checked");
-    assert_eq!(tally.responses, log.len(), "every answer was sent whole");
-    for op in operations {
-        assert!(tally.operations.contains(*op), "{op} was never exercised");
-    }
-    let seen: std::collections::BTreeSet<u16> = log.iter().map(|r| r.status).collect();
-    for status in statuses {
-        assert!(seen.contains(status), "no {status} among {seen:?}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_spec_contract_vultr_server_requests_and_sandbox_answers() {
     let spec = load();
@@ -455,8 +428,7 @@ async fn provider_spec_contract_vultr_server_requests_and_sandbox_answers() {
     let adapter = VultrAdapter::new(reqwest::Client::new());
     let good = dock(&sb, KEY);
     servers_at_work(&sb, &adapter, &good).await;
-    check_covering(
-        &spec,
+    spec.check_covering(
         &sb.requests(),
         &[
             "get-account",
@@ -476,8 +448,7 @@ async fn provider_spec_contract_vultr_domain_requests_and_sandbox_answers() {
     let adapter = VultrAdapter::new(reqwest::Client::new());
     let good = dock(&sb, KEY);
     domains_at_work(&sb, &adapter, &good).await;
-    check_covering(
-        &spec,
+    spec.check_covering(
         &sb.requests(),
         &[
             "create-dns-domain",
@@ -498,8 +469,7 @@ async fn provider_spec_contract_vultr_database_requests_and_sandbox_answers() {
     let adapter = VultrAdapter::new(reqwest::Client::new());
     let good = dock(&sb, KEY);
     databases_at_work(&sb, &adapter, &good).await;
-    check_covering(
-        &spec,
+    spec.check_covering(
         &sb.requests(),
         &["create-database", "list-databases", "delete-database"],
         &[200, 202, 204, 400, 404, 500],

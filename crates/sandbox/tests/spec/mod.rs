@@ -640,3 +640,26 @@ fn typed_like(schema: &Value, text: &str) -> Value {
         _ => json!(text),
     }
 }
+
+// ---- driving an adapter in a contract test ----
+
+/// A config as a request body gives it.
+pub fn config(value: Value) -> Map<String, Value> {
+    value.as_object().cloned().expect("an object")
+}
+
+/// Undoes what `ctx` recorded as done, newest first, as the engine's unwind would.
+pub async fn unwind(
+    adapter: &dyn stackdock_docks::DockAdapter,
+    ctx: &mut stackdock_docks::Ctx,
+    dock: &stackdock_docks::DockAccess,
+) {
+    let steps: Vec<stackdock_core::Step> = ctx.records().to_vec();
+    for step in steps
+        .iter()
+        .rev()
+        .filter(|s| s.status == stackdock_core::StepStatus::Done)
+    {
+        adapter.undo(ctx, dock, step).await.expect("undone");
+    }
+}
