@@ -106,39 +106,36 @@ pub(crate) async fn sign_in(
         return Ok(resp);
     }
     let login = state.store.login(&email).await?;
-    let verified = login.as_ref().is_some_and(|l| {
-        l.password_hash.as_deref().is_some_and(|h| {
-            PasswordHash::new(h)
-                .map(|parsed| {
-                    Argon2::default()
-                        .verify_password(b.password.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        })
-    });
-    let Some(login) = login.filter(|_| verified) else {
-        limiter.failed(&account);
-        limiter.failed(&address);
-        if let Some(l) = state.store.login(&email).await? {
-            let audit = AuditEntry::new(
-                l.org_id,
-                Some(l.user_id),
-                "session.create",
-                Outcome::Failure,
-            )
-            .details(json!({"address": peer.ip().to_string()}));
-            state
-                .store
-                .apply(Batch::new().push(Write::Audit(audit)))
-                .await?;
+    let hash = login.as_ref().and_then(|l| l.password_hash.clone());
+    let verified = match hash {
+        Some(hash) => verify_password(b.password, hash).await?,
+        None => false,
+    };
+    let login = match login {
+        Some(l) if verified => l,
+        known => {
+            limiter.failed(&account);
+            limiter.failed(&address);
+            if let Some(l) = known {
+                let audit = AuditEntry::new(
+                    l.org_id,
+                    Some(l.user_id),
+                    "session.create",
+                    Outcome::Failure,
+                )
+                .details(json!({"address": peer.ip().to_string()}));
+                state
+                    .store
+                    .apply(Batch::new().push(Write::Audit(audit)))
+                    .await?;
+            }
+            // One answer for an unknown email and a wrong password: neither is told apart.
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "wrong email or password",
+            ));
         }
-        // One answer for an unknown email and a wrong password: neither is told apart.
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "wrong email or password",
-        ));
     };
     open_session(&state, &login, peer).await
 }
@@ -234,6 +231,19 @@ fn check_password(password: &str) -> Result<(), ApiError> {
         )));
     }
     Ok(())
+}
+
+/// Whether `password` matches the stored PHC `hash`, checked off the async threads.
+async fn verify_password(password: String, hash: String) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hash", e.to_string()))
 }
 
 /// An Argon2id hash of `password` in PHC form, made off the async threads.

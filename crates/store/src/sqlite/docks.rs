@@ -1,5 +1,7 @@
 //! Docks: connected provider accounts, and the rule for removing one.
 
+use std::sync::OnceLock;
+
 use rusqlite::{Connection, OptionalExtension, params};
 use stackdock_core::{AuditEntry, Dock, DockId, DockName, OrgId, ResourceKind, SealedSecret};
 
@@ -61,20 +63,31 @@ impl TryFrom<DockRow> for Dock {
 }
 
 pub(crate) fn get(conn: &Connection, org: OrgId, id: DockId) -> Result<Dock> {
-    find(conn, "id", &id.to_string(), org)?.ok_or_else(|| StoreError::NotFound {
+    find(conn, Key::Id, &id.to_string(), org)?.ok_or_else(|| StoreError::NotFound {
         what: format!("dock {id}"),
     })
 }
 
 pub(crate) fn find_by_name(conn: &Connection, org: OrgId, name: &DockName) -> Result<Option<Dock>> {
-    find(conn, "name", name.as_str(), org)
+    find(conn, Key::Name, name.as_str(), org)
+}
+
+/// What a dock is looked up by.
+#[derive(Clone, Copy)]
+enum Key {
+    Id = 0,
+    Name = 1,
 }
 
 /// The org's dock whose `column` (`id` or `name`) is `value`.
-fn find(conn: &Connection, column: &str, value: &str, org: OrgId) -> Result<Option<Dock>> {
-    let sql = format!("SELECT {COLUMNS} FROM docks WHERE org_id = ?1 AND {column} = ?2");
+fn find(conn: &Connection, column: Key, value: &str, org: OrgId) -> Result<Option<Dock>> {
+    static SQL: OnceLock<[String; 2]> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        ["id", "name"]
+            .map(|c| format!("SELECT {COLUMNS} FROM docks WHERE org_id = ?1 AND {c} = ?2"))
+    });
     let row = conn
-        .prepare_cached(&sql)?
+        .prepare_cached(&sql[column as usize])?
         .query_row(params![org.to_string(), value], DockRow::read)
         .optional()?;
     row.map(Dock::try_from).transpose()
