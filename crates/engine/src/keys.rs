@@ -43,29 +43,26 @@ impl Engine {
             if writes.is_empty() {
                 break;
             }
+            // Which count each write adds to, read before the writes are handed over.
+            let counts: Vec<fn(&mut ResealReport) -> &mut usize> = writes
+                .iter()
+                .map(|w| -> fn(&mut ResealReport) -> &mut usize {
+                    match w {
+                        Reseal::DockKey { .. } => |r| &mut r.docks,
+                        Reseal::OperationInput { .. } => |r| &mut r.operation_inputs,
+                        Reseal::StepOutput { .. } => |r| &mut r.step_outputs,
+                    }
+                })
+                .collect();
             let batches = writes
                 .into_iter()
                 .map(|w| Batch::new().push(Write::Reseal(w)))
-                .collect::<Vec<_>>();
-            let kinds: Vec<u8> = batches
-                .iter()
-                .map(|b| match &b.writes[0] {
-                    Write::Reseal(Reseal::DockKey { .. }) => 0,
-                    Write::Reseal(Reseal::OperationInput { .. }) => 1,
-                    _ => 2,
-                })
                 .collect();
             // A value changed meanwhile is refused alone and looked at again next pass.
-            for (kind, result) in kinds
-                .into_iter()
-                .zip(self.store().apply_each(batches).await?)
-            {
+            let results = self.store().apply_each(batches).await?;
+            for (count, result) in counts.into_iter().zip(results) {
                 if result.is_ok() {
-                    match kind {
-                        0 => report.docks += 1,
-                        1 => report.operation_inputs += 1,
-                        _ => report.step_outputs += 1,
-                    }
+                    *count(&mut report) += 1;
                 }
             }
         }
