@@ -7,9 +7,10 @@
 //! - the owner's [`RateLimit`] (`"250/min,5000/h"`) is one token bucket per window; a call
 //!   takes a token from every one of them, so `"10/s,600/min"` means "600 a minute, at most 10
 //!   at once";
-//! - every answer corrects it ([`Permit::answered`]): the provider's remaining count, minus the
-//!   calls sent since, is a bucket of its own; a spent count waits for its reset; a 429 pauses
-//!   the whole dock until `Retry-After`. Headers can only make a configured limit stricter;
+//! - every answer corrects it ([`Permit::answered`]): the provider's remaining count, minus
+//!   every call that may have been counted after it (calls overtake each other on the way),
+//!   is a bucket of its own; a spent count waits for its reset; a 429 pauses the whole dock
+//!   until `Retry-After`. Headers can only make a configured limit stricter;
 //! - with no configured limit ([`RateLimit::None`]) the budget learns one from the headers, and
 //!   until it knows anything, slow start bounds the calls in flight (8, doubling every round
 //!   trip) so a hundred tasks do not flood an unknown provider at once; a 429 halves that bound
@@ -716,6 +717,9 @@ enum Gate {
 struct Sent {
     seq: u64,
     at: Instant,
+    /// Answers matched to calls before this one was sent: any answered after it may belong
+    /// to a call the provider counted after this one.
+    answers_before: u64,
 }
 
 #[derive(Debug)]
@@ -735,6 +739,8 @@ struct State {
     episode: u64,
     /// Calls issued so far; a permit's sequence number is its place in this count.
     issued: u64,
+    /// Answers matched to their calls so far.
+    answers: u64,
     in_flight: u32,
     slow: SlowStart,
     /// The newest call whose answer set the reported count; older answers are stale.
@@ -758,6 +764,7 @@ impl State {
             strikes: 0,
             episode: 0,
             issued: 0,
+            answers: 0,
             in_flight: 0,
             slow: SlowStart::default(),
             newest_answer: 0,
@@ -804,7 +811,7 @@ impl State {
     }
 
     /// Takes one call from everything that counts; only ever right after `gate` said Open.
-    fn take(&mut self) -> u64 {
+    fn take(&mut self, now: Instant) -> Sent {
         for bucket in self
             .configured
             .iter_mut()
@@ -822,7 +829,11 @@ impl State {
         }
         self.issued += 1;
         self.in_flight += 1;
-        self.issued
+        Sent {
+            seq: self.issued,
+            at: now,
+            answers_before: self.answers,
+        }
     }
 
     fn set_limit(&mut self, limit: RateLimit, now: Instant) {
@@ -885,18 +896,26 @@ impl State {
     }
 
     fn apply(&mut self, status: u16, report: &Report, call: Option<Sent>, now: Instant) {
-        // Calls the provider had not counted yet when it answered: those sent after this one;
-        // for an answer not matched to a call, every call still out.
+        // Calls the provider may have counted after this one, which its count leaves out.
+        // Calls travel side by side and are not counted in the order they were sent: one sent
+        // earlier may reach the provider later. So every call that was out while this one
+        // was counted may be among them: those still unanswered, and those answered since this
+        // one was sent. Counting them all errs towards waiting; trusting the order sent would
+        // spend calls the provider has not got. For an answer not matched to a call: every
+        // call still out.
         let (after, counted_at, fresh) = match call {
             Some(sent) => {
                 let fresh = sent.seq > self.newest_answer;
                 if fresh {
                     self.newest_answer = sent.seq;
                 }
+                let answered_since = self.answers.saturating_sub(sent.answers_before);
+                self.answers += 1;
                 // The provider counted the call somewhere between sending and answering.
                 let counted_at = sent.at + now.saturating_duration_since(sent.at) / 2;
+                let others_out = self.in_flight.saturating_sub(1);
                 (
-                    self.issued.saturating_sub(sent.seq) as f64,
+                    (answered_since + u64::from(others_out)) as f64,
                     counted_at,
                     fresh,
                 )
@@ -924,6 +943,15 @@ impl State {
                     .reset
                     .or_else(|| per_sec.is_none().then(|| now + PROBE_AFTER)),
             });
+        } else if let (Some(remaining), Some(reported)) = (report.remaining, &mut self.reported) {
+            // An older call's answer, counted who knows when among the newer ones: it cannot
+            // raise the count, but it can show the count is lower than believed. Nothing is
+            // taken off for other calls here: any of them may have been counted before it.
+            reported.refill(now);
+            let refilled = reported.per_sec.map_or(0.0, |rate| {
+                now.saturating_duration_since(counted_at).as_secs_f64() * rate
+            });
+            reported.tokens = reported.tokens.min(remaining as f64 + refilled);
         }
 
         if status == 429 {
@@ -1058,10 +1086,9 @@ impl Budget {
                 let mut state = self.lock();
                 match state.gate(now) {
                     Gate::Open => {
-                        let seq = state.take();
                         return Permit {
                             budget: self,
-                            sent: Sent { seq, at: now },
+                            sent: state.take(now),
                         };
                     }
                     Gate::Until(until) => Some(until),
@@ -1478,6 +1505,50 @@ mod tests {
         }
         assert_eq!(*order.lock().unwrap(), (0..60).collect::<Vec<_>>());
         assert_eq!(ms_since(t0), 5000, "10 at once, then 50 at 10 a second");
+    }
+
+    /// Calls sent side by side reach the provider in any order. Here the last of a burst of
+    /// ten is counted second and answered first: its count (8 left) leaves out eight calls
+    /// sent before it, counted after it, so the provider has nothing left. A budget that took
+    /// the count as net of only the calls sent after it would send eight calls into 429s.
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_that_overtook_older_calls_does_not_spend_their_share() {
+        let clock = Clock::at_epoch_ms(1_750_000_000_370);
+        let budget = clock.budget(RateLimit::None);
+        let answer = |permit: Permit<'_>, remaining: u32| {
+            permit.answered(
+                200,
+                &headers(&[
+                    ("ratelimit-limit", "600"),
+                    ("ratelimit-remaining", &remaining.to_string()),
+                ]),
+            )
+        };
+        // The provider's burst is 10, and a quiet spell fills it again.
+        answer(budget.acquire().await, 9);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let mut burst = Vec::new();
+        for _ in 0..10 {
+            burst.push(budget.acquire().await);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Counted 1st, 10th, 2nd, ..., 9th: the last one sent saw 8 left.
+        let last = burst.pop().expect("ten calls");
+        answer(last, 8);
+        let next = tokio::time::timeout(Duration::from_millis(50), budget.acquire()).await;
+        assert!(
+            next.is_err(),
+            "the provider has nothing left; the budget must wait for its refill"
+        );
+        // The older answers come in, the last one counted saying 0 was left. The provider
+        // refills 10 a second; the budget, having erred by a call, sends the next one within
+        // two refills, not after a pause as long as the burst it held back.
+        for (permit, remaining) in burst.into_iter().zip([9, 7, 6, 5, 4, 3, 2, 1, 0]) {
+            answer(permit, remaining);
+        }
+        let t0 = Instant::now();
+        let _ = budget.acquire().await;
+        assert!(ms_since(t0) <= 200, "waited {} ms", ms_since(t0));
     }
 
     #[tokio::test(start_paused = true)]
