@@ -10,6 +10,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod access;
 mod client;
 mod commands;
