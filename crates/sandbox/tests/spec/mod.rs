@@ -357,7 +357,7 @@ impl Spec {
     pub fn check_covering(&self, log: &[RecordedRequest], operations: &[&str], statuses: &[u16]) {
         let mut tally = Tally::default();
         self.check_log(log, &mut tally);
-        println!("{}", self.report(&tally));
+        publish(&self.report(&tally));
         assert_eq!(tally.requests, log.len(), "every request was checked");
         assert_eq!(tally.responses, log.len(), "every answer was checked");
         for op in operations {
@@ -661,5 +661,26 @@ pub async fn unwind(
         .filter(|s| s.status == stackdock_core::StepStatus::Done)
     {
         adapter.undo(ctx, dock, step).await.expect("undone");
+    }
+}
+
+/// Prints a contract test's report, and appends it to the file named by
+/// `STACKDOCK_CONTRACT_REPORT` when set: the test command shows those lines after the run,
+/// where a passing test's own output is not shown.
+pub fn publish(report: &str) {
+    println!("{report}");
+    let Some(path) = std::env::var_os("STACKDOCK_CONTRACT_REPORT") else {
+        return;
+    };
+    let mut text = report.to_string();
+    text.push('\n');
+    // One write per report: appends from tests running side by side do not interleave.
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, text.as_bytes()));
+    if let Err(e) = written {
+        panic!("could not append the contract report to {path:?}: {e}");
     }
 }
