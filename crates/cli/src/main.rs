@@ -23,7 +23,11 @@ mod watch;
 use client::CliError;
 
 #[derive(Parser)]
-#[command(name = "stackdock", version, about = "Self-hosted provisioning engine")]
+#[command(
+    name = "stackdock",
+    version = env!("STACKDOCK_VERSION"),
+    about = "Self-hosted provisioning engine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -133,10 +137,20 @@ enum Command {
     },
     /// Show the audit log, newest first.
     Audit(commands::AuditArgs),
+    /// Print a completion script for a shell: `stackdock completions bash > /etc/bash_completion.d/stackdock`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut command, "stackdock", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -163,6 +177,7 @@ fn main() -> ExitCode {
         | Command::Sync { conn, .. }
         | Command::Calls { conn, .. } => conn.json,
         Command::Audit(a) => a.conn.json,
+        Command::Completions { .. } => false,
     };
     let result = runtime.block_on(async move {
         match cli.command {
@@ -187,6 +202,8 @@ fn main() -> ExitCode {
             } => commands::sync(&conn, &dock, no_wait).await,
             Command::Calls { id, conn } => commands::calls(&conn, &id).await,
             Command::Audit(args) => commands::audit(args).await,
+            // Answered before the runtime starts.
+            Command::Completions { .. } => Ok(ExitCode::SUCCESS),
         }
     });
     match result {

@@ -369,3 +369,55 @@ async fn every_route_requires_a_valid_token() {
     assert_eq!(me["role"], "owner");
     app.finish();
 }
+
+/// A path no route has, and a route asked with a method it does not take, answer in the same
+/// error shape as every other refusal; the 405 names the methods the route takes in `Allow`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_routes_and_methods_answer_json_errors() {
+    let app = spawn_app().await;
+    for (method, path) in [
+        (Method::GET, "/api/v1/docks/one/two/three"),
+        (Method::POST, "/api/v2/resources"),
+        (Method::GET, "/"),
+    ] {
+        let r = app.request(method.clone(), path, None).await;
+        assert_error(&format!("{method} {path}"), &r, 404, path);
+        assert_eq!(r.body["error"]["code"], "not_found", "{method} {path}");
+    }
+
+    for (method, path, allowed) in [
+        (Method::PUT, "/api/v1/docks", vec!["GET", "POST"]),
+        (Method::PATCH, "/api/v1/resources", vec!["GET"]),
+        (Method::POST, "/api/v1/audit", vec!["GET"]),
+    ] {
+        let resp = app
+            .http
+            .request(method.clone(), format!("{}{path}", app.url))
+            .bearer_auth(&app.token)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status().as_u16(), 405, "{method} {path}");
+        let allow = resp
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let mut listed: Vec<&str> = allow.split(',').map(str::trim).collect();
+        listed.retain(|m| *m != "HEAD");
+        listed.sort_unstable();
+        assert_eq!(listed, allowed, "{method} {path}: Allow: {allow:?}");
+        let body: Value = resp.json().await.expect("a JSON body");
+        assert_eq!(
+            body["error"]["code"], "method_not_allowed",
+            "{method} {path}"
+        );
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(path) && message.contains(method.as_str()),
+            "{method} {path}: {message:?}"
+        );
+    }
+    app.finish();
+}

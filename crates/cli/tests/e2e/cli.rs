@@ -100,3 +100,57 @@ async fn the_cli_provisions_lists_and_deprovisions_with_exit_statuses() {
     assert_eq!(code, 2);
     app.finish();
 }
+
+/// `--version` names the build: the package version and, built from a git checkout, the
+/// commit and its date.
+#[test]
+fn the_version_names_the_build() {
+    let out = std::process::Command::new(crate::support::binary())
+        .arg("--version")
+        .output()
+        .expect("run stackdock --version");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let version = env!("CARGO_PKG_VERSION");
+    let prefix = format!("stackdock {version} (");
+    assert!(text.starts_with(&prefix), "{text:?}");
+    let build = &text[prefix.len()..text.len() - 1];
+    let from_git = build.split(' ').collect::<Vec<_>>();
+    let named_commit = from_git.len() == 2
+        && from_git[0].len() == 12
+        && from_git[0].bytes().all(|b| b.is_ascii_hexdigit())
+        && from_git[1].len() == 10;
+    assert!(
+        named_commit || build == "not built from a git checkout",
+        "{text:?}"
+    );
+}
+
+/// `completions <shell>` prints a script that shell loads, naming the subcommands; an unknown
+/// shell is refused naming the ones there are.
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(crate::support::binary())
+            .args(args)
+            .output()
+            .expect("run stackdock")
+    };
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef stackdock"),
+        ("fish", "complete -c stackdock"),
+    ] {
+        let out = run(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker), "{shell}: no {marker:?}");
+        for sub in ["provision", "deprovision", "docks", "audit", "completions"] {
+            assert!(script.contains(sub), "{shell}: {sub} missing");
+        }
+    }
+    let out = run(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tcsh") && err.contains("bash"), "{err}");
+}

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
@@ -307,7 +307,19 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         let guard = axum::middleware::from_fn_with_state((state.clone(), access), guard);
         router = router.route(path, handler.route_layer(guard));
     }
-    router.fallback(|| async { ApiError::not_found("no such route") })
+    // Both in our error shape: a path no route has is 404; a route asked with a method it
+    // does not take is 405, and axum adds the `Allow` header listing the ones it does.
+    router
+        .fallback(|method: Method, uri: Uri| async move {
+            ApiError::not_found(format!("no route {method} {}", uri.path()))
+        })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{} does not take {method}", uri.path()),
+            )
+        })
 }
 
 async fn health() -> axum::Json<serde_json::Value> {
