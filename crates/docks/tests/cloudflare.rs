@@ -4,13 +4,15 @@
 //! discovery over several pages, and Cloudflare's error body. Web services: a static site
 //! deployed with wrangler's hashes, a second deploy uploading only what Cloudflare lacks, a
 //! deployment held in its build then released, one failing and the unwind after it, a 429 on
-//! the project's create, a project name already taken, and discovery over several pages.
+//! the project's create, a project name already taken, the upload token kept out of what is
+//! stored, discovery over several pages, and reruns under chaos.
 
 mod support;
 
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use stackdock_core::redact::encoded_forms;
 use stackdock_core::{ResourceDetails, ResourceKind, SecretString};
 use stackdock_docks::cloudflare::api::{PROJECTS_PER_PAGE, ZONES_PER_PAGE};
 use stackdock_docks::cloudflare::{CloudflareAdapter, asset_hash};
@@ -25,6 +27,18 @@ fn adapter() -> CloudflareAdapter {
 
 fn config(value: Value) -> serde_json::Map<String, Value> {
     value.as_object().cloned().expect("an object")
+}
+
+/// The chaos both kinds are provisioned under: a third of the calls failing, losing their
+/// answer or cut off.
+fn chaos(seed: u64) -> stackdock_sandbox::Chaos {
+    stackdock_sandbox::Chaos {
+        seed,
+        error_rate: 0.35,
+        lose_rate: 0.3,
+        truncate_rate: 0.3,
+        storm: None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,13 +245,7 @@ async fn under_chaos_a_rerun_provision_makes_one_zone_with_its_records_once() {
                 {"type": "TXT", "value": "v=spf1 -all"},
             ]}),
         );
-        sb.set_chaos(Some(stackdock_sandbox::Chaos {
-            seed,
-            error_rate: 0.35,
-            lose_rate: 0.3,
-            truncate_rate: 0.3,
-            storm: None,
-        }));
+        sb.set_chaos(Some(chaos(seed)));
         let mut run = Run::new(&dock);
         let mut runs = 0;
         let made = loop {
@@ -590,15 +598,37 @@ async fn pages_discovery_reads_every_page_and_lists_projects_as_manual() {
 }
 
 /// The asset calls are made with the project's upload token: the sandbox, like Cloudflare,
-/// refuses the account's API token there, so a deploy that went through used the token.
+/// refuses the account's API token there, so a deploy that went through used the token. The
+/// token is a credential: it is in no step, journal entry or observation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_asset_calls_take_the_upload_token_not_the_api_key() {
     let key = canary();
     let sb: CloudflareSandbox = cloudflare_sandbox(&key).await;
     let files = Arc::new(MemoryFiles::default());
     let dock = cloudflare_dock(&sb, &key, files.clone());
-    let (_, progress) = deploy(&dock, &files, "t", &[("index.html", b"t")]).await;
+    let (mut run, progress) = deploy(&dock, &files, "t", &[("index.html", b"t")]).await;
     progress.expect("provisioned");
+    let seen = observe_site_until(&mut run, &dock, |o| o.ready).await;
+    let tokens = sb.upload_tokens();
+    assert_eq!(tokens.len(), 1, "one upload token for the deploy");
+    let kept = [
+        format!("{:?}", run.recorder.steps()),
+        format!("{:?}", run.recorder.calls()),
+        format!("{seen:?}"),
+        seen.full_api_data.to_string(),
+    ];
+    for text in &kept {
+        for form in encoded_forms(&tokens[0]) {
+            assert!(!text.contains(&form), "the upload token leaked: {text}");
+        }
+    }
+    assert!(
+        run.recorder
+            .calls()
+            .iter()
+            .any(|c| c.path == "/pages/assets/upload"),
+        "the upload was journaled"
+    );
     let asset_calls: Vec<_> = sb
         .requests()
         .into_iter()
@@ -622,4 +652,50 @@ async fn the_asset_calls_take_the_upload_token_not_the_api_key() {
         .await
         .expect("answered");
     assert_eq!(refused.status(), 401);
+}
+
+/// Under seeded chaos (5xx answers, lost answers to creates, cut-off reads), a provision run
+/// again as the engine would after each transient failure ends with one project and one
+/// deployment, live, every content stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_chaos_a_rerun_provision_makes_one_live_project_with_one_deployment() {
+    let mut struck = 0;
+    let mut reruns = 0;
+    for seed in 1..=6 {
+        let key = canary();
+        let sb = cloudflare_sandbox(&key).await;
+        let files = Arc::new(MemoryFiles::default());
+        let dock = cloudflare_dock(&sb, &key, files.clone());
+        let a = adapter();
+        let site: [(&str, &[u8]); 2] = [("index.html", b"<h1>chaos</h1>"), ("a.css", b"a{}")];
+        let config = config(json!({"name": "chaos", "files": manifest(&files, &site)}));
+        sb.set_chaos(Some(chaos(seed)));
+        let mut run = Run::new(&dock);
+        let mut runs = 0;
+        loop {
+            runs += 1;
+            assert!(runs < 50, "seed {seed}: no end to the runs");
+            match a.provision_web_service(&mut run.ctx, &dock, &config).await {
+                Ok(_) => break,
+                Err(e) if e.is_transient() => {
+                    run = run.resume(&dock, &run.recorder.recorded());
+                }
+                Err(e) => panic!("seed {seed}: a permanent failure: {e:?}"),
+            }
+        }
+        sb.set_chaos(None);
+        struck += sb.chaos_counts().total();
+        reruns += runs - 1;
+        let seen = observe_site_until(&mut run, &dock, |o| o.ready).await;
+        assert_eq!(seen.marker.as_ref(), Some(&run.marker), "seed {seed}");
+        assert_eq!(sb.pages_projects().len(), 1, "seed {seed}");
+        assert_eq!(sb.project_creates(run.marker.as_str()), 1, "seed {seed}");
+        assert_eq!(sb.deployment_creates(run.marker.as_str()), 1, "seed {seed}");
+        let expected = sorted(site.iter().map(|(p, b)| asset_hash(p, b)).collect());
+        assert_eq!(sb.stored_assets(), expected, "seed {seed}");
+    }
+    assert!(
+        struck > 0 && reruns > 0,
+        "chaos struck {struck} times, {reruns} reruns"
+    );
 }

@@ -218,6 +218,12 @@ impl CloudflareSandbox {
         self.cloud.pages().uploads()
     }
 
+    /// Every upload token handed out whose project still exists: what a test searches for in
+    /// everything the client kept.
+    pub fn upload_tokens(&self) -> Vec<String> {
+        self.cloud.pages().tokens()
+    }
+
     /// How many Pages projects named `name` were ever created, deleted ones included.
     pub fn project_creates(&self, name: &str) -> usize {
         self.cloud.pages().project_creates(name)

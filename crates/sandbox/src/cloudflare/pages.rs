@@ -170,6 +170,10 @@ impl Pages {
         stored
     }
 
+    pub(crate) fn tokens(&self) -> Vec<String> {
+        self.tokens.keys().cloned().collect()
+    }
+
     pub(crate) fn is_token(&self, credential: &str) -> bool {
         self.tokens.contains_key(credential)
     }
