@@ -652,6 +652,17 @@ async fn the_asset_calls_take_the_upload_token_not_the_api_key() {
         .await
         .expect("answered");
     assert_eq!(refused.status(), 401);
+    // And the upload token is good for nothing else.
+    let elsewhere = reqwest::Client::new()
+        .get(format!(
+            "{}/accounts/{ACCOUNT_ID}/pages/projects",
+            sb.api_url()
+        ))
+        .bearer_auth(&tokens[0])
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(elsewhere.status(), 401);
 }
 
 /// Under seeded chaos (5xx answers, lost answers to creates, cut-off reads), a provision run
@@ -697,5 +708,37 @@ async fn under_chaos_a_rerun_provision_makes_one_live_project_with_one_deploymen
     assert!(
         struck > 0 && reruns > 0,
         "chaos struck {struck} times, {reruns} reruns"
+    );
+}
+
+/// An upload token Cloudflare no longer takes (`8000013`, as wrangler's `pages/errors.ts` names
+/// it) is fetched again, and the call made once more with the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_token_refused_as_expired_is_fetched_again() {
+    let key = canary();
+    let sb = cloudflare_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = cloudflare_dock(&sb, &key, files.clone());
+    sb.inject(Fault::error_with(
+        Some("POST"),
+        "/client/v4/pages/assets/upload",
+        401,
+        "8000013",
+        "Expired JWT",
+        1,
+    ));
+    let site: [(&str, &[u8]); 1] = [("index.html", b"<h1>later</h1>")];
+    let (_, progress) = deploy(&dock, &files, "later", &site).await;
+    progress.expect("provisioned with a second token");
+    let token_reads = sb
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/upload-token"))
+        .count();
+    assert_eq!(token_reads, 2, "the token was fetched again");
+    assert_eq!(sb.upload_tokens().len(), 2);
+    assert_eq!(
+        sb.stored_assets(),
+        [asset_hash("index.html", b"<h1>later</h1>")]
     );
 }

@@ -370,11 +370,18 @@ async fn upload_missing(
     project: &str,
     assets: &[Asset<'_>],
 ) -> Result<usize, DockError> {
-    let jwt = api.upload_token(project).await?;
+    let mut token = UploadToken {
+        api,
+        project,
+        jwt: api.upload_token(project).await?,
+    };
     let mut hashes: Vec<String> = assets.iter().map(|a| a.hash.clone()).collect();
     hashes.sort();
     hashes.dedup();
-    let missing = api.missing_assets(&jwt, &hashes).await?;
+    let hashes = &hashes;
+    let missing = token
+        .call(|jwt| async move { api.missing_assets(&jwt, hashes).await })
+        .await?;
 
     // One upload per content: paths sharing contents and extension share a hash.
     let mut first_of: HashMap<&str, &Asset<'_>> = HashMap::new();
@@ -400,7 +407,10 @@ async fn upload_missing(
             && (bucket_size + asset.entry.size > MAX_BUCKET_SIZE
                 || bucket.len() >= MAX_BUCKET_FILES)
         {
-            api.upload_assets(&jwt, &bucket).await?;
+            let full = &bucket;
+            token
+                .call(|jwt| async move { api.upload_assets(&jwt, full).await })
+                .await?;
             bucket.clear();
             bucket_size = 0;
         }
@@ -416,10 +426,44 @@ async fn upload_missing(
         bucket_size += asset.entry.size;
     }
     if !bucket.is_empty() {
-        api.upload_assets(&jwt, &bucket).await?;
+        let last = &bucket;
+        token
+            .call(|jwt| async move { api.upload_assets(&jwt, last).await })
+            .await?;
     }
-    api.upsert_hashes(&jwt, &hashes).await?;
+    token
+        .call(|jwt| async move { api.upsert_hashes(&jwt, hashes).await })
+        .await?;
     Ok(wanted.len())
+}
+
+/// Cloudflare's code for an upload token it no longer takes (wrangler's `pages/errors.ts`:
+/// `ApiErrorCodes.UNAUTHORIZED`).
+const UPLOAD_TOKEN_REFUSED: &str = "8000013";
+
+/// A project's upload token for the asset calls. An upload token expires; as wrangler does
+/// (`upload.ts`: a call refused with `UNAUTHORIZED` fetches another JWT), a call refused for
+/// it is made once more with a new one.
+struct UploadToken<'a> {
+    api: &'a CloudflareApi,
+    project: &'a str,
+    jwt: SecretString,
+}
+
+impl UploadToken<'_> {
+    async fn call<T, F, Fut>(&mut self, mut call: F) -> Result<T, DockError>
+    where
+        F: FnMut(SecretString) -> Fut,
+        Fut: Future<Output = Result<T, DockError>>,
+    {
+        match call(self.jwt.clone()).await {
+            Err(DockError::Provider(p)) if p.code == UPLOAD_TOKEN_REFUSED => {
+                self.jwt = self.api.upload_token(self.project).await?;
+                call(self.jwt.clone()).await
+            }
+            other => other,
+        }
+    }
 }
 
 pub async fn undo(api: &CloudflareApi, step: PagesStep) -> Result<(), DockError> {

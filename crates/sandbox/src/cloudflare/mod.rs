@@ -298,6 +298,11 @@ fn router(cloud: Arc<Cloud>, door: Arc<FrontDoor<CloudflareDialect>>) -> Router 
             "/accounts/{account_id}/pages/projects/{project_name}/deployments/{deployment_id}",
             get(pages::get_deployment),
         )
+        // An upload token is good for the asset calls only.
+        .route_layer(from_fn_with_state(
+            Arc::clone(&cloud),
+            pages::refuse_upload_tokens,
+        ))
         .route("/pages/assets/check-missing", post(pages::check_missing))
         .route("/pages/assets/upload", post(pages::upload_assets))
         .route("/pages/assets/upsert-hashes", post(pages::upsert_hashes))

@@ -24,8 +24,10 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -474,6 +476,25 @@ pub(crate) async fn upload_token(
         return Err(project_missing());
     }
     Ok(envelope(json!({ "jwt": pages.mint_token(&name) })))
+}
+
+/// Refuses an upload token anywhere but the asset calls, as Cloudflare does: it stands for
+/// one project's uploads, not for the account.
+pub(crate) async fn refuse_upload_tokens(
+    State(cloud): State<Arc<Cloud>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let minted = bearer_token(request.headers()).is_some_and(|t| cloud.pages().is_token(t));
+    if minted {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            codes::AUTHENTICATION,
+            "Authentication error: an upload token is only for the asset calls",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// The JSON body of an asset call, which takes only an upload token: the account's API token
