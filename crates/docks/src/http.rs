@@ -36,6 +36,9 @@ enum Payload<'a> {
     /// Raw bytes (`application/octet-stream`): a file's contents, with any headers that
     /// describe them (a digest).
     Bytes(&'a [u8], &'a [(&'a str, String)]),
+    /// `multipart/form-data` of text fields, in order (Cloudflare Pages' deployment create:
+    /// its `manifest` and `branch`). Built anew for every try; the journal keeps none of it.
+    Form(&'a [(&'a str, String)]),
 }
 
 #[derive(Clone, Debug)]
@@ -85,6 +88,16 @@ impl HttpSession {
         self.provider
     }
 
+    /// The same session (account, budget, journal) speaking with another bearer token: one
+    /// the provider handed out for a narrower job (Cloudflare Pages' upload token). It is
+    /// scrubbed from errors like the dock's key.
+    pub fn with_bearer(&self, token: SecretString) -> Self {
+        Self {
+            token,
+            ..self.clone()
+        }
+    }
+
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
     }
@@ -113,16 +126,20 @@ impl HttpSession {
         body: &Value,
         attempt: u32,
     ) -> Result<ApiResponse, DockError> {
+        self.post_payload_once(path, Payload::Json(Some(body)), attempt)
+            .await
+    }
+
+    async fn post_payload_once(
+        &self,
+        path: &str,
+        body: Payload<'_>,
+        attempt: u32,
+    ) -> Result<ApiResponse, DockError> {
         let mut refused = 0;
         loop {
             match self
-                .try_once(
-                    &Method::POST,
-                    path,
-                    &[],
-                    Payload::Json(Some(body)),
-                    attempt.max(1) + refused,
-                )
+                .try_once(&Method::POST, path, &[], body, attempt.max(1) + refused)
                 .await
             {
                 Err(DockError::RateLimited { retry_after, .. })
@@ -134,6 +151,18 @@ impl HttpSession {
                 other => return other,
             }
         }
+    }
+
+    /// A create sent as `multipart/form-data` of text `fields`, with the 429 handling of
+    /// [`HttpSession::post_once`].
+    pub async fn post_form_once(
+        &self,
+        path: &str,
+        fields: &[(&str, String)],
+        attempt: u32,
+    ) -> Result<ApiResponse, DockError> {
+        self.post_payload_once(path, Payload::Form(fields), attempt)
+            .await
     }
 
     /// Sends a request, retrying transient failures of repeatable ones, journaling every try.
@@ -247,6 +276,14 @@ impl HttpSession {
                     req = req.header(*name, value);
                 }
                 req = req.body(bytes.to_vec())
+            }
+            Payload::Form(fields) => {
+                let form = fields
+                    .iter()
+                    .fold(reqwest::multipart::Form::new(), |form, (name, value)| {
+                        form.text(name.to_string(), value.clone())
+                    });
+                req = req.multipart(form)
             }
         }
         let permit = self.wait_for_budget().await?;

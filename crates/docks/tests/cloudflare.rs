@@ -1,17 +1,25 @@
 //! The Cloudflare adapter against the Cloudflare sandbox, where the conformance suite cannot
-//! look: a zone that existed before is refused, a dock naming no account, a record Cloudflare
-//! refuses and the unwind after it, the zone's own status, a 429 on the create, discovery over
-//! several pages, and Cloudflare's error body.
+//! look. Domains: a zone that existed before is refused, a dock naming no account, a record
+//! Cloudflare refuses and the unwind after it, the zone's own status, a 429 on the create,
+//! discovery over several pages, and Cloudflare's error body. Web services: a static site
+//! deployed with wrangler's hashes, a second deploy uploading only what Cloudflare lacks, a
+//! deployment held in its build then released, one failing and the unwind after it, a 429 on
+//! the project's create, a project name already taken, the upload token kept out of what is
+//! stored, discovery over several pages, and reruns under chaos.
 
 mod support;
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
-use stackdock_core::{ResourceKind, SecretString};
-use stackdock_docks::cloudflare::CloudflareAdapter;
-use stackdock_docks::cloudflare::api::ZONES_PER_PAGE;
-use stackdock_docks::{DockAdapter, DockError, Progress};
-use stackdock_sandbox::Fault;
-use support::{Run, canary, cloudflare_dock, cloudflare_sandbox};
+use stackdock_core::redact::encoded_forms;
+use stackdock_core::{ResourceDetails, ResourceKind, SecretString};
+use stackdock_docks::cloudflare::api::{PROJECTS_PER_PAGE, ZONES_PER_PAGE};
+use stackdock_docks::cloudflare::{CloudflareAdapter, asset_hash};
+use stackdock_docks::{DockAccess, DockAdapter, DockError, MemoryFiles, Observed, Progress};
+use stackdock_sandbox::cloudflare::ACCOUNT_ID;
+use stackdock_sandbox::{CloudflareSandbox, Fault};
+use support::{Run, canary, cloudflare_dock, cloudflare_sandbox, manifest};
 
 fn adapter() -> CloudflareAdapter {
     CloudflareAdapter::new(reqwest::Client::new())
@@ -21,11 +29,23 @@ fn config(value: Value) -> serde_json::Map<String, Value> {
     value.as_object().cloned().expect("an object")
 }
 
+/// The chaos both kinds are provisioned under: a third of the calls failing, losing their
+/// answer or cut off.
+fn chaos(seed: u64) -> stackdock_sandbox::Chaos {
+    stackdock_sandbox::Chaos {
+        seed,
+        error_rate: 0.35,
+        lose_rate: 0.3,
+        truncate_rate: 0.3,
+        storm: None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zone_that_existed_before_is_refused_naming_name_and_left_alone() {
     let key = canary();
     let sb = cloudflare_sandbox(&key).await;
-    let dock = cloudflare_dock(&sb, &key);
+    let dock = cloudflare_dock(&sb, &key, Default::default());
     let theirs = sb.create_zone_directly("theirs.example.com");
     let mut run = Run::new(&dock);
     let err = adapter()
@@ -49,7 +69,7 @@ async fn a_zone_that_existed_before_is_refused_naming_name_and_left_alone() {
 async fn a_dock_naming_no_account_is_refused_naming_account_id_without_a_call() {
     let key = canary();
     let sb = cloudflare_sandbox(&key).await;
-    let mut dock = cloudflare_dock(&sb, &key);
+    let mut dock = cloudflare_dock(&sb, &key, Default::default());
     dock.settings = Value::Null;
     let mut run = Run::new(&dock);
     let err = adapter()
@@ -72,7 +92,7 @@ async fn a_dock_naming_no_account_is_refused_naming_account_id_without_a_call() 
 async fn a_refused_record_fails_the_provision_and_the_unwind_leaves_nothing() {
     let key = canary();
     let sb = cloudflare_sandbox(&key).await;
-    let dock = cloudflare_dock(&sb, &key);
+    let dock = cloudflare_dock(&sb, &key, Default::default());
     // The first POST under /zones/ is the marker record's; the second, the config's record.
     sb.inject(
         Fault::error_with(
@@ -116,7 +136,7 @@ async fn a_refused_record_fails_the_provision_and_the_unwind_leaves_nothing() {
 async fn the_zones_status_is_shown_and_it_is_usable_while_pending() {
     let key = canary();
     let sb = cloudflare_sandbox(&key).await;
-    let dock = cloudflare_dock(&sb, &key);
+    let dock = cloudflare_dock(&sb, &key, Default::default());
     let a = adapter();
     let mut run = Run::new(&dock);
     let Progress::Done(Some(made)) = a
@@ -148,7 +168,7 @@ async fn the_zones_status_is_shown_and_it_is_usable_while_pending() {
 async fn a_429_on_the_zone_create_is_sent_again_and_makes_one_zone() {
     let key = canary();
     let sb = cloudflare_sandbox(&key).await;
-    let dock = cloudflare_dock(&sb, &key);
+    let dock = cloudflare_dock(&sb, &key, Default::default());
     sb.inject(Fault::rate_limited(Some("POST"), "/client/v4/zones", 1, 1));
     let mut run = Run::new(&dock);
     adapter()
@@ -167,7 +187,7 @@ async fn a_429_on_the_zone_create_is_sent_again_and_makes_one_zone() {
 async fn discovery_reads_every_page_and_a_bad_token_is_refused_in_cloudflares_words() {
     let key = canary();
     let sb = cloudflare_sandbox(&key).await;
-    let dock = cloudflare_dock(&sb, &key);
+    let dock = cloudflare_dock(&sb, &key, Default::default());
     let a = adapter();
     let count = ZONES_PER_PAGE + 3;
     for i in 0..count {
@@ -217,7 +237,7 @@ async fn under_chaos_a_rerun_provision_makes_one_zone_with_its_records_once() {
     for seed in 1..=6 {
         let key = canary();
         let sb = cloudflare_sandbox(&key).await;
-        let dock = cloudflare_dock(&sb, &key);
+        let dock = cloudflare_dock(&sb, &key, Default::default());
         let a = adapter();
         let config = config(
             json!({"name": format!("chaos-{seed}.example.com"), "records": [
@@ -225,13 +245,7 @@ async fn under_chaos_a_rerun_provision_makes_one_zone_with_its_records_once() {
                 {"type": "TXT", "value": "v=spf1 -all"},
             ]}),
         );
-        sb.set_chaos(Some(stackdock_sandbox::Chaos {
-            seed,
-            error_rate: 0.35,
-            lose_rate: 0.3,
-            truncate_rate: 0.3,
-            storm: None,
-        }));
+        sb.set_chaos(Some(chaos(seed)));
         let mut run = Run::new(&dock);
         let mut runs = 0;
         let made = loop {
@@ -268,5 +282,463 @@ async fn under_chaos_a_rerun_provision_makes_one_zone_with_its_records_once() {
     assert!(
         struck > 0 && reruns > 0,
         "chaos struck {struck} times, {reruns} reruns"
+    );
+}
+
+// ---- web services: a Pages project and a direct-upload deployment ----
+
+fn projects_path() -> String {
+    format!("/client/v4/accounts/{ACCOUNT_ID}/pages/projects")
+}
+
+/// Observes the project of `run` once.
+async fn observe_site(run: &mut Run, dock: &DockAccess) -> Observed {
+    let t = run
+        .tracked(ResourceKind::WebService)
+        .expect("a step named the project");
+    adapter()
+        .observe_many(&mut run.ctx, dock, ResourceKind::WebService, &[t])
+        .await
+        .expect("observed")
+        .remove(0)
+        .expect("the project is there")
+}
+
+/// Checks the project of `run` until `done` holds of what Cloudflare shows.
+async fn observe_site_until(
+    run: &mut Run,
+    dock: &DockAccess,
+    done: impl Fn(&Observed) -> bool,
+) -> Observed {
+    let started = std::time::Instant::now();
+    loop {
+        let seen = observe_site(run, dock).await;
+        if done(&seen) {
+            return seen;
+        }
+        assert!(
+            started.elapsed() < support::DEADLINE,
+            "never came: {:?}",
+            seen.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+async fn deploy(
+    dock: &DockAccess,
+    files: &MemoryFiles,
+    name: &str,
+    site: &[(&str, &[u8])],
+) -> (Run, Result<Progress, DockError>) {
+    let mut run = Run::new(dock);
+    let progress = adapter()
+        .provision_web_service(
+            &mut run.ctx,
+            dock,
+            &config(json!({"name": name, "files": manifest(files, site)})),
+        )
+        .await;
+    (run, progress)
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_site_deploys_and_a_second_deploy_uploads_only_what_cloudflare_lacks() {
+    let key = canary();
+    let sb = cloudflare_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = cloudflare_dock(&sb, &key, files.clone());
+    let site: [(&str, &[u8]); 4] = [
+        ("index.html", b"<h1>hello</h1>"),
+        ("css/site.css", b"body { margin: 0 }"),
+        // The same contents and extension: one asset, uploaded once.
+        ("css/copy.css", b"body { margin: 0 }"),
+        ("about/index.html", b"<p>about</p>"),
+    ];
+    let (mut run, progress) = deploy(&dock, &files, "hello", &site).await;
+    let progress = progress.expect("provisioned");
+    assert!(matches!(progress, Progress::Pending { .. }), "{progress:?}");
+    let expected = sorted(vec![
+        asset_hash("index.html", b"<h1>hello</h1>"),
+        asset_hash("css/site.css", b"body { margin: 0 }"),
+        asset_hash("about/index.html", b"<p>about</p>"),
+    ]);
+    assert_eq!(sorted(sb.asset_uploads()), expected, "each content once");
+    assert_eq!(sb.stored_assets(), expected);
+
+    let seen = observe_site_until(&mut run, &dock, |o| o.ready).await;
+    assert_eq!(seen.status.as_deref(), Some("deploy:success"));
+    assert_eq!(seen.name, run.marker.as_str(), "named after its marker");
+    assert_eq!(seen.marker.as_ref(), Some(&run.marker));
+    let ResourceDetails::WebService(details) = &seen.details else {
+        panic!("a web service: {:?}", seen.details);
+    };
+    let url = details.production_url.as_deref().expect("a URL");
+    assert!(
+        url.starts_with("https://") && url.ends_with(&format!(".{}.pages.dev", run.marker)),
+        "{url}"
+    );
+    let deployment = &sb.pages_deployments()[0];
+    assert_eq!(deployment["environment"], "production");
+    // The manifest names every path, each by its own content's hash.
+    let sent = sb
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.path.ends_with("/deployments"))
+        .and_then(|r| r.body)
+        .expect("the deployment's form");
+    let manifest: Value =
+        serde_json::from_str(sent["manifest"].as_str().expect("a manifest")).expect("JSON");
+    assert_eq!(manifest.as_object().map(|m| m.len()), Some(4), "{manifest}");
+    assert_eq!(
+        manifest["/css/copy.css"],
+        asset_hash("css/copy.css", b"body { margin: 0 }")
+    );
+    assert_eq!(sent["branch"], "main");
+
+    // The same site again, as another resource: Cloudflare holds every content, so nothing
+    // is uploaded and the deployment is made all the same.
+    let (_, again) = deploy(&dock, &files, "again", &site).await;
+    again.expect("provisioned");
+    assert_eq!(sb.asset_uploads().len(), 3, "nothing uploaded twice");
+    // One file changed: only it goes up.
+    let mut changed = site;
+    changed[0] = ("index.html", b"<h1>hello, again</h1>");
+    let (_, third) = deploy(&dock, &files, "changed", &changed).await;
+    third.expect("provisioned");
+    assert_eq!(
+        sb.asset_uploads()[3..],
+        [asset_hash("index.html", b"<h1>hello, again</h1>")]
+    );
+    assert_eq!(sb.pages_projects().len(), 3);
+    assert_eq!(sb.pages_deployments().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_held_in_its_build_is_not_ready_until_released() {
+    let key = canary();
+    let sb = cloudflare_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = cloudflare_dock(&sb, &key, files.clone());
+    sb.hold_deployments(true);
+    let (mut run, progress) = deploy(&dock, &files, "held", &[("index.html", b"held")]).await;
+    assert!(
+        matches!(progress, Ok(Progress::Pending { .. })),
+        "{progress:?}"
+    );
+    let held = observe_site_until(&mut run, &dock, |o| {
+        o.status.as_deref() == Some("build:active")
+    })
+    .await;
+    assert!(!held.ready && held.failure.is_none());
+    // Held means held: seen again, it is still building.
+    let still = observe_site(&mut run, &dock).await;
+    assert_eq!(still.status.as_deref(), Some("build:active"));
+    assert!(!still.ready);
+
+    sb.hold_deployments(false);
+    let seen = observe_site_until(&mut run, &dock, |o| o.ready).await;
+    assert_eq!(seen.status.as_deref(), Some("deploy:success"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_deployment_is_failed_and_the_unwind_removes_the_project() {
+    let key = canary();
+    let sb = cloudflare_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = cloudflare_dock(&sb, &key, files.clone());
+    sb.fail_deployments(true);
+    let site: [(&str, &[u8]); 1] = [("index.html", b"doomed")];
+    let (mut run, progress) = deploy(&dock, &files, "doomed", &site).await;
+    progress.expect("sent");
+    let failed = observe_site_until(&mut run, &dock, |o| o.failure.is_some()).await;
+    assert!(!failed.ready);
+    assert_eq!(failed.status.as_deref(), Some("build:failure"));
+    assert_eq!(
+        failed.failure.expect("a failure").code,
+        "deployment_failure"
+    );
+
+    // A resumed run sees the failure as the provision's own.
+    let mut again = run.resume(&dock, &run.recorder.recorded());
+    let err = adapter()
+        .provision_web_service(
+            &mut again.ctx,
+            &dock,
+            &config(json!({"name": "doomed", "files": manifest(&files, &site)})),
+        )
+        .await
+        .expect_err("failed");
+    assert!(
+        matches!(&err, DockError::ResourceFailed { code, .. } if code == "deployment_failure"),
+        "{err:?}"
+    );
+
+    let steps = run.recorder.steps();
+    support::engine::unwind(&adapter(), &mut run.ctx, &dock, &steps)
+        .await
+        .expect("unwound");
+    assert!(sb.pages_projects().is_empty(), "the project is gone");
+    assert!(sb.pages_deployments().is_empty(), "and its deployment");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_on_the_project_create_is_sent_again_and_makes_one_project() {
+    let key = canary();
+    let sb = cloudflare_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = cloudflare_dock(&sb, &key, files.clone());
+    sb.inject(Fault::rate_limited(Some("POST"), &projects_path(), 1, 1));
+    let (run, progress) = deploy(&dock, &files, "busy", &[("index.html", b"busy")]).await;
+    progress.expect("provisioned after the 429");
+    assert_eq!(sb.request_counts().rate_limited, 1);
+    assert_eq!(sb.project_creates(run.marker.as_str()), 1);
+    assert_eq!(sb.pages_projects().len(), 1);
+    let limited = sb
+        .requests()
+        .into_iter()
+        .find(|r| r.status == 429)
+        .expect("the 429");
+    assert_eq!(limited.path, projects_path());
+    let body = limited.response_body.expect("a body");
+    assert_eq!(body["errors"][0]["code"], 1015);
+    assert_eq!(body["success"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_project_name_and_a_file_too_large_are_refused_before_anything_is_made() {
+    let key = canary();
+    let sb = cloudflare_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = cloudflare_dock(&sb, &key, files.clone());
+
+    // A project the user made under the name this resource's marker gives: not taken over.
+    let mut run = Run::new(&dock);
+    let theirs = sb.create_project_directly(run.marker.as_str());
+    let err = adapter()
+        .provision_web_service(
+            &mut run.ctx,
+            &dock,
+            &config(json!({"name": "x", "files": manifest(&files, &[("index.html", b"x")])})),
+        )
+        .await
+        .expect_err("refused");
+    let DockError::InvalidConfig(e) = &err else {
+        panic!("the user's error: {err:?}");
+    };
+    assert_eq!(e.field, "name");
+    assert!(run.recorder.steps().is_empty(), "no step was recorded");
+    assert_eq!(
+        sb.pages_projects(),
+        vec![theirs],
+        "their project is untouched"
+    );
+    assert!(sb.asset_uploads().is_empty());
+
+    // Pages serves files of 25 MiB at most: refused naming `files` and the path.
+    let big = json!([{"path": "video.mp4", "sha256": files.put(b"big"),
+                      "size": stackdock_docks::cloudflare::MAX_ASSET_SIZE + 1}]);
+    let mut run = Run::new(&dock);
+    let err = adapter()
+        .provision_web_service(
+            &mut run.ctx,
+            &dock,
+            &config(json!({"name": "big", "files": big})),
+        )
+        .await
+        .expect_err("refused");
+    let DockError::InvalidConfig(e) = &err else {
+        panic!("the user's error: {err:?}");
+    };
+    assert_eq!(e.field, "files");
+    assert!(e.message.contains("video.mp4"), "{}", e.message);
+    assert_eq!(sb.pages_projects().len(), 1, "nothing more was made");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_discovery_reads_every_page_and_lists_projects_as_manual() {
+    let key = canary();
+    let sb = cloudflare_sandbox(&key).await;
+    let dock = cloudflare_dock(&sb, &key, Default::default());
+    let count = PROJECTS_PER_PAGE + 3;
+    for i in 0..count {
+        sb.create_project_directly(&format!("hand-made-{i}"));
+    }
+    let found = adapter()
+        .discover(&mut Run::new(&dock).ctx, &dock)
+        .await
+        .expect("discovered");
+    let mut names: Vec<&str> = found.iter().map(|o| o.name.as_str()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), count, "each once: {names:?}");
+    assert!(
+        found.iter().all(|o| o.marker.is_none()),
+        "none is StackDock's"
+    );
+    assert!(
+        found
+            .iter()
+            .all(|o| matches!(o.details, ResourceDetails::WebService(_))),
+        "web services"
+    );
+    let pages: Vec<String> = sb
+        .requests()
+        .iter()
+        .filter(|r| r.path == projects_path())
+        .filter_map(|r| r.query.clone())
+        .collect();
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert!(pages[1].contains("page=2"), "{pages:?}");
+}
+
+/// The asset calls are made with the project's upload token: the sandbox, like Cloudflare,
+/// refuses the account's API token there, so a deploy that went through used the token. The
+/// token is a credential: it is in no step, journal entry or observation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_asset_calls_take_the_upload_token_not_the_api_key() {
+    let key = canary();
+    let sb: CloudflareSandbox = cloudflare_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = cloudflare_dock(&sb, &key, files.clone());
+    let (mut run, progress) = deploy(&dock, &files, "t", &[("index.html", b"t")]).await;
+    progress.expect("provisioned");
+    let seen = observe_site_until(&mut run, &dock, |o| o.ready).await;
+    let tokens = sb.upload_tokens();
+    assert_eq!(tokens.len(), 1, "one upload token for the deploy");
+    let kept = [
+        format!("{:?}", run.recorder.steps()),
+        format!("{:?}", run.recorder.calls()),
+        format!("{seen:?}"),
+        seen.full_api_data.to_string(),
+    ];
+    for text in &kept {
+        for form in encoded_forms(&tokens[0]) {
+            assert!(!text.contains(&form), "the upload token leaked: {text}");
+        }
+    }
+    assert!(
+        run.recorder
+            .calls()
+            .iter()
+            .any(|c| c.path == "/pages/assets/upload"),
+        "the upload was journaled"
+    );
+    let asset_calls: Vec<_> = sb
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/client/v4/pages/assets/"))
+        .collect();
+    let paths: Vec<&str> = asset_calls.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/client/v4/pages/assets/check-missing",
+            "/client/v4/pages/assets/upload",
+            "/client/v4/pages/assets/upsert-hashes",
+        ]
+    );
+    assert!(asset_calls.iter().all(|r| r.status == 200));
+    let refused = reqwest::Client::new()
+        .post(format!("{}/pages/assets/check-missing", sb.api_url()))
+        .bearer_auth(&key)
+        .json(&json!({"hashes": []}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(refused.status(), 401);
+    // And the upload token is good for nothing else.
+    let elsewhere = reqwest::Client::new()
+        .get(format!(
+            "{}/accounts/{ACCOUNT_ID}/pages/projects",
+            sb.api_url()
+        ))
+        .bearer_auth(&tokens[0])
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(elsewhere.status(), 401);
+}
+
+/// Under seeded chaos (5xx answers, lost answers to creates, cut-off reads), a provision run
+/// again as the engine would after each transient failure ends with one project and one
+/// deployment, live, every content stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_chaos_a_rerun_provision_makes_one_live_project_with_one_deployment() {
+    let mut struck = 0;
+    let mut reruns = 0;
+    for seed in 1..=6 {
+        let key = canary();
+        let sb = cloudflare_sandbox(&key).await;
+        let files = Arc::new(MemoryFiles::default());
+        let dock = cloudflare_dock(&sb, &key, files.clone());
+        let a = adapter();
+        let site: [(&str, &[u8]); 2] = [("index.html", b"<h1>chaos</h1>"), ("a.css", b"a{}")];
+        let config = config(json!({"name": "chaos", "files": manifest(&files, &site)}));
+        sb.set_chaos(Some(chaos(seed)));
+        let mut run = Run::new(&dock);
+        let mut runs = 0;
+        loop {
+            runs += 1;
+            assert!(runs < 50, "seed {seed}: no end to the runs");
+            match a.provision_web_service(&mut run.ctx, &dock, &config).await {
+                Ok(_) => break,
+                Err(e) if e.is_transient() => {
+                    run = run.resume(&dock, &run.recorder.recorded());
+                }
+                Err(e) => panic!("seed {seed}: a permanent failure: {e:?}"),
+            }
+        }
+        sb.set_chaos(None);
+        struck += sb.chaos_counts().total();
+        reruns += runs - 1;
+        let seen = observe_site_until(&mut run, &dock, |o| o.ready).await;
+        assert_eq!(seen.marker.as_ref(), Some(&run.marker), "seed {seed}");
+        assert_eq!(sb.pages_projects().len(), 1, "seed {seed}");
+        assert_eq!(sb.project_creates(run.marker.as_str()), 1, "seed {seed}");
+        assert_eq!(sb.deployment_creates(run.marker.as_str()), 1, "seed {seed}");
+        let expected = sorted(site.iter().map(|(p, b)| asset_hash(p, b)).collect());
+        assert_eq!(sb.stored_assets(), expected, "seed {seed}");
+    }
+    assert!(
+        struck > 0 && reruns > 0,
+        "chaos struck {struck} times, {reruns} reruns"
+    );
+}
+
+/// An upload token Cloudflare no longer takes (`8000013`, as wrangler's `pages/errors.ts` names
+/// it) is fetched again, and the call made once more with the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_token_refused_as_expired_is_fetched_again() {
+    let key = canary();
+    let sb = cloudflare_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = cloudflare_dock(&sb, &key, files.clone());
+    sb.inject(Fault::error_with(
+        Some("POST"),
+        "/client/v4/pages/assets/upload",
+        401,
+        "8000013",
+        "Expired JWT",
+        1,
+    ));
+    let site: [(&str, &[u8]); 1] = [("index.html", b"<h1>later</h1>")];
+    let (_, progress) = deploy(&dock, &files, "later", &site).await;
+    progress.expect("provisioned with a second token");
+    let token_reads = sb
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/upload-token"))
+        .count();
+    assert_eq!(token_reads, 2, "the token was fetched again");
+    assert_eq!(sb.upload_tokens().len(), 2);
+    assert_eq!(
+        sb.stored_assets(),
+        [asset_hash("index.html", b"<h1>later</h1>")]
     );
 }

@@ -46,6 +46,7 @@ mod controls;
 pub mod digitalocean;
 pub mod fault;
 mod front_door;
+mod multipart;
 pub mod netlify;
 mod ratelimit;
 mod server;
@@ -125,8 +126,9 @@ pub struct RecordedRequest {
     /// The work was done but the connection was closed instead of answered (a
     /// [`FaultResponse::Disconnect`] or chaos); the client saw no status at all.
     pub disconnected: bool,
-    /// The request's body, when it was JSON: what contract tests check against the
-    /// provider's request schemas.
+    /// The request's body, when it was JSON, or the text fields of a `multipart/form-data`
+    /// body as a JSON object: what contract tests check against the provider's request
+    /// schemas.
     pub body: Option<serde_json::Value>,
     /// The answer's body as the sandbox worked it out, when it was JSON (before any
     /// injected cut): what contract tests check against the provider's response schemas.

@@ -1,8 +1,11 @@
 //! Contract tests against Cloudflare's published OpenAPI document: every request the
 //! Cloudflare adapter sends, through everything it does (the token check, zones with records,
-//! a refused zone, a failed provision and its unwind, lookups, listings, deprovisions), matches
+//! a refused zone, a failed provision and its unwind, Pages projects with direct-upload
+//! deployments, a refused deployment and its unwind, lookups, listings, deprovisions), matches
 //! an operation of the document and validates against its request schema; every answer the
-//! Cloudflare sandbox gives validates against the response schema for its status.
+//! Cloudflare sandbox gives validates against the response schema for its status. The calls
+//! of a direct upload that the document leaves out are named in one place,
+//! [`outside_the_document`].
 //!
 //! The spec is read at test time (see `spec::specs_dir`); every test here is named
 //! `provider_spec_contract_cloudflare_*`, which `scripts/test` skips, saying so, when the
@@ -20,8 +23,8 @@ use stackdock_core::{
 };
 use stackdock_docks::cloudflare::CloudflareAdapter;
 use stackdock_docks::{
-    Budget, CallScope, Ctx, DockAccess, DockAdapter, DockError, Progress, RateLimit, Recorder,
-    Tracked,
+    Budget, CallScope, Ctx, DockAccess, DockAdapter, DockError, MemoryFiles, Progress, RateLimit,
+    Recorder, Tracked,
 };
 use stackdock_sandbox::cloudflare::ACCOUNT_ID;
 use stackdock_sandbox::{CloudflareSandbox, CloudflareSandboxConfig, Fault, RecordedRequest};
@@ -58,8 +61,8 @@ fn fixes() -> Vec<Fix> {
             },
         },
         Fix {
-            reason: "the failure answers of the token check and of the DNS records operations \
-                     combine (allOf) the success envelope (`success: true`, a typed `result`) \
+            reason: "the failure answers of the token check, the DNS records and the Pages \
+                     operations combine (allOf) the success envelope (`success: true`, a typed `result`) \
                      with the failure one (`success: false`, `result: null`), which no body can \
                      satisfy; they are checked against the failure envelope alone",
             apply: |doc| {
@@ -86,6 +89,22 @@ fn fixes() -> Vec<Fix> {
                             *schema = failure;
                         }
                     }
+                }
+            },
+        },
+        Fix {
+            reason: "`GET /accounts/{account_id}/pages/projects` declares no query parameter, \
+                     but Cloudflare pages the listing with `page` and `per_page` (the digest of \
+                     the document names the gap); both are added, as integers from 1",
+            apply: |doc| {
+                let op = &mut doc["paths"]["/accounts/{account_id}/pages/projects"]["get"];
+                let page = |name: &str| {
+                    json!({"in": "query", "name": name,
+                           "schema": {"type": "integer", "minimum": 1}})
+                };
+                if let Some(params) = op["parameters"].as_array_mut() {
+                    params.push(page("page"));
+                    params.push(page("per_page"));
                 }
             },
         },
@@ -122,6 +141,26 @@ fn tolerances() -> Vec<Tolerance> {
         }),
         reason: "the document lists no 5xx answer; Cloudflare's failures all carry the envelope",
     }]
+}
+
+/// The calls of a Pages direct upload that Cloudflare's document leaves out (it documents
+/// only `branch` for a deployment's create): the project's upload token (`GET
+/// .../pages/projects/{project_name}/upload-token`) and the asset calls made with it
+/// (`/pages/assets/check-missing`, `/upload`, `/upsert-hashes`), which the adapter makes as
+/// Cloudflare's own CLI, wrangler, does. They cannot be checked against the document; they are
+/// set aside here, counted, and checked by the adapter's and the sandbox's own tests.
+fn outside_the_document(req: &RecordedRequest) -> bool {
+    req.path.starts_with("/client/v4/pages/assets/") || req.path.ends_with("/upload-token")
+}
+
+/// The log without the calls [`outside_the_document`]; how many were set aside is printed.
+fn documented(log: Vec<RecordedRequest>) -> Vec<RecordedRequest> {
+    let (outside, inside): (Vec<_>, Vec<_>) = log.into_iter().partition(outside_the_document);
+    println!(
+        "Cloudflare: {} calls of the direct upload set aside, outside the document",
+        outside.len()
+    );
+    inside
 }
 
 fn load() -> Spec {
@@ -162,6 +201,10 @@ fn dock(sandbox: &CloudflareSandbox, key: &str) -> DockAccess {
 }
 
 fn ctx() -> Ctx {
+    ctx_with(&Arc::new(MemoryFiles::default()))
+}
+
+fn ctx_with(files: &Arc<MemoryFiles>) -> Ctx {
     let resource_id = ResourceId::new();
     let scope = CallScope {
         org_id: OrgId::new(),
@@ -176,11 +219,14 @@ fn ctx() -> Ctx {
         1,
         Vec::new(),
     )
+    .with_files(files.clone())
 }
 
 async fn sandbox() -> CloudflareSandbox {
     CloudflareSandbox::start(CloudflareSandboxConfig {
         tokens: vec![KEY.into()],
+        queue_after: std::time::Duration::from_millis(20),
+        build_after: std::time::Duration::from_millis(20),
         ..CloudflareSandboxConfig::default()
     })
     .await
@@ -188,8 +234,12 @@ async fn sandbox() -> CloudflareSandbox {
 }
 
 fn tracked(id: &str, ctx: &Ctx) -> Tracked {
+    tracked_as(ResourceKind::Domain, id, ctx)
+}
+
+fn tracked_as(kind: ResourceKind, id: &str, ctx: &Ctx) -> Tracked {
     Tracked {
-        kind: ResourceKind::Domain,
+        kind,
         provider_resource_id: id.to_string(),
         marker: ctx.marker.clone(),
         last_seen: Value::Null,
@@ -303,16 +353,132 @@ async fn adapter_at_work() -> Vec<RecordedRequest> {
         vec![json!("by-hand.example.net")],
         "only the user's zone is left"
     );
+
+    pages_at_work(&adapter, &sb, &good).await;
     sb.requests()
+}
+
+/// Web services: a site to ready, a resumed run, a deployment Cloudflare refuses and the
+/// unwind, a name taken by the user, lookups, listings over pages, deletes.
+async fn pages_at_work(adapter: &CloudflareAdapter, sb: &CloudflareSandbox, good: &DockAccess) {
+    let files = Arc::new(MemoryFiles::default());
+    let site = config(json!({"name": "site", "files": [
+        {"path": "index.html", "sha256": files.put(b"<h1>hi</h1>"), "size": 11},
+        {"path": "css/site.css", "sha256": files.put(b"body{}"), "size": 6},
+    ]}));
+    let mut first = ctx_with(&files);
+    adapter
+        .provision_web_service(&mut first, good, &site)
+        .await
+        .expect("provisioned");
+    let name = first.marker.clone().expect("a marker").as_str().to_string();
+    let project = tracked_as(ResourceKind::WebService, &name, &first);
+    let started = std::time::Instant::now();
+    loop {
+        let seen = adapter
+            .observe_many(
+                &mut first,
+                good,
+                ResourceKind::WebService,
+                std::slice::from_ref(&project),
+            )
+            .await
+            .expect("observed");
+        if seen[0].as_ref().is_some_and(|o| o.ready) {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 10, "never ready: {seen:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // A later run of the same operation reads what the first made.
+    let mut again = Ctx::new(
+        first.scope.clone(),
+        first.marker.clone(),
+        2,
+        first.records().to_vec(),
+    )
+    .with_files(files.clone());
+    assert!(matches!(
+        adapter
+            .provision_web_service(&mut again, good, &site)
+            .await
+            .expect("resumed"),
+        Progress::Done(_)
+    ));
+
+    // A deployment Cloudflare refuses, unwound: the project goes.
+    sb.inject(Fault::error_with(
+        Some("POST"),
+        &format!("/client/v4/accounts/{ACCOUNT_ID}/pages/projects/"),
+        400,
+        "8000000",
+        "An unknown error occurred",
+        1,
+    ));
+    let mut refused = ctx_with(&files);
+    adapter
+        .provision_web_service(&mut refused, good, &site)
+        .await
+        .expect_err("refused");
+    unwind(adapter, &mut refused, good).await;
+
+    // A name the user holds is refused after one read.
+    let mut taken = ctx_with(&files);
+    sb.create_project_directly(taken.marker.as_ref().expect("a marker").as_str());
+    adapter
+        .provision_web_service(&mut taken, good, &site)
+        .await
+        .expect_err("refused");
+
+    // Lookups and listings, over more than a page.
+    for i in 0..stackdock_docks::cloudflare::api::PROJECTS_PER_PAGE {
+        sb.create_project_directly(&format!("by-hand-{i}"));
+    }
+    let mut look = ctx_with(&files);
+    let marker = first.marker.clone().expect("a marker");
+    assert!(
+        adapter
+            .find_by_marker(&mut look, good, ResourceKind::WebService, &marker)
+            .await
+            .expect("found")
+            .is_some()
+    );
+    adapter.discover(&mut look, good).await.expect("found");
+
+    // Deleting, twice.
+    for _ in 0..2 {
+        adapter
+            .deprovision(&mut look, good, &project)
+            .await
+            .expect("deleted");
+    }
+    assert!(
+        sb.pages_projects().iter().all(|p| p["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("by-hand-")
+                || n == taken.marker.as_ref().expect("a marker").as_str())),
+        "only the user's projects are left"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_spec_contract_cloudflare_adapter_requests_and_sandbox_answers() {
     let spec = load();
     let log = adapter_at_work().await;
+    assert!(
+        log.iter().filter(|r| outside_the_document(r)).count() >= 4,
+        "the direct upload's own calls were made"
+    );
+    let log = documented(log);
     spec.check_covering(
         &log,
         &[
+            "pages-project-create-project",
+            "pages-project-get-project",
+            "pages-project-get-projects",
+            "pages-project-delete-project",
+            "pages-deployment-create-deployment",
+            "pages-deployment-get-deployment-info",
             "user-api-tokens-verify-token",
             "zones-post",
             "zones-get",
@@ -401,6 +567,46 @@ async fn provider_spec_contract_cloudflare_error_answers() {
     let lost = get("/user/tokens/verify").await.unwrap();
     assert_eq!(lost.status(), 500);
     assert_eq!(lost.json::<Value>().await.unwrap()["success"], false);
+
+    // Pages: a name Cloudflare does not take, a name taken, an unknown project, and
+    // deployments whose manifest is missing or names contents never uploaded.
+    let projects = format!("/accounts/{ACCOUNT_ID}/pages/projects");
+    let made = post(
+        &projects,
+        json!({"name": "site", "production_branch": "main"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(made.status(), 200);
+    for (body, status, code) in [
+        (json!({"name": "Not A Name"}), 400, 8000003),
+        (json!({"name": "site"}), 409, 8000002),
+    ] {
+        let refused = post(&projects, body).await.unwrap();
+        assert_eq!(refused.status(), status);
+        assert_eq!(
+            refused.json::<Value>().await.unwrap()["errors"][0]["code"],
+            code
+        );
+    }
+    let unknown = get(&format!("{projects}/none")).await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    let deploy = |form: reqwest::multipart::Form| {
+        http.post(url(&format!("{projects}/site/deployments")))
+            .bearer_auth(KEY)
+            .multipart(form)
+            .send()
+    };
+    let never = r#"{"/index.html": "0123456789abcdef0123456789abcdef"}"#;
+    for form in [
+        reqwest::multipart::Form::new().text("branch", "main"),
+        reqwest::multipart::Form::new().text("manifest", never),
+    ] {
+        let refused = deploy(form).await.unwrap();
+        assert_eq!(refused.status(), 400);
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["success"], false, "{body}");
+    }
 
     // The requests are wrong on purpose: only the answers are checked.
     let log = sb.requests();
@@ -496,6 +702,44 @@ async fn provider_spec_contract_cloudflare_checker_reports_mismatches() {
         ))
         .is_err(),
         "an MX record needs its priority"
+    );
+
+    // A deployment is a form: its fields are checked, and it must have one.
+    let deployments = format!("/client/v4/accounts/{ACCOUNT_ID}/pages/projects/p/deployments");
+    assert!(
+        spec.check_request(&entry(
+            "POST",
+            &deployments,
+            None,
+            Some(json!({"manifest": "{}", "branch": "main"}))
+        ))
+        .is_ok()
+    );
+    assert!(
+        spec.check_request(&entry(
+            "POST",
+            &deployments,
+            None,
+            Some(json!({"branch": 5}))
+        ))
+        .is_err(),
+        "a branch is text"
+    );
+    assert!(
+        spec.check_request(&entry("POST", &deployments, None, None))
+            .is_err(),
+        "a deployment has a form"
+    );
+    let projects = format!("/client/v4/accounts/{ACCOUNT_ID}/pages/projects");
+    assert!(
+        spec.check_request(&entry("GET", &projects, Some("page=0"), None))
+            .is_err(),
+        "pages count from 1"
+    );
+    assert!(
+        spec.check_request(&entry("GET", &projects, Some("sort=name"), None))
+            .is_err(),
+        "only the paging parameters are added"
     );
 
     let mut answer = entry("GET", "/client/v4/zones/z", None, None);

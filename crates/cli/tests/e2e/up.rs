@@ -186,27 +186,30 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
     .await;
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("provisioned"), "{out}");
-    // The same site on the Vercel sandbox.
-    let (code, out, err) = cli(
-        home.path(),
-        &url,
-        &[
-            "provision",
-            "web-service",
-            "--dock",
-            VERCEL_SANDBOX_DOCK,
-            "--name",
-            "site",
-            "--dir",
-            site.to_str().expect("a UTF-8 path"),
-        ],
-    )
-    .await;
-    assert_eq!(code, 0, "{out}\n{err}");
-    assert!(
-        out.contains("provisioned") && out.contains(".vercel.app"),
-        "{out}"
-    );
+    // The same site on the Vercel sandbox, and on the Cloudflare one as a Pages project with
+    // a direct-upload deployment.
+    for (dock, host) in [
+        (VERCEL_SANDBOX_DOCK, ".vercel.app"),
+        (CLOUDFLARE_SANDBOX_DOCK, ".pages.dev"),
+    ] {
+        let (code, out, err) = cli(
+            home.path(),
+            &url,
+            &[
+                "provision",
+                "web-service",
+                "--dock",
+                dock,
+                "--name",
+                "site",
+                "--dir",
+                site.to_str().expect("a UTF-8 path"),
+            ],
+        )
+        .await;
+        assert_eq!(code, 0, "{dock}: {out}\n{err}");
+        assert!(out.contains("provisioned") && out.contains(host), "{out}");
+    }
     // Each sandbox's URL and key are printed for a second dock or curl to use.
     let stdout = std::fs::read_to_string(data.join("server.stdout")).unwrap();
     for dock in [

@@ -1,6 +1,14 @@
 //! A thin typed client of Cloudflare's API (`https://api.cloudflare.com/client/v4`), written
-//! against Cloudflare's published OpenAPI document: zones, their DNS records, and the token
-//! check.
+//! against Cloudflare's published OpenAPI document: zones, their DNS records, the token check,
+//! and Pages projects with their deployments.
+//!
+//! The document describes a deployment's create only as `multipart/form-data` with a
+//! `branch`. How the files of a direct upload reach Cloudflare comes from Cloudflare's own
+//! CLI, wrangler (`packages/wrangler/src/pages/upload.ts` and
+//! `packages/wrangler/src/api/pages/deploy.ts` in `cloudflare/workers-sdk`): an upload token
+//! for the project, then `/pages/assets/check-missing`, `/pages/assets/upload` and
+//! `/pages/assets/upsert-hashes` with that token as the bearer, then the deployment with a
+//! `manifest` part. Each call below says where it comes from.
 //!
 //! Every answer is the envelope `{success, errors: [{code, message}], messages, result}`, and
 //! the envelope decides, not the status: an answer with `success: false` is a failure even
@@ -15,6 +23,10 @@ pub const ZONES_PER_PAGE: usize = 50;
 
 /// DNS records asked for per page (`GET .../dns_records` defaults to 100).
 pub const RECORDS_PER_PAGE: usize = 100;
+
+/// Pages projects asked for per page. The document gives `GET .../pages/projects` no paging;
+/// Cloudflare's API pages it with `page` and `per_page` and answers 10 a page.
+pub const PROJECTS_PER_PAGE: usize = 10;
 
 /// A zone (`zones_zone`); the whole answer is kept in `raw`.
 #[derive(Clone, Debug)]
@@ -315,6 +327,308 @@ impl CloudflareApi {
                 .await,
         )?;
         resp.map(result_of).transpose().map(drop)
+    }
+}
+
+/// A Pages project (`pages_projects`); the whole answer is kept in `raw`. Its name is its
+/// identity in every path (`.../pages/projects/{project_name}`).
+#[derive(Clone, Debug)]
+pub struct PagesProject {
+    pub id: String,
+    pub name: String,
+    /// `<name>.pages.dev`, where its production deployment is served.
+    pub subdomain: Option<String>,
+    /// The newest deployment, as the project shows it (listings included).
+    pub latest_deployment: Option<PagesDeployment>,
+    pub raw: Value,
+}
+
+#[derive(Deserialize)]
+struct WireProject {
+    #[serde(default)]
+    id: Option<String>,
+    name: String,
+    #[serde(default)]
+    subdomain: Option<String>,
+}
+
+impl PagesProject {
+    fn from_value(raw: Value) -> Result<Self, DockError> {
+        let w =
+            WireProject::deserialize(&raw).map_err(|e| protocol(format!("pages project: {e}")))?;
+        let latest_deployment = match &raw["latest_deployment"] {
+            Value::Object(_) => Some(PagesDeployment::from_value(
+                raw["latest_deployment"].clone(),
+            )?),
+            _ => None,
+        };
+        Ok(Self {
+            id: w.id.unwrap_or_default(),
+            name: w.name,
+            subdomain: w.subdomain,
+            latest_deployment,
+            raw,
+        })
+    }
+}
+
+/// A Pages deployment (`pages_deployments`), with its stages (`pages_stage`: `name` one of
+/// queued, initialize, clone_repo, build, deploy; `status` one of success, idle, active,
+/// failure, canceled).
+#[derive(Clone, Debug)]
+pub struct PagesDeployment {
+    pub id: String,
+    /// Where this deployment is served (`https://<short id>.<project>.pages.dev`).
+    pub url: Option<String>,
+    pub stage: String,
+    pub stage_status: String,
+    /// The first stage that ended in `failure` or `canceled`, as (stage, status).
+    pub failed: Option<(String, String)>,
+    pub raw: Value,
+}
+
+impl PagesDeployment {
+    pub fn from_value(raw: Value) -> Result<Self, DockError> {
+        let Some(id) = raw["id"].as_str().filter(|id| !id.is_empty()) else {
+            return Err(protocol("pages deployment without `id`".into()));
+        };
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let latest = &raw["latest_stage"];
+        let ended_badly = |s: &Value| matches!(s["status"].as_str(), Some("failure" | "canceled"));
+        let failed = std::iter::once(latest)
+            .chain(raw["stages"].as_array().into_iter().flatten())
+            .find(|s| ended_badly(s))
+            .map(|s| (text(&s["name"]), text(&s["status"])));
+        Ok(Self {
+            id: id.to_string(),
+            url: raw["url"]
+                .as_str()
+                .filter(|u| !u.is_empty())
+                .map(str::to_string),
+            stage: text(&latest["name"]),
+            stage_status: text(&latest["status"]),
+            failed,
+            raw,
+        })
+    }
+
+    /// Live: its last stage, `deploy`, succeeded.
+    pub fn is_ready(&self) -> bool {
+        self.stage == "deploy" && self.stage_status == "success"
+    }
+
+    /// Where it is, as StackDock shows a status: `build:active`, `deploy:success`.
+    pub fn status(&self) -> String {
+        format!("{}:{}", self.stage, self.stage_status)
+    }
+}
+
+/// One asset of `POST /pages/assets/upload`, as wrangler sends it (`upload.ts`): the hash as
+/// `key`, the contents in base64 as `value`, and the content type.
+#[derive(Debug, Serialize)]
+pub struct AssetUpload {
+    pub key: String,
+    pub value: String,
+    pub metadata: AssetMetadata,
+    pub base64: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AssetMetadata {
+    #[serde(rename = "contentType")]
+    pub content_type: String,
+}
+
+impl CloudflareApi {
+    fn projects_path(&self) -> String {
+        format!("/accounts/{}/pages/projects", self.account_id)
+    }
+
+    /// `POST /accounts/{account_id}/pages/projects` (`pages_projects`: `name` and the
+    /// `production_branch` deployments go to), once: see [`Idempotence::Once`].
+    pub async fn create_project(
+        &self,
+        name: &str,
+        production_branch: &str,
+        attempt: u32,
+    ) -> Result<PagesProject, DockError> {
+        let body = json!({ "name": name, "production_branch": production_branch });
+        let resp = self
+            .http
+            .post_once(&self.projects_path(), &body, attempt)
+            .await?;
+        PagesProject::from_value(result_of(resp)?.0)
+    }
+
+    /// `GET /accounts/{account_id}/pages/projects/{project_name}`; `None` if there is none.
+    pub async fn get_project(&self, name: &str) -> Result<Option<PagesProject>, DockError> {
+        let path = format!("{}/{name}", self.projects_path());
+        absent(self.get(&path, &[]).await)?
+            .map(|(result, _)| PagesProject::from_value(result))
+            .transpose()
+    }
+
+    /// The account's projects (`GET /accounts/{account_id}/pages/projects`), page by page.
+    pub async fn list_projects(&self) -> Result<Vec<PagesProject>, DockError> {
+        let mut projects = Vec::new();
+        for page in 1.. {
+            let query = [
+                ("page", page.to_string()),
+                ("per_page", PROJECTS_PER_PAGE.to_string()),
+            ];
+            let (result, info) = self.get(&self.projects_path(), &query).await?;
+            let batch = array(result, "pages project")?;
+            let got = batch.len();
+            for raw in batch {
+                projects.push(PagesProject::from_value(raw)?);
+            }
+            if last_page(got, PROJECTS_PER_PAGE, page, &info) {
+                break;
+            }
+        }
+        Ok(projects)
+    }
+
+    /// `DELETE /accounts/{account_id}/pages/projects/{project_name}`, which deletes its
+    /// deployments; a project already gone counts as deleted.
+    pub async fn delete_project(&self, name: &str) -> Result<(), DockError> {
+        let path = format!("{}/{name}", self.projects_path());
+        let resp = absent(self.http.delete(&path).await)?;
+        resp.map(result_of).transpose().map(drop)
+    }
+
+    /// `GET /accounts/{account_id}/pages/projects/{project_name}/upload-token`: the JWT the
+    /// asset calls are made with. Not in the document; wrangler's `upload.ts` (`fetchJwt`)
+    /// reads it from `result.jwt`. A secret: it never leaves this run.
+    pub async fn upload_token(&self, project: &str) -> Result<SecretString, DockError> {
+        let path = format!("{}/{project}/upload-token", self.projects_path());
+        let (result, _) = self.get(&path, &[]).await?;
+        result["jwt"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .map(SecretString::new)
+            .ok_or_else(|| protocol("an upload token answer without `jwt`".into()))
+    }
+
+    /// A call of the direct upload: `POST` of `body` to `path` with the upload token as the
+    /// bearer; its `result`. Each asks or stores something named by its contents, so repeating
+    /// one does no harm.
+    async fn asset_call(
+        &self,
+        jwt: &SecretString,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, DockError> {
+        let resp = self
+            .http
+            .with_bearer(jwt.clone())
+            .send(
+                reqwest::Method::POST,
+                path,
+                &[],
+                Some(body),
+                Idempotence::Repeatable,
+            )
+            .await?;
+        Ok(result_of(resp)?.0)
+    }
+
+    /// `POST /pages/assets/check-missing` with `{hashes}` and the upload token: the hashes
+    /// Cloudflare does not hold yet. Not in the document; wrangler's `upload.ts`
+    /// (`getMissingHashes`).
+    pub async fn missing_assets(
+        &self,
+        jwt: &SecretString,
+        hashes: &[String],
+    ) -> Result<Vec<String>, DockError> {
+        let body = json!({ "hashes": hashes });
+        let result = self
+            .asset_call(jwt, "/pages/assets/check-missing", &body)
+            .await?;
+        array(result, "missing asset")?
+            .into_iter()
+            .map(|h| {
+                h.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| protocol("a missing asset that is not a hash".into()))
+            })
+            .collect()
+    }
+
+    /// `POST /pages/assets/upload` with a JSON array of assets (one bucket) and the upload
+    /// token. Not in the document; wrangler's `upload.ts` (`doUpload`).
+    pub async fn upload_assets(
+        &self,
+        jwt: &SecretString,
+        bucket: &[AssetUpload],
+    ) -> Result<(), DockError> {
+        let body = serde_json::to_value(bucket).map_err(|e| protocol(e.to_string()))?;
+        self.asset_call(jwt, "/pages/assets/upload", &body)
+            .await
+            .map(drop)
+    }
+
+    /// `POST /pages/assets/upsert-hashes` with every hash of the deployment and the upload
+    /// token, which tells Cloudflare they are in use. Not in the document; wrangler's
+    /// `upload.ts` (`doUpsertHashes`).
+    pub async fn upsert_hashes(
+        &self,
+        jwt: &SecretString,
+        hashes: &[String],
+    ) -> Result<(), DockError> {
+        let body = json!({ "hashes": hashes });
+        self.asset_call(jwt, "/pages/assets/upsert-hashes", &body)
+            .await
+            .map(drop)
+    }
+
+    /// `POST /accounts/{account_id}/pages/projects/{project_name}/deployments` as
+    /// `multipart/form-data`: the document's `branch`, and the `manifest` part wrangler adds
+    /// (`api/pages/deploy.ts`: `formData.append("manifest", JSON.stringify(manifest))`), a
+    /// JSON object from each file's `/path` to its asset hash. Once: see
+    /// [`Idempotence::Once`].
+    pub async fn create_deployment(
+        &self,
+        project: &str,
+        manifest: &std::collections::BTreeMap<String, String>,
+        branch: &str,
+        attempt: u32,
+    ) -> Result<PagesDeployment, DockError> {
+        let manifest = serde_json::to_string(manifest).map_err(|e| protocol(e.to_string()))?;
+        let fields = [("manifest", manifest), ("branch", branch.to_string())];
+        let path = format!("{}/{project}/deployments", self.projects_path());
+        let resp = self.http.post_form_once(&path, &fields, attempt).await?;
+        PagesDeployment::from_value(result_of(resp)?.0)
+    }
+
+    /// `GET .../pages/projects/{project_name}/deployments/{deployment_id}`; `None` if the
+    /// deployment or its project is gone.
+    pub async fn get_deployment(
+        &self,
+        project: &str,
+        id: &str,
+    ) -> Result<Option<PagesDeployment>, DockError> {
+        let path = format!("{}/{project}/deployments/{id}", self.projects_path());
+        absent(self.get(&path, &[]).await)?
+            .map(|(result, _)| PagesDeployment::from_value(result))
+            .transpose()
+    }
+
+    /// The newest deployment of a project (`GET .../deployments`, newest first, first page);
+    /// `None` if it has none or is gone.
+    pub async fn latest_deployment(
+        &self,
+        project: &str,
+    ) -> Result<Option<PagesDeployment>, DockError> {
+        let path = format!("{}/{project}/deployments", self.projects_path());
+        let Some((result, _)) = absent(self.get(&path, &[]).await)? else {
+            return Ok(None);
+        };
+        array(result, "pages deployment")?
+            .into_iter()
+            .next()
+            .map(PagesDeployment::from_value)
+            .transpose()
     }
 }
 

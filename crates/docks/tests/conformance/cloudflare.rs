@@ -1,21 +1,24 @@
-//! Cloudflare in the suite: domains (a zone with DNS records), on the Cloudflare sandbox. A
-//! zone carries its marker in a `_stackdock` TXT record.
+//! Cloudflare in the suite: web services (a Pages project and its direct-upload deployment)
+//! and domains (a zone with DNS records), on the Cloudflare sandbox. A project is named after
+//! its marker (Pages has no tags); a zone carries its marker in a `_stackdock` TXT record.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use stackdock_core::{Marker, ResourceKind, Step};
-use stackdock_docks::cloudflare::{CloudflareAdapter, MARKER_RECORD};
-use stackdock_docks::{DockAccess, DockAdapter};
+use stackdock_docks::cloudflare::{CloudflareAdapter, MARKER_RECORD, project_name};
+use stackdock_docks::{DockAccess, DockAdapter, MemoryFiles};
+use stackdock_sandbox::cloudflare::ACCOUNT_ID;
 use stackdock_sandbox::{CloudflareSandbox, Fault};
 
 use super::{Harness, Held, LostAnswer};
-use crate::support::{canary, cloudflare_dock, cloudflare_sandbox};
+use crate::support::{canary, cloudflare_dock, cloudflare_sandbox, manifest};
 
 pub struct Cloudflare {
     sandbox: CloudflareSandbox,
     dock: DockAccess,
+    files: Arc<MemoryFiles>,
     adapter: Arc<CloudflareAdapter>,
 }
 
@@ -32,10 +35,12 @@ impl Harness for Cloudflare {
     async fn start() -> Self {
         let key = canary();
         let sandbox = cloudflare_sandbox(&key).await;
-        let dock = cloudflare_dock(&sandbox, &key);
+        let files = Arc::new(MemoryFiles::default());
+        let dock = cloudflare_dock(&sandbox, &key, files.clone());
         Self {
             sandbox,
             dock,
+            files,
             adapter: Arc::new(CloudflareAdapter::new(reqwest::Client::new())),
         }
     }
@@ -50,6 +55,15 @@ impl Harness for Cloudflare {
 
     fn sample_config(&self, kind: ResourceKind, name: &str) -> Map<String, Value> {
         let config = match kind {
+            ResourceKind::WebService => json!({
+                "name": name,
+                "files": manifest(&self.files, &[
+                    ("index.html", format!("<h1>{name}</h1>").as_bytes()),
+                    ("css/site.css", b"body { margin: 0 }"),
+                    // The same contents and extension: Cloudflare asks for them once.
+                    ("css/copy.css", b"body { margin: 0 }"),
+                ]),
+            }),
             ResourceKind::Domain => json!({
                 "name": format!("{name}.example.com"),
                 "records": [{"type": "A", "name": "www", "value": "192.0.2.10"}],
@@ -64,6 +78,21 @@ impl Harness for Cloudflare {
     }
 
     async fn inventory(&self, kind: ResourceKind) -> Vec<Held> {
+        if kind == ResourceKind::WebService {
+            return self
+                .sandbox
+                .pages_projects()
+                .into_iter()
+                .map(|p| {
+                    let name = p["name"].as_str().unwrap_or_default().to_string();
+                    Held {
+                        marker: Marker::try_from(name.clone()).ok(),
+                        // The row tracks a project by its name, which every path holds.
+                        provider_resource_id: name,
+                    }
+                })
+                .collect();
+        }
         assert_eq!(kind, ResourceKind::Domain, "Cloudflare has no {kind}");
         let records = self.sandbox.records();
         self.sandbox
@@ -77,6 +106,14 @@ impl Harness for Cloudflare {
     }
 
     fn creates_with_marker(&self, kind: ResourceKind, marker: &Marker) -> usize {
+        if kind == ResourceKind::WebService {
+            // The project and its deployment, each made once.
+            let name = project_name(marker);
+            return self
+                .sandbox
+                .project_creates(&name)
+                .max(self.sandbox.deployment_creates(&name));
+        }
         assert_eq!(kind, ResourceKind::Domain, "Cloudflare has no {kind}");
         // A zone's name is unique, so a zone is never doubled; its marker record is counted
         // among the zone's records.
@@ -87,9 +124,13 @@ impl Harness for Cloudflare {
             .count()
     }
 
-    fn creates_per_provision(&self, _kind: ResourceKind) -> usize {
-        // The zone, its marker record and the sample's one record.
-        3
+    fn creates_per_provision(&self, kind: ResourceKind) -> usize {
+        match kind {
+            // The project, then its deployment.
+            ResourceKind::WebService => 2,
+            // The zone, its marker record and the sample's one record.
+            _ => 3,
+        }
     }
 
     fn lose_create_answer(&self, kind: ResourceKind, nth: usize, how: LostAnswer) {
@@ -102,7 +143,11 @@ impl Harness for Cloudflare {
                 LostAnswer::TimedOut => Fault::delay(post, path, Duration::from_secs(3), 1),
             }
         };
+        let projects = format!("/client/v4/accounts/{ACCOUNT_ID}/pages/projects");
         let fault = match (kind, nth) {
+            // The project's create is the first POST there; the deployment's is under it.
+            (ResourceKind::WebService, 0) => fault(&projects),
+            (ResourceKind::WebService, 1) => fault(&format!("{projects}/")),
             // The zone's create is the first POST under /zones; the records' come after it.
             (ResourceKind::Domain, 0) => fault("/client/v4/zones"),
             (ResourceKind::Domain, n) if n < 3 => fault("/client/v4/zones/").after(n as u32 - 1),
@@ -113,6 +158,8 @@ impl Harness for Cloudflare {
 
     fn adopted(&self, kind: ResourceKind, nth: usize, steps: &[Step]) -> bool {
         let step = match (kind, nth) {
+            (ResourceKind::WebService, 0) => "project_created",
+            (ResourceKind::WebService, 1) => "deployment_created",
             (ResourceKind::Domain, 0) => "zone_created",
             (ResourceKind::Domain, 1) => "marker_record_created",
             (ResourceKind::Domain, 2) => "zone_record_1_created",
@@ -126,6 +173,10 @@ impl Harness for Cloudflare {
     }
 
     async fn create_outside(&self, kind: ResourceKind, name: &str) -> String {
+        if kind == ResourceKind::WebService {
+            let made = self.sandbox.create_project_directly(name);
+            return made["name"].as_str().expect("a name").to_string();
+        }
         assert_eq!(kind, ResourceKind::Domain, "Cloudflare has no {kind}");
         let made = self
             .sandbox

@@ -153,20 +153,29 @@ pub async fn vultr_sandbox(key: &str) -> VultrSandbox {
 pub async fn cloudflare_sandbox(key: &str) -> CloudflareSandbox {
     CloudflareSandbox::start(CloudflareSandboxConfig {
         tokens: vec![key.to_string()],
+        queue_after: Duration::from_millis(30),
+        build_after: Duration::from_millis(30),
         ..CloudflareSandboxConfig::default()
     })
     .await
     .expect("sandbox starts on a free port")
 }
 
-/// A Cloudflare dock on `sandbox`, in the account the sandbox serves.
-pub fn cloudflare_dock(sandbox: &CloudflareSandbox, key: &str) -> DockAccess {
-    DockAccess {
+/// A Cloudflare dock on `sandbox`, in the account the sandbox serves, whose runs read files
+/// from `files` (see [`serve_files`]).
+pub fn cloudflare_dock(
+    sandbox: &CloudflareSandbox,
+    key: &str,
+    files: Arc<MemoryFiles>,
+) -> DockAccess {
+    let dock = DockAccess {
         provider: Provider::Cloudflare,
         name: "cloudflare-test".into(),
         settings: serde_json::json!({ "account_id": stackdock_sandbox::cloudflare::ACCOUNT_ID }),
         ..dock_at(&sandbox.api_url(), key)
-    }
+    };
+    serve_files(&dock, files);
+    dock
 }
 
 /// A Netlify dock on `sandbox`, whose runs read files from `files` (see [`serve_files`]).

@@ -1,5 +1,7 @@
 //! Cloudflare API simulator, written against Cloudflare's published OpenAPI document: the
-//! token check, zones and their DNS records, all under `/client/v4`.
+//! token check, zones and their DNS records, Pages projects with their direct-upload
+//! deployments (see `pages.rs`, which also answers the asset calls of Cloudflare's CLI that
+//! the document leaves out), all under `/client/v4`.
 //!
 //! What it holds to, from the document and the digest of it: every answer is the envelope
 //! `{success, errors: [{code, message}], messages, result}` (a failure has `success: false`
@@ -12,6 +14,7 @@
 //! minutes and a 429 with `Retry-After`; the header names of its rate-limit headers vary
 //! between versions of those docs, so none are sent besides `Retry-After`.
 
+mod pages;
 mod world;
 
 use std::io;
@@ -22,7 +25,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::from_fn_with_state;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
 use crate::Chaos;
@@ -31,6 +34,7 @@ use crate::front_door::{ApiError, Dialect, DoorConfig, FrontDoor, front_door};
 use crate::ratelimit::{BucketLimit, Budget};
 use crate::server::{self, ServerHandle};
 
+use pages::Pages;
 use world::World;
 
 /// Every path is under it, as in the document's server URL.
@@ -56,6 +60,14 @@ pub(crate) mod codes {
     pub const DNS_INVALID: &str = "1004";
     pub const UNAUTHORIZED_ACCOUNT: &str = "1003";
     pub const INTERNAL: &str = "1000";
+    /// Pages answers in its own range, from 8000000 (wrangler's `pages/errors.ts` names
+    /// `8000000`, an unknown error, and `8000013`, an upload token refused); the others are
+    /// the sandbox's choice in that range.
+    pub const PAGES_NAME_TAKEN: &str = "8000002";
+    pub const PAGES_INVALID_NAME: &str = "8000003";
+    pub const PAGES_PROJECT_NOT_FOUND: &str = "8000007";
+    pub const PAGES_DEPLOYMENT_NOT_FOUND: &str = "8000009";
+    pub const PAGES_BAD_UPLOAD_TOKEN: &str = "8000013";
 }
 
 #[derive(Clone, Debug)]
@@ -73,12 +85,18 @@ pub struct CloudflareSandboxConfig {
     /// Keep every request, with its body and answer, in [`CloudflareSandbox::requests`].
     pub request_log: bool,
     pub chaos: Option<Chaos>,
+    /// How long a Pages deployment stays `queued`.
+    pub queue_after: Duration,
+    /// How long a Pages deployment stays in `build` after that.
+    pub build_after: Duration,
 }
 
 impl Default for CloudflareSandboxConfig {
     fn default() -> Self {
         Self {
             tokens: Vec::new(),
+            queue_after: Duration::from_millis(200),
+            build_after: Duration::from_millis(200),
             latency: Duration::ZERO,
             rate_limit: None,
             bucket: None,
@@ -98,11 +116,16 @@ pub struct CloudflareSandbox {
 
 pub(crate) struct Cloud {
     world: Mutex<World>,
+    pages: Mutex<Pages>,
 }
 
 impl Cloud {
     fn world(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn pages(&self) -> MutexGuard<'_, Pages> {
+        self.pages.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -115,9 +138,12 @@ impl CloudflareSandbox {
         let (listener, local) = server::bind(addr).await?;
         let cloud = Arc::new(Cloud {
             world: Mutex::new(World::new()),
+            pages: Mutex::new(Pages::new(config.queue_after, config.build_after)),
         });
         let door = Arc::new(FrontDoor::new(
-            CloudflareDialect,
+            CloudflareDialect {
+                cloud: Arc::clone(&cloud),
+            },
             DoorConfig {
                 tokens: config.tokens,
                 latency: config.latency,
@@ -171,6 +197,67 @@ impl CloudflareSandbox {
             .create_zone(name)
             .unwrap_or_else(|e| panic!("create_zone_directly({name:?}): {}", e.message))
     }
+
+    /// Every Pages project, as `GET .../pages/projects` shows it.
+    pub fn pages_projects(&self) -> Vec<Value> {
+        self.cloud.pages().projects()
+    }
+
+    /// Every Pages deployment of every project.
+    pub fn pages_deployments(&self) -> Vec<Value> {
+        self.cloud.pages().deployments()
+    }
+
+    /// The hashes the account's asset store holds.
+    pub fn stored_assets(&self) -> Vec<String> {
+        self.cloud.pages().stored_assets()
+    }
+
+    /// The hash of every asset `POST /pages/assets/upload` received, in order.
+    pub fn asset_uploads(&self) -> Vec<String> {
+        self.cloud.pages().uploads()
+    }
+
+    /// Every upload token handed out whose project still exists: what a test searches for in
+    /// everything the client kept.
+    pub fn upload_tokens(&self) -> Vec<String> {
+        self.cloud.pages().tokens()
+    }
+
+    /// How many Pages projects named `name` were ever created, deleted ones included.
+    pub fn project_creates(&self, name: &str) -> usize {
+        self.cloud.pages().project_creates(name)
+    }
+
+    /// How many deployments of the project named `project` were ever created.
+    pub fn deployment_creates(&self, project: &str) -> usize {
+        self.cloud.pages().deployment_creates(project)
+    }
+
+    /// Holds every Pages deployment in its `build` stage (`true`) until released (`false`);
+    /// a released deployment reaches `deploy` / `success` once `build_after` has passed from
+    /// then.
+    pub fn hold_deployments(&self, held: bool) {
+        self.cloud.pages().hold(held);
+    }
+
+    /// Pages deployments finishing their build from now on end it in `failure` (`true`), or
+    /// succeed again (`false`).
+    pub fn fail_deployments(&self, fail: bool) {
+        self.cloud.pages().fail_deployments(fail);
+    }
+
+    /// Makes a Pages project as someone would in Cloudflare's dashboard (no request logged,
+    /// no fault applies).
+    ///
+    /// # Panics
+    /// If the name is not one Cloudflare takes, or is taken.
+    pub fn create_project_directly(&self, name: &str) -> Value {
+        self.cloud
+            .pages()
+            .create_project(name, "main")
+            .unwrap_or_else(|e| panic!("create_project_directly({name:?}): {}", e.message))
+    }
 }
 
 sandbox_controls!(CloudflareSandbox);
@@ -191,6 +278,34 @@ fn router(cloud: Arc<Cloud>, door: Arc<FrontDoor<CloudflareDialect>>) -> Router 
             "/zones/{zone_id}/dns_records/{dns_record_id}",
             delete(world::delete_record),
         )
+        .route(
+            "/accounts/{account_id}/pages/projects",
+            get(pages::list_projects).post(pages::create_project),
+        )
+        .route(
+            "/accounts/{account_id}/pages/projects/{project_name}",
+            get(pages::get_project).delete(pages::delete_project),
+        )
+        .route(
+            "/accounts/{account_id}/pages/projects/{project_name}/upload-token",
+            get(pages::upload_token),
+        )
+        .route(
+            "/accounts/{account_id}/pages/projects/{project_name}/deployments",
+            get(pages::list_deployments).post(pages::create_deployment),
+        )
+        .route(
+            "/accounts/{account_id}/pages/projects/{project_name}/deployments/{deployment_id}",
+            get(pages::get_deployment),
+        )
+        // An upload token is good for the asset calls only.
+        .route_layer(from_fn_with_state(
+            Arc::clone(&cloud),
+            pages::refuse_upload_tokens,
+        ))
+        .route("/pages/assets/check-missing", post(pages::check_missing))
+        .route("/pages/assets/upload", post(pages::upload_assets))
+        .route("/pages/assets/upsert-hashes", post(pages::upsert_hashes))
         .method_not_allowed_fallback(unknown_route);
     Router::new()
         .nest(BASE_PATH, api)
@@ -213,10 +328,18 @@ async fn unknown_route() -> ApiError {
     )
 }
 
-struct CloudflareDialect;
+struct CloudflareDialect {
+    /// Knows the upload tokens Pages handed out.
+    cloud: Arc<Cloud>,
+}
 
 impl Dialect for CloudflareDialect {
     const REQUEST_ID_HEADER: &'static str = "cf-ray";
+
+    /// A Pages upload token is let in; the asset calls take nothing else (`pages.rs`).
+    fn minted(&self, credential: &str) -> bool {
+        self.cloud.pages().is_token(credential)
+    }
 
     /// The failure envelope; a code that is not Cloudflare's number is reported as the
     /// sandbox's internal one.

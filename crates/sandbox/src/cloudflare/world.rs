@@ -52,7 +52,7 @@ pub(crate) fn envelope(result: Value) -> Json<Value> {
 }
 
 /// The success envelope of one page of a listing.
-fn listing(items: Vec<Value>, page: usize, per_page: usize) -> Json<Value> {
+pub(crate) fn listing(items: Vec<Value>, page: usize, per_page: usize) -> Json<Value> {
     let total = items.len();
     let shown: Vec<Value> = items
         .into_iter()

@@ -4,7 +4,8 @@
 //! validates against the response schema documented for its status. Validation is done by the
 //! `jsonschema` crate; this module only turns the documents' dialects of JSON Schema into one
 //! it reads, and reads both shapes of operation: OpenAPI 3's `requestBody` and
-//! `content/application/json/schema`, Swagger 2's `in: body` parameter, query parameters typed
+//! `content/application/json/schema` (or `multipart/form-data`, whose text fields the sandbox
+//! logs as a JSON object), Swagger 2's `in: body` parameter, query parameters typed
 //! on the parameter itself, response `schema`, `basePath`, and `$ref`s into `#/definitions`,
 //! `#/parameters` and `#/responses`.
 //!
@@ -241,10 +242,14 @@ impl Spec {
             Some(body) => (body["schema"].clone(), body["required"] == true),
             None => {
                 let request = self.resolve(&op.doc["requestBody"]);
-                (
-                    request["content"]["application/json"]["schema"].clone(),
-                    request["required"] == true,
-                )
+                // A form (`multipart/form-data`) is logged as a JSON object of its text
+                // fields, which its schema describes the same way.
+                let content = &request["content"];
+                let schema = match &content["application/json"]["schema"] {
+                    Value::Null => content["multipart/form-data"]["schema"].clone(),
+                    json => json.clone(),
+                };
+                (schema, request["required"] == true)
             }
         };
         let schema = &schema;
