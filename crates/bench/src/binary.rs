@@ -313,7 +313,7 @@ impl Up {
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let items = serde_json::from_slice::<Value>(&bytes)
             .ok()
-            .and_then(|body| body.as_array().map(Vec::len))
+            .and_then(|body| body["items"].as_array().map(Vec::len))
             .unwrap_or(0);
         if !status.is_success() || expect.is_some_and(|n| n != items) {
             return Err(BenchError::Other(format!(
