@@ -159,17 +159,22 @@ async fn ten_thousand_rows_walked_while_rows_are_inserted_are_each_seen_once() {
     }
     assert_eq!(present.len(), 10_000);
 
-    // Another writer inserts rows for as long as the walk lasts.
+    // Another writer inserts rows for as long as the walk lasts; what it may have written is
+    // noted before it writes.
     let inserted = Arc::new(AtomicUsize::new(0));
+    let written = Arc::new(std::sync::Mutex::new(HashSet::new()));
     let stop = Arc::new(tokio::sync::Notify::new());
     let writer = {
         let (seeder, inserted, stop) = (seeder.clone(), inserted.clone(), stop.clone());
+        let written = written.clone();
         tokio::spawn(async move {
             loop {
                 let rows: Vec<Resource> = ResourceKind::ALL
                     .iter()
                     .map(|k| seeder.row(*k, ProvisioningState::Provisioned, chrono::Utc::now()))
                     .collect();
+                let ids = rows.iter().map(|r| r.id.to_string());
+                written.lock().expect("lock").extend(ids);
                 tokio::select! {
                     () = stop.notified() => return,
                     () = seeder.insert(&rows) => {}
@@ -194,10 +199,17 @@ async fn ten_thousand_rows_walked_while_rows_are_inserted_are_each_seen_once() {
         "rows went in between every page"
     );
 
+    let written = written.lock().expect("lock");
     let mut seen = HashSet::new();
     for (n, items) in pages.iter().enumerate() {
-        assert!(items.len() <= 100, "page {n} holds {}", items.len());
+        if n + 1 < pages.len() {
+            assert_eq!(items.len(), 100, "page {n} is short but not the last");
+        }
         for id in ids(items) {
+            assert!(
+                present.contains(&id) || written.contains(&id),
+                "{id} is no row of this test"
+            );
             assert!(seen.insert(id.clone()), "{id} came twice (page {n})");
         }
     }
@@ -208,11 +220,8 @@ async fn ten_thousand_rows_walked_while_rows_are_inserted_are_each_seen_once() {
         missing.len(),
         &missing[..1]
     );
-    assert_eq!(
-        pages.len(),
-        100,
-        "ten thousand rows are a hundred pages of a hundred"
-    );
+    // Rows the writer made before the first page was read may come in the walk too.
+    assert!(pages.len() >= 100, "{} pages", pages.len());
     app.finish();
 }
 

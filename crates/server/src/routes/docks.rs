@@ -11,8 +11,7 @@ use stackdock_docks::RateLimit;
 use stackdock_engine::intent::{DockUpdate, NewDock};
 
 use super::body::JsonObject;
-use super::page::Listing;
-use super::resources::PageQuery;
+use super::page::{Listing, PageQuery};
 use super::{path_error, query_error};
 use crate::AppState;
 use crate::auth::Caller;

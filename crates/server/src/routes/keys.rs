@@ -16,8 +16,7 @@ use serde_json::{Value, json};
 use stackdock_core::{Keyring, MasterKey, Outcome};
 use stackdock_store::{Batch, Page, Write};
 
-use super::page::Listing;
-use super::resources::PageQuery;
+use super::page::{Listing, PageQuery};
 use super::{path_error, query_error};
 use crate::AppState;
 use crate::auth::Caller;

@@ -16,8 +16,7 @@ use stackdock_core::{Outcome, Permission, Role, TokenId, UserId};
 use stackdock_store::NewToken;
 
 use super::body_error;
-use super::page::Listing;
-use super::resources::PageQuery;
+use super::page::{Listing, PageQuery};
 use super::{path_error, query_error};
 use crate::AppState;
 use crate::auth::{Caller, Token};

@@ -116,6 +116,14 @@ impl Listing {
     }
 }
 
+/// The query of a list route that takes no filters: only the page.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageQuery {
+    pub(crate) limit: Option<String>,
+    pub(crate) cursor: Option<String>,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Cursor<K> {
     /// The digest of the listing it was made for.

@@ -10,7 +10,7 @@ use stackdock_core::{ProvisioningSource, ProvisioningState, Resource, ResourceId
 use stackdock_store::ResourceFilter;
 
 use super::body::JsonObject;
-use super::page::Listing;
+use super::page::{Listing, PageQuery};
 use super::{path_error, query_error};
 use crate::AppState;
 use crate::auth::Caller;
@@ -220,13 +220,6 @@ pub(crate) async fn delete(
         StatusCode::ACCEPTED,
         Json(view::resource(&resource, Some(&op))),
     ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PageQuery {
-    pub(crate) limit: Option<String>,
-    pub(crate) cursor: Option<String>,
 }
 
 /// Every provider call made for the resource, oldest first, a page at a time: the journal.
