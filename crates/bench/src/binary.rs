@@ -1,5 +1,7 @@
 //! Scenario d: the `stackdock` binary as an operator runs it. How soon `stackdock up` answers
-//! its API, how much memory it holds idle, and both again with 100,000 rows in its database.
+//! its API, how much memory it holds idle, and both again with 100,000 rows in its database;
+//! then every collection of its API walked page by page, with the time of each page and the
+//! server's peak memory.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -24,6 +26,8 @@ const SEED_BATCH: usize = 1000;
 const START_DEADLINE: Duration = Duration::from_secs(60);
 /// How long memory may keep moving before the last reading is taken as idle.
 const SETTLE_DEADLINE: Duration = Duration::from_secs(10);
+/// Rows in a page of the walks.
+const PAGE: usize = 100;
 
 pub(crate) async fn run(o: &Options) -> Result<Measured, BenchError> {
     let (bin, built) = match &o.stackdock_bin {
@@ -67,13 +71,19 @@ async fn measure(
 
     let mut full = Up::start(bin, &data, log, &http).await?;
     let full_rss = full.settled_rss().await?;
-    let all = full.get("/api/v1/resources?limit=100", Some(100)).await?;
-    let servers = full.get("/api/v1/servers?limit=100", Some(100)).await?;
-    // Last, since it is what grows the heap: the listing as a client that does not page gets it.
-    let unbounded = full.get("/api/v1/resources", None).await?;
+    let rows = o.sizes.rows;
+    let walks = full.walk_every_collection(rows).await?;
+    let peak_rss = peak_rss_mb(full.pid)?;
     full.stop().await?;
 
-    let rows = o.sizes.rows;
+    let mut page_ms: Vec<f64> = walks.iter().flat_map(|w| w.page_ms.clone()).collect();
+    page_ms.sort_by(f64::total_cmp);
+    let median_ms = page_ms.get(page_ms.len() / 2).copied().unwrap_or(0.0);
+    let slowest_ms = page_ms.last().copied().unwrap_or(0.0);
+    let slowest_walk = walks
+        .iter()
+        .max_by(|a, b| a.slowest().total_cmp(&b.slowest()))
+        .map_or("-", |w| w.path.as_str());
     let figures = json!({
         // Its profile and name, not where this machine keeps it: the page is published.
         "binary": bin
@@ -96,21 +106,18 @@ async fn measure(
         "seeded": {
             "ready_ms": full.ready_ms,
             "idle_rss_mb": full_rss,
-            "get_resources_limit_100": all.figures(),
-            "get_servers_limit_100": servers.figures(),
-            "get_resources_unbounded": unbounded.figures(),
+            "walks": walks.iter().map(Walk::figures).collect::<Vec<_>>(),
+            "pages": page_ms.len(),
+            "page_median_ms": median_ms,
+            "page_slowest_ms": slowest_ms,
+            "peak_rss_mb": peak_rss,
         },
         "notes": [format!(
-            "`GET /api/v1/resources` without `limit` answered all {} rows ({:.1} MB) in {:.0} ms \
-             and left the server at {:.0} MB RSS (after the `limit=100` GETs: {:.1} MB)",
-            unbounded.items,
-            unbounded.bytes as f64 / 1e6,
-            unbounded.ms,
-            unbounded.rss_after_mb,
-            servers.rss_after_mb
+            "every collection walked {PAGE} rows a page ({} pages); the slowest page was one of \
+             `{slowest_walk}`; peak RSS is `VmHWM`, the most the server held since it started",
+            page_ms.len()
         )],
     });
-    let peak = all.rss_after_mb.max(servers.rss_after_mb).max(full_rss);
     let checks = vec![
         Check::new(
             "ready time, empty database",
@@ -137,10 +144,22 @@ async fn measure(
             Bound::AtMost(150.0),
         ),
         Check::new(
-            format!("RSS after both `limit=100` GETs, {rows} rows"),
-            peak,
+            format!("peak RSS walking every collection, {rows} rows"),
+            peak_rss,
             "MB",
             Bound::AtMost(150.0),
+        ),
+        Check::new(
+            format!("median page of {PAGE}, {rows} rows"),
+            median_ms,
+            "ms",
+            Bound::AtMost(20.0),
+        ),
+        Check::new(
+            format!("slowest page of {PAGE}, {rows} rows"),
+            slowest_ms,
+            "ms",
+            Bound::AtMost(20.0),
         ),
     ];
     Ok(Measured {
@@ -294,9 +313,83 @@ impl Up {
         }
     }
 
-    /// One GET that must answer 200 with `expect` items (any number if `None`).
-    async fn get(&self, path: &str, expect: Option<usize>) -> Result<Got, BenchError> {
-        let url = format!("{}{path}", self.base_url);
+    /// Walks every collection of the API page by page: the four kinds, all resources (also
+    /// filtered), docks, operations, the audit log, a resource's journal, members, tokens and
+    /// keys. The seeded rows must all come back, once each.
+    async fn walk_every_collection(&self, rows: usize) -> Result<Vec<Walk>, BenchError> {
+        let first = self.page("/api/v1/servers", PAGE, None).await?;
+        let id = first
+            .items
+            .first()
+            .and_then(|r| r["id"].as_str())
+            .unwrap_or("none");
+        let paths = [
+            "/api/v1/resources".to_string(),
+            "/api/v1/servers".to_string(),
+            "/api/v1/resources?kind=server&state=provisioned".to_string(),
+            "/api/v1/servers?dock=bench-seeded&source=manual".to_string(),
+            "/api/v1/web-services".to_string(),
+            "/api/v1/domains".to_string(),
+            "/api/v1/databases".to_string(),
+            "/api/v1/docks".to_string(),
+            "/api/v1/operations".to_string(),
+            "/api/v1/audit".to_string(),
+            format!("/api/v1/servers/{id}/api-calls"),
+            "/api/v1/members".to_string(),
+            "/api/v1/tokens".to_string(),
+            "/api/v1/keys".to_string(),
+        ];
+        let mut walks = Vec::new();
+        for path in paths {
+            let mut walk = Walk {
+                path,
+                page_ms: Vec::new(),
+                items: 0,
+                ids: std::collections::HashSet::new(),
+            };
+            let mut cursor = None;
+            loop {
+                let page = self.page(&walk.path, PAGE, cursor.as_deref()).await?;
+                walk.page_ms.push(page.ms);
+                walk.items += page.items.len();
+                for r in &page.items {
+                    if let Some(id) = r["id"].as_str() {
+                        walk.ids.insert(id.to_string());
+                    }
+                }
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            let seeded = walk.path.starts_with("/api/v1/servers?")
+                || walk.path.starts_with("/api/v1/resources")
+                || walk.path == "/api/v1/servers";
+            if seeded && (walk.items != rows || walk.ids.len() != rows) {
+                return Err(BenchError::Other(format!(
+                    "walking {} gave {} rows ({} distinct), expected the {rows} seeded once each",
+                    walk.path,
+                    walk.items,
+                    walk.ids.len()
+                )));
+            }
+            walks.push(walk);
+        }
+        Ok(walks)
+    }
+
+    /// One page of `path`, which must answer 200 with at most `limit` items.
+    async fn page(
+        &self,
+        path: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page, BenchError> {
+        let joiner = if path.contains('?') { '&' } else { '?' };
+        let mut url = format!("{}{path}{joiner}limit={limit}", self.base_url);
+        if let Some(c) = cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
         let started = Instant::now();
         let resp = self
             .http
@@ -311,21 +404,22 @@ impl Up {
             .await
             .map_err(BenchError::http(format!("GET {url}")))?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
-        let items = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|body| body.as_array().map(Vec::len))
-            .unwrap_or(0);
-        if !status.is_success() || expect.is_some_and(|n| n != items) {
-            return Err(BenchError::Other(format!(
-                "GET {url}: {status} with {items} items, expected {expect:?}"
-            )));
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let items = body["items"].as_array().cloned();
+        match items {
+            Some(items) if status.is_success() && items.len() <= limit => Ok(Page {
+                ms,
+                items,
+                next: body["next"].as_str().map(str::to_string),
+            }),
+            _ => Err(BenchError::Other(format!(
+                "GET {url}: {status}, not a page of at most {limit}: {}",
+                String::from_utf8_lossy(&bytes)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            ))),
         }
-        Ok(Got {
-            ms,
-            items,
-            bytes: bytes.len(),
-            rss_after_mb: rss_mb(self.pid)?,
-        })
     }
 
     /// SIGTERM, as an operator's Ctrl-C or service manager would, and wait for it to exit.
@@ -353,22 +447,36 @@ impl Up {
     }
 }
 
-/// What one GET took.
-struct Got {
+/// One page as read.
+struct Page {
     ms: f64,
-    items: usize,
-    bytes: usize,
-    /// The server's RSS right after it answered.
-    rss_after_mb: f64,
+    items: Vec<Value>,
+    next: Option<String>,
 }
 
-impl Got {
+/// One collection walked page by page.
+struct Walk {
+    path: String,
+    /// How long each page took, from the request to the last byte of its answer.
+    page_ms: Vec<f64>,
+    items: usize,
+    ids: std::collections::HashSet<String>,
+}
+
+impl Walk {
+    fn slowest(&self) -> f64 {
+        self.page_ms.iter().copied().fold(0.0, f64::max)
+    }
+
     fn figures(&self) -> Value {
+        let mut ms = self.page_ms.clone();
+        ms.sort_by(f64::total_cmp);
         json!({
-            "ms": self.ms,
+            "path": self.path,
+            "pages": ms.len(),
             "items": self.items,
-            "bytes": self.bytes,
-            "rss_after_mb": self.rss_after_mb,
+            "median_ms": ms.get(ms.len() / 2).copied().unwrap_or(0.0),
+            "slowest_ms": self.slowest(),
         })
     }
 }
@@ -379,15 +487,25 @@ fn deadline(what: &str) -> BenchError {
 
 /// `VmRSS` of a process, in MB (MiB).
 fn rss_mb(pid: u32) -> Result<f64, BenchError> {
+    status_mb(pid, "VmRSS:")
+}
+
+/// `VmHWM` of a process, in MB (MiB): the most it has held resident since it started.
+fn peak_rss_mb(pid: u32) -> Result<f64, BenchError> {
+    status_mb(pid, "VmHWM:")
+}
+
+/// A `kB` line of `/proc/<pid>/status`, in MB (MiB).
+fn status_mb(pid: u32, field: &str) -> Result<f64, BenchError> {
     let path = format!("/proc/{pid}/status");
     let status =
         std::fs::read_to_string(&path).map_err(BenchError::io(format!("reading {path}")))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
-        .ok_or_else(|| BenchError::Other(format!("{path} has no VmRSS")))
+        .ok_or_else(|| BenchError::Other(format!("{path} has no {field}")))
 }
 
 /// Writes `rows` provisioned server rows, as discovery would have found them, into the

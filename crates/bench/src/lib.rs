@@ -12,7 +12,7 @@
 //! | b  | the same under a 600/min, burst 10 bucket, with the dock's budget set to match | the floor `(3N − burst) / rate`, 429s |
 //! | b2 | b with the dock's budget `none` (learned from headers) | 1.25 × the floor, 429s |
 //! | c  | provisions at zero latency | what a plain HTTP client gets from the same sandbox |
-//! | d  | the binary: start-up, idle memory, with 100,000 rows | ready time, RSS |
+//! | d  | the binary: start-up, idle memory, with 100,000 rows; every collection walked a page at a time | ready time, RSS, page time |
 //!
 //! Code map: `rig` (store, sandbox, engine, org and dock for a–c), `follow` (waiting for
 //! resources to settle by following the change feed), `fleet` (a, b, b2), `overhead` (c),

@@ -431,8 +431,11 @@ are the sandbox's own counts.
   it measures start-up, not a listing); idle RSS is `VmRSS` once two readings 250 ms apart agree
   within 1%. It is then stopped with SIGTERM, N `provisioned` server rows (source `manual`) are
   written into its database through the store in transactions of 1,000, and it is started again:
-  ready time, idle RSS, RSS after `GET /api/v1/resources?limit=100` and
-  `GET /api/v1/servers?limit=100`, and last an unpaged `GET /api/v1/resources`.
+  ready time, idle RSS, and then every collection of the API walked page by page with
+  `limit=100` and each page's `next` cursor (all resources, each kind, filtered by kind and
+  state and by dock and source, docks, operations, the audit log, a server's journal, members,
+  tokens, keys; the seeded rows must each come back once): the median and slowest page, from
+  the request to the last byte, and the server's peak RSS (`VmHWM`).
 
 `--smoke` runs every scenario at tiny sizes and judges nothing; `cargo test -p stackdock-bench`
 runs a–c that way in process. `--timeline` adds, for a–c, the calls by method, resources

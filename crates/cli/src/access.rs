@@ -7,7 +7,8 @@ use clap::Subcommand;
 use serde_json::{Map, Value, json};
 
 use crate::client::Client;
-use crate::commands::{print_json, seg};
+use crate::commands::{print_json, print_rows, seg};
+use crate::pages::PageArgs;
 use crate::{CliResult, Conn};
 
 #[derive(Subcommand)]
@@ -23,6 +24,8 @@ pub(crate) enum MembersCommand {
     },
     /// List the organisation's members.
     List {
+        #[command(flatten)]
+        page: PageArgs,
         #[command(flatten)]
         conn: Conn,
     },
@@ -115,10 +118,12 @@ pub(crate) enum TokensCommand {
         #[command(flatten)]
         conn: Conn,
     },
-    /// List your tokens (--all: every member's, with members:full). Never their text.
+    /// List your tokens (--everyone: every member's, with members:full). Never their text.
     List {
         #[arg(long)]
-        all: bool,
+        everyone: bool,
+        #[command(flatten)]
+        page: PageArgs,
         #[command(flatten)]
         conn: Conn,
     },
@@ -134,7 +139,7 @@ impl MembersCommand {
     pub(crate) fn conn(&self) -> &Conn {
         match self {
             Self::Add { conn, .. }
-            | Self::List { conn }
+            | Self::List { conn, .. }
             | Self::SetRole { conn, .. }
             | Self::Remove { conn, .. } => conn,
         }
@@ -158,7 +163,11 @@ pub(crate) async fn members(cmd: MembersCommand) -> CliResult {
                 .post("/api/v1/members", &json!({"email": email, "role": role}))
                 .await?
         }
-        MembersCommand::List { .. } => client.get("/api/v1/members").await?,
+        MembersCommand::List { page, .. } => {
+            let members = client.list("/api/v1/members", &[], &page).await?;
+            print_rows(&conn, &members, member_line);
+            return Ok(ExitCode::SUCCESS);
+        }
         MembersCommand::SetRole { user, role, .. } => {
             let path = format!("/api/v1/members/{}", seg(&user));
             client
@@ -187,15 +196,13 @@ pub(crate) async fn members(cmd: MembersCommand) -> CliResult {
         print_json(&out);
         return Ok(ExitCode::SUCCESS);
     }
-    let line = |m: &Value| {
-        let s = |k: &str| m[k].as_str().unwrap_or("-").to_string();
-        format!("{}  {:<10} {}", s("user_id"), s("role"), s("email"))
-    };
-    match out.as_array() {
-        Some(list) => list.iter().for_each(|m| println!("{}", line(m))),
-        None => println!("{}", line(&out)),
-    }
+    println!("{}", member_line(&out));
     Ok(ExitCode::SUCCESS)
+}
+
+fn member_line(m: &Value) -> String {
+    let s = |k: &str| m[k].as_str().unwrap_or("-").to_string();
+    format!("{}  {:<10} {}", s("user_id"), s("role"), s("email"))
 }
 
 pub(crate) async fn tokens(cmd: TokensCommand) -> CliResult {
@@ -221,9 +228,15 @@ pub(crate) async fn tokens(cmd: TokensCommand) -> CliResult {
             put("user_id", user.map(Value::from));
             client.post("/api/v1/tokens", &Value::Object(body)).await?
         }
-        TokensCommand::List { all, .. } => {
-            let query = if all { "?all=true" } else { "" };
-            client.get(&format!("/api/v1/tokens{query}")).await?
+        TokensCommand::List { everyone, page, .. } => {
+            let query = if everyone {
+                vec![("all", "true".to_string())]
+            } else {
+                Vec::new()
+            };
+            let tokens = client.list("/api/v1/tokens", &query, &page).await?;
+            print_rows(&conn, &tokens, token_line);
+            return Ok(ExitCode::SUCCESS);
         }
         TokensCommand::Revoke { id, .. } => {
             client
@@ -235,34 +248,30 @@ pub(crate) async fn tokens(cmd: TokensCommand) -> CliResult {
         print_json(&out);
         return Ok(ExitCode::SUCCESS);
     }
-    let line = |t: &Value| {
-        let s = |k: &str| t[k].as_str().unwrap_or("-").to_string();
-        let state = if t["revoked_at"].is_string() {
-            "revoked".to_string()
-        } else if let Some(at) = t["expires_at"].as_str() {
-            format!("expires {at}")
-        } else {
-            "no expiry".to_string()
-        };
-        format!(
-            "{}  {:<10} {:<16} {}  {}",
-            s("id"),
-            t["role"].as_str().unwrap_or("(member's)"),
-            s("name"),
-            s("email"),
-            state
-        )
-    };
-    match out.as_array() {
-        Some(list) => list.iter().for_each(|t| println!("{}", line(t))),
-        None => {
-            println!("{}", line(&out));
-            if let Some(text) = out["token"].as_str() {
-                println!("token (shown once; keep it safe): {text}");
-            }
-        }
+    println!("{}", token_line(&out));
+    if let Some(text) = out["token"].as_str() {
+        println!("token (shown once; keep it safe): {text}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn token_line(t: &Value) -> String {
+    let s = |k: &str| t[k].as_str().unwrap_or("-").to_string();
+    let state = if t["revoked_at"].is_string() {
+        "revoked".to_string()
+    } else if let Some(at) = t["expires_at"].as_str() {
+        format!("expires {at}")
+    } else {
+        "no expiry".to_string()
+    };
+    format!(
+        "{}  {:<10} {:<16} {}  {}",
+        s("id"),
+        t["role"].as_str().unwrap_or("(member's)"),
+        s("name"),
+        s("email"),
+        state
+    )
 }
 
 #[derive(Subcommand)]
@@ -297,7 +306,13 @@ pub(crate) async fn keys(cmd: KeysCommand) -> CliResult {
     let conn = cmd.conn().clone();
     let client = Client::new(&conn)?;
     let out = match cmd {
-        KeysCommand::List { .. } => client.get("/api/v1/keys").await?,
+        KeysCommand::List { .. } => {
+            let all = PageArgs {
+                all: true,
+                ..PageArgs::default()
+            };
+            json!(client.list("/api/v1/keys", &[], &all).await?.items)
+        }
         KeysCommand::Rotate { .. } => client.post("/api/v1/keys/rotate", &json!({})).await?,
         KeysCommand::Retire { id, .. } => {
             client.delete(&format!("/api/v1/keys/{}", seg(&id))).await?;

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
 use crate::client::{CliError, Client};
+use crate::pages::{Listed, PageArgs};
 use crate::watch::{Progress, follow};
 use crate::{CliResult, Conn};
 
@@ -256,6 +257,8 @@ pub(crate) struct ListArgs {
     #[arg(long)]
     source: Option<String>,
     #[command(flatten)]
+    page: PageArgs,
+    #[command(flatten)]
     pub(crate) conn: Conn,
 }
 
@@ -274,21 +277,21 @@ pub(crate) async fn list(a: ListArgs) -> CliResult {
             query.push((k, v.clone()));
         }
     }
-    let rows = client
-        .send(
-            client
-                .request(reqwest::Method::GET, "/api/v1/resources")
-                .query(&query),
-        )
-        .await?;
-    if a.conn.json {
-        print_json(&rows);
-    } else {
-        for r in rows.as_array().into_iter().flatten() {
-            println!("{}", summary(r));
-        }
-    }
+    let rows = client.list("/api/v1/resources", &query, &a.page).await?;
+    print_rows(&a.conn, &rows, summary);
     Ok(ExitCode::SUCCESS)
+}
+
+/// A list as read: one JSON document, or a line a row and how to read the next page.
+pub(crate) fn print_rows(conn: &Conn, rows: &Listed, line: impl Fn(&Value) -> String) {
+    if conn.json {
+        print_json(&rows.json());
+    } else {
+        for r in &rows.items {
+            println!("{}", line(r));
+        }
+        rows.tell_next();
+    }
 }
 
 pub(crate) async fn deprovision(conn: &Conn, id: &str, no_wait: bool) -> CliResult {
@@ -377,6 +380,8 @@ pub(crate) enum DocksCommand {
     },
     List {
         #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
         conn: Conn,
     },
     /// Disconnect a dock (refused while it has live resources).
@@ -400,7 +405,7 @@ impl DocksCommand {
         match self {
             Self::Add { conn, .. }
             | Self::Update { conn, .. }
-            | Self::List { conn }
+            | Self::List { conn, .. }
             | Self::Remove { conn, .. } => conn,
         }
     }
@@ -502,7 +507,11 @@ pub(crate) async fn docks(cmd: DocksCommand) -> CliResult {
                 )
                 .await?
         }
-        DocksCommand::List { .. } => client.get("/api/v1/docks").await?,
+        DocksCommand::List { page, .. } => {
+            let docks = client.list("/api/v1/docks", &[], &page).await?;
+            print_rows(&conn, &docks, dock_line);
+            return Ok(ExitCode::SUCCESS);
+        }
         DocksCommand::Remove { dock, .. } => {
             client
                 .delete(&format!("/api/v1/docks/{}", seg(&dock)))
@@ -512,10 +521,6 @@ pub(crate) async fn docks(cmd: DocksCommand) -> CliResult {
     };
     if conn.json {
         print_json(&out);
-    } else if let Some(list) = out.as_array() {
-        for d in list {
-            println!("{}", dock_line(d));
-        }
     } else if out.get("removed").is_some() {
         println!(
             "removed dock {}",
@@ -580,48 +585,38 @@ pub(crate) async fn sync(conn: &Conn, dock: &str, no_wait: bool) -> CliResult {
     })
 }
 
-pub(crate) async fn calls(conn: &Conn, id: &str) -> CliResult {
+pub(crate) async fn calls(conn: &Conn, id: &str, page: &PageArgs) -> CliResult {
     let client = Client::new(conn)?;
     let resource = client
         .get(&format!("/api/v1/resources/{}", seg(id)))
         .await?;
     let collection = collection(resource["kind"].as_str().unwrap_or_default())?;
-    let rows = client
-        .get(&format!("/api/v1/{collection}/{}/api-calls", seg(id)))
-        .await?;
-    if conn.json {
-        print_json(&rows);
-    } else {
-        for c in rows.as_array().into_iter().flatten() {
-            let status = c["status"]
-                .as_u64()
-                .map_or("-".to_string(), |s| s.to_string());
-            println!(
-                "{}  {:<6} {:<48} {:>3} {:>6}ms  try {}  {}{}",
-                c["at"].as_str().unwrap_or("-"),
-                c["method"].as_str().unwrap_or("-"),
-                c["path"].as_str().unwrap_or("-"),
-                status,
-                c["duration_ms"],
-                c["attempt"],
-                c["request_id"].as_str().unwrap_or("-"),
-                c["error"]
-                    .as_str()
-                    .map(|e| format!("  {e}"))
-                    .unwrap_or_default(),
-            );
-        }
-    }
+    let path = format!("/api/v1/{collection}/{}/api-calls", seg(id));
+    let rows = client.list(&path, &[], page).await?;
+    print_rows(conn, &rows, |c| {
+        let status = c["status"]
+            .as_u64()
+            .map_or("-".to_string(), |s| s.to_string());
+        format!(
+            "{}  {:<6} {:<48} {:>3} {:>6}ms  try {}  {}{}",
+            c["at"].as_str().unwrap_or("-"),
+            c["method"].as_str().unwrap_or("-"),
+            c["path"].as_str().unwrap_or("-"),
+            status,
+            c["duration_ms"],
+            c["attempt"],
+            c["request_id"].as_str().unwrap_or("-"),
+            c["error"]
+                .as_str()
+                .map(|e| format!("  {e}"))
+                .unwrap_or_default(),
+        )
+    });
     Ok(ExitCode::SUCCESS)
 }
 
 #[derive(clap::Args)]
 pub(crate) struct AuditArgs {
-    #[arg(long, default_value_t = 50)]
-    limit: u32,
-    /// Only rows older than this id (the last id of the page before).
-    #[arg(long)]
-    before: Option<i64>,
     /// e.g. `server.provision`, `token.create`, `DELETE /api/v1/docks/{dock}`.
     #[arg(long)]
     action: Option<String>,
@@ -635,41 +630,34 @@ pub(crate) struct AuditArgs {
     #[arg(long)]
     resource: Option<String>,
     #[command(flatten)]
+    page: PageArgs,
+    #[command(flatten)]
     pub(crate) conn: Conn,
 }
 
 pub(crate) async fn audit(args: AuditArgs) -> CliResult {
     let client = Client::new(&args.conn)?;
-    let mut query = vec![("limit", args.limit.to_string())];
-    let optional = [
-        ("before", args.before.map(|b| b.to_string())),
+    let filters = [
         ("action", args.action),
         ("outcome", args.outcome),
         ("actor", args.actor),
         ("resource", args.resource),
     ];
-    query.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
-    let query: Vec<String> = query
+    let query: Vec<(&str, String)> = filters
         .into_iter()
-        .map(|(k, v)| format!("{k}={}", seg(&v)))
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
         .collect();
-    let rows = client
-        .get(&format!("/api/v1/audit?{}", query.join("&")))
-        .await?;
-    if args.conn.json {
-        print_json(&rows);
-    } else {
-        for a in rows.as_array().into_iter().flatten() {
-            let s = |k: &str| a[k].as_str().unwrap_or("-").to_string();
-            println!(
-                "{:>6}  {}  {:<22} {:<9} {}",
-                a["id"],
-                s("at"),
-                s("action"),
-                s("outcome"),
-                s("resource")
-            );
-        }
-    }
+    let rows = client.list("/api/v1/audit", &query, &args.page).await?;
+    print_rows(&args.conn, &rows, |a| {
+        let s = |k: &str| a[k].as_str().unwrap_or("-").to_string();
+        format!(
+            "{:>6}  {}  {:<22} {:<9} {}",
+            a["id"],
+            s("at"),
+            s("action"),
+            s("outcome"),
+            s("resource")
+        )
+    });
     Ok(ExitCode::SUCCESS)
 }

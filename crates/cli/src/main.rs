@@ -16,6 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod access;
 mod client;
 mod commands;
+mod pages;
 mod site;
 mod up;
 mod watch;
@@ -109,9 +110,11 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Show every provider call made for a resource (the journal).
+    /// Show the provider calls made for a resource (the journal), oldest first.
     Calls {
         id: String,
+        #[command(flatten)]
+        page: pages::PageArgs,
         #[command(flatten)]
         conn: Conn,
     },
@@ -200,7 +203,7 @@ fn main() -> ExitCode {
                 no_wait,
                 conn,
             } => commands::sync(&conn, &dock, no_wait).await,
-            Command::Calls { id, conn } => commands::calls(&conn, &id).await,
+            Command::Calls { id, page, conn } => commands::calls(&conn, &id, &page).await,
             Command::Audit(args) => commands::audit(args).await,
             // Answered before the runtime starts.
             Command::Completions { .. } => Ok(ExitCode::SUCCESS),

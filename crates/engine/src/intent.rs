@@ -11,7 +11,7 @@ use stackdock_core::{
 use std::sync::Arc;
 
 use stackdock_docks::{CallScope, ConfigError, Ctx, DockAdapter, DockError, RateLimit};
-use stackdock_store::{Batch, IdempotentRequest, StoreError, Write};
+use stackdock_store::{Batch, IdempotentRequest, PageRequest, StoreError, Write};
 
 use crate::recorder::ConnectRecorder;
 use crate::worker::merge;
@@ -439,8 +439,9 @@ impl Engine {
         }
         let resource = store.get_resource(actor.org_id, first.resource_id).await?;
         let operation = store
-            .list_operations(actor.org_id, Some(resource.id), 1000)
+            .list_operations(actor.org_id, Some(resource.id), &PageRequest::first(1000))
             .await?
+            .items
             .into_iter()
             .rfind(|op| op.kind == OpKind::Provision)
             .ok_or_else(|| {
@@ -558,8 +559,9 @@ impl Engine {
         let first = self
             .inner
             .store
-            .list_operations(actor.org_id, Some(id), 1000)
+            .list_operations(actor.org_id, Some(id), &PageRequest::first(1000))
             .await?
+            .items
             .into_iter()
             .rfind(|op| op.kind == OpKind::Provision);
         let Some(first) = first else {

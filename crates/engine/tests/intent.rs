@@ -12,7 +12,7 @@ use stackdock_core::{
 };
 use stackdock_docks::Registry;
 use stackdock_engine::{Engine, EngineError};
-use stackdock_store::{ResourceFilter, Store};
+use stackdock_store::{PageRequest, ResourceFilter, Store};
 use support::{DEADLINE, server_config, spawn_engine, spawn_engine_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,9 +102,10 @@ async fn deprovision_is_refused_while_an_operation_is_active_or_once_deprovision
     );
     let ops = t
         .store
-        .list_operations(t.actor.org_id, Some(requested.id), 10)
+        .list_operations(t.actor.org_id, Some(requested.id), &PageRequest::first(10))
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(ops.len(), 1, "a refused request records nothing: {ops:?}");
 
     t.run_until_finished(provision.id).await;
@@ -130,9 +131,10 @@ async fn deprovision_is_refused_while_an_operation_is_active_or_once_deprovision
     );
     let kinds: Vec<OpKind> = t
         .store
-        .list_operations(t.actor.org_id, Some(requested.id), 10)
+        .list_operations(t.actor.org_id, Some(requested.id), &PageRequest::first(10))
         .await
         .unwrap()
+        .items
         .iter()
         .map(|o| o.kind)
         .collect();
@@ -191,15 +193,21 @@ async fn an_invalid_request_names_the_field_and_writes_nothing() {
 
     let rows = t
         .store
-        .list_resources(t.actor.org_id, &ResourceFilter::default())
+        .list_resources(
+            t.actor.org_id,
+            &ResourceFilter::default(),
+            &PageRequest::first(10),
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert!(rows.is_empty(), "{rows:?}");
     let ops = t
         .store
-        .list_operations(t.actor.org_id, None, 10)
+        .list_operations(t.actor.org_id, None, &PageRequest::first(10))
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert!(ops.is_empty(), "{ops:?}");
     let audit_after = t.store.list_audit(t.actor.org_id, 100, None).await.unwrap();
     assert_eq!(audit_after.len(), audit_before, "{audit_after:?}");
@@ -253,9 +261,10 @@ async fn the_dock_key_is_sealed_and_never_written_in_plaintext() {
     assert_eq!(t.run_until_finished(op.id).await.state, OpState::Succeeded);
     let calls = t
         .store
-        .api_calls(t.actor.org_id, requested.id)
+        .api_calls(t.actor.org_id, requested.id, &PageRequest::first(1000))
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert!(calls.len() >= 4, "{calls:?}");
     t.store.close().await;
 

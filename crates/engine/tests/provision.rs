@@ -8,7 +8,7 @@ use std::time::Duration;
 use stackdock_core::{OpState, Outcome, ProvisioningState, StepStatus};
 use stackdock_engine::EngineError;
 use stackdock_sandbox::Fault;
-use stackdock_store::Store;
+use stackdock_store::{PageRequest, Store};
 use support::{Options, assert_one_create_step, ipv4, spawn_engine, spawn_engine_with};
 
 /// Runs a provision whose droplet is never ready in time, with `prepare` applied first, and
@@ -42,9 +42,10 @@ async fn assert_unwinds_after_create(t: &support::TestEngine) -> String {
     // The delete is journaled for the resource like every other call.
     let calls = t
         .store
-        .api_calls(t.actor.org_id, requested.id)
+        .api_calls(t.actor.org_id, requested.id, &PageRequest::first(1000))
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert!(
         calls
             .iter()
@@ -293,9 +294,10 @@ async fn waiting_holds_no_worker_and_one_listing_checks_every_droplet() {
         assert_eq!((done.state, done.attempt), (OpState::Succeeded, 1));
         let calls = t
             .store
-            .api_calls(t.actor.org_id, requested.id)
+            .api_calls(t.actor.org_id, requested.id, &PageRequest::first(1000))
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         let checks = calls
             .iter()
             .filter(|c| c.method == "GET" && c.path.contains("tag_name=stackdock"))

@@ -23,7 +23,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use stackdock_core::{
     ApiCall, AuditEntry, Dock, DockId, DockName, IllegalTransition, Marker, OpState, Operation,
     OperationId, OrgId, Outcome, ProvisioningSource, ProvisioningState, Resource, ResourceId,
@@ -70,28 +70,71 @@ pub struct Principal {
     pub token_id: TokenId,
 }
 
-/// Which audit rows to read: all given conditions hold. `before` is the cursor: only rows older
-/// than that id (the last row of the page before).
+/// Which audit rows to read: all given conditions hold.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditFilter {
-    pub limit: u32,
-    pub before: Option<i64>,
     pub action: Option<String>,
     pub outcome: Option<Outcome>,
     pub actor: Option<UserId>,
     pub resource: Option<String>,
 }
 
-impl AuditFilter {
-    /// A page of every row.
-    pub fn page(limit: u32, before: Option<i64>) -> Self {
-        Self {
-            limit,
-            before,
-            ..Self::default()
-        }
+/// Which page of a listing to read: at most `limit` rows, starting right after the row whose
+/// key is `after` in the listing's order (from the first row when `None`).
+///
+/// Pages are keyset pages: a key names a place in the order, not an offset, so rows inserted or
+/// deleted between two reads never make a row present throughout be skipped or read twice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageRequest<K> {
+    pub limit: u32,
+    pub after: Option<K>,
+}
+
+impl<K> PageRequest<K> {
+    /// The first `limit` rows.
+    pub fn first(limit: u32) -> Self {
+        Self { limit, after: None }
     }
 }
+
+/// One page of a listing: its rows, and the key of its last row when more rows follow
+/// (the `after` of the next page). Implementations read `limit + 1` rows to know.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T, K> {
+    pub items: Vec<T>,
+    pub next: Option<K>,
+}
+
+impl<T, K> Page<T, K> {
+    /// The page of `rows` read with `limit + 1`: the extra row, if any, only says more follow.
+    pub fn from_rows(mut rows: Vec<T>, limit: u32, key: impl Fn(&T) -> K) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(key)
+        } else {
+            None
+        };
+        Self { items: rows, next }
+    }
+}
+
+/// A row's place in a listing ordered by creation: `(created_at, id)`, the id breaking ties
+/// between rows made in the same microsecond.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedKey<I> {
+    pub created_at: Timestamp,
+    pub id: I,
+}
+
+/// The key of a resource listing (newest first).
+pub type ResourceKey = CreatedKey<ResourceId>;
+/// The key of an operation listing (newest first).
+pub type OperationKey = CreatedKey<OperationId>;
+/// The key of the token listing (newest first).
+pub type TokenKey = CreatedKey<TokenId>;
+/// The key of the member listing (oldest first): when the membership was made, and the user.
+pub type MemberKey = CreatedKey<UserId>;
 
 /// Who may sign in with an email: their user, the organisation a sign-in opens (their first
 /// membership) and the hash of their password, if they have set one.
@@ -177,8 +220,6 @@ pub struct ResourceFilter {
     pub dock_id: Option<DockId>,
     pub state: Option<ProvisioningState>,
     pub source: Option<ProvisioningSource>,
-    /// At most this many rows, newest first. `None`: all.
-    pub limit: Option<u32>,
 }
 
 /// One entry of the change feed: a resource as it was right after a write.
@@ -321,8 +362,14 @@ pub trait Store: Send + Sync + 'static {
     /// Records a token of a member of its org, with its audit row. [`StoreError::NotFound`] if
     /// the user is not a member of the org.
     async fn create_token(&self, token: NewToken, audit: AuditEntry) -> Result<TokenInfo>;
-    /// The org's tokens (of `user` only, if given), newest first, revoked ones included.
-    async fn list_tokens(&self, org: OrgId, user: Option<UserId>) -> Result<Vec<TokenInfo>>;
+    /// A page of the org's tokens (of `user` only, if given), newest first, revoked ones
+    /// included.
+    async fn list_tokens(
+        &self,
+        org: OrgId,
+        user: Option<UserId>,
+        page: &PageRequest<TokenKey>,
+    ) -> Result<Page<TokenInfo, TokenKey>>;
     /// Revokes a token of the org (of `user` only, if given); revoking twice is refused.
     async fn revoke_token(
         &self,
@@ -340,7 +387,12 @@ pub trait Store: Send + Sync + 'static {
         role: Role,
         audit: AuditEntry,
     ) -> Result<Member>;
-    async fn list_members(&self, org: OrgId) -> Result<Vec<Member>>;
+    /// A page of the org's members, oldest first.
+    async fn list_members(
+        &self,
+        org: OrgId,
+        page: &PageRequest<MemberKey>,
+    ) -> Result<Page<Member, MemberKey>>;
     /// Takes up an invitation: if `token_hash` is an unexpired, unrevoked invitation, revokes
     /// it and answers whom it was for; `None` otherwise. One transaction, so it is taken once.
     async fn accept_invitation(&self, token_hash: &str) -> Result<Option<Login>>;
@@ -372,7 +424,12 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_dock(&self, org: OrgId, id: DockId) -> Result<Dock>;
     async fn find_dock_by_name(&self, org: OrgId, name: &DockName) -> Result<Option<Dock>>;
-    async fn list_docks(&self, org: OrgId) -> Result<Vec<Dock>>;
+    /// A page of the org's docks, by name.
+    async fn list_docks(
+        &self,
+        org: OrgId,
+        page: &PageRequest<DockName>,
+    ) -> Result<Page<Dock, DockName>>;
     /// Removes a dock. Refused while it has unfinished operations or resources created through
     /// StackDock that are not `deprovisioned`; discovered (`manual`) rows go with it.
     async fn remove_dock(&self, org: OrgId, id: DockId, audit: AuditEntry) -> Result<()>;
@@ -382,7 +439,13 @@ pub trait Store: Send + Sync + 'static {
     async fn get_resource(&self, org: OrgId, id: ResourceId) -> Result<Resource>;
     /// The org's rows among `ids`, in any order; unknown ids are left out.
     async fn get_resources(&self, org: OrgId, ids: &[ResourceId]) -> Result<Vec<Resource>>;
-    async fn list_resources(&self, org: OrgId, filter: &ResourceFilter) -> Result<Vec<Resource>>;
+    /// A page of the org's rows that pass `filter`, newest first.
+    async fn list_resources(
+        &self,
+        org: OrgId,
+        filter: &ResourceFilter,
+        page: &PageRequest<ResourceKey>,
+    ) -> Result<Page<Resource, ResourceKey>>;
     /// The live (not `deprovisioned`) row for a provider's resource in a dock, if tracked.
     async fn find_by_provider_id(
         &self,
@@ -432,13 +495,13 @@ pub trait Store: Send + Sync + 'static {
     // ---- operations ----
 
     async fn get_operation(&self, org: OrgId, id: OperationId) -> Result<Operation>;
-    /// Operations of an org, newest first; only those of `resource` if given.
+    /// A page of an org's operations, newest first; only those of `resource` if given.
     async fn list_operations(
         &self,
         org: OrgId,
         resource: Option<ResourceId>,
-        limit: u32,
-    ) -> Result<Vec<Operation>>;
+        page: &PageRequest<OperationKey>,
+    ) -> Result<Page<Operation, OperationKey>>;
     /// Unfinished operations on a resource (at most one is expected).
     async fn active_operation_for(
         &self,
@@ -498,20 +561,37 @@ pub trait Store: Send + Sync + 'static {
     /// Appends several entries in one transaction (one batched provider call journaled for
     /// each resource it served).
     async fn record_api_calls(&self, calls: Vec<ApiCall>) -> Result<()>;
-    async fn api_calls(&self, org: OrgId, resource: ResourceId) -> Result<Vec<ApiCall>>;
+    /// A page of a resource's journal, oldest first; the key is the entry's id.
+    async fn api_calls(
+        &self,
+        org: OrgId,
+        resource: ResourceId,
+        page: &PageRequest<i64>,
+    ) -> Result<Page<ApiCall, i64>>;
     async fn api_calls_for_operation(&self, org: OrgId, op: OperationId) -> Result<Vec<ApiCall>>;
-    /// Audit rows of an org, newest first, with `id < before` when given.
+    /// Up to `limit` audit rows of an org, newest first, with `id < before` when given.
     async fn list_audit(
         &self,
         org: OrgId,
         limit: u32,
         before: Option<i64>,
     ) -> Result<Vec<AuditEntry>> {
-        self.search_audit(org, &AuditFilter::page(limit, before))
-            .await
+        let page = PageRequest {
+            limit,
+            after: before,
+        };
+        Ok(self
+            .search_audit(org, &AuditFilter::default(), &page)
+            .await?
+            .items)
     }
-    /// The org's audit rows that pass `filter`, newest first.
-    async fn search_audit(&self, org: OrgId, filter: &AuditFilter) -> Result<Vec<AuditEntry>>;
+    /// A page of the org's audit rows that pass `filter`, newest first; the key is the row's id.
+    async fn search_audit(
+        &self,
+        org: OrgId,
+        filter: &AuditFilter,
+        page: &PageRequest<i64>,
+    ) -> Result<Page<AuditEntry, i64>>;
     /// Feed entries of an org with `seq > after`, oldest first.
     async fn changes_since(&self, org: OrgId, after: i64, limit: u32) -> Result<Vec<Change>>;
     /// The highest `seq` written so far (0 when none).

@@ -44,6 +44,9 @@ conformance!(
     remove_unknown_dock_is_not_found,
     resources_round_trip_every_kind,
     list_resources_honours_every_filter,
+    resources_page_newest_first_as_rows_come_and_go,
+    operations_and_the_journal_page_as_rows_come,
+    docks_members_tokens_and_audit_page,
     get_resource_is_scoped_to_org,
     resource_in_unknown_dock_is_refused,
     second_writer_from_the_same_read_loses,
@@ -130,10 +133,15 @@ async fn two_handles_on_one_file_write_and_claim() {
         w.await.expect("writer");
     }
     assert_eq!(
-        a.list_resources(t.org, &Default::default())
-            .await
-            .expect("list")
-            .len(),
+        a.list_resources(
+            t.org,
+            &Default::default(),
+            &stackdock_store::PageRequest::first(100)
+        )
+        .await
+        .expect("list")
+        .items
+        .len(),
         20
     );
 

@@ -171,8 +171,7 @@ async fn every_route_allows_exactly_the_roles_that_hold_its_permission() {
     // Every refusal left its row, naming the route and the permission.
     let audit = app.get("/api/v1/audit?limit=1000").await;
     assert_eq!(audit.status, 200);
-    let rows: Vec<&Value> = audit
-        .body
+    let rows: Vec<&Value> = audit.body["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -253,7 +252,7 @@ async fn tokens_are_listed_revoked_and_capped_by_role() {
     let mine = app
         .request_as(Method::GET, "/api/v1/tokens", None, Some(&dev))
         .await;
-    let mine = mine.body.as_array().unwrap().clone();
+    let mine = mine.body["items"].as_array().unwrap().clone();
     assert_eq!(mine.len(), 2, "{mine:?}");
     assert!(mine.iter().all(|t| t["email"] == "developer@access.test"));
     assert!(
@@ -262,7 +261,7 @@ async fn tokens_are_listed_revoked_and_capped_by_role() {
     );
     let everyone = app.get("/api/v1/tokens?all=true").await;
     assert_eq!(
-        everyone.body.as_array().unwrap().len(),
+        everyone.body["items"].as_array().unwrap().len(),
         3,
         "{}",
         everyone.body
@@ -274,7 +273,7 @@ async fn tokens_are_listed_revoked_and_capped_by_role() {
 
     // The owner's token is not the developer's to revoke; their own viewer token is.
     let owners = app.get("/api/v1/tokens").await;
-    let owner_token = owners.body[0]["id"].as_str().unwrap().to_string();
+    let owner_token = owners.body["items"][0]["id"].as_str().unwrap().to_string();
     let hidden = app
         .request_as(
             Method::DELETE,
@@ -302,7 +301,7 @@ async fn tokens_are_listed_revoked_and_capped_by_role() {
 
     let audit = app.get("/api/v1/audit?limit=1000").await.body;
     let count = |action: &str| {
-        audit
+        audit["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -375,10 +374,10 @@ async fn the_cli_adds_members_and_makes_lists_and_revokes_tokens() {
         .await;
     assert_eq!(whoami.body["email"], "ci@access.test");
 
-    let (code, out, _) = app.cli(&["tokens", "list", "--all", "--json"]).await;
+    let (code, out, _) = app.cli(&["tokens", "list", "--everyone", "--json"]).await;
     assert_eq!(code, 0);
     let listed: Value = serde_json::from_str(&out).expect("JSON");
-    let ci = listed
+    let ci = listed["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -416,7 +415,7 @@ async fn the_cli_adds_members_and_makes_lists_and_revokes_tokens() {
     assert_eq!(code, 0, "{out}{err}");
     let (_, out, _) = app.cli(&["members", "list", "--json"]).await;
     let members: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(members.as_array().unwrap().len(), 1, "{members}");
+    assert_eq!(members["items"].as_array().unwrap().len(), 1, "{members}");
     app.finish();
 }
 
@@ -447,7 +446,7 @@ async fn a_refusal_is_audited_with_its_request_and_token_and_found_by_filter() {
     let (code, out, err) = app.cli(&["audit", "--outcome", "denied", "--json"]).await;
     assert_eq!(code, 0, "{out}{err}");
     let rows: Value = serde_json::from_str(&out).expect("JSON");
-    let rows = rows.as_array().unwrap();
+    let rows = rows["items"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "only the refusal: {rows:?}");
     assert_eq!(rows[0]["action"], "POST /api/v1/docks");
     assert_eq!(rows[0]["request_id"], request_id.as_str());
@@ -469,7 +468,7 @@ async fn a_refusal_is_audited_with_its_request_and_token_and_found_by_filter() {
     let (_, out, _) = app
         .cli(&["audit", "--action", "member.add", "--limit", "1", "--json"])
         .await;
-    let row = &serde_json::from_str::<Value>(&out).unwrap()[0];
+    let row = &serde_json::from_str::<Value>(&out).unwrap()["items"][0];
     assert_eq!(row["request_id"], made_id.as_str());
     let (code, _, err) = app.cli(&["audit", "--outcome", "maybe"]).await;
     assert_ne!(code, 0);

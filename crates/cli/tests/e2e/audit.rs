@@ -134,7 +134,7 @@ async fn every_action_leaves_its_audit_row() {
     }
 
     let rows = app.get("/api/v1/audit?limit=1000").await.body;
-    let seen: BTreeSet<(String, String)> = rows
+    let seen: BTreeSet<(String, String)> = rows["items"]
         .as_array()
         .unwrap()
         .iter()

@@ -17,7 +17,7 @@ fn assert_error(what: &str, r: &crate::support::Response, status: u16, mentions:
 }
 
 async fn counts(app: &TestApp) -> (usize, usize, usize) {
-    let len = |v: Value| v.as_array().map(Vec::len).unwrap_or(usize::MAX);
+    let len = |v: Value| v["items"].as_array().map(Vec::len).unwrap_or(usize::MAX);
     (
         len(app.get("/api/v1/resources").await.body),
         len(app.get("/api/v1/docks").await.body),
@@ -308,9 +308,7 @@ async fn bad_input_is_refused_clearly_and_leaves_no_row() {
         id,
     );
     assert_eq!(
-        app.get("/api/v1/docks")
-            .await
-            .body
+        app.get("/api/v1/docks").await.body["items"]
             .as_array()
             .unwrap()
             .len(),
@@ -357,9 +355,7 @@ async fn every_route_requires_a_valid_token() {
     }
     // The dock is still there: nothing was done without a token.
     assert_eq!(
-        app.get("/api/v1/docks")
-            .await
-            .body
+        app.get("/api/v1/docks").await.body["items"]
             .as_array()
             .unwrap()
             .len(),

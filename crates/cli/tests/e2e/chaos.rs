@@ -318,7 +318,12 @@ async fn wait_all(
             for (id, row) in &seen {
                 if row["provisioning_state"] != state {
                     let rid = id.parse().expect("id");
-                    let ops = store.list_operations(org, Some(rid), 5).await.expect("ops");
+                    let first = stackdock_store::PageRequest::first(5);
+                    let ops = store
+                        .list_operations(org, Some(rid), &first)
+                        .await
+                        .expect("ops")
+                        .items;
                     eprintln!("stuck {row}\n  operations: {ops:?}");
                 }
             }

@@ -35,7 +35,7 @@ async fn the_cli_provisions_lists_and_deprovisions_with_exit_statuses() {
     let (code, out, _) = app.cli(&["list", "--json", "--state", "provisioned"]).await;
     assert_eq!(code, 0);
     let rows: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(rows.as_array().unwrap().len(), 2);
+    assert_eq!(rows["items"].as_array().unwrap().len(), 2);
 
     let (code, out, _) = app.cli(&["status", &id, "--json"]).await;
     assert_eq!(code, 0);
@@ -48,7 +48,7 @@ async fn the_cli_provisions_lists_and_deprovisions_with_exit_statuses() {
     assert_eq!(code, 0);
     let calls: Value = serde_json::from_str(&out).unwrap();
     assert!(
-        calls
+        calls["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -66,8 +66,8 @@ async fn the_cli_provisions_lists_and_deprovisions_with_exit_statuses() {
     let (code, out, _) = app.cli(&["docks", "list", "--json"]).await;
     assert_eq!(code, 0);
     let docks: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(docks[0]["name"], DOCK);
-    assert!(docks[0].get("api_key").is_none());
+    assert_eq!(docks["items"][0]["name"], DOCK);
+    assert!(docks["items"][0].get("api_key").is_none());
 
     let (code, out, _) = app.cli(&["sync", DOCK, "--json"]).await;
     assert_eq!(code, 0);
@@ -76,8 +76,7 @@ async fn the_cli_provisions_lists_and_deprovisions_with_exit_statuses() {
     let (code, out, _) = app.cli(&["audit", "--json"]).await;
     assert_eq!(code, 0);
     assert!(
-        serde_json::from_str::<Value>(&out)
-            .unwrap()
+        serde_json::from_str::<Value>(&out).unwrap()["items"]
             .as_array()
             .unwrap()
             .len()

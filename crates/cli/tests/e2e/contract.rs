@@ -71,7 +71,7 @@ async fn a_repeated_create_with_the_same_idempotency_key_answers_the_first_row()
         "one droplet per key, none for the repeat"
     );
     let rows = app.get("/api/v1/servers").await.body;
-    assert_eq!(rows.as_array().unwrap().len(), 2, "{rows}");
+    assert_eq!(rows["items"].as_array().unwrap().len(), 2, "{rows}");
     app.finish();
 }
 
@@ -120,7 +120,7 @@ async fn docks_update_replaces_the_key_from_stdin_the_url_and_the_rate_limit() {
     assert_eq!(code, 0);
     let docks: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
-        docks[0]["rate_limit"], "250/min,5000/h",
+        docks["items"][0]["rate_limit"], "250/min,5000/h",
         "DigitalOcean's documented limits by default"
     );
 
@@ -229,7 +229,11 @@ async fn a_dock_added_with_a_bad_rate_limit_is_refused_naming_it() {
         );
     }
     let docks = app.get("/api/v1/docks").await.body;
-    assert_eq!(docks.as_array().unwrap().len(), 1, "nothing was added");
+    assert_eq!(
+        docks["items"].as_array().unwrap().len(),
+        1,
+        "nothing was added"
+    );
     let resp = app
         .post(
             "/api/v1/docks",

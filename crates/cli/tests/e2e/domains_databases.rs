@@ -200,7 +200,7 @@ async fn a_sync_tracks_domains_and_databases_made_elsewhere_once() {
 
     // The filter leaves out StackDock's own domain and the discovered database.
     let manual = app.get("/api/v1/domains?source=manual").await.body;
-    let names: Vec<&str> = manual
+    let names: Vec<&str> = manual["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -208,9 +208,9 @@ async fn a_sync_tracks_domains_and_databases_made_elsewhere_once() {
         .collect();
     assert_eq!(names, ["theirs.example.org"]);
     let all = app.get("/api/v1/domains").await.body;
-    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+    assert_eq!(all["items"].as_array().unwrap().len(), 2, "{all}");
     let databases = app.get("/api/v1/databases?source=manual").await.body;
-    let databases = databases.as_array().unwrap();
+    let databases = databases["items"].as_array().unwrap();
     assert_eq!(databases.len(), 1);
     assert_eq!(databases[0]["engine"], "mysql");
     assert_eq!(databases[0]["provisioning_state"], "provisioned");

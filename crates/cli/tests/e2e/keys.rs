@@ -11,7 +11,7 @@ use crate::support::{Options, spawn_app_with};
 async fn keys(app: &crate::support::TestApp) -> Vec<Value> {
     let r = app.get("/api/v1/keys").await;
     assert_eq!(r.status, 200, "{}", r.body);
-    r.body.as_array().unwrap().clone()
+    r.body["items"].as_array().unwrap().clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,7 +95,7 @@ async fn rotation_during_provisioning_reseals_everything_and_the_old_key_retires
     app.wait_state(id, "deprovisioned").await;
 
     let audit = app.get("/api/v1/audit?limit=1000").await.body;
-    let actions: Vec<&str> = audit
+    let actions: Vec<&str> = audit["items"]
         .as_array()
         .unwrap()
         .iter()

@@ -55,7 +55,7 @@ async fn user_data_reaches_the_provider_and_is_sealed_everywhere_else() {
     );
     let listed = app.get("/api/v1/operations?limit=10").await;
     assert_eq!(listed.status, 200);
-    for shown in std::iter::once(&op.body).chain(listed.body.as_array().unwrap()) {
+    for shown in std::iter::once(&op.body).chain(listed.body["items"].as_array().unwrap()) {
         for hidden in [
             "input",
             "lease_owner",

@@ -127,7 +127,7 @@ async fn a_password_session_needs_its_csrf_token_to_change_anything_and_ends_on_
         .get("/api/v1/audit?action=session.create&limit=10")
         .await
         .body;
-    let outcomes: Vec<&str> = audit
+    let outcomes: Vec<&str> = audit["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -201,7 +201,7 @@ async fn an_invited_user_sets_a_password_once_and_signs_in() {
     assert_eq!(as_token.status, 401);
     let listed = app.get("/api/v1/tokens?all=true").await.body;
     assert!(
-        listed
+        listed["items"]
             .as_array()
             .unwrap()
             .iter()

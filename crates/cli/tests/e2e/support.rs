@@ -268,15 +268,28 @@ impl TestApp {
     }
 
     pub async fn audit(&self) -> Vec<Value> {
-        let r = self.get("/api/v1/audit?limit=1000").await;
-        assert_eq!(r.status, 200);
-        r.body.as_array().cloned().unwrap_or_default()
+        self.all("/api/v1/audit?limit=1000").await
     }
 
     pub async fn api_calls(&self, id: &str) -> Vec<Value> {
-        let r = self.get(&format!("/api/v1/servers/{id}/api-calls")).await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.body.as_array().cloned().unwrap_or_default()
+        self.all(&format!("/api/v1/servers/{id}/api-calls")).await
+    }
+
+    /// Every item of a list, page after page: the query of `path` (filters, `limit`) is kept
+    /// and each page's `next` cursor asked for the next.
+    pub async fn all(&self, path: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let joiner = if path.contains('?') { '&' } else { '?' };
+        let mut url = path.to_string();
+        loop {
+            let r = self.get(&url).await;
+            assert_eq!(r.status, 200, "GET {url}: {}", r.body);
+            items.extend(r.body["items"].as_array().expect("items").iter().cloned());
+            match r.body["next"].as_str() {
+                Some(next) => url = format!("{path}{joiner}cursor={next}"),
+                None => return items,
+            }
+        }
     }
 
     /// Syncs `dock` and waits for the operation to end; answers the operation.

@@ -29,7 +29,7 @@ async fn sync_adds_droplets_made_elsewhere_once() {
     assert_eq!(first["state"], "succeeded", "{first}");
     assert_eq!(first["steps"][0]["output"], json!({"found": 4, "added": 3}));
     let manual = app.get("/api/v1/servers?source=manual").await.body;
-    let mut names: Vec<&str> = manual
+    let mut names: Vec<&str> = manual["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -37,7 +37,7 @@ async fn sync_adds_droplets_made_elsewhere_once() {
         .collect();
     names.sort();
     assert_eq!(names, ["console-1", "console-2", "console-3"]);
-    for r in manual.as_array().unwrap() {
+    for r in manual["items"].as_array().unwrap() {
         assert_eq!(r["provisioning_state"], "provisioned");
         assert_eq!(r["region"], "ams3");
         assert!(r["marker"].is_null());
@@ -50,7 +50,7 @@ async fn sync_adds_droplets_made_elsewhere_once() {
         json!({"found": 4, "added": 0})
     );
     let all = app.get("/api/v1/servers").await.body;
-    assert_eq!(all.as_array().unwrap().len(), 4);
+    assert_eq!(all["items"].as_array().unwrap().len(), 4);
     app.finish();
 }
 

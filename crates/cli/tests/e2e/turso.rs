@@ -144,7 +144,7 @@ async fn docks_add_checks_the_key_with_the_provider_before_saving() {
     // A good key is saved.
     connect_turso(&app, &turso).await;
     let docks = app.get("/api/v1/docks").await.body;
-    let mut names: Vec<&str> = docks
+    let mut names: Vec<&str> = docks["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -205,7 +205,7 @@ async fn a_database_with_only_a_name_is_provisioned_and_its_token_stays_sealed()
     assert!(out.contains("provisioned"), "{out}");
 
     let rows = app.get("/api/v1/databases").await.body;
-    let row = &rows.as_array().unwrap()[0];
+    let row = &rows["items"].as_array().unwrap()[0];
     assert_eq!(row["name"], "orders");
     assert_eq!(row["provisioning_state"], "provisioned");
     let turso_name = row["provider_resource_id"].as_str().unwrap().to_string();
@@ -218,7 +218,7 @@ async fn a_database_with_only_a_name_is_provisioned_and_its_token_stays_sealed()
     let seen = app.get(&format!("/api/v1/databases/{id}")).await;
     assert_eq!(seen.status, 200);
     let ops = app.get("/api/v1/operations").await.body;
-    for op in ops.as_array().unwrap() {
+    for op in ops["items"].as_array().unwrap() {
         let op_id = op["id"].as_str().unwrap();
         assert_eq!(
             app.get(&format!("/api/v1/operations/{op_id}")).await.status,
@@ -230,7 +230,7 @@ async fn a_database_with_only_a_name_is_provisioned_and_its_token_stays_sealed()
         .await
         .body;
     assert!(
-        calls.as_array().unwrap().iter().any(|c| c["path"]
+        calls["items"].as_array().unwrap().iter().any(|c| c["path"]
             .as_str()
             .unwrap()
             .contains("/auth/tokens?expiration=never")),
@@ -271,7 +271,7 @@ async fn sync_adds_a_turso_database_made_elsewhere_once() {
         );
     }
     let rows = app.get("/api/v1/databases").await.body;
-    let mut seen: Vec<(String, String)> = rows
+    let mut seen: Vec<(String, String)> = rows["items"]
         .as_array()
         .unwrap()
         .iter()

@@ -247,7 +247,7 @@ async fn up_with_the_sandbox_runs_the_readme_walkthrough() {
     assert_eq!(code, 0);
     let docks: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
-        docks.as_array().unwrap().len(),
+        docks["items"].as_array().unwrap().len(),
         6,
         "one dock per sandbox: {docks}"
     );

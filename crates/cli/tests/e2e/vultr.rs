@@ -38,7 +38,7 @@ async fn wait_row(app: &TestApp, collection: &str, id: &str, state: &str) -> Val
 /// The id of the only row of `collection`.
 async fn only_row(app: &TestApp, collection: &str) -> Value {
     let rows = app.get(&format!("/api/v1/{collection}")).await.body;
-    let rows = rows.as_array().expect("rows");
+    let rows = rows["items"].as_array().expect("rows");
     assert_eq!(rows.len(), 1, "{rows:?}");
     rows[0].clone()
 }
@@ -179,7 +179,7 @@ async fn sync_adds_what_was_made_elsewhere_at_vultr_once() {
     let mut seen = Vec::new();
     for collection in ["servers", "domains", "databases"] {
         let rows = app.get(&format!("/api/v1/{collection}")).await.body;
-        for r in rows.as_array().expect("rows") {
+        for r in rows["items"].as_array().expect("rows") {
             seen.push((
                 collection,
                 r["name"].as_str().unwrap_or_default().to_string(),

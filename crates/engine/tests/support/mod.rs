@@ -20,8 +20,8 @@ use stackdock_engine::intent::NewDock;
 use stackdock_engine::{Actor, Engine, EngineConfig, WaitPolicy};
 use stackdock_sandbox::{DigitalOceanSandbox, DoSandboxConfig, RecordedRequest};
 use stackdock_store::{
-    Batch, Bootstrap, Change, Lease, Principal, ResourceFilter, SqliteStore, Store, StoreError,
-    Write,
+    Batch, Bootstrap, Change, Lease, Page, PageRequest, Principal, ResourceFilter, SqliteStore,
+    Store, StoreError, Write,
 };
 
 /// Long enough that a test's waits are seconds, never minutes.
@@ -473,8 +473,9 @@ impl Store for FaultyStore {
         &self,
         org: OrgId,
         user: Option<UserId>,
-    ) -> stackdock_store::Result<Vec<stackdock_store::TokenInfo>> {
-        self.inner.list_tokens(org, user).await
+        page: &PageRequest<stackdock_store::TokenKey>,
+    ) -> stackdock_store::Result<Page<stackdock_store::TokenInfo, stackdock_store::TokenKey>> {
+        self.inner.list_tokens(org, user, page).await
     }
     async fn revoke_token(
         &self,
@@ -497,8 +498,9 @@ impl Store for FaultyStore {
     async fn list_members(
         &self,
         org: OrgId,
-    ) -> stackdock_store::Result<Vec<stackdock_store::Member>> {
-        self.inner.list_members(org).await
+        page: &PageRequest<stackdock_store::MemberKey>,
+    ) -> stackdock_store::Result<Page<stackdock_store::Member, stackdock_store::MemberKey>> {
+        self.inner.list_members(org, page).await
     }
     async fn set_member_role(
         &self,
@@ -569,8 +571,12 @@ impl Store for FaultyStore {
     ) -> stackdock_store::Result<Option<Dock>> {
         self.inner.find_dock_by_name(org, name).await
     }
-    async fn list_docks(&self, org: OrgId) -> stackdock_store::Result<Vec<Dock>> {
-        self.inner.list_docks(org).await
+    async fn list_docks(
+        &self,
+        org: OrgId,
+        page: &PageRequest<DockName>,
+    ) -> stackdock_store::Result<Page<Dock, DockName>> {
+        self.inner.list_docks(org, page).await
     }
     async fn remove_dock(
         &self,
@@ -587,8 +593,9 @@ impl Store for FaultyStore {
         &self,
         org: OrgId,
         filter: &ResourceFilter,
-    ) -> stackdock_store::Result<Vec<Resource>> {
-        self.inner.list_resources(org, filter).await
+        page: &PageRequest<stackdock_store::ResourceKey>,
+    ) -> stackdock_store::Result<Page<Resource, stackdock_store::ResourceKey>> {
+        self.inner.list_resources(org, filter, page).await
     }
     async fn find_by_provider_id(
         &self,
@@ -619,9 +626,9 @@ impl Store for FaultyStore {
         &self,
         org: OrgId,
         resource: Option<ResourceId>,
-        limit: u32,
-    ) -> stackdock_store::Result<Vec<Operation>> {
-        self.inner.list_operations(org, resource, limit).await
+        page: &PageRequest<stackdock_store::OperationKey>,
+    ) -> stackdock_store::Result<Page<Operation, stackdock_store::OperationKey>> {
+        self.inner.list_operations(org, resource, page).await
     }
     async fn active_operation_for(
         &self,
@@ -647,8 +654,9 @@ impl Store for FaultyStore {
         &self,
         org: OrgId,
         resource: ResourceId,
-    ) -> stackdock_store::Result<Vec<ApiCall>> {
-        self.inner.api_calls(org, resource).await
+        page: &PageRequest<i64>,
+    ) -> stackdock_store::Result<Page<ApiCall, i64>> {
+        self.inner.api_calls(org, resource, page).await
     }
     async fn api_calls_for_operation(
         &self,
@@ -661,8 +669,9 @@ impl Store for FaultyStore {
         &self,
         org: OrgId,
         filter: &stackdock_store::AuditFilter,
-    ) -> stackdock_store::Result<Vec<AuditEntry>> {
-        self.inner.search_audit(org, filter).await
+        page: &PageRequest<i64>,
+    ) -> stackdock_store::Result<Page<AuditEntry, i64>> {
+        self.inner.search_audit(org, filter, page).await
     }
     async fn changes_since(
         &self,

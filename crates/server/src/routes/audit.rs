@@ -1,13 +1,15 @@
 //! `/api/v1/audit`: the organisation's audit log, newest first, searched by action, outcome,
-//! actor and resource, a page at a time (`before` is the id of the last row of the page before).
+//! actor and resource, a page at a time.
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::Uri;
+use axum::response::Response;
 use serde::Deserialize;
 use stackdock_core::Outcome;
 use stackdock_store::AuditFilter;
 
+use super::page::Listing;
 use super::query_error;
 use crate::AppState;
 use crate::auth::Caller;
@@ -17,9 +19,8 @@ use crate::view::AuditView;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditQuery {
-    limit: Option<u32>,
-    /// Only entries older than this id: the cursor for the next page.
-    before: Option<i64>,
+    limit: Option<String>,
+    cursor: Option<String>,
     action: Option<String>,
     outcome: Option<String>,
     /// A user id.
@@ -31,14 +32,11 @@ pub(crate) struct AuditQuery {
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     query: Result<Query<AuditQuery>, QueryRejection>,
-) -> Result<Json<Vec<AuditView>>, ApiError> {
+) -> Result<Response, ApiError> {
     let actor = caller.actor();
     let Query(q) = query.map_err(query_error)?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("limit: must be between 1 and 1000"));
-    }
     let outcome = q
         .outcome
         .as_deref()
@@ -58,13 +56,20 @@ pub(crate) async fn list(
         })
         .transpose()?;
     let filter = AuditFilter {
-        limit,
-        before: q.before,
         action: q.action,
         outcome,
         actor: by,
         resource: q.resource,
     };
-    let rows = state.store.search_audit(actor.org_id, &filter).await?;
-    Ok(Json(rows.iter().map(AuditView::from).collect()))
+    let listing = Listing::new("audit")
+        .filter("action", filter.action.as_deref())
+        .filter("outcome", filter.outcome.map(Outcome::as_str))
+        .filter("actor", filter.actor)
+        .filter("resource", filter.resource.as_deref());
+    let page = listing.request(q.limit.as_deref(), q.cursor.as_deref())?;
+    let rows = state
+        .store
+        .search_audit(actor.org_id, &filter, &page)
+        .await?;
+    Ok(listing.answer(&uri, &rows, AuditView::from))
 }

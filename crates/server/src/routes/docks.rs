@@ -1,17 +1,18 @@
 //! `/api/v1/docks`: connect, list, inspect, remove and sync provider accounts.
 
 use axum::Json;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use stackdock_core::{Dock, DockId, DockName, OrgId, Provider, SecretString};
 use stackdock_docks::RateLimit;
 use stackdock_engine::intent::{DockUpdate, NewDock};
 
 use super::body::JsonObject;
-use super::path_error;
+use super::page::{Listing, PageQuery};
+use super::{path_error, query_error};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -44,13 +45,19 @@ pub(crate) async fn me(caller: Caller) -> Json<Value> {
     }))
 }
 
+/// `GET /api/v1/docks`: a page of the org's docks, by name.
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<DockView>>, ApiError> {
+    uri: Uri,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
     let actor = caller.actor();
-    let docks = state.store.list_docks(actor.org_id).await?;
-    Ok(Json(docks.iter().map(DockView::from).collect()))
+    let Query(q) = query.map_err(query_error)?;
+    let listing = Listing::new("docks");
+    let page = listing.request(q.limit.as_deref(), q.cursor.as_deref())?;
+    let docks = state.store.list_docks(actor.org_id, &page).await?;
+    Ok(listing.answer(&uri, &docks, DockView::from))
 }
 
 pub(crate) async fn add(

@@ -8,14 +8,16 @@
 use std::path::Path;
 
 use axum::Json;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::StatusCode;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
 use serde_json::{Value, json};
 use stackdock_core::{Keyring, MasterKey, Outcome};
-use stackdock_store::{Batch, Write};
+use stackdock_store::{Batch, Page, Write};
 
-use super::path_error;
+use super::page::{Listing, PageQuery};
+use super::{path_error, query_error};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -82,26 +84,51 @@ fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
     std::fs::File::create(path)
 }
 
+/// `GET /api/v1/keys`: a page of the master keys, the current one first. They are a handful,
+/// held in memory, and paged like every other collection so that a client reads every list the
+/// same way; a page goes on after the key its cursor names.
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+    uri: Uri,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
     installation_admin(&state, &caller).await?;
+    let Query(q) = query.map_err(query_error)?;
+    let listing = Listing::new("keys");
+    let page = listing.request::<String>(q.limit.as_deref(), q.cursor.as_deref())?;
     let keyring = state.engine.keyring();
     let counts = state.engine.sealed_by_key().await?;
     let current = keyring.current_id();
-    let keys: Vec<Value> = keyring
+    let ids: Vec<String> = keyring
         .key_ids()
         .iter()
-        .map(|id| {
-            json!({
-                "id": id.as_str(),
-                "current": *id == current,
-                "sealed_values": counts.get(id.as_str()).copied().unwrap_or(0),
-            })
-        })
+        .map(|id| id.as_str().to_string())
         .collect();
-    Ok(Json(json!(keys)))
+    let start = match &page.after {
+        None => 0,
+        Some(after) => {
+            ids.iter().position(|id| id == after).ok_or_else(|| {
+                ApiError::bad_request(
+                    "cursor: the key it continues after was retired; list the keys again",
+                )
+            })? + 1
+        }
+    };
+    let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
+    let rows: Vec<String> = ids
+        .into_iter()
+        .skip(start)
+        .take(limit.saturating_add(1))
+        .collect();
+    let keys = Page::from_rows(rows, page.limit, Clone::clone);
+    Ok(listing.answer(&uri, &keys, |id| {
+        json!({
+            "id": id,
+            "current": *id == current.as_str(),
+            "sealed_values": counts.get(id.as_str()).copied().unwrap_or(0),
+        })
+    }))
 }
 
 pub(crate) async fn rotate(

@@ -8,14 +8,15 @@
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use stackdock_core::{Outcome, Permission, Role, TokenId, UserId};
 use stackdock_store::NewToken;
 
 use super::body_error;
+use super::page::{Listing, PageQuery};
 use super::{path_error, query_error};
 use crate::AppState;
 use crate::auth::{Caller, Token};
@@ -25,12 +26,18 @@ use crate::view::{MemberView, TokenView};
 /// The longest a token may be made to last.
 const MAX_TOKEN_DAYS: i64 = 3650;
 
+/// `GET /api/v1/members`: a page of the org's members, oldest first.
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<MemberView>>, ApiError> {
-    let members = state.store.list_members(caller.0.org_id).await?;
-    Ok(Json(members.iter().map(MemberView::from).collect()))
+    uri: Uri,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(query_error)?;
+    let listing = Listing::new("members");
+    let page = listing.request(q.limit.as_deref(), q.cursor.as_deref())?;
+    let members = state.store.list_members(caller.0.org_id, &page).await?;
+    Ok(listing.answer(&uri, &members, MemberView::from))
 }
 
 #[derive(Deserialize)]
@@ -112,13 +119,18 @@ pub(crate) async fn add(
 pub(crate) struct TokensQuery {
     /// Every member's tokens, not only the caller's (needs `members:full`).
     all: Option<bool>,
+    limit: Option<String>,
+    cursor: Option<String>,
 }
 
+/// `GET /api/v1/tokens`: a page of the caller's tokens (everyone's with `all=true`), newest
+/// first.
 pub(crate) async fn list_tokens(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     query: Result<Query<TokensQuery>, QueryRejection>,
-) -> Result<Json<Vec<TokenView>>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(query_error)?;
     let user = if q.all.unwrap_or(false) {
         caller.require(Permission::MembersFull)?;
@@ -126,8 +138,14 @@ pub(crate) async fn list_tokens(
     } else {
         Some(caller.0.user_id)
     };
-    let tokens = state.store.list_tokens(caller.0.org_id, user).await?;
-    Ok(Json(tokens.iter().map(TokenView::from).collect()))
+    // The user is part of the listing: a cursor of one's own tokens does not page everyone's.
+    let listing = Listing::new("tokens").filter("user", user);
+    let page = listing.request(q.limit.as_deref(), q.cursor.as_deref())?;
+    let tokens = state
+        .store
+        .list_tokens(caller.0.org_id, user, &page)
+        .await?;
+    Ok(listing.answer(&uri, &tokens, TokenView::from))
 }
 
 #[derive(Deserialize)]

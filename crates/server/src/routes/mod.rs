@@ -26,6 +26,7 @@ mod files;
 mod keys;
 mod members;
 mod operations;
+mod page;
 mod resources;
 pub(crate) mod sessions;
 

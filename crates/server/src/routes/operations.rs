@@ -3,10 +3,13 @@
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::http::Uri;
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use stackdock_core::OperationId;
 
+use super::page::Listing;
 use super::{path_error, query_error};
 use crate::AppState;
 use crate::auth::Caller;
@@ -17,29 +20,35 @@ use crate::view::{ApiCallView, OperationDetailView, OperationView, StepView};
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     resource_id: Option<String>,
-    limit: Option<u32>,
+    limit: Option<String>,
+    cursor: Option<String>,
 }
 
+/// `GET /api/v1/operations`: a page of the org's operations (of one resource with
+/// `resource_id`), newest first.
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let actor = caller.actor();
     let Query(q) = query.map_err(query_error)?;
     let resource = q
         .resource_id
         .as_deref()
-        .map(super::resources::parse_id)
+        .map(|id| {
+            super::resources::parse_id(id)
+                .map_err(|e| ApiError::bad_request(format!("resource_id: {}", e.message)))
+        })
         .transpose()?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let listing = Listing::new("operations").filter("resource_id", resource);
+    let page = listing.request(q.limit.as_deref(), q.cursor.as_deref())?;
     let ops = state
         .store
-        .list_operations(actor.org_id, resource, limit)
+        .list_operations(actor.org_id, resource, &page)
         .await?;
-    Ok(Json(json!(
-        ops.iter().map(OperationView::from).collect::<Vec<_>>()
-    )))
+    Ok(listing.answer(&uri, &ops, OperationView::from))
 }
 
 pub(crate) async fn get(

@@ -3,13 +3,14 @@
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use stackdock_core::{ProvisioningSource, ProvisioningState, Resource, ResourceId, ResourceKind};
 use stackdock_store::ResourceFilter;
 
 use super::body::JsonObject;
+use super::page::{Listing, PageQuery};
 use super::{path_error, query_error};
 use crate::AppState;
 use crate::auth::Caller;
@@ -54,38 +55,44 @@ pub(crate) struct ListQuery {
     dock: Option<String>,
     state: Option<String>,
     source: Option<String>,
-    limit: Option<u32>,
+    limit: Option<String>,
+    cursor: Option<String>,
 }
 
+/// `GET /api/v1/{collection}`: a page of one collection, newest first.
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Vec<view::ResourceView>>, ApiError> {
+) -> Result<Response, ApiError> {
     let Path(collection) = path.map_err(path_error)?;
     let kind = kind_of(&collection)?;
-    list_filtered(state, caller, Some(kind), query).await
+    list_filtered(state, caller, &uri, Some(kind), query).await
 }
 
-/// `GET /api/v1/resources`: all four collections at once, `?kind=` to narrow.
+/// `GET /api/v1/resources`: a page of all four collections at once, newest first, `?kind=` to
+/// narrow.
 pub(crate) async fn list_all(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Vec<view::ResourceView>>, ApiError> {
-    list_filtered(state, caller, None, query).await
+) -> Result<Response, ApiError> {
+    list_filtered(state, caller, &uri, None, query).await
 }
 
 async fn list_filtered(
     state: AppState,
     caller: Caller,
-    kind: Option<ResourceKind>,
+    uri: &Uri,
+    collection: Option<ResourceKind>,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Vec<view::ResourceView>>, ApiError> {
+) -> Result<Response, ApiError> {
     let actor = caller.actor();
     let Query(q) = query.map_err(query_error)?;
-    let kind = match (kind, &q.kind) {
+    let kind = match (collection, &q.kind) {
         (Some(k), _) => Some(k),
         (None, Some(text)) => Some(
             text.parse::<ResourceKind>()
@@ -95,7 +102,6 @@ async fn list_filtered(
     };
     let mut filter = ResourceFilter {
         kind,
-        limit: q.limit,
         ..Default::default()
     };
     if let Some(d) = &q.dock {
@@ -113,11 +119,17 @@ async fn list_filtered(
                 .map_err(|e| ApiError::bad_request(format!("source: {e}")))?,
         );
     }
-    if q.limit == Some(0) {
-        return Err(ApiError::bad_request("limit: must be at least 1"));
-    }
-    let rows = state.store.list_resources(actor.org_id, &filter).await?;
-    Ok(Json(rows.iter().map(view::ResourceView::from).collect()))
+    let listing = Listing::new(collection.map_or("resources", ResourceKind::collection))
+        .filter("kind", filter.kind)
+        .filter("dock", filter.dock_id)
+        .filter("state", filter.state.map(ProvisioningState::as_str))
+        .filter("source", filter.source.map(ProvisioningSource::as_str));
+    let page = listing.request(q.limit.as_deref(), q.cursor.as_deref())?;
+    let rows = state
+        .store
+        .list_resources(actor.org_id, &filter, &page)
+        .await?;
+    Ok(listing.answer(uri, &rows, view::ResourceView::from))
 }
 
 /// Records the intent and answers 202 with the row in `provisioning`; the workers do the rest.
@@ -210,17 +222,22 @@ pub(crate) async fn delete(
     ))
 }
 
-/// Every provider call made for the resource: the journal.
+/// Every provider call made for the resource, oldest first, a page at a time: the journal.
 pub(crate) async fn api_calls(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     path: Result<Path<(String, String)>, PathRejection>,
-) -> Result<Json<Vec<view::ApiCallView>>, ApiError> {
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
     let actor = caller.actor();
     let Path((collection, id)) = path.map_err(path_error)?;
+    let Query(q) = query.map_err(query_error)?;
     let r = load(&state, actor.org_id, Some(kind_of(&collection)?), &id).await?;
-    let calls = state.store.api_calls(actor.org_id, r.id).await?;
-    Ok(Json(calls.iter().map(view::ApiCallView::from).collect()))
+    let listing = Listing::new("api-calls").filter("resource", Some(r.id));
+    let page = listing.request(q.limit.as_deref(), q.cursor.as_deref())?;
+    let calls = state.store.api_calls(actor.org_id, r.id, &page).await?;
+    Ok(listing.answer(&uri, &calls, view::ApiCallView::from))
 }
 
 /// `GET /api/v1/resources/{id}`: a resource whatever its kind.

@@ -7,7 +7,7 @@ use stackdock_core::{AuditEntry, OrgId};
 
 use super::codec::{json, parse, parse_json, parse_opt, parse_ts, ts};
 use super::reader::rows;
-use crate::{AuditFilter, Result};
+use crate::{AuditFilter, Page, PageRequest, Result};
 
 const COLUMNS: &str =
     "id, org_id, actor, token_id, request_id, action, outcome, resource, provider, details, at";
@@ -86,15 +86,21 @@ pub(crate) fn append(conn: &Connection, entry: &AuditEntry) -> Result<i64> {
     Ok(conn.last_insert_rowid())
 }
 
-/// The org's rows that pass `filter`, newest first.
-pub(crate) fn list(conn: &Connection, org: OrgId, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+/// A page of the org's rows that pass `filter`, newest first: those below the id `page.after`.
+/// The `(org_id, id)` and `(org_id, outcome, id)` indexes walk them in order.
+pub(crate) fn list(
+    conn: &Connection,
+    org: OrgId,
+    filter: &AuditFilter,
+    page: &PageRequest<i64>,
+) -> Result<Page<AuditEntry, i64>> {
     let mut binds = vec![Value::Text(org.to_string())];
     let mut conditions = vec!["org_id = ?1".to_string()];
     let mut add = |condition: &str, value: Value| {
         binds.push(value);
         conditions.push(condition.replace('?', &format!("?{}", binds.len())));
     };
-    if let Some(before) = filter.before {
+    if let Some(before) = page.after {
         add("id < ?", Value::Integer(before));
     }
     if let Some(action) = &filter.action {
@@ -109,14 +115,16 @@ pub(crate) fn list(conn: &Connection, org: OrgId, filter: &AuditFilter) -> Resul
     if let Some(resource) = &filter.resource {
         add("resource = ?", Value::Text(resource.clone()));
     }
-    binds.push(Value::Integer(i64::from(filter.limit)));
+    // One row more than the page, to know whether another follows.
+    binds.push(Value::Integer(i64::from(page.limit) + 1));
     let sql = format!(
         "SELECT {COLUMNS} FROM audit_log WHERE {} ORDER BY id DESC LIMIT ?{}",
         conditions.join(" AND "),
         binds.len()
     );
-    rows(conn, &sql, params_from_iter(binds), AuditRow::read)?
+    let entries = rows(conn, &sql, params_from_iter(binds), AuditRow::read)?
         .into_iter()
         .map(AuditEntry::try_from)
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_rows(entries, page.limit, |e| e.id))
 }

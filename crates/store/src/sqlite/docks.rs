@@ -9,7 +9,7 @@ use super::audit;
 use super::codec::{json, parse, parse_json, parse_ts, ts};
 use super::error::unique_as;
 use super::reader::rows;
-use crate::{Result, StoreError};
+use crate::{Page, PageRequest, Result, StoreError};
 
 const COLUMNS: &str =
     "id, org_id, provider, name, sealed_api_key, api_base_url, settings, created_at";
@@ -106,14 +106,34 @@ pub(crate) fn all(conn: &Connection) -> Result<Vec<Dock>> {
     .collect()
 }
 
-pub(crate) fn list(conn: &Connection, org: OrgId) -> Result<Vec<Dock>> {
-    let rows = conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM docks WHERE org_id = ?1 ORDER BY name"
-        ))?
-        .query_map(params![org.to_string()], DockRow::read)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.into_iter().map(Dock::try_from).collect()
+/// A page of the org's docks by name: those after the name `page.after`, along the
+/// `UNIQUE (org_id, name)` index.
+pub(crate) fn list(
+    conn: &Connection,
+    org: OrgId,
+    page: &PageRequest<DockName>,
+) -> Result<Page<Dock, DockName>> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "SELECT {COLUMNS} FROM docks WHERE org_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3"
+        )
+    });
+    // One row more than the page, to know whether another follows; every name is above "".
+    let docks = rows(
+        conn,
+        sql,
+        params![
+            org.to_string(),
+            page.after.as_ref().map_or("", DockName::as_str),
+            i64::from(page.limit) + 1
+        ],
+        DockRow::read,
+    )?
+    .into_iter()
+    .map(Dock::try_from)
+    .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_rows(docks, page.limit, |d| d.name.clone()))
 }
 
 pub(crate) fn insert(conn: &Connection, dock: &Dock) -> Result<()> {

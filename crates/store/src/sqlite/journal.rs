@@ -5,7 +5,7 @@ use stackdock_core::{ApiCall, OperationId, OrgId, ResourceId};
 
 use super::codec::{narrow, parse, parse_opt, parse_ts, ts};
 use super::reader::rows;
-use crate::{Result, StoreError};
+use crate::{Page, PageRequest, Result, StoreError};
 
 const COLUMNS: &str = "id, org_id, dock_id, resource_id, operation_id, method, path, status, duration_ms, request_id, attempt, error, at";
 
@@ -96,12 +96,35 @@ impl ApiCallRow {
     }
 }
 
+/// A page of the resource's calls, oldest first: those above the id `page.after`, along the
+/// `(resource_id, id)` index.
 pub(crate) fn for_resource(
     conn: &Connection,
     org: OrgId,
     resource: ResourceId,
-) -> Result<Vec<ApiCall>> {
-    calls_where(conn, "resource_id", &resource.to_string(), org)
+    page: &PageRequest<i64>,
+) -> Result<Page<ApiCall, i64>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM api_calls
+         WHERE resource_id = ?1 AND org_id = ?2 AND id > ?3
+         ORDER BY id LIMIT ?4"
+    );
+    // One row more than the page, to know whether another follows.
+    let calls = rows(
+        conn,
+        &sql,
+        params![
+            resource.to_string(),
+            org.to_string(),
+            page.after.unwrap_or(0),
+            i64::from(page.limit) + 1
+        ],
+        ApiCallRow::read,
+    )?
+    .into_iter()
+    .map(ApiCall::try_from)
+    .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_rows(calls, page.limit, |c| c.id))
 }
 
 pub(crate) fn for_operation(
@@ -109,17 +132,13 @@ pub(crate) fn for_operation(
     org: OrgId,
     op: OperationId,
 ) -> Result<Vec<ApiCall>> {
-    calls_where(conn, "operation_id", &op.to_string(), org)
-}
-
-/// The org's calls whose `column` (`resource_id` or `operation_id`) is `value`, oldest first.
-fn calls_where(conn: &Connection, column: &str, value: &str, org: OrgId) -> Result<Vec<ApiCall>> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM api_calls WHERE {column} = ?1 AND org_id = ?2 ORDER BY id");
+    let sql = format!(
+        "SELECT {COLUMNS} FROM api_calls WHERE operation_id = ?1 AND org_id = ?2 ORDER BY id"
+    );
     rows(
         conn,
         &sql,
-        params![value, org.to_string()],
+        params![op.to_string(), org.to_string()],
         ApiCallRow::read,
     )?
     .into_iter()

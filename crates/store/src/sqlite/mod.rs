@@ -55,8 +55,8 @@ use tokio::sync::watch;
 
 use crate::{
     AuditFilter, Batch, Bootstrap, Change, FencedWrite, IdempotentRequest, Lease, Login, Member,
-    NewSession, NewToken, Principal, ResourceFilter, Result, SealedRows, Store, StoreError,
-    TokenInfo,
+    MemberKey, NewSession, NewToken, OperationKey, Page, PageRequest, Principal, ResourceFilter,
+    ResourceKey, Result, SealedRows, Store, StoreError, TokenInfo, TokenKey,
 };
 
 /// The [`Store`] on a SQLite file. Cloning is cheap and shares the threads and the signal.
@@ -161,8 +161,15 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn list_tokens(&self, org: OrgId, user: Option<UserId>) -> Result<Vec<TokenInfo>> {
-        self.read(move |c| orgs::list_tokens(c, org, user)).await
+    async fn list_tokens(
+        &self,
+        org: OrgId,
+        user: Option<UserId>,
+        page: &PageRequest<TokenKey>,
+    ) -> Result<Page<TokenInfo, TokenKey>> {
+        let page = page.clone();
+        self.read(move |c| orgs::list_tokens(c, org, user, &page))
+            .await
     }
 
     async fn revoke_token(
@@ -234,8 +241,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_members(&self, org: OrgId) -> Result<Vec<Member>> {
-        self.read(move |c| orgs::list_members(c, org)).await
+    async fn list_members(
+        &self,
+        org: OrgId,
+        page: &PageRequest<MemberKey>,
+    ) -> Result<Page<Member, MemberKey>> {
+        let page = page.clone();
+        self.read(move |c| orgs::list_members(c, org, &page)).await
     }
 
     async fn set_member_role(
@@ -263,8 +275,13 @@ impl Store for SqliteStore {
         self.read(move |c| docks::find_by_name(c, org, &name)).await
     }
 
-    async fn list_docks(&self, org: OrgId) -> Result<Vec<Dock>> {
-        self.read(move |c| docks::list(c, org)).await
+    async fn list_docks(
+        &self,
+        org: OrgId,
+        page: &PageRequest<DockName>,
+    ) -> Result<Page<Dock, DockName>> {
+        let page = page.clone();
+        self.read(move |c| docks::list(c, org, &page)).await
     }
 
     async fn remove_dock(&self, org: OrgId, id: DockId, audit: AuditEntry) -> Result<()> {
@@ -281,9 +298,16 @@ impl Store for SqliteStore {
         self.read(move |c| resources::get_many(c, org, &ids)).await
     }
 
-    async fn list_resources(&self, org: OrgId, filter: &ResourceFilter) -> Result<Vec<Resource>> {
+    async fn list_resources(
+        &self,
+        org: OrgId,
+        filter: &ResourceFilter,
+        page: &PageRequest<ResourceKey>,
+    ) -> Result<Page<Resource, ResourceKey>> {
         let filter = filter.clone();
-        self.read(move |c| resources::list(c, org, &filter)).await
+        let page = page.clone();
+        self.read(move |c| resources::list(c, org, &filter, &page))
+            .await
     }
 
     async fn find_by_provider_id(
@@ -374,9 +398,10 @@ impl Store for SqliteStore {
         &self,
         org: OrgId,
         resource: Option<ResourceId>,
-        limit: u32,
-    ) -> Result<Vec<Operation>> {
-        self.read(move |c| operations::list(c, org, resource, limit))
+        page: &PageRequest<OperationKey>,
+    ) -> Result<Page<Operation, OperationKey>> {
+        let page = page.clone();
+        self.read(move |c| operations::list(c, org, resource, &page))
             .await
     }
 
@@ -458,8 +483,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn api_calls(&self, org: OrgId, resource: ResourceId) -> Result<Vec<ApiCall>> {
-        self.read(move |c| journal::for_resource(c, org, resource))
+    async fn api_calls(
+        &self,
+        org: OrgId,
+        resource: ResourceId,
+        page: &PageRequest<i64>,
+    ) -> Result<Page<ApiCall, i64>> {
+        let page = page.clone();
+        self.read(move |c| journal::for_resource(c, org, resource, &page))
             .await
     }
 
@@ -467,9 +498,16 @@ impl Store for SqliteStore {
         self.read(move |c| journal::for_operation(c, org, op)).await
     }
 
-    async fn search_audit(&self, org: OrgId, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+    async fn search_audit(
+        &self,
+        org: OrgId,
+        filter: &AuditFilter,
+        page: &PageRequest<i64>,
+    ) -> Result<Page<AuditEntry, i64>> {
         let filter = filter.clone();
-        self.read(move |c| audit::list(c, org, &filter)).await
+        let page = page.clone();
+        self.read(move |c| audit::list(c, org, &filter, &page))
+            .await
     }
 
     async fn changes_since(&self, org: OrgId, after: i64, limit: u32) -> Result<Vec<Change>> {

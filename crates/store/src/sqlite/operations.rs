@@ -7,7 +7,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use stackdock_core::{DockId, Operation, OperationId, OrgId, ResourceId, Step, Timestamp};
 
 use super::codec::{
@@ -17,7 +18,7 @@ use super::codec::{
 use super::docks;
 use super::error::{reference_as, unique_as};
 use super::reader::rows;
-use crate::{Lease, Result, StoreError};
+use crate::{Lease, OperationKey, Page, PageRequest, Result, StoreError};
 
 const COLUMNS: &str = "id, org_id, kind, dock_id, resource_id, resource_kind, requested_by, state, attempt, \
      next_run_at, lease_owner, lease_expires_at, generation, input, last_error, cancel_requested, \
@@ -208,30 +209,40 @@ pub(crate) fn get(conn: &Connection, org: OrgId, id: OperationId) -> Result<Oper
         })
 }
 
+/// A page of the org's operations (of `resource` only, if given), newest first by
+/// `(created_at, id)`: those below `page.after`. Each form of the statement walks its own index
+/// (`operations_org_created` or `operations_resource`) backwards from the key.
 pub(crate) fn list(
     conn: &Connection,
     org: OrgId,
     resource: Option<ResourceId>,
-    limit: u32,
-) -> Result<Vec<Operation>> {
-    static SQL: OnceLock<String> = OnceLock::new();
-    let sql = SQL.get_or_init(|| {
-        format!(
-            "SELECT {COLUMNS} FROM operations
-             WHERE org_id = ?1 AND (?2 IS NULL OR resource_id = ?2)
-             ORDER BY created_at DESC, id DESC
-             LIMIT ?3"
-        )
-    });
-    returning(
-        conn,
-        sql,
-        params![
-            org.to_string(),
-            resource.map(|r| r.to_string()),
-            i64::from(limit)
-        ],
-    )
+    page: &PageRequest<OperationKey>,
+) -> Result<Page<Operation, OperationKey>> {
+    let mut binds: Vec<Value> = vec![Value::Text(org.to_string())];
+    let mut conditions = vec!["org_id = ?1".to_string()];
+    if let Some(r) = resource {
+        binds.push(Value::Text(r.to_string()));
+        conditions.push(format!("resource_id = ?{}", binds.len()));
+    }
+    if let Some(after) = &page.after {
+        binds.push(Value::Text(ts(&after.created_at)));
+        binds.push(Value::Text(after.id.to_string()));
+        let n = binds.len();
+        conditions.push(format!("(created_at, id) < (?{}, ?{n})", n - 1));
+    }
+    // One row more than the page, to know whether another follows.
+    binds.push(Value::Integer(i64::from(page.limit) + 1));
+    let sql = format!(
+        "SELECT {COLUMNS} FROM operations WHERE {}
+         ORDER BY created_at DESC, id DESC LIMIT ?{}",
+        conditions.join(" AND "),
+        binds.len()
+    );
+    let ops = returning(conn, &sql, params_from_iter(binds))?;
+    Ok(Page::from_rows(ops, page.limit, |o| OperationKey {
+        created_at: o.created_at,
+        id: o.id,
+    }))
 }
 
 pub(crate) fn active_for(

@@ -8,7 +8,8 @@ use super::codec::{now, opt_ts, parse, parse_opt, parse_opt_ts, parse_ts, ts};
 use super::error::{reference_as, unique_as};
 use super::reader::rows;
 use crate::{
-    Bootstrap, Login, Member, NewSession, NewToken, Principal, Result, StoreError, TokenInfo,
+    Bootstrap, Login, Member, MemberKey, NewSession, NewToken, Page, PageRequest, Principal,
+    Result, StoreError, TokenInfo, TokenKey,
 };
 
 pub(crate) fn bootstrap(conn: &Connection, b: &Bootstrap, entry: &AuditEntry) -> Result<()> {
@@ -231,25 +232,41 @@ fn token(conn: &Connection, org: OrgId, id: TokenId) -> Result<TokenInfo> {
     token_info(row)
 }
 
+/// A page of the org's tokens (of `user` only, if given), newest first by `(created_at, id)`:
+/// those below `page.after`.
 pub(crate) fn list_tokens(
     conn: &Connection,
     org: OrgId,
     user: Option<UserId>,
-) -> Result<Vec<TokenInfo>> {
+    page: &PageRequest<TokenKey>,
+) -> Result<Page<TokenInfo, TokenKey>> {
     let sql = format!(
         "SELECT {TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.org_id = ?1 AND (?2 IS NULL OR t.user_id = ?2) AND t.purpose = 'api'
-         ORDER BY t.created_at DESC, t.id DESC"
+           AND (?3 IS NULL OR (t.created_at, t.id) < (?3, ?4))
+         ORDER BY t.created_at DESC, t.id DESC
+         LIMIT ?5"
     );
-    rows(
+    // One row more than the page, to know whether another follows.
+    let tokens = rows(
         conn,
         &sql,
-        params![org.to_string(), user.map(|u| u.to_string())],
+        params![
+            org.to_string(),
+            user.map(|u| u.to_string()),
+            page.after.as_ref().map(|k| ts(&k.created_at)),
+            page.after.as_ref().map(|k| k.id.to_string()),
+            i64::from(page.limit) + 1
+        ],
         token_row,
     )?
     .into_iter()
     .map(token_info)
-    .collect()
+    .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_rows(tokens, page.limit, |t| TokenKey {
+        created_at: t.created_at,
+        id: t.id,
+    }))
 }
 
 pub(crate) fn revoke_token(
@@ -314,28 +331,54 @@ pub(crate) fn add_member(
     ])
     .map_err(reference_as(|| format!("org {org}")))?;
     audit::append(conn, entry)?;
-    list_members(conn, org)?
-        .into_iter()
-        .find(|m| m.user_id == user_id)
-        .ok_or_else(|| StoreError::Corrupt("a member just added is missing".into()))
+    member_of(conn, org, user_id)
+        .map_err(|_| StoreError::Corrupt("a member just added is missing".into()))
 }
 
-pub(crate) fn list_members(conn: &Connection, org: OrgId) -> Result<Vec<Member>> {
-    rows(
+/// A page of the org's members, oldest first by `(created_at, user_id)`: those after
+/// `page.after`.
+pub(crate) fn list_members(
+    conn: &Connection,
+    org: OrgId,
+    page: &PageRequest<MemberKey>,
+) -> Result<Page<Member, MemberKey>> {
+    let rows = members(
         conn,
+        "m.org_id = ?1 AND (?2 IS NULL OR (m.created_at, m.user_id) > (?2, ?3))
+         ORDER BY m.created_at, m.user_id
+         LIMIT ?4",
+        params![
+            org.to_string(),
+            page.after.as_ref().map(|k| ts(&k.created_at)),
+            page.after.as_ref().map(|k| k.id.to_string()),
+            // One row more than the page, to know whether another follows.
+            i64::from(page.limit) + 1
+        ],
+    )?;
+    Ok(Page::from_rows(rows, page.limit, |m| MemberKey {
+        created_at: m.created_at,
+        id: m.user_id,
+    }))
+}
+
+/// The members `condition` (over `memberships m`) selects, in its order.
+fn members(
+    conn: &Connection,
+    condition: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Member>> {
+    let sql = format!(
         "SELECT u.id, u.email, m.role, m.created_at FROM memberships m
-         JOIN users u ON u.id = m.user_id
-         WHERE m.org_id = ?1 ORDER BY m.created_at, u.email",
-        params![org.to_string()],
-        |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        },
-    )?
+         JOIN users u ON u.id = m.user_id WHERE {condition}"
+    );
+    rows(conn, &sql, params, |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?
     .into_iter()
     .map(|(id, email, role, created)| {
         Ok(Member {
@@ -367,12 +410,15 @@ fn keep_an_owner(conn: &Connection, org: OrgId, user: UserId, change: &str) -> R
 }
 
 fn member_of(conn: &Connection, org: OrgId, user: UserId) -> Result<Member> {
-    list_members(conn, org)?
-        .into_iter()
-        .find(|m| m.user_id == user)
-        .ok_or_else(|| StoreError::NotFound {
-            what: format!("member {user}"),
-        })
+    members(
+        conn,
+        "m.org_id = ?1 AND m.user_id = ?2",
+        params![org.to_string(), user.to_string()],
+    )?
+    .pop()
+    .ok_or_else(|| StoreError::NotFound {
+        what: format!("member {user}"),
+    })
 }
 
 pub(crate) fn set_member_role(

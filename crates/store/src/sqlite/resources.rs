@@ -23,7 +23,7 @@ use super::codec::{
 use super::docks;
 use super::error::unique_as;
 use super::reader::rows;
-use crate::{ResourceFilter, Result, StoreError};
+use crate::{Page, PageRequest, ResourceFilter, ResourceKey, Result, StoreError};
 
 /// The columns every universal table has, in the order [`values`] binds them (`?1`..`?16`).
 const COMMON: [&str; 16] = [
@@ -239,11 +239,16 @@ pub(crate) fn get_many(conn: &Connection, org: OrgId, ids: &[ResourceId]) -> Res
     decode(conn, sql, params![org.to_string(), json(&ids)?])
 }
 
+/// A page of the org's rows that pass `filter`, newest first by `(created_at, id)`: those
+/// below `page.after`. Each table's branch walks an index on `(org_id, <filter>, created_at,
+/// id)` backwards from the key, and the `UNION ALL` merges the branches in order, so a page
+/// reads about `limit + 1` rows whatever the size of the tables.
 pub(crate) fn list(
     conn: &Connection,
     org: OrgId,
     filter: &ResourceFilter,
-) -> Result<Vec<Resource>> {
+    page: &PageRequest<ResourceKey>,
+) -> Result<Page<Resource, ResourceKey>> {
     let mut binds: Vec<Value> = vec![Value::Text(org.to_string())];
     let mut conditions = vec!["org_id = ?1".to_string()];
     let mut add = |column: &str, value: String| {
@@ -259,17 +264,28 @@ pub(crate) fn list(
     if let Some(source) = filter.source {
         add("provisioning_source", source.as_str().to_string());
     }
+    if let Some(after) = &page.after {
+        binds.push(Value::Text(ts(&after.created_at)));
+        binds.push(Value::Text(after.id.to_string()));
+        let n = binds.len();
+        conditions.push(format!("(created_at, id) < (?{}, ?{n})", n - 1));
+    }
     let kinds: Vec<ResourceKind> = match filter.kind {
         Some(k) => vec![k],
         None => ResourceKind::ALL.to_vec(),
     };
     let mut sql = select_all(&kinds, &conditions.join(" AND "));
-    sql.push_str(" ORDER BY created_at DESC, id DESC");
-    if let Some(limit) = filter.limit {
-        binds.push(Value::Integer(i64::from(limit)));
-        sql.push_str(&format!(" LIMIT ?{}", binds.len()));
-    }
-    decode(conn, &sql, params_from_iter(binds))
+    // One row more than the page, to know whether another follows.
+    binds.push(Value::Integer(i64::from(page.limit) + 1));
+    sql.push_str(&format!(
+        " ORDER BY created_at DESC, id DESC LIMIT ?{}",
+        binds.len()
+    ));
+    let rows = decode(conn, &sql, params_from_iter(binds))?;
+    Ok(Page::from_rows(rows, page.limit, |r| ResourceKey {
+        created_at: r.created_at,
+        id: r.id,
+    }))
 }
 
 pub(crate) fn find_by_provider_id(

@@ -6,6 +6,9 @@
 //! deadline instead of sleeping a fixed time.
 
 pub mod fixtures;
+mod paging;
+
+pub use paging::*;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +20,8 @@ use stackdock_core::{
     ProvisioningSource, ProvisioningState, ResourceId, ResourceKind, Role, Step, StepStatus,
 };
 use stackdock_store::{
-    Batch, IdempotentRequest, Lease, Principal, ResourceFilter, Store, StoreError, Write,
+    Batch, IdempotentRequest, Lease, PageRequest, Principal, ResourceFilter, Store, StoreError,
+    Write,
 };
 
 use fixtures::*;
@@ -137,9 +141,10 @@ pub async fn docks_insert_get_find_list(store: &dyn Store) {
     );
 
     let names: Vec<String> = store
-        .list_docks(t.org)
+        .list_docks(t.org, &PageRequest::first(10))
         .await
         .expect("list")
+        .items
         .into_iter()
         .map(|d| d.name.to_string())
         .collect();
@@ -151,7 +156,14 @@ pub async fn docks_insert_get_find_list(store: &dyn Store) {
 
     // Docks are scoped to their org.
     let other = tenant(store).await;
-    assert!(store.list_docks(other.org).await.expect("list").is_empty());
+    assert!(
+        store
+            .list_docks(other.org, &PageRequest::first(10))
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
     let err = store
         .get_dock(other.org, a.id)
         .await
@@ -263,9 +275,11 @@ pub async fn remove_dock_waits_for_deprovisioning(store: &dyn Store) {
                 dock_id: Some(d.id),
                 ..Default::default()
             },
+            &PageRequest::first(10),
         )
         .await
-        .expect("list");
+        .expect("list")
+        .items;
     assert!(left.is_empty(), "no row of a removed dock stays: {left:?}");
     assert_eq!(
         store
@@ -396,8 +410,13 @@ pub async fn list_resources_honours_every_filter(store: &dyn Store) {
         v.reverse();
         v
     };
-    let list =
-        |f: ResourceFilter| async move { store.list_resources(t.org, &f).await.expect("list") };
+    let list = |f: ResourceFilter| async move {
+        store
+            .list_resources(t.org, &f, &PageRequest::first(100))
+            .await
+            .expect("list")
+            .items
+    };
 
     assert_eq!(
         ids(list(ResourceFilter::default()).await),
@@ -450,19 +469,10 @@ pub async fn list_resources_honours_every_filter(store: &dyn Store) {
     );
     assert_eq!(
         ids(list(ResourceFilter {
-            limit: Some(2),
-            ..Default::default()
-        })
-        .await),
-        newest_first(&[3, 4])
-    );
-    assert_eq!(
-        ids(list(ResourceFilter {
             kind: Some(ResourceKind::Server),
             dock_id: Some(d1.id),
             state: Some(ProvisioningState::Provisioned),
             source: Some(ProvisioningSource::Manual),
-            limit: Some(10),
         })
         .await),
         newest_first(&[4])
@@ -998,7 +1008,12 @@ pub async fn claims_are_exclusive(store: Arc<dyn Store>) {
     for id in expected {
         assert_eq!(seen.get(&id), Some(&1), "operation {id} claimed once");
     }
-    for op in store.list_operations(t.org, None, 100).await.expect("list") {
+    for op in store
+        .list_operations(t.org, None, &PageRequest::first(100))
+        .await
+        .expect("list")
+        .items
+    {
         assert_eq!((op.generation, op.attempt), (1, 1));
     }
 }
@@ -1124,34 +1139,38 @@ pub async fn operations_get_list_and_active(store: &dyn Store) {
         Err(StoreError::NotFound { .. })
     ));
     let all: Vec<OperationId> = store
-        .list_operations(t.org, None, 10)
+        .list_operations(t.org, None, &PageRequest::first(10))
         .await
         .expect("list")
+        .items
         .into_iter()
         .map(|o| o.id)
         .collect();
     assert_eq!(all, vec![sync.id, first.id], "newest first");
     assert_eq!(
         store
-            .list_operations(t.org, None, 1)
+            .list_operations(t.org, None, &PageRequest::first(1))
             .await
             .expect("list")
+            .items
             .len(),
         1
     );
     let of_r = store
-        .list_operations(t.org, Some(r.id), 10)
+        .list_operations(t.org, Some(r.id), &PageRequest::first(10))
         .await
-        .expect("list");
+        .expect("list")
+        .items;
     assert_eq!(
         of_r.iter().map(|o| o.id).collect::<Vec<_>>(),
         vec![first.id]
     );
     assert!(
         store
-            .list_operations(other.org, None, 10)
+            .list_operations(other.org, None, &PageRequest::first(10))
             .await
             .expect("list")
+            .items
             .is_empty()
     );
 
@@ -1315,9 +1334,10 @@ pub async fn journal_is_per_resource_and_operation_in_order(store: &dyn Store) {
         c
     };
     let by_resource: Vec<ApiCall> = store
-        .api_calls(t.org, r.id)
+        .api_calls(t.org, r.id, &PageRequest::first(10))
         .await
         .expect("by resource")
+        .items
         .into_iter()
         .map(strip)
         .collect();
@@ -1337,9 +1357,10 @@ pub async fn journal_is_per_resource_and_operation_in_order(store: &dyn Store) {
     let other = tenant(store).await;
     assert!(
         store
-            .api_calls(other.org, r.id)
+            .api_calls(other.org, r.id, &PageRequest::first(10))
             .await
             .expect("scoped")
+            .items
             .is_empty()
     );
     assert!(
@@ -1705,7 +1726,11 @@ pub async fn journal_batches_are_written_whole(store: &dyn Store) {
         .await
         .expect("journal");
     for (r, sent) in rs.iter().zip(&calls) {
-        let got = store.api_calls(t.org, r.id).await.unwrap();
+        let got = store
+            .api_calls(t.org, r.id, &PageRequest::first(10))
+            .await
+            .unwrap()
+            .items;
         assert_eq!(got.len(), 1);
         let mut got = got[0].clone();
         got.id = 0;
@@ -1960,7 +1985,11 @@ pub async fn tokens_carry_a_capped_role_expire_and_revoke(store: &dyn Store) {
         matches!(again, Err(StoreError::AlreadyExists { .. })),
         "{again:?}"
     );
-    let members = store.list_members(t.org).await.expect("members");
+    let members = store
+        .list_members(t.org, &PageRequest::first(10))
+        .await
+        .expect("members")
+        .items;
     assert_eq!(
         members
             .iter()
@@ -1972,7 +2001,12 @@ pub async fn tokens_carry_a_capped_role_expire_and_revoke(store: &dyn Store) {
         ]
     );
     assert_eq!(
-        store.list_members(other.org).await.expect("members").len(),
+        store
+            .list_members(other.org, &PageRequest::first(10))
+            .await
+            .expect("members")
+            .items
+            .len(),
         1
     );
 
@@ -2055,29 +2089,34 @@ pub async fn tokens_carry_a_capped_role_expire_and_revoke(store: &dyn Store) {
     assert_eq!(p.role, Role::Developer, "no role of its own: the member's");
 
     // Listing: the org's, or one member's; never another org's.
-    let all = store.list_tokens(t.org, None).await.expect("list");
+    let tokens = |user: Option<UserId>| async move {
+        store
+            .list_tokens(t.org, user, &PageRequest::first(100))
+            .await
+            .expect("list")
+            .items
+    };
+    let all = tokens(None).await;
     assert_eq!(
         all.len(),
         4,
         "the owner's and the developer's three: {all:?}"
     );
-    let devs = store
-        .list_tokens(t.org, Some(dev.user_id))
-        .await
-        .expect("list");
+    let devs = tokens(Some(dev.user_id)).await;
     assert_eq!(devs.len(), 3);
     assert!(devs.iter().all(|k| k.user_id == dev.user_id));
     assert!(
         store
-            .list_tokens(other.org, None)
+            .list_tokens(other.org, None, &PageRequest::first(100))
             .await
             .expect("list")
+            .items
             .iter()
             .all(|k| k.org_id == other.org)
     );
 
     // Revoking: only one's own when limited to a user; once.
-    let owners = store.list_tokens(t.org, Some(t.user)).await.expect("list");
+    let owners = tokens(Some(t.user)).await;
     let hidden = store
         .revoke_token(
             t.org,
@@ -2289,9 +2328,14 @@ pub async fn audit_is_searched_by_every_filter_a_page_at_a_time(store: &dyn Stor
         .await
         .expect("append");
 
-    let search =
-        |f: AuditFilter| async move { store.search_audit(t.org, &f).await.expect("search") };
-    let all = search(AuditFilter::page(100, None)).await;
+    let search = |f: AuditFilter| async move {
+        store
+            .search_audit(t.org, &f, &PageRequest::first(100))
+            .await
+            .expect("search")
+            .items
+    };
+    let all = search(AuditFilter::default()).await;
     assert_eq!(all.len(), 6, "five rows and the bootstrap's");
     assert_eq!(
         (all[0].token_id, all[0].request_id),
@@ -2300,7 +2344,7 @@ pub async fn audit_is_searched_by_every_filter_a_page_at_a_time(store: &dyn Stor
 
     let denied = search(AuditFilter {
         outcome: Some(Outcome::Denied),
-        ..AuditFilter::page(100, None)
+        ..AuditFilter::default()
     })
     .await;
     assert_eq!(denied.len(), 2);
@@ -2311,7 +2355,7 @@ pub async fn audit_is_searched_by_every_filter_a_page_at_a_time(store: &dyn Stor
     );
     let alices = search(AuditFilter {
         actor: Some(alice),
-        ..AuditFilter::page(100, None)
+        ..AuditFilter::default()
     })
     .await;
     assert_eq!(
@@ -2322,17 +2366,36 @@ pub async fn audit_is_searched_by_every_filter_a_page_at_a_time(store: &dyn Stor
         action: Some("server.provision".into()),
         resource: Some("servers/1".into()),
         outcome: Some(Outcome::Success),
-        ..AuditFilter::page(100, None)
+        ..AuditFilter::default()
     })
     .await;
     assert_eq!(by_action.len(), 1);
     assert_eq!(by_action[0].actor, None);
 
     // Pages: newest first, each page continuing below the last id of the one before.
-    let first = search(AuditFilter::page(4, None)).await;
-    let second = search(AuditFilter::page(4, first.last().map(|r| r.id))).await;
-    assert_eq!((first.len(), second.len()), (4, 2));
-    let ids: Vec<i64> = first.iter().chain(&second).map(|r| r.id).collect();
+    let page = |after| async move {
+        store
+            .search_audit(
+                t.org,
+                &AuditFilter::default(),
+                &PageRequest { limit: 4, after },
+            )
+            .await
+            .expect("page")
+    };
+    let first = page(None).await;
+    assert_eq!(first.next, first.items.last().map(|r| r.id));
+    let second = page(first.next).await;
+    assert_eq!(
+        (first.items.len(), second.items.len(), second.next),
+        (4, 2, None)
+    );
+    let ids: Vec<i64> = first
+        .items
+        .iter()
+        .chain(&second.items)
+        .map(|r| r.id)
+        .collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
     assert_eq!(ids, all.iter().map(|r| r.id).collect::<Vec<_>>());
 }
