@@ -162,12 +162,6 @@ fn every_schema_compiles_as_json_schema_2020_12() {
 }
 
 #[test]
-#[ignore = "prints the document"]
-fn print() {
-    println!("{}", serde_json::to_string_pretty(&openapi()).unwrap());
-}
-
-#[test]
 fn lists_document_the_page_parameters_and_the_link_header() {
     let doc = openapi();
     let list = &doc["paths"]["/api/v1/{collection}"]["get"];

@@ -130,6 +130,16 @@ async fn every_route_answers_as_the_document_says() {
     c.check(M::GET, "/api/v1/openapi.json", &[], None, none)
         .await;
     c.check(M::GET, "/api/v1/docs", &[], None, none).await;
+    let page = app
+        .http
+        .get(format!("{}/api/v1/docs", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("fetch(\"/api/v1/openapi.json\")"), "{page}");
     c.check(M::GET, "/api/v1/health", &[], None, none).await;
     let (_, me) = c.check(M::GET, "/api/v1/me", &[], None, owner).await;
     assert_eq!(c.check(M::GET, "/api/v1/me", &[], None, none).await.0, 401);

@@ -44,7 +44,9 @@ pub(crate) async fn list(
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AddMember {
+    #[schemars(email)]
     email: String,
+    #[schemars(with = "Role")]
     role: String,
     /// Answer a one-time invitation with which the new member sets a password.
     #[serde(default)]
@@ -164,8 +166,10 @@ pub(crate) async fn list_tokens(
 pub(crate) struct CreateToken {
     name: Option<String>,
     /// At most the member's own role; the member's role when left out.
+    #[schemars(with = "Option<Role>")]
     role: Option<String>,
     /// Whole days until it expires; never when left out.
+    #[schemars(range(min = 1, max = 3650))]
     expires_in_days: Option<i64>,
     /// Make it for another member (needs `members:full`).
     user_id: Option<String>,
@@ -269,6 +273,7 @@ fn user_in_path(path: Result<Path<String>, PathRejection>) -> Result<UserId, Api
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SetRole {
+    #[schemars(with = "Role")]
     role: String,
 }
 

@@ -198,7 +198,7 @@ fn table() -> Vec<Entry> {
             Method::PUT,
             "/api/v1/files/{sha256}",
             Needs(ProvisioningFull),
-            Doc::new("Upload a file's contents, checked against its digest").query::<files::UploadQuery>().raw_body().no_content().errors(&[413, 503]),
+            Doc::new("Upload a file's contents, checked against its digest").query::<files::UploadQuery>().raw_body().no_content().errors(&[413, 422, 503]),
             put(files::upload).layer(DefaultBodyLimit::disable()),
         ),
                 (

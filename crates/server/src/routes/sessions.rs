@@ -196,6 +196,7 @@ async fn open_session(
 #[serde(deny_unknown_fields)]
 pub(crate) struct Accept {
     token: String,
+    #[schemars(length(min = 12))]
     password: String,
 }
 
@@ -285,6 +286,7 @@ pub(crate) async fn sign_out(
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SetPassword {
+    #[schemars(length(min = 12))]
     password: String,
 }
 
