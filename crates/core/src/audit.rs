@@ -1,10 +1,11 @@
 //! The audit log: append-only, one row per action and outcome.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{OrgId, RequestId, Timestamp, TokenId, UserId};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The action was accepted and recorded (e.g. a provision request queued).

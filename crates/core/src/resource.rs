@@ -4,11 +4,12 @@
 use std::fmt;
 use std::str::FromStr;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{DockId, Marker, OrgId, ProvisioningState, ResourceId, Timestamp};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ResourceKind {
     Server,
@@ -71,7 +72,7 @@ impl FromStr for ResourceKind {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProvisioningSource {
     /// Created through StackDock.
@@ -101,14 +102,14 @@ impl FromStr for ProvisioningSource {
 }
 
 /// Why a resource failed, in the provider's own words where the provider gave them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ResourceError {
     pub message: String,
     pub code: String,
     pub timestamp: Timestamp,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ServerDetails {
     pub region: Option<String>,
     pub size: Option<String>,
@@ -117,19 +118,19 @@ pub struct ServerDetails {
     pub ipv6: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WebServiceDetails {
     pub production_url: Option<String>,
     pub source: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DomainDetails {
     #[serde(default)]
     pub records: serde_json::Value,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DatabaseDetails {
     pub engine: Option<String>,
     pub region: Option<String>,
@@ -138,7 +139,7 @@ pub struct DatabaseDetails {
 
 /// The kind-specific columns, tagged by `kind` so that a resource serializes flat:
 /// `{"kind": "server", "region": "nyc3", ...}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ResourceDetails {
     Server(ServerDetails),

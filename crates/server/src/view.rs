@@ -2,17 +2,19 @@
 //! them directly, so what a store or worker keeps for itself (leases, raw input, sealed values)
 //! stays out of answers. Field names are snake_case and match the domain's.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 use stackdock_core::{
     ApiCall, AuditEntry, Dock, DockId, Failure, OpKind, OpState, Operation, OperationId, OrgId,
-    Outcome, ProvisioningSource, ProvisioningState, RequestId, Resource, ResourceDetails,
-    ResourceError, ResourceId, ResourceKind, Role, Step, StepStatus, Timestamp, TokenId, UserId,
+    Outcome, Permission, ProvisioningSource, ProvisioningState, RequestId, Resource,
+    ResourceDetails, ResourceError, ResourceId, ResourceKind, Role, Step, StepStatus, Timestamp,
+    TokenId, UserId,
 };
 use stackdock_store::{Member, TokenInfo};
 
 /// A dock as shown: never the key, sealed or not; `key_id` names the master key that seals it.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct DockView {
     pub id: String,
     pub name: String,
@@ -52,7 +54,7 @@ impl From<&Dock> for DockView {
 
 /// A resource as shown: the universal columns, the kind's own fields beside them (`kind`,
 /// `region`, ...), and the operation just queued for it when there is one.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct ResourceView {
     pub id: ResourceId,
     pub org_id: OrgId,
@@ -112,7 +114,7 @@ pub fn resource(r: &Resource, operation: Option<&Operation>) -> ResourceView {
 
 /// An operation as shown: what it is, where it stands and why it failed, never the worker's
 /// lease internals or the input it was given (sensitive config is sealed inside it).
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct OperationView {
     pub id: OperationId,
     pub kind: OpKind,
@@ -155,7 +157,7 @@ impl From<&Operation> for OperationView {
 
 /// A step of an operation: its name, whether it is done or undone, and what it found, with
 /// every sealed value shown as `"[sealed]"`.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct StepView {
     pub index: i64,
     pub name: String,
@@ -177,7 +179,7 @@ impl From<&Step> for StepView {
 }
 
 /// A provider call from the journal (which keeps no headers or bodies).
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct ApiCallView {
     pub id: i64,
     pub dock_id: DockId,
@@ -213,7 +215,7 @@ impl From<&ApiCall> for ApiCallView {
 }
 
 /// An operation with its steps and the provider calls it made.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct OperationDetailView {
     #[serde(flatten)]
     pub operation: OperationView,
@@ -222,7 +224,7 @@ pub struct OperationDetailView {
 }
 
 /// A member of the organisation.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct MemberView {
     pub user_id: UserId,
     pub email: String,
@@ -242,7 +244,7 @@ impl From<&Member> for MemberView {
 }
 
 /// An API token as listed: never its text or its hash.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct TokenView {
     pub id: TokenId,
     pub user_id: UserId,
@@ -271,7 +273,7 @@ impl From<&TokenInfo> for TokenView {
 }
 
 /// A row of the audit log.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct AuditView {
     pub id: i64,
     pub actor: Option<UserId>,
@@ -300,4 +302,89 @@ impl From<&AuditEntry> for AuditView {
             at: a.at,
         }
     }
+}
+
+/// `GET /api/v1/health`.
+#[derive(Serialize, JsonSchema)]
+pub struct HealthView {
+    /// Always `ok` while the server answers.
+    pub status: &'static str,
+}
+
+/// Who the caller is: their member and the permissions their role grants.
+#[derive(Serialize, JsonSchema)]
+pub struct MeView {
+    pub user_id: UserId,
+    pub email: String,
+    pub org_id: OrgId,
+    pub role: Role,
+    pub permissions: Vec<Permission>,
+}
+
+/// A signed-in browser session: the cookie is set beside it, and `csrf_token` goes in the
+/// `X-CSRF-Token` header of every request that changes something.
+#[derive(Serialize, JsonSchema)]
+pub struct SessionView {
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub csrf_token: String,
+}
+
+/// The config a dock accepts for a kind: what the CLI and the web UI build forms from.
+#[derive(Serialize, JsonSchema)]
+pub struct ConfigSchemaView {
+    pub kind: ResourceKind,
+    pub provider: String,
+    /// A JSON Schema of the config.
+    pub schema: Value,
+    /// The config fields that are sealed and never shown.
+    pub sensitive: Vec<String>,
+}
+
+/// Which of the digests asked about the server does not hold yet.
+#[derive(Serialize, JsonSchema)]
+pub struct MissingFilesView {
+    pub missing: Vec<String>,
+}
+
+/// A master key: never the key itself.
+#[derive(Serialize, JsonSchema)]
+pub struct KeyView {
+    pub id: String,
+    pub current: bool,
+    /// How many sealed values it seals.
+    pub sealed_values: u64,
+}
+
+/// A rotation: the new current key, the one before and what was resealed.
+#[derive(Serialize, JsonSchema)]
+pub struct RotationView {
+    pub current: String,
+    pub previous: String,
+    /// The reseal report: how many values of each kind moved to the new key.
+    pub resealed: Value,
+}
+
+/// A member just added, with their one-time invitation when one was asked for.
+#[derive(Serialize, JsonSchema)]
+pub struct AddedMemberView {
+    #[serde(flatten)]
+    pub member: MemberView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invitation: Option<InvitationView>,
+}
+
+/// The only time an invitation's text is shown; it opens nothing but setting a password.
+#[derive(Serialize, JsonSchema)]
+pub struct InvitationView {
+    pub token: String,
+    pub expires_at: Timestamp,
+}
+
+/// A token just made, with its text: the only time the text is shown.
+#[derive(Serialize, JsonSchema)]
+pub struct CreatedTokenView {
+    #[serde(flatten)]
+    pub info: TokenView,
+    pub token: String,
 }

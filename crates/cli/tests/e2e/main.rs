@@ -18,6 +18,7 @@ mod crash;
 mod domains_databases;
 mod events;
 mod keys;
+mod openapi;
 mod paging;
 mod provisioning;
 mod sealed;

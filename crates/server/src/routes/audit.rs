@@ -5,6 +5,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::Uri;
 use axum::response::Response;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use stackdock_core::Outcome;
 use stackdock_store::AuditFilter;
@@ -16,10 +17,14 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::view::AuditView;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditQuery {
+    #[serde(default)]
+    #[schemars(schema_with = "super::doc::limit_schema")]
     limit: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "super::doc::cursor_schema")]
     cursor: Option<String>,
     action: Option<String>,
     outcome: Option<String>,

@@ -5,7 +5,8 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde_json::Value;
 use stackdock_core::{Dock, DockId, DockName, OrgId, Provider, SecretString};
 use stackdock_docks::RateLimit;
 use stackdock_engine::intent::{DockUpdate, NewDock};
@@ -16,7 +17,7 @@ use super::{path_error, query_error};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::view::{DockView, OperationView};
+use crate::view::{ConfigSchemaView, DockView, MeView, OperationView};
 
 /// Finds a dock by id or by name, as every `--dock` accepts either.
 pub(crate) async fn resolve(state: &AppState, org: OrgId, text: &str) -> Result<Dock, ApiError> {
@@ -36,13 +37,15 @@ pub(crate) async fn resolve(state: &AppState, org: OrgId, text: &str) -> Result<
         .ok_or_else(|| ApiError::not_found(format!("dock {text:?} not found")))
 }
 
-pub(crate) async fn me(caller: Caller) -> Json<Value> {
+pub(crate) async fn me(caller: Caller) -> Json<MeView> {
     let p = &caller.0;
-    let permissions: Vec<&str> = p.role.permissions().iter().map(|p| p.as_str()).collect();
-    Json(json!({
-        "user_id": p.user_id, "email": p.email, "org_id": p.org_id,
-        "role": p.role, "permissions": permissions,
-    }))
+    Json(MeView {
+        user_id: p.user_id,
+        email: p.email.clone(),
+        org_id: p.org_id,
+        role: p.role,
+        permissions: p.role.permissions().to_vec(),
+    })
 }
 
 /// `GET /api/v1/docks`: a page of the org's docks, by name.
@@ -58,6 +61,41 @@ pub(crate) async fn list(
     let page = listing.request(q.limit.as_deref(), q.cursor.as_deref())?;
     let docks = state.store.list_docks(actor.org_id, &page).await?;
     Ok(listing.answer(&uri, &docks, DockView::from))
+}
+
+/// The body of `POST /api/v1/docks`, for the API document: [`add`] reads these fields one by
+/// one from the object so each error names its field.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct NewDockBody {
+    /// `digitalocean`, `vultr`, `cloudflare`, `vercel`, `netlify`, `turso`, ...
+    provider: String,
+    name: String,
+    /// Sealed at once; never shown again.
+    api_key: String,
+    /// Another base URL for the provider's API (http or https).
+    api_url: Option<String>,
+    /// Calls per period, e.g. `250/min`; the provider's documented limit when left out.
+    rate_limit: Option<String>,
+    /// The provider's own dock settings (a Turso organization).
+    settings: Option<serde_json::Map<String, Value>>,
+    /// Check the key with the provider first (default true).
+    verify: Option<bool>,
+}
+
+/// The body of `PATCH /api/v1/docks/{dock}`, for the API document: [`update`] reads these
+/// fields one by one; at least one is given.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct DockPatch {
+    /// A new API key; it cannot be removed.
+    api_key: Option<String>,
+    /// `null` goes back to the provider's own URL.
+    api_url: Option<Option<String>>,
+    /// `null` goes back to the provider's documented limits.
+    rate_limit: Option<Option<String>>,
 }
 
 pub(crate) async fn add(
@@ -204,7 +242,7 @@ pub(crate) async fn schema(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConfigSchemaView>, ApiError> {
     let actor = caller.actor();
     let Path((text, collection)) = path.map_err(path_error)?;
     let dock = resolve(&state, actor.org_id, &text).await?;
@@ -221,7 +259,10 @@ pub(crate) async fn schema(
             kind.collection()
         ))
     })?;
-    Ok(Json(
-        json!({"kind": kind, "provider": dock.provider, "schema": schema.json(), "sensitive": schema.sensitive()}),
-    ))
+    Ok(Json(ConfigSchemaView {
+        kind,
+        provider: dock.provider.to_string(),
+        schema: schema.json().clone(),
+        sensitive: schema.sensitive().to_vec(),
+    }))
 }

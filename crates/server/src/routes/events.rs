@@ -15,6 +15,7 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 use stackdock_core::{OrgId, ResourceId};
@@ -30,7 +31,7 @@ use crate::error::ApiError;
 const POLL: Duration = Duration::from_millis(500);
 const BATCH: u32 = 200;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EventsQuery {
     after: Option<i64>,

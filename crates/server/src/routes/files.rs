@@ -9,8 +9,9 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use futures::StreamExt as _;
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use stackdock_docks::Sha256Hex;
 use stackdock_engine::blobs::{BlobError, BlobStore, MAX_BLOB_BYTES};
 
@@ -18,6 +19,7 @@ use super::body::JsonObject;
 use super::{path_error, query_error};
 use crate::AppState;
 use crate::error::ApiError;
+use crate::view::MissingFilesView;
 
 /// The most digests one `missing` question may ask about.
 const MAX_ASKED: usize = 10_000;
@@ -40,7 +42,7 @@ fn digest(field: &str, text: String) -> Result<Sha256Hex, ApiError> {
 pub(crate) async fn missing(
     State(state): State<AppState>,
     mut body: JsonObject,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MissingFilesView>, ApiError> {
     let store = blobs(&state)?;
     let Some(Value::Array(asked)) = body.0.remove("sha256") else {
         return Err(ApiError::invalid("sha256: a list of digests is required"));
@@ -77,10 +79,20 @@ pub(crate) async fn missing(
         .into_iter()
         .map(String::from)
         .collect();
-    Ok(Json(json!({ "missing": missing })))
+    Ok(Json(MissingFilesView { missing }))
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /api/v1/files/missing`, for the API document: [`missing`] reads it field
+/// by field so each error names its place.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct MissingQuestion {
+    /// The files' SHA-256 digests, in lowercase hex.
+    sha256: Vec<String>,
+}
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UploadQuery {
     /// The path the client knows the file by, for the error wording only.

@@ -12,7 +12,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
-use serde_json::{Value, json};
+use serde_json::json;
 use stackdock_core::{Keyring, MasterKey, Outcome};
 use stackdock_store::{Batch, Page, Write};
 
@@ -21,6 +21,7 @@ use super::{path_error, query_error};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::view::{KeyView, RotationView};
 
 /// The master keys seal every organisation's secrets: they are the installation's, managed by
 /// the owners and admins of its first organisation (the one made at first start).
@@ -122,19 +123,17 @@ pub(crate) async fn list(
         .take(limit.saturating_add(1))
         .collect();
     let keys = Page::from_rows(rows, page.limit, Clone::clone);
-    Ok(listing.answer(&uri, &keys, |id| {
-        json!({
-            "id": id,
-            "current": *id == current.as_str(),
-            "sealed_values": counts.get(id.as_str()).copied().unwrap_or(0),
-        })
+    Ok(listing.answer(&uri, &keys, |id| KeyView {
+        id: id.clone(),
+        current: *id == current.as_str(),
+        sealed_values: counts.get(id.as_str()).copied().unwrap_or(0) as u64,
     }))
 }
 
 pub(crate) async fn rotate(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RotationView>), ApiError> {
     installation_admin(&state, &caller).await?;
     let actor = caller.actor();
     let path = key_file(&state)?.to_path_buf();
@@ -159,7 +158,11 @@ pub(crate) async fn rotate(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"current": id, "previous": previous, "resealed": report})),
+        Json(RotationView {
+            current: id,
+            previous,
+            resealed: json!(report),
+        }),
     ))
 }
 

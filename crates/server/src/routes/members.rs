@@ -10,6 +10,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 use stackdock_core::{Outcome, Permission, Role, TokenId, UserId};
@@ -21,7 +22,7 @@ use super::{path_error, query_error};
 use crate::AppState;
 use crate::auth::{Caller, Token};
 use crate::error::ApiError;
-use crate::view::{MemberView, TokenView};
+use crate::view::{AddedMemberView, CreatedTokenView, InvitationView, MemberView, TokenView};
 
 /// The longest a token may be made to last.
 const MAX_TOKEN_DAYS: i64 = 3650;
@@ -40,10 +41,12 @@ pub(crate) async fn list(
     Ok(listing.answer(&uri, &members, MemberView::from))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AddMember {
+    #[schemars(email)]
     email: String,
+    #[schemars(with = "Role")]
     role: String,
     /// Answer a one-time invitation with which the new member sets a password.
     #[serde(default)]
@@ -84,7 +87,10 @@ pub(crate) async fn add(
         .store
         .add_member(actor.org_id, email, role, audit)
         .await?;
-    let mut view = json!(MemberView::from(&member));
+    let mut view = AddedMemberView {
+        member: MemberView::from(&member),
+        invitation: None,
+    };
     if b.invite {
         let text = Token::generate();
         let expires_at = chrono::Utc::now() + chrono::TimeDelta::days(INVITATION_DAYS);
@@ -109,17 +115,24 @@ pub(crate) async fn add(
             )
             .await?;
         // The only time the invitation is shown; it opens nothing but setting a password.
-        view["invitation"] = json!({"token": text.0, "expires_at": expires_at});
+        view.invitation = Some(InvitationView {
+            token: text.0,
+            expires_at,
+        });
     }
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TokensQuery {
     /// Every member's tokens, not only the caller's (needs `members:full`).
     all: Option<bool>,
+    #[serde(default)]
+    #[schemars(schema_with = "super::doc::limit_schema")]
     limit: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "super::doc::cursor_schema")]
     cursor: Option<String>,
 }
 
@@ -148,13 +161,15 @@ pub(crate) async fn list_tokens(
     Ok(listing.answer(&uri, &tokens, TokenView::from))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateToken {
     name: Option<String>,
     /// At most the member's own role; the member's role when left out.
+    #[schemars(with = "Option<Role>")]
     role: Option<String>,
     /// Whole days until it expires; never when left out.
+    #[schemars(range(min = 1, max = 3650))]
     expires_in_days: Option<i64>,
     /// Make it for another member (needs `members:full`).
     user_id: Option<String>,
@@ -219,9 +234,11 @@ pub(crate) async fn create_token(
             audit,
         )
         .await?;
-    let mut view = json!(TokenView::from(&made));
     // The only time the text is shown.
-    view["token"] = json!(text.0);
+    let view = CreatedTokenView {
+        info: TokenView::from(&made),
+        token: text.0,
+    };
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -253,9 +270,10 @@ fn user_in_path(path: Result<Path<String>, PathRejection>) -> Result<UserId, Api
         .map_err(|_| ApiError::bad_request(format!("{text:?} is not a user id (a UUID)")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SetRole {
+    #[schemars(with = "Role")]
     role: String,
 }
 

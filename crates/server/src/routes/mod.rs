@@ -17,9 +17,13 @@ use stackdock_store::Write;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::view::*;
+use doc::Doc;
+pub use doc::ERROR_CODES;
 
 mod audit;
 mod body;
+mod doc;
 mod docks;
 mod events;
 mod files;
@@ -48,243 +52,314 @@ pub struct RouteSpec {
     pub access: Access,
 }
 
-type Entry = (Method, &'static str, Access, MethodRouter<AppState>);
+type Entry = (Method, &'static str, Access, Doc, MethodRouter<AppState>);
 
-/// Every route, its method and the access it needs.
+/// Every route: its method, path, the access it needs, what the API document says of it and its
+/// handler.
 fn table() -> Vec<Entry> {
     use Access::{Member, Needs, Public};
     use Permission::*;
     vec![
-        (Method::GET, "/api/v1/health", Public, get(health)),
-        (Method::GET, "/api/v1/me", Member, get(docks::me)),
         (
+            Method::GET,
+            "/api/v1/openapi.json",
+            Public,
+            Doc::new("This document: the API in OpenAPI 3.1").ok::<serde_json::Value>(),
+            get(serve_openapi),
+        ),
+        (
+            Method::GET,
+            "/api/v1/docs",
+            Public,
+            Doc::new("The API reference as a web page, rendered from this document").html(),
+            get(reference_page),
+        ),
+                (
+            Method::GET,
+            "/api/v1/health",
+            Public,
+            Doc::new("Health check").ok::<HealthView>(),
+            get(health),
+        ),
+                (
+            Method::GET,
+            "/api/v1/me",
+            Member,
+            Doc::new("Who am I: the caller's member, role and permissions").ok::<MeView>(),
+            get(docks::me),
+        ),
+                (
             Method::PUT,
             "/api/v1/me/password",
             Member,
+            Doc::new("Set one's own password").body::<sessions::SetPassword>().no_content().errors(&[422]),
             put(sessions::set_password),
         ),
-        (
+                (
             Method::POST,
             "/api/v1/sessions",
             Public,
+            Doc::new("Sign in with email and password: a session cookie and its CSRF token").about("Sets the `sd_session` cookie (HttpOnly, SameSite=Strict). Repeated failures from one address are refused for a while.").body::<sessions::SignIn>().created::<SessionView>().errors(&[401, 429]),
             post(sessions::sign_in),
         ),
-        (
+                (
             Method::POST,
             "/api/v1/invitations/accept",
             Public,
+            Doc::new("Take up an invitation: set a password and sign in").body::<sessions::Accept>().created::<SessionView>().errors(&[401, 422]),
             post(sessions::accept_invitation),
         ),
-        (
+                (
             Method::DELETE,
             "/api/v1/sessions",
             Member,
+            Doc::new("Sign out: end the session").no_content(),
             delete(sessions::sign_out),
         ),
-        (
+                (
             Method::GET,
             "/api/v1/docks",
             Needs(DocksRead),
+            Doc::new("List docks, by name").query::<page::PageQuery>().page::<DockView>(),
             get(docks::list),
         ),
-        (
+                (
             Method::POST,
             "/api/v1/docks",
             Needs(DocksFull),
+            Doc::new("Connect a dock (a provider account)").about("The API key is checked with the provider unless `verify` is false; it is sealed and never shown again.").body::<docks::NewDockBody>().created::<DockView>().errors(&[409, 422, 502]),
             post(docks::add),
         ),
-        (
+                (
             Method::GET,
             "/api/v1/docks/{dock}",
             Needs(DocksRead),
+            Doc::new("Get a dock").ok::<DockView>().errors(&[404]),
             get(docks::get),
         ),
-        (
+                (
             Method::PATCH,
             "/api/v1/docks/{dock}",
             Needs(DocksFull),
+            Doc::new("Change a dock's API key, base URL or rate limit").about("`null` goes back to the provider's own URL or documented limits.").body::<docks::DockPatch>().ok::<DockView>().errors(&[404, 409, 422, 502]),
             patch(docks::update),
         ),
-        (
+                (
             Method::DELETE,
             "/api/v1/docks/{dock}",
             Needs(DocksFull),
+            Doc::new("Remove a dock").no_content().errors(&[404, 409]),
             delete(docks::remove),
         ),
-        (
+                (
             Method::POST,
             "/api/v1/docks/{dock}/sync",
             Needs(ProvisioningFull),
+            Doc::new("Sync a dock: find what the provider holds").accepted::<OperationView>().errors(&[404, 409]),
             post(docks::sync),
         ),
-        (
+                (
             Method::GET,
             "/api/v1/docks/{dock}/schema/{collection}",
             Needs(DocksRead),
+            Doc::new("The config a dock accepts for a kind").ok::<ConfigSchemaView>().errors(&[404, 422]),
             get(docks::schema),
         ),
-        (
+                (
             Method::GET,
             "/api/v1/operations",
             Needs(ProvisioningRead),
+            Doc::new("List operations, newest first").query::<operations::ListQuery>().page::<OperationView>().errors(&[404]),
             get(operations::list),
         ),
-        (
+                (
             Method::GET,
             "/api/v1/operations/{id}",
             Needs(ProvisioningRead),
+            Doc::new("Get an operation with its steps and provider calls").ok::<OperationDetailView>().errors(&[404]),
             get(operations::get),
         ),
-        (
+                (
             Method::GET,
             "/api/v1/audit",
             Needs(AuditRead),
+            Doc::new("List the audit log, newest first").query::<audit::AuditQuery>().page::<AuditView>(),
             get(audit::list),
         ),
-        (
+                (
             Method::POST,
             "/api/v1/files/missing",
             Needs(ProvisioningFull),
+            Doc::new("Which of these files the server does not hold yet").body::<files::MissingQuestion>().ok::<MissingFilesView>().errors(&[422, 503]),
             post(files::missing),
         ),
         // The upload route enforces its own size limit, with an answer that says so.
-        (
+                (
             Method::PUT,
             "/api/v1/files/{sha256}",
             Needs(ProvisioningFull),
+            Doc::new("Upload a file's contents, checked against its digest").query::<files::UploadQuery>().raw_body().no_content().errors(&[413, 422, 503]),
             put(files::upload).layer(DefaultBodyLimit::disable()),
         ),
-        (
+                (
             Method::GET,
             "/api/v1/keys",
             Needs(KeysFull),
+            Doc::new("List the master keys, the current one first").about("Only the owners and admins of the installation's first organisation.").query::<page::PageQuery>().page::<KeyView>(),
             get(keys::list),
         ),
-        (
+                (
             Method::POST,
             "/api/v1/keys/rotate",
             Needs(KeysFull),
+            Doc::new("Rotate the master key and reseal every sealed value").about("Only the owners and admins of the installation's first organisation.").created::<RotationView>().errors(&[409]),
             post(keys::rotate),
         ),
-        (
+                (
             Method::DELETE,
             "/api/v1/keys/{key}",
             Needs(KeysFull),
+            Doc::new("Retire a master key nothing is sealed under").about("Only the owners and admins of the installation's first organisation.").no_content().errors(&[404, 409]),
             delete(keys::retire),
         ),
-        (
+                (
             Method::GET,
             "/api/v1/events",
             Needs(ProvisioningRead),
+            Doc::new("Stream resource changes as server-sent events").about("Each event is `resource` with the change as JSON; `after` resumes after a journal id.").query::<events::EventsQuery>().events(),
             get(events::stream),
         ),
-        (Method::GET, "/api/v1/members", Member, get(members::list)),
-        (
+                (
+            Method::GET,
+            "/api/v1/members",
+            Member,
+            Doc::new("List the organisation's members").query::<page::PageQuery>().page::<MemberView>(),
+            get(members::list),
+        ),
+                (
             Method::POST,
             "/api/v1/members",
             Needs(MembersFull),
+            Doc::new("Add a member, with a one-time invitation when asked").body::<members::AddMember>().created::<AddedMemberView>().errors(&[409]),
             post(members::add),
         ),
-        (
+                (
             Method::PATCH,
             "/api/v1/members/{user}",
             Needs(MembersFull),
+            Doc::new("Change a member's role").body::<members::SetRole>().ok::<MemberView>().errors(&[404, 409]),
             patch(members::set_role),
         ),
-        (
+                (
             Method::DELETE,
             "/api/v1/members/{user}",
             Needs(MembersFull),
+            Doc::new("Remove a member").no_content().errors(&[404, 409]),
             delete(members::remove),
         ),
-        (
+                (
             Method::GET,
             "/api/v1/tokens",
             Member,
+            Doc::new("List one's API tokens (or every member's, with `all`)").query::<members::TokensQuery>().page::<TokenView>(),
             get(members::list_tokens),
         ),
-        (
+                (
             Method::POST,
             "/api/v1/tokens",
             Member,
+            Doc::new("Make an API token: its text is shown this once").body::<members::CreateToken>().created::<CreatedTokenView>().errors(&[404]),
             post(members::create_token),
         ),
-        (
+                (
             Method::DELETE,
             "/api/v1/tokens/{id}",
             Member,
+            Doc::new("Revoke an API token").ok::<TokenView>().errors(&[404, 409]),
             delete(members::revoke_token),
         ),
-        (
+                (
             Method::GET,
             "/api/v1/resources",
             Needs(ProvisioningRead),
+            Doc::new("List resources of every kind, newest first").query::<resources::ListQuery>().page::<ResourceView>().errors(&[404]),
             get(resources::list_all),
         ),
-        (
+                (
             Method::GET,
             "/api/v1/resources/{id}",
             Needs(ProvisioningRead),
+            Doc::new("Get a resource of any kind").ok::<ResourceView>().errors(&[404]),
             get(resources::get_any),
         ),
-        (
+                (
             Method::DELETE,
             "/api/v1/resources/{id}",
             Needs(ProvisioningFull),
+            Doc::new("Delete a resource of any kind: queues its deletion").accepted::<ResourceView>().errors(&[404, 409, 422]),
             delete(resources::delete_any),
         ),
-        (
+                (
             Method::POST,
             "/api/v1/resources/{id}/retry",
             Needs(ProvisioningFull),
+            Doc::new("Retry a failed resource of any kind").accepted::<ResourceView>().errors(&[404, 409, 422]),
             post(resources::retry_any),
         ),
-        (
+                (
             Method::POST,
             "/api/v1/resources/{id}/cancel",
             Needs(ProvisioningFull),
+            Doc::new("Cancel a resource's operation in flight").accepted::<ResourceView>().errors(&[404, 409, 422]),
             post(resources::cancel_any),
         ),
-        (
+                (
             Method::GET,
             "/api/v1/{collection}",
             Needs(ProvisioningRead),
+            Doc::new("List one collection, newest first").query::<resources::ListQuery>().page::<ResourceView>().errors(&[404]),
             get(resources::list),
         ),
-        (
+                (
             Method::POST,
             "/api/v1/{collection}",
             Needs(ProvisioningFull),
+            Doc::new("Provision a resource: queues its creation").about("The body is `dock` and the config the dock's schema for the kind describes (`GET /api/v1/docks/{dock}/schema/{collection}`). With an `Idempotency-Key` header, a repeat of the same request answers the first row with `Idempotent-Replayed: true`.").header("Idempotency-Key", "Makes a repeat of this request answer the first row.").body::<resources::CreateBody>().accepted::<ResourceView>().errors(&[404, 409, 422, 502]),
             post(resources::create),
         ),
-        (
+                (
             Method::GET,
             "/api/v1/{collection}/{id}",
             Needs(ProvisioningRead),
+            Doc::new("Get a resource").ok::<ResourceView>().errors(&[404]),
             get(resources::get),
         ),
-        (
+                (
             Method::DELETE,
             "/api/v1/{collection}/{id}",
             Needs(ProvisioningFull),
+            Doc::new("Delete a resource: queues its deletion").accepted::<ResourceView>().errors(&[404, 409, 422]),
             delete(resources::delete),
         ),
-        (
+                (
             Method::GET,
             "/api/v1/{collection}/{id}/api-calls",
             Needs(ProvisioningRead),
+            Doc::new("List the provider calls made for a resource").query::<page::PageQuery>().page::<ApiCallView>().errors(&[404]),
             get(resources::api_calls),
         ),
-        (
+                (
             Method::POST,
             "/api/v1/{collection}/{id}/retry",
             Needs(ProvisioningFull),
+            Doc::new("Retry a failed resource").accepted::<ResourceView>().errors(&[404, 409, 422]),
             post(resources::retry),
         ),
-        (
+                (
             Method::POST,
             "/api/v1/{collection}/{id}/cancel",
             Needs(ProvisioningFull),
+            Doc::new("Cancel a resource's operation in flight").accepted::<ResourceView>().errors(&[404, 409, 422]),
             post(resources::cancel),
         ),
     ]
@@ -294,7 +369,7 @@ fn table() -> Vec<Entry> {
 pub fn routes() -> Vec<RouteSpec> {
     table()
         .into_iter()
-        .map(|(method, path, access, _)| RouteSpec {
+        .map(|(method, path, access, _, _)| RouteSpec {
             method,
             path,
             access,
@@ -304,7 +379,7 @@ pub fn routes() -> Vec<RouteSpec> {
 
 pub(crate) fn router(state: &AppState) -> Router<AppState> {
     let mut router = Router::new();
-    for (_, path, access, handler) in table() {
+    for (_, path, access, _, handler) in table() {
         let guard = axum::middleware::from_fn_with_state((state.clone(), access), guard);
         router = router.route(path, handler.route_layer(guard));
     }
@@ -323,8 +398,26 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         })
 }
 
-async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({"status": "ok"}))
+/// The OpenAPI document, read from the route table.
+pub fn openapi() -> serde_json::Value {
+    let routes: Vec<_> = table()
+        .into_iter()
+        .map(|(method, path, access, doc, _)| (method, path, access, doc))
+        .collect();
+    doc::document(&routes)
+}
+
+async fn serve_openapi() -> axum::Json<serde_json::Value> {
+    static DOCUMENT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    axum::Json(DOCUMENT.get_or_init(self::openapi).clone())
+}
+
+async fn reference_page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("reference.html"))
+}
+
+async fn health() -> axum::Json<crate::view::HealthView> {
+    axum::Json(crate::view::HealthView { status: "ok" })
 }
 
 /// Authenticates the caller and checks the route's access before its handler runs; a refusal

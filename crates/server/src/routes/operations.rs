@@ -5,6 +5,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::Uri;
 use axum::response::Response;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use stackdock_core::OperationId;
@@ -16,11 +17,15 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::view::{ApiCallView, OperationDetailView, OperationView, StepView};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     resource_id: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "super::doc::limit_schema")]
     limit: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "super::doc::cursor_schema")]
     cursor: Option<String>,
 }
 

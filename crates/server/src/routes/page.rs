@@ -13,6 +13,7 @@ use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -117,10 +118,14 @@ impl Listing {
 }
 
 /// The query of a list route that takes no filters: only the page.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PageQuery {
+    #[serde(default)]
+    #[schemars(schema_with = "super::doc::limit_schema")]
     pub(crate) limit: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "super::doc::cursor_schema")]
     pub(crate) cursor: Option<String>,
 }
 

@@ -5,6 +5,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use stackdock_core::{ProvisioningSource, ProvisioningState, Resource, ResourceId, ResourceKind};
 use stackdock_store::ResourceFilter;
@@ -48,14 +49,30 @@ async fn load(
     }
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /api/v1/{collection}`, for the API document: the dock, and the config
+/// that dock's schema for the kind describes (`GET /api/v1/docks/{dock}/schema/{collection}`).
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+pub(crate) struct CreateBody {
+    /// The dock's id or name.
+    dock: String,
+    /// The config fields, as the dock's schema for the kind describes them.
+    #[schemars(flatten)]
+    config: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     kind: Option<String>,
     dock: Option<String>,
     state: Option<String>,
     source: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "super::doc::limit_schema")]
     limit: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "super::doc::cursor_schema")]
     cursor: Option<String>,
 }
 

@@ -18,6 +18,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 use stackdock_core::{AuditEntry, Outcome, TokenId};
@@ -27,6 +28,7 @@ use super::body_error;
 use crate::AppState;
 use crate::auth::{Caller, SESSION_COOKIE, Token, session_secret};
 use crate::error::ApiError;
+use crate::view::SessionView;
 
 /// How long a session lasts.
 const SESSION_HOURS: i64 = 12;
@@ -71,7 +73,7 @@ impl SignInLimiter {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SignIn {
     email: String,
@@ -177,7 +179,11 @@ async fn open_session(
     );
     let mut resp = (
         StatusCode::CREATED,
-        Json(json!({"user_id": login.user_id, "org_id": login.org_id, "csrf_token": csrf.0})),
+        Json(SessionView {
+            user_id: login.user_id,
+            org_id: login.org_id,
+            csrf_token: csrf.0,
+        }),
     )
         .into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -186,10 +192,11 @@ async fn open_session(
     Ok(resp)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Accept {
     token: String,
+    #[schemars(length(min = 12))]
     password: String,
 }
 
@@ -276,9 +283,10 @@ pub(crate) async fn sign_out(
     Ok(resp)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SetPassword {
+    #[schemars(length(min = 12))]
     password: String,
 }
 
