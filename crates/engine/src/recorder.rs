@@ -1,6 +1,7 @@
 //! Where an adapter's progress goes while a worker runs an operation: provider calls into the
-//! journal, completed steps into `operation_steps` (fenced by the worker's lease), and the
-//! provider id a step establishes onto the resource row in the same transaction.
+//! journal, completed steps into `operation_steps` (fenced by the worker's lease), the
+//! provider id a step establishes onto the resource row in the same transaction, and what the
+//! provider printed (a build's output) into the resource's deploy log.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -9,7 +10,7 @@ use stackdock_core::{
     ApiCall, Keyring, OrgId, Resource, ResourceId, ResourceKind, SealedSecret, SecretString, Step,
 };
 use stackdock_docks::{DockError, Recorder};
-use stackdock_store::{Batch, Lease, Store, Write};
+use stackdock_store::{Batch, DeployLogLine, Lease, Store, Write};
 
 use crate::failpoint::{CRASH_BEFORE_CREATE_CHECKPOINT, Failpoints};
 
@@ -25,9 +26,32 @@ pub(crate) struct StoreRecorder {
     pub(crate) written: Mutex<Option<Resource>>,
     /// Seals what a provider mints for the resource, as dock keys are sealed.
     pub(crate) keyring: Keyring,
+    /// The run's deploy log: what it keeps out of it and how much it wrote.
+    pub(crate) log: Mutex<RunLog>,
+}
+
+/// The most deploy log lines one run keeps; what follows is left out, and said so once.
+pub(crate) const MAX_LOG_LINES: usize = 5000;
+
+/// What a run's deploy log needs beside the store.
+#[derive(Default)]
+pub(crate) struct RunLog {
+    /// The run's secrets (the dock key, the opened sensitive config), scrubbed from each line
+    /// in every encoded form, whatever the adapter already scrubbed.
+    secrets: Vec<SecretString>,
+    lines: usize,
 }
 
 impl StoreRecorder {
+    /// Keeps `secrets` out of every deploy log line this run writes from now on.
+    pub(crate) fn keep_out_of_log(&self, secrets: impl IntoIterator<Item = SecretString>) {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .secrets
+            .extend(secrets);
+    }
+
     /// The row as this run's last checkpoint wrote it: current for as long as the run holds
     /// its lease, since only the lease holder writes the row of a resource being worked on.
     pub(crate) fn written_row(&self) -> Option<Resource> {
@@ -62,6 +86,36 @@ impl Recorder for StoreRecorder {
 
     async fn journal(&self, call: ApiCall) {
         journal(&*self.store, call).await;
+    }
+
+    async fn log(&self, line: String) {
+        let Some(resource_id) = self.resource_id else {
+            return;
+        };
+        let line = {
+            let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+            log.lines += 1;
+            if log.lines > MAX_LOG_LINES + 1 {
+                return;
+            }
+            if log.lines == MAX_LOG_LINES + 1 {
+                format!("[the deploy log keeps {MAX_LOG_LINES} lines a run; the rest is left out]")
+            } else {
+                let secrets: Vec<&str> = log.secrets.iter().map(SecretString::expose).collect();
+                stackdock_core::redact::scrub(&line, &secrets)
+            }
+        };
+        let entry = DeployLogLine {
+            seq: 0,
+            org_id: self.org_id,
+            resource_id,
+            operation_id: self.lease.operation_id,
+            line,
+            at: chrono::Utc::now(),
+        };
+        if let Err(e) = self.store.append_deploy_log(vec![entry]).await {
+            tracing::warn!(error = %e, "could not keep a deploy log line");
+        }
     }
 
     async fn checkpoint(&self, step: Step, tracks: Option<String>) -> Result<(), DockError> {

@@ -233,6 +233,12 @@ fn table() -> Vec<Entry> {
             delete(resources::delete_any),
         ),
         (
+            Method::GET,
+            "/api/v1/resources/{id}/logs",
+            Needs(ProvisioningRead),
+            get(resources::deploy_log),
+        ),
+        (
             Method::POST,
             "/api/v1/resources/{id}/retry",
             Needs(ProvisioningFull),
