@@ -115,6 +115,13 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Show a resource's deploy log: what its provider printed while it was provisioned (a
+    /// container image's build and push).
+    Logs {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Manage the organisation's members.
     Members {
         #[command(subcommand)]
@@ -175,7 +182,8 @@ fn main() -> ExitCode {
         | Command::Retry { conn, .. }
         | Command::Cancel { conn, .. }
         | Command::Sync { conn, .. }
-        | Command::Calls { conn, .. } => conn.json,
+        | Command::Calls { conn, .. }
+        | Command::Logs { conn, .. } => conn.json,
         Command::Audit(a) => a.conn.json,
         Command::Completions { .. } => false,
     };
@@ -201,6 +209,7 @@ fn main() -> ExitCode {
                 conn,
             } => commands::sync(&conn, &dock, no_wait).await,
             Command::Calls { id, conn } => commands::calls(&conn, &id).await,
+            Command::Logs { id, conn } => commands::logs(&conn, &id).await,
             Command::Audit(args) => commands::audit(args).await,
             // Answered before the runtime starts.
             Command::Completions { .. } => Ok(ExitCode::SUCCESS),
