@@ -327,6 +327,12 @@ pub trait DockAdapter: Send + Sync {
         None
     }
 
+    /// Whether a dock of this provider needs an API key. A Docker dock's key is its
+    /// registry's password, and a dock without a registry has none. The default: it does.
+    fn key_required(&self) -> bool {
+        true
+    }
+
     /// Checks the dock's key with the provider before the dock is saved, so a bad key is
     /// refused when it is typed rather than at the first provision. A provider refusing the
     /// key answers [`DockError::Provider`] in its own words. The default checks nothing.

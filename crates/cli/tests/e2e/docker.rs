@@ -3,14 +3,15 @@
 //! `provision web-service --context` streaming the build's output live before the row turns
 //! `provisioned`, the app answering on its URL, `logs` showing the build and push afterwards
 //! (after the container is gone too), and neither the registry password nor an env value
-//! anywhere StackDock wrote or answered.
+//! anywhere StackDock wrote or answered; and a server killed between the container's create
+//! and its record adopting that container after a restart instead of making a second.
 
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use stackdock_sandbox::docker::{BUSYBOX, Leftovers, Registry, engine_or_skip};
 
-use crate::support::{TestApp, spawn_app};
+use crate::support::{Options, TestApp, spawn_app, spawn_app_with};
 
 const DOCK: &str = "local";
 
@@ -159,4 +160,85 @@ async fn a_context_is_built_pushed_run_and_answers_with_its_build_log_kept() {
 
     drop(leftovers);
     app.finish_keeping_secret(&[env_canary]);
+}
+
+/// The server dies (as a power cut would) after the engine created the container and before
+/// that was recorded. After a restart the container is adopted by its marker label: exactly
+/// one exists and the row is provisioned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_container_create_and_record_leaves_one_container_after_restart() {
+    if !engine_or_skip(
+        "a_crash_between_container_create_and_record_leaves_one_container_after_restart",
+    ) {
+        return;
+    }
+    let mut app = spawn_app_with(Options {
+        failpoints: Some("crash-before-create-checkpoint"),
+        // Far longer than the test: the restarted server must take its own leases back.
+        env: vec![("STACKDOCK_LEASE_MS", "600000")],
+        ..Default::default()
+    })
+    .await;
+    let network = format!("stackdock-e2e-{:08x}", rand::random::<u32>());
+    let added = app
+        .post(
+            "/api/v1/docks",
+            json!({"provider": "docker", "name": DOCK, "settings": {"network": network}}),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    let leftovers = Leftovers::new(dock_label(&app).await, "stackdock.marker");
+    let context = tempfile::tempdir().expect("context folder");
+    example_context(context.path());
+
+    let (code, out, err) = app
+        .cli(&[
+            "provision",
+            "web-service",
+            "--dock",
+            DOCK,
+            "--name",
+            "hello",
+            "--context",
+            context.path().to_str().expect("UTF-8"),
+            "--no-wait",
+            "--json",
+        ])
+        .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let created: Value = serde_json::from_str(&out).expect("one JSON document");
+    let id = created["id"].as_str().expect("id").to_string();
+    leftovers.watch(created["marker"].as_str().unwrap_or_default());
+    app.wait_for_crash().await;
+    assert_eq!(
+        leftovers.containers().len(),
+        1,
+        "the engine created the container before the crash"
+    );
+
+    app.restart(None);
+    let ready = app.wait_resource("web-services", &id, "provisioned").await;
+    let made = leftovers.containers();
+    assert_eq!(made.len(), 1, "a second container was created: {made:?}");
+    assert_eq!(ready["provider_resource_id"], made[0]["Id"]);
+    let op = app
+        .get(&format!(
+            "/api/v1/operations/{}",
+            created["operation_id"].as_str().expect("operation id")
+        ))
+        .await
+        .body;
+    let adopted = op["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["name"] == "container_created")
+        .map(|s| s["output"]["adopted"].clone());
+    assert_eq!(adopted, Some(json!(true)), "{op}");
+
+    let (code, out, err) = app.cli(&["deprovision", &id]).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(leftovers.containers().is_empty());
+    drop(leftovers);
+    app.finish();
 }

@@ -346,12 +346,23 @@ impl Dock {
         }
     }
 
-    fn auth(&self, dock: &DockAccess) -> Option<RegistryAuth> {
-        self.registry.as_ref().map(|server| RegistryAuth {
+    /// The registry's credentials, if the dock has a registry; one without its password is
+    /// refused naming the key.
+    fn auth(&self, dock: &DockAccess) -> Result<Option<RegistryAuth>, DockError> {
+        let Some(server) = &self.registry else {
+            return Ok(None);
+        };
+        if dock.api_key.expose().is_empty() {
+            return Err(DockError::InvalidConfig(ConfigError::new(
+                "api_key",
+                format!("the registry {server} needs its password (--registry-password-stdin)"),
+            )));
+        }
+        Ok(Some(RegistryAuth {
             server: server.clone(),
             username: self.registry_user.clone(),
             password: dock.api_key.clone(),
-        })
+        }))
     }
 }
 
@@ -587,10 +598,17 @@ impl DockAdapter for DockerAdapter {
         Some(self.settings_schema.clone())
     }
 
+    /// The key is the registry password: a dock without a registry has none.
+    fn key_required(&self) -> bool {
+        false
+    }
+
     /// Reaches the engine, and with a registry, has the engine check the credentials with it.
     async fn verify_credentials(&self, ctx: &mut Ctx, dock: &DockAccess) -> Result<(), DockError> {
-        let (api, settings) = self.api(ctx, dock).await?;
-        match settings.auth(dock) {
+        let settings = Dock::read(dock)?;
+        let auth = settings.auth(dock)?;
+        let api = DockerApi::connect(settings.endpoint.clone(), ctx).await?;
+        match auth {
             Some(auth) => api.check_registry(&auth).await,
             None => Ok(()),
         }
@@ -644,7 +662,7 @@ impl DockAdapter for DockerAdapter {
             .await?;
         }
 
-        if let Some(auth) = settings.auth(dock)
+        if let Some(auth) = settings.auth(dock)?
             && ctx.step::<DockerStep>("image_pushed")?.is_none()
         {
             ctx.log(&format!("pushing {image}"), &secrets).await;

@@ -65,12 +65,9 @@ pub(crate) async fn add(
         .map_err(|e: String| ApiError::invalid(format!("provider: {e}")))?;
     let name = DockName::try_from(body.take_string("name")?)
         .map_err(|e| ApiError::invalid(format!("name: {e}")))?;
-    // A Docker dock's key is its registry's password, and a dock without a registry has none.
-    let api_key = match provider {
-        Provider::Docker => body.take_optional_string("api_key")?.unwrap_or_default(),
-        _ => body.take_string("api_key")?,
-    };
-    let api_key = SecretString::new(api_key);
+    // Whether the provider needs one is the adapter's to say (a Docker dock without a
+    // registry has none); the engine refuses a missing one where it does.
+    let api_key = SecretString::new(body.take_optional_string("api_key")?.unwrap_or_default());
     let api_url = body.take_optional_string("api_url")?;
     if let Some(u) = &api_url {
         check_url(u)?;
