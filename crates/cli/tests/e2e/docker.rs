@@ -26,6 +26,28 @@ fn example_context(into: &Path) {
     std::fs::copy(BUSYBOX, into.join("busybox")).expect("copy busybox");
 }
 
+/// `stackdock provision web-service` of `context` on the test's dock, with `extra` flags.
+async fn provision(
+    app: &TestApp,
+    name: &str,
+    context: &Path,
+    extra: &[&str],
+) -> (i32, String, String) {
+    let context = context.to_str().expect("a UTF-8 path");
+    let mut args = vec![
+        "provision",
+        "web-service",
+        "--dock",
+        DOCK,
+        "--name",
+        name,
+        "--context",
+        context,
+    ];
+    args.extend_from_slice(extra);
+    app.cli(&args).await
+}
+
 /// The dock's id, which every container StackDock makes on it carries as a label.
 async fn dock_label(app: &TestApp) -> String {
     let docks = app.get("/api/v1/docks").await.body;
@@ -76,23 +98,14 @@ async fn a_context_is_built_pushed_run_and_answers_with_its_build_log_kept() {
     let leftovers = Leftovers::new(dock_label(&app).await, "stackdock.marker");
 
     let env_canary = format!("envcanary{:016x}", rand::random::<u64>());
-    let (code, out, err) = app
-        .cli(&[
-            "provision",
-            "web-service",
-            "--dock",
-            DOCK,
-            "--name",
-            "hello",
-            "--context",
-            context.path().to_str().expect("UTF-8"),
-            "--env",
-            &format!("GREETING_TOKEN={env_canary}"),
-            "--memory",
-            "64m",
-            "--json",
-        ])
-        .await;
+    let env = format!("GREETING_TOKEN={env_canary}");
+    let (code, out, err) = provision(
+        &app,
+        "hello",
+        context.path(),
+        &["--env", &env, "--memory", "64m", "--json"],
+    )
+    .await;
     assert_eq!(code, 0, "{out}\n{err}");
     let row: Value = serde_json::from_str(&out).expect("one JSON document");
     assert_eq!(row["provisioning_state"], "provisioned", "{row}");
@@ -113,18 +126,7 @@ async fn a_context_is_built_pushed_run_and_answers_with_its_build_log_kept() {
     assert_eq!(leftovers.containers().len(), 1);
 
     // Followed by a person, the build's steps stream before the row settles.
-    let (code, out, err) = app
-        .cli(&[
-            "provision",
-            "web-service",
-            "--dock",
-            DOCK,
-            "--name",
-            "hello-again",
-            "--context",
-            context.path().to_str().expect("UTF-8"),
-        ])
-        .await;
+    let (code, out, err) = provision(&app, "hello-again", context.path(), &[]).await;
     assert_eq!(code, 0, "{out}\n{err}");
     let step = err
         .find("| Step 1/")
@@ -191,20 +193,7 @@ async fn a_crash_between_container_create_and_record_leaves_one_container_after_
     let context = tempfile::tempdir().expect("context folder");
     example_context(context.path());
 
-    let (code, out, err) = app
-        .cli(&[
-            "provision",
-            "web-service",
-            "--dock",
-            DOCK,
-            "--name",
-            "hello",
-            "--context",
-            context.path().to_str().expect("UTF-8"),
-            "--no-wait",
-            "--json",
-        ])
-        .await;
+    let (code, out, err) = provision(&app, "hello", context.path(), &["--no-wait", "--json"]).await;
     assert_eq!(code, 0, "{out}\n{err}");
     let created: Value = serde_json::from_str(&out).expect("one JSON document");
     let id = created["id"].as_str().expect("id").to_string();
