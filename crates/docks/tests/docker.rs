@@ -270,6 +270,7 @@ async fn build_push_run_answer_http_then_deprovision_leaves_nothing() {
     assert_eq!(
         names,
         [
+            "build_sent",
             "image_built",
             "image_pushed",
             "container_create_sent",
@@ -278,11 +279,11 @@ async fn build_push_run_answer_http_then_deprovision_leaves_nothing() {
         ]
     );
     assert!(
-        steps[1].output["digest"]
+        steps[2].output["digest"]
             .as_str()
             .is_some_and(|d| d.starts_with("sha256:")),
         "{:?}",
-        steps[1].output
+        steps[2].output
     );
     assert_eq!(tags(&registry, run.marker.as_str()).await, ["latest"]);
 
@@ -290,7 +291,7 @@ async fn build_push_run_answer_http_then_deprovision_leaves_nothing() {
     let log = run.recorder.log();
     assert!(
         log.iter()
-            .any(|(line, steps)| line.starts_with("Step 1/") && *steps == 0),
+            .any(|(line, steps)| line.starts_with("Step 1/") && *steps == 1),
         "{log:?}"
     );
     assert!(
@@ -362,7 +363,8 @@ async fn a_dockerfile_that_fails_to_build_fails_with_the_build_error_line() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(run.recorder.steps().is_empty(), "nothing was built");
+    let steps: Vec<String> = run.recorder.steps().into_iter().map(|s| s.name).collect();
+    assert_eq!(steps, ["build_sent"], "nothing was built");
     let log = run.recorder.log();
     assert!(
         log.iter()
@@ -503,9 +505,9 @@ async fn a_lost_create_answer_resumes_without_a_second_container_and_discover_te
     }
     let s = setup(None);
     let adapter = DockerAdapter::new();
-    // The container is created but the store refuses its record (the third checkpoint, after
-    // "image built" and "create sent"): the run stops there, as a crash would.
-    let mut first = s.run_with(support::MemRecorder::stopping_at(3, support::Stop::Refuse));
+    // The container is created but the store refuses its record (the fourth checkpoint, after
+    // "build sent", "image built" and "create sent"): the run stops there, as a crash would.
+    let mut first = s.run_with(support::MemRecorder::stopping_at(4, support::Stop::Refuse));
     let config = s.config(&serving_dockerfile(), "resumed", json!({}));
     let stopped = adapter
         .provision_web_service(&mut first.ctx, &s.dock, &config)

@@ -10,17 +10,20 @@
 //! instead of making a second one.
 //!
 //! Steps, recorded in order:
-//! 1. [`DockerStep::ImageBuilt`] — `POST /build` with the files as a tar (less what
+//! 1. [`DockerStep::BuildSent`] — before `POST /build`: from here on the tag may exist (a build
+//!    whose answer was lost may still finish). Undoing it removes the tag, if there is one.
+//! 2. [`DockerStep::ImageBuilt`] — the build with the files as a tar (less what
 //!    `.dockerignore` leaves out). Every line of the build's output goes to the deploy log as
 //!    it comes; an error line fails the provision with that line. Undoing it removes the tag.
-//! 2. [`DockerStep::ImagePushed`] — `POST /images/{name}/push` with the dock's registry
+//!    A run resumed before it builds again, onto the same tag.
+//! 3. [`DockerStep::ImagePushed`] — `POST /images/{name}/push` with the dock's registry
 //!    credentials; records the digest. Nothing to undo at the registry: the tag is this
 //!    resource's own and the next push of it replaces it.
-//! 3. [`DockerStep::ContainerCreateSent`] — before `POST /containers/create`. Undoing it
+//! 4. [`DockerStep::ContainerCreateSent`] — before `POST /containers/create`. Undoing it
 //!    removes any container carrying the marker.
-//! 4. [`DockerStep::ContainerCreated`] — the container, created or adopted; tracks its id.
+//! 5. [`DockerStep::ContainerCreated`] — the container, created or adopted; tracks its id.
 //!    Undoing it removes the container.
-//! 5. [`DockerStep::ContainerStarted`] — undoing it stops the container.
+//! 6. [`DockerStep::ContainerStarted`] — undoing it stops the container.
 //!
 //! Readiness: the container is running and its published port answers HTTP (or, for an
 //! image with a healthcheck, the engine reports it healthy), within `ready_timeout` seconds of
@@ -226,6 +229,10 @@ fn check_env(env: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum DockerStep {
+    BuildSent {
+        marker: Marker,
+        image: String,
+    },
     ImageBuilt {
         image: String,
         image_id: String,
@@ -251,6 +258,7 @@ pub enum DockerStep {
 impl AdapterStep for DockerStep {
     fn name(&self) -> &'static str {
         match self {
+            Self::BuildSent { .. } => "build_sent",
             Self::ImageBuilt { .. } => "image_built",
             Self::ImagePushed { .. } => "image_pushed",
             Self::ContainerCreateSent { .. } => "container_create_sent",
@@ -633,6 +641,11 @@ impl DockAdapter for DockerAdapter {
 
         if ctx.step::<DockerStep>("image_built")?.is_none() {
             let tar = build_context(ctx, &config).await?;
+            ctx.record(&DockerStep::BuildSent {
+                marker: marker.clone(),
+                image: image.clone(),
+            })
+            .await?;
             ctx.log(&format!("building {image}"), &secrets).await;
             // The image carries only the marker: the engine adds a build label as one more
             // step of its own, and each further label would leave one more labelled
@@ -802,7 +815,9 @@ impl DockAdapter for DockerAdapter {
     async fn undo(&self, ctx: &mut Ctx, dock: &DockAccess, step: &Step) -> Result<(), DockError> {
         let (api, _) = self.api(ctx, dock).await?;
         match decode_step::<DockerStep>(step)? {
-            DockerStep::ImageBuilt { image, .. } => api.remove_image(&image).await,
+            DockerStep::BuildSent { image, .. } | DockerStep::ImageBuilt { image, .. } => {
+                api.remove_image(&image).await
+            }
             // The registry keeps the tag; the resource's next push replaces it.
             DockerStep::ImagePushed { .. } => Ok(()),
             DockerStep::ContainerCreateSent { marker, .. } => {
@@ -870,10 +885,20 @@ impl DockAdapter for DockerAdapter {
         }
     }
 
+    /// Every container on the engine, stopped ones too, except those another dock of
+    /// StackDock made there (another dock on the same engine tracks them).
     async fn discover(&self, ctx: &mut Ctx, dock: &DockAccess) -> Result<Vec<Observed>, DockError> {
         let (api, _) = self.api(ctx, dock).await?;
         let all = api.list_containers(&json!({})).await?;
-        Ok(all.into_iter().map(listed).collect())
+        let this_dock = dock.id.to_string();
+        Ok(all
+            .into_iter()
+            .filter(|c| {
+                marker_of(&c["Labels"]).is_none()
+                    || c["Labels"][LABEL_DOCK].as_str() == Some(this_dock.as_str())
+            })
+            .map(listed)
+            .collect())
     }
 }
 
