@@ -315,6 +315,10 @@ async fn build_push_run_answer_http_then_deprovision_leaves_nothing() {
         inspected["Config"]["Labels"]["stackdock.marker"],
         run.marker.as_str()
     );
+    assert_eq!(
+        inspected["Config"]["Labels"]["stackdock.image-digest"], steps[2].output["digest"],
+        "the container shows the pushed image's digest"
+    );
     let env = inspected["Config"]["Env"].to_string();
     assert!(env.contains(&format!("GREETING_TOKEN={canary}")), "{env}");
 
@@ -382,10 +386,14 @@ async fn a_container_that_never_answers_fails_after_its_deadline_with_its_logs()
     let s = setup(None);
     let adapter = DockerAdapter::new();
     let mut run = s.run();
+    // A build argument reaches the image (an ENV made from it at build time).
+    let dockerfile =
+        busybox_running("echo listening-nowhere-$GREETING; exec /bin/busybox sleep 3600")
+            .replace("ENTRYPOINT", "ARG WHO\nENV GREETING=from-$WHO\nENTRYPOINT");
     let config = s.config(
-        &busybox_running("echo listening-nowhere; exec /bin/busybox sleep 3600"),
+        &dockerfile,
         "unused",
-        json!({"ready_timeout": 3}),
+        json!({"ready_timeout": 3, "build_args": {"WHO": "build-arg"}}),
     );
     let started = Instant::now();
     let seen = provision_until_settled(&adapter, &mut run, &s.dock, &config)
@@ -399,7 +407,7 @@ async fn a_container_that_never_answers_fails_after_its_deadline_with_its_logs()
     assert_eq!(failure.code, "not_ready");
     assert!(failure.message.contains("within 3s"), "{}", failure.message);
     assert!(
-        failure.message.contains("listening-nowhere"),
+        failure.message.contains("listening-nowhere-from-build-arg"),
         "{}",
         failure.message
     );

@@ -112,6 +112,17 @@ async fn a_context_is_built_pushed_run_and_answers_with_its_build_log_kept() {
     let id = row["id"].as_str().expect("id").to_string();
     leftovers.watch(row["marker"].as_str().unwrap_or_default());
     let url = row["production_url"].as_str().expect("a URL").to_string();
+    // The row names the container and the pushed image's digest.
+    let container = row["provider_resource_id"]
+        .as_str()
+        .expect("the container id");
+    assert_eq!(leftovers.containers()[0]["Id"], container);
+    let seen = app.get(&format!("/api/v1/web-services/{id}")).await.body;
+    let digest = seen["full_api_data"]["Config"]["Labels"]["stackdock.image-digest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(digest.starts_with("sha256:"), "{seen}");
     let page = reqwest::Client::builder()
         .no_proxy()
         .build()

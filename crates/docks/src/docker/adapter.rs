@@ -60,6 +60,8 @@ pub const LABEL_DOCK: &str = "stackdock.dock";
 const LABEL_NAME: &str = "stackdock.name";
 const LABEL_PORT: &str = "stackdock.port";
 const LABEL_READY_TIMEOUT: &str = "stackdock.ready-timeout";
+/// The registry digest of the image a container runs, when it was pushed.
+pub const LABEL_IMAGE_DIGEST: &str = "stackdock.image-digest";
 
 /// The settings of a Docker dock. Its API key, when it has a registry, is the registry
 /// password.
@@ -94,6 +96,10 @@ pub struct WebServiceConfig {
     /// The Dockerfile's path among the files.
     #[serde(default = "default_dockerfile")]
     pub dockerfile: SitePath,
+    /// Build arguments (`ARG` in the Dockerfile). Not for secrets: the image keeps them in
+    /// its history; secrets go in `env`.
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
     /// The port the app listens on inside the container.
     #[serde(default = "default_port")]
     pub port: Port,
@@ -652,8 +658,19 @@ impl DockAdapter for DockerAdapter {
             // intermediate image behind.
             let mut image_labels = Map::new();
             image_labels.insert(LABEL_MARKER.into(), json!(marker.as_str()));
+            let build_args: Map<String, Value> = config
+                .build_args
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
             let mut progress = api
-                .build(tar, &image, config.dockerfile.as_str(), &image_labels)
+                .build(
+                    tar,
+                    &image,
+                    config.dockerfile.as_str(),
+                    &build_args,
+                    &image_labels,
+                )
                 .await?;
             let mut image_id = None;
             while let Some(line) = progress.next().await? {
@@ -722,7 +739,15 @@ impl DockAdapter for DockerAdapter {
                     name: name.clone(),
                 })
                 .await?;
-                let spec = container_spec(&config, &image, &settings.network, labels.clone());
+                // The pushed image's digest, if it was pushed: a label shows it with the
+                // container wherever the container is seen (the row's provider data).
+                let mut labels = labels.clone();
+                if let Some(DockerStep::ImagePushed { digest, .. }) =
+                    ctx.step::<DockerStep>("image_pushed")?
+                {
+                    labels.insert(LABEL_IMAGE_DIGEST.into(), json!(digest));
+                }
+                let spec = container_spec(&config, &image, &settings.network, labels);
                 let ours = || async {
                     let found = api.list_containers(&ours_filter(&marker)).await?;
                     Ok::<_, DockError>(

@@ -195,17 +195,20 @@ impl DockerApi {
             .map(drop)
     }
 
-    /// `POST /build` with a tar context; its progress streams back.
+    /// `POST /build` with a tar context; its progress streams back. Build arguments are
+    /// journaled with the call (they are no place for secrets: the image keeps them too).
     pub async fn build(
         &self,
         context: Vec<u8>,
         tag: &str,
         dockerfile: &str,
+        build_args: &Map<String, Value>,
         labels: &Map<String, Value>,
     ) -> Result<Progress<'_>, DockError> {
         let query = [
             ("t", tag.to_string()),
             ("dockerfile", dockerfile.to_string()),
+            ("buildargs", Value::Object(build_args.clone()).to_string()),
             ("labels", Value::Object(labels.clone()).to_string()),
             ("rm", "true".into()),
             ("forcerm", "true".into()),

@@ -11,7 +11,7 @@ pub mod conn;
 mod context;
 
 pub use adapter::{
-    DEFAULT_NETWORK, DockSettings, DockerAdapter, DockerStep, LABEL_DOCK, LABEL_MANAGED,
-    LABEL_MARKER, WebServiceConfig, labels, marker_filter,
+    DEFAULT_NETWORK, DockSettings, DockerAdapter, DockerStep, LABEL_DOCK, LABEL_IMAGE_DIGEST,
+    LABEL_MANAGED, LABEL_MARKER, WebServiceConfig, labels, marker_filter,
 };
 pub use context::Ignore;
