@@ -42,6 +42,24 @@ pub(crate) struct RunLog {
     lines: usize,
 }
 
+impl RunLog {
+    /// What of `line` is kept: scrubbed of the run's secrets, or the one notice that the run
+    /// reached [`MAX_LOG_LINES`], or nothing after it.
+    fn admit(&mut self, line: &str) -> Option<String> {
+        self.lines += 1;
+        if self.lines > MAX_LOG_LINES + 1 {
+            return None;
+        }
+        if self.lines == MAX_LOG_LINES + 1 {
+            return Some(format!(
+                "[the deploy log keeps {MAX_LOG_LINES} lines a run; the rest is left out]"
+            ));
+        }
+        let secrets: Vec<&str> = self.secrets.iter().map(SecretString::expose).collect();
+        Some(stackdock_core::redact::scrub(line, &secrets))
+    }
+}
+
 impl StoreRecorder {
     /// Keeps `secrets` out of every deploy log line this run writes from now on.
     pub(crate) fn keep_out_of_log(&self, secrets: impl IntoIterator<Item = SecretString>) {
@@ -92,18 +110,13 @@ impl Recorder for StoreRecorder {
         let Some(resource_id) = self.resource_id else {
             return;
         };
-        let line = {
-            let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
-            log.lines += 1;
-            if log.lines > MAX_LOG_LINES + 1 {
-                return;
-            }
-            if log.lines == MAX_LOG_LINES + 1 {
-                format!("[the deploy log keeps {MAX_LOG_LINES} lines a run; the rest is left out]")
-            } else {
-                let secrets: Vec<&str> = log.secrets.iter().map(SecretString::expose).collect();
-                stackdock_core::redact::scrub(&line, &secrets)
-            }
+        let admitted = self
+            .log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admit(&line);
+        let Some(line) = admitted else {
+            return;
         };
         let entry = DeployLogLine {
             seq: 0,
@@ -165,5 +178,33 @@ impl Recorder for ConnectRecorder {
         Err(DockError::Checkpoint(
             "checking a key records no steps".into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runs_log_is_scrubbed_of_its_secrets_and_bounded() {
+        let mut log = RunLog {
+            secrets: vec![SecretString::new("hunter2-secret")],
+            lines: 0,
+        };
+        let kept = log
+            .admit("token hunter2-secret, base64 aHVudGVyMi1zZWNyZXQ=, hex 68756e746572322d736563726574")
+            .expect("kept");
+        assert!(
+            !kept.contains("hunter2-secret")
+                && !kept.contains("aHVudGVyMi1zZWNyZXQ")
+                && !kept.contains("68756e746572322d736563726574"),
+            "{kept}"
+        );
+        for _ in 1..MAX_LOG_LINES {
+            assert!(log.admit("Step 1/3 : FROM scratch").is_some());
+        }
+        let notice = log.admit("one too many").expect("the notice");
+        assert!(notice.contains("5000 lines"), "{notice}");
+        assert_eq!(log.admit("and more"), None, "nothing after the notice");
     }
 }
