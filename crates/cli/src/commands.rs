@@ -112,8 +112,28 @@ pub(crate) struct ProvisionArgs {
     set: Vec<String>,
     /// A web service's files: every file under this folder is deployed, and only contents
     /// the server does not have yet are uploaded.
-    #[arg(long, value_name = "FOLDER")]
+    #[arg(long, value_name = "FOLDER", conflicts_with = "context")]
     dir: Option<std::path::PathBuf>,
+    /// A container web service's build context (a Docker dock): the folder with its
+    /// Dockerfile, uploaded like --dir, file modes kept.
+    #[arg(long, value_name = "FOLDER")]
+    context: Option<std::path::PathBuf>,
+    /// The Dockerfile's path in the build context (default: Dockerfile).
+    #[arg(long)]
+    dockerfile: Option<String>,
+    /// The port the app listens on in its container (default: 8080).
+    #[arg(long)]
+    port: Option<u16>,
+    /// An environment variable of the app, KEY=VALUE, or KEY alone to take its value from
+    /// this shell's environment (which keeps it out of the process list). Sealed at rest.
+    #[arg(long = "env", value_name = "KEY[=VALUE]")]
+    env: Vec<String>,
+    /// The container's memory limit, e.g. 256m.
+    #[arg(long)]
+    memory: Option<String>,
+    /// The container's CPU limit, e.g. 0.5.
+    #[arg(long)]
+    cpus: Option<f64>,
     /// Return once the request is recorded instead of following it.
     #[arg(long)]
     no_wait: bool,
@@ -142,15 +162,21 @@ pub(crate) async fn provision(a: ProvisionArgs) -> CliResult {
         let value = serde_json::from_str(v).unwrap_or_else(|_| json!(v));
         body.insert(k.to_string(), value);
     }
+    container_fields(&a, &mut body)?;
     let client = Client::new(&a.conn)?;
-    if let Some(dir) = &a.dir {
+    let folder = match (&a.dir, &a.context) {
+        (Some(dir), _) => Some((dir, "--dir")),
+        (None, Some(context)) => Some((context, "--context")),
+        (None, None) => None,
+    };
+    if let Some((dir, flag)) = folder {
         if coll != "web-services" {
             return Err(CliError::Input(format!(
-                "--dir deploys a web service's files; {} takes none",
+                "{flag} deploys a web service's files; {} takes none",
                 a.kind
             )));
         }
-        let files = crate::site::upload_folder(&client, dir).await?;
+        let files = crate::site::upload_folder(&client, dir, flag).await?;
         body.insert("files".into(), files);
     }
     let created = create_once(&client, &format!("/api/v1/{coll}"), &Value::Object(body)).await?;
@@ -165,6 +191,47 @@ pub(crate) async fn provision(a: ProvisionArgs) -> CliResult {
     let id = created["id"].as_str().unwrap_or_default().to_string();
     let done = follow(&client, &id, !a.conn.json).await?;
     settle_report(&done, a.conn.json, "provisioned")
+}
+
+/// The fields of a container web service given as their own flags.
+fn container_fields(a: &ProvisionArgs, body: &mut Map<String, Value>) -> Result<(), CliError> {
+    if let Some(d) = &a.dockerfile {
+        body.insert("dockerfile".into(), json!(d));
+    }
+    if let Some(p) = a.port {
+        body.insert("port".into(), json!(p));
+    }
+    if let Some(m) = &a.memory {
+        body.insert("memory".into(), json!(m));
+    }
+    if let Some(c) = a.cpus {
+        body.insert("cpus".into(), json!(c));
+    }
+    if a.env.is_empty() {
+        return Ok(());
+    }
+    let mut env = Map::new();
+    for item in &a.env {
+        let (key, value) = match item.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => {
+                let v = std::env::var(item).map_err(|_| {
+                    CliError::Input(format!(
+                        "--env {item}: no value given and no {item} in this shell's environment"
+                    ))
+                })?;
+                (item.clone(), v)
+            }
+        };
+        if key.is_empty() {
+            return Err(CliError::Input(format!(
+                "--env {item:?}: expected KEY=VALUE"
+            )));
+        }
+        env.insert(key, json!(value));
+    }
+    body.insert("env".into(), Value::Object(env));
+    Ok(())
 }
 
 /// Sends a create with an `Idempotency-Key`, and sends it again with the same key when the
@@ -339,9 +406,22 @@ pub(crate) enum DocksCommand {
         #[arg(long)]
         name: String,
         /// The provider API key (also read from STACKDOCK_DOCK_API_KEY, which keeps it out of
-        /// the process list).
+        /// the process list). A Docker dock takes none: its key is the registry password.
         #[arg(long, env = "STACKDOCK_DOCK_API_KEY", hide_env_values = true)]
-        api_key: String,
+        api_key: Option<String>,
+        /// A Docker dock's engine: unix:///var/run/docker.sock (the default) or tcp://host:port.
+        #[arg(long)]
+        host: Option<String>,
+        /// A Docker dock's registry, host[:port], which images are pushed to.
+        #[arg(long)]
+        registry: Option<String>,
+        /// The registry user.
+        #[arg(long, requires = "registry")]
+        registry_user: Option<String>,
+        /// Read the registry password from standard input (one line); it is sealed as the
+        /// dock's key.
+        #[arg(long, requires = "registry")]
+        registry_password_stdin: bool,
         /// Overrides the provider's API base URL.
         #[arg(long)]
         api_url: Option<String>,
@@ -392,6 +472,21 @@ pub(crate) enum DocksCommand {
     },
 }
 
+/// One line of standard input, trimmed: a key or a password, kept out of the process list.
+fn read_stdin_line(flag: &str, what: &str) -> Result<String, CliError> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Input(format!("{flag}: cannot read the {what}: {e}")))?;
+    let line = line.trim();
+    if line.is_empty() {
+        return Err(CliError::Input(format!(
+            "{flag}: standard input held no {what}"
+        )));
+    }
+    Ok(line.to_string())
+}
+
 /// `KEY=VALUE`, as `--setting` takes it.
 fn parse_setting(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
@@ -431,13 +526,34 @@ pub(crate) async fn docks(cmd: DocksCommand) -> CliResult {
             provider,
             name,
             api_key,
+            host,
+            registry,
+            registry_user,
+            registry_password_stdin,
             api_url,
             rate_limit,
-            settings,
+            mut settings,
             no_verify,
             ..
         } => {
-            let mut body = json!({"provider": provider, "name": name, "api_key": api_key});
+            let api_key = if registry_password_stdin {
+                Some(read_stdin_line("--registry-password-stdin", "password")?)
+            } else {
+                api_key
+            };
+            let mut body = json!({"provider": provider, "name": name});
+            if let Some(k) = api_key {
+                body["api_key"] = json!(k);
+            }
+            for (key, value) in [
+                ("host", host),
+                ("registry", registry),
+                ("registry_user", registry_user),
+            ] {
+                if let Some(v) = value {
+                    settings.push((key.to_string(), v));
+                }
+            }
             if let Some(u) = api_url {
                 body["api_url"] = json!(u);
             }
@@ -464,16 +580,7 @@ pub(crate) async fn docks(cmd: DocksCommand) -> CliResult {
         } => {
             let mut body = serde_json::Map::new();
             if api_key_stdin {
-                let mut key = String::new();
-                std::io::stdin()
-                    .read_line(&mut key)
-                    .map_err(|e| CliError::Input(format!("cannot read the API key: {e}")))?;
-                let key = key.trim();
-                if key.is_empty() {
-                    return Err(CliError::Input(
-                        "--api-key-stdin: standard input held no key".into(),
-                    ));
-                }
+                let key = read_stdin_line("--api-key-stdin", "key")?;
                 body.insert("api_key".into(), json!(key));
             }
             if let Some(u) = api_url {
@@ -583,6 +690,35 @@ pub(crate) async fn sync(conn: &Conn, dock: &str, no_wait: bool) -> CliResult {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `stackdock logs <id>`: the resource's deploy log (a build's and a push's output), kept
+/// after the operation ended and after the resource is gone.
+pub(crate) async fn logs(conn: &Conn, id: &str) -> CliResult {
+    let client = Client::new(conn)?;
+    let mut after = 0;
+    let mut all = Vec::new();
+    loop {
+        let page = client
+            .get(&format!("/api/v1/resources/{}/logs?after={after}", seg(id)))
+            .await?;
+        let lines = page.as_array().cloned().unwrap_or_default();
+        let Some(last) = lines.last().and_then(|l| l["seq"].as_i64()) else {
+            break;
+        };
+        after = last;
+        if conn.json {
+            all.extend(lines);
+        } else {
+            for l in &lines {
+                println!("{}", l["line"].as_str().unwrap_or_default());
+            }
+        }
+    }
+    if conn.json {
+        print_json(&Value::Array(all));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) async fn calls(conn: &Conn, id: &str, page: &PageArgs) -> CliResult {

@@ -118,6 +118,13 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Show a resource's deploy log: what its provider printed while it was provisioned (a
+    /// container image's build and push).
+    Logs {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Manage the organisation's members.
     Members {
         #[command(subcommand)]
@@ -178,7 +185,8 @@ fn main() -> ExitCode {
         | Command::Retry { conn, .. }
         | Command::Cancel { conn, .. }
         | Command::Sync { conn, .. }
-        | Command::Calls { conn, .. } => conn.json,
+        | Command::Calls { conn, .. }
+        | Command::Logs { conn, .. } => conn.json,
         Command::Audit(a) => a.conn.json,
         Command::Completions { .. } => false,
     };
@@ -204,6 +212,7 @@ fn main() -> ExitCode {
                 conn,
             } => commands::sync(&conn, &dock, no_wait).await,
             Command::Calls { id, page, conn } => commands::calls(&conn, &id, &page).await,
+            Command::Logs { id, conn } => commands::logs(&conn, &id).await,
             Command::Audit(args) => commands::audit(args).await,
             // Answered before the runtime starts.
             Command::Completions { .. } => Ok(ExitCode::SUCCESS),

@@ -1,6 +1,7 @@
-//! `provision web-service --dir`: reads a folder into a manifest (`files: [{path, sha256,
-//! size}]`), uploads to the server only the contents it does not have yet, and hands the
-//! manifest back for the provision's config.
+//! `provision web-service --dir` (a site's files) and `--context` (a container image's build
+//! context): reads a folder into a manifest (`files: [{path, sha256, size, executable}]`),
+//! uploads to the server only the contents it does not have yet, and hands the manifest back
+//! for the provision's config.
 //!
 //! Nothing is skipped silently: hidden files go too, and anything that cannot be deployed as
 //! a file (a link leading out of the folder, a socket) stops the command, naming it and why.
@@ -17,16 +18,18 @@ struct SiteFile {
     path: SitePath,
     sha256: Sha256Hex,
     bytes: Vec<u8>,
+    /// Whether its mode lets it run (a container image's binaries need it).
+    executable: bool,
 }
 
 /// Reads every file under `root`, sorted by path.
-fn read_folder(root: &Path) -> Result<Vec<SiteFile>, CliError> {
+fn read_folder(root: &Path, flag: &str) -> Result<Vec<SiteFile>, CliError> {
     let input = |m: String| CliError::Input(m);
     let root = root
         .canonicalize()
-        .map_err(|e| input(format!("--dir {}: {e}", root.display())))?;
+        .map_err(|e| input(format!("{flag} {}: {e}", root.display())))?;
     if !root.is_dir() {
-        return Err(input(format!("--dir {}: not a folder", root.display())));
+        return Err(input(format!("{flag} {}: not a folder", root.display())));
     }
     let mut files = Vec::new();
     let mut pending = vec![root.clone()];
@@ -72,6 +75,7 @@ fn read_folder(root: &Path) -> Result<Vec<SiteFile>, CliError> {
                     path,
                     sha256: Sha256Hex::of(&bytes),
                     bytes,
+                    executable: is_executable(&kind),
                 });
             } else {
                 return Err(input(format!(
@@ -82,10 +86,21 @@ fn read_folder(root: &Path) -> Result<Vec<SiteFile>, CliError> {
         }
     }
     if files.is_empty() {
-        return Err(input(format!("--dir {}: holds no files", root.display())));
+        return Err(input(format!("{flag} {}: holds no files", root.display())));
     }
     files.sort_by(|a, b| a.path.as_str().cmp(b.path.as_str()));
     Ok(files)
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_: &std::fs::Metadata) -> bool {
+    false
 }
 
 /// `full`'s path under `root` with `/` between segments.
@@ -104,9 +119,14 @@ fn relative(root: &Path, full: &Path) -> Result<String, CliError> {
     Ok(parts.join("/"))
 }
 
-/// Reads `dir`, uploads what the server lacks, and answers the manifest.
-pub(crate) async fn upload_folder(client: &Client, dir: &Path) -> Result<Value, CliError> {
-    let files = read_folder(dir)?;
+/// Reads `dir` (given as `flag`, which errors name), uploads what the server lacks, and
+/// answers the manifest.
+pub(crate) async fn upload_folder(
+    client: &Client,
+    dir: &Path,
+    flag: &str,
+) -> Result<Value, CliError> {
+    let files = read_folder(dir, flag)?;
     let digests: Vec<&str> = files.iter().map(|f| f.sha256.as_str()).collect();
     let answer = client
         .post("/api/v1/files/missing", &json!({ "sha256": digests }))
@@ -132,7 +152,13 @@ pub(crate) async fn upload_folder(client: &Client, dir: &Path) -> Result<Value, 
     Ok(Value::Array(
         files
             .iter()
-            .map(|f| json!({"path": f.path, "sha256": f.sha256, "size": f.bytes.len()}))
+            .map(|f| {
+                let mut entry = json!({"path": f.path, "sha256": f.sha256, "size": f.bytes.len()});
+                if f.executable {
+                    entry["executable"] = json!(true);
+                }
+                entry
+            })
             .collect(),
     ))
 }

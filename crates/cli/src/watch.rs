@@ -100,6 +100,7 @@ pub(crate) async fn follow(client: &Client, id: &str, human: bool) -> Result<Val
         buf.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = buf.find("\n\n") {
             let event: String = buf.drain(..end + 2).collect();
+            let is_log = event.lines().any(|l| l.trim_end() == "event: log");
             let data: String = event
                 .lines()
                 .filter_map(|l| l.strip_prefix("data:"))
@@ -112,6 +113,13 @@ pub(crate) async fn follow(client: &Client, id: &str, human: bool) -> Result<Val
             let Ok(doc) = serde_json::from_str::<Value>(&data) else {
                 continue;
             };
+            // The provider's output (a build's steps), as it comes.
+            if is_log {
+                if human {
+                    eprintln!("  | {}", doc["line"].as_str().unwrap_or_default());
+                }
+                continue;
+            }
             let resource = &doc["resource"];
             progress.show(resource);
             if is_settled(resource["provisioning_state"].as_str().unwrap_or_default()) {

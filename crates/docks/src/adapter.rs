@@ -67,6 +67,11 @@ pub trait Recorder: Send + Sync {
             "this recorder cannot seal secrets".into(),
         ))
     }
+    /// Keeps one line of the current operation's deploy log (a build's output), already
+    /// scrubbed of the run's secrets, and shows it to whoever follows the resource. Never
+    /// fails the run: a line that cannot be kept is logged by the implementation. The
+    /// default keeps nothing.
+    async fn log(&self, _line: String) {}
 }
 
 /// What a journal entry is about. Cheap to clone into each API client.
@@ -215,6 +220,21 @@ impl Ctx {
         Ok(())
     }
 
+    /// Adds `line` to the operation's deploy log, with every one of `secrets` (and its base64,
+    /// hex and percent-encoded forms) scrubbed out and the line cut at [`MAX_LOG_LINE`] bytes.
+    pub async fn log(&self, line: &str, secrets: &[&str]) {
+        let mut line = stackdock_core::redact::scrub(line, secrets);
+        if line.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+            line.push_str(" [cut]");
+        }
+        self.scope.recorder.log(line).await;
+    }
+
     /// Seals a secret minted for this operation's resource; see [`Recorder::seal`]. The
     /// plaintext goes no further than this call.
     pub fn seal(&self, secret: &SecretString) -> Result<SealedSecret, DockError> {
@@ -227,6 +247,9 @@ impl Ctx {
             .ok_or_else(|| DockError::Checkpoint("a create needs the resource's marker".into()))
     }
 }
+
+/// The longest deploy log line kept, in bytes.
+pub const MAX_LOG_LINE: usize = 4096;
 
 /// Decodes a recorded step as the adapter's step type.
 pub fn decode_step<S: DeserializeOwned>(step: &Step) -> Result<S, DockError> {
@@ -302,6 +325,12 @@ pub trait DockAdapter: Send + Sync {
     /// takes none.
     fn dock_settings_schema(&self) -> Option<ConfigSchema> {
         None
+    }
+
+    /// Whether a dock of this provider needs an API key. A Docker dock's key is its
+    /// registry's password, and a dock without a registry has none. The default: it does.
+    fn key_required(&self) -> bool {
+        true
     }
 
     /// Checks the dock's key with the provider before the dock is saved, so a bad key is

@@ -35,6 +35,10 @@ pub struct FileEntry {
     pub sha256: Sha256Hex,
     /// The contents' length in bytes.
     pub size: u64,
+    /// Whether the file may be run as a program: kept where the provider keeps file modes
+    /// (a container image's build context), ignored by providers that serve files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub executable: bool,
 }
 
 /// A web service's files: at least one, at most [`MAX_FILES`], no path twice.

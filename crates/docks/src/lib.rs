@@ -14,9 +14,10 @@
 //!   calls wait for it instead of bouncing off 429s, and it is corrected by what the provider
 //!   says (rate-limit headers, `Retry-After`, a 429 pauses the whole dock).
 //! - [`registry`]: provider -> adapter, where an ejected adapter replaces a built-in one.
-//! - one folder per provider (`cloudflare/`, `digitalocean/`, `netlify/`, `turso/`, `vultr/`), each `api.rs` (a
-//!   thin typed client of the provider's HTTP API) and `adapter.rs` (the provisioning logic). A
-//!   folder is written to be read top to bottom and copied out whole.
+//! - one folder per provider (`cloudflare/`, `digitalocean/`, `docker/`, `netlify/`, `turso/`,
+//!   `vercel/`, `vultr/`), each `api.rs` (a thin typed client of the provider's HTTP API) and
+//!   `adapter.rs` (the provisioning logic). A folder is written to be read top to bottom and
+//!   copied out whole.
 //!
 //! **Architecture invariant:** only `docks` knows provider HTTP. Nothing here touches the
 //! store; progress leaves through [`Ctx`].
@@ -31,6 +32,7 @@ pub mod budget;
 pub mod cloudflare;
 pub mod config;
 pub mod digitalocean;
+pub mod docker;
 pub mod error;
 pub mod files;
 pub mod http;
@@ -73,7 +75,7 @@ pub mod prelude {
     pub use async_trait::async_trait;
     pub use serde_json::{Map, Value, json};
     pub use stackdock_core::{
-        DatabaseDetails, DomainDetails, Marker, Provider, ResourceDetails, ResourceKind,
-        SealedSecret, SecretString, ServerDetails, Step, WebServiceDetails,
+        ApiCall, DatabaseDetails, DomainDetails, Marker, Provider, ResourceDetails, ResourceKind,
+        SealedSecret, SecretString, ServerDetails, Step, WebServiceDetails, redact,
     };
 }

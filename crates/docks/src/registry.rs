@@ -9,6 +9,7 @@ use stackdock_core::Provider;
 use crate::adapter::DockAdapter;
 use crate::cloudflare::CloudflareAdapter;
 use crate::digitalocean::DigitalOceanAdapter;
+use crate::docker::DockerAdapter;
 use crate::netlify::NetlifyAdapter;
 use crate::turso::TursoAdapter;
 use crate::vercel::VercelAdapter;
@@ -33,6 +34,7 @@ impl Registry {
         let mut r = Self::empty();
         r.register(Arc::new(CloudflareAdapter::new(client.clone())));
         r.register(Arc::new(DigitalOceanAdapter::new(client.clone())));
+        r.register(Arc::new(DockerAdapter::new()));
         r.register(Arc::new(NetlifyAdapter::new(client.clone())));
         r.register(Arc::new(TursoAdapter::new(client.clone())));
         r.register(Arc::new(VercelAdapter::new(client.clone())));

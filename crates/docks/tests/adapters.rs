@@ -8,6 +8,7 @@ mod support;
 
 conformance::suite!(cloudflare, crate::conformance::cloudflare::Cloudflare);
 conformance::suite!(digitalocean, crate::conformance::digitalocean::DigitalOcean);
+conformance::suite!(docker, crate::conformance::docker::Docker);
 conformance::suite!(netlify, crate::conformance::netlify::Netlify);
 conformance::suite!(turso, crate::conformance::turso::Turso);
 conformance::suite!(vercel, crate::conformance::vercel::Vercel);

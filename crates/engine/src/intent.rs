@@ -117,7 +117,7 @@ impl Engine {
             .registry
             .get(new.provider)
             .ok_or(EngineError::NoAdapter(new.provider))?;
-        if new.api_key.is_empty() {
+        if new.api_key.is_empty() && adapter.key_required() {
             return Err(EngineError::InvalidConfig(
                 stackdock_docks::ConfigError::new("api_key", "is required"),
             ));

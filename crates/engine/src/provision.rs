@@ -69,6 +69,11 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
         let f = Failure::new("sealed_config_unavailable", e.to_string());
         return engine.settle_resource(op, lease, resource, Err(f)).await;
     }
+    recorder.keep_out_of_log(
+        crate::sealed::opened_secrets(&op.input["config"], &config)
+            .into_iter()
+            .chain([access.api_key.clone()]),
+    );
 
     let stop = op
         .unwind

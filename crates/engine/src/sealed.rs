@@ -94,6 +94,26 @@ pub(crate) fn open(
     Ok(())
 }
 
+/// The plaintext of every field of `opened` that was sealed in `stored` (each string within
+/// it, for a field sealed as JSON): what a run keeps out of its deploy log.
+pub(crate) fn opened_secrets(stored: &Value, opened: &Map<String, Value>) -> Vec<SecretString> {
+    fn strings(v: &Value, out: &mut Vec<SecretString>) {
+        match v {
+            Value::String(s) => out.push(SecretString::new(s.clone())),
+            Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+            Value::Object(m) => m.values().for_each(|i| strings(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (field, _) in sealed_fields(stored) {
+        if let Some(v) = opened.get(&field) {
+            strings(v, &mut out);
+        }
+    }
+    out
+}
+
 /// `value` with every sealed value and every sealed secret string replaced by
 /// [`SEALED_SHOWN`], at any depth: what a view may show of stored input or step output.
 pub fn shown(value: &Value) -> Value {
@@ -192,8 +212,20 @@ mod tests {
         assert!(as_sealed(&c["user_data"]).is_some() && as_sealed(&c["env"]).is_some());
         assert_eq!(shown(&c["user_data"]), json!(SEALED_SHOWN));
 
+        let stored = Value::Object(c.clone());
         open(&keyring, rid, &mut c).expect("opens");
         assert_eq!(c, given);
+
+        let mut secrets: Vec<String> = opened_secrets(&stored, &c)
+            .iter()
+            .map(|s| s.expose().to_string())
+            .collect();
+        secrets.sort();
+        assert_eq!(
+            secrets,
+            ["#!/bin/sh\necho canary-5f2e", "t0k", "{\"a\": 1}"],
+            "the opened values of the sealed fields, each string of a JSON one"
+        );
     }
 
     #[test]

@@ -184,6 +184,7 @@ impl Engine {
             failpoints: self.inner.config.failpoints.clone(),
             written: Default::default(),
             keyring: self.inner.keyring.clone(),
+            log: Default::default(),
         });
         let scope = CallScope {
             org_id: op.org_id,

@@ -34,6 +34,8 @@
 //! faults and chaos, and adds latency), and `server` (bind/serve/shutdown, and the
 //! listener that can hang up on a connection). Each provider gets its own module,
 //! e.g. [`cloudflare`], [`digitalocean`], [`netlify`], [`turso`], [`vercel`], [`vultr`].
+//! Docker has no simulator: [`docker`] holds what the tests against the real engine share
+//! (a real registry on loopback, reading and cleaning up what a test made).
 //!
 //! API boundary: everything a caller configures or reads is re-exported here; the
 //! machinery modules stay private so they can change shape freely.
@@ -44,6 +46,7 @@ mod chaos;
 pub mod cloudflare;
 mod controls;
 pub mod digitalocean;
+pub mod docker;
 pub mod fault;
 mod front_door;
 mod multipart;

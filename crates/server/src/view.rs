@@ -11,7 +11,7 @@ use stackdock_core::{
     ResourceDetails, ResourceError, ResourceId, ResourceKind, Role, Step, StepStatus, Timestamp,
     TokenId, UserId,
 };
-use stackdock_store::{Member, TokenInfo};
+use stackdock_store::{DeployLogLine, Member, TokenInfo};
 
 /// A dock as shown: never the key, sealed or not; `key_id` names the master key that seals it.
 #[derive(Serialize, JsonSchema)]
@@ -174,6 +174,28 @@ impl From<&Step> for StepView {
             status: s.status,
             output: stackdock_engine::sealed::shown(&s.output),
             at: s.at,
+        }
+    }
+}
+
+/// A line of a resource's deploy log (scrubbed of secrets when it was kept).
+#[derive(Serialize, JsonSchema)]
+pub struct DeployLogView {
+    pub seq: i64,
+    pub resource_id: ResourceId,
+    pub operation_id: OperationId,
+    pub line: String,
+    pub at: Timestamp,
+}
+
+impl From<&DeployLogLine> for DeployLogView {
+    fn from(l: &DeployLogLine) -> Self {
+        Self {
+            seq: l.seq,
+            resource_id: l.resource_id,
+            operation_id: l.operation_id,
+            line: l.line.clone(),
+            at: l.at,
         }
     }
 }

@@ -232,6 +232,19 @@ pub struct Change {
     pub at: Timestamp,
 }
 
+/// One line of a resource's deploy log: what its provider printed while an operation worked
+/// (a build's output), already scrubbed of secrets.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeployLogLine {
+    /// Strictly increasing across the whole store (its own sequence, not the feed's).
+    pub seq: i64,
+    pub org_id: OrgId,
+    pub resource_id: ResourceId,
+    pub operation_id: OperationId,
+    pub line: String,
+    pub at: Timestamp,
+}
+
 /// One write of a [`Batch`].
 #[derive(Clone, Debug)]
 pub enum Write {
@@ -596,6 +609,22 @@ pub trait Store: Send + Sync + 'static {
     async fn changes_since(&self, org: OrgId, after: i64, limit: u32) -> Result<Vec<Change>>;
     /// The highest `seq` written so far (0 when none).
     async fn latest_change(&self) -> Result<i64>;
+    /// Appends lines to deploy logs (their `seq` is assigned), and wakes
+    /// [`Store::deploy_log_signal`]'s subscribers.
+    async fn append_deploy_log(&self, lines: Vec<DeployLogLine>) -> Result<()>;
+    /// The org's deploy log lines after `after`, oldest first, at most `limit`; only
+    /// `resource`'s when given.
+    async fn deploy_log_since(
+        &self,
+        org: OrgId,
+        resource: Option<ResourceId>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<DeployLogLine>>;
+    /// The newest deploy log `seq` of the whole store (0 when empty).
+    async fn latest_deploy_log(&self) -> Result<i64>;
+    /// Moves when this process appends deploy log lines.
+    fn deploy_log_signal(&self) -> tokio::sync::watch::Receiver<i64>;
     /// Wakes when this process writes a change. Writers in other processes are seen by
     /// polling [`Store::changes_since`]; this only saves the wait.
     fn change_signal(&self) -> tokio::sync::watch::Receiver<i64>;

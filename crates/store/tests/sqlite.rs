@@ -65,6 +65,7 @@ conformance!(
     change_feed_follows_every_write,
     change_signal_sees_new_seq,
     journal_is_per_resource_and_operation_in_order,
+    deploy_logs_are_per_resource_in_order_from_a_position,
     audit_is_newest_first_and_pages,
     batch_claims_take_each_due_operation_once,
     waiting_operations_are_taken_for_a_hold_without_a_run,

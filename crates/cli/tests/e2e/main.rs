@@ -15,6 +15,7 @@ mod cli;
 mod cloudflare;
 mod contract;
 mod crash;
+mod docker;
 mod domains_databases;
 mod events;
 mod keys;

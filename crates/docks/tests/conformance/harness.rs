@@ -38,6 +38,12 @@ pub struct Held {
 /// one per check, so a check may assume it starts from an empty account.
 #[allow(async_fn_in_trait)] // Used generically within this test binary, never as `dyn`.
 pub trait Harness: Sized {
+    /// Whether the provider can be reached for `check` at all (the machine's Docker Engine);
+    /// a check without it says so on one line and passes. Sandboxes always can.
+    fn available(_check: &str) -> bool {
+        true
+    }
+
     /// Starts a sandbox with no latency and resources ready within tens of milliseconds.
     async fn start() -> Self;
 

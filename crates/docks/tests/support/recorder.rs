@@ -65,6 +65,8 @@ pub struct MemRecorder {
     checkpoints: Mutex<usize>,
     /// How many calls had been journaled when the recorder stopped the adapter.
     stopped_after_calls: Mutex<Option<usize>>,
+    /// The deploy log, each line with how many steps were recorded before it.
+    log: Mutex<Vec<(String, usize)>>,
 }
 
 impl MemRecorder {
@@ -121,6 +123,11 @@ impl MemRecorder {
             .expect("sealed by this recorder")
     }
 
+    /// The deploy log lines, oldest first, each with how many steps were recorded before it.
+    pub fn log(&self) -> Vec<(String, usize)> {
+        self.log.lock().unwrap().clone()
+    }
+
     /// How many calls had been journaled when this recorder stopped the adapter, if it did.
     pub fn stopped_after_calls(&self) -> Option<usize> {
         *self.stopped_after_calls.lock().unwrap()
@@ -138,6 +145,11 @@ impl Recorder for MemRecorder {
 
     async fn journal(&self, call: ApiCall) {
         self.calls.lock().unwrap().push(call);
+    }
+
+    async fn log(&self, line: String) {
+        let steps = self.steps.lock().unwrap().len();
+        self.log.lock().unwrap().push((line, steps));
     }
 
     async fn checkpoint(&self, step: Step, tracks: Option<String>) -> Result<(), DockError> {

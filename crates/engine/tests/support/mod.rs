@@ -687,4 +687,27 @@ impl Store for FaultyStore {
     fn change_signal(&self) -> tokio::sync::watch::Receiver<i64> {
         self.inner.change_signal()
     }
+    async fn append_deploy_log(
+        &self,
+        lines: Vec<stackdock_store::DeployLogLine>,
+    ) -> stackdock_store::Result<()> {
+        self.inner.append_deploy_log(lines).await
+    }
+    async fn deploy_log_since(
+        &self,
+        org: OrgId,
+        resource: Option<ResourceId>,
+        after: i64,
+        limit: u32,
+    ) -> stackdock_store::Result<Vec<stackdock_store::DeployLogLine>> {
+        self.inner
+            .deploy_log_since(org, resource, after, limit)
+            .await
+    }
+    async fn latest_deploy_log(&self) -> stackdock_store::Result<i64> {
+        self.inner.latest_deploy_log().await
+    }
+    fn deploy_log_signal(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.inner.deploy_log_signal()
+    }
 }

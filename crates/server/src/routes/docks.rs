@@ -110,7 +110,9 @@ pub(crate) async fn add(
         .map_err(|e: String| ApiError::invalid(format!("provider: {e}")))?;
     let name = DockName::try_from(body.take_string("name")?)
         .map_err(|e| ApiError::invalid(format!("name: {e}")))?;
-    let api_key = SecretString::new(body.take_string("api_key")?);
+    // Whether the provider needs one is the adapter's to say (a Docker dock without a
+    // registry has none); the engine refuses a missing one where it does.
+    let api_key = SecretString::new(body.take_optional_string("api_key")?.unwrap_or_default());
     let api_url = body.take_optional_string("api_url")?;
     if let Some(u) = &api_url {
         check_url(u)?;

@@ -299,7 +299,24 @@ fn table() -> Vec<Entry> {
             Doc::new("Delete a resource of any kind: queues its deletion").accepted::<ResourceView>().errors(&[404, 409, 422]),
             delete(resources::delete_any),
         ),
-                (
+        (
+            Method::GET,
+            "/api/v1/resources/{id}/logs",
+            Needs(ProvisioningRead),
+            Doc::new("Read a resource's deploy log")
+                .about(
+                    "What the provider printed while the resource was provisioned (a container \
+                     image's build and push), oldest first, scrubbed of secrets, kept after the \
+                     resource is gone. Read on from a position: `after` is the `seq` of the last \
+                     line read; an empty answer means nothing newer yet. New lines also arrive \
+                     as `log` events on `/events`.",
+                )
+                .query::<resources::LogQuery>()
+                .ok::<Vec<DeployLogView>>()
+                .errors(&[404]),
+            get(resources::deploy_log),
+        ),
+        (
             Method::POST,
             "/api/v1/resources/{id}/retry",
             Needs(ProvisioningFull),

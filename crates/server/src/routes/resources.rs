@@ -257,6 +257,39 @@ pub(crate) async fn api_calls(
     Ok(listing.answer(&uri, &calls, view::ApiCallView::from))
 }
 
+/// How many deploy log lines one answer holds at most; `?after=` pages on.
+const LOG_PAGE: u32 = 1000;
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogQuery {
+    after: Option<i64>,
+}
+
+/// `GET /api/v1/resources/{id}/logs`: the resource's deploy log, oldest first, after
+/// `?after=` (a line's `seq`), at most [`LOG_PAGE`] lines. It stays after the resource is gone.
+pub(crate) async fn deploy_log(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<LogQuery>, QueryRejection>,
+) -> Result<Json<Vec<view::DeployLogView>>, ApiError> {
+    let actor = caller.actor();
+    let Path(id) = path.map_err(path_error)?;
+    let Query(q) = query.map_err(query_error)?;
+    let after = match q.after {
+        Some(n) if n < 0 => return Err(ApiError::bad_request("after: must not be negative")),
+        Some(n) => n,
+        None => 0,
+    };
+    let r = load(&state, actor.org_id, None, &id).await?;
+    let lines = state
+        .store
+        .deploy_log_since(actor.org_id, Some(r.id), after, LOG_PAGE)
+        .await?;
+    Ok(Json(lines.iter().map(view::DeployLogView::from).collect()))
+}
+
 /// `GET /api/v1/resources/{id}`: a resource whatever its kind.
 pub(crate) async fn get_any(
     State(state): State<AppState>,

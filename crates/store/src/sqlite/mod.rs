@@ -21,17 +21,19 @@
 //!   are a `UNION ALL` in one row shape (see `resources`).
 //! - **Change signal.** Committed resource writes bump a `watch` channel with the newest feed
 //!   seq. Other processes' writes are not signalled; subscribers poll the feed for those.
+//!   Deploy log lines have their own sequence and their own signal.
 //!
 //! Files: `connect` (URL forms, creating the file, migrations), `codec` (text forms),
 //! `error` (database errors to [`crate::StoreError`]), `batch` (apply), `writer` (the write
 //! thread and group commit),
 //! and one file per table group:
-//! `orgs`, `docks`, `resources`, `operations`, `journal`, `audit`, `feed`.
+//! `orgs`, `docks`, `resources`, `operations`, `journal`, `audit`, `feed`, `deploy_log`.
 
 mod audit;
 mod batch;
 mod codec;
 mod connect;
+mod deploy_log;
 mod docks;
 mod error;
 mod feed;
@@ -54,9 +56,9 @@ use stackdock_core::{
 use tokio::sync::watch;
 
 use crate::{
-    AuditFilter, Batch, Bootstrap, Change, FencedWrite, IdempotentRequest, Lease, Login, Member,
-    MemberKey, NewSession, NewToken, OperationKey, Page, PageRequest, Principal, ResourceFilter,
-    ResourceKey, Result, SealedRows, Store, StoreError, TokenInfo, TokenKey,
+    AuditFilter, Batch, Bootstrap, Change, DeployLogLine, FencedWrite, IdempotentRequest, Lease,
+    Login, Member, MemberKey, NewSession, NewToken, OperationKey, Page, PageRequest, Principal,
+    ResourceFilter, ResourceKey, Result, SealedRows, Store, StoreError, TokenInfo, TokenKey,
 };
 
 /// The [`Store`] on a SQLite file. Cloning is cheap and shares the threads and the signal.
@@ -68,6 +70,8 @@ pub struct SqliteStore {
     changes: Arc<watch::Sender<i64>>,
     /// Every write of this process, many to a transaction (group commit).
     writer: writer::Writer,
+    /// Holds the newest deploy log seq this process appended.
+    logs: Arc<watch::Sender<i64>>,
 }
 
 impl SqliteStore {
@@ -87,10 +91,12 @@ impl SqliteStore {
         let readers =
             reader::Readers::start(path, connect::READ_CONNECTIONS, connect::BUSY_TIMEOUT)?;
         signal(&changes, readers.read(feed::latest).await?);
+        let logs = Arc::new(watch::Sender::new(readers.read(deploy_log::latest).await?));
         Ok(Self {
             readers,
             changes,
             writer,
+            logs,
         })
     }
 
@@ -520,6 +526,39 @@ impl Store for SqliteStore {
 
     fn change_signal(&self) -> watch::Receiver<i64> {
         self.changes.subscribe()
+    }
+
+    async fn append_deploy_log(&self, lines: Vec<DeployLogLine>) -> Result<()> {
+        let newest = self
+            .write(move |conn| {
+                let mut newest = 0;
+                for line in &lines {
+                    newest = deploy_log::append(conn, line)?;
+                }
+                Ok(newest)
+            })
+            .await?;
+        signal(&self.logs, newest);
+        Ok(())
+    }
+
+    async fn deploy_log_since(
+        &self,
+        org: OrgId,
+        resource: Option<ResourceId>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<DeployLogLine>> {
+        self.read(move |c| deploy_log::since(c, org, resource, after, limit))
+            .await
+    }
+
+    async fn latest_deploy_log(&self) -> Result<i64> {
+        self.read(deploy_log::latest).await
+    }
+
+    fn deploy_log_signal(&self) -> watch::Receiver<i64> {
+        self.logs.subscribe()
     }
 }
 

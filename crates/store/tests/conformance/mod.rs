@@ -20,7 +20,8 @@ use stackdock_core::{
     ProvisioningSource, ProvisioningState, ResourceId, ResourceKind, Role, Step, StepStatus,
 };
 use stackdock_store::{
-    Batch, IdempotentRequest, Lease, PageRequest, Principal, ResourceFilter, Store, StoreError,
+    Batch, DeployLogLine, IdempotentRequest, Lease, PageRequest, Principal, ResourceFilter, Store,
+    StoreError,
     Write,
 };
 
@@ -1366,6 +1367,85 @@ pub async fn journal_is_per_resource_and_operation_in_order(store: &dyn Store) {
     assert!(
         store
             .api_calls_for_operation(other.org, op.id)
+            .await
+            .expect("scoped")
+            .is_empty()
+    );
+}
+
+pub async fn deploy_logs_are_per_resource_in_order_from_a_position(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "logs").await;
+    let r = insert(store, resource(&d, ResourceKind::WebService)).await;
+    let other = insert(store, resource(&d, ResourceKind::WebService)).await;
+    let op = insert_operation(store, operation(&d, Some(&r))).await;
+    let line = |resource: ResourceId, text: &str| DeployLogLine {
+        seq: 0,
+        org_id: t.org,
+        resource_id: resource,
+        operation_id: op.id,
+        line: text.into(),
+        at: now(),
+    };
+    let mut rx = store.deploy_log_signal();
+    let before = store.latest_deploy_log().await.expect("latest");
+    store
+        .append_deploy_log(vec![
+            line(r.id, "Step 1/3 : FROM scratch"),
+            line(other.id, "elsewhere"),
+        ])
+        .await
+        .expect("append");
+    store
+        .append_deploy_log(vec![line(r.id, "Step 2/3 : COPY . /")])
+        .await
+        .expect("append");
+    tokio::time::timeout(Duration::from_secs(5), rx.changed())
+        .await
+        .expect("signalled in time")
+        .expect("sender alive");
+
+    let texts =
+        |lines: Vec<DeployLogLine>| -> Vec<String> { lines.into_iter().map(|l| l.line).collect() };
+    let mine = store
+        .deploy_log_since(t.org, Some(r.id), 0, 100)
+        .await
+        .expect("read");
+    assert!(mine.windows(2).all(|w| w[0].seq < w[1].seq), "oldest first");
+    let first_seq = mine[0].seq;
+    assert_eq!(
+        texts(mine),
+        ["Step 1/3 : FROM scratch", "Step 2/3 : COPY . /"],
+        "the other resource's line is left out"
+    );
+    assert_eq!(
+        texts(
+            store
+                .deploy_log_since(t.org, Some(r.id), first_seq, 100)
+                .await
+                .expect("read")
+        ),
+        ["Step 2/3 : COPY . /"],
+        "only after the position"
+    );
+    assert_eq!(
+        texts(
+            store
+                .deploy_log_since(t.org, None, before, 1)
+                .await
+                .expect("read")
+        ),
+        ["Step 1/3 : FROM scratch"],
+        "the org's, at most the limit"
+    );
+    let latest = store.latest_deploy_log().await.expect("latest");
+    assert_eq!(*rx.borrow_and_update(), latest);
+    assert!(latest >= first_seq + 2);
+
+    let stranger = tenant(store).await;
+    assert!(
+        store
+            .deploy_log_since(stranger.org, Some(r.id), 0, 100)
             .await
             .expect("scoped")
             .is_empty()
