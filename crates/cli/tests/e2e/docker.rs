@@ -51,7 +51,7 @@ async fn provision(
 /// The dock's id, which every container StackDock makes on it carries as a label.
 async fn dock_label(app: &TestApp) -> String {
     let docks = app.get("/api/v1/docks").await.body;
-    let id = docks
+    let id = docks["items"]
         .as_array()
         .into_iter()
         .flatten()
