@@ -276,6 +276,9 @@ struct FrontState {
     requests: std::sync::atomic::AtomicU64,
     /// Container creates sent, by the name asked for.
     creates: Mutex<std::collections::HashMap<String, usize>>,
+    /// Set by [`EngineFront::recording`]: every exchange is kept for the contract tests.
+    recording: bool,
+    exchanges: Mutex<Vec<crate::RecordedRequest>>,
 }
 
 /// A TCP front door to the real engine (`tcp://127.0.0.1:<port>`, one request a connection,
@@ -290,11 +293,35 @@ pub struct EngineFront {
 
 impl EngineFront {
     pub async fn start() -> Self {
+        Self::open(FrontState::default()).await
+    }
+
+    /// A front that also keeps every exchange, request and answer, as the sandboxes do for
+    /// the contract tests ([`EngineFront::exchanges`]). Answers are passed on whole, not as
+    /// they stream.
+    pub async fn recording() -> Self {
+        Self::open(FrontState {
+            recording: true,
+            ..FrontState::default()
+        })
+        .await
+    }
+
+    /// Every exchange so far, paths without the API version prefix (`/containers/create`).
+    pub fn exchanges(&self) -> Vec<crate::RecordedRequest> {
+        self.state
+            .exchanges
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn open(state: FrontState) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port");
         let addr = listener.local_addr().expect("its address").to_string();
-        let state = std::sync::Arc::new(FrontState::default());
+        let state = std::sync::Arc::new(state);
         let shared = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -416,13 +443,35 @@ async fn pass(mut client: tokio::net::TcpStream, state: std::sync::Arc<FrontStat
     if engine.write_all(&forwarded).await.is_err() {
         return;
     }
-    if fault.is_none() && create_named.is_none() {
+    if fault.is_none() && create_named.is_none() && !state.recording {
         let _ = tokio::io::copy(&mut engine, &mut client).await;
         let _ = client.shutdown().await;
         return;
     }
     let mut answer = Vec::new();
     let _ = engine.read_to_end(&mut answer).await;
+    if state.recording {
+        let (query, path) = match path.split_once('?') {
+            Some((p, q)) => (Some(q.to_string()), p.to_string()),
+            None => (None, path.clone()),
+        };
+        let (status, response_body) = read_answer(&answer);
+        let request_body = json_body(&head, &buf[head_end..head_end + length]);
+        state
+            .exchanges
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(crate::RecordedRequest {
+                method: method.clone(),
+                path,
+                query,
+                at: Instant::now(),
+                status,
+                disconnected: fault.is_some_and(|how| !matches!(how, LostAnswer::Delayed(_))),
+                body: request_body,
+                response_body,
+            });
+    }
     if let Some(name) = create_named
         && answer.starts_with(b"HTTP/1.1 201")
     {
@@ -458,4 +507,72 @@ async fn pass(mut client: tokio::net::TcpStream, state: std::sync::Arc<FrontStat
         }
     }
     let _ = client.shutdown().await;
+}
+
+/// A request's body, when its head says it is JSON.
+fn json_body(head: &str, body: &[u8]) -> Option<Value> {
+    let json = head.lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.eq_ignore_ascii_case("content-type") && v.trim().starts_with("application/json")
+        })
+    });
+    (json && !body.is_empty())
+        .then(|| serde_json::from_slice(body).ok())
+        .flatten()
+}
+
+/// An answer's status and, when it is one JSON document, its body (a progress stream of JSON
+/// lines is none). A chunked body is joined first.
+fn read_answer(answer: &[u8]) -> (u16, Option<Value>) {
+    let Some(head_end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return (0, None);
+    };
+    let head = String::from_utf8_lossy(&answer[..head_end]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head.lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.eq_ignore_ascii_case("transfer-encoding") && v.trim().eq_ignore_ascii_case("chunked")
+        })
+    });
+    let text_plain = head.lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.eq_ignore_ascii_case("content-type") && v.trim().starts_with("text/plain")
+        })
+    });
+    let raw = &answer[head_end + 4..];
+    let body = if chunked { dechunk(raw) } else { raw.to_vec() };
+    let text = String::from_utf8_lossy(&body);
+    let text = text.trim();
+    let body = if text.is_empty() {
+        None
+    } else if text_plain {
+        // `GET /_ping`'s `OK`: a string, as the document describes it.
+        Some(Value::String(text.to_string()))
+    } else {
+        serde_json::from_str(text).ok()
+    };
+    (status, body)
+}
+
+/// A chunked body's data: `<hex size>\r\n<data>\r\n` until a chunk of size 0.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size_text = String::from_utf8_lossy(&raw[..line_end]);
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let Ok(size) = usize::from_str_radix(size_text, 16) else {
+            break;
+        };
+        let start = line_end + 2;
+        if size == 0 || start + size > raw.len() {
+            break;
+        }
+        out.extend_from_slice(&raw[start..start + size]);
+        raw = &raw[(start + size + 2).min(raw.len())..];
+    }
+    out
 }

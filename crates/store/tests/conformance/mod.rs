@@ -21,8 +21,7 @@ use stackdock_core::{
 };
 use stackdock_store::{
     Batch, DeployLogLine, IdempotentRequest, Lease, PageRequest, Principal, ResourceFilter, Store,
-    StoreError,
-    Write,
+    StoreError, Write,
 };
 
 use fixtures::*;
