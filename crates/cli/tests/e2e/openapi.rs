@@ -521,6 +521,9 @@ async fn every_route_answers_as_the_document_says() {
     );
     let calls = "/api/v1/{collection}/{id}/api-calls";
     c.check(M::GET, calls, &["servers", id], None, owner).await;
+    // A droplet's provisioning prints nothing: an empty log, read from the start.
+    let logs = "/api/v1/resources/{id}/logs";
+    c.check(M::GET, logs, &[id], None, owner).await;
     // Nothing failed to retry, nothing in flight to cancel.
     let retry = "/api/v1/{collection}/{id}/retry";
     assert!(
