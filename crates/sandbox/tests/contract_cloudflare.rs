@@ -15,21 +15,18 @@ mod spec;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use serde_json::{Value, json};
 use stackdock_core::{
-    ApiCall, DockId, Marker, OperationId, OrgId, Provider, ResourceId, ResourceKind, SecretString,
-    Step,
+    DockId, Marker, OperationId, OrgId, Provider, ResourceId, ResourceKind, SecretString,
 };
 use stackdock_docks::cloudflare::CloudflareAdapter;
 use stackdock_docks::{
-    Budget, CallScope, Ctx, DockAccess, DockAdapter, DockError, MemoryFiles, Progress, RateLimit,
-    Recorder, Tracked,
+    Budget, CallScope, Ctx, DockAccess, DockAdapter, MemoryFiles, Progress, RateLimit, Tracked,
 };
 use stackdock_sandbox::cloudflare::ACCOUNT_ID;
 use stackdock_sandbox::{CloudflareSandbox, CloudflareSandboxConfig, Fault, RecordedRequest};
 
-use spec::{Fix, Spec, Tally, Tolerance, config, entry, unwind};
+use spec::{Fix, Recording, Spec, Tally, Tolerance, config, entry, unwind};
 
 const SPEC_FILE: &str = "cloudflare/openapi.subset.json";
 const KEY: &str = "cloudflare-contract-token";
@@ -173,18 +170,6 @@ fn load() -> Spec {
         "{SPEC_FILE} does not look like Cloudflare's spec"
     );
     spec
-}
-
-/// Keeps steps nowhere: the adapter keeps them in its `Ctx`.
-struct Recording;
-
-#[async_trait]
-impl Recorder for Recording {
-    async fn journal(&self, _call: ApiCall) {}
-
-    async fn checkpoint(&self, _step: Step, _tracks: Option<String>) -> Result<(), DockError> {
-        Ok(())
-    }
 }
 
 fn dock(sandbox: &CloudflareSandbox, key: &str) -> DockAccess {

@@ -14,21 +14,18 @@ mod spec;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 use stackdock_core::{
-    ApiCall, DockId, Marker, OperationId, OrgId, Provider, ResourceId, ResourceKind, SecretString,
-    Step,
+    DockId, Marker, OperationId, OrgId, Provider, ResourceId, ResourceKind, SecretString,
 };
 use stackdock_docks::docker::{DockerAdapter, LABEL_DOCK, LABEL_MARKER};
 use stackdock_docks::{
-    Budget, CallScope, Ctx, DockAccess, DockAdapter, DockError, MemoryFiles, Progress, RateLimit,
-    Recorder, Tracked,
+    Budget, CallScope, Ctx, DockAccess, DockAdapter, MemoryFiles, Progress, RateLimit, Tracked,
 };
 use stackdock_sandbox::RecordedRequest;
 use stackdock_sandbox::docker::{BUSYBOX, EngineFront, Leftovers, Registry, engine_or_skip};
 
-use spec::{Fix, Spec, config, unwind};
+use spec::{Fix, Recording, Spec, config, unwind};
 
 const SPEC_FILE: &str = "docker/swagger.yaml";
 /// How long a build, a push and a container's start may take together here.
@@ -86,18 +83,6 @@ fn nullable_containers(schema: &mut Value) {
         {
             property.insert("x-nullable".into(), Value::Bool(true));
         }
-    }
-}
-
-/// Keeps steps nowhere: the adapter keeps them in its `Ctx`.
-struct Recording;
-
-#[async_trait]
-impl Recorder for Recording {
-    async fn journal(&self, _call: ApiCall) {}
-
-    async fn checkpoint(&self, _step: Step, _tracks: Option<String>) -> Result<(), DockError> {
-        Ok(())
     }
 }
 

@@ -12,20 +12,18 @@ mod spec;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use serde_json::{Value, json};
 use stackdock_core::{
-    ApiCall, DockId, Marker, OperationId, OrgId, Provider, ResourceId, ResourceKind, SecretString,
-    Step,
+    DockId, Marker, OperationId, OrgId, Provider, ResourceId, ResourceKind, SecretString,
 };
 use stackdock_docks::netlify::{ASYNC_ABOVE, NetlifyAdapter};
 use stackdock_docks::{
-    Budget, CallScope, Ctx, DockAccess, DockAdapter, DockError, MemoryFiles, Progress, RateLimit,
-    Recorder, Tracked, adapter::provision,
+    Budget, CallScope, Ctx, DockAccess, DockAdapter, MemoryFiles, Progress, RateLimit, Tracked,
+    adapter::provision,
 };
 use stackdock_sandbox::{Fault, NetlifySandbox, NetlifySandboxConfig, RecordedRequest};
 
-use spec::{GreedyTail, Spec, Tally, config, entry, unwind};
+use spec::{GreedyTail, Recording, Spec, Tally, config, entry, unwind};
 
 const SPEC_FILE: &str = "netlify/swagger.yml";
 const KEY: &str = "netlify-contract-key";
@@ -48,18 +46,6 @@ fn load() -> Spec {
         "{SPEC_FILE} does not look like Netlify's spec"
     );
     spec
-}
-
-/// Keeps steps nowhere: the adapter keeps them in its `Ctx`.
-struct Recording;
-
-#[async_trait]
-impl Recorder for Recording {
-    async fn journal(&self, _call: ApiCall) {}
-
-    async fn checkpoint(&self, _step: Step, _tracks: Option<String>) -> Result<(), DockError> {
-        Ok(())
-    }
 }
 
 fn dock(sandbox: &NetlifySandbox, key: &str) -> DockAccess {

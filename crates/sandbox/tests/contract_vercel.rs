@@ -13,21 +13,18 @@ mod spec;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use serde_json::{Value, json};
 use stackdock_core::{
-    ApiCall, DockId, Marker, OperationId, OrgId, Provider, ResourceId, ResourceKind, SecretString,
-    Step,
+    DockId, Marker, OperationId, OrgId, Provider, ResourceId, ResourceKind, SecretString,
 };
 use stackdock_docks::vercel::VercelAdapter;
 use stackdock_docks::{
-    Budget, CallScope, Ctx, DockAccess, DockAdapter, DockError, MemoryFiles, RateLimit, Recorder,
-    Tracked,
+    Budget, CallScope, Ctx, DockAccess, DockAdapter, MemoryFiles, RateLimit, Tracked,
 };
 use stackdock_sandbox::vercel::TEAM_ID;
 use stackdock_sandbox::{Fault, RecordedRequest, VercelSandbox, VercelSandboxConfig};
 
-use spec::{BodylessErrors, Fix, Spec, Tally, Tolerance, config, entry, unwind};
+use spec::{BodylessErrors, Fix, Recording, Spec, Tally, Tolerance, config, entry, unwind};
 
 const SPEC_FILE: &str = "vercel/openapi.subset.json";
 const KEY: &str = "vercel-contract-key";
@@ -162,18 +159,6 @@ fn load() -> Spec {
         "{SPEC_FILE} does not look like Vercel's spec"
     );
     spec
-}
-
-/// Keeps steps nowhere: the adapter keeps them in its `Ctx`.
-struct Recording;
-
-#[async_trait]
-impl Recorder for Recording {
-    async fn journal(&self, _call: ApiCall) {}
-
-    async fn checkpoint(&self, _step: Step, _tracks: Option<String>) -> Result<(), DockError> {
-        Ok(())
-    }
 }
 
 fn dock(sandbox: &VercelSandbox, key: &str, settings: Value) -> DockAccess {

@@ -648,6 +648,23 @@ fn typed_like(schema: &Value, text: &str) -> Value {
 
 // ---- driving an adapter in a contract test ----
 
+/// A recorder that keeps nothing: the adapter keeps its steps in its `Ctx`, and the contract
+/// tests read the calls from the sandbox's (or the engine front's) own log.
+pub struct Recording;
+
+#[async_trait::async_trait]
+impl stackdock_docks::Recorder for Recording {
+    async fn journal(&self, _call: stackdock_core::ApiCall) {}
+
+    async fn checkpoint(
+        &self,
+        _step: stackdock_core::Step,
+        _tracks: Option<String>,
+    ) -> Result<(), stackdock_docks::DockError> {
+        Ok(())
+    }
+}
+
 /// A config as a request body gives it.
 pub fn config(value: Value) -> Map<String, Value> {
     value.as_object().cloned().expect("an object")
