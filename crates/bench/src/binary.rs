@@ -61,7 +61,7 @@ async fn measure(
         .build()
         .map_err(BenchError::http("building the HTTP client"))?;
 
-    let mut empty = Up::start(bin, &data, log, &http).await?;
+    let mut empty = Up::start(bin, &data, log, &http, &[]).await?;
     let empty_rss = empty.settled_rss().await?;
     empty.stop().await?;
 
@@ -69,7 +69,7 @@ async fn measure(
     seed(&data, o.sizes.rows).await?;
     let seed_s = seeding.elapsed().as_secs_f64();
 
-    let mut full = Up::start(bin, &data, log, &http).await?;
+    let mut full = Up::start(bin, &data, log, &http, &[]).await?;
     let full_rss = full.settled_rss().await?;
     let rows = o.sizes.rows;
     let walks = full.walk_every_collection(rows).await?;
@@ -172,7 +172,7 @@ async fn measure(
 }
 
 /// `cargo build --release -p stackdock`, and the path of the binary it reports.
-async fn build() -> Result<PathBuf, BenchError> {
+pub(crate) async fn build() -> Result<PathBuf, BenchError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = Command::new(cargo)
@@ -203,11 +203,11 @@ async fn build() -> Result<PathBuf, BenchError> {
 }
 
 /// A running `stackdock up`.
-struct Up {
+pub(crate) struct Up {
     child: Child,
     pid: u32,
-    base_url: String,
-    token: String,
+    pub(crate) base_url: String,
+    pub(crate) token: String,
     http: reqwest::Client,
     /// From spawn to the first `200` of `GET /api/v1/resources`.
     ready_ms: f64,
@@ -215,12 +215,14 @@ struct Up {
 }
 
 impl Up {
-    /// Starts it on `data`; its log (warnings and errors) is appended to `log`.
-    async fn start(
+    /// Starts it on `data`, with `extra` arguments to `up`; its log (warnings and errors) is
+    /// appended to `log`.
+    pub(crate) async fn start(
         bin: &Path,
         data: &Path,
         log: &Path,
         http: &reqwest::Client,
+        extra: &[&str],
     ) -> Result<Self, BenchError> {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -231,6 +233,7 @@ impl Up {
         let mut child = Command::new(bin)
             .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
+            .args(extra)
             // Its own files only: no key or database from the caller's environment.
             .env_remove("STACKDOCK_MASTER_KEY")
             .env_remove("STACKDOCK_DATABASE_URL")
@@ -423,7 +426,7 @@ impl Up {
     }
 
     /// SIGTERM, as an operator's Ctrl-C or service manager would, and wait for it to exit.
-    async fn stop(&mut self) -> Result<(), BenchError> {
+    pub(crate) async fn stop(&mut self) -> Result<(), BenchError> {
         let pid = libc::pid_t::try_from(self.pid)
             .map_err(|_| BenchError::Other(format!("pid {} out of range", self.pid)))?;
         // SAFETY: kill(2) with our own child's pid; it has not been waited on yet, so the pid
@@ -481,7 +484,7 @@ impl Walk {
     }
 }
 
-fn deadline(what: &str) -> BenchError {
+pub(crate) fn deadline(what: &str) -> BenchError {
     BenchError::Other(format!("timed out: {what}"))
 }
 

@@ -4,7 +4,7 @@
 //! [`stackdock_engine::Engine`] on a real SQLite file in a temporary directory against the
 //! in-process DigitalOcean sandbox, exactly as `stackdock up --sandbox` wires them, and read
 //! the results back through the store's change feed and the sandbox's request counts.
-//! Scenario d runs the `stackdock` binary itself.
+//! Scenarios d and e run the `stackdock` binary itself.
 //!
 //! | id | what | judged against |
 //! |----|------|----------------|
@@ -13,10 +13,11 @@
 //! | b2 | b with the dock's budget `none` (learned from headers) | 1.25 × the floor, 429s |
 //! | c  | provisions at zero latency | what a plain HTTP client gets from the same sandbox |
 //! | d  | the binary: start-up, idle memory, with 100,000 rows; every collection walked a page at a time | ready time, RSS, page time |
+//! | e  | the binary with its sandbox docks: 1,000 clients on the event stream, one state change at a time | p99 from the request to delivery |
 //!
 //! Code map: `rig` (store, sandbox, engine, org and dock for a–c), `follow` (waiting for
 //! resources to settle by following the change feed), `fleet` (a, b, b2), `overhead` (c),
-//! `binary` (d), `timeline` (calls, settled resources and CPU over time, with `--timeline`),
+//! `binary` (d), `subscribers` (e), `timeline` (calls, settled resources and CPU over time, with `--timeline`),
 //! `report` (the table, the JSON document and `docs/benchmarks.md`).
 //!
 //! Every wait is for a condition with a deadline. A scenario that does not finish is an error;
@@ -31,6 +32,7 @@ mod follow;
 mod overhead;
 mod report;
 mod rig;
+mod subscribers;
 mod timeline;
 
 pub use report::{Bound, Check, Machine, Report, ScenarioReport};
@@ -81,10 +83,11 @@ pub enum Scenario {
     B2,
     C,
     D,
+    E,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [Self::A, Self::B, Self::B2, Self::C, Self::D];
+    pub const ALL: [Scenario; 6] = [Self::A, Self::B, Self::B2, Self::C, Self::D, Self::E];
 
     pub fn id(self) -> &'static str {
         match self {
@@ -93,6 +96,7 @@ impl Scenario {
             Self::B2 => "b2",
             Self::C => "c",
             Self::D => "d",
+            Self::E => "e",
         }
     }
 }
@@ -104,7 +108,7 @@ impl std::str::FromStr for Scenario {
         Self::ALL
             .into_iter()
             .find(|sc| sc.id() == s.trim())
-            .ok_or_else(|| format!("unknown scenario {s:?}; known: a, b, b2, c, d"))
+            .ok_or_else(|| format!("unknown scenario {s:?}; known: a, b, b2, c, d, e"))
     }
 }
 
@@ -122,6 +126,9 @@ pub struct Sizes {
     pub raw_concurrency: usize,
     /// (d) server rows seeded into the database.
     pub rows: usize,
+    /// (e) clients following the event stream, and state changes made one after another.
+    pub subscribers: usize,
+    pub rounds: usize,
 }
 
 impl Sizes {
@@ -133,6 +140,8 @@ impl Sizes {
             raw_requests: 20_000,
             raw_concurrency: 256,
             rows: 100_000,
+            subscribers: 1000,
+            rounds: 20,
         }
     }
 
@@ -145,11 +154,13 @@ impl Sizes {
             raw_requests: 2_000,
             raw_concurrency: 64,
             rows: 1_000,
+            subscribers: 20,
+            rounds: 3,
         }
     }
 
-    /// Applies `a=500,b=100,c=1000,d=100000` (`b` sizes b and b2; `raw=N` the plain
-    /// client's GETs).
+    /// Applies `a=500,b=100,c=1000,d=100000,e=1000` (`b` sizes b and b2; `raw=N` the plain
+    /// client's GETs; `e` the subscribers, `rounds=N` their state changes).
     pub fn apply(&mut self, text: &str) -> Result<(), String> {
         for part in text.split(',').filter(|p| !p.trim().is_empty()) {
             let (key, value) = part
@@ -168,7 +179,11 @@ impl Sizes {
                 "c" => self.overhead = n,
                 "raw" => self.raw_requests = n,
                 "d" => self.rows = n,
-                other => return Err(format!("{other:?}: expected a, b, c, d or raw")),
+                "e" => self.subscribers = n,
+                "rounds" => self.rounds = n,
+                other => {
+                    return Err(format!("{other:?}: expected a, b, c, d, e, raw or rounds"));
+                }
             }
         }
         Ok(())
@@ -232,6 +247,7 @@ pub async fn run(options: Options) -> Report {
             Scenario::B2 => fleet::run(fleet::Spec::limited(&options, false)).await,
             Scenario::C => overhead::run(&options).await,
             Scenario::D => binary::run(&options).await,
+            Scenario::E => subscribers::run(&options).await,
         };
         let mut done = ScenarioReport::new(scenario, result, options.smoke);
         done.load_before = load_before;

@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 
 pub mod auth;
 pub mod error;
+mod hub;
 pub mod routes;
 pub mod view;
 
@@ -37,13 +38,18 @@ pub struct AppState {
     /// Failed sign-ins, per account and per address.
     sign_in: Arc<routes::sessions::SignInLimiter>,
     close: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The process's one reader of the change feed, which every event stream subscribes to.
+    hub: Arc<hub::Hub>,
 }
 
 impl AppState {
+    /// Needs a Tokio runtime: it starts the event fan-out's reader.
     pub fn new(engine: Engine) -> Self {
         let store = engine.store().clone();
         let (close, closing) = tokio::sync::watch::channel(false);
+        let hub = hub::Hub::start(store.clone(), closing.clone());
         Self {
+            hub,
             engine,
             store,
             closing,

@@ -607,6 +607,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Page<AuditEntry, i64>>;
     /// Feed entries of an org with `seq > after`, oldest first.
     async fn changes_since(&self, org: OrgId, after: i64, limit: u32) -> Result<Vec<Change>>;
+    /// Feed entries of every org with `seq > after`, oldest first: for the one reader per
+    /// process that fans events out to each org's subscribers (and filters them by org).
+    async fn all_changes_since(&self, after: i64, limit: u32) -> Result<Vec<Change>>;
     /// The highest `seq` written so far (0 when none).
     async fn latest_change(&self) -> Result<i64>;
     /// Appends lines to deploy logs (their `seq` is assigned), and wakes
@@ -621,6 +624,9 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: u32,
     ) -> Result<Vec<DeployLogLine>>;
+    /// Deploy log lines of every org after `after`, oldest first, at most `limit`: for the
+    /// process's event fan-out, as [`Store::all_changes_since`].
+    async fn all_deploy_log_since(&self, after: i64, limit: u32) -> Result<Vec<DeployLogLine>>;
     /// The newest deploy log `seq` of the whole store (0 when empty).
     async fn latest_deploy_log(&self) -> Result<i64>;
     /// Moves when this process appends deploy log lines.

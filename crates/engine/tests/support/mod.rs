@@ -681,6 +681,20 @@ impl Store for FaultyStore {
     ) -> stackdock_store::Result<Vec<Change>> {
         self.inner.changes_since(org, after, limit).await
     }
+    async fn all_changes_since(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> stackdock_store::Result<Vec<Change>> {
+        self.inner.all_changes_since(after, limit).await
+    }
+    async fn all_deploy_log_since(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> stackdock_store::Result<Vec<stackdock_store::DeployLogLine>> {
+        self.inner.all_deploy_log_since(after, limit).await
+    }
     async fn latest_change(&self) -> stackdock_store::Result<i64> {
         self.inner.latest_change().await
     }

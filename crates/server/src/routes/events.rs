@@ -1,5 +1,5 @@
 //! `GET /api/v1/events`: every state change of the organisation's resources, as server-sent
-//! events, read from the store's change feed.
+//! events, from the process's one reader of the store's change feed ([`crate::hub`]).
 //!
 //! The stream starts at the feed's position when the request arrives (or after `?after=` /
 //! `Last-Event-ID`, to resume without a gap), so a client that subscribes and then reads the
@@ -15,7 +15,6 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -24,19 +23,15 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 use stackdock_core::{OrgId, ResourceId};
-use stackdock_store::{Change, DeployLogLine, Store};
+use stackdock_store::Store;
+use tokio::sync::broadcast;
 
 use super::query_error;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-
-/// Other processes writing to the same store do not wake us; this bounds how late their
-/// changes arrive.
-const POLL: Duration = Duration::from_millis(500);
-const BATCH: u32 = 200;
+use crate::hub::{BATCH, Batch, Entry, Hub, POLL};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -45,17 +40,41 @@ pub(crate) struct EventsQuery {
     resource_id: Option<String>,
 }
 
+/// One stream's position and what it has yet to send.
 struct Feed {
     store: Arc<dyn Store>,
     org: OrgId,
-    cursor: i64,
     only: Option<ResourceId>,
-    signal: tokio::sync::watch::Receiver<i64>,
     closing: tokio::sync::watch::Receiver<bool>,
-    pending: VecDeque<Change>,
+    batches: broadcast::Receiver<Arc<Batch>>,
+    /// The last feed entry and log line this stream has passed (sent, or not its own).
+    cursor: i64,
     log_cursor: i64,
-    log_signal: tokio::sync::watch::Receiver<i64>,
-    pending_log: VecDeque<DeployLogLine>,
+    /// Reading the store itself to close a gap; once it finds nothing newer, everything up
+    /// to these positions has been read.
+    catching_up: Option<(i64, i64)>,
+    /// The batch that showed the gap, taken once it is closed.
+    held: Option<Arc<Batch>>,
+    pending: VecDeque<Out>,
+}
+
+/// One event as this stream sends it.
+#[derive(Debug)]
+struct Out {
+    event: &'static str,
+    /// A change's feed `seq`, its SSE id; log lines have none (their sequence is their own).
+    id: Option<i64>,
+    data: Arc<str>,
+}
+
+impl Out {
+    fn event(&self) -> Event {
+        let e = Event::default().event(self.event).data(&*self.data);
+        match self.id {
+            Some(id) => e.id(id.to_string()),
+            None => e,
+        }
+    }
 }
 
 pub(crate) async fn stream(
@@ -92,96 +111,275 @@ pub(crate) async fn stream(
         (Some(_), None) => 0,
         _ => state.store.latest_deploy_log().await?,
     };
-    let feed = Feed {
-        store: state.store.clone(),
-        org: actor.org_id,
-        cursor,
-        only,
-        signal: state.store.change_signal(),
-        closing: state.closing.clone(),
-        pending: VecDeque::new(),
-        log_cursor,
-        log_signal: state.store.deploy_log_signal(),
-        pending_log: VecDeque::new(),
-    };
-    let events = futures::stream::unfold(feed, next_event);
+    let feed = Feed::new(
+        state.store.clone(),
+        &state.hub,
+        state.closing.clone(),
+        (actor.org_id, only),
+        (cursor, log_cursor),
+    );
+    let events = futures::stream::unfold(feed, |mut feed| async move {
+        let out = feed.next().await?;
+        Some((Ok::<_, Infallible>(out.event()), feed))
+    });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-async fn next_event(mut feed: Feed) -> Option<(Result<Event, Infallible>, Feed)> {
-    loop {
-        if *feed.closing.borrow() {
-            return None;
+impl Feed {
+    /// A stream of an org's events (only one resource's, when given) after the feed's and
+    /// the log's positions.
+    fn new(
+        store: Arc<dyn Store>,
+        hub: &Hub,
+        closing: tokio::sync::watch::Receiver<bool>,
+        (org, only): (OrgId, Option<ResourceId>),
+        (cursor, log_cursor): (i64, i64),
+    ) -> Self {
+        Self {
+            store,
+            org,
+            only,
+            closing,
+            // Subscribed before the store is read: whatever is written after that read is
+            // in a batch, or in the gap a batch shows.
+            batches: hub.subscribe(),
+            cursor,
+            log_cursor,
+            catching_up: Some((cursor, log_cursor)),
+            held: None,
+            pending: VecDeque::new(),
         }
-        if let Some(line) = feed.pending_log.pop_front() {
-            let data = json!({
-                "seq": line.seq,
-                "at": line.at,
-                "resource_id": line.resource_id,
-                "operation_id": line.operation_id,
-                "line": line.line,
-            });
-            let event = Event::default().event("log").data(data.to_string());
-            return Some((Ok(event), feed));
+    }
+
+    /// The stream's next event; `None` once the server is closing.
+    async fn next(&mut self) -> Option<Out> {
+        let feed = self;
+        loop {
+            if *feed.closing.borrow() {
+                return None;
+            }
+            if let Some(out) = feed.pending.pop_front() {
+                return Some(out);
+            }
+            if let Some((changes, logs)) = feed.catching_up {
+                match feed.read_store().await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        feed.cursor = feed.cursor.max(changes);
+                        feed.log_cursor = feed.log_cursor.max(logs);
+                        feed.catching_up = None;
+                        if let Some(batch) = feed.held.take() {
+                            feed.take(&batch);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event stream could not read the store");
+                        tokio::select! {
+                            _ = feed.closing.changed() => {}
+                            _ = tokio::time::sleep(POLL) => {}
+                        }
+                    }
+                }
+                continue;
+            }
+            tokio::select! {
+                got = feed.batches.recv() => match got {
+                    Ok(batch) if batch.changes_after > feed.cursor || batch.logs_after > feed.log_cursor => {
+                        feed.catching_up = Some((batch.changes_after, batch.logs_after));
+                        feed.held = Some(batch);
+                    }
+                    Ok(batch) => feed.take(&batch),
+                    // Fell behind the channel: the store has what was dropped.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        feed.catching_up = Some((feed.cursor, feed.log_cursor));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = feed.closing.changed() => {}
+            }
         }
-        if let Some(change) = feed.pending.pop_front() {
-            let data = json!({
-                "seq": change.seq,
-                "at": change.at,
-                "resource": crate::view::ResourceView::from(&change.resource),
-            });
-            let event = Event::default()
-                .id(change.seq.to_string())
-                .event("resource")
-                .data(data.to_string());
-            return Some((Ok(event), feed));
+    }
+
+    fn ours(&self, e: &Entry) -> bool {
+        e.org == self.org && self.only.is_none_or(|id| e.resource == id)
+    }
+
+    /// Queues a batch's entries that are this stream's and newer than its position: the
+    /// log lines first, then the changes.
+    fn take(&mut self, batch: &Batch) {
+        for line in &batch.logs {
+            if line.seq > self.log_cursor {
+                self.log_cursor = line.seq;
+                if self.ours(line) {
+                    self.pending.push_back(Out {
+                        event: "log",
+                        id: None,
+                        data: line.data.clone(),
+                    });
+                }
+            }
         }
+        for change in &batch.changes {
+            if change.seq > self.cursor {
+                self.cursor = change.seq;
+                if self.ours(change) {
+                    self.pending.push_back(Out {
+                        event: "resource",
+                        id: Some(change.seq),
+                        data: change.data.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// One read of the store after the stream's position; answers whether it found anything.
+    async fn read_store(&mut self) -> stackdock_store::Result<bool> {
         // The feed first, the log second: see the module's docs.
-        let changes = match feed.store.changes_since(feed.org, feed.cursor, BATCH).await {
-            Ok(changes) => changes,
-            Err(e) => {
-                tracing::warn!(error = %e, "event stream could not read the change feed");
-                Vec::new()
-            }
-        };
-        let lines = match feed
+        let changes = self
             .store
-            .deploy_log_since(feed.org, feed.only, feed.log_cursor, BATCH)
-            .await
-        {
-            Ok(lines) => lines,
-            Err(e) => {
-                tracing::warn!(error = %e, "event stream could not read the deploy log");
-                Vec::new()
-            }
-        };
+            .changes_since(self.org, self.cursor, BATCH)
+            .await?;
+        let lines = self
+            .store
+            .deploy_log_since(self.org, self.only, self.log_cursor, BATCH)
+            .await?;
         // A full page of lines may have more behind it, older than these changes: the
         // changes wait for the next round.
         let log_page_full = lines.len() as u32 == BATCH;
-        let mut progressed = false;
-        if let Some(last) = lines.last() {
-            feed.log_cursor = last.seq;
-            feed.pending_log.extend(lines);
-            progressed = true;
+        let changes = if log_page_full { Vec::new() } else { changes };
+        let found = !lines.is_empty() || !changes.is_empty();
+        let batch = Batch {
+            changes_after: self.cursor,
+            changes: changes.iter().map(Entry::change).collect(),
+            logs_after: self.log_cursor,
+            logs: lines.iter().map(Entry::log).collect(),
+        };
+        self.take(&batch);
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use stackdock_core::OperationId;
+    use stackdock_store::{DeployLogLine, SqliteStore};
+
+    use super::*;
+
+    const DEADLINE: Duration = Duration::from_secs(10);
+
+    async fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("events.db"))
+            .await
+            .expect("open");
+        (dir, Arc::new(store))
+    }
+
+    fn line(org: OrgId, resource: ResourceId, text: &str) -> DeployLogLine {
+        DeployLogLine {
+            seq: 0,
+            org_id: org,
+            resource_id: resource,
+            operation_id: OperationId::new(),
+            line: text.into(),
+            at: chrono::Utc::now(),
         }
-        if !log_page_full && let Some(last) = changes.last() {
-            feed.cursor = last.seq;
-            let only = feed.only;
-            feed.pending.extend(
-                changes
-                    .into_iter()
-                    .filter(|c| only.is_none_or(|id| c.resource.id == id)),
-            );
-            progressed = true;
+    }
+
+    /// The text of the next `n` events, which must all be log lines.
+    async fn lines(feed: &mut Feed, n: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let next = tokio::time::timeout(DEADLINE, feed.next())
+                .await
+                .unwrap_or_else(|_| panic!("only {out:?} arrived"))
+                .expect("open");
+            assert_eq!(next.event, "log");
+            let data: serde_json::Value = serde_json::from_str(&next.data).expect("JSON");
+            out.push(data["line"].as_str().expect("line").to_string());
         }
-        if progressed {
-            continue;
+        out
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_falls_behind_the_channel_sends_each_entry_once_in_order() {
+        let (_dir, store) = store().await;
+        let (_close, closing) = tokio::sync::watch::channel(false);
+        let hub = Hub::with_capacity(store.clone(), closing.clone(), 2);
+        let mut probe = hub.subscribe();
+        let (ours, theirs) = (OrgId::new(), OrgId::new());
+        let (r, elsewhere) = (ResourceId::new(), ResourceId::new());
+        let start = store.latest_deploy_log().await.expect("latest");
+        let mut feed = Feed::new(store.clone(), &hub, closing, (ours, None), (0, start));
+        // It starts at the log's end and nothing was written since: it has nothing to read
+        // from the store, and waits on the channel.
+        feed.catching_up = None;
+        // Ten batches, one at a time, while the stream reads nothing: the channel keeps two.
+        for i in 0..10 {
+            store
+                .append_deploy_log(vec![
+                    line(theirs, elsewhere, &format!("theirs {i}")),
+                    line(ours, r, &format!("ours {i}")),
+                ])
+                .await
+                .expect("append");
+            let until = tokio::time::Instant::now() + DEADLINE;
+            'sent: loop {
+                match tokio::time::timeout_at(until, probe.recv()).await {
+                    Ok(Ok(batch)) => {
+                        if batch
+                            .logs
+                            .iter()
+                            .any(|l| l.data.contains(&format!("\"ours {i}\"")))
+                        {
+                            break 'sent;
+                        }
+                    }
+                    Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                    other => panic!("batch {i} was not sent: {other:?}"),
+                }
+            }
         }
-        tokio::select! {
-            _ = feed.signal.changed() => {}
-            _ = feed.log_signal.changed() => {}
-            _ = feed.closing.changed() => {}
-            _ = tokio::time::sleep(POLL) => {}
+        let want: Vec<String> = (0..10).map(|i| format!("ours {i}")).collect();
+        assert_eq!(lines(&mut feed, 10).await, want);
+        // Nothing repeated after them: the next event is the next line written.
+        store
+            .append_deploy_log(vec![line(ours, r, "ours 10")])
+            .await
+            .expect("append");
+        assert_eq!(lines(&mut feed, 1).await, ["ours 10"]);
+    }
+
+    #[tokio::test]
+    async fn a_stream_of_one_resource_starts_with_its_log_and_leaves_out_the_rest() {
+        let (_dir, store) = store().await;
+        let (_close, closing) = tokio::sync::watch::channel(false);
+        let hub = Hub::start(store.clone(), closing.clone());
+        let org = OrgId::new();
+        let (r, other) = (ResourceId::new(), ResourceId::new());
+        // Written while nobody listened: the reader read none of it.
+        store
+            .append_deploy_log(vec![
+                line(org, r, "before 1"),
+                line(org, other, "other before"),
+                line(OrgId::new(), r, "another org's"),
+                line(org, r, "before 2"),
+            ])
+            .await
+            .expect("append");
+        let mut feed = Feed::new(store.clone(), &hub, closing, (org, Some(r)), (0, 0));
+        assert_eq!(lines(&mut feed, 2).await, ["before 1", "before 2"]);
+        for text in ["other after", "after"] {
+            let resource = if text == "after" { r } else { other };
+            store
+                .append_deploy_log(vec![line(org, resource, text)])
+                .await
+                .expect("append");
         }
+        assert_eq!(lines(&mut feed, 1).await, ["after"]);
     }
 }

@@ -47,6 +47,31 @@ impl TryFrom<Row> for DeployLogLine {
     }
 }
 
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        seq: r.get(0)?,
+        org_id: r.get(1)?,
+        resource_id: r.get(2)?,
+        operation_id: r.get(3)?,
+        line: r.get(4)?,
+        at: r.get(5)?,
+    })
+}
+
+/// Every org's lines after `after`, oldest first, at most `limit`.
+pub(crate) fn all_since(conn: &Connection, after: i64, limit: u32) -> Result<Vec<DeployLogLine>> {
+    rows(
+        conn,
+        "SELECT seq, org_id, resource_id, operation_id, line, at FROM deploy_logs
+         WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        params![after, limit],
+        read_row,
+    )?
+    .into_iter()
+    .map(DeployLogLine::try_from)
+    .collect()
+}
+
 /// The org's lines after `after`, oldest first, at most `limit`; only `resource`'s when given.
 pub(crate) fn since(
     conn: &Connection,
@@ -55,16 +80,7 @@ pub(crate) fn since(
     after: i64,
     limit: u32,
 ) -> Result<Vec<DeployLogLine>> {
-    let read = |r: &rusqlite::Row<'_>| {
-        Ok(Row {
-            seq: r.get(0)?,
-            org_id: r.get(1)?,
-            resource_id: r.get(2)?,
-            operation_id: r.get(3)?,
-            line: r.get(4)?,
-            at: r.get(5)?,
-        })
-    };
+    let read = read_row;
     let found = match resource {
         Some(resource) => rows(
             conn,

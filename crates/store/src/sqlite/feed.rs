@@ -44,23 +44,41 @@ impl TryFrom<ChangeRow> for Change {
     }
 }
 
-pub(crate) fn since(conn: &Connection, org: OrgId, after: i64, limit: u32) -> Result<Vec<Change>> {
-    rows(
-        conn,
-        "SELECT seq, org_id, snapshot, at FROM changes
-         WHERE org_id = ?1 AND seq > ?2
-         ORDER BY seq
-         LIMIT ?3",
-        params![org.to_string(), after, i64::from(limit)],
-        |r| {
-            Ok(ChangeRow {
-                seq: r.get(0)?,
-                org_id: r.get(1)?,
-                snapshot: r.get(2)?,
-                at: r.get(3)?,
-            })
-        },
-    )?
+/// Entries after `after`, oldest first: one org's, or every org's when `org` is `None`.
+pub(crate) fn since(
+    conn: &Connection,
+    org: Option<OrgId>,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<Change>> {
+    let read = |r: &rusqlite::Row<'_>| {
+        Ok(ChangeRow {
+            seq: r.get(0)?,
+            org_id: r.get(1)?,
+            snapshot: r.get(2)?,
+            at: r.get(3)?,
+        })
+    };
+    match org {
+        Some(org) => rows(
+            conn,
+            "SELECT seq, org_id, snapshot, at FROM changes
+             WHERE org_id = ?1 AND seq > ?2
+             ORDER BY seq
+             LIMIT ?3",
+            params![org.to_string(), after, i64::from(limit)],
+            read,
+        )?,
+        None => rows(
+            conn,
+            "SELECT seq, org_id, snapshot, at FROM changes
+             WHERE seq > ?1
+             ORDER BY seq
+             LIMIT ?2",
+            params![after, i64::from(limit)],
+            read,
+        )?,
+    }
     .into_iter()
     .map(Change::try_from)
     .collect()

@@ -517,7 +517,12 @@ impl Store for SqliteStore {
     }
 
     async fn changes_since(&self, org: OrgId, after: i64, limit: u32) -> Result<Vec<Change>> {
-        self.read(move |c| feed::since(c, org, after, limit)).await
+        self.read(move |c| feed::since(c, Some(org), after, limit))
+            .await
+    }
+
+    async fn all_changes_since(&self, after: i64, limit: u32) -> Result<Vec<Change>> {
+        self.read(move |c| feed::since(c, None, after, limit)).await
     }
 
     async fn latest_change(&self) -> Result<i64> {
@@ -550,6 +555,11 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<DeployLogLine>> {
         self.read(move |c| deploy_log::since(c, org, resource, after, limit))
+            .await
+    }
+
+    async fn all_deploy_log_since(&self, after: i64, limit: u32) -> Result<Vec<DeployLogLine>> {
+        self.read(move |c| deploy_log::all_since(c, after, limit))
             .await
     }
 

@@ -20,8 +20,8 @@ use stackdock_core::{
     ProvisioningSource, ProvisioningState, ResourceId, ResourceKind, Role, Step, StepStatus,
 };
 use stackdock_store::{
-    Batch, DeployLogLine, IdempotentRequest, Lease, PageRequest, Principal, ResourceFilter, Store,
-    StoreError, Write,
+    Batch, Change, DeployLogLine, IdempotentRequest, Lease, PageRequest, Principal, ResourceFilter,
+    Store, StoreError, Write,
 };
 
 use fixtures::*;
@@ -1268,6 +1268,23 @@ pub async fn change_feed_follows_every_write(store: &dyn Store) {
         .expect("changes");
     assert_eq!(theirs.len(), 1);
     assert_eq!(theirs[0].org_id, other.org);
+
+    // Every org's, in one order: the fan-out reads this and filters by org itself.
+    let all = store.all_changes_since(start, 100).await.expect("changes");
+    let mut merged: Vec<&Change> = changes.iter().chain(&theirs).collect();
+    merged.sort_by_key(|c| c.seq);
+    assert_eq!(all.iter().collect::<Vec<_>>(), merged);
+    assert_eq!(
+        store.all_changes_since(start, 2).await.expect("changes"),
+        all[..2].to_vec()
+    );
+    assert_eq!(
+        store
+            .all_changes_since(all[2].seq, 100)
+            .await
+            .expect("changes"),
+        all[3..].to_vec()
+    );
 }
 
 pub async fn change_signal_sees_new_seq(store: &dyn Store) {
@@ -1448,6 +1465,32 @@ pub async fn deploy_logs_are_per_resource_in_order_from_a_position(store: &dyn S
             .await
             .expect("scoped")
             .is_empty()
+    );
+
+    // Every org's lines after a position, oldest first, at most the limit.
+    let mut theirs = line(r.id, "another org's line");
+    theirs.org_id = stranger.org;
+    store.append_deploy_log(vec![theirs]).await.expect("append");
+    let all = store
+        .all_deploy_log_since(first_seq, 100)
+        .await
+        .expect("read");
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "oldest first");
+    assert!(
+        all.iter()
+            .any(|l| l.org_id == t.org && l.line == "Step 2/3 : COPY . /")
+    );
+    assert!(all.iter().any(|l| l.org_id == stranger.org));
+    assert!(
+        all.iter().all(|l| l.seq > first_seq),
+        "only after the position"
+    );
+    assert_eq!(
+        store
+            .all_deploy_log_since(first_seq, 1)
+            .await
+            .expect("read"),
+        all[..1].to_vec()
     );
 }
 

@@ -1,0 +1,287 @@
+//! Scenario e: live updates at scale. The `stackdock` binary with its sandbox docks, a
+//! thousand clients following `GET /api/v1/events`, and one state change at a time: how long
+//! from the request that makes the change until each client has the event.
+//!
+//! A round sends `POST /api/v1/servers` (its answer comes after the new row, in state
+//! `provisioning`, is written) and waits until every client has read the event that carries
+//! the new server's name; the time of each is taken when the client reads it. The next round
+//! starts once that server has settled, so no round's follow-up events overlap the next one's.
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::binary::{Up, build, deadline};
+use crate::report::{Bound, Check, Measured};
+use crate::{BenchError, Options};
+
+/// How long every client may take to connect, and a round to be delivered.
+const ROUND_DEADLINE: Duration = Duration::from_secs(60);
+/// The sandbox dock the rounds provision on.
+const DOCK: &str = "sandbox-digitalocean";
+
+pub(crate) async fn run(o: &Options) -> Result<Measured, BenchError> {
+    let (bin, _) = match &o.stackdock_bin {
+        Some(path) => (path.clone(), false),
+        None => (build().await?, true),
+    };
+    raise_open_files_limit();
+    let dir = tempfile::tempdir().map_err(BenchError::io("making a temporary directory"))?;
+    let log = dir.path().join("stackdock.log");
+    let result = measure(o, &bin, &dir.path().join("data"), &log).await;
+    result.map_err(|e| match std::fs::read_to_string(&log) {
+        Ok(text) if !text.trim().is_empty() => {
+            let tail: Vec<&str> = text.lines().rev().take(20).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            BenchError::Other(format!("{e}; stackdock's log ends:\n{}", tail.join("\n")))
+        }
+        _ => e,
+    })
+}
+
+async fn measure(o: &Options, bin: &Path, data: &Path, log: &Path) -> Result<Measured, BenchError> {
+    let n = o.sizes.subscribers;
+    let rounds = o.sizes.rounds;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .build()
+        .map_err(BenchError::http("building the HTTP client"))?;
+    let mut up = Up::start(bin, data, log, &http, &["--sandbox"]).await?;
+
+    // Every client reports, for each round in turn, when it read that round's event.
+    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Instant)>();
+    let (connected_tx, mut connected_rx) = mpsc::unbounded_channel::<()>();
+    let url = format!("{}/api/v1/events", up.base_url);
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        clients.push(tokio::spawn(follow(
+            http.clone(),
+            url.clone(),
+            up.token.clone(),
+            rounds,
+            tx.clone(),
+            connected_tx.clone(),
+        )));
+    }
+    drop(tx);
+    let until = Instant::now() + ROUND_DEADLINE;
+    for i in 0..n {
+        tokio::time::timeout_at(until, connected_rx.recv())
+            .await
+            .map_err(|_| deadline(&format!("{i} of {n} clients connected to the event stream")))?;
+    }
+
+    let mut latencies_ms: Vec<f64> = Vec::with_capacity(n * rounds);
+    let mut per_round = Vec::new();
+    for round in 0..rounds {
+        let name = round_name(round);
+        let sent = Instant::now();
+        let answer = http
+            .post(format!("{}/api/v1/servers", up.base_url))
+            .bearer_auth(&up.token)
+            .json(&json!({
+                "dock": DOCK,
+                "name": name,
+                "region": "nyc3",
+                "size": "s-1vcpu-1gb",
+                "image": "ubuntu-24-04-x64",
+            }))
+            .send()
+            .await
+            .map_err(BenchError::http("POST /api/v1/servers"))?;
+        let status = answer.status();
+        let body: Value = answer
+            .json()
+            .await
+            .map_err(BenchError::http("reading the provision's answer"))?;
+        if !status.is_success() {
+            return Err(BenchError::Other(format!(
+                "POST /api/v1/servers answered {status}: {body}"
+            )));
+        }
+        let until = Instant::now() + ROUND_DEADLINE;
+        let mut this_round = Vec::with_capacity(n);
+        while this_round.len() < n {
+            let (r, at) = tokio::time::timeout_at(until, rx.recv())
+                .await
+                .map_err(|_| {
+                    deadline(&format!(
+                        "round {round}: {} of {n} clients had the event",
+                        this_round.len()
+                    ))
+                })?
+                .ok_or_else(|| BenchError::Other("every client stopped".into()))?;
+            if r != round {
+                return Err(BenchError::Other(format!(
+                    "a client reported round {r} during round {round}"
+                )));
+            }
+            this_round.push((at - sent).as_secs_f64() * 1000.0);
+        }
+        this_round.sort_by(f64::total_cmp);
+        per_round.push(json!({
+            "p50_ms": percentile(&this_round, 0.50),
+            "p99_ms": percentile(&this_round, 0.99),
+            "max_ms": this_round.last().copied().unwrap_or(0.0),
+        }));
+        latencies_ms.extend(this_round);
+        let id = body["id"].as_str().unwrap_or_default().to_string();
+        settle(&http, &up, &id).await?;
+    }
+    for c in &clients {
+        c.abort();
+    }
+    up.stop().await?;
+
+    latencies_ms.sort_by(f64::total_cmp);
+    let p50 = percentile(&latencies_ms, 0.50);
+    let p99 = percentile(&latencies_ms, 0.99);
+    let max = latencies_ms.last().copied().unwrap_or(0.0);
+    let figures = json!({
+        "subscribers": n,
+        "rounds": rounds,
+        "deliveries": latencies_ms.len(),
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "max_ms": max,
+        "rounds_detail": per_round,
+        "notes": [
+            "from sending the POST that writes the change until a client has read its event; \
+             the clients run in the benchmark's process, on the same two cores as the server"
+        ],
+    });
+    Ok(Measured {
+        title: format!(
+            "`stackdock up --sandbox`: {n} clients following the event stream, {rounds} state \
+             changes one at a time"
+        ),
+        figures,
+        checks: vec![Check::new(
+            format!("p99 from request to delivery, {n} subscribers"),
+            p99,
+            "ms",
+            Bound::AtMost(10.0),
+        )],
+    })
+}
+
+fn round_name(round: usize) -> String {
+    format!("bench-e-{round}")
+}
+
+/// One client: reads the stream and reports when each round's server first appears in it.
+async fn follow(
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    rounds: usize,
+    report: mpsc::UnboundedSender<(usize, Instant)>,
+    connected: mpsc::UnboundedSender<()>,
+) {
+    let Ok(answer) = http.get(&url).bearer_auth(&token).send().await else {
+        return;
+    };
+    if !answer.status().is_success() {
+        return;
+    }
+    let _ = connected.send(());
+    let mut body = answer.bytes_stream();
+    let mut text = String::new();
+    let mut round = 0;
+    // The name in quotes, so round 1 is not found in round 10's event.
+    let mut wanted = format!("\"{}\"", round_name(round));
+    while round < rounds {
+        let Some(Ok(chunk)) = body.next().await else {
+            return;
+        };
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while round < rounds {
+            let Some(at) = text.find(&wanted) else {
+                break;
+            };
+            if report.send((round, Instant::now())).is_err() {
+                return;
+            }
+            text.drain(..at + wanted.len());
+            round += 1;
+            wanted = format!("\"{}\"", round_name(round));
+        }
+        // Keep only a tail that may hold the start of the next name.
+        if text.len() > 4096 {
+            let cut = text.len() - wanted.len();
+            let cut = (0..=cut)
+                .rev()
+                .find(|&i| text.is_char_boundary(i))
+                .unwrap_or(0);
+            text.drain(..cut);
+        }
+    }
+}
+
+/// Waits until the server is no longer `provisioning`.
+async fn settle(http: &reqwest::Client, up: &Up, id: &str) -> Result<(), BenchError> {
+    let url = format!("{}/api/v1/resources/{id}", up.base_url);
+    let until = Instant::now() + ROUND_DEADLINE;
+    loop {
+        let r: Value = http
+            .get(&url)
+            .bearer_auth(&up.token)
+            .send()
+            .await
+            .map_err(BenchError::http(format!("GET {url}")))?
+            .json()
+            .await
+            .map_err(BenchError::http(format!("GET {url}")))?;
+        if r["provisioning_state"] != "provisioning" {
+            return Ok(());
+        }
+        if Instant::now() >= until {
+            return Err(deadline(&format!("server {id} never settled: {r}")));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The value at rank `q` of sorted `xs` (nearest rank).
+fn percentile(xs: &[f64], q: f64) -> f64 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * xs.len() as f64).ceil() as usize;
+    xs[rank.clamp(1, xs.len()) - 1]
+}
+
+/// A thousand clients and the server's thousand sockets need more files than a default soft
+/// limit of 1,024 allows: raise it to the hard limit (the server, started after, inherits it).
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit with a valid pointer to a local rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let xs: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&xs, 0.50), 50.0);
+        assert_eq!(percentile(&xs, 0.99), 99.0);
+        assert_eq!(percentile(&[7.0], 0.99), 7.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+}

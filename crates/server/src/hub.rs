@@ -1,0 +1,190 @@
+//! The event fan-out: one reader of the store's change feed and deploy log per process, and a
+//! broadcast channel that hands what it read to every event stream at once.
+//!
+//! Without it, each open stream queried the store on every change: a thousand subscribers
+//! made a thousand queries for one state change. Here one task reads a batch (every org's),
+//! renders each entry's event data once, and sends the batch; each stream keeps the entries of
+//! its own org (and resource) and writes them out.
+//!
+//! The store stays the truth and the channel only saves the reads. A batch names the position
+//! it was read after; a stream whose own position is older than that (it joined late, the
+//! reader skipped ahead while nobody listened, or it fell behind the channel's capacity) reads
+//! the gap from the store itself before it takes the batch, and drops what it has already
+//! sent. No entry is lost or sent twice, whatever the channel does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use stackdock_core::{OrgId, ResourceId};
+use stackdock_store::{Change, DeployLogLine, Store};
+use tokio::sync::{broadcast, watch};
+
+/// Other processes writing to the same store do not wake us; this bounds how late their
+/// changes arrive.
+pub(crate) const POLL: Duration = Duration::from_millis(500);
+/// Entries read per query.
+pub(crate) const BATCH: u32 = 200;
+/// Batches the channel keeps for a slow stream before it has to read the store itself.
+const CAPACITY: usize = 1024;
+
+/// One entry, rendered once for every stream.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) seq: i64,
+    pub(crate) org: OrgId,
+    pub(crate) resource: ResourceId,
+    /// The event's `data`, as JSON text, shared by every stream that sends it.
+    pub(crate) data: Arc<str>,
+}
+
+impl Entry {
+    pub(crate) fn change(c: &Change) -> Self {
+        let data = json!({
+            "seq": c.seq,
+            "at": c.at,
+            "resource": crate::view::ResourceView::from(&c.resource),
+        });
+        Self {
+            seq: c.seq,
+            org: c.org_id,
+            resource: c.resource.id,
+            data: data.to_string().into(),
+        }
+    }
+
+    pub(crate) fn log(l: &DeployLogLine) -> Self {
+        let data = json!({
+            "seq": l.seq,
+            "at": l.at,
+            "resource_id": l.resource_id,
+            "operation_id": l.operation_id,
+            "line": l.line,
+        });
+        Self {
+            seq: l.seq,
+            org: l.org_id,
+            resource: l.resource_id,
+            data: data.to_string().into(),
+        }
+    }
+}
+
+/// What the reader read in one round: every entry of the feed after `changes_after` up to
+/// the last of `changes`, and every log line after `logs_after` up to the last of `logs`.
+/// The lines are sent before the changes (see `routes::events`).
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub(crate) changes_after: i64,
+    pub(crate) changes: Vec<Entry>,
+    pub(crate) logs_after: i64,
+    pub(crate) logs: Vec<Entry>,
+}
+
+/// The fan-out: subscribe to it, and the process's one reader sends what it reads.
+pub(crate) struct Hub {
+    tx: broadcast::Sender<Arc<Batch>>,
+}
+
+impl Hub {
+    /// Starts the reader; it ends when `closing` turns true.
+    pub(crate) fn start(store: Arc<dyn Store>, closing: watch::Receiver<bool>) -> Arc<Self> {
+        Self::with_capacity(store, closing, CAPACITY)
+    }
+
+    /// As [`Hub::start`], keeping `capacity` batches for a slow stream.
+    pub(crate) fn with_capacity(
+        store: Arc<dyn Store>,
+        closing: watch::Receiver<bool>,
+        capacity: usize,
+    ) -> Arc<Self> {
+        let (tx, _) = broadcast::channel(capacity);
+        let hub = Arc::new(Self { tx: tx.clone() });
+        tokio::spawn(read(store, tx, closing));
+        hub
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Batch>> {
+        self.tx.subscribe()
+    }
+}
+
+/// The reader: waits for a change (this process's signals, or the poll for other
+/// processes'), reads what is new and sends it as one batch.
+async fn read(
+    store: Arc<dyn Store>,
+    tx: broadcast::Sender<Arc<Batch>>,
+    mut closing: watch::Receiver<bool>,
+) {
+    let mut signal = store.change_signal();
+    let mut log_signal = store.deploy_log_signal();
+    let mut cursor: Option<(i64, i64)> = None;
+    loop {
+        if *closing.borrow() {
+            return;
+        }
+        signal.borrow_and_update();
+        log_signal.borrow_and_update();
+        if tx.receiver_count() == 0 {
+            // Nobody listens: read nothing. The next subscriber's first batch then starts
+            // after wherever the reader starts again, and the subscriber reads the gap.
+            cursor = None;
+        } else {
+            match round(&*store, &tx, cursor).await {
+                Ok((at, true)) => {
+                    cursor = Some(at);
+                    continue;
+                }
+                Ok((at, false)) => cursor = Some(at),
+                Err(e) => tracing::warn!(error = %e, "event fan-out could not read the store"),
+            }
+        }
+        tokio::select! {
+            _ = signal.changed() => {}
+            _ = log_signal.changed() => {}
+            _ = closing.changed() => {}
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+/// One read from `cursor` (the feed's and the log's position; from the newest of each when
+/// `None`). Answers the new position and whether more may follow at once.
+async fn round(
+    store: &dyn Store,
+    tx: &broadcast::Sender<Arc<Batch>>,
+    cursor: Option<(i64, i64)>,
+) -> stackdock_store::Result<((i64, i64), bool)> {
+    let (changes_after, logs_after) = match cursor {
+        Some(at) => at,
+        None => (
+            store.latest_change().await?,
+            store.latest_deploy_log().await?,
+        ),
+    };
+    // The feed first, the log second: a line written before a change is then always read
+    // with it or before it.
+    let changes = store.all_changes_since(changes_after, BATCH).await?;
+    let logs = store.all_deploy_log_since(logs_after, BATCH).await?;
+    // A full page of lines may have more behind it, older than these changes: the changes
+    // wait for the next round.
+    let logs_full = logs.len() as u32 == BATCH;
+    let changes = if logs_full { Vec::new() } else { changes };
+    let more = logs_full || changes.len() as u32 == BATCH;
+    if changes.is_empty() && logs.is_empty() {
+        return Ok(((changes_after, logs_after), false));
+    }
+    let batch = Batch {
+        changes_after,
+        changes: changes.iter().map(Entry::change).collect(),
+        logs_after,
+        logs: logs.iter().map(Entry::log).collect(),
+    };
+    let at = (
+        changes.last().map_or(changes_after, |c| c.seq),
+        logs.last().map_or(logs_after, |l| l.seq),
+    );
+    // No receiver left: dropped, and the next subscriber reads the store itself.
+    let _ = tx.send(Arc::new(batch));
+    Ok((at, more))
+}
