@@ -702,7 +702,7 @@ pub(crate) async fn logs(conn: &Conn, id: &str) -> CliResult {
         let page = client
             .get(&format!("/api/v1/resources/{}/logs?after={after}", seg(id)))
             .await?;
-        let lines = page.as_array().cloned().unwrap_or_default();
+        let lines = page["items"].as_array().cloned().unwrap_or_default();
         let Some(last) = lines.last().and_then(|l| l["seq"].as_i64()) else {
             break;
         };

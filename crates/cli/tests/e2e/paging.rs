@@ -439,3 +439,81 @@ async fn the_cli_shows_a_page_says_how_to_get_the_next_and_walks_them_all() {
     assert!(err.contains("cursor"), "{err}");
     app.finish();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_log_is_read_in_pages_and_followed_from_its_last_line() {
+    let app = spawn_app().await;
+    let seeder = Seeder::open(&app).await;
+    let now = chrono::Utc::now();
+    let ours = seeder.row(
+        ResourceKind::WebService,
+        ProvisioningState::Provisioned,
+        now,
+    );
+    let other = seeder.row(
+        ResourceKind::WebService,
+        ProvisioningState::Provisioned,
+        now,
+    );
+    seeder.insert(&[ours.clone(), other.clone()]).await;
+    // Interleaved with another resource's lines, which no page of ours may show.
+    let op = stackdock_core::OperationId::new();
+    let mut lines = Vec::new();
+    for i in 0..23 {
+        for (r, who) in [(&ours, "ours"), (&other, "other")] {
+            lines.push(stackdock_store::DeployLogLine {
+                seq: 0,
+                org_id: seeder.org,
+                resource_id: r.id,
+                operation_id: op,
+                line: format!("{who} {i}"),
+                at: now,
+            });
+        }
+    }
+    seeder.store.append_deploy_log(lines).await.expect("log");
+    let logs = format!("/api/v1/resources/{}/logs", ours.id);
+
+    let pages = walk(&app, &format!("{logs}?limit=5"), async || {}).await;
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        [5, 5, 5, 5, 3]
+    );
+    let read: Vec<&str> = pages
+        .iter()
+        .flatten()
+        .map(|l| l["line"].as_str().expect("line"))
+        .collect();
+    let want: Vec<String> = (0..23).map(|i| format!("ours {i}")).collect();
+    assert_eq!(read, want);
+
+    // A follower reads on after the last line it has; at the end, an empty page.
+    let seqs: Vec<i64> = pages
+        .iter()
+        .flatten()
+        .map(|l| l["seq"].as_i64().expect("seq"))
+        .collect();
+    let rest = page(&app, &format!("{logs}?after={}", seqs[19])).await;
+    assert_eq!(rest.status, 200);
+    let rest: Vec<&str> = rest.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|l| l["line"].as_str().expect("line"))
+        .collect();
+    assert_eq!(rest, ["ours 20", "ours 21", "ours 22"]);
+    let end = page(&app, &format!("{logs}?after={}", seqs[22])).await;
+    assert_eq!(end.body["items"], serde_json::json!([]));
+    assert_eq!(end.body["next"], Value::Null);
+
+    // `after` and `cursor` together, or a negative `after`, are refused by name.
+    let first = page(&app, &format!("{logs}?limit=5")).await;
+    let cursor = first.body["next"].as_str().expect("a next page");
+    for bad in [format!("after=3&cursor={cursor}"), "after=-1".to_string()] {
+        let a = page(&app, &format!("{logs}?{bad}")).await;
+        assert_eq!(a.status, 400, "{bad}: {}", a.body);
+        let message = a.body["error"]["message"].as_str().expect("message");
+        assert!(message.starts_with("after:"), "{bad}: {message}");
+    }
+    app.finish();
+}

@@ -261,7 +261,7 @@ fn table() -> Vec<Entry> {
             Method::GET,
             "/api/v1/tokens",
             Member,
-            Doc::new("List one's API tokens (or every member's, with `all`)").query::<members::TokensQuery>().page::<TokenView>(),
+            Doc::new("List one's API tokens (or every member's, with `all`)").query::<members::TokensQuery>().page::<TokenView>().errors(&[403]),
             get(members::list_tokens),
         ),
                 (
@@ -307,12 +307,13 @@ fn table() -> Vec<Entry> {
                 .about(
                     "What the provider printed while the resource was provisioned (a container \
                      image's build and push), oldest first, scrubbed of secrets, kept after the \
-                     resource is gone. Read on from a position: `after` is the `seq` of the last \
-                     line read; an empty answer means nothing newer yet. New lines also arrive \
-                     as `log` events on `/events`.",
+                     resource is gone, a page at a time. A follower reads on with `after`, the \
+                     `seq` of the last line it has (an empty page means nothing newer yet), \
+                     since the last page of a log still being written has no `next`. New lines \
+                     also arrive as `log` events on `/events`.",
                 )
                 .query::<resources::LogQuery>()
-                .ok::<Vec<DeployLogView>>()
+                .page::<DeployLogView>()
                 .errors(&[404]),
             get(resources::deploy_log),
         ),

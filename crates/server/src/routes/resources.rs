@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use stackdock_core::{ProvisioningSource, ProvisioningState, Resource, ResourceId, ResourceKind};
-use stackdock_store::ResourceFilter;
+use stackdock_store::{Page, ResourceFilter};
 
 use super::body::JsonObject;
 use super::page::{Listing, PageQuery};
@@ -257,37 +257,59 @@ pub(crate) async fn api_calls(
     Ok(listing.answer(&uri, &calls, view::ApiCallView::from))
 }
 
-/// How many deploy log lines one answer holds at most; `?after=` pages on.
-const LOG_PAGE: u32 = 1000;
-
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LogQuery {
+    #[serde(default)]
+    #[schemars(schema_with = "super::doc::limit_schema")]
+    limit: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "super::doc::cursor_schema")]
+    cursor: Option<String>,
+    /// Read on after the line with this `seq` (the last line a follower has), instead of a
+    /// `cursor`.
+    #[schemars(range(min = 0))]
     after: Option<i64>,
 }
 
-/// `GET /api/v1/resources/{id}/logs`: the resource's deploy log, oldest first, after
-/// `?after=` (a line's `seq`), at most [`LOG_PAGE`] lines. It stays after the resource is gone.
+/// `GET /api/v1/resources/{id}/logs`: the resource's deploy log, oldest first, a page at a
+/// time. A follower reads on with `?after=` (the `seq` of the last line it has) rather than a
+/// cursor, since the last page of a log in progress has no `next`. The log stays after the
+/// resource is gone.
 pub(crate) async fn deploy_log(
     State(state): State<AppState>,
     caller: Caller,
+    uri: Uri,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<LogQuery>, QueryRejection>,
-) -> Result<Json<Vec<view::DeployLogView>>, ApiError> {
+) -> Result<Response, ApiError> {
     let actor = caller.actor();
     let Path(id) = path.map_err(path_error)?;
     let Query(q) = query.map_err(query_error)?;
-    let after = match q.after {
-        Some(n) if n < 0 => return Err(ApiError::bad_request("after: must not be negative")),
-        Some(n) => n,
-        None => 0,
-    };
     let r = load(&state, actor.org_id, None, &id).await?;
-    let lines = state
+    let listing = Listing::new("logs").filter("resource", Some(r.id));
+    let mut page = listing.request::<i64>(q.limit.as_deref(), q.cursor.as_deref())?;
+    match q.after {
+        Some(_) if page.after.is_some() => {
+            return Err(ApiError::bad_request(
+                "after: give either `after` or `cursor`, not both",
+            ));
+        }
+        Some(n) if n < 0 => return Err(ApiError::bad_request("after: must not be negative")),
+        Some(n) => page.after = Some(n),
+        None => {}
+    }
+    let rows = state
         .store
-        .deploy_log_since(actor.org_id, Some(r.id), after, LOG_PAGE)
+        .deploy_log_since(
+            actor.org_id,
+            Some(r.id),
+            page.after.unwrap_or(0),
+            page.limit.saturating_add(1),
+        )
         .await?;
-    Ok(Json(lines.iter().map(view::DeployLogView::from).collect()))
+    let lines = Page::from_rows(rows, page.limit, |l| l.seq);
+    Ok(listing.answer(&uri, &lines, view::DeployLogView::from))
 }
 
 /// `GET /api/v1/resources/{id}`: a resource whatever its kind.
