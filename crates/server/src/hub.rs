@@ -6,13 +6,17 @@
 //! renders each entry's event data once, and sends the batch; each stream keeps the entries of
 //! its own org (and resource) and writes them out.
 //!
+//! While nobody listens the reader reads nothing. A stream joins with the feed's and the log's
+//! positions when it started, and the reader starts again from the earliest of those, so what
+//! is written after a stream joined always reaches it in a batch.
+//!
 //! The store stays the truth and the channel only saves the reads. A batch names the position
-//! it was read after; a stream whose own position is older than that (it joined late, the
-//! reader skipped ahead while nobody listened, or it fell behind the channel's capacity) reads
-//! the gap from the store itself before it takes the batch, and drops what it has already
-//! sent. No entry is lost or sent twice, whatever the channel does.
+//! it was read after; a stream whose own position is older than that (it resumed from an
+//! older event, or fell behind the channel's capacity) reads the gap from the store itself
+//! before it takes the batch, and drops what it has already sent. No entry is lost or sent
+//! twice, whatever the channel does.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde_json::json;
@@ -84,6 +88,10 @@ pub(crate) struct Batch {
 /// The fan-out: subscribe to it, and the process's one reader sends what it reads.
 pub(crate) struct Hub {
     tx: broadcast::Sender<Arc<Batch>>,
+    /// Where the store was when the streams that joined since the reader last looked
+    /// started (the earliest of them). Set with the subscription, under this lock, so the
+    /// reader never sees a new subscriber without its position.
+    joined: Arc<Mutex<Option<(i64, i64)>>>,
 }
 
 impl Hub {
@@ -99,14 +107,30 @@ impl Hub {
         capacity: usize,
     ) -> Arc<Self> {
         let (tx, _) = broadcast::channel(capacity);
-        let hub = Arc::new(Self { tx: tx.clone() });
-        tokio::spawn(read(store, tx, closing));
+        let joined = Arc::new(Mutex::new(None));
+        let hub = Arc::new(Self {
+            tx: tx.clone(),
+            joined: joined.clone(),
+        });
+        tokio::spawn(read(store, tx, joined, closing));
         hub
     }
 
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Batch>> {
+    /// Subscribes a stream that joins when the feed's and the log's newest `seq`s were `at`
+    /// (read before this call).
+    pub(crate) fn subscribe(&self, at: (i64, i64)) -> broadcast::Receiver<Arc<Batch>> {
+        let mut joined = lock(&self.joined);
+        *joined = Some(match *joined {
+            Some((c, l)) => (c.min(at.0), l.min(at.1)),
+            None => at,
+        });
         self.tx.subscribe()
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // What the lock guards is a pair of numbers: a panic cannot leave it half-written.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The reader: waits for a change (this process's signals, or the poll for other
@@ -114,6 +138,7 @@ impl Hub {
 async fn read(
     store: Arc<dyn Store>,
     tx: broadcast::Sender<Arc<Batch>>,
+    joined: Arc<Mutex<Option<(i64, i64)>>>,
     mut closing: watch::Receiver<bool>,
 ) {
     let mut signal = store.change_signal();
@@ -125,12 +150,20 @@ async fn read(
         }
         signal.borrow_and_update();
         log_signal.borrow_and_update();
-        if tx.receiver_count() == 0 {
-            // Nobody listens: read nothing. The next subscriber's first batch then starts
-            // after wherever the reader starts again, and the subscriber reads the gap.
-            cursor = None;
-        } else {
-            match round(&*store, &tx, cursor).await {
+        {
+            let mut joined = lock(&joined);
+            let from = joined.take();
+            if tx.receiver_count() == 0 {
+                // Nobody listens: read nothing until someone joins.
+                cursor = None;
+            } else if cursor.is_none() {
+                // Start where the first of those who joined started: everything written
+                // after it is read, and sent.
+                cursor = from;
+            }
+        }
+        if let Some(at) = cursor {
+            match round(&*store, &tx, at).await {
                 Ok((at, true)) => {
                     cursor = Some(at);
                     continue;
@@ -148,20 +181,13 @@ async fn read(
     }
 }
 
-/// One read from `cursor` (the feed's and the log's position; from the newest of each when
-/// `None`). Answers the new position and whether more may follow at once.
+/// One read after `(changes_after, logs_after)`, the feed's and the log's position. Answers
+/// the new position and whether more may follow at once.
 async fn round(
     store: &dyn Store,
     tx: &broadcast::Sender<Arc<Batch>>,
-    cursor: Option<(i64, i64)>,
+    (changes_after, logs_after): (i64, i64),
 ) -> stackdock_store::Result<((i64, i64), bool)> {
-    let (changes_after, logs_after) = match cursor {
-        Some(at) => at,
-        None => (
-            store.latest_change().await?,
-            store.latest_deploy_log().await?,
-        ),
-    };
     // The feed first, the log second: a line written before a change is then always read
     // with it or before it.
     let changes = store.all_changes_since(changes_after, BATCH).await?;

@@ -31,7 +31,7 @@ use super::query_error;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::hub::{BATCH, Batch, Entry, Hub, POLL};
+use crate::hub::{BATCH, Batch, Entry, POLL};
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -102,18 +102,23 @@ pub(crate) async fn stream(
         .map(super::resources::parse_id)
         .transpose()?;
     let resumed = q.after.or(last_event_id);
-    let cursor = match resumed {
-        Some(n) if n < 0 => return Err(ApiError::bad_request("after: must not be negative")),
-        Some(n) => n,
-        None => state.store.latest_change().await?,
-    };
+    if resumed.is_some_and(|n| n < 0) {
+        return Err(ApiError::bad_request("after: must not be negative"));
+    }
+    // Where the store is now: the stream starts here unless it resumes, and the fan-out
+    // sends everything written after it.
+    let now = (
+        state.store.latest_change().await?,
+        state.store.latest_deploy_log().await?,
+    );
+    let cursor = resumed.unwrap_or(now.0);
     let log_cursor = match (only, resumed) {
         (Some(_), None) => 0,
-        _ => state.store.latest_deploy_log().await?,
+        _ => now.1,
     };
     let feed = Feed::new(
         state.store.clone(),
-        &state.hub,
+        state.hub.subscribe(now),
         state.closing.clone(),
         (actor.org_id, only),
         (cursor, log_cursor),
@@ -130,7 +135,7 @@ impl Feed {
     /// the log's positions.
     fn new(
         store: Arc<dyn Store>,
-        hub: &Hub,
+        batches: broadcast::Receiver<Arc<Batch>>,
         closing: tokio::sync::watch::Receiver<bool>,
         (org, only): (OrgId, Option<ResourceId>),
         (cursor, log_cursor): (i64, i64),
@@ -142,7 +147,7 @@ impl Feed {
             closing,
             // Subscribed before the store is read: whatever is written after that read is
             // in a batch, or in the gap a batch shows.
-            batches: hub.subscribe(),
+            batches,
             cursor,
             log_cursor,
             catching_up: Some((cursor, log_cursor)),
@@ -268,6 +273,7 @@ mod tests {
     use stackdock_store::{DeployLogLine, SqliteStore};
 
     use super::*;
+    use crate::hub::Hub;
 
     const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -310,11 +316,12 @@ mod tests {
         let (_dir, store) = store().await;
         let (_close, closing) = tokio::sync::watch::channel(false);
         let hub = Hub::with_capacity(store.clone(), closing.clone(), 2);
-        let mut probe = hub.subscribe();
         let (ours, theirs) = (OrgId::new(), OrgId::new());
         let (r, elsewhere) = (ResourceId::new(), ResourceId::new());
         let start = store.latest_deploy_log().await.expect("latest");
-        let mut feed = Feed::new(store.clone(), &hub, closing, (ours, None), (0, start));
+        let mut probe = hub.subscribe((0, start));
+        let batches = hub.subscribe((0, start));
+        let mut feed = Feed::new(store.clone(), batches, closing, (ours, None), (0, start));
         // It starts at the log's end and nothing was written since: it has nothing to read
         // from the store, and waits on the channel.
         feed.catching_up = None;
@@ -361,7 +368,7 @@ mod tests {
         let hub = Hub::start(store.clone(), closing.clone());
         let org = OrgId::new();
         let (r, other) = (ResourceId::new(), ResourceId::new());
-        // Written while nobody listened: the reader read none of it.
+        // Written before anyone listened: the reader read none of it.
         store
             .append_deploy_log(vec![
                 line(org, r, "before 1"),
@@ -371,15 +378,17 @@ mod tests {
             ])
             .await
             .expect("append");
-        let mut feed = Feed::new(store.clone(), &hub, closing, (org, Some(r)), (0, 0));
+        let now = store.latest_deploy_log().await.expect("latest");
+        let batches = hub.subscribe((0, now));
+        let mut feed = Feed::new(store.clone(), batches, closing, (org, Some(r)), (0, 0));
         assert_eq!(lines(&mut feed, 2).await, ["before 1", "before 2"]);
-        for text in ["other after", "after"] {
-            let resource = if text == "after" { r } else { other };
-            store
-                .append_deploy_log(vec![line(org, resource, text)])
-                .await
-                .expect("append");
-        }
+        // One write after it joined, and nothing after that: the reader, idle until now,
+        // must start from where the stream joined, not from wherever the store is when it
+        // wakes.
+        store
+            .append_deploy_log(vec![line(org, other, "other after"), line(org, r, "after")])
+            .await
+            .expect("append");
         assert_eq!(lines(&mut feed, 1).await, ["after"]);
     }
 }
