@@ -455,6 +455,9 @@ pub(crate) enum DocksCommand {
         /// provider's documented limits.
         #[arg(long)]
         rate_limit: Option<String>,
+        /// Save a new key or URL without checking it with the provider first.
+        #[arg(long)]
+        no_verify: bool,
         #[command(flatten)]
         conn: Conn,
     },
@@ -576,6 +579,7 @@ pub(crate) async fn docks(cmd: DocksCommand) -> CliResult {
             api_url,
             default_url,
             rate_limit,
+            no_verify,
             ..
         } => {
             let mut body = serde_json::Map::new();
@@ -602,6 +606,9 @@ pub(crate) async fn docks(cmd: DocksCommand) -> CliResult {
                     "nothing to change: give --api-key-stdin, --api-url, --default-url or --rate-limit"
                         .into(),
                 ));
+            }
+            if no_verify {
+                body.insert("verify".into(), json!(false));
             }
             client
                 .send(

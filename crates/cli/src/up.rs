@@ -467,6 +467,8 @@ async fn connect_sandbox_dock(
                 api_base_url: Some(Some(sandbox.url.clone())),
                 api_key: Some(SecretString::new(sandbox.key.clone())),
                 rate_limit: None,
+                // The simulator was started a moment ago with this very key.
+                verify: false,
             };
             engine.update_dock(actor, dock, update).await.map(|_| ())
         }

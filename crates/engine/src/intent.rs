@@ -69,6 +69,8 @@ pub struct DockUpdate {
     pub api_key: Option<SecretString>,
     /// `Some(None)` goes back to the provider's documented limits.
     pub rate_limit: Option<Option<RateLimit>>,
+    /// Check a new key or URL with the provider before saving it, as adding a dock does.
+    pub verify: bool,
 }
 
 /// A provision request as recorded.
@@ -193,6 +195,17 @@ impl Engine {
             }
             dock.sealed_api_key = self.inner.keyring.seal(&key, &dock.id.to_string());
             changed.push("api_key");
+        }
+        // A new key or URL is checked as a new dock's is: a dock never keeps a key the
+        // provider refuses, or a URL no key was checked against.
+        let credentials_changed = changed.contains(&"api_url") || changed.contains(&"api_key");
+        if update.verify && credentials_changed {
+            let adapter = self
+                .inner
+                .registry
+                .get(dock.provider)
+                .ok_or(EngineError::NoAdapter(dock.provider))?;
+            self.verify_key(&*adapter, &dock).await?;
         }
         if let Some(limit) = update.rate_limit {
             if !dock.settings.is_object() {

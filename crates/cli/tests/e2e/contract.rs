@@ -156,10 +156,23 @@ async fn docks_update_replaces_the_key_from_stdin_the_url_and_the_rate_limit() {
     assert_eq!(code, 2);
     assert!(err.contains("nothing to change"), "{err}");
 
-    // A wrong key from stdin: the provider refuses the next call with its own words.
-    let (code, _, err) = app
+    // A wrong key from stdin is checked first, as a new dock's is: refused in the
+    // provider's words, and the dock keeps the key it had.
+    let (code, out, err) = app
         .cli_with_stdin(
             &["docks", "update", DOCK, "--api-key-stdin"],
+            "dop_v1_wrong\n",
+        )
+        .await;
+    assert_ne!(code, 0, "{out}\n{err}");
+    assert!(err.contains("Unable to authenticate you"), "{err}");
+    let (code, out, err) = app.cli(&provision_args(DOCK, "web-0", "s-1vcpu-1gb")).await;
+    assert_eq!(code, 0, "the old key still works: {out}\n{err}");
+
+    // Saved unchecked when asked: the provider refuses the next call with its own words.
+    let (code, _, err) = app
+        .cli_with_stdin(
+            &["docks", "update", DOCK, "--api-key-stdin", "--no-verify"],
             "dop_v1_wrong\n",
         )
         .await;
@@ -188,6 +201,7 @@ async fn docks_update_replaces_the_key_from_stdin_the_url_and_the_rate_limit() {
             DOCK,
             "--api-url",
             "http://127.0.0.1:9",
+            "--no-verify",
             "--json",
         ])
         .await;

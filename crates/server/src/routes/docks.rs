@@ -96,6 +96,8 @@ pub(crate) struct DockPatch {
     api_url: Option<Option<String>>,
     /// `null` goes back to the provider's documented limits.
     rate_limit: Option<Option<String>>,
+    /// Check a new key or URL with the provider before saving it (default true).
+    verify: Option<bool>,
 }
 
 pub(crate) async fn add(
@@ -189,6 +191,7 @@ pub(crate) async fn update(
         .take_patch_string("rate_limit")?
         .map(|t| t.map(|t| parse_rate_limit(&t)).transpose())
         .transpose()?;
+    let verify = body.take_bool_or("verify", true)?;
     body.no_more_fields()?;
     if api_key.is_none() && api_base_url.is_none() && rate_limit.is_none() {
         return Err(ApiError::invalid(
@@ -199,6 +202,7 @@ pub(crate) async fn update(
         api_base_url,
         api_key,
         rate_limit,
+        verify,
     };
     let dock = state.engine.update_dock(actor, dock, update).await?;
     Ok(Json(DockView::from(&dock)))
