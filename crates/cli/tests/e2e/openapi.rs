@@ -7,13 +7,36 @@ use std::collections::BTreeSet;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{DOCK, TestApp, spawn_app, wait_for};
+use crate::support::{DOCK, Options, TestApp, spawn_app, spawn_app_with, wait_for};
+
+/// A master key for a server that takes its keys from the environment.
+const ENV_KEY: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 
 struct Checker<'a> {
     app: &'a TestApp,
     doc: Value,
     /// (method, path template) of every request checked.
     covered: BTreeSet<(String, String)>,
+    /// (method, path template, status) of every answer checked.
+    seen: BTreeSet<(String, String, u16)>,
+}
+
+/// How a request is authenticated.
+#[derive(Clone, Copy)]
+enum Auth<'t> {
+    None,
+    Bearer(&'t str),
+    /// A session cookie, without the session's CSRF token.
+    Cookie(&'t str),
+}
+
+/// A request's body.
+#[derive(Clone, Copy)]
+enum Body<'b> {
+    None,
+    Json(&'b Value),
+    /// Sent as it is, as `application/json`.
+    Raw(&'b str),
 }
 
 /// `/api/v1/docks/{dock}` filled in from `args`, in order.
@@ -40,17 +63,43 @@ impl Checker<'_> {
         body: Option<Value>,
         token: Option<&str>,
     ) -> (u16, Value) {
-        let path = fill(template, args);
+        let auth = token.map_or(Auth::None, Auth::Bearer);
+        let body = body.as_ref().map_or(Body::None, Body::Json);
+        self.ask(method, template, args, body, auth).await
+    }
+
+    /// As [`Checker::check`], with any authentication and body.
+    async fn ask(
+        &mut self,
+        method: Method,
+        template: &str,
+        args: &[&str],
+        body: Body<'_>,
+        auth: Auth<'_>,
+    ) -> (u16, Value) {
+        let (bare, query) = template
+            .split_once('?')
+            .map_or((template, None), |(t, q)| (t, Some(q)));
+        let mut path = fill(bare, args);
+        if let Some(q) = query {
+            path = format!("{path}?{q}");
+        }
         let mut req = self
             .app
             .http
             .request(method.clone(), format!("{}{path}", self.app.url));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
+        req = match auth {
+            Auth::None => req,
+            Auth::Bearer(t) => req.bearer_auth(t),
+            Auth::Cookie(c) => req.header("cookie", c),
+        };
+        req = match body {
+            Body::None => req,
+            Body::Json(b) => req.json(b),
+            Body::Raw(text) => req
+                .header("content-type", "application/json")
+                .body(text.to_string()),
+        };
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
         let content_type = resp
@@ -72,6 +121,8 @@ impl Checker<'_> {
         );
         self.covered
             .insert((method.as_str().to_string(), template.to_string()));
+        self.seen
+            .insert((method.as_str().to_string(), template.to_string(), status));
         let Some(content) = answer["content"].as_object() else {
             assert!(
                 bytes.is_empty(),
@@ -121,6 +172,7 @@ async fn every_route_answers_as_the_document_says() {
         app: &app,
         doc,
         covered: BTreeSet::new(),
+        seen: BTreeSet::new(),
     };
     let owner = Some(app.token.as_str());
     let none = None;
@@ -157,7 +209,7 @@ async fn every_route_answers_as_the_document_says() {
         c.check(M::PUT, "/api/v1/me/password", &[], Some(short), owner)
             .await
             .0,
-        400
+        422
     );
     let good = json!({"password": pw});
     assert_eq!(
@@ -559,5 +611,580 @@ async fn every_route_answers_as_the_document_says() {
         .collect();
     let missed: Vec<_> = all.difference(&c.covered).collect();
     assert!(missed.is_empty(), "routes no request checked: {missed:?}");
+
+    reach_every_documented_status(&mut c, me["email"].as_str().unwrap(), pw).await;
     app.finish();
+}
+
+/// Every status the document lists for a route is one a real request gets: what the walk
+/// above did not see is asked for here, without a token, with a role that lacks the route's
+/// permission, with a session but no CSRF token, with malformed input and with ids that do
+/// not exist, then by the requests a status needs of its own.
+async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, password: &str) {
+    use Method as M;
+    let app = c.app;
+    let owner = Auth::Bearer(&app.token);
+    // A session, to be used without its CSRF token.
+    let signed_in = app
+        .http
+        .post(format!("{}/api/v1/sessions", app.url))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status(), 201);
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    // A viewer, whose role lacks every permission but reading.
+    let (_, viewer) = c
+        .check(
+            M::POST,
+            "/api/v1/members",
+            &[],
+            Some(json!({"email": "watcher@example.com", "role": "viewer"})),
+            Some(&app.token),
+        )
+        .await;
+    let viewer_id = viewer["user_id"].as_str().expect("user id").to_string();
+    let (_, token) = c
+        .check(
+            M::POST,
+            "/api/v1/tokens",
+            &[],
+            Some(json!({"user_id": viewer_id, "name": "watcher"})),
+            Some(&app.token),
+        )
+        .await;
+    let viewer_token = token["token"].as_str().expect("token").to_string();
+
+    let unknown = "0190d7c1-0000-7000-8000-000000000000";
+    let zeros = "0".repeat(64);
+    let fine = |name: &str| -> String {
+        match name {
+            "collection" => "servers".into(),
+            "dock" => "no-such-dock".into(),
+            "key" => "no-such-key".into(),
+            "sha256" => zeros.clone(),
+            _ => unknown.into(),
+        }
+    };
+    // A name that is not even text (a percent-encoded byte that is not UTF-8), an id that
+    // is not a UUID.
+    let malformed = |name: &str| -> String {
+        match name {
+            "collection" => "servers".into(),
+            "dock" | "key" | "sha256" => "%FF".into(),
+            _ => "not-an-id".into(),
+        }
+    };
+    let documented = |c: &Checker<'_>, method: &Method, path: &str| -> BTreeSet<u16> {
+        c.doc["paths"][path][method.as_str().to_lowercase()]["responses"]
+            .as_object()
+            .expect("responses")
+            .keys()
+            .map(|k| k.parse().expect("a status"))
+            .collect()
+    };
+    // What the walk above did not ask for, by the requests each status needs.
+    let reach = |c: &mut Checker<'_>, what: &str, got: u16, want: u16| {
+        let _ = c;
+        assert_eq!(got, want, "{what}");
+    };
+
+    // An invitation taken up: a refused password first leaves it good.
+    let invite = json!({"email": "newcomer@example.com", "role": "developer", "invite": true});
+    let (_, invited) = c
+        .ask(M::POST, "/api/v1/members", &[], Body::Json(&invite), owner)
+        .await;
+    let invitation = invited["invitation"]["token"].as_str().expect("invitation");
+    for (password, want) in [("short", 422), (password, 201)] {
+        let accept = json!({"token": invitation, "password": password});
+        let (got, _) = c
+            .ask(
+                M::POST,
+                "/api/v1/invitations/accept",
+                &[],
+                Body::Json(&accept),
+                Auth::None,
+            )
+            .await;
+        reach(c, "taking up an invitation", got, want);
+    }
+    // Failed sign-ins to one account, past its limit.
+    let wrong = json!({"email": "nobody@example.com", "password": "not the password at all"});
+    let mut last = 0;
+    for _ in 0..10 {
+        last = c
+            .ask(
+                M::POST,
+                "/api/v1/sessions",
+                &[],
+                Body::Json(&wrong),
+                Auth::None,
+            )
+            .await
+            .0;
+        if last == 429 {
+            break;
+        }
+    }
+    reach(c, "repeated failed sign-ins", last, 429);
+
+    // Docks: a provider that cannot be reached to check a key, a change to a dock that does
+    // not exist, a dock that still has resources, a kind the provider does not offer.
+    let unreachable = "http://127.0.0.1:9/v2";
+    let add = json!({"provider": "digitalocean", "name": "unreachable", "api_key": "k",
+        "api_url": unreachable});
+    let (got, _) = c
+        .ask(M::POST, "/api/v1/docks", &[], Body::Json(&add), owner)
+        .await;
+    reach(c, "a key that cannot be checked", got, 502);
+    let rekey = json!({"api_key": "k", "api_url": unreachable});
+    let (got, _) = c
+        .ask(
+            M::PATCH,
+            "/api/v1/docks/{dock}",
+            &[DOCK],
+            Body::Json(&rekey),
+            owner,
+        )
+        .await;
+    reach(c, "a new key that cannot be checked", got, 502);
+    let (_, dock) = c
+        .check(
+            M::GET,
+            "/api/v1/docks/{dock}",
+            &[DOCK],
+            None,
+            Some(&app.token),
+        )
+        .await;
+    assert_ne!(
+        dock["api_url"], unreachable,
+        "a refused change changes nothing: {dock}"
+    );
+    let limit = json!({"rate_limit": "100/min"});
+    let (got, _) = c
+        .ask(
+            M::PATCH,
+            "/api/v1/docks/{dock}",
+            &["no-such-dock"],
+            Body::Json(&limit),
+            owner,
+        )
+        .await;
+    reach(c, "changing a dock that does not exist", got, 404);
+    let schema = "/api/v1/docks/{dock}/schema/{collection}";
+    let (got, _) = c
+        .ask(M::GET, schema, &[DOCK, "web-services"], Body::None, owner)
+        .await;
+    reach(c, "a kind DigitalOcean does not offer", got, 422);
+
+    // Resources: a provision the provider refuses, retried; one held at the provider,
+    // cancelled; a dock with resources, kept; the same Idempotency-Key for another request.
+    let refused = json!({"dock": DOCK, "name": "big", "size": "db-s-99vcpu"});
+    let (_, big) = c
+        .ask(
+            M::POST,
+            "/api/v1/{collection}",
+            &["databases"],
+            Body::Json(&refused),
+            owner,
+        )
+        .await;
+    let big = big["id"].as_str().expect("id").to_string();
+    app.wait_resource("databases", &big, "failed").await;
+    let (got, _) = c
+        .ask(
+            M::POST,
+            "/api/v1/{collection}/{id}/retry",
+            &["databases", &big],
+            Body::None,
+            owner,
+        )
+        .await;
+    reach(c, "retrying a failed provision", got, 202);
+    app.wait_resource("databases", &big, "failed").await;
+    let (got, _) = c
+        .ask(
+            M::POST,
+            "/api/v1/resources/{id}/retry",
+            &[&big],
+            Body::None,
+            owner,
+        )
+        .await;
+    reach(c, "retrying a failed provision of any kind", got, 202);
+    app.wait_resource("databases", &big, "failed").await;
+
+    app.sandbox.hold_databases_creating(true);
+    let held = json!({"dock": DOCK, "name": "held"});
+    let mut held_ids = Vec::new();
+    for (path, args) in [
+        ("/api/v1/{collection}/{id}/cancel", vec!["databases"]),
+        ("/api/v1/resources/{id}/cancel", vec![]),
+    ] {
+        let (_, r) = c
+            .ask(
+                M::POST,
+                "/api/v1/{collection}",
+                &["databases"],
+                Body::Json(&held),
+                owner,
+            )
+            .await;
+        let id = r["id"].as_str().expect("id").to_string();
+        // Cancelled while the provider still says `creating`.
+        wait_for(|| async {
+            let calls = app.get(&format!("/api/v1/databases/{id}/api-calls")).await;
+            let posted = calls.body["items"]
+                .as_array()
+                .is_some_and(|calls| calls.iter().any(|call| call["method"] == "POST"));
+            posted.then_some(())
+        })
+        .await
+        .expect("the create was sent");
+        let mut args: Vec<&str> = args;
+        args.push(&id);
+        let (got, _) = c.ask(M::POST, path, &args, Body::None, owner).await;
+        reach(c, "cancelling a provision under way", got, 202);
+        held_ids.push(id);
+    }
+    let (got, _) = c
+        .ask(
+            M::DELETE,
+            "/api/v1/docks/{dock}",
+            &[DOCK],
+            Body::None,
+            owner,
+        )
+        .await;
+    reach(c, "removing a dock that has resources", got, 409);
+    app.sandbox.hold_databases_creating(false);
+    for id in &held_ids {
+        app.wait_resource("databases", id, "failed").await;
+    }
+
+    let keyed = |key: &'static str| {
+        app.http
+            .post(format!("{}/api/v1/domains", app.url))
+            .bearer_auth(&app.token)
+            .header("idempotency-key", key)
+    };
+    let first = keyed("reach-409")
+        .json(&json!({"dock": DOCK, "name": "first.example.com"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(first.status(), 202);
+    let other = keyed("reach-409")
+        .json(&json!({"dock": DOCK, "name": "second.example.com"}))
+        .send()
+        .await
+        .expect("request");
+    let status = other.status().as_u16();
+    app.saw(other.bytes().await.expect("body").to_vec());
+    reach(c, "one Idempotency-Key for two requests", status, 409);
+    c.seen
+        .insert(("POST".into(), "/api/v1/{collection}".into(), status));
+    let unknown_kind = json!({"dock": DOCK, "name": "boat"});
+    let (got, _) = c
+        .ask(
+            M::POST,
+            "/api/v1/{collection}",
+            &["boats"],
+            Body::Json(&unknown_kind),
+            owner,
+        )
+        .await;
+    reach(c, "a collection that does not exist", got, 404);
+    let (got, _) = c
+        .ask(
+            M::GET,
+            "/api/v1/resources?dock=no-such-dock",
+            &[],
+            Body::None,
+            owner,
+        )
+        .await;
+    reach(c, "resources of a dock that does not exist", got, 404);
+    // A resource already being deleted is not deleted twice.
+    for (path, args) in [
+        ("/api/v1/resources/{id}", vec![big.as_str()]),
+        ("/api/v1/{collection}/{id}", vec!["databases", big.as_str()]),
+    ] {
+        let (got, _) = c.ask(M::DELETE, path, &args, Body::None, owner).await;
+        assert!(got == 202 || got == 409, "{path}: {got}");
+    }
+    let (got, _) = c
+        .ask(
+            M::DELETE,
+            "/api/v1/resources/{id}",
+            &[&big],
+            Body::None,
+            owner,
+        )
+        .await;
+    reach(c, "deleting a resource being deleted", got, 409);
+
+    // Files: contents that match their digest; a digest that is not one; too much.
+    let contents = b"<h1>hello</h1>\n";
+    let digest = stackdock_docks::Sha256Hex::of(contents).to_string();
+    for (sha, body, want) in [
+        (digest.as_str(), contents.to_vec(), 204),
+        ("xyz", contents.to_vec(), 422),
+    ] {
+        let resp = app
+            .http
+            .put(format!("{}/api/v1/files/{sha}", app.url))
+            .bearer_auth(&app.token)
+            .body(body)
+            .send()
+            .await
+            .expect("upload");
+        let status = resp.status().as_u16();
+        app.saw(resp.bytes().await.expect("body").to_vec());
+        reach(c, "an upload", status, want);
+        c.seen
+            .insert(("PUT".into(), "/api/v1/files/{sha256}".into(), status));
+    }
+    // More than a file may be, declared: refused before any of it is sent. (A client that
+    // sends it all anyway finds the connection closed under it, so this one only declares.)
+    let too_much = 50 * 1024 * 1024 + 1;
+    let answer = raw_request(
+        &app.url,
+        &format!(
+            "PUT /api/v1/files/{digest} HTTP/1.1\r\nHost: stackdock\r\nAuthorization: Bearer {}\r\n\
+             Content-Length: {too_much}\r\nConnection: close\r\n\r\n",
+            app.token
+        ),
+    )
+    .await;
+    app.saw(answer.clone().into_bytes());
+    let status: u16 = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer}"));
+    reach(c, "an upload over the limit", status, 413);
+    assert!(answer.contains("\"too_large\""), "{answer}");
+    c.seen
+        .insert(("PUT".into(), "/api/v1/files/{sha256}".into(), status));
+
+    // Keys: the current one is kept; an older one with nothing sealed under it is retired.
+    let (_, keys) = c
+        .check(M::GET, "/api/v1/keys", &[], None, Some(&app.token))
+        .await;
+    let keys = keys["items"].as_array().expect("keys").clone();
+    let current = keys[0]["id"].as_str().expect("id").to_string();
+    let (got, _) = c
+        .ask(
+            M::DELETE,
+            "/api/v1/keys/{key}",
+            &[&current],
+            Body::None,
+            owner,
+        )
+        .await;
+    reach(c, "retiring the current key", got, 409);
+    let older = keys[1]["id"]
+        .as_str()
+        .expect("an older key, after the rotation")
+        .to_string();
+    let (got, _) = c
+        .ask(
+            M::DELETE,
+            "/api/v1/keys/{key}",
+            &[&older],
+            Body::None,
+            owner,
+        )
+        .await;
+    reach(c, "retiring a key nothing is sealed under", got, 204);
+
+    // Members and tokens: the last owner stays; a token revoked once; another member's
+    // tokens, listed by a viewer; a token for nobody.
+    let me = c
+        .check(M::GET, "/api/v1/me", &[], None, Some(&app.token))
+        .await
+        .1;
+    let me = me["user_id"].as_str().expect("user id").to_string();
+    let demote = json!({"role": "viewer"});
+    let (got, _) = c
+        .ask(
+            M::PATCH,
+            "/api/v1/members/{user}",
+            &[&me],
+            Body::Json(&demote),
+            owner,
+        )
+        .await;
+    reach(c, "demoting the last owner", got, 409);
+    let (got, _) = c
+        .ask(
+            M::DELETE,
+            "/api/v1/members/{user}",
+            &[&me],
+            Body::None,
+            owner,
+        )
+        .await;
+    reach(c, "removing the last owner", got, 409);
+    let (got, _) = c
+        .ask(
+            M::PATCH,
+            "/api/v1/members/{user}",
+            &[unknown],
+            Body::Json(&demote),
+            owner,
+        )
+        .await;
+    reach(c, "a member who does not exist", got, 404);
+    let (_, made) = c
+        .ask(
+            M::POST,
+            "/api/v1/tokens",
+            &[],
+            Body::Json(&json!({"name": "once"})),
+            owner,
+        )
+        .await;
+    let made = made["id"].as_str().expect("id").to_string();
+    for want in [200, 409] {
+        let (got, _) = c
+            .ask(
+                M::DELETE,
+                "/api/v1/tokens/{id}",
+                &[&made],
+                Body::None,
+                owner,
+            )
+            .await;
+        reach(c, "revoking a token twice", got, want);
+    }
+    let (got, _) = c
+        .ask(
+            M::GET,
+            "/api/v1/tokens?all=true",
+            &[],
+            Body::None,
+            Auth::Bearer(&viewer_token),
+        )
+        .await;
+    reach(c, "every member's tokens, for a viewer", got, 403);
+    let nobody = json!({"user_id": unknown, "name": "nobody's"});
+    let (got, _) = c
+        .ask(M::POST, "/api/v1/tokens", &[], Body::Json(&nobody), owner)
+        .await;
+    reach(c, "a token for a member who does not exist", got, 404);
+
+    // The event stream's 200 never ends: its head is checked above.
+    c.seen.insert(("GET".into(), "/api/v1/events".into(), 200));
+
+    for route in stackdock_server::routes::routes() {
+        let (method, path) = (route.method.clone(), route.path);
+        let params: Vec<&str> = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .collect();
+        let good: Vec<String> = params.iter().map(|p| fine(p)).collect();
+        let good: Vec<&str> = good.iter().map(String::as_str).collect();
+        let bad: Vec<String> = params.iter().map(|p| malformed(p)).collect();
+        let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
+        let missing = |c: &Checker<'_>, status: u16| {
+            documented(c, &method, path).contains(&status)
+                && !c
+                    .seen
+                    .contains(&(method.to_string(), path.to_string(), status))
+        };
+        if missing(c, 401) {
+            c.ask(method.clone(), path, &good, Body::None, Auth::None)
+                .await;
+        }
+        if missing(c, 403) {
+            let lacks = match route.access {
+                stackdock_server::routes::Access::Needs(p) => {
+                    !stackdock_core::Role::Viewer.allows(p)
+                }
+                _ => false,
+            };
+            let auth = if lacks {
+                Auth::Bearer(&viewer_token)
+            } else {
+                Auth::Cookie(&cookie)
+            };
+            c.ask(method.clone(), path, &good, Body::None, auth).await;
+        }
+        if missing(c, 400) {
+            let query = format!("{path}?no_such_parameter=1");
+            c.ask(method.clone(), &query, &good, Body::None, owner)
+                .await;
+        }
+        if missing(c, 400) && !params.is_empty() {
+            c.ask(method.clone(), path, &bad, Body::None, owner).await;
+        }
+        if missing(c, 400) && method != M::GET {
+            c.ask(method.clone(), path, &good, Body::Raw("{"), owner)
+                .await;
+        }
+        if missing(c, 404) {
+            c.ask(method.clone(), path, &good, Body::None, owner).await;
+        }
+    }
+
+    // Keys from the environment cannot be rotated from the API: another server, so.
+    let env_keys = spawn_app_with(Options {
+        env: vec![("STACKDOCK_MASTER_KEY", ENV_KEY)],
+        ..Options::default()
+    })
+    .await;
+    let resp = env_keys
+        .http
+        .post(format!("{}/api/v1/keys/rotate", env_keys.url))
+        .bearer_auth(&env_keys.token)
+        .send()
+        .await
+        .expect("rotate");
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.expect("JSON");
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "keys_from_environment");
+    c.seen
+        .insert(("POST".into(), "/api/v1/keys/rotate".into(), status));
+    env_keys.finish();
+
+    let mut unreached = Vec::new();
+    for route in stackdock_server::routes::routes() {
+        for status in documented(c, &route.method, route.path) {
+            let key = (route.method.to_string(), route.path.to_string(), status);
+            if !c.seen.contains(&key) {
+                unreached.push(format!("{} {} {status}", route.method, route.path));
+            }
+        }
+    }
+    assert!(
+        unreached.is_empty(),
+        "documented statuses no request reached ({}):\n{}",
+        unreached.len(),
+        unreached.join("\n")
+    );
+}
+
+/// Sends `request` as it is over a new connection and answers everything read back.
+async fn raw_request(base_url: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base_url.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    conn.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = Vec::new();
+    tokio::time::timeout(crate::support::DEADLINE, conn.read_to_end(&mut answer))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
 }

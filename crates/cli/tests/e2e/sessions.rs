@@ -18,7 +18,7 @@ async fn a_password_session_needs_its_csrf_token_to_change_anything_and_ends_on_
             Some(json!({"password": "short"})),
         )
         .await;
-    assert_eq!(short.status, 400, "{}", short.body);
+    assert_eq!(short.status, 422, "{}", short.body);
     let set = app
         .request(
             Method::PUT,
@@ -223,7 +223,7 @@ async fn an_invited_user_sets_a_password_once_and_signs_in() {
     let short = accept(invitation.clone(), "short").await;
     assert_eq!(
         short.status(),
-        400,
+        422,
         "a refused password leaves the invitation good"
     );
     let taken = accept(invitation.clone(), password).await;

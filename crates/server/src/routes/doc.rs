@@ -9,7 +9,7 @@ use axum::http::{Method, StatusCode};
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
-use stackdock_core::ResourceKind;
+use stackdock_core::{ResourceKind, Role};
 
 use super::Access;
 use super::page::{DEFAULT_LIMIT, MAX_LIMIT};
@@ -173,10 +173,10 @@ pub const ERROR_CODES: &[(u16, &[&str])] = &[
             "hash",
             "file_store",
             "key_file",
+            "no_file_store",
         ],
     ),
     (502, &["key_unchecked"]),
-    (503, &["no_file_store"]),
 ];
 
 fn codes_of(status: StatusCode) -> &'static [&'static str] {
@@ -373,7 +373,16 @@ fn operation(
     }
     if access != Access::Public {
         errors.push(StatusCode::UNAUTHORIZED);
-        // A session without its CSRF token is refused whatever the role.
+    }
+    // A change made with a session but without its CSRF token is refused whatever the role;
+    // a route that needs a permission refuses the roles without it. (A handler that refuses
+    // on grounds of its own lists 403 in `errors`.)
+    let csrf = access != Access::Public && *method != Method::GET;
+    let some_role_lacks = match access {
+        Access::Needs(p) => Role::ALL.iter().any(|r| !r.allows(p)),
+        Access::Public | Access::Member => false,
+    };
+    if csrf || some_role_lacks {
         errors.push(StatusCode::FORBIDDEN);
     }
     errors.sort();

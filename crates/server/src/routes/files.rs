@@ -26,8 +26,9 @@ const MAX_ASKED: usize = 10_000;
 
 fn blobs(state: &AppState) -> Result<&std::sync::Arc<BlobStore>, ApiError> {
     state.engine.blobs().ok_or_else(|| {
+        // `stackdock up` always keeps one: an engine built without it is a server's own fault.
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::INTERNAL_SERVER_ERROR,
             "no_file_store",
             "this server keeps no file store, so it cannot take files",
         )

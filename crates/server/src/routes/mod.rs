@@ -141,7 +141,7 @@ fn table() -> Vec<Entry> {
             Method::PATCH,
             "/api/v1/docks/{dock}",
             Needs(DocksFull),
-            Doc::new("Change a dock's API key, base URL or rate limit").about("`null` goes back to the provider's own URL or documented limits.").body::<docks::DockPatch>().ok::<DockView>().errors(&[404, 409, 422, 502]),
+            Doc::new("Change a dock's API key, base URL or rate limit").about("`null` goes back to the provider's own URL or documented limits.").body::<docks::DockPatch>().ok::<DockView>().errors(&[404, 422, 502]),
             patch(docks::update),
         ),
                 (
@@ -155,7 +155,7 @@ fn table() -> Vec<Entry> {
             Method::POST,
             "/api/v1/docks/{dock}/sync",
             Needs(ProvisioningFull),
-            Doc::new("Sync a dock: find what the provider holds").accepted::<OperationView>().errors(&[404, 409]),
+            Doc::new("Sync a dock: find what the provider holds").accepted::<OperationView>().errors(&[404]),
             post(docks::sync),
         ),
                 (
@@ -169,7 +169,7 @@ fn table() -> Vec<Entry> {
             Method::GET,
             "/api/v1/operations",
             Needs(ProvisioningRead),
-            Doc::new("List operations, newest first").query::<operations::ListQuery>().page::<OperationView>().errors(&[404]),
+            Doc::new("List operations, newest first").query::<operations::ListQuery>().page::<OperationView>(),
             get(operations::list),
         ),
                 (
@@ -190,7 +190,7 @@ fn table() -> Vec<Entry> {
             Method::POST,
             "/api/v1/files/missing",
             Needs(ProvisioningFull),
-            Doc::new("Which of these files the server does not hold yet").body::<files::MissingQuestion>().ok::<MissingFilesView>().errors(&[422, 503]),
+            Doc::new("Which of these files the server does not hold yet").body::<files::MissingQuestion>().ok::<MissingFilesView>().errors(&[422]),
             post(files::missing),
         ),
         // The upload route enforces its own size limit, with an answer that says so.
@@ -198,7 +198,7 @@ fn table() -> Vec<Entry> {
             Method::PUT,
             "/api/v1/files/{sha256}",
             Needs(ProvisioningFull),
-            Doc::new("Upload a file's contents, checked against its digest").query::<files::UploadQuery>().raw_body().no_content().errors(&[413, 422, 503]),
+            Doc::new("Upload a file's contents, checked against its digest").query::<files::UploadQuery>().raw_body().no_content().errors(&[413, 422]),
             put(files::upload).layer(DefaultBodyLimit::disable()),
         ),
                 (
@@ -296,7 +296,7 @@ fn table() -> Vec<Entry> {
             Method::DELETE,
             "/api/v1/resources/{id}",
             Needs(ProvisioningFull),
-            Doc::new("Delete a resource of any kind: queues its deletion").accepted::<ResourceView>().errors(&[404, 409, 422]),
+            Doc::new("Delete a resource of any kind: queues its deletion").accepted::<ResourceView>().errors(&[404, 409]),
             delete(resources::delete_any),
         ),
         (
@@ -321,14 +321,14 @@ fn table() -> Vec<Entry> {
             Method::POST,
             "/api/v1/resources/{id}/retry",
             Needs(ProvisioningFull),
-            Doc::new("Retry a failed resource of any kind").accepted::<ResourceView>().errors(&[404, 409, 422]),
+            Doc::new("Retry a failed resource of any kind").accepted::<ResourceView>().errors(&[404, 409]),
             post(resources::retry_any),
         ),
                 (
             Method::POST,
             "/api/v1/resources/{id}/cancel",
             Needs(ProvisioningFull),
-            Doc::new("Cancel a resource's operation in flight").accepted::<ResourceView>().errors(&[404, 409, 422]),
+            Doc::new("Cancel a resource's operation in flight").accepted::<ResourceView>().errors(&[404, 409]),
             post(resources::cancel_any),
         ),
                 (
@@ -342,7 +342,7 @@ fn table() -> Vec<Entry> {
             Method::POST,
             "/api/v1/{collection}",
             Needs(ProvisioningFull),
-            Doc::new("Provision a resource: queues its creation").about("The body is `dock` and the config the dock's schema for the kind describes (`GET /api/v1/docks/{dock}/schema/{collection}`). With an `Idempotency-Key` header, a repeat of the same request answers the first row with `Idempotent-Replayed: true`.").header("Idempotency-Key", "Makes a repeat of this request answer the first row.").body::<resources::CreateBody>().accepted::<ResourceView>().errors(&[404, 409, 422, 502]),
+            Doc::new("Provision a resource: queues its creation").about("The body is `dock` and the config the dock's schema for the kind describes (`GET /api/v1/docks/{dock}/schema/{collection}`). With an `Idempotency-Key` header, a repeat of the same request answers the first row with `Idempotent-Replayed: true`.").header("Idempotency-Key", "Makes a repeat of this request answer the first row.").body::<resources::CreateBody>().accepted::<ResourceView>().errors(&[404, 409, 422]),
             post(resources::create),
         ),
                 (
@@ -356,7 +356,7 @@ fn table() -> Vec<Entry> {
             Method::DELETE,
             "/api/v1/{collection}/{id}",
             Needs(ProvisioningFull),
-            Doc::new("Delete a resource: queues its deletion").accepted::<ResourceView>().errors(&[404, 409, 422]),
+            Doc::new("Delete a resource: queues its deletion").accepted::<ResourceView>().errors(&[404, 409]),
             delete(resources::delete),
         ),
                 (
@@ -370,14 +370,14 @@ fn table() -> Vec<Entry> {
             Method::POST,
             "/api/v1/{collection}/{id}/retry",
             Needs(ProvisioningFull),
-            Doc::new("Retry a failed resource").accepted::<ResourceView>().errors(&[404, 409, 422]),
+            Doc::new("Retry a failed resource").accepted::<ResourceView>().errors(&[404, 409]),
             post(resources::retry),
         ),
                 (
             Method::POST,
             "/api/v1/{collection}/{id}/cancel",
             Needs(ProvisioningFull),
-            Doc::new("Cancel a resource's operation in flight").accepted::<ResourceView>().errors(&[404, 409, 422]),
+            Doc::new("Cancel a resource's operation in flight").accepted::<ResourceView>().errors(&[404, 409]),
             post(resources::cancel),
         ),
     ]

@@ -233,7 +233,7 @@ pub(crate) async fn accept_invitation(
 
 fn check_password(password: &str) -> Result<(), ApiError> {
     if password.chars().count() < MIN_PASSWORD || password.len() > 1024 {
-        return Err(ApiError::bad_request(format!(
+        return Err(ApiError::invalid(format!(
             "password: must be {MIN_PASSWORD} to 1024 characters"
         )));
     }
