@@ -35,7 +35,9 @@
         var rows = page.items.map(function (c) {
           var tr = document.createElement("tr");
           var status = c.status != null ? String(c.status) : (c.error || "no answer");
-          var cells = [c.at, c.method, c.path, status, c.duration_ms + " ms"];
+          // As the server renders it: to the second, in UTC.
+          var at = String(c.at).slice(0, 19).replace("T", " ") + " UTC";
+          var cells = [at, c.method, c.path, status, c.duration_ms + " ms"];
           cells.forEach(function (text, i) {
             var td = document.createElement("td");
             td.textContent = text;

@@ -61,8 +61,15 @@ impl Field {
     }
 }
 
-/// The fields of a config schema, in the schema's order, with their defaults filled in.
+/// The fields of a config schema, the required ones first, with their defaults filled in.
 pub(crate) fn fields(schema: &Value, sensitive: &[String]) -> Vec<Field> {
+    let mut all = each_field(schema, sensitive);
+    // Stable: within each group the schema's order stays.
+    all.sort_by_key(|f| !f.required);
+    all
+}
+
+fn each_field(schema: &Value, sensitive: &[String]) -> Vec<Field> {
     let required: Vec<&str> = schema["required"]
         .as_array()
         .map(|r| r.iter().filter_map(Value::as_str).collect())
@@ -312,10 +319,10 @@ mod tests {
                 ("name", "text", true),
                 ("size", "select", true),
                 ("count", "number", false),
+                ("env", "json", false),
                 ("ipv6", "checkbox", false),
                 ("tags", "lines", false),
                 ("user_data", "secret", false),
-                ("env", "json", false),
             ]
         );
         assert_eq!(fs[0].help, "Droplet hostname.");
@@ -344,7 +351,7 @@ mod tests {
             json!({"name": "web", "size": "large", "count": 3, "ipv6": true,
                    "tags": ["a", "b"], "user_data": "secret-stuff"})
         );
-        assert!(fs[5].value.is_empty(), "a secret is never shown back");
+        assert!(fs[6].value.is_empty(), "a secret is never shown back");
         assert!(fs[1].options.iter().any(|o| o.selected && o.value == "large"));
 
         let mut fs = fields(&schema(), &[]);
@@ -354,7 +361,7 @@ mod tests {
         assert_eq!(fs[2].value, "three", "what was typed is shown back");
 
         assert!(place_error(&mut fs, "tags[1]", "too long"));
-        assert_eq!(fs[4].error.as_deref(), Some("tags[1]: too long"));
+        assert_eq!(fs[5].error.as_deref(), Some("tags[1]: too long"));
         assert!(!place_error(&mut fs, "config", "something"));
     }
 }

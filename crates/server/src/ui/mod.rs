@@ -187,10 +187,32 @@ async fn guard(
             .map_or_else(|| req.uri().path().to_string(), |m| m.as_str().to_string());
         let refused =
             crate::routes::refuse(&state, &visit.caller, req.method(), &route, p).await;
-        return forbidden(&refused.message);
+        return with_chrome(forbidden(&refused.message), &visit);
     }
-    req.extensions_mut().insert(visit);
-    next.run(req).await
+    req.extensions_mut().insert(visit.clone());
+    with_chrome(next.run(req).await, &visit)
+}
+
+/// An error page rendered again with the signed-in person's navigation, so they can go on
+/// from it.
+fn with_chrome(resp: Response, visit: &Visit) -> Response {
+    let Some(e) = resp.extensions().get::<PageError>() else {
+        return resp;
+    };
+    let page = ErrorPage {
+        chrome: visit.chrome(e.title.clone()),
+        status: e.status.as_u16(),
+        message: e.message.clone(),
+    };
+    (e.status, templates::render(&page)).into_response()
+}
+
+/// What an error page says, kept on its response for [`with_chrome`].
+#[derive(Clone)]
+struct PageError {
+    status: StatusCode,
+    title: String,
+    message: String,
 }
 
 /// The session a request's cookies stand for, with its CSRF token; `None` when there is no
@@ -241,7 +263,13 @@ pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> Resp
         status: status.as_u16(),
         message: message.to_string(),
     };
-    (status, templates::render(&page)).into_response()
+    let mut resp = (status, templates::render(&page)).into_response();
+    resp.extensions_mut().insert(PageError {
+        status,
+        title: title.to_string(),
+        message: message.to_string(),
+    });
+    resp
 }
 
 /// The 403 page: the role does not allow this.
