@@ -63,10 +63,11 @@ impl Browser {
         );
         let deadline = Instant::now() + DEADLINE;
         let client = loop {
-            let tried = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-                .capabilities(caps.clone())
-                .connect(&url)
-                .await;
+            let tried =
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                    .capabilities(caps.clone())
+                    .connect(&url)
+                    .await;
             match tried {
                 Ok(c) => break c,
                 Err(e) if Instant::now() > deadline => {
@@ -217,7 +218,8 @@ impl Browser {
         self.goto("/sign-in").await;
         self.fill("#email", email).await;
         self.fill("#password", password).await;
-        self.click("form[action='/sign-in'] button[type=submit]").await;
+        self.click("form[action='/sign-in'] button[type=submit]")
+            .await;
         self.wait_path(|p| p == "/").await;
     }
 

@@ -87,14 +87,19 @@ async fn an_owner_connects_a_dock_provisions_watches_it_settle_live_and_deprovis
     let wrong_key = format!("dop_v1_wrong{:016x}", rand::random::<u64>());
     browser.fill("#d-key", &wrong_key).await;
     browser.fill("#d-url", &app.sandbox.base_url()).await;
-    browser.click("form[action='/docks'] button[type=submit]").await;
+    browser
+        .click("form[action='/docks'] button[type=submit]")
+        .await;
     let refusal = browser.text("#dock-error").await;
     assert!(
         refusal.contains("refused the API key") && refusal.contains("Unable to authenticate you"),
         "{refusal}"
     );
     let page = browser.source(&app).await;
-    assert!(!page.contains(&wrong_key), "a refused key is not shown back");
+    assert!(
+        !page.contains(&wrong_key),
+        "a refused key is not shown back"
+    );
     assert_eq!(
         browser
             .find("#d-key")
@@ -116,14 +121,26 @@ async fn an_owner_connects_a_dock_provisions_watches_it_settle_live_and_deprovis
     browser.fill("#d-name", DOCK).await;
     browser.fill("#d-key", &app.canary).await;
     browser.fill("#d-url", &app.sandbox.base_url()).await;
-    browser.click("form[action='/docks'] button[type=submit]").await;
+    browser
+        .click("form[action='/docks'] button[type=submit]")
+        .await;
     browser.wait_path(|p| p == "/docks").await;
     browser.wait_text("#docks tbody tr td", DOCK).await;
     browser.source(&app).await;
 
     // The form the dock's schema makes: a bad field's error stands next to that field.
-    browser.goto("/provision?collection=servers&dock=do-test").await;
-    for field in ["name", "region", "size", "image", "user_data", "tags", "ipv6"] {
+    browser
+        .goto("/provision?collection=servers&dock=do-test")
+        .await;
+    for field in [
+        "name",
+        "region",
+        "size",
+        "image",
+        "user_data",
+        "tags",
+        "ipv6",
+    ] {
         browser.find(&format!("[name='f.{field}']")).await;
     }
     browser.screenshot("provision-form").await;
@@ -132,9 +149,7 @@ async fn an_owner_connects_a_dock_provisions_watches_it_settle_live_and_deprovis
     browser.fill("[name='f.size']", "s-1vcpu-1gb").await;
     browser.fill("[name='f.image']", "ubuntu-24-04-x64").await;
     browser.click("#provision-form button[type=submit]").await;
-    let error = browser
-        .text(".field[data-field='name'] .field-error")
-        .await;
+    let error = browser.text(".field[data-field='name'] .field-error").await;
     assert!(!error.is_empty(), "the name's error is at the name");
     assert_eq!(
         browser.count(".field-error").await,
@@ -168,7 +183,9 @@ async fn an_owner_connects_a_dock_provisions_watches_it_settle_live_and_deprovis
     browser.run("window.stayedOnThisPage = true;").await;
     browser.wait_text(&row, "provisioned").await;
     assert_eq!(
-        browser.run("return window.stayedOnThisPage === true;").await,
+        browser
+            .run("return window.stayedOnThisPage === true;")
+            .await,
         Value::Bool(true),
         "the row changed without a reload"
     );
@@ -179,7 +196,10 @@ async fn an_owner_connects_a_dock_provisions_watches_it_settle_live_and_deprovis
     browser.click(&format!("#r-{id} a")).await;
     browser.wait_text("#state", "provisioned").await;
     let calls = browser.text("#timeline tbody").await;
-    assert!(calls.contains("POST") && calls.contains("/v2/droplets"), "{calls}");
+    assert!(
+        calls.contains("POST") && calls.contains("/v2/droplets"),
+        "{calls}"
+    );
     assert!(calls.contains("202") && calls.contains(" ms"), "{calls}");
     browser.screenshot("resource").await;
     browser.source(&app).await;
@@ -189,7 +209,10 @@ async fn an_owner_connects_a_dock_provisions_watches_it_settle_live_and_deprovis
     browser.wait_path(|p| p == at).await;
     browser.wait_text("#state", "deprovisioned").await;
     let calls = browser.text("#timeline tbody").await;
-    assert!(calls.contains("DELETE"), "the delete call appeared: {calls}");
+    assert!(
+        calls.contains("DELETE"),
+        "the delete call appeared: {calls}"
+    );
     assert!(app.sandbox.droplets().is_empty(), "the droplet is gone");
     browser.source(&app).await;
 
@@ -234,13 +257,25 @@ async fn a_viewer_sees_no_button_they_cannot_use_and_their_forged_posts_get_403(
     browser.sign_in(email, &password).await;
     browser.find(&format!("#r-{id}")).await;
     assert_eq!(browser.count("#provision").await, 0, "no provision button");
-    assert_eq!(browser.count("a[href='/provision']").await, 0, "no provision link");
+    assert_eq!(
+        browser.count("a[href='/provision']").await,
+        0,
+        "no provision link"
+    );
     assert_eq!(browser.count("a[href='/audit']").await, 0, "no audit link");
     browser.goto(&format!("/resources/{id}")).await;
     browser.wait_text("#state", "provisioned").await;
-    assert_eq!(browser.count("form[action^='/resources/']").await, 0, "no actions");
+    assert_eq!(
+        browser.count("form[action^='/resources/']").await,
+        0,
+        "no actions"
+    );
     browser.goto("/members").await;
-    assert_eq!(browser.count("form[action='/members']").await, 0, "no add form");
+    assert_eq!(
+        browser.count("form[action='/members']").await,
+        0,
+        "no add form"
+    );
     browser.source(&app).await;
 
     // The provision page itself is refused, as a page that says why.
@@ -302,7 +337,10 @@ async fn a_viewer_sees_no_button_they_cannot_use_and_their_forged_posts_get_403(
     );
     let api = app.get("/api/v1/no-such-route").await;
     assert_eq!(api.status, 404);
-    assert_eq!(api.body["error"]["code"], "not_found", "the API's 404 stays JSON");
+    assert_eq!(
+        api.body["error"]["code"], "not_found",
+        "the API's 404 stays JSON"
+    );
     browser.close().await;
     app.finish();
 }

@@ -97,9 +97,7 @@ fn each_field(schema: &Value, sensitive: &[String]) -> Vec<Field> {
                     Some("boolean") => Control::Checkbox,
                     Some("integer") | Some("number") => Control::Number,
                     Some("string") => Control::Text,
-                    Some("array")
-                        if type_of(&resolve(schema, &p["items"])) == Some("string") =>
-                    {
+                    Some("array") if type_of(&resolve(schema, &p["items"])) == Some("string") => {
                         Control::Lines
                     }
                     _ => Control::Json,
@@ -327,7 +325,11 @@ mod tests {
         );
         assert_eq!(fs[0].help, "Droplet hostname.");
         assert_eq!(fs[2].value, "1", "the default is filled in");
-        assert_eq!(fs[1].options.len(), 2, "a required select has no empty choice");
+        assert_eq!(
+            fs[1].options.len(),
+            2,
+            "a required select has no empty choice"
+        );
     }
 
     #[test]
@@ -352,7 +354,12 @@ mod tests {
                    "tags": ["a", "b"], "user_data": "secret-stuff"})
         );
         assert!(fs[6].value.is_empty(), "a secret is never shown back");
-        assert!(fs[1].options.iter().any(|o| o.selected && o.value == "large"));
+        assert!(
+            fs[1]
+                .options
+                .iter()
+                .any(|o| o.selected && o.value == "large")
+        );
 
         let mut fs = fields(&schema(), &[]);
         let bad = vec![("f.count".to_string(), "three".to_string())];

@@ -47,15 +47,40 @@ fn table() -> Vec<UiEntry> {
     use Access::{Member, Needs, Public};
     use Permission::*;
     vec![
-        (Method::GET, "/", Needs(ProvisioningRead), get(pages::dashboard)),
+        (
+            Method::GET,
+            "/",
+            Needs(ProvisioningRead),
+            get(pages::dashboard),
+        ),
         (Method::GET, "/sign-in", Public, get(pages::sign_in_form)),
         (Method::POST, "/sign-in", Public, post(pages::sign_in)),
         (Method::POST, "/sign-out", Member, post(pages::sign_out)),
         (Method::GET, "/docks", Needs(DocksRead), get(pages::docks)),
-        (Method::POST, "/docks", Needs(DocksFull), post(pages::connect_dock)),
-        (Method::GET, "/provision", Needs(ProvisioningFull), get(pages::provision_form)),
-        (Method::POST, "/provision", Needs(ProvisioningFull), post(pages::provision)),
-        (Method::GET, "/resources/{id}", Needs(ProvisioningRead), get(pages::resource)),
+        (
+            Method::POST,
+            "/docks",
+            Needs(DocksFull),
+            post(pages::connect_dock),
+        ),
+        (
+            Method::GET,
+            "/provision",
+            Needs(ProvisioningFull),
+            get(pages::provision_form),
+        ),
+        (
+            Method::POST,
+            "/provision",
+            Needs(ProvisioningFull),
+            post(pages::provision),
+        ),
+        (
+            Method::GET,
+            "/resources/{id}",
+            Needs(ProvisioningRead),
+            get(pages::resource),
+        ),
         (
             Method::POST,
             "/resources/{id}/{action}",
@@ -64,7 +89,12 @@ fn table() -> Vec<UiEntry> {
         ),
         (Method::GET, "/audit", Needs(AuditRead), get(pages::audit)),
         (Method::GET, "/members", Member, get(pages::members)),
-        (Method::POST, "/members", Needs(MembersFull), post(pages::add_member)),
+        (
+            Method::POST,
+            "/members",
+            Needs(MembersFull),
+            post(pages::add_member),
+        ),
         (
             Method::POST,
             "/members/{user}/role",
@@ -79,7 +109,12 @@ fn table() -> Vec<UiEntry> {
         ),
         (Method::GET, "/tokens", Member, get(pages::tokens)),
         (Method::POST, "/tokens", Member, post(pages::create_token)),
-        (Method::POST, "/tokens/{id}/revoke", Member, post(pages::revoke_token)),
+        (
+            Method::POST,
+            "/tokens/{id}/revoke",
+            Member,
+            post(pages::revoke_token),
+        ),
         (Method::GET, "/assets/app.css", Public, get(stylesheet)),
         (Method::GET, "/assets/app.js", Public, get(script)),
     ]
@@ -106,8 +141,14 @@ async fn page_headers(mut resp: Response) -> Response {
             "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
         ),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     resp
 }
 
@@ -185,8 +226,7 @@ async fn guard(
             .extensions()
             .get::<MatchedPath>()
             .map_or_else(|| req.uri().path().to_string(), |m| m.as_str().to_string());
-        let refused =
-            crate::routes::refuse(&state, &visit.caller, req.method(), &route, p).await;
+        let refused = crate::routes::refuse(&state, &visit.caller, req.method(), &route, p).await;
         return with_chrome(forbidden(&refused.message), &visit);
     }
     req.extensions_mut().insert(visit.clone());
@@ -338,7 +378,10 @@ pub(crate) fn set_cookie(resp: &mut Response, name: &str, value: &str, path: &st
 }
 
 async fn stylesheet() -> Response {
-    asset("text/css; charset=utf-8", include_str!("../../assets/app.css"))
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("../../assets/app.css"),
+    )
 }
 
 async fn script() -> Response {

@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use stackdock_core::{
-    AuditEntry, DockId, DockName, Outcome, Permission, ProvisioningState, Provider, ResourceKind,
+    AuditEntry, DockId, DockName, Outcome, Permission, Provider, ProvisioningState, ResourceKind,
     Role, SecretString, UserId,
 };
 use stackdock_engine::EngineError;
@@ -70,7 +70,10 @@ fn next_link(path: &str, query: &[(String, String)], next: Option<String>) -> Op
 }
 
 /// The org's docks, by name: for the choices of a filter or a form.
-async fn dock_choices(state: &AppState, visit: &Visit) -> Result<Vec<stackdock_core::Dock>, UiError> {
+async fn dock_choices(
+    state: &AppState,
+    visit: &Visit,
+) -> Result<Vec<stackdock_core::Dock>, UiError> {
     let page = state
         .store
         .list_docks(visit.caller.0.org_id, &PageRequest::first(DOCK_CHOICES))
@@ -113,7 +116,12 @@ pub(crate) async fn sign_in_form(State(state): State<AppState>, headers: HeaderM
     sign_in_page(StatusCode::OK, token, String::new(), None)
 }
 
-fn sign_in_page(status: StatusCode, token: String, email: String, error: Option<String>) -> Response {
+fn sign_in_page(
+    status: StatusCode,
+    token: String,
+    email: String,
+    error: Option<String>,
+) -> Response {
     let page = SignInPage {
         chrome: Chrome::anonymous("Sign in".into()),
         token: token.clone(),
@@ -149,11 +157,21 @@ pub(crate) async fn sign_in(
         Ok(login) => login,
         Err(sessions::SignInRefused::Limited(wait)) => {
             let message = format!("Too many failed sign-ins; {}.", sessions::retry_in(wait));
-            return Ok(sign_in_page(StatusCode::TOO_MANY_REQUESTS, token, email, Some(message)));
+            return Ok(sign_in_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                token,
+                email,
+                Some(message),
+            ));
         }
         Err(sessions::SignInRefused::Error(e)) if e.status == StatusCode::UNAUTHORIZED => {
             let message = "Wrong email or password.".to_string();
-            return Ok(sign_in_page(StatusCode::UNAUTHORIZED, token, email, Some(message)));
+            return Ok(sign_in_page(
+                StatusCode::UNAUTHORIZED,
+                token,
+                email,
+                Some(message),
+            ));
         }
         Err(sessions::SignInRefused::Error(e)) => return Err(e.into()),
     };
@@ -162,7 +180,13 @@ pub(crate) async fn sign_in(
     if let Ok(v) = axum::http::HeaderValue::from_str(&sessions::session_cookie(&opened.secret.0)) {
         resp.headers_mut().append(axum::http::header::SET_COOKIE, v);
     }
-    set_cookie(&mut resp, CSRF_COOKIE, &opened.csrf.0, "/", sessions::SESSION_SECONDS);
+    set_cookie(
+        &mut resp,
+        CSRF_COOKIE,
+        &opened.csrf.0,
+        "/",
+        sessions::SESSION_SECONDS,
+    );
     set_cookie(&mut resp, SIGN_IN_COOKIE, "", "/sign-in", 0);
     Ok(resp)
 }
@@ -207,7 +231,10 @@ pub(crate) async fn dashboard(
             .items
             .iter()
             .map(|r| {
-                let dock = names.get(&r.dock_id).cloned().unwrap_or_else(|| r.dock_id.to_string());
+                let dock = names
+                    .get(&r.dock_id)
+                    .cloned()
+                    .unwrap_or_else(|| r.dock_id.to_string());
                 Row::of(r, dock)
             })
             .collect(),
@@ -218,10 +245,15 @@ pub(crate) async fn dashboard(
             ),
             "any kind",
         ),
-        providers: with_any(provider_choices(&state, list.provider.as_deref()), "any provider"),
+        providers: with_any(
+            provider_choices(&state, list.provider.as_deref()),
+            "any provider",
+        ),
         docks: with_any(
             Choice::list(
-                docks.iter().map(|d| (d.name.to_string(), d.name.to_string())),
+                docks
+                    .iter()
+                    .map(|d| (d.name.to_string(), d.name.to_string())),
                 list.dock.as_deref(),
             ),
             "any dock",
@@ -242,17 +274,27 @@ pub(crate) async fn dashboard(
         ),
         sources: with_any(
             Choice::list(
-                [("api", "made here (api)"), ("manual", "found by sync (manual)")]
-                    .map(|(v, l)| (v.to_string(), l.to_string())),
+                [
+                    ("api", "made here (api)"),
+                    ("manual", "found by sync (manual)"),
+                ]
+                .map(|(v, l)| (v.to_string(), l.to_string())),
                 list.source.as_deref(),
             ),
             "any source",
         ),
         name: list.name.clone().unwrap_or_default(),
         next: next_link("/", &q, listing.next_cursor(&rows)),
-        filtered: [&list.kind, &list.provider, &list.dock, &list.state, &list.source, &list.name]
-            .iter()
-            .any(|f| f.is_some()),
+        filtered: [
+            &list.kind,
+            &list.provider,
+            &list.dock,
+            &list.state,
+            &list.source,
+            &list.name,
+        ]
+        .iter()
+        .any(|f| f.is_some()),
     };
     page_of(&page)
 }
@@ -269,8 +311,7 @@ pub(crate) async fn docks(
     RawQuery(query): RawQuery,
 ) -> UiResult {
     let q = answers(query.unwrap_or_default().as_bytes());
-    docks_page(&state, &visit, &q, StatusCode::OK, DockForm::default())
-        .await
+    docks_page(&state, &visit, &q, StatusCode::OK, DockForm::default()).await
 }
 
 /// What the connect form is shown back with after a refusal: never the key.
@@ -291,7 +332,10 @@ async fn docks_page(
 ) -> UiResult {
     let listing = Listing::new("docks");
     let request = listing.request(Some(&PAGE_ROWS.to_string()), given(q, "cursor").as_deref())?;
-    let docks = state.store.list_docks(visit.caller.0.org_id, &request).await?;
+    let docks = state
+        .store
+        .list_docks(visit.caller.0.org_id, &request)
+        .await?;
     let page = DocksPage {
         chrome: visit.chrome("Docks"),
         docks: docks
@@ -344,7 +388,11 @@ pub(crate) async fn connect_dock(
 }
 
 /// Connects the dock the form describes, as `POST /api/v1/docks` does.
-async fn connect(state: &AppState, visit: &Visit, form: &[(String, String)]) -> Result<(), ApiError> {
+async fn connect(
+    state: &AppState,
+    visit: &Visit,
+    form: &[(String, String)],
+) -> Result<(), ApiError> {
     let provider: Provider = answer(form, "provider")
         .parse()
         .map_err(|e: String| ApiError::invalid(format!("provider: {e}")))?;
@@ -401,7 +449,8 @@ impl ProvisionForm {
         let mut form = Self {
             kinds: with_any(
                 Choice::list(
-                    ResourceKind::ALL.map(|k| (k.collection().to_string(), k.collection().replace('-', " "))),
+                    ResourceKind::ALL
+                        .map(|k| (k.collection().to_string(), k.collection().replace('-', " "))),
                     Some(collection.as_str()),
                 ),
                 "choose a kind",
@@ -569,7 +618,10 @@ pub(crate) async fn resource(
         state: current.to_string(),
         status: r.status.clone().unwrap_or_default(),
         source: r.provisioning_source.as_str().to_string(),
-        error_message: error.as_ref().map(|e| e.message.clone()).unwrap_or_default(),
+        error_message: error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_default(),
         error_code: error.map(|e| e.code).unwrap_or_default(),
         created: when(&r.created_at),
         updated: when(&r.updated_at),
@@ -657,7 +709,8 @@ pub(crate) async fn audit(
             .collect(),
         outcomes: with_any(
             Choice::list(
-                ["requested", "success", "failure", "denied"].map(|o| (o.to_string(), o.to_string())),
+                ["requested", "success", "failure", "denied"]
+                    .map(|o| (o.to_string(), o.to_string())),
                 filter.outcome.map(Outcome::as_str),
             ),
             "any outcome",
@@ -668,12 +721,19 @@ pub(crate) async fn audit(
     page_of(&page)
 }
 
-async fn member_emails(state: &AppState, visit: &Visit) -> Result<HashMap<UserId, String>, UiError> {
+async fn member_emails(
+    state: &AppState,
+    visit: &Visit,
+) -> Result<HashMap<UserId, String>, UiError> {
     let page = state
         .store
         .list_members(visit.caller.0.org_id, &PageRequest::first(DOCK_CHOICES))
         .await?;
-    Ok(page.items.into_iter().map(|m| (m.user_id, m.email)).collect())
+    Ok(page
+        .items
+        .into_iter()
+        .map(|m| (m.user_id, m.email))
+        .collect())
 }
 
 // ---- members ----
@@ -708,7 +768,10 @@ async fn members_page(
 ) -> UiResult {
     let listing = Listing::new("members");
     let request = listing.request(Some(&PAGE_ROWS.to_string()), given(q, "cursor").as_deref())?;
-    let rows = state.store.list_members(visit.caller.0.org_id, &request).await?;
+    let rows = state
+        .store
+        .list_members(visit.caller.0.org_id, &request)
+        .await?;
     let page = MembersPage {
         chrome: visit.chrome("Members"),
         members: rows
@@ -745,7 +808,9 @@ pub(crate) async fn add_member(
     };
     match members::add_member(&state, &visit.caller, add).await {
         Ok(added) => {
-            let invitation = added.invitation.map(|i| (added.member.email.clone(), i.token));
+            let invitation = added
+                .invitation
+                .map(|i| (added.member.email.clone(), i.token));
             members_page(&state, &visit, &[], StatusCode::CREATED, invitation, None).await
         }
         Err(e) => members_page(&state, &visit, &[], e.status, None, Some(e.message)).await,
@@ -764,7 +829,13 @@ pub(crate) async fn member_role(
     body: Bytes,
 ) -> UiResult {
     let form = answers(&body);
-    members::change_role(&state, &visit.caller, user_id(&user)?, answer(&form, "role")).await?;
+    members::change_role(
+        &state,
+        &visit.caller,
+        user_id(&user)?,
+        answer(&form, "role"),
+    )
+    .await?;
     see_other("/members")
 }
 
@@ -812,7 +883,9 @@ async fn tokens_page(
             .map(|t| TokenRow {
                 id: t.id.to_string(),
                 name: t.name.clone().unwrap_or_else(|| "(unnamed)".into()),
-                role: t.role.map_or_else(|| "member's own".into(), |r| r.to_string()),
+                role: t
+                    .role
+                    .map_or_else(|| "member's own".into(), |r| r.to_string()),
                 created: when(&t.created_at),
                 expires: t.expires_at.as_ref().map_or_else(|| "never".into(), when),
                 revoked: t.revoked_at.is_some(),
@@ -836,8 +909,15 @@ pub(crate) async fn create_token(
         Some(Ok(d)) => Some(d),
         Some(Err(_)) => {
             let error = Some("expires_in_days: must be a whole number of days".to_string());
-            return tokens_page(&state, &visit, &[], StatusCode::UNPROCESSABLE_ENTITY, None, error)
-                .await;
+            return tokens_page(
+                &state,
+                &visit,
+                &[],
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                error,
+            )
+            .await;
         }
     };
     let create = members::CreateToken {
@@ -848,7 +928,15 @@ pub(crate) async fn create_token(
     };
     match members::make_token(&state, &visit.caller, create).await {
         Ok(made) => {
-            tokens_page(&state, &visit, &[], StatusCode::CREATED, Some(made.token), None).await
+            tokens_page(
+                &state,
+                &visit,
+                &[],
+                StatusCode::CREATED,
+                Some(made.token),
+                None,
+            )
+            .await
         }
         Err(e) => tokens_page(&state, &visit, &[], e.status, None, Some(e.message)).await,
     }

@@ -116,9 +116,9 @@ pub(crate) struct Choice {
 }
 
 impl Choice {
-    pub(crate) fn list<'a>(
+    pub(crate) fn list(
         items: impl IntoIterator<Item = (String, String)>,
-        current: Option<&'a str>,
+        current: Option<&str>,
     ) -> Vec<Self> {
         items
             .into_iter()
