@@ -235,24 +235,49 @@ async fn a_viewer_sees_no_button_they_cannot_use_and_their_forged_posts_get_403(
     let id = created["id"].as_str().unwrap().to_string();
     app.wait_state(&id, "provisioned").await;
 
+    // The owner adds a viewer on the members page and hands on the invitation it shows once.
+    let owner_pw = format!("pw-{:016x}-long", rand::random::<u64>());
+    let owner = owner_password(&app, &owner_pw).await;
+    browser.sign_in(&owner, &owner_pw).await;
+    browser.goto("/members").await;
     let email = "viewer@example.test";
-    let added = app
-        .post(
-            "/api/v1/members",
-            json!({"email": email, "role": "viewer", "invite": true}),
-        )
+    browser.fill("#m-email", email).await;
+    browser.select("#m-role", "viewer").await;
+    browser
+        .click("form[action='/members'] button[type=submit]")
         .await;
-    assert_eq!(added.status, 201, "{}", added.body);
+    let invitation = browser.text(".notice code.secret").await;
+    assert!(invitation.starts_with("sdt_"), "{invitation}");
+    browser.source(&app).await;
+    browser.click("form[action='/sign-out'] button").await;
+    browser.wait_path(|p| p == "/sign-in").await;
+
+    // The viewer takes it up: a used invitation is refused in words, and they are signed in.
     let password = format!("pw-{:016x}-long", rand::random::<u64>());
-    let accepted = app
-        .request_as(
-            Method::POST,
-            "/api/v1/invitations/accept",
-            Some(json!({"token": added.body["invitation"]["token"], "password": password})),
-            None,
-        )
-        .await;
-    assert_eq!(accepted.status, 201, "{}", accepted.body);
+    browser.goto("/invitation").await;
+    browser.fill("#invitation", &invitation).await;
+    browser.fill("#password", &password).await;
+    browser.click("form[action='/invitation'] button").await;
+    browser.wait_path(|p| p == "/").await;
+    assert!(browser.text("header").await.contains("(viewer)"));
+    let viewer_id = app
+        .all("/api/v1/members")
+        .await
+        .into_iter()
+        .find(|m| m["email"] == email)
+        .expect("the viewer is a member")["user_id"]
+        .clone();
+    browser.click("form[action='/sign-out'] button").await;
+    browser.goto("/invitation").await;
+    browser.fill("#invitation", &invitation).await;
+    browser.fill("#password", &password).await;
+    browser.click("form[action='/invitation'] button").await;
+    assert!(
+        browser
+            .text("#invitation-error")
+            .await
+            .contains("unknown, used or expired")
+    );
 
     browser.sign_in(email, &password).await;
     browser.find(&format!("#r-{id}")).await;
@@ -304,7 +329,7 @@ async fn a_viewer_sees_no_button_they_cannot_use_and_their_forged_posts_get_403(
         .all("/api/v1/audit?outcome=denied")
         .await
         .into_iter()
-        .filter(|a| a["actor"] == accepted.body["user_id"])
+        .filter(|a| a["actor"] == viewer_id)
         .collect();
     let actions: Vec<&str> = denied.iter().filter_map(|a| a["action"].as_str()).collect();
     assert!(actions.contains(&"POST /provision"), "{actions:?}");

@@ -271,19 +271,26 @@ pub(crate) async fn accept_invitation(
     body: Result<Json<Accept>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(b) = body.map_err(body_error)?;
-    check_password(&b.password)?;
-    let Some(login) = state
-        .store
-        .accept_invitation(&Token::hash(&b.token))
-        .await?
-    else {
+    let login = take_up_invitation(&state, &b.token, b.password).await?;
+    open_session(&state, &login, peer).await
+}
+
+/// Uses up an invitation and sets the new member's password (audited); the API and the web
+/// UI's invitation form then open a session for the member.
+pub(crate) async fn take_up_invitation(
+    state: &AppState,
+    token: &str,
+    password: String,
+) -> Result<stackdock_store::Login, ApiError> {
+    check_password(&password)?;
+    let Some(login) = state.store.accept_invitation(&Token::hash(token)).await? else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
             "the invitation is unknown, used or expired; ask for a new one",
         ));
     };
-    let hash = hash_password(b.password).await?;
+    let hash = hash_password(password).await?;
     let audit = AuditEntry::new(
         login.org_id,
         Some(login.user_id),
@@ -292,7 +299,7 @@ pub(crate) async fn accept_invitation(
     )
     .details(json!({"through": "invitation"}));
     state.store.set_password(login.user_id, hash, audit).await?;
-    open_session(&state, &login, peer).await
+    Ok(login)
 }
 
 fn check_password(password: &str) -> Result<(), ApiError> {

@@ -56,6 +56,18 @@ fn table() -> Vec<UiEntry> {
         (Method::GET, "/sign-in", Public, get(pages::sign_in_form)),
         (Method::POST, "/sign-in", Public, post(pages::sign_in)),
         (Method::POST, "/sign-out", Member, post(pages::sign_out)),
+        (
+            Method::GET,
+            "/invitation",
+            Public,
+            get(pages::invitation_form),
+        ),
+        (
+            Method::POST,
+            "/invitation",
+            Public,
+            post(pages::take_up_invitation),
+        ),
         (Method::GET, "/docks", Needs(DocksRead), get(pages::docks)),
         (
             Method::POST,

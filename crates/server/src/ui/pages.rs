@@ -128,11 +128,28 @@ fn sign_in_page(
         email,
         error,
     };
-    let mut resp = (status, render(&page)).into_response();
-    // The form's token rides in a cookie only this form's target reads: a sign-in form posted
-    // from another site cannot know it.
-    set_cookie(&mut resp, SIGN_IN_COOKIE, &token, "/sign-in", 3600);
+    with_form_token((status, render(&page)).into_response(), &token)
+}
+
+/// Sets the cookie a form before sign-in carries its token in: a form posted from another
+/// site cannot know it.
+fn with_form_token(mut resp: Response, token: &str) -> Response {
+    set_cookie(&mut resp, SIGN_IN_COOKIE, token, "/", 3600);
     resp
+}
+
+/// The form token of a form sent before sign-in, when it matches its cookie.
+fn form_token(headers: &HeaderMap, form: &[(String, String)]) -> Option<String> {
+    let token = cookie(headers, SIGN_IN_COOKIE).filter(|t| !t.is_empty())?;
+    super::same(answer(form, CSRF_FIELD).as_bytes(), token.as_bytes()).then_some(token)
+}
+
+fn stale_form() -> Response {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "Form refused",
+        "This form did not come from this server's own page. Open the page again and retry.",
+    )
 }
 
 pub(crate) async fn sign_in(
@@ -142,15 +159,9 @@ pub(crate) async fn sign_in(
     body: Bytes,
 ) -> UiResult {
     let form = answers(&body);
-    let token = cookie(&headers, SIGN_IN_COOKIE).unwrap_or_default();
-    if token.is_empty() || !super::same(answer(&form, CSRF_FIELD).as_bytes(), token.as_bytes()) {
-        return Ok(error_page(
-            StatusCode::FORBIDDEN,
-            "Form refused",
-            "This sign-in form did not come from this server's sign-in page. Open the sign-in \
-             page and try again.",
-        ));
-    }
+    let Some(token) = form_token(&headers, &form) else {
+        return Ok(stale_form());
+    };
     let email = answer(&form, "email").trim().to_string();
     let password = answer(&form, "password").to_string();
     let login = match sessions::check_password_sign_in(&state, &email, password, peer).await {
@@ -175,7 +186,16 @@ pub(crate) async fn sign_in(
         }
         Err(sessions::SignInRefused::Error(e)) => return Err(e.into()),
     };
-    let opened = sessions::start_session(&state, &login, peer).await?;
+    signed_in_as(&state, &login, peer).await
+}
+
+/// Opens a session for `login` and goes to the dashboard with its cookies.
+async fn signed_in_as(
+    state: &AppState,
+    login: &stackdock_store::Login,
+    peer: SocketAddr,
+) -> UiResult {
+    let opened = sessions::start_session(state, login, peer).await?;
     let mut resp = Redirect::to("/").into_response();
     if let Ok(v) = axum::http::HeaderValue::from_str(&sessions::session_cookie(&opened.secret.0)) {
         resp.headers_mut().append(axum::http::header::SET_COOKIE, v);
@@ -187,8 +207,49 @@ pub(crate) async fn sign_in(
         "/",
         sessions::SESSION_SECONDS,
     );
-    set_cookie(&mut resp, SIGN_IN_COOKIE, "", "/sign-in", 0);
+    set_cookie(&mut resp, SIGN_IN_COOKIE, "", "/", 0);
     Ok(resp)
+}
+
+pub(crate) async fn invitation_form() -> Response {
+    invitation_page(StatusCode::OK, Token::generate().0, None)
+}
+
+fn invitation_page(status: StatusCode, token: String, error: Option<String>) -> Response {
+    let page = InvitationPage {
+        chrome: Chrome::anonymous("Take up an invitation".into()),
+        token: token.clone(),
+        error,
+    };
+    with_form_token((status, render(&page)).into_response(), &token)
+}
+
+/// Takes up an invitation as `POST /api/v1/invitations/accept` does, and signs in.
+pub(crate) async fn take_up_invitation(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> UiResult {
+    let form = answers(&body);
+    let Some(token) = form_token(&headers, &form) else {
+        return Ok(stale_form());
+    };
+    let invitation = answer(&form, "invitation").trim();
+    let password = answer(&form, "password").to_string();
+    match sessions::take_up_invitation(&state, invitation, password).await {
+        Ok(login) => signed_in_as(&state, &login, peer).await,
+        Err(e) if e.status.is_client_error() => {
+            let message = match e.status {
+                StatusCode::UNAUTHORIZED => {
+                    "This invitation is unknown, used or expired; ask for a new one.".to_string()
+                }
+                _ => e.message,
+            };
+            Ok(invitation_page(e.status, token, Some(message)))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub(crate) async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> UiResult {
@@ -320,6 +381,7 @@ struct DockForm {
     provider: String,
     name: String,
     api_url: String,
+    settings: String,
     error: Option<String>,
 }
 
@@ -357,6 +419,7 @@ async fn docks_page(
         providers: provider_choices(state, Some(form.provider.as_str())),
         name: form.name,
         api_url: form.api_url,
+        settings: form.settings,
         error: form.error,
     };
     Ok((status, render(&page)).into_response())
@@ -372,6 +435,7 @@ pub(crate) async fn connect_dock(
         provider: answer(&form, "provider").to_string(),
         name: answer(&form, "name").trim().to_string(),
         api_url: answer(&form, "api_url").trim().to_string(),
+        settings: answer(&form, "settings").trim().to_string(),
         error: None,
     };
     match connect(&state, &visit, &form).await {
@@ -402,13 +466,22 @@ async fn connect(
     if let Some(u) = &api_url {
         docks::check_url(u)?;
     }
+    let settings = match given(form, "settings").map(|t| serde_json::from_str(&t)) {
+        None => serde_json::Map::new(),
+        Some(Ok(serde_json::Value::Object(map))) => map,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "settings: must be a JSON object, e.g. {\"organization\": \"my-org\"}",
+            ));
+        }
+    };
     let new = NewDock {
         provider,
         name,
         api_key: SecretString::new(answer(form, "api_key").trim().to_string()),
         api_base_url: api_url,
         rate_limit: None,
-        settings: serde_json::Map::new(),
+        settings,
         verify: answer(form, "verify") == "on",
     };
     state.engine.add_dock(visit.caller.actor(), new).await?;

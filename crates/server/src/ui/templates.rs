@@ -74,6 +74,14 @@ pub(crate) struct SignInPage {
     pub(crate) error: Option<String>,
 }
 
+#[derive(Template)]
+#[template(path = "invitation.html")]
+pub(crate) struct InvitationPage {
+    pub(crate) chrome: Chrome,
+    pub(crate) token: String,
+    pub(crate) error: Option<String>,
+}
+
 /// A resource as a row of the dashboard.
 pub(crate) struct Row {
     pub(crate) id: String,
@@ -165,6 +173,7 @@ pub(crate) struct DocksPage {
     pub(crate) providers: Vec<Choice>,
     pub(crate) name: String,
     pub(crate) api_url: String,
+    pub(crate) settings: String,
     pub(crate) error: Option<String>,
 }
 
