@@ -249,6 +249,31 @@ async fn a_viewer_sees_no_button_they_cannot_use_and_their_forged_posts_get_403(
     let invitation = browser.text(".notice code.secret").await;
     assert!(invitation.starts_with("sdt_"), "{invitation}");
     browser.source(&app).await;
+
+    // A token made on the tokens page is shown once, works, and is revoked there.
+    browser.goto("/tokens").await;
+    browser.fill("#t-name", "from-the-ui").await;
+    browser
+        .click("form[action='/tokens'] button[type=submit]")
+        .await;
+    let token = browser.text("#new-token").await;
+    let me = app
+        .request_as(Method::GET, "/api/v1/me", None, Some(&token))
+        .await;
+    assert_eq!(me.status, 200, "the new token works: {}", me.body);
+    browser.goto("/tokens").await;
+    assert!(
+        !browser.source(&app).await.contains(&token),
+        "the token's text is shown only once"
+    );
+    browser
+        .click("#tokens tr[data-name='from-the-ui'] form[action$='/revoke'] button")
+        .await;
+    browser.wait_path(|p| p == "/tokens").await;
+    let me = app
+        .request_as(Method::GET, "/api/v1/me", None, Some(&token))
+        .await;
+    assert_eq!(me.status, 401, "the revoked token is refused");
     browser.click("form[action='/sign-out'] button").await;
     browser.wait_path(|p| p == "/sign-in").await;
 
