@@ -152,6 +152,11 @@ async fn an_owner_connects_a_dock_provisions_watches_it_settle_live_and_deprovis
     let error = browser.text(".field[data-field='name'] .field-error").await;
     assert!(!error.is_empty(), "the name's error is at the name");
     assert_eq!(
+        browser.run("return document.activeElement.name;").await,
+        json!("f.name"),
+        "the field in error has the focus"
+    );
+    assert_eq!(
         browser.count(".field-error").await,
         1,
         "only the bad field has an error"
@@ -191,6 +196,26 @@ async fn an_owner_connects_a_dock_provisions_watches_it_settle_live_and_deprovis
     );
     browser.screenshot("dashboard").await;
     browser.source(&app).await;
+
+    // At phone width the page does not scroll sideways (a wide table scrolls in its box).
+    browser
+        .client
+        .set_window_size(390, 844)
+        .await
+        .expect("resize");
+    let fits = browser
+        .run("return document.documentElement.scrollWidth <= window.innerWidth;")
+        .await;
+    assert_eq!(
+        fits,
+        Value::Bool(true),
+        "the dashboard fits a phone's width"
+    );
+    browser
+        .client
+        .set_window_size(1280, 1000)
+        .await
+        .expect("resize");
 
     // The resource page: its state and the provider calls made for it.
     browser.click(&format!("#r-{id} a")).await;

@@ -39,6 +39,15 @@ pub(crate) struct Field {
     pub(crate) checked: bool,
     pub(crate) options: Vec<Choice>,
     pub(crate) error: Option<String>,
+    /// Whether the field takes the focus when the page opens: the first field in error.
+    pub(crate) autofocus: bool,
+}
+
+/// Puts the focus on the first field in error, so a keyboard or screen reader user lands on it.
+pub(crate) fn focus_first_error(fields: &mut [Field]) {
+    if let Some(f) = fields.iter_mut().find(|f| f.error.is_some()) {
+        f.autofocus = true;
+    }
 }
 
 impl Field {
@@ -114,6 +123,7 @@ fn each_field(schema: &Value, sensitive: &[String]) -> Vec<Field> {
                 checked: false,
                 options: Vec::new(),
                 error: None,
+                autofocus: false,
             };
             if let Some(d) = default.filter(|d| !d.is_null()) {
                 field.fill(d);

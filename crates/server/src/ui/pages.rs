@@ -569,7 +569,8 @@ impl ProvisionForm {
         Ok(form)
     }
 
-    fn render(self, visit: &Visit, status: StatusCode) -> UiResult {
+    fn render(mut self, visit: &Visit, status: StatusCode) -> UiResult {
+        form::focus_first_error(&mut self.fields);
         let page = ProvisionPage {
             chrome: visit.chrome("Provision"),
             kinds: self.kinds,
