@@ -68,8 +68,21 @@
     refreshCalls();
   }
 
-  var url = "/api/v1/events" + (one ? "?resource_id=" + encodeURIComponent(one.dataset.id) : "");
+  // The dashboard follows the feed from where it stood when its rows were read. The resource
+  // page follows its resource (and its whole deploy log, less the lines shown) and reads the
+  // resource again each time the stream opens, for what changed before it did.
+  var url = one
+    ? "/api/v1/events?resource_id=" + encodeURIComponent(one.dataset.id)
+    : "/api/v1/events?after=" + encodeURIComponent(list.dataset.after || "0");
   var source = new EventSource(url);
+  if (one) {
+    source.addEventListener("open", function () {
+      fetch("/api/v1/resources/" + encodeURIComponent(one.dataset.id), { credentials: "same-origin" })
+        .then(function (resp) { return resp.ok ? resp.json() : null; })
+        .then(function (r) { if (r) updateResource(r); })
+        .catch(function () {});
+    });
+  }
   source.addEventListener("resource", function (e) {
     var change = JSON.parse(e.data);
     if (list) updateRow(change.resource);
@@ -80,6 +93,8 @@
     if (!one || !log) return;
     var line = JSON.parse(e.data);
     if (line.resource_id !== one.dataset.id) return;
+    if (line.seq <= Number(log.dataset.seq || "0")) return;
+    log.dataset.seq = String(line.seq);
     log.appendChild(document.createTextNode(line.line + "\n"));
   });
   document.documentElement.dataset.live = "connected";

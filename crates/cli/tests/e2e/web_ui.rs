@@ -12,6 +12,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::browser::Browser;
+use stackdock_sandbox::Fault;
+
 use crate::support::{DOCK, Options, TestApp, spawn_app_with};
 
 /// Gives the owner a password for the sign-in form; answers their email.
@@ -294,7 +296,12 @@ async fn a_viewer_sees_no_button_they_cannot_use_and_their_forged_posts_get_403(
     browser
         .click("#tokens tr[data-name='from-the-ui'] form[action$='/revoke'] button")
         .await;
-    browser.wait_path(|p| p == "/tokens").await;
+    browser
+        .wait_text(
+            "#tokens tr[data-name='from-the-ui'] td:last-child",
+            "revoked",
+        )
+        .await;
     let me = app
         .request_as(Method::GET, "/api/v1/me", None, Some(&token))
         .await;
@@ -416,6 +423,62 @@ async fn a_viewer_sees_no_button_they_cannot_use_and_their_forged_posts_get_403(
         api.body["error"]["code"], "not_found",
         "the API's 404 stays JSON"
     );
+    browser.close().await;
+    app.finish();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_resource_shows_the_providers_error_and_is_retried_from_its_page() {
+    let app = spawn_app_with(Options::default()).await;
+    let Some(browser) = Browser::start(&app).await else {
+        return app.finish();
+    };
+    app.sandbox.inject(Fault::error_with(
+        Some("POST"),
+        "/v2/droplets",
+        403,
+        "forbidden",
+        "You do not have access for the attempted action.",
+        1,
+    ));
+    let password = format!("pw-{:016x}-long", rand::random::<u64>());
+    let email = owner_password(&app, &password).await;
+    browser.sign_in(&email, &password).await;
+    let created = app.provision("web-1", "s-1vcpu-1gb").await;
+    let id = created["id"].as_str().unwrap().to_string();
+
+    // The provider's refusal, with its code, and only the buttons that fit a failed resource.
+    browser.goto(&format!("/resources/{id}")).await;
+    browser.wait_text("#state", "failed").await;
+    assert_eq!(browser.text("#error-code").await, "forbidden");
+    assert!(
+        browser
+            .text("#error-message")
+            .await
+            .contains("You do not have access")
+    );
+    let shown = |css: &'static str| {
+        let browser = &browser;
+        async move { browser.find(css).await.is_displayed().await.expect("shown") }
+    };
+    assert!(shown("#action-retry").await);
+    assert!(shown("#action-deprovision").await);
+    assert!(!shown("#action-cancel").await);
+
+    // Retry: the page follows it to provisioned, and the error and the retry button go.
+    browser.click("#action-retry").await;
+    browser.wait_text("#state", "provisioned").await;
+    assert!(!shown("#error").await, "the error is cleared");
+    assert!(!shown("#action-retry").await);
+    assert!(shown("#action-deprovision").await);
+    let calls = browser.text("#timeline tbody").await;
+    assert_eq!(
+        calls.matches("POST").count(),
+        2,
+        "both creates are in the timeline: {calls}"
+    );
+    assert!(calls.contains("403") && calls.contains("202"), "{calls}");
+    browser.source(&app).await;
     browser.close().await;
     app.finish();
 }

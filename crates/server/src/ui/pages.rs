@@ -283,6 +283,9 @@ pub(crate) async fn dashboard(
         cursor: given(&q, "cursor"),
     };
     let org = visit.caller.0.org_id;
+    // The feed's position before the rows are read: the live script follows the feed from
+    // there, so a change made between this read and its subscription is not missed.
+    let after = state.store.latest_change().await?;
     let (listing, rows) = list_page(&state, org, None, &list).await?;
     let docks = dock_choices(&state, &visit).await?;
     let names: HashMap<DockId, String> = docks.iter().map(|d| (d.id, d.name.to_string())).collect();
@@ -346,6 +349,7 @@ pub(crate) async fn dashboard(
         ),
         name: list.name.clone().unwrap_or_default(),
         next: next_link("/", &q, listing.next_cursor(&rows)),
+        after,
         filtered: [
             &list.kind,
             &list.provider,
@@ -651,17 +655,17 @@ pub(crate) async fn resource(
         .api_calls(org, r.id, &PageRequest::first(CALLS_SHOWN))
         .await?;
     let has_log = r.kind() == ResourceKind::WebService && r.provider == Provider::Docker.as_str();
-    let log = if has_log {
+    let lines = if has_log {
         state
             .store
             .deploy_log_since(org, Some(r.id), 0, LOG_SHOWN)
             .await?
-            .into_iter()
-            .map(|l| l.line)
-            .collect()
     } else {
         Vec::new()
     };
+    // The live script skips the lines the page already shows.
+    let log_seq = lines.last().map_or(0, |l| l.seq);
+    let log = lines.into_iter().map(|l| l.line).collect();
     let current = r.provisioning_state.as_str();
     let actions = if visit.can(Permission::ProvisioningFull) {
         [
@@ -718,6 +722,7 @@ pub(crate) async fn resource(
             .collect(),
         has_log,
         log,
+        log_seq,
     };
     page_of(&page)
 }

@@ -152,6 +152,8 @@ pub(crate) struct DashboardPage {
     pub(crate) name: String,
     /// The link to the next page, the filters kept.
     pub(crate) next: Option<String>,
+    /// The change feed's position when the rows were read.
+    pub(crate) after: i64,
     pub(crate) filtered: bool,
 }
 
@@ -231,6 +233,8 @@ pub(crate) struct ResourcePage {
     pub(crate) more_calls: bool,
     pub(crate) has_log: bool,
     pub(crate) log: Vec<String>,
+    /// The `seq` of the last log line shown.
+    pub(crate) log_seq: i64,
 }
 
 pub(crate) struct AuditRow {
