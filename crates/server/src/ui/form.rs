@@ -381,4 +381,37 @@ mod tests {
         assert_eq!(fs[5].error.as_deref(), Some("tags[1]: too long"));
         assert!(!place_error(&mut fs, "config", "something"));
     }
+
+    #[test]
+    fn every_builtin_adapter_schema_makes_a_form_with_each_required_field() {
+        let registry = stackdock_docks::Registry::builtin();
+        let mut forms = 0;
+        for provider in registry.providers() {
+            let adapter = registry.get(provider).expect("adapter");
+            for kind in stackdock_core::ResourceKind::ALL {
+                let Some(schema) = adapter.config_schema(kind) else {
+                    continue;
+                };
+                let fs = fields(schema.json(), schema.sensitive());
+                let required = schema.json()["required"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                for name in required.iter().filter_map(Value::as_str) {
+                    let f = fs.iter().find(|f| f.name == name);
+                    assert!(f.is_some_and(|f| f.required), "{provider} {kind}: {name}");
+                }
+                for s in schema.sensitive() {
+                    let f = fs.iter().find(|f| &f.name == s);
+                    assert!(
+                        f.is_none_or(|f| f.control == Control::Secret),
+                        "{provider} {kind}: {s} is sensitive"
+                    );
+                }
+                assert!(!fs.is_empty(), "{provider} {kind}");
+                forms += 1;
+            }
+        }
+        assert!(forms >= 10, "only {forms} forms");
+    }
 }
