@@ -401,6 +401,58 @@ async fn a_viewer_sees_no_button_they_cannot_use_and_their_forged_posts_get_403(
         "provisioned"
     );
 
+    // The owner reads the refusals in the audit log, then changes the viewer's role and
+    // removes them on the members page.
+    browser.click("form[action='/sign-out'] button").await;
+    browser.wait_path(|p| p == "/sign-in").await;
+    browser.sign_in(&owner, &owner_pw).await;
+    browser.goto("/audit?outcome=denied").await;
+    let log = browser.text("#audit tbody").await;
+    assert!(
+        log.contains(email) && log.contains("POST /provision"),
+        "{log}"
+    );
+    browser.goto("/members").await;
+    let row = format!(
+        "form[action='/members/{}/role']",
+        viewer_id.as_str().unwrap()
+    );
+    browser.select(&format!("{row} select"), "developer").await;
+    browser.click(&format!("{row} button")).await;
+    browser
+        .wait_text(&format!("{row} option[selected]"), "developer")
+        .await;
+    let role = app
+        .all("/api/v1/members")
+        .await
+        .into_iter()
+        .find(|m| m["email"] == email)
+        .expect("still a member")["role"]
+        .clone();
+    assert_eq!(role, "developer");
+    browser
+        .click(&format!(
+            "form[action='/members/{}/remove'] button",
+            viewer_id.as_str().unwrap()
+        ))
+        .await;
+    browser.wait_path(|p| p == "/members").await;
+    let deadline = std::time::Instant::now() + crate::support::DEADLINE;
+    while browser.source(&app).await.contains(email) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the viewer stayed listed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !app.all("/api/v1/members")
+            .await
+            .iter()
+            .any(|m| m["email"] == email),
+        "removed"
+    );
+
     // A page that does not exist is a page that says so.
     browser.goto("/no-such-page").await;
     assert_eq!(browser.text("h1").await, "Page not found");
