@@ -1,4 +1,5 @@
-//! StackDock's own HTTP API: JSON under `/api/v1`, and the event stream.
+//! StackDock's own HTTP API: JSON under `/api/v1`, the event stream, and the web UI at `/`
+//! ([`ui`]: server-rendered pages over the same functions the API's handlers call).
 //!
 //! `server` depends on `core`, `store`, `docks` and `engine`. Every route authenticates a
 //! bearer token ([`auth`]), checks the one permission it needs, parses its input into domain
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod error;
 mod hub;
 pub mod routes;
+mod ui;
 pub mod view;
 
 pub use auth::{Token, ensure_owner};

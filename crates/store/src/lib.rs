@@ -220,6 +220,10 @@ pub struct ResourceFilter {
     pub dock_id: Option<DockId>,
     pub state: Option<ProvisioningState>,
     pub source: Option<ProvisioningSource>,
+    /// Rows of this provider (`digitalocean`, ...), whichever of its docks.
+    pub provider: Option<String>,
+    /// Rows whose name contains this text, ignoring ASCII case: a search box's.
+    pub name: Option<String>,
 }
 
 /// One entry of the change feed: a resource as it was right after a write.

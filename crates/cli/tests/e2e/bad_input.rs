@@ -366,15 +366,16 @@ async fn every_route_requires_a_valid_token() {
     app.finish();
 }
 
-/// A path no route has, and a route asked with a method it does not take, answer in the same
-/// error shape as every other refusal; the 405 names the methods the route takes in `Allow`.
+/// A path under `/api/` no route has, and a route asked with a method it does not take, answer
+/// in the same error shape as every other refusal; the 405 names the methods the route takes
+/// in `Allow`. (Outside `/api/`, the web UI answers a 404 page: `web_ui.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_routes_and_methods_answer_json_errors() {
     let app = spawn_app().await;
     for (method, path) in [
         (Method::GET, "/api/v1/docks/one/two/three"),
         (Method::POST, "/api/v2/resources"),
-        (Method::GET, "/"),
+        (Method::GET, "/api/v1"),
     ] {
         let r = app.request(method.clone(), path, None).await;
         assert_error(&format!("{method} {path}"), &r, 404, path);

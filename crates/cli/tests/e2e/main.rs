@@ -10,6 +10,7 @@
 mod access;
 mod audit;
 mod bad_input;
+mod browser;
 mod chaos;
 mod cli;
 mod cloudflare;
@@ -30,3 +31,4 @@ mod turso;
 mod up;
 mod vultr;
 mod web_services;
+mod web_ui;

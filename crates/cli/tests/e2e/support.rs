@@ -21,6 +21,9 @@ pub struct Options {
     pub ready_after: Duration,
     /// Extra environment for every start of the server (overrides the test defaults).
     pub env: Vec<(&'static str, &'static str)>,
+    /// Connect the sandbox dock [`DOCK`] through the API before the test starts (a test that
+    /// connects it another way says no).
+    pub connect_dock: bool,
 }
 
 impl Default for Options {
@@ -29,6 +32,7 @@ impl Default for Options {
             failpoints: None,
             ready_after: Duration::from_millis(300),
             env: Vec::new(),
+            connect_dock: true,
         }
     }
 }
@@ -153,13 +157,15 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         env: opts.env,
         seen: Mutex::new(Vec::new()),
     };
-    let dock = app
-        .post(
-            "/api/v1/docks",
-            json!({"provider": "digitalocean", "name": DOCK, "api_key": app.canary, "api_url": app.sandbox.base_url()}),
-        )
-        .await;
-    assert_eq!(dock.status, 201, "{}", dock.body);
+    if opts.connect_dock {
+        let dock = app
+            .post(
+                "/api/v1/docks",
+                json!({"provider": "digitalocean", "name": DOCK, "api_key": app.canary, "api_url": app.sandbox.base_url()}),
+            )
+            .await;
+        assert_eq!(dock.status, 201, "{}", dock.body);
+    }
     app
 }
 

@@ -145,7 +145,7 @@ pub(crate) async fn add(
     Ok((StatusCode::CREATED, Json(DockView::from(&dock))))
 }
 
-fn check_url(u: &str) -> Result<(), ApiError> {
+pub(crate) fn check_url(u: &str) -> Result<(), ApiError> {
     let ok = url::Url::parse(u)
         .map(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some())
         .unwrap_or(false);

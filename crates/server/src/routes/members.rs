@@ -45,12 +45,12 @@ pub(crate) async fn list(
 #[serde(deny_unknown_fields)]
 pub(crate) struct AddMember {
     #[schemars(email)]
-    email: String,
+    pub(crate) email: String,
     #[schemars(with = "Role")]
-    role: String,
+    pub(crate) role: String,
     /// Answer a one-time invitation with which the new member sets a password.
     #[serde(default)]
-    invite: bool,
+    pub(crate) invite: bool,
 }
 
 /// How long an invitation stays good.
@@ -61,8 +61,18 @@ pub(crate) async fn add(
     caller: Caller,
     body: Result<Json<AddMember>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let actor = caller.actor();
     let Json(b) = body.map_err(body_error)?;
+    let view = add_member(&state, &caller, b).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Adds a member (with a one-time invitation when asked), for the API and the web UI.
+pub(crate) async fn add_member(
+    state: &AppState,
+    caller: &Caller,
+    b: AddMember,
+) -> Result<AddedMemberView, ApiError> {
+    let actor = caller.actor();
     let email = b.email.trim();
     if email.is_empty() || !email.contains('@') || email.len() > 254 {
         return Err(ApiError::bad_request(
@@ -120,7 +130,7 @@ pub(crate) async fn add(
             expires_at,
         });
     }
-    Ok((StatusCode::CREATED, Json(view)))
+    Ok(view)
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -164,15 +174,15 @@ pub(crate) async fn list_tokens(
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateToken {
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// At most the member's own role; the member's role when left out.
     #[schemars(with = "Option<Role>")]
-    role: Option<String>,
+    pub(crate) role: Option<String>,
     /// Whole days until it expires; never when left out.
     #[schemars(range(min = 1, max = 3650))]
-    expires_in_days: Option<i64>,
+    pub(crate) expires_in_days: Option<i64>,
     /// Make it for another member (needs `members:full`).
-    user_id: Option<String>,
+    pub(crate) user_id: Option<String>,
 }
 
 pub(crate) async fn create_token(
@@ -180,8 +190,18 @@ pub(crate) async fn create_token(
     caller: Caller,
     body: Result<Json<CreateToken>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let actor = caller.actor();
     let Json(b) = body.map_err(body_error)?;
+    let view = make_token(&state, &caller, b).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Makes an API token; its text is in the answer, the only time it is shown.
+pub(crate) async fn make_token(
+    state: &AppState,
+    caller: &Caller,
+    b: CreateToken,
+) -> Result<CreatedTokenView, ApiError> {
+    let actor = caller.actor();
     let user: UserId = match &b.user_id {
         None => caller.0.user_id,
         Some(text) => {
@@ -235,11 +255,10 @@ pub(crate) async fn create_token(
         )
         .await?;
     // The only time the text is shown.
-    let view = CreatedTokenView {
+    Ok(CreatedTokenView {
         info: TokenView::from(&made),
         token: text.0,
-    };
-    Ok((StatusCode::CREATED, Json(view)))
+    })
 }
 
 pub(crate) async fn revoke_token(
@@ -247,8 +266,17 @@ pub(crate) async fn revoke_token(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<TokenView>, ApiError> {
-    let actor = caller.actor();
     let Path(text) = path.map_err(path_error)?;
+    Ok(Json(revoke(&state, &caller, &text).await?))
+}
+
+/// Revokes a token: one's own, or anyone's with `members:full`.
+pub(crate) async fn revoke(
+    state: &AppState,
+    caller: &Caller,
+    text: &str,
+) -> Result<TokenView, ApiError> {
+    let actor = caller.actor();
     let id: TokenId = text
         .parse()
         .map_err(|_| ApiError::bad_request(format!("{text:?} is not a token id (a UUID)")))?;
@@ -261,7 +289,7 @@ pub(crate) async fn revoke_token(
         .store
         .revoke_token(actor.org_id, id, only_own, audit)
         .await?;
-    Ok(Json(TokenView::from(&revoked)))
+    Ok(TokenView::from(&revoked))
 }
 
 fn user_in_path(path: Result<Path<String>, PathRejection>) -> Result<UserId, ApiError> {
@@ -283,11 +311,20 @@ pub(crate) async fn set_role(
     path: Result<Path<String>, PathRejection>,
     body: Result<Json<SetRole>, JsonRejection>,
 ) -> Result<Json<MemberView>, ApiError> {
-    let actor = caller.actor();
     let user = user_in_path(path)?;
     let Json(b) = body.map_err(body_error)?;
-    let role: Role = b
-        .role
+    Ok(Json(change_role(&state, &caller, user, &b.role).await?))
+}
+
+/// Gives a member another role, at most the caller's own.
+pub(crate) async fn change_role(
+    state: &AppState,
+    caller: &Caller,
+    user: UserId,
+    role: &str,
+) -> Result<MemberView, ApiError> {
+    let actor = caller.actor();
+    let role: Role = role
         .parse()
         .map_err(|e: String| ApiError::bad_request(format!("role: {e}")))?;
     if !caller.0.role.covers(role) {
@@ -305,7 +342,7 @@ pub(crate) async fn set_role(
         .store
         .set_member_role(actor.org_id, user, role, audit)
         .await?;
-    Ok(Json(MemberView::from(&member)))
+    Ok(MemberView::from(&member))
 }
 
 pub(crate) async fn remove(
@@ -313,11 +350,21 @@ pub(crate) async fn remove(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let actor = caller.actor();
     let user = user_in_path(path)?;
+    remove_member(&state, &caller, user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a member from the organisation, audited.
+pub(crate) async fn remove_member(
+    state: &AppState,
+    caller: &Caller,
+    user: UserId,
+) -> Result<(), ApiError> {
+    let actor = caller.actor();
     let audit = actor
         .audit("member.remove", Outcome::Success)
         .resource(format!("members/{user}"));
     state.store.remove_member(actor.org_id, user, audit).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -21,17 +21,17 @@ use crate::view::*;
 use doc::Doc;
 pub use doc::ERROR_CODES;
 
-mod audit;
+pub(crate) mod audit;
 mod body;
 mod doc;
-mod docks;
+pub(crate) mod docks;
 mod events;
-mod files;
+pub(crate) mod files;
 mod keys;
-mod members;
+pub(crate) mod members;
 mod operations;
-mod page;
-mod resources;
+pub(crate) mod page;
+pub(crate) mod resources;
 pub(crate) mod sessions;
 
 /// Who may call a route.
@@ -396,16 +396,21 @@ pub fn routes() -> Vec<RouteSpec> {
 }
 
 pub(crate) fn router(state: &AppState) -> Router<AppState> {
-    let mut router = Router::new();
+    let mut router = crate::ui::router(state);
     for (_, path, access, _, handler) in table() {
         let guard = axum::middleware::from_fn_with_state((state.clone(), access), guard);
         router = router.route(path, handler.route_layer(guard));
     }
-    // Both in our error shape: a path no route has is 404; a route asked with a method it
-    // does not take is 405, and axum adds the `Allow` header listing the ones it does.
+    // Both in our error shape: a path no route has is 404 (a page for a person outside the
+    // API); a route asked with a method it does not take is 405, and axum adds the `Allow`
+    // header listing the ones it does.
     router
         .fallback(|method: Method, uri: Uri| async move {
-            ApiError::not_found(format!("no route {method} {}", uri.path()))
+            if uri.path().starts_with("/api/") {
+                ApiError::not_found(format!("no route {method} {}", uri.path())).into_response()
+            } else {
+                crate::ui::not_found(uri.path())
+            }
         })
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             ApiError::new(
@@ -478,27 +483,40 @@ async fn checked(
             .extensions()
             .get::<MatchedPath>()
             .map_or_else(|| req.uri().path().to_string(), |m| m.as_str().to_string());
-        let entry = caller
-            .actor()
-            .audit(format!("{} {route}", req.method()), Outcome::Denied)
-            .details(serde_json::json!({"permission": p, "role": caller.0.role}));
-        if let Err(e) = state
-            .store
-            .apply(stackdock_store::Batch::new().push(Write::Audit(entry)))
-            .await
-        {
-            // The refusal stands either way; a request is never let through for want of a row.
-            tracing::error!(error = %e, "could not write the audit row of a refused request");
-        }
-        let refused = ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("role {} lacks permission {p}", caller.0.role),
-        );
+        let refused = refuse(state, &caller, req.method(), &route, p).await;
         return (request_id, refused.into_response());
     }
     req.extensions_mut().insert(caller);
     (request_id, next.run(req).await)
+}
+
+/// Writes the audit row of a request refused for want of `permission` (outcome `denied`, the
+/// action `<METHOD> <route>`) and answers the 403 naming it: the API's guard and the web UI's
+/// refuse alike.
+pub(crate) async fn refuse(
+    state: &AppState,
+    caller: &Caller,
+    method: &Method,
+    route: &str,
+    permission: Permission,
+) -> ApiError {
+    let entry = caller
+        .actor()
+        .audit(format!("{method} {route}"), Outcome::Denied)
+        .details(serde_json::json!({"permission": permission, "role": caller.0.role}));
+    if let Err(e) = state
+        .store
+        .apply(stackdock_store::Batch::new().push(Write::Audit(entry)))
+        .await
+    {
+        // The refusal stands either way; a request is never let through for want of a row.
+        tracing::error!(error = %e, "could not write the audit row of a refused request");
+    }
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!("role {} lacks permission {permission}", caller.0.role),
+    )
 }
 
 /// Turns extractor rejections into our error shape, naming what was wrong.

@@ -98,6 +98,11 @@ impl Listing {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap_or_default())
     }
 
+    /// The cursor of the page after `page`, when one follows.
+    pub(crate) fn next_cursor<T, K: Serialize>(&self, page: &Page<T, K>) -> Option<String> {
+        page.next.as_ref().map(|k| self.encode(k))
+    }
+
     /// The answer for a page read at `uri`: the items as `views`, the cursor of the next page
     /// in `next` and, when there is one, in a `Link` header.
     pub(crate) fn answer<'p, T, K: Serialize, V: Serialize>(
@@ -107,7 +112,7 @@ impl Listing {
         view: impl Fn(&'p T) -> V,
     ) -> Response {
         let items: Vec<V> = page.items.iter().map(view).collect();
-        let next = page.next.as_ref().map(|k| self.encode(k));
+        let next = self.next_cursor(page);
         let link = next.as_deref().and_then(|c| next_link(uri, c));
         let body = Json(Body { items, next });
         match link {

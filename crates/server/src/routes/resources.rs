@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use stackdock_core::{ProvisioningSource, ProvisioningState, Resource, ResourceId, ResourceKind};
-use stackdock_store::{Page, ResourceFilter};
+use stackdock_store::{Page, ResourceFilter, ResourceKey};
 
 use super::body::JsonObject;
 use super::page::{Listing, PageQuery};
@@ -32,7 +32,7 @@ pub(crate) fn parse_id(text: &str) -> Result<ResourceId, ApiError> {
 }
 
 /// The row, if it exists in the caller's org (and in this collection, when one is named).
-async fn load(
+pub(crate) async fn load(
     state: &AppState,
     org: stackdock_core::OrgId,
     kind: Option<ResourceKind>,
@@ -61,19 +61,23 @@ pub(crate) struct CreateBody {
     config: serde_json::Map<String, serde_json::Value>,
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
-    kind: Option<String>,
-    dock: Option<String>,
-    state: Option<String>,
-    source: Option<String>,
+    pub(crate) kind: Option<String>,
+    pub(crate) dock: Option<String>,
+    pub(crate) state: Option<String>,
+    pub(crate) source: Option<String>,
+    /// Rows of this provider (`digitalocean`, ...), whichever of its docks.
+    pub(crate) provider: Option<String>,
+    /// Rows whose name contains this text (ignoring ASCII case).
+    pub(crate) name: Option<String>,
     #[serde(default)]
     #[schemars(schema_with = "super::doc::limit_schema")]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     #[serde(default)]
     #[schemars(schema_with = "super::doc::cursor_schema")]
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// `GET /api/v1/{collection}`: a page of one collection, newest first.
@@ -107,8 +111,19 @@ async fn list_filtered(
     collection: Option<ResourceKind>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let actor = caller.actor();
     let Query(q) = query.map_err(query_error)?;
+    let (listing, rows) = list_page(&state, caller.0.org_id, collection, &q).await?;
+    Ok(listing.answer(uri, &rows, view::ResourceView::from))
+}
+
+/// A page of resources as `q` asks (of `collection` only, when given), and the listing its
+/// cursors belong to: what the API's lists and the web UI's dashboard both read.
+pub(crate) async fn list_page(
+    state: &AppState,
+    org: stackdock_core::OrgId,
+    collection: Option<ResourceKind>,
+    q: &ListQuery,
+) -> Result<(Listing, Page<Resource, ResourceKey>), ApiError> {
     let kind = match (collection, &q.kind) {
         (Some(k), _) => Some(k),
         (None, Some(text)) => Some(
@@ -122,7 +137,7 @@ async fn list_filtered(
         ..Default::default()
     };
     if let Some(d) = &q.dock {
-        filter.dock_id = Some(super::docks::resolve(&state, actor.org_id, d).await?.id);
+        filter.dock_id = Some(super::docks::resolve(state, org, d).await?.id);
     }
     if let Some(s) = &q.state {
         filter.state = Some(
@@ -136,17 +151,28 @@ async fn list_filtered(
                 .map_err(|e| ApiError::bad_request(format!("source: {e}")))?,
         );
     }
+    if let Some(p) = &q.provider {
+        let provider: stackdock_core::Provider = p
+            .parse()
+            .map_err(|e: String| ApiError::bad_request(format!("provider: {e}")))?;
+        filter.provider = Some(provider.as_str().to_string());
+    }
+    if let Some(n) = &q.name {
+        if n.len() > 200 {
+            return Err(ApiError::bad_request("name: at most 200 characters"));
+        }
+        filter.name = Some(n.clone());
+    }
     let listing = Listing::new(collection.map_or("resources", ResourceKind::collection))
         .filter("kind", filter.kind)
         .filter("dock", filter.dock_id)
         .filter("state", filter.state.map(ProvisioningState::as_str))
-        .filter("source", filter.source.map(ProvisioningSource::as_str));
+        .filter("source", filter.source.map(ProvisioningSource::as_str))
+        .filter("provider", filter.provider.as_deref())
+        .filter("name", filter.name.as_deref());
     let page = listing.request(q.limit.as_deref(), q.cursor.as_deref())?;
-    let rows = state
-        .store
-        .list_resources(actor.org_id, &filter, &page)
-        .await?;
-    Ok(listing.answer(uri, &rows, view::ResourceView::from))
+    let rows = state.store.list_resources(org, &filter, &page).await?;
+    Ok((listing, rows))
 }
 
 /// Records the intent and answers 202 with the row in `provisioning`; the workers do the rest.

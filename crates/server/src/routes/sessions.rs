@@ -32,6 +32,8 @@ use crate::view::SessionView;
 
 /// How long a session lasts.
 const SESSION_HOURS: i64 = 12;
+/// The same, for a cookie's `Max-Age`.
+pub(crate) const SESSION_SECONDS: i64 = SESSION_HOURS * 3600;
 /// Failed sign-ins counted back this far.
 const WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Failures allowed in the window, per account and per address.
@@ -86,35 +88,73 @@ pub(crate) async fn sign_in(
     body: Result<Json<SignIn>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(b) = body.map_err(body_error)?;
-    let email = b.email.trim().to_lowercase();
+    let login = match check_password_sign_in(&state, &b.email, b.password, peer).await {
+        Ok(login) => login,
+        Err(SignInRefused::Limited(wait)) => return Ok(limited(wait)),
+        Err(SignInRefused::Error(e)) => return Err(e),
+    };
+    open_session(&state, &login, peer).await
+}
+
+/// Why a password sign-in was refused.
+pub(crate) enum SignInRefused {
+    /// Too many failures for the account or the address; try again after this long.
+    Limited(Duration),
+    /// A wrong email or password (401, one answer for both), or the store failed.
+    Error(ApiError),
+}
+
+impl From<ApiError> for SignInRefused {
+    fn from(e: ApiError) -> Self {
+        Self::Error(e)
+    }
+}
+
+/// The 429 of a limited sign-in, with its `Retry-After`.
+fn limited(wait: Duration) -> Response {
+    let mut resp = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many failed sign-ins; {}", retry_in(wait)),
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// "try again in N s", for a limited sign-in.
+pub(crate) fn retry_in(wait: Duration) -> String {
+    format!("try again in {} s", wait.as_secs().max(1))
+}
+
+/// Checks an email and password for a sign-in, counting failures against the account and the
+/// address and auditing a failure on a known account: the JSON API and the web UI's form both
+/// sign in through here.
+pub(crate) async fn check_password_sign_in(
+    state: &AppState,
+    email: &str,
+    password: String,
+    peer: SocketAddr,
+) -> Result<stackdock_store::Login, SignInRefused> {
+    let email = email.trim().to_lowercase();
     let (account, address) = (format!("account:{email}"), format!("address:{}", peer.ip()));
     let limiter = &state.sign_in;
     if let Some(wait) = limiter
         .refused(&account, PER_ACCOUNT)
         .or_else(|| limiter.refused(&address, PER_ADDRESS))
     {
-        let mut resp = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!(
-                "too many failed sign-ins; try again in {} s",
-                wait.as_secs().max(1)
-            ),
-        )
-        .into_response();
-        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Ok(resp);
+        return Err(SignInRefused::Limited(wait));
     }
-    let login = state.store.login(&email).await?;
+    let login = state.store.login(&email).await.map_err(ApiError::from)?;
     let hash = login.as_ref().and_then(|l| l.password_hash.clone());
     let verified = match hash {
-        Some(hash) => verify_password(b.password, hash).await?,
+        Some(hash) => verify_password(password, hash).await?,
         None => false,
     };
-    let login = match login {
-        Some(l) if verified => l,
+    match login {
+        Some(l) if verified => Ok(l),
         known => {
             limiter.failed(&account);
             limiter.failed(&address);
@@ -129,17 +169,17 @@ pub(crate) async fn sign_in(
                 state
                     .store
                     .apply(Batch::new().push(Write::Audit(audit)))
-                    .await?;
+                    .await
+                    .map_err(ApiError::from)?;
             }
             // One answer for an unknown email and a wrong password: neither is told apart.
-            return Err(ApiError::new(
+            Err(SignInRefused::Error(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
                 "wrong email or password",
-            ));
+            )))
         }
-    };
-    open_session(&state, &login, peer).await
+    }
 }
 
 /// Records a session for `login` and answers its cookie and CSRF token.
@@ -148,6 +188,35 @@ async fn open_session(
     login: &stackdock_store::Login,
     peer: SocketAddr,
 ) -> Result<Response, ApiError> {
+    let opened = start_session(state, login, peer).await?;
+    let mut resp = (
+        StatusCode::CREATED,
+        Json(SessionView {
+            user_id: login.user_id,
+            org_id: login.org_id,
+            csrf_token: opened.csrf.0,
+        }),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&session_cookie(&opened.secret.0)) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+/// A session just recorded: its secret (the cookie's value) and its CSRF token, each shown
+/// this once; the store keeps their hashes.
+pub(crate) struct OpenedSession {
+    pub(crate) secret: Token,
+    pub(crate) csrf: Token,
+}
+
+/// Records a new session for `login`, audited.
+pub(crate) async fn start_session(
+    state: &AppState,
+    login: &stackdock_store::Login,
+    peer: SocketAddr,
+) -> Result<OpenedSession, ApiError> {
     let (secret, csrf) = (Token::generate(), Token::generate());
     let id = TokenId::new();
     let audit = AuditEntry::new(
@@ -172,24 +241,19 @@ async fn open_session(
             audit,
         )
         .await?;
-    let cookie = format!(
-        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        secret.0,
-        SESSION_HOURS * 3600
-    );
-    let mut resp = (
-        StatusCode::CREATED,
-        Json(SessionView {
-            user_id: login.user_id,
-            org_id: login.org_id,
-            csrf_token: csrf.0,
-        }),
+    Ok(OpenedSession { secret, csrf })
+}
+
+/// The `Set-Cookie` value that carries a session.
+pub(crate) fn session_cookie(secret: &str) -> String {
+    format!(
+        "{SESSION_COOKIE}={secret}; HttpOnly; SameSite=Strict; Path=/; Max-Age={SESSION_SECONDS}"
     )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        resp.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    Ok(resp)
+}
+
+/// The `Set-Cookie` value that ends a session's cookie.
+pub(crate) fn ended_session_cookie() -> String {
+    format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -207,19 +271,26 @@ pub(crate) async fn accept_invitation(
     body: Result<Json<Accept>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(b) = body.map_err(body_error)?;
-    check_password(&b.password)?;
-    let Some(login) = state
-        .store
-        .accept_invitation(&Token::hash(&b.token))
-        .await?
-    else {
+    let login = take_up_invitation(&state, &b.token, b.password).await?;
+    open_session(&state, &login, peer).await
+}
+
+/// Uses up an invitation and sets the new member's password (audited); the API and the web
+/// UI's invitation form then open a session for the member.
+pub(crate) async fn take_up_invitation(
+    state: &AppState,
+    token: &str,
+    password: String,
+) -> Result<stackdock_store::Login, ApiError> {
+    check_password(&password)?;
+    let Some(login) = state.store.accept_invitation(&Token::hash(token)).await? else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
             "the invitation is unknown, used or expired; ask for a new one",
         ));
     };
-    let hash = hash_password(b.password).await?;
+    let hash = hash_password(password).await?;
     let audit = AuditEntry::new(
         login.org_id,
         Some(login.user_id),
@@ -228,7 +299,7 @@ pub(crate) async fn accept_invitation(
     )
     .details(json!({"through": "invitation"}));
     state.store.set_password(login.user_id, hash, audit).await?;
-    open_session(&state, &login, peer).await
+    Ok(login)
 }
 
 fn check_password(password: &str) -> Result<(), ApiError> {
@@ -276,8 +347,7 @@ pub(crate) async fn sign_out(
         state.store.end_session(&Token::hash(&secret)).await?;
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    let gone = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
-    if let Ok(v) = HeaderValue::from_str(&gone) {
+    if let Ok(v) = HeaderValue::from_str(&ended_session_cookie()) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(resp)

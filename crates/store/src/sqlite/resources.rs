@@ -264,6 +264,22 @@ pub(crate) fn list(
     if let Some(source) = filter.source {
         add("provisioning_source", source.as_str().to_string());
     }
+    if let Some(provider) = &filter.provider {
+        add("provider", provider.clone());
+    }
+    if let Some(name) = &filter.name {
+        // LIKE with the search's own `%`, `_` and `\\` escaped, so they match themselves. The
+        // walk stays on the `created_at` index: a search reads the rows it passes over.
+        let escaped: String = name
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        binds.push(Value::Text(format!("%{escaped}%")));
+        conditions.push(format!("name LIKE ?{} ESCAPE '\\'", binds.len()));
+    }
     if let Some(after) = &page.after {
         binds.push(Value::Text(ts(&after.created_at)));
         binds.push(Value::Text(after.id.to_string()));

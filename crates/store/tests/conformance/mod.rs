@@ -396,6 +396,14 @@ pub async fn list_resources_honours_every_filter(store: &dyn Store) {
         let mut r = resource(dock, kind);
         r.provisioning_source = source;
         r.provisioning_state = state;
+        r.name = if i == 3 {
+            "Shop_50%".into()
+        } else {
+            format!("node-{i}")
+        };
+        if i == 2 {
+            r.provider = "vultr".into();
+        }
         r.created_at = base + chrono::TimeDelta::seconds(i as i64);
         r.updated_at = r.created_at;
         made.push(insert(store, r).await);
@@ -473,9 +481,29 @@ pub async fn list_resources_honours_every_filter(store: &dyn Store) {
             dock_id: Some(d1.id),
             state: Some(ProvisioningState::Provisioned),
             source: Some(ProvisioningSource::Manual),
+            provider: None,
+            name: None,
         })
         .await),
         newest_first(&[4])
+    );
+    // A search by name ignores ASCII case, and its `%` and `_` match only themselves.
+    let named = |text: &str| ResourceFilter {
+        name: Some(text.into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(list(named("shop_50%")).await), newest_first(&[3]));
+    assert_eq!(ids(list(named("_")).await), newest_first(&[3]));
+    assert_eq!(ids(list(named("NODE")).await), newest_first(&[0, 1, 2, 4]));
+    assert!(list(named("%%")).await.is_empty());
+    let of = |provider: &str| ResourceFilter {
+        provider: Some(provider.into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(list(of("vultr")).await), newest_first(&[2]));
+    assert_eq!(
+        ids(list(of(d1.provider.as_str())).await),
+        newest_first(&[0, 1, 3, 4])
     );
     assert!(
         list(ResourceFilter {
