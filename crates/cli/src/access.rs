@@ -7,7 +7,7 @@ use clap::Subcommand;
 use serde_json::{Map, Value, json};
 
 use crate::client::Client;
-use crate::commands::{print_json, print_rows, seg};
+use crate::commands::{print_json, print_rows, read_stdin_line, seg};
 use crate::pages::PageArgs;
 use crate::{CliResult, Conn};
 
@@ -68,6 +68,32 @@ impl UsersCommand {
             Self::Add { conn, .. } => conn,
         }
     }
+}
+
+/// `stackdock password`: sets the caller's own password, for signing in to the web UI. It is
+/// read from standard input (one line), so it stays out of the shell's history.
+pub(crate) async fn password(conn: &Conn) -> CliResult {
+    use std::io::IsTerminal;
+    let client = Client::new(conn)?;
+    let me = client.get("/api/v1/me").await?;
+    if std::io::stdin().is_terminal() {
+        eprint!("New password (12 characters or more; it shows as you type), then Enter: ");
+    }
+    let password = read_stdin_line("password", "password")?;
+    client
+        .send(
+            client
+                .request(reqwest::Method::PUT, "/api/v1/me/password")
+                .json(&json!({"password": password})),
+        )
+        .await?;
+    let email = me["email"].as_str().unwrap_or("-");
+    if conn.json {
+        print_json(&json!({"email": email, "password_set": true}));
+    } else {
+        println!("password set: sign in to the web UI as {email}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) async fn users(cmd: UsersCommand) -> CliResult {

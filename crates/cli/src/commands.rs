@@ -476,7 +476,7 @@ pub(crate) enum DocksCommand {
 }
 
 /// One line of standard input, trimmed: a key or a password, kept out of the process list.
-fn read_stdin_line(flag: &str, what: &str) -> Result<String, CliError> {
+pub(crate) fn read_stdin_line(flag: &str, what: &str) -> Result<String, CliError> {
     let mut line = String::new();
     std::io::stdin()
         .read_line(&mut line)

@@ -147,6 +147,11 @@ enum Command {
     },
     /// Show the audit log, newest first.
     Audit(commands::AuditArgs),
+    /// Set your own password, for the web UI, read from standard input: `stackdock password < file`.
+    Password {
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Print a completion script for a shell: `stackdock completions bash > /etc/bash_completion.d/stackdock`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -186,7 +191,8 @@ fn main() -> ExitCode {
         | Command::Cancel { conn, .. }
         | Command::Sync { conn, .. }
         | Command::Calls { conn, .. }
-        | Command::Logs { conn, .. } => conn.json,
+        | Command::Logs { conn, .. }
+        | Command::Password { conn } => conn.json,
         Command::Audit(a) => a.conn.json,
         Command::Completions { .. } => false,
     };
@@ -214,6 +220,7 @@ fn main() -> ExitCode {
             Command::Calls { id, page, conn } => commands::calls(&conn, &id, &page).await,
             Command::Logs { id, conn } => commands::logs(&conn, &id).await,
             Command::Audit(args) => commands::audit(args).await,
+            Command::Password { conn } => access::password(&conn).await,
             // Answered before the runtime starts.
             Command::Completions { .. } => Ok(ExitCode::SUCCESS),
         }

@@ -276,6 +276,7 @@ pub(crate) async fn run(args: UpArgs) -> CliResult {
         .map_err(|e| CliError::Input(format!("cannot listen on {}: {e}", args.listen)))?;
     let addr = listener.local_addr().map_err(fail("listener"))?;
     println!("StackDock listening on http://{addr}");
+    println!("Web UI at http://{addr}/ (to sign in, set a password first: `stackdock password`)");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let workers = engine.spawn_workers(stop_rx);
     let mut state = AppState::new(engine);

@@ -280,3 +280,35 @@ async fn failed_sign_ins_are_limited_per_address_across_accounts() {
     assert_eq!(attempt(20).await, 429);
     app.finish();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_sets_a_password_from_the_cli_and_signs_in_with_it() {
+    let app = spawn_app().await;
+    let sign_in = |password: &'static str| {
+        let app = &app;
+        async move {
+            app.http
+                .post(format!("{}/api/v1/sessions", app.url))
+                .json(&json!({"email": "owner@localhost", "password": password}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let password = "correct horse battery staple";
+    assert_eq!(sign_in(password).await, 401, "no password yet");
+
+    let (code, out, err) = app.cli_with_stdin(&["password"], "short\n").await;
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("password: must be 12"), "{err}");
+    let (code, out, err) = app
+        .cli_with_stdin(&["password"], &format!("{password}\n"))
+        .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("owner@localhost"), "{out}");
+    assert!(!out.contains(password) && !err.contains(password));
+    assert_eq!(sign_in(password).await, 201);
+    app.finish();
+}
