@@ -86,6 +86,13 @@ pub async fn serve(
     };
     // The peer's address limits failed sign-ins per address.
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Each event of a stream is a small write of its own: without TCP_NODELAY one could wait
+    // for the peer to acknowledge the one before it (up to its delayed-ACK timer).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |conn| {
+        if let Err(e) = conn.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
