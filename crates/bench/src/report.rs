@@ -436,6 +436,13 @@ are the sandbox's own counts.
   state and by dock and source, docks, operations, the audit log, a server's journal, members,
   tokens, keys; the seeded rows must each come back once): the median and slowest page, from
   the request to the last byte, and the server's peak RSS (`VmHWM`).
+- **e**: the same binary with its sandbox docks (`stackdock up --sandbox`) and N clients
+  following `GET /api/v1/events`, each a plain HTTP/1.1 request on its own connection read as
+  bytes, in the bench's process (so on the same cores as the server). Each round sends
+  `POST /api/v1/servers` and times, from the moment it is sent, when each client has read the
+  event carrying the new server's name; the next round starts once that server has settled.
+  The figures are over every delivery of every round; each round's first, median and slowest
+  delivery are in the JSON.
 
 `--smoke` runs every scenario at tiny sizes and judges nothing; `cargo test -p stackdock-bench`
 runs a–c that way in process. `--timeline` adds, for a–c, the calls by method, resources
