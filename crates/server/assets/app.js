@@ -17,9 +17,41 @@
     el.className = "state state-" + state;
   }
 
+  // Resources made since the page was read that its filters would show: counted, with a
+  // link to the first page of the same listing. (The dock filter names a dock the event does not, so
+  // a resource on any dock counts while it is set; the page then shows what matches.)
+  var fresh = {};
+  function matches(r) {
+    var q = new URLSearchParams(location.search);
+    var name = (q.get("name") || "").toLowerCase();
+    if (name && r.name.toLowerCase().indexOf(name) < 0) return false;
+    if (q.get("kind") && q.get("kind") !== r.kind) return false;
+    if (q.get("provider") && q.get("provider") !== r.provider) return false;
+    if (q.get("state") && q.get("state") !== r.provisioning_state) return false;
+    if (q.get("source") && q.get("source") !== r.provisioning_source) return false;
+    return true;
+  }
+  function noteNew(r) {
+    if (fresh[r.id] || !matches(r)) return;
+    fresh[r.id] = true;
+    var n = Object.keys(fresh).length;
+    var q = new URLSearchParams(location.search);
+    q.delete("cursor");
+    var link = document.getElementById("new-rows-link");
+    var query = q.toString();
+    link.href = location.pathname + (query ? "?" + query : "");
+    setText(link, n === 1 ? "1 new resource: show it" : n + " new resources: show them");
+    document.getElementById("new-rows").hidden = false;
+  }
+
   function updateRow(r) {
     var row = document.getElementById("r-" + r.id);
-    if (!row) return;
+    if (!row) {
+      // Version 1 is the row as first written: a resource made (or found) since the page
+      // was read, not an older one on another page.
+      if (r.version === 1) noteNew(r);
+      return;
+    }
     setState(row.querySelector('[data-field="state"]'), r.provisioning_state);
     setText(row.querySelector('[data-field="status"]'), r.status || "");
   }

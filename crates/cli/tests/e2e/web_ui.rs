@@ -219,6 +219,25 @@ async fn an_owner_connects_a_dock_provisions_watches_it_settle_live_and_deprovis
         .await
         .expect("resize");
 
+    // A resource made elsewhere (here, through the API) while the dashboard is open is
+    // announced on it without a reload, with a link that shows it.
+    let other = app.provision("made-elsewhere", "s-1vcpu-1gb").await;
+    let other = other["id"].as_str().expect("id").to_string();
+    browser
+        .wait_text("#new-rows-link", "1 new resource: show it")
+        .await;
+    assert_eq!(
+        browser
+            .run("return window.stayedOnThisPage === true;")
+            .await,
+        Value::Bool(true),
+        "announced without a reload"
+    );
+    browser.click("#new-rows-link").await;
+    browser
+        .wait_text(&format!("#r-{other} td a"), "made-elsewhere")
+        .await;
+
     // The resource page: its state and the provider calls made for it.
     browser.click(&format!("#r-{id} a")).await;
     browser.wait_text("#state", "provisioned").await;
@@ -240,7 +259,11 @@ async fn an_owner_connects_a_dock_provisions_watches_it_settle_live_and_deprovis
         calls.contains("DELETE"),
         "the delete call appeared: {calls}"
     );
-    assert!(app.sandbox.droplets().is_empty(), "the droplet is gone");
+    let left: Vec<Value> = app.sandbox.droplets();
+    assert!(
+        left.len() == 1 && left[0]["name"] == "made-elsewhere",
+        "the droplet is gone, and only the one made elsewhere is left: {left:?}"
+    );
     browser.source(&app).await;
 
     // Sign out: the session is over.
