@@ -348,6 +348,9 @@ async fn a_viewer_sees_no_button_they_cannot_use_and_their_forged_posts_get_403(
         .expect("the viewer is a member")["user_id"]
         .clone();
     browser.click("form[action='/sign-out'] button").await;
+    // Signed out before the next page is asked for: otherwise the sign-out's redirect can
+    // land after it and replace it.
+    browser.wait_path(|p| p == "/sign-in").await;
     browser.goto("/invitation").await;
     browser.fill("#invitation", &invitation).await;
     browser.fill("#password", &password).await;
