@@ -24,9 +24,9 @@ const ROUND_DEADLINE: Duration = Duration::from_secs(60);
 const DOCK: &str = "sandbox-digitalocean";
 
 pub(crate) async fn run(o: &Options) -> Result<Measured, BenchError> {
-    let (bin, _) = match &o.stackdock_bin {
-        Some(path) => (path.clone(), false),
-        None => (build().await?, true),
+    let bin = match &o.stackdock_bin {
+        Some(path) => path.clone(),
+        None => build().await?,
     };
     raise_open_files_limit();
     let dir = tempfile::tempdir().map_err(BenchError::io("making a temporary directory"))?;
@@ -47,7 +47,6 @@ async fn measure(o: &Options, bin: &Path, data: &Path, log: &Path) -> Result<Mea
     let rounds = o.sizes.rounds;
     let http = reqwest::Client::builder()
         .no_proxy()
-        .pool_max_idle_per_host(0)
         .build()
         .map_err(BenchError::http("building the HTTP client"))?;
     let mut up = Up::start(bin, data, log, &http, &["--sandbox"]).await?;

@@ -181,6 +181,9 @@ impl Engine {
         mut dock: Dock,
         update: DockUpdate,
     ) -> Result<Dock, EngineError> {
+        // A new key or URL is checked as a new dock's is: a dock never keeps a key the
+        // provider refuses, or a URL no key was checked against.
+        let check = update.verify && (update.api_base_url.is_some() || update.api_key.is_some());
         let mut changed = Vec::new();
         if let Some(url) = update.api_base_url {
             dock.api_base_url = url;
@@ -196,10 +199,7 @@ impl Engine {
             dock.sealed_api_key = self.inner.keyring.seal(&key, &dock.id.to_string());
             changed.push("api_key");
         }
-        // A new key or URL is checked as a new dock's is: a dock never keeps a key the
-        // provider refuses, or a URL no key was checked against.
-        let credentials_changed = changed.contains(&"api_url") || changed.contains(&"api_key");
-        if update.verify && credentials_changed {
+        if check {
             let adapter = self
                 .inner
                 .registry

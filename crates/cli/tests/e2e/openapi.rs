@@ -691,10 +691,7 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
             .collect()
     };
     // What the walk above did not ask for, by the requests each status needs.
-    let reach = |c: &mut Checker<'_>, what: &str, got: u16, want: u16| {
-        let _ = c;
-        assert_eq!(got, want, "{what}");
-    };
+    let reach = |what: &str, got: u16, want: u16| assert_eq!(got, want, "{what}");
 
     // An invitation taken up: a refused password first leaves it good.
     let invite = json!({"email": "newcomer@example.com", "role": "developer", "invite": true});
@@ -713,7 +710,7 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
                 Auth::None,
             )
             .await;
-        reach(c, "taking up an invitation", got, want);
+        reach("taking up an invitation", got, want);
     }
     // Failed sign-ins to one account, past its limit.
     let wrong = json!({"email": "nobody@example.com", "password": "not the password at all"});
@@ -733,7 +730,7 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
             break;
         }
     }
-    reach(c, "repeated failed sign-ins", last, 429);
+    reach("repeated failed sign-ins", last, 429);
 
     // Docks: a provider that cannot be reached to check a key, a change to a dock that does
     // not exist, a dock that still has resources, a kind the provider does not offer.
@@ -743,7 +740,7 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
     let (got, _) = c
         .ask(M::POST, "/api/v1/docks", &[], Body::Json(&add), owner)
         .await;
-    reach(c, "a key that cannot be checked", got, 502);
+    reach("a key that cannot be checked", got, 502);
     let rekey = json!({"api_key": "k", "api_url": unreachable});
     let (got, _) = c
         .ask(
@@ -754,7 +751,7 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
             owner,
         )
         .await;
-    reach(c, "a new key that cannot be checked", got, 502);
+    reach("a new key that cannot be checked", got, 502);
     let (_, dock) = c
         .check(
             M::GET,
@@ -778,12 +775,12 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
             owner,
         )
         .await;
-    reach(c, "changing a dock that does not exist", got, 404);
+    reach("changing a dock that does not exist", got, 404);
     let schema = "/api/v1/docks/{dock}/schema/{collection}";
     let (got, _) = c
         .ask(M::GET, schema, &[DOCK, "web-services"], Body::None, owner)
         .await;
-    reach(c, "a kind DigitalOcean does not offer", got, 422);
+    reach("a kind DigitalOcean does not offer", got, 422);
 
     // Resources: a provision the provider refuses, retried; one held at the provider,
     // cancelled; a dock with resources, kept; the same Idempotency-Key for another request.
@@ -808,7 +805,7 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
             owner,
         )
         .await;
-    reach(c, "retrying a failed provision", got, 202);
+    reach("retrying a failed provision", got, 202);
     app.wait_resource("databases", &big, "failed").await;
     let (got, _) = c
         .ask(
@@ -819,7 +816,7 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
             owner,
         )
         .await;
-    reach(c, "retrying a failed provision of any kind", got, 202);
+    reach("retrying a failed provision of any kind", got, 202);
     app.wait_resource("databases", &big, "failed").await;
 
     app.sandbox.hold_databases_creating(true);
@@ -852,7 +849,7 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
         let mut args: Vec<&str> = args;
         args.push(&id);
         let (got, _) = c.ask(M::POST, path, &args, Body::None, owner).await;
-        reach(c, "cancelling a provision under way", got, 202);
+        reach("cancelling a provision under way", got, 202);
         held_ids.push(id);
     }
     let (got, _) = c
@@ -864,7 +861,7 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
             owner,
         )
         .await;
-    reach(c, "removing a dock that has resources", got, 409);
+    reach("removing a dock that has resources", got, 409);
     app.sandbox.hold_databases_creating(false);
     for id in &held_ids {
         app.wait_resource("databases", id, "failed").await;
@@ -889,7 +886,7 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
         .expect("request");
     let status = other.status().as_u16();
     app.saw(other.bytes().await.expect("body").to_vec());
-    reach(c, "one Idempotency-Key for two requests", status, 409);
+    reach("one Idempotency-Key for two requests", status, 409);
     c.seen
         .insert(("POST".into(), "/api/v1/{collection}".into(), status));
     let unknown_kind = json!({"dock": DOCK, "name": "boat"});
@@ -902,7 +899,7 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
             owner,
         )
         .await;
-    reach(c, "a collection that does not exist", got, 404);
+    reach("a collection that does not exist", got, 404);
     let (got, _) = c
         .ask(
             M::GET,
@@ -912,7 +909,7 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
             owner,
         )
         .await;
-    reach(c, "resources of a dock that does not exist", got, 404);
+    reach("resources of a dock that does not exist", got, 404);
     // A resource already being deleted is not deleted twice.
     for (path, args) in [
         ("/api/v1/resources/{id}", vec![big.as_str()]),
@@ -930,7 +927,7 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
             owner,
         )
         .await;
-    reach(c, "deleting a resource being deleted", got, 409);
+    reach("deleting a resource being deleted", got, 409);
 
     // Files: contents that match their digest; a digest that is not one; too much.
     let contents = b"<h1>hello</h1>\n";
@@ -949,29 +946,20 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
             .expect("upload");
         let status = resp.status().as_u16();
         app.saw(resp.bytes().await.expect("body").to_vec());
-        reach(c, "an upload", status, want);
+        reach("an upload", status, want);
         c.seen
             .insert(("PUT".into(), "/api/v1/files/{sha256}".into(), status));
     }
     // More than a file may be, declared: refused before any of it is sent. (A client that
     // sends it all anyway finds the connection closed under it, so this one only declares.)
     let too_much = 50 * 1024 * 1024 + 1;
-    let answer = raw_request(
-        &app.url,
-        &format!(
-            "PUT /api/v1/files/{digest} HTTP/1.1\r\nHost: stackdock\r\nAuthorization: Bearer {}\r\n\
-             Content-Length: {too_much}\r\nConnection: close\r\n\r\n",
-            app.token
-        ),
-    )
-    .await;
-    app.saw(answer.clone().into_bytes());
+    let answer = app.put_announcing(&digest, too_much).await;
     let status: u16 = answer
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not an HTTP answer: {answer}"));
-    reach(c, "an upload over the limit", status, 413);
+    reach("an upload over the limit", status, 413);
     assert!(answer.contains("\"too_large\""), "{answer}");
     c.seen
         .insert(("PUT".into(), "/api/v1/files/{sha256}".into(), status));
@@ -991,7 +979,7 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
             owner,
         )
         .await;
-    reach(c, "retiring the current key", got, 409);
+    reach("retiring the current key", got, 409);
     let older = keys[1]["id"]
         .as_str()
         .expect("an older key, after the rotation")
@@ -1005,7 +993,7 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
             owner,
         )
         .await;
-    reach(c, "retiring a key nothing is sealed under", got, 204);
+    reach("retiring a key nothing is sealed under", got, 204);
 
     // Members and tokens: the last owner stays; a token revoked once; another member's
     // tokens, listed by a viewer; a token for nobody.
@@ -1024,7 +1012,7 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
             owner,
         )
         .await;
-    reach(c, "demoting the last owner", got, 409);
+    reach("demoting the last owner", got, 409);
     let (got, _) = c
         .ask(
             M::DELETE,
@@ -1034,7 +1022,7 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
             owner,
         )
         .await;
-    reach(c, "removing the last owner", got, 409);
+    reach("removing the last owner", got, 409);
     let (got, _) = c
         .ask(
             M::PATCH,
@@ -1044,7 +1032,7 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
             owner,
         )
         .await;
-    reach(c, "a member who does not exist", got, 404);
+    reach("a member who does not exist", got, 404);
     let (_, made) = c
         .ask(
             M::POST,
@@ -1065,7 +1053,7 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
                 owner,
             )
             .await;
-        reach(c, "revoking a token twice", got, want);
+        reach("revoking a token twice", got, want);
     }
     let (got, _) = c
         .ask(
@@ -1076,12 +1064,12 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
             Auth::Bearer(&viewer_token),
         )
         .await;
-    reach(c, "every member's tokens, for a viewer", got, 403);
+    reach("every member's tokens, for a viewer", got, 403);
     let nobody = json!({"user_id": unknown, "name": "nobody's"});
     let (got, _) = c
         .ask(M::POST, "/api/v1/tokens", &[], Body::Json(&nobody), owner)
         .await;
-    reach(c, "a token for a member who does not exist", got, 404);
+    reach("a token for a member who does not exist", got, 404);
 
     // The event stream's 200 never ends: its head is checked above.
     c.seen.insert(("GET".into(), "/api/v1/events".into(), 200));
@@ -1173,18 +1161,4 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
         unreached.len(),
         unreached.join("\n")
     );
-}
-
-/// Sends `request` as it is over a new connection and answers everything read back.
-async fn raw_request(base_url: &str, request: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = base_url.trim_start_matches("http://");
-    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    conn.write_all(request.as_bytes()).await.expect("send");
-    let mut answer = Vec::new();
-    tokio::time::timeout(crate::support::DEADLINE, conn.read_to_end(&mut answer))
-        .await
-        .expect("an answer in time")
-        .expect("read");
-    String::from_utf8_lossy(&answer).into_owned()
 }

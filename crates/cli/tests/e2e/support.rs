@@ -222,6 +222,28 @@ impl TestApp {
         self.seen.lock().unwrap().push(bytes);
     }
 
+    /// Sends only the head of an upload announcing `length` bytes, and answers what the
+    /// server said: a server that reads the announcement never waits for the body.
+    pub async fn put_announcing(&self, digest: &str, length: u64) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let host = self.url.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+        let head = format!(
+            "PUT /api/v1/files/{digest}?path=big.bin HTTP/1.1\r\nHost: {host}\r\n\
+             Authorization: Bearer {}\r\nContent-Length: {length}\r\n\r\n",
+            self.token
+        );
+        stream.write_all(head.as_bytes()).await.expect("head sent");
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(DEADLINE, stream.read(&mut answer))
+            .await
+            .expect("answered without the body")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+        self.saw(answer.clone().into_bytes());
+        answer
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.request(reqwest::Method::GET, path, None).await
     }

@@ -56,26 +56,6 @@ async fn run(app: &TestApp, args: &[String]) -> (i32, String, String) {
     app.cli(&args).await
 }
 
-/// Sends only the head of an upload announcing `length` bytes, and answers what the server
-/// said: a server that reads the announcement never waits for the body.
-async fn raw_put_announcing(app: &TestApp, digest: &str, length: u64) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = app.url.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
-    let head = format!(
-        "PUT /api/v1/files/{digest}?path=big.bin HTTP/1.1\r\nHost: {host}\r\n\
-         Authorization: Bearer {}\r\nContent-Length: {length}\r\n\r\n",
-        app.token
-    );
-    stream.write_all(head.as_bytes()).await.expect("head sent");
-    let mut answer = vec![0u8; 4096];
-    let n = tokio::time::timeout(crate::support::DEADLINE, stream.read(&mut answer))
-        .await
-        .expect("answered without the body")
-        .expect("read");
-    String::from_utf8_lossy(&answer[..n]).into_owned()
-}
-
 fn blobs_kept(app: &TestApp) -> usize {
     walk(&app.data_dir.path().join("blobs"))
 }
@@ -196,7 +176,9 @@ async fn bad_folders_uploads_and_manifests_are_refused_naming_the_path() {
     );
 
     // A file above the limit is refused from its announced length, before it is read.
-    let too_large = raw_put_announcing(&app, &claimed.to_string(), 60 * 1024 * 1024).await;
+    let too_large = app
+        .put_announcing(&claimed.to_string(), 60 * 1024 * 1024)
+        .await;
     assert!(too_large.starts_with("HTTP/1.1 413"), "{too_large}");
     assert!(too_large.contains("at most 50 MiB"), "{too_large}");
 

@@ -158,29 +158,28 @@ impl Feed {
 
     /// The stream's next event; `None` once the server is closing.
     async fn next(&mut self) -> Option<Out> {
-        let feed = self;
         loop {
-            if *feed.closing.borrow() {
+            if *self.closing.borrow() {
                 return None;
             }
-            if let Some(out) = feed.pending.pop_front() {
+            if let Some(out) = self.pending.pop_front() {
                 return Some(out);
             }
-            if let Some((changes, logs)) = feed.catching_up {
-                match feed.read_store().await {
+            if let Some((changes, logs)) = self.catching_up {
+                match self.read_store().await {
                     Ok(true) => {}
                     Ok(false) => {
-                        feed.cursor = feed.cursor.max(changes);
-                        feed.log_cursor = feed.log_cursor.max(logs);
-                        feed.catching_up = None;
-                        if let Some(batch) = feed.held.take() {
-                            feed.take(&batch);
+                        self.cursor = self.cursor.max(changes);
+                        self.log_cursor = self.log_cursor.max(logs);
+                        self.catching_up = None;
+                        if let Some(batch) = self.held.take() {
+                            self.take(&batch);
                         }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "event stream could not read the store");
                         tokio::select! {
-                            _ = feed.closing.changed() => {}
+                            _ = self.closing.changed() => {}
                             _ = tokio::time::sleep(POLL) => {}
                         }
                     }
@@ -188,19 +187,19 @@ impl Feed {
                 continue;
             }
             tokio::select! {
-                got = feed.batches.recv() => match got {
-                    Ok(batch) if batch.changes_after > feed.cursor || batch.logs_after > feed.log_cursor => {
-                        feed.catching_up = Some((batch.changes_after, batch.logs_after));
-                        feed.held = Some(batch);
+                got = self.batches.recv() => match got {
+                    Ok(batch) if batch.changes_after > self.cursor || batch.logs_after > self.log_cursor => {
+                        self.catching_up = Some((batch.changes_after, batch.logs_after));
+                        self.held = Some(batch);
                     }
-                    Ok(batch) => feed.take(&batch),
+                    Ok(batch) => self.take(&batch),
                     // Fell behind the channel: the store has what was dropped.
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        feed.catching_up = Some((feed.cursor, feed.log_cursor));
+                        self.catching_up = Some((self.cursor, self.log_cursor));
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
-                _ = feed.closing.changed() => {}
+                _ = self.closing.changed() => {}
             }
         }
     }
