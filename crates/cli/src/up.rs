@@ -22,6 +22,7 @@ use stackdock_sandbox::{
     VercelSandboxConfig, VultrSandbox, VultrSandboxConfig,
 };
 use stackdock_server::AppState;
+use stackdock_server::probes::{self, NodeRole};
 use stackdock_store::{SqliteStore, Store};
 
 use crate::CliResult;
@@ -56,6 +57,10 @@ pub(crate) struct UpArgs {
     /// SQLite database to use instead of <data-dir>/stackdock.db.
     #[arg(long, env = "STACKDOCK_DATABASE_URL")]
     database_url: Option<String>,
+    /// What this node runs: the HTTP API and the event stream (`api`), the workers
+    /// (`worker`, whose HTTP serves only /healthz and /readyz), or both.
+    #[arg(long, value_enum, env = "STACKDOCK_ROLE", default_value_t = Role::All)]
+    role: Role,
     /// Operations run at once in this process (provider calls are paced per dock by its
     /// rate budget; this bounds memory).
     #[arg(long, default_value_t = 512)]
@@ -83,6 +88,24 @@ pub(crate) struct UpArgs {
     /// databases running, after this many milliseconds.
     #[arg(long, default_value_t = 3_000, hide = true)]
     sandbox_ready_ms: u64,
+}
+
+/// `--role`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Role {
+    Api,
+    Worker,
+    All,
+}
+
+impl From<Role> for NodeRole {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Api => NodeRole::Api,
+            Role::Worker => NodeRole::Worker,
+            Role::All => NodeRole::All,
+        }
+    }
 }
 
 fn fail(what: &str) -> impl Fn(std::io::Error) -> CliError + '_ {
@@ -275,17 +298,38 @@ pub(crate) async fn run(args: UpArgs) -> CliResult {
         .await
         .map_err(|e| CliError::Input(format!("cannot listen on {}: {e}", args.listen)))?;
     let addr = listener.local_addr().map_err(fail("listener"))?;
-    println!("StackDock listening on http://{addr}");
-    println!("Web UI at http://{addr}/ (to sign in, set a password first: `stackdock password`)");
+    let role = NodeRole::from(args.role);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let workers = engine.spawn_workers(stop_rx);
-    let mut state = AppState::new(engine);
-    if let Some(file) = key_file {
-        state = state.with_key_file(file);
+    let workers = if role.runs_workers() {
+        engine.spawn_workers(stop_rx)
+    } else {
+        Vec::new()
+    };
+    if role.serves_api() {
+        println!("StackDock listening on http://{addr}");
+        println!(
+            "Web UI at http://{addr}/ (to sign in, set a password first: `stackdock password`)"
+        );
+        let mut state = AppState::new(engine).with_role(role);
+        if let Some(file) = key_file {
+            state = state.with_key_file(file);
+        }
+        stackdock_server::serve(listener, state, shutdown_signal())
+            .await
+            .map_err(fail("server"))?;
+    } else {
+        println!("StackDock listening on http://{addr}");
+        println!(
+            "Worker node: it serves /healthz and /readyz only; the API runs on the other nodes"
+        );
+        let node = probes::Node {
+            name: engine.config().worker_id.clone(),
+            role,
+        };
+        probes::serve(listener, store.clone(), node, shutdown_signal())
+            .await
+            .map_err(fail("server"))?;
     }
-    stackdock_server::serve(listener, state, shutdown_signal())
-        .await
-        .map_err(fail("server"))?;
     let _ = stop_tx.send(true);
     for w in workers {
         let _ = w.await;

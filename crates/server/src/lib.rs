@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 pub mod auth;
 pub mod error;
 mod hub;
+pub mod probes;
 pub mod routes;
 mod ui;
 pub mod view;
@@ -42,6 +43,8 @@ pub struct AppState {
     close: Arc<tokio::sync::watch::Sender<bool>>,
     /// The process's one reader of the change feed, which every event stream subscribes to.
     hub: Arc<hub::Hub>,
+    /// This node, as `/healthz` and `/readyz` name it.
+    node: probes::Node,
 }
 
 impl AppState {
@@ -50,8 +53,13 @@ impl AppState {
         let store = engine.store().clone();
         let (close, closing) = tokio::sync::watch::channel(false);
         let hub = hub::Hub::start(store.clone(), closing.clone());
+        let node = probes::Node {
+            name: engine.config().worker_id.clone(),
+            role: probes::NodeRole::All,
+        };
         Self {
             hub,
+            node,
             engine,
             store,
             closing,
@@ -59,6 +67,12 @@ impl AppState {
             key_file: None,
             sign_in: Arc::default(),
         }
+    }
+
+    /// What this node runs, as its probes report it.
+    pub fn with_role(mut self, role: probes::NodeRole) -> Self {
+        self.node.role = role;
+        self
     }
 
     /// Where the master keys are kept, so `/api/v1/keys` can rotate and retire them.

@@ -396,7 +396,10 @@ pub fn routes() -> Vec<RouteSpec> {
 }
 
 pub(crate) fn router(state: &AppState) -> Router<AppState> {
-    let mut router = crate::ui::router(state);
+    let mut router = crate::ui::router(state).merge(crate::probes::router(
+        state.store.clone(),
+        state.node.clone(),
+    ));
     for (_, path, access, _, handler) in table() {
         let guard = axum::middleware::from_fn_with_state((state.clone(), access), guard);
         router = router.route(path, handler.route_layer(guard));
