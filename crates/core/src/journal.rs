@@ -26,4 +26,9 @@ pub struct ApiCall {
     pub error: Option<String>,
     /// When the request was sent.
     pub at: Timestamp,
+    /// The worker that made the call under its lease on the operation (its name starts with
+    /// its node's); `None` for calls made outside an operation (checking a dock's key, a
+    /// sync). With several nodes, it shows that one node at a time worked an operation.
+    #[serde(default)]
+    pub worker: Option<String>,
 }

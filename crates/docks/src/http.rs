@@ -309,6 +309,7 @@ impl HttpSession {
             attempt,
             error: None,
             at: sent_at,
+            worker: None,
         };
         let result = match sent {
             Err(e) => {

@@ -315,7 +315,10 @@ struct Round {
 
 /// The adapter context for a batched check: calls are journaled for every resource checked.
 fn batch_ctx(engine: &Engine, dock: &Dock, checked: &[(&Operation, Resource)]) -> Ctx {
-    let covers = checked.iter().map(|(op, row)| (row.id, op.id)).collect();
+    let covers = checked
+        .iter()
+        .map(|(op, row)| (row.id, op.id, op.lease_owner.clone()))
+        .collect();
     let scope = CallScope {
         org_id: dock.org_id,
         dock_id: dock.id,
@@ -403,7 +406,8 @@ fn handoff_batch(op: &Operation, lease: &Lease, unwind: Option<Failure>) -> Batc
 /// Journals one batched provider call once for each resource it served.
 struct BatchRecorder {
     store: Arc<dyn Store>,
-    covers: Vec<(ResourceId, OperationId)>,
+    /// Each resource checked, its operation and the worker holding that operation.
+    covers: Vec<(ResourceId, OperationId, Option<String>)>,
 }
 
 #[async_trait]
@@ -412,9 +416,10 @@ impl Recorder for BatchRecorder {
         let calls = self
             .covers
             .iter()
-            .map(|(rid, op)| ApiCall {
+            .map(|(rid, op, worker)| ApiCall {
                 resource_id: Some(*rid),
                 operation_id: Some(*op),
+                worker: worker.clone(),
                 ..call.clone()
             })
             .collect();

@@ -103,6 +103,10 @@ impl Recorder for StoreRecorder {
     }
 
     async fn journal(&self, call: ApiCall) {
+        let call = ApiCall {
+            worker: Some(self.lease.owner.clone()),
+            ..call
+        };
         journal(&*self.store, call).await;
     }
 

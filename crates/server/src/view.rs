@@ -215,6 +215,9 @@ pub struct ApiCallView {
     pub attempt: u32,
     pub error: Option<String>,
     pub at: Timestamp,
+    /// The worker that made the call (its name starts with its node's), for calls made by an
+    /// operation.
+    pub worker: Option<String>,
 }
 
 impl From<&ApiCall> for ApiCallView {
@@ -232,6 +235,7 @@ impl From<&ApiCall> for ApiCallView {
             attempt: c.attempt,
             error: c.error.clone(),
             at: c.at,
+            worker: c.worker.clone(),
         }
     }
 }

@@ -608,6 +608,7 @@ fn journal_entry(
         attempt: 1,
         error,
         at: call.at,
+        worker: None,
     }
 }
 

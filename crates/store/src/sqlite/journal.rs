@@ -7,7 +7,7 @@ use super::codec::{narrow, parse, parse_opt, parse_ts, ts};
 use super::reader::rows;
 use crate::{Page, PageRequest, Result, StoreError};
 
-const COLUMNS: &str = "id, org_id, dock_id, resource_id, operation_id, method, path, status, duration_ms, request_id, attempt, error, at";
+const COLUMNS: &str = "id, org_id, dock_id, resource_id, operation_id, method, path, status, duration_ms, request_id, attempt, error, at, worker";
 
 struct ApiCallRow {
     id: i64,
@@ -23,6 +23,7 @@ struct ApiCallRow {
     attempt: i64,
     error: Option<String>,
     at: String,
+    worker: Option<String>,
 }
 
 impl TryFrom<ApiCallRow> for ApiCall {
@@ -45,6 +46,7 @@ impl TryFrom<ApiCallRow> for ApiCall {
             attempt: narrow("api_calls.attempt", r.attempt)?,
             error: r.error,
             at: parse_ts("api_calls.at", &r.at)?,
+            worker: r.worker,
         })
     }
 }
@@ -55,8 +57,8 @@ pub(crate) fn record(conn: &Connection, call: &ApiCall) -> Result<()> {
     let duration_ms = i64::try_from(call.duration_ms).unwrap_or(i64::MAX);
     conn.prepare_cached(
         "INSERT INTO api_calls (org_id, dock_id, resource_id, operation_id, method, path, status,
-                                duration_ms, request_id, attempt, error, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                duration_ms, request_id, attempt, error, at, worker)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         call.org_id.to_string(),
@@ -70,7 +72,8 @@ pub(crate) fn record(conn: &Connection, call: &ApiCall) -> Result<()> {
         call.request_id,
         i64::from(call.attempt),
         call.error,
-        ts(&call.at)
+        ts(&call.at),
+        call.worker
     ])?;
     Ok(())
 }
@@ -92,6 +95,7 @@ impl ApiCallRow {
             attempt: r.get(10)?,
             error: r.get(11)?,
             at: r.get(12)?,
+            worker: r.get(13)?,
         })
     }
 }

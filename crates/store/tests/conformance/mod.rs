@@ -1358,8 +1358,11 @@ pub async fn journal_is_per_resource_and_operation_in_order(store: &dyn Store) {
         attempt: 1,
         error: None,
         at: now(),
+        worker: Some("node-a-3".into()),
     };
     let mut timeout = call("/v2/droplets/1", Some(r.id), Some(op.id));
+    // A call made outside an operation's lease names no worker.
+    timeout.worker = None;
     timeout.status = None;
     timeout.error = Some("timed out after 30s".into());
     timeout.attempt = 2;
@@ -1869,6 +1872,7 @@ pub async fn journal_batches_are_written_whole(store: &dyn Store) {
             attempt: 2,
             error: Some("too_many_requests: slow down".into()),
             at: now(),
+            worker: None,
         })
         .collect::<Vec<_>>();
     store

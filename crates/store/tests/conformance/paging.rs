@@ -249,6 +249,7 @@ pub async fn operations_and_the_journal_page_as_rows_come(store: &dyn Store) {
         attempt: 1,
         error: None,
         at: now(),
+        worker: None,
     };
     for i in 0..7 {
         store
