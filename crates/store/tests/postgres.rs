@@ -1,0 +1,531 @@
+//! The conformance suite against [`PostgresStore`], each test on a database of its own, plus
+//! what only PostgreSQL has: several nodes (stores) on one database, the feed's commit order
+//! under concurrent writers, signals across nodes, and concurrent migrations.
+//!
+//! The server comes from `STACKDOCK_TEST_POSTGRES_URL`, a URL whose user may create
+//! databases. Without it these tests say why on one line and pass, except under CI
+//! (`CI=true`), where they must run and fail instead.
+
+mod conformance;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::Connection;
+use stackdock_core::ResourceKind;
+use stackdock_store::{Batch, DeployLogLine, PostgresStore, Store, StoreError, Write};
+
+use conformance::fixtures::*;
+
+const ADMIN_URL: &str = "STACKDOCK_TEST_POSTGRES_URL";
+
+/// A database made for one test, dropped by [`TestDb::drop_now`].
+struct TestDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+/// A new, empty database, or `None` (having said why) when no server is configured.
+async fn fresh_db() -> Option<TestDb> {
+    let admin = match std::env::var(ADMIN_URL) {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{ADMIN_URL} is not set, and CI must run the PostgreSQL tests");
+            }
+            eprintln!(
+                "skipped: {ADMIN_URL} is not set, so there is no PostgreSQL server to test against"
+            );
+            return None;
+        }
+    };
+    let name = format!("stackdock_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("connect to the admin URL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create the test database");
+    conn.close().await.expect("close");
+    let url = with_database(&admin, &name);
+    Some(TestDb { admin, name, url })
+}
+
+/// `url` naming the database `name` instead of its own (query parameters kept).
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    let mut out = format!("{}/{name}", &base[..path_start]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+impl TestDb {
+    async fn store(&self) -> PostgresStore {
+        PostgresStore::connect_with(&self.url, 4)
+            .await
+            .expect("connect the store")
+    }
+
+    async fn drop_now(self) {
+        let mut conn = sqlx::PgConnection::connect(&self.admin)
+            .await
+            .expect("connect to the admin URL");
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("drop the test database");
+        let _ = conn.close().await;
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(db) = fresh_db().await else { return };
+                let store = db.store().await;
+                conformance::$name(&store).await;
+                store.close().await;
+                db.drop_now().await;
+            }
+        )*
+    };
+}
+
+conformance!(
+    bootstrap_and_principal_for_token,
+    docks_insert_get_find_list,
+    duplicate_dock_name_is_already_exists,
+    update_dock_replaces_key_url_and_settings,
+    remove_dock_waits_for_deprovisioning,
+    remove_dock_waits_for_operations,
+    remove_unknown_dock_is_not_found,
+    resources_round_trip_every_kind,
+    list_resources_honours_every_filter,
+    resources_page_newest_first_as_rows_come_and_go,
+    operations_and_the_journal_page_as_rows_come,
+    docks_members_tokens_and_audit_page,
+    get_resource_is_scoped_to_org,
+    resource_in_unknown_dock_is_refused,
+    second_writer_from_the_same_read_loses,
+    illegal_transition_writes_nothing,
+    batch_is_all_or_nothing,
+    duplicates_of_live_resources_are_refused,
+    find_by_provider_id_ignores_deprovisioned,
+    find_by_marker_across_kinds,
+    fencing_stops_a_stale_worker,
+    renew_lease_only_while_held,
+    expire_leases_frees_only_the_named_workers,
+    future_operations_are_not_claimed,
+    claims_take_the_oldest_first,
+    record_step_twice_leaves_one_row,
+    operations_get_list_and_active,
+    change_feed_follows_every_write,
+    change_signal_sees_new_seq,
+    journal_is_per_resource_and_operation_in_order,
+    deploy_logs_are_per_resource_in_order_from_a_position,
+    audit_is_newest_first_and_pages,
+    batch_claims_take_each_due_operation_once,
+    waiting_operations_are_taken_for_a_hold_without_a_run,
+    a_cancel_wakes_a_waiting_operation_and_is_refused_once_finished,
+    expire_leases_frees_waiting_operations_a_dead_observer_held,
+    waiting_operations_are_found_and_taken_per_dock,
+    get_resources_reads_many_rows_of_the_org_at_once,
+    apply_each_keeps_each_batch_whole_and_alone,
+    idempotency_keys_are_unique_per_org,
+    journal_batches_are_written_whole,
+    a_fenced_step_sets_the_provider_id_and_reports_a_cancel,
+    tokens_carry_a_capped_role_expire_and_revoke,
+    the_last_owner_stays,
+    audit_is_searched_by_every_filter_a_page_at_a_time,
+    a_reseal_replaces_only_what_it_read_and_updates_leave_input_alone,
+    lookups_by_marker_provider_id_active_operation_and_steps_stay_in_their_org,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_batches_fail_alone() {
+    let Some(db) = fresh_db().await else { return };
+    let store = db.store().await;
+    conformance::concurrent_batches_fail_alone(Arc::new(store.clone())).await;
+    store.close().await;
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_are_exclusive() {
+    let Some(db) = fresh_db().await else { return };
+    let store = db.store().await;
+    conformance::claims_are_exclusive(Arc::new(store.clone())).await;
+    store.close().await;
+    db.drop_now().await;
+}
+
+// ---- PostgreSQL only ----
+
+/// Waits until `rx` holds at least `seq`, or fails after `deadline`.
+async fn signal_reaches(rx: &mut tokio::sync::watch::Receiver<i64>, seq: i64, deadline: Duration) {
+    tokio::time::timeout(deadline, rx.wait_for(|v| *v >= seq))
+        .await
+        .unwrap_or_else(|_| panic!("the signal did not reach {seq} within {deadline:?}"))
+        .expect("the store is alive");
+}
+
+/// Two stores on one database stand for two nodes: each has its own pool and listener, so
+/// they meet only in PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_write_and_claim_each_operation_once() {
+    let Some(db) = fresh_db().await else { return };
+    let a: Arc<dyn Store> = Arc::new(db.store().await);
+    let b: Arc<dyn Store> = Arc::new(db.store().await);
+
+    let t = tenant(&*a).await;
+    let dock = add_dock(&*b, t.org, "shared").await;
+    assert_eq!(
+        a.get_dock(t.org, dock.id)
+            .await
+            .expect("a sees b's dock")
+            .id,
+        dock.id
+    );
+
+    // Both write at once: 25 resources and operations each.
+    let writers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|store| {
+            let dock = dock.clone();
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    let r = insert(&*store, resource(&dock, ResourceKind::Server)).await;
+                    insert_operation(&*store, operation(&dock, Some(&r))).await;
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let listed = a
+        .list_resources(
+            t.org,
+            &Default::default(),
+            &stackdock_store::PageRequest::first(100),
+        )
+        .await
+        .expect("list");
+    assert_eq!(listed.items.len(), 50);
+
+    // Both claim at once, three tasks per node, a few at a time: every operation exactly once.
+    let claimers: Vec<_> = (0..6)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = store
+                        .claim_operations(
+                            &format!("node-{}/w{i}", i % 2),
+                            Duration::from_secs(600),
+                            3,
+                        )
+                        .await
+                        .expect("claim");
+                    if got.is_empty() {
+                        break mine;
+                    }
+                    mine.extend(got.into_iter().map(|o| o.id));
+                }
+            })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for c in claimers {
+        claimed.extend(c.await.expect("claimer"));
+    }
+    let total = claimed.len();
+    let distinct: BTreeSet<_> = claimed.into_iter().collect();
+    assert_eq!(
+        (total, distinct.len()),
+        (50, 50),
+        "each operation claimed once"
+    );
+
+    assert_eq!(
+        a.latest_change().await.expect("latest"),
+        b.latest_change().await.expect("latest")
+    );
+    drop((a, b));
+    db.drop_now().await;
+}
+
+/// Writers on two nodes fill the feed while a reader follows it as the fan-out does: the
+/// reader must see every seq once, in increasing order, and none may turn up behind its
+/// cursor later (which is what numbering at insert time, by a sequence, would let happen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_feed_is_read_in_commit_order_under_concurrent_writers() {
+    const TASKS: usize = 8;
+    const INSERTS: usize = 50;
+    let Some(db) = fresh_db().await else { return };
+    let a = Arc::new(db.store().await);
+    let b = Arc::new(db.store().await);
+    let t = tenant(&*a).await;
+    let dock = add_dock(&*a, t.org, "feed").await;
+    let start = a.latest_change().await.expect("latest");
+
+    let writers: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let store: Arc<dyn Store> = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let dock = dock.clone();
+            tokio::spawn(async move {
+                for _ in 0..INSERTS {
+                    // More than the resource in the batch, so each transaction lasts a while
+                    // after its resource row is written.
+                    let r = resource(&dock, ResourceKind::Server);
+                    let op = operation(&dock, Some(&r));
+                    store
+                        .apply(
+                            Batch::new()
+                                .push(Write::InsertResource(r))
+                                .push(Write::InsertOperation(op))
+                                .push(Write::Audit(audit(dock.org_id, "server.provision"))),
+                        )
+                        .await
+                        .expect("write");
+                }
+            })
+        })
+        .collect();
+
+    let reader = {
+        let store = a.clone();
+        tokio::spawn(async move {
+            let mut cursor = start;
+            let mut seen = Vec::new();
+            let expected_last = start + (TASKS * INSERTS) as i64;
+            let until = tokio::time::Instant::now() + Duration::from_secs(120);
+            while cursor < expected_last {
+                assert!(
+                    tokio::time::Instant::now() < until,
+                    "the reader fell behind for good"
+                );
+                let batch = store
+                    .all_changes_since(cursor, 7)
+                    .await
+                    .expect("read the feed");
+                for change in batch {
+                    assert!(change.seq > cursor, "seq {} after {cursor}", change.seq);
+                    cursor = change.seq;
+                    seen.push(change.seq);
+                }
+            }
+            seen
+        })
+    };
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let seen = reader.await.expect("reader");
+    let latest = a.latest_change().await.expect("latest");
+    assert_eq!(latest, start + (TASKS * INSERTS) as i64);
+    // Every seq the table holds was read, exactly once and in order: nothing committed
+    // behind the reader's cursor.
+    let all: Vec<i64> = a
+        .all_changes_since(start, 10_000)
+        .await
+        .expect("read all")
+        .into_iter()
+        .map(|c| c.seq)
+        .collect();
+    assert_eq!(all.len(), TASKS * INSERTS);
+    assert_eq!(
+        seen, all,
+        "the reader missed changes that committed behind its cursor"
+    );
+    drop((a, b));
+    db.drop_now().await;
+}
+
+/// A commit on node B moves node A's signals, through `LISTEN`/`NOTIFY`; and after A's
+/// listening connection is killed, it comes back and hears B again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_commit_on_one_node_moves_the_signals_of_another() {
+    let Some(db) = fresh_db().await else { return };
+    let a = db.store().await;
+    let b = db.store().await;
+    let t = tenant(&a).await;
+    let dock = add_dock(&a, t.org, "signals").await;
+    let mut changes = a.change_signal();
+    let mut logs = a.deploy_log_signal();
+    let deadline = Duration::from_secs(10);
+
+    let r = insert(&b, resource(&dock, ResourceKind::Server)).await;
+    let seq = b.latest_change().await.expect("latest");
+    signal_reaches(&mut changes, seq, deadline).await;
+
+    let line = |n: usize| DeployLogLine {
+        seq: 0,
+        org_id: t.org,
+        resource_id: r.id,
+        operation_id: stackdock_core::OperationId::new(),
+        line: format!("step {n}"),
+        at: now(),
+    };
+    b.append_deploy_log(vec![line(1), line(2)])
+        .await
+        .expect("append");
+    let log_seq = b.latest_deploy_log().await.expect("latest log");
+    assert_eq!(log_seq, 2);
+    signal_reaches(&mut logs, log_seq, deadline).await;
+
+    // Kill every listening session of this database (A's and B's) from outside.
+    let mut admin = sqlx::PgConnection::connect(&db.admin).await.expect("admin");
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = $1 AND application_name = 'stackdock-listener') AS k",
+    )
+    .bind(&db.name)
+    .fetch_one(&mut admin)
+    .await
+    .expect("terminate the listeners");
+    assert_eq!(killed, 2, "each store listens on a connection of its own");
+    let _ = admin.close().await;
+
+    let moved = move_to(&b, &r, stackdock_core::ProvisioningState::Provisioned).await;
+    assert_eq!(moved.version, r.version + 1);
+    let seq = b.latest_change().await.expect("latest");
+    signal_reaches(&mut changes, seq, deadline).await;
+    b.append_deploy_log(vec![line(3)]).await.expect("append");
+    signal_reaches(&mut logs, 3, deadline).await;
+
+    a.close().await;
+    b.close().await;
+    db.drop_now().await;
+}
+
+/// A worker on node A whose lease ran out, and whose operation node B then claimed, cannot
+/// write: its fenced batch is refused and leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stale_lease_from_another_node_is_fenced() {
+    let Some(db) = fresh_db().await else { return };
+    let a = db.store().await;
+    let b = db.store().await;
+    let t = tenant(&a).await;
+    let dock = add_dock(&a, t.org, "fenced").await;
+    let r = insert(&a, resource(&dock, ResourceKind::Server)).await;
+    let op = insert_operation(&a, operation(&dock, Some(&r))).await;
+
+    let stale = a
+        .claim_operation("node-a/w0", Duration::from_millis(50))
+        .await
+        .expect("claim")
+        .expect("the queued operation");
+    let fresh = claim_within(
+        &b,
+        "node-b/w0",
+        Duration::from_secs(600),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("node B takes the expired lease over");
+    assert_eq!((fresh.id, fresh.generation), (op.id, stale.generation + 1));
+
+    let feed_before = a.latest_change().await.expect("latest");
+    let mut progress = r.clone();
+    progress.provisioning_state = stackdock_core::ProvisioningState::Provisioned;
+    let lease = |o: &stackdock_core::Operation| stackdock_store::Lease {
+        operation_id: o.id,
+        owner: o.lease_owner.clone().expect("owner"),
+        generation: o.generation,
+    };
+    let refused = a
+        .apply_fenced(
+            t.org,
+            Batch::fenced(&lease(&stale))
+                .push(update(progress.clone(), r.version))
+                .push(Write::Audit(audit(t.org, "server.provision"))),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Fenced(id)) if id == op.id),
+        "{refused:?}"
+    );
+    assert_eq!(b.get_resource(t.org, r.id).await.expect("get"), r);
+    assert_eq!(b.latest_change().await.expect("latest"), feed_before);
+
+    let written = b
+        .apply_fenced(
+            t.org,
+            Batch::fenced(&lease(&fresh)).push(update(progress, r.version)),
+        )
+        .await
+        .expect("the current lease writes");
+    assert_eq!(written.resources[0].version, r.version + 1);
+    a.close().await;
+    b.close().await;
+    db.drop_now().await;
+}
+
+/// Nodes starting at once on a new database all come up: one migrates, the others wait for
+/// its advisory lock and find the schema in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_starting_at_once_migrate_once() {
+    let Some(db) = fresh_db().await else { return };
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = db.url.clone();
+            tokio::spawn(async move { PostgresStore::connect_with(&url, 2).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for s in starts {
+        stores.push(s.await.expect("task").expect("every node starts"));
+    }
+    let t = tenant(&stores[0]).await;
+    assert_eq!(stores[3].first_org().await.expect("first org"), Some(t.org));
+    for s in &stores {
+        s.close().await;
+    }
+    db.drop_now().await;
+}
+
+/// A URL whose password is wrong fails to connect without the password in the error.
+#[tokio::test]
+async fn a_failed_connection_does_not_show_the_password() {
+    let Some(db) = fresh_db().await else { return };
+    let (scheme, rest) = db.url.split_once("://").expect("a URL");
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let url = format!("{scheme}://no_such_user_x:s3cret-pw@{host}");
+    let err = PostgresStore::connect(&url)
+        .await
+        .expect_err("no such user");
+    assert!(!format!("{err:?} {err}").contains("s3cret-pw"), "{err:?}");
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn open_url_reaches_postgres() {
+    let Some(db) = fresh_db().await else { return };
+    let store = stackdock_store::open_url(&db.url)
+        .await
+        .expect("open by URL");
+    let t = tenant(&*store).await;
+    assert_eq!(store.first_org().await.expect("first org"), Some(t.org));
+    drop(store);
+    db.drop_now().await;
+}
