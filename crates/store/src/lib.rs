@@ -637,10 +637,12 @@ pub trait Store: Send + Sync + 'static {
     async fn all_deploy_log_since(&self, after: i64, limit: u32) -> Result<Vec<DeployLogLine>>;
     /// The newest deploy log `seq` of the whole store (0 when empty).
     async fn latest_deploy_log(&self) -> Result<i64>;
-    /// Moves when this process appends deploy log lines.
+    /// Moves when this process appends deploy log lines (on PostgreSQL, when any process
+    /// does).
     fn deploy_log_signal(&self) -> tokio::sync::watch::Receiver<i64>;
     /// Wakes when this process writes a change. Writers in other processes are seen by
-    /// polling [`Store::changes_since`]; this only saves the wait.
+    /// polling [`Store::changes_since`]; this only saves the wait. (On PostgreSQL it also
+    /// moves on other processes' commits, through `LISTEN`/`NOTIFY`.)
     fn change_signal(&self) -> tokio::sync::watch::Receiver<i64>;
 }
 
