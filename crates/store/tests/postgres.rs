@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Connection;
-use stackdock_core::ResourceKind;
+use stackdock_core::{ResourceId, ResourceKind};
 use stackdock_store::{Batch, DeployLogLine, PostgresStore, Store, StoreError, Write};
 
 use conformance::fixtures::*;
@@ -362,6 +362,80 @@ async fn the_feed_is_read_in_commit_order_under_concurrent_writers() {
         &missed[..missed.len().min(10)]
     );
     assert_eq!(seen, all, "every seq read once, in order");
+    drop((a, b));
+    db.drop_now().await;
+}
+
+/// The deploy log's own numbers follow commit order too: appends from two nodes, a reader
+/// following `all_deploy_log_since`, every line read once and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_deploy_log_is_read_in_commit_order_under_concurrent_writers() {
+    const TASKS: usize = 8;
+    const APPENDS: usize = 25;
+    let Some(db) = fresh_db().await else { return };
+    let a = Arc::new(db.store().await);
+    let b = Arc::new(db.store().await);
+    let t = tenant(&*a).await;
+    let expected = (TASKS * APPENDS * 2) as i64;
+
+    let writers: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let store: Arc<dyn Store> = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let org = t.org;
+            tokio::spawn(async move {
+                let (resource_id, operation_id) =
+                    (ResourceId::new(), stackdock_core::OperationId::new());
+                for n in 0..APPENDS {
+                    let line = |k: usize| DeployLogLine {
+                        seq: 0,
+                        org_id: org,
+                        resource_id,
+                        operation_id,
+                        line: format!("task {i} line {n}.{k}"),
+                        at: now(),
+                    };
+                    store
+                        .append_deploy_log(vec![line(0), line(1)])
+                        .await
+                        .expect("append");
+                }
+            })
+        })
+        .collect();
+    let reader = {
+        let store = a.clone();
+        tokio::spawn(async move {
+            let mut cursor = 0;
+            let mut seen = Vec::new();
+            let until = tokio::time::Instant::now() + Duration::from_secs(120);
+            while cursor < expected {
+                assert!(
+                    tokio::time::Instant::now() < until,
+                    "the reader fell behind for good"
+                );
+                for line in store.all_deploy_log_since(cursor, 5).await.expect("read") {
+                    assert!(line.seq > cursor, "seq {} after {cursor}", line.seq);
+                    cursor = line.seq;
+                    seen.push(line.seq);
+                }
+            }
+            seen
+        })
+    };
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let seen = reader.await.expect("reader");
+    assert_eq!(a.latest_deploy_log().await.expect("latest"), expected);
+    let read: BTreeSet<i64> = seen.iter().copied().collect();
+    let missed: Vec<i64> = (1..=expected).filter(|s| !read.contains(s)).collect();
+    assert!(
+        missed.is_empty(),
+        "the reader missed {} line(s) that committed behind its cursor, e.g. {:?}",
+        missed.len(),
+        &missed[..missed.len().min(10)]
+    );
+    assert_eq!(seen.len(), read.len(), "every line read once");
     drop((a, b));
     db.drop_now().await;
 }
