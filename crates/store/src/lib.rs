@@ -32,6 +32,7 @@ use stackdock_core::{
     ResourceKind, Role, SealedSecret, Step, Timestamp, TokenId, UserId,
 };
 
+pub mod copy;
 pub mod postgres;
 pub mod sqlite;
 

@@ -608,3 +608,422 @@ async fn open_url_reaches_postgres() {
     drop(store);
     db.drop_now().await;
 }
+
+// ---- copying an installation from SQLite ----
+
+/// What the copy test wrote, to read back from either store.
+struct Populated {
+    tenant: Tenant,
+    member_email: String,
+    session_secret: String,
+    resources: Vec<stackdock_core::Resource>,
+    operations: Vec<stackdock_core::OperationId>,
+    idempotency_key: String,
+}
+
+/// Fills a store through the trait: every table gets rows.
+async fn populate(store: &dyn Store) -> Populated {
+    use stackdock_core::{ApiCall, OpState, ProvisioningState, Role, Step, StepStatus, TokenId};
+    use stackdock_store::{IdempotentRequest, NewSession, NewToken};
+
+    let t = tenant(store).await;
+    let member_email = "dev@example.test".to_string();
+    let member = store
+        .add_member(
+            t.org,
+            &member_email,
+            Role::Developer,
+            audit(t.org, "member.add"),
+        )
+        .await
+        .expect("add member");
+    for (hash, invitation) in [("tok-dev", false), ("inv-dev", true)] {
+        store
+            .create_token(
+                NewToken {
+                    id: TokenId::new(),
+                    org_id: t.org,
+                    user_id: member.user_id,
+                    token_hash: hash.into(),
+                    name: Some(format!("{hash} name")),
+                    role: Some(Role::Viewer),
+                    expires_at: Some(now() + chrono::TimeDelta::days(30)),
+                    invitation,
+                },
+                audit(t.org, "token.create"),
+            )
+            .await
+            .expect("create token");
+    }
+    store
+        .set_password(
+            t.user,
+            "$argon2id$v=19$hash".into(),
+            audit(t.org, "password.set"),
+        )
+        .await
+        .expect("set password");
+    let session_secret = "session-secret-hash".to_string();
+    store
+        .create_session(
+            NewSession {
+                id: TokenId::new(),
+                secret_hash: session_secret.clone(),
+                csrf_hash: "csrf-hash".into(),
+                user_id: t.user,
+                org_id: t.org,
+                expires_at: now() + chrono::TimeDelta::hours(8),
+            },
+            audit(t.org, "session.create"),
+        )
+        .await
+        .expect("create session");
+
+    let main = add_dock(store, t.org, "main").await;
+    let _spare = add_dock(store, t.org, "spare").await;
+    let mut resources = Vec::new();
+    for kind in ResourceKind::ALL {
+        resources.push(insert(store, fully_populated(&main, kind)).await);
+        let r = insert(store, resource(&main, kind)).await;
+        resources.push(move_to(store, &r, ProvisioningState::Provisioned).await);
+    }
+    resources.push(insert(store, discovered(&main, ResourceKind::Server, "found-1")).await);
+
+    let mut operations = Vec::new();
+    let first = insert_operation(store, operation(&main, Some(&resources[1]))).await;
+    operations.push(first.id);
+    let waiting = {
+        let mut op = operation(&main, Some(&resources[3]));
+        op.state = OpState::Waiting;
+        op.next_run_at = now() + chrono::TimeDelta::minutes(5);
+        op.waiting_since = Some(now());
+        insert_operation(store, op).await
+    };
+    operations.push(waiting.id);
+    let claimed = store
+        .claim_operation("node-1/w0", Duration::from_secs(600))
+        .await
+        .expect("claim")
+        .expect("the queued operation");
+    let lease = stackdock_store::Lease {
+        operation_id: claimed.id,
+        owner: "node-1/w0".into(),
+        generation: claimed.generation,
+    };
+    store
+        .apply_fenced(
+            t.org,
+            Batch::fenced(&lease)
+                .push(Write::RecordStep(Step {
+                    operation_id: claimed.id,
+                    index: 0,
+                    name: "create".into(),
+                    status: StepStatus::Done,
+                    output: serde_json::json!({"id": "v1:k:sealed", "n": 1}),
+                    undo: serde_json::json!(null),
+                    at: now(),
+                }))
+                .push(Write::SetProviderId {
+                    org_id: t.org,
+                    kind: resources[1].kind(),
+                    resource_id: resources[1].id,
+                    provider_resource_id: "prov-set".into(),
+                }),
+        )
+        .await
+        .expect("a fenced step");
+
+    let idempotency_key = "create-1".to_string();
+    store
+        .apply(Batch::new().push(Write::IdempotencyKey(IdempotentRequest {
+            org_id: t.org,
+            key: idempotency_key.clone(),
+            request_hash: "digest".into(),
+            resource_id: resources[0].id,
+        })))
+        .await
+        .expect("idempotency key");
+
+    let call = |n: u32| ApiCall {
+        id: 0,
+        org_id: t.org,
+        dock_id: main.id,
+        resource_id: Some(resources[1].id),
+        operation_id: Some(claimed.id),
+        method: "POST".into(),
+        path: format!("/v2/droplets?page={n}"),
+        status: Some(202),
+        duration_ms: 12,
+        request_id: Some(format!("req-{n}")),
+        attempt: n,
+        error: None,
+        at: now(),
+    };
+    store
+        .record_api_calls(vec![call(1), call(2), call(3)])
+        .await
+        .expect("journal");
+    let line = |n: usize| DeployLogLine {
+        seq: 0,
+        org_id: t.org,
+        resource_id: resources[1].id,
+        operation_id: claimed.id,
+        line: format!("building {n}"),
+        at: now(),
+    };
+    store
+        .append_deploy_log(vec![line(1), line(2), line(3)])
+        .await
+        .expect("deploy log");
+    Populated {
+        tenant: t,
+        member_email,
+        session_secret,
+        resources,
+        operations,
+        idempotency_key,
+    }
+}
+
+/// Everything the trait answers about a populated store, as text to compare.
+async fn everything(store: &dyn Store, p: &Populated) -> Vec<String> {
+    use stackdock_store::{AuditFilter, PageRequest};
+    let org = p.tenant.org;
+    let mut out = vec![
+        format!("{:?}", store.first_org().await.expect("first org")),
+        format!(
+            "{:?}",
+            store
+                .principal_for_token(&p.tenant.token_hash)
+                .await
+                .expect("principal")
+        ),
+        format!(
+            "{:?}",
+            store
+                .principal_for_token("tok-dev")
+                .await
+                .expect("principal")
+        ),
+        format!("{:?}", store.login(&p.tenant.email).await.expect("login")),
+        format!("{:?}", store.login(&p.member_email).await.expect("login")),
+        format!(
+            "{:?}",
+            store
+                .principal_for_session(&p.session_secret)
+                .await
+                .expect("session")
+        ),
+        format!(
+            "{:?}",
+            store
+                .list_members(org, &PageRequest::first(100))
+                .await
+                .expect("members")
+        ),
+        format!(
+            "{:?}",
+            store
+                .list_tokens(org, None, &PageRequest::first(100))
+                .await
+                .expect("tokens")
+        ),
+        format!(
+            "{:?}",
+            store
+                .list_docks(org, &PageRequest::first(100))
+                .await
+                .expect("docks")
+        ),
+        format!(
+            "{:?}",
+            store
+                .list_resources(org, &Default::default(), &PageRequest::first(100))
+                .await
+                .expect("resources")
+        ),
+        format!(
+            "{:?}",
+            store
+                .list_operations(org, None, &PageRequest::first(100))
+                .await
+                .expect("operations")
+        ),
+        format!(
+            "{:?}",
+            store
+                .search_audit(org, &AuditFilter::default(), &PageRequest::first(1000))
+                .await
+                .expect("audit")
+        ),
+        format!(
+            "{:?}",
+            store.all_changes_since(0, 10_000).await.expect("feed")
+        ),
+        format!("{:?}", store.latest_change().await.expect("latest change")),
+        format!(
+            "{:?}",
+            store
+                .all_deploy_log_since(0, 10_000)
+                .await
+                .expect("deploy log")
+        ),
+        format!("{:?}", store.latest_deploy_log().await.expect("latest log")),
+        format!(
+            "{:?}",
+            store
+                .find_idempotency_key(org, &p.idempotency_key)
+                .await
+                .expect("key")
+        ),
+        format!("{:?}", store.sealed_rows().await.expect("sealed rows")),
+        format!("{:?}", store.next_waiting().await.expect("next waiting")),
+    ];
+    for r in &p.resources {
+        out.push(format!(
+            "{:?}",
+            store.get_resource(org, r.id).await.expect("resource")
+        ));
+        out.push(format!(
+            "{:?}",
+            store
+                .api_calls(org, r.id, &PageRequest::first(100))
+                .await
+                .expect("journal")
+        ));
+        out.push(format!(
+            "{:?}",
+            store.active_operation_for(org, r.id).await.expect("active")
+        ));
+    }
+    for op in &p.operations {
+        out.push(format!(
+            "{:?}",
+            store.get_operation(org, *op).await.expect("operation")
+        ));
+        out.push(format!("{:?}", store.steps(org, *op).await.expect("steps")));
+        out.push(format!(
+            "{:?}",
+            store
+                .api_calls_for_operation(org, *op)
+                .await
+                .expect("calls")
+        ));
+    }
+    out
+}
+
+/// An installation copied from SQLite answers every read as it did, keeps its feed's and its
+/// deploy log's numbers, and numbers what comes after them past them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_all_moves_every_row_from_sqlite_and_keeps_the_cursors() {
+    let Some(db) = fresh_db().await else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = stackdock_store::SqliteStore::open(&dir.path().join("source.db"))
+        .await
+        .expect("open the source");
+    let p = populate(&sqlite).await;
+    let target = db.store().await;
+    let mut signal = target.change_signal();
+
+    let report = stackdock_store::copy::copy_all(&sqlite, &target)
+        .await
+        .expect("copy");
+    assert_eq!(
+        report.latest_change,
+        sqlite.latest_change().await.expect("latest")
+    );
+    assert_eq!(report.latest_deploy_log, 3);
+    let counted: std::collections::BTreeMap<_, _> = report.tables.iter().cloned().collect();
+    for table in [
+        "orgs",
+        "users",
+        "memberships",
+        "api_tokens",
+        "sessions",
+        "docks",
+        "servers",
+        "web_services",
+        "domains",
+        "databases",
+        "operations",
+        "operation_steps",
+        "idempotency_keys",
+        "api_calls",
+        "audit_log",
+        "changes",
+        "deploy_logs",
+    ] {
+        assert!(
+            counted.get(table).is_some_and(|n| *n > 0),
+            "{table}: {report:?}"
+        );
+    }
+
+    let before = everything(&sqlite, &p).await;
+    let after = everything(&target, &p).await;
+    assert_eq!(before.len(), after.len());
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        assert_eq!(b, a, "read {i} differs after the copy");
+    }
+    signal_reaches(&mut signal, report.latest_change, Duration::from_secs(10)).await;
+
+    // What comes next is numbered past what was copied.
+    let audit_top = target
+        .list_audit(p.tenant.org, 1, None)
+        .await
+        .expect("audit")[0]
+        .id;
+    let dock = target
+        .find_dock_by_name(
+            p.tenant.org,
+            &stackdock_core::DockName::try_from("main".to_string()).expect("name"),
+        )
+        .await
+        .expect("find")
+        .expect("the copied dock");
+    let r = insert(&target, resource(&dock, ResourceKind::Server)).await;
+    assert_eq!(
+        target.latest_change().await.expect("latest"),
+        report.latest_change + 1
+    );
+    target
+        .apply(Batch::new().push(Write::Audit(audit(p.tenant.org, "after.copy"))))
+        .await
+        .expect("audit after the copy");
+    assert!(
+        target
+            .list_audit(p.tenant.org, 1, None)
+            .await
+            .expect("audit")[0]
+            .id
+            > audit_top
+    );
+    target
+        .append_deploy_log(vec![DeployLogLine {
+            seq: 0,
+            org_id: p.tenant.org,
+            resource_id: r.id,
+            operation_id: stackdock_core::OperationId::new(),
+            line: "after".into(),
+            at: now(),
+        }])
+        .await
+        .expect("append");
+    assert_eq!(target.latest_deploy_log().await.expect("latest"), 4);
+
+    // A second copy into a database that holds data is refused, and changes nothing.
+    let again = stackdock_store::copy::copy_all(&sqlite, &target).await;
+    assert!(
+        matches!(again, Err(StoreError::Refused { .. })),
+        "{again:?}"
+    );
+    assert_eq!(
+        target.latest_change().await.expect("latest"),
+        report.latest_change + 1
+    );
+
+    sqlite.close().await;
+    target.close().await;
+    db.drop_now().await;
+}

@@ -39,6 +39,7 @@ mod error;
 mod feed;
 mod journal;
 mod listen;
+mod load;
 mod operations;
 mod orgs;
 mod resources;
@@ -96,6 +97,15 @@ macro_rules! in_transaction {
     }};
 }
 
+/// Runs a read with a connection of `$store`'s pool.
+macro_rules! read {
+    ($store:expr, |$conn:ident| $work:expr) => {{
+        let mut pooled = $store.conn().await?;
+        let $conn: &mut sqlx::PgConnection = &mut pooled;
+        $work.await.map_err(error::classify)
+    }};
+}
+
 /// The [`Store`] on a PostgreSQL database. Cloning is cheap and shares the pool, the
 /// signals and the listener, which stops when the last clone is dropped.
 #[derive(Clone, Debug)]
@@ -146,6 +156,26 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
+    /// The copied tables' columns and types, for a copy from SQLite (see [`crate::copy`]).
+    pub(crate) async fn copy_columns(&self) -> Result<Vec<(&'static str, Vec<String>)>> {
+        let columns = read!(self, |c| load::columns(c))?;
+        Ok(columns
+            .into_iter()
+            .map(|(table, cols)| (table, cols.into_iter().map(|(name, _)| name).collect()))
+            .collect())
+    }
+
+    /// Loads what a copy read, in one transaction, into this (empty) database.
+    pub(crate) async fn load(
+        &self,
+        dump: Vec<crate::copy::TableRows>,
+    ) -> Result<crate::copy::CopyReport> {
+        let report = in_transaction!(self, |c| load_in(c, &dump))?;
+        signal(&self.changes, report.latest_change);
+        signal(&self.logs, report.latest_deploy_log);
+        Ok(report)
+    }
+
     /// A connection for a call that only reads.
     async fn conn(&self) -> Result<PoolConnection<sqlx::Postgres>> {
         Ok(self.pool.acquire().await?)
@@ -173,15 +203,6 @@ fn signal(tx: &watch::Sender<i64>, seq: i64) {
             false
         }
     });
-}
-
-/// Runs a read with a connection of `$store`'s pool.
-macro_rules! read {
-    ($store:expr, |$conn:ident| $work:expr) => {{
-        let mut pooled = $store.conn().await?;
-        let $conn: &mut sqlx::PgConnection = &mut pooled;
-        $work.await.map_err(error::classify)
-    }};
 }
 
 #[async_trait]
@@ -556,6 +577,14 @@ async fn apply_each_in(
     }
     let last = feed::publish(c, &changes).await?;
     Ok((results, last))
+}
+
+async fn load_in(
+    c: &mut sqlx::PgConnection,
+    dump: &[crate::copy::TableRows],
+) -> Result<crate::copy::CopyReport> {
+    let columns = load::columns(c).await?;
+    load::load(c, &columns, dump).await
 }
 
 async fn record_calls_in(c: &mut sqlx::PgConnection, calls: &[ApiCall]) -> Result<()> {
