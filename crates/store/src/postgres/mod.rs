@@ -601,3 +601,6 @@ async fn sealed_rows_in(c: &mut sqlx::PgConnection) -> Result<SealedRows> {
         steps: operations::with_sealed_output(c).await?,
     })
 }
+
+#[cfg(test)]
+mod tests;
