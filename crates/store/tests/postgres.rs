@@ -1027,3 +1027,27 @@ async fn copy_all_moves_every_row_from_sqlite_and_keeps_the_cursors() {
     target.close().await;
     db.drop_now().await;
 }
+
+/// A store connected with a password (the test server may ignore it) never shows it.
+#[tokio::test]
+async fn a_store_does_not_show_its_password() {
+    let Some(db) = fresh_db().await else { return };
+    let (scheme, rest) = db.url.split_once("://").expect("a URL");
+    let (user, host) = match rest.rsplit_once('@') {
+        Some((userinfo, host)) => (userinfo.split(':').next().unwrap_or(userinfo), host),
+        None => ("postgres", rest),
+    };
+    let url = format!("{scheme}://{user}:pw-never-shown@{host}");
+    match PostgresStore::connect_with(&url, 1).await {
+        Ok(store) => {
+            assert!(
+                !format!("{store:?}").contains("pw-never-shown"),
+                "{store:?}"
+            );
+            store.close().await;
+        }
+        // A server that checks passwords refuses this one; the error must not show it either.
+        Err(e) => assert!(!format!("{e:?} {e}").contains("pw-never-shown"), "{e:?}"),
+    }
+    db.drop_now().await;
+}
