@@ -156,7 +156,8 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
-    /// The copied tables' columns and types, for a copy from SQLite (see [`crate::copy`]).
+    /// The columns of each copied table, in this schema's order, for a copy from SQLite (see
+    /// [`crate::copy`]).
     pub(crate) async fn copy_columns(&self) -> Result<Vec<(&'static str, Vec<String>)>> {
         let columns = read!(self, |c| load::columns(c))?;
         Ok(columns

@@ -1,7 +1,7 @@
 //! Organisations, users, memberships, API tokens and browser sessions.
 
+use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
 use stackdock_core::{AuditEntry, OrgId, Role, TokenId, UserId};
 
 use super::audit;
@@ -572,7 +572,7 @@ pub(crate) async fn accept_invitation(
     }
     sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2")
         .bind(now())
-        .bind(row.try_get::<uuid::Uuid, _>("id")?)
+        .bind(get::<uuid::Uuid>(&row, "id")?)
         .execute(&mut *c)
         .await?;
     Ok(Some(Login {
