@@ -1,9 +1,10 @@
 //! StackDock's durable state: the [`Store`] trait and its implementations.
 //!
 //! `store` depends only on `core`. The engine and the server hold an `Arc<dyn Store>` and
-//! never see SQL; the SQLite implementation is the embedded default and a PostgreSQL one
-//! implements the same trait, checked by the same conformance suite
-//! (`tests/conformance/`, run by `tests/sqlite.rs`).
+//! never see SQL; the SQLite implementation ([`SqliteStore`]) is the embedded default and the
+//! PostgreSQL one ([`PostgresStore`]) serves several nodes on one database. Both pass the same
+//! conformance suite (`tests/conformance/`, run by `tests/sqlite.rs` and `tests/postgres.rs`).
+//! [`open_url`] picks one from a `STACKDOCK_DATABASE_URL`.
 //!
 //! **Architecture invariants**
 //! - Every write that changes more than one row goes through [`Store::apply`], which runs a
@@ -20,6 +21,7 @@
 //! - Every insert or update of a resource row appends a [`Change`] to the change feed in the
 //!   same transaction, so the feed never shows a state the tables do not hold, nor misses one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,8 +32,11 @@ use stackdock_core::{
     ResourceKind, Role, SealedSecret, Step, Timestamp, TokenId, UserId,
 };
 
+pub mod copy;
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -633,14 +638,156 @@ pub trait Store: Send + Sync + 'static {
     async fn all_deploy_log_since(&self, after: i64, limit: u32) -> Result<Vec<DeployLogLine>>;
     /// The newest deploy log `seq` of the whole store (0 when empty).
     async fn latest_deploy_log(&self) -> Result<i64>;
-    /// Moves when this process appends deploy log lines.
+    /// Moves when this process appends deploy log lines (on PostgreSQL, when any process
+    /// does).
     fn deploy_log_signal(&self) -> tokio::sync::watch::Receiver<i64>;
     /// Wakes when this process writes a change. Writers in other processes are seen by
-    /// polling [`Store::changes_since`]; this only saves the wait.
+    /// polling [`Store::changes_since`]; this only saves the wait. (On PostgreSQL it also
+    /// moves on other processes' commits, through `LISTEN`/`NOTIFY`.)
     fn change_signal(&self) -> tokio::sync::watch::Receiver<i64>;
 }
 
 /// `state` of an operation that still needs work.
 pub fn op_is_active(state: OpState) -> bool {
     !state.is_finished()
+}
+
+/// Opens the store a `STACKDOCK_DATABASE_URL` names: `postgres://` or `postgresql://` for
+/// [`PostgresStore`]; `sqlite:`, `sqlite://` or a plain path for [`SqliteStore`]. Any other
+/// scheme is refused, never taken for a file name.
+pub async fn open_url(url: &str) -> Result<Arc<dyn Store>> {
+    Ok(match backend_of(url)? {
+        Backend::Postgres => Arc::new(PostgresStore::connect(url).await?),
+        Backend::Sqlite(url) => Arc::new(SqliteStore::open_url(&url).await?),
+    })
+}
+
+/// Which store a database URL is for.
+#[derive(Debug, PartialEq, Eq)]
+enum Backend {
+    Postgres,
+    /// The URL in the form [`SqliteStore::open_url`] reads (its scheme lower-cased).
+    Sqlite(String),
+}
+
+/// A database URL whose scheme no store serves. Only the scheme is kept: the rest of the URL
+/// may hold a password.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "database URL scheme {scheme:?} is not supported; use postgres://, postgresql://, \
+     sqlite: (or sqlite://) or a plain file path"
+)]
+pub struct UnsupportedScheme {
+    pub scheme: String,
+}
+
+fn backend_of(url: &str) -> Result<Backend> {
+    let Some((scheme, rest)) = scheme_of(url) else {
+        return Ok(Backend::Sqlite(url.to_string()));
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "postgres" | "postgresql" => Ok(Backend::Postgres),
+        "sqlite" => Ok(Backend::Sqlite(format!("sqlite:{rest}"))),
+        _ => Err(StoreError::Database(Box::new(UnsupportedScheme {
+            scheme: scheme.to_string(),
+        }))),
+    }
+}
+
+/// The URL's scheme and what follows its colon, if it has one: letters, digits, `+`, `-` and
+/// `.` after a first letter, then `:`. A Windows drive (`C:\` or `C:/`) is a path, not a scheme.
+fn scheme_of(url: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = url.split_once(':')?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    if !first.is_ascii_alphabetic()
+        || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    {
+        return None;
+    }
+    if scheme.len() == 1
+        && (rest.starts_with('\\') || rest.starts_with('/'))
+        && !rest.starts_with("//")
+    {
+        return None;
+    }
+    Some((scheme, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_go_to_the_store_their_scheme_names() {
+        let cases = [
+            (
+                "postgres://u:secret@db.example:5432/stackdock",
+                Backend::Postgres,
+            ),
+            ("postgresql://localhost/stackdock", Backend::Postgres),
+            ("POSTGRES://localhost/stackdock", Backend::Postgres),
+            (
+                "sqlite:///var/lib/stackdock.db",
+                Backend::Sqlite("sqlite:///var/lib/stackdock.db".into()),
+            ),
+            ("sqlite://rel.db", Backend::Sqlite("sqlite://rel.db".into())),
+            ("sqlite:rel.db", Backend::Sqlite("sqlite:rel.db".into())),
+            ("SQLite:rel.db", Backend::Sqlite("sqlite:rel.db".into())),
+            (
+                "data/stackdock.db",
+                Backend::Sqlite("data/stackdock.db".into()),
+            ),
+            (
+                "/var/lib/stackdock.db",
+                Backend::Sqlite("/var/lib/stackdock.db".into()),
+            ),
+            ("./odd:name.db", Backend::Sqlite("./odd:name.db".into())),
+            ("stackdock.db", Backend::Sqlite("stackdock.db".into())),
+            (
+                "C:\\data\\stackdock.db",
+                Backend::Sqlite("C:\\data\\stackdock.db".into()),
+            ),
+            (
+                "C:/data/stackdock.db",
+                Backend::Sqlite("C:/data/stackdock.db".into()),
+            ),
+        ];
+        for (url, backend) in cases {
+            assert_eq!(backend_of(url).expect(url), backend, "{url}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_are_refused_by_name_without_the_password() {
+        for (url, scheme) in [
+            ("mysql://root:hunter2@localhost/db", "mysql"),
+            ("mysql:x", "mysql"),
+            ("postgres+tls://u:hunter2@h/db", "postgres+tls"),
+            ("redis://h", "redis"),
+            ("file:///tmp/x.db", "file"),
+            ("http://u:hunter2@h/x", "http"),
+            ("x://y", "x"),
+            ("pg.v2:whatever", "pg.v2"),
+        ] {
+            let err = backend_of(url).expect_err(url);
+            let StoreError::Database(source) = &err else {
+                panic!("{url}: {err:?}");
+            };
+            let message = source.to_string();
+            assert!(message.contains(&format!("{scheme:?}")), "{url}: {message}");
+            assert!(message.contains("postgres://"), "{url}: {message}");
+            assert!(message.contains("sqlite:"), "{url}: {message}");
+            assert!(!message.contains("hunter2"), "{url}: {message}");
+            assert!(!format!("{err:?}").contains("hunter2"), "{url}: {err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn open_url_refuses_an_unknown_scheme_without_creating_a_file() {
+        // Read as a path, this URL would make a directory `mysql:` here.
+        let cwd = std::env::current_dir().expect("cwd");
+        assert!(open_url("mysql://root@localhost/db").await.is_err());
+        assert!(!cwd.join("mysql:").exists());
+    }
 }

@@ -35,6 +35,7 @@ mod codec;
 mod connect;
 mod deploy_log;
 mod docks;
+mod dump;
 mod error;
 mod feed;
 mod journal;
@@ -110,6 +111,15 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.readers.close().await;
         self.writer.close().await;
+    }
+
+    /// Every row of `tables` (each with the columns to read), for a copy to another store
+    /// (see [`crate::copy`]).
+    pub(crate) async fn dump(
+        &self,
+        tables: Vec<(&'static str, Vec<String>)>,
+    ) -> Result<Vec<crate::copy::TableRows>> {
+        self.read(move |c| dump::dump(c, &tables)).await
     }
 
     /// Runs `work` on a reader.
