@@ -133,6 +133,7 @@ impl Engine {
             .await;
             match taken {
                 Ok((dock, access, ops, hold)) if !ops.is_empty() => rounds.push(Round {
+                    taken_at: tokio::time::Instant::now(),
                     owner: owner.to_string(),
                     dock,
                     access,
@@ -246,7 +247,13 @@ impl Engine {
                 })
                 .collect();
             let mut ctx = batch_ctx(self, dock, &checked);
-            match adapter.observe_many(&mut ctx, access, kind, &targets).await {
+            let observed = self
+                .holding(
+                    round,
+                    adapter.observe_many(&mut ctx, access, kind, &targets),
+                )
+                .await;
+            match observed {
                 Ok(seen) if seen.len() == checked.len() => {
                     for ((op, row), seen) in checked.into_iter().zip(seen) {
                         // The provider waits on the provision's next step (Netlify's deploy is
@@ -304,6 +311,8 @@ impl Engine {
 
 /// One dock's due operations, taken until its next round.
 struct Round {
+    /// When they were taken: the hold counts from here.
+    taken_at: tokio::time::Instant,
     owner: String,
     dock: Dock,
     /// The dock opened for this round (its key decrypted once).
@@ -370,6 +379,39 @@ fn verdict(
         }
         // Not ready yet, or (just created) not listed yet.
         _ => None,
+    }
+}
+
+impl Engine {
+    /// Runs `work` (a round's provider call) while keeping the round's operations held: each
+    /// time half the hold has passed, it is extended by a whole one. A call slower than the
+    /// round planned would otherwise let another node take the same operations and check them
+    /// at the same time, spending the dock's budget twice. Extending never touches an
+    /// operation settled meanwhile (see [`Store::extend_waiting`]).
+    async fn holding<T>(&self, round: &Round, work: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(work);
+        let step = (round.hold / 2).max(Duration::from_millis(5));
+        let mut next = round.taken_at + step;
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                () = tokio::time::sleep_until(next) => {
+                    let leases: Vec<Lease> = round
+                        .ops
+                        .iter()
+                        .map(|op| Lease {
+                            operation_id: op.id,
+                            owner: round.owner.clone(),
+                            generation: op.generation,
+                        })
+                        .collect();
+                    if let Err(e) = self.inner.store.extend_waiting(&leases, round.hold).await {
+                        tracing::warn!(dock = %round.dock.id, error = %e, "could not extend a round's hold");
+                    }
+                    next = tokio::time::Instant::now() + step;
+                }
+            }
+        }
     }
 }
 

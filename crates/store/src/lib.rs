@@ -556,6 +556,11 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         dock: Option<DockId>,
     ) -> Result<Vec<Operation>>;
+    /// Moves the next check of waiting operations still held under `leases` (from
+    /// [`Store::claim_waiting`]) to `hold` from now: a round of checks that runs longer than
+    /// it planned keeps them, so no other node checks them at the same time. Operations
+    /// settled, handed back or taken by another since are left alone. Answers how many moved.
+    async fn extend_waiting(&self, leases: &[Lease], hold: Duration) -> Result<u64>;
     /// The docks, with their orgs, that have waiting operations due now: the observer checks
     /// one dock at a time.
     async fn due_waiting_docks(&self, limit: u32) -> Result<Vec<(OrgId, DockId)>>;

@@ -69,6 +69,7 @@ conformance!(
     audit_is_newest_first_and_pages,
     batch_claims_take_each_due_operation_once,
     waiting_operations_are_taken_for_a_hold_without_a_run,
+    a_held_check_is_extended_only_while_still_held,
     a_cancel_wakes_a_waiting_operation_and_is_refused_once_finished,
     expire_leases_frees_waiting_operations_a_dead_observer_held,
     waiting_operations_are_found_and_taken_per_dock,

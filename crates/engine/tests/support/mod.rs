@@ -436,6 +436,13 @@ impl Store for FaultyStore {
     ) -> stackdock_store::Result<Vec<Operation>> {
         self.inner.claim_waiting(owner, hold, limit, dock).await
     }
+    async fn extend_waiting(
+        &self,
+        leases: &[stackdock_store::Lease],
+        hold: Duration,
+    ) -> stackdock_store::Result<u64> {
+        self.inner.extend_waiting(leases, hold).await
+    }
     async fn due_waiting_docks(&self, limit: u32) -> stackdock_store::Result<Vec<(OrgId, DockId)>> {
         self.inner.due_waiting_docks(limit).await
     }

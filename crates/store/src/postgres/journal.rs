@@ -7,7 +7,7 @@ use stackdock_core::{ApiCall, OperationId, OrgId, ResourceId};
 use super::codec::{get, id, micros, narrow, opt_id};
 use crate::{Page, PageRequest, Result};
 
-const COLUMNS: &str = "id, org_id, dock_id, resource_id, operation_id, method, path, status, duration_ms, request_id, attempt, error, at";
+const COLUMNS: &str = "id, org_id, dock_id, resource_id, operation_id, method, path, status, duration_ms, request_id, attempt, error, at, worker";
 
 fn call(r: &PgRow) -> Result<ApiCall> {
     Ok(ApiCall {
@@ -26,6 +26,7 @@ fn call(r: &PgRow) -> Result<ApiCall> {
         attempt: narrow("api_calls.attempt", get(r, "attempt")?)?,
         error: get(r, "error")?,
         at: get(r, "at")?,
+        worker: get(r, "worker")?,
     })
 }
 
@@ -35,8 +36,8 @@ pub(crate) async fn record(c: &mut PgConnection, call: &ApiCall) -> Result<()> {
     let duration_ms = i64::try_from(call.duration_ms).unwrap_or(i64::MAX);
     sqlx::query(
         "INSERT INTO api_calls (org_id, dock_id, resource_id, operation_id, method, path, status,
-                                duration_ms, request_id, attempt, error, at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                                duration_ms, request_id, attempt, error, at, worker)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(call.org_id.as_uuid())
     .bind(call.dock_id.as_uuid())
@@ -50,6 +51,7 @@ pub(crate) async fn record(c: &mut PgConnection, call: &ApiCall) -> Result<()> {
     .bind(i64::from(call.attempt))
     .bind(&call.error)
     .bind(micros(&call.at))
+    .bind(&call.worker)
     .execute(&mut *c)
     .await?;
     Ok(())

@@ -447,6 +447,10 @@ impl Store for PostgresStore {
         ))
     }
 
+    async fn extend_waiting(&self, leases: &[Lease], hold: Duration) -> Result<u64> {
+        in_transaction!(self, |c| operations::extend_waiting(c, leases, hold))
+    }
+
     async fn due_waiting_docks(&self, limit: u32) -> Result<Vec<(OrgId, DockId)>> {
         read!(self, |c| operations::due_waiting_docks(c, limit))
     }

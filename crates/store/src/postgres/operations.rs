@@ -293,6 +293,35 @@ pub(crate) async fn claim_waiting(
     operations(&rows)
 }
 
+/// Moves the next check of the waiting operations still held under `leases` to `hold` from
+/// now; answers how many moved.
+pub(crate) async fn extend_waiting(
+    c: &mut PgConnection,
+    leases: &[Lease],
+    hold: Duration,
+) -> Result<u64> {
+    let at = now();
+    let until = expiry(at, hold)?;
+    let ids: Vec<uuid::Uuid> = leases.iter().map(|l| l.operation_id.as_uuid()).collect();
+    let owners: Vec<&str> = leases.iter().map(|l| l.owner.as_str()).collect();
+    let generations: Vec<i64> = leases.iter().map(|l| l.generation).collect();
+    let moved = sqlx::query(
+        "UPDATE operations AS o
+         SET lease_expires_at = $1, next_run_at = $1, updated_at = $2
+         FROM unnest($3::uuid[], $4::text[], $5::bigint[]) AS l(id, owner, generation)
+         WHERE o.id = l.id AND o.state = 'waiting' AND o.lease_owner = l.owner
+           AND o.generation = l.generation",
+    )
+    .bind(until)
+    .bind(at)
+    .bind(ids)
+    .bind(owners)
+    .bind(generations)
+    .execute(&mut *c)
+    .await?;
+    Ok(moved.rows_affected())
+}
+
 /// The docks (with their orgs) that have waiting operations due now.
 ///
 /// A plain read, without locks: it only names docks for the observer to look at, and taking

@@ -458,6 +458,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn extend_waiting(&self, leases: &[Lease], hold: Duration) -> Result<u64> {
+        let leases = leases.to_vec();
+        self.write(move |conn| operations::extend_waiting(conn, &leases, hold))
+            .await
+    }
+
     async fn due_waiting_docks(&self, limit: u32) -> Result<Vec<(OrgId, DockId)>> {
         self.read(move |c| operations::due_waiting_docks(c, limit))
             .await

@@ -350,6 +350,28 @@ pub(crate) fn claim_waiting(
     )
 }
 
+/// Moves the next check of the waiting operations still held under `leases` to `hold` from
+/// now; answers how many moved.
+pub(crate) fn extend_waiting(conn: &Connection, leases: &[Lease], hold: Duration) -> Result<u64> {
+    let at = now();
+    let until = ts(&expiry(at, hold)?);
+    let mut statement = conn.prepare_cached(
+        "UPDATE operations SET lease_expires_at = ?1, next_run_at = ?1, updated_at = ?2
+         WHERE id = ?3 AND state = 'waiting' AND lease_owner = ?4 AND generation = ?5",
+    )?;
+    let mut moved = 0;
+    for lease in leases {
+        moved += statement.execute(params![
+            until,
+            ts(&at),
+            lease.operation_id.to_string(),
+            lease.owner,
+            lease.generation
+        ])? as u64;
+    }
+    Ok(moved)
+}
+
 /// The docks (with their orgs) that have waiting operations due now.
 pub(crate) fn due_waiting_docks(conn: &Connection, limit: u32) -> Result<Vec<(OrgId, DockId)>> {
     rows(

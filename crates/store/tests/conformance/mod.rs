@@ -1680,6 +1680,80 @@ pub async fn waiting_operations_are_taken_for_a_hold_without_a_run(store: &dyn S
     assert!(matches!(refused, Err(StoreError::Fenced(_))), "{refused:?}");
 }
 
+pub async fn a_held_check_is_extended_only_while_still_held(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "extended").await;
+    let kept = parked(store, &d).await;
+    let settled = parked(store, &d).await;
+    // Held for no time at all: both are due again at once, unless the hold is extended.
+    let taken = store
+        .claim_waiting("observer", Duration::ZERO, 10, None)
+        .await
+        .expect("take");
+    assert_eq!(taken.len(), 2);
+    let lease_of_taken = |id| {
+        let op = taken.iter().find(|o| o.id == id).expect("taken");
+        Lease {
+            operation_id: op.id,
+            owner: "observer".into(),
+            generation: op.generation,
+        }
+    };
+    // One is settled by its round before the extension comes.
+    let mut done = taken
+        .iter()
+        .find(|o| o.id == settled.id)
+        .expect("taken")
+        .clone();
+    done.state = OpState::Succeeded;
+    store
+        .apply(Batch::fenced(&lease_of_taken(settled.id)).push(Write::UpdateOperation(done)))
+        .await
+        .expect("settle");
+
+    let leases = [lease_of_taken(kept.id), lease_of_taken(settled.id)];
+    let moved = store
+        .extend_waiting(&leases, LONG_LEASE)
+        .await
+        .expect("extend");
+    assert_eq!(moved, 1, "only the operation still waiting and held moves");
+    assert_eq!(
+        store
+            .get_operation(t.org, settled.id)
+            .await
+            .expect("get")
+            .state,
+        OpState::Succeeded,
+        "an extension never undoes a settlement"
+    );
+    assert!(
+        store
+            .claim_waiting("other", LONG_LEASE, 10, None)
+            .await
+            .expect("take")
+            .is_empty(),
+        "the extended hold keeps another taker off"
+    );
+    let held = store.get_operation(t.org, kept.id).await.expect("get");
+    assert!(
+        held.next_run_at > now() + chrono::Duration::seconds(60),
+        "{held:?}"
+    );
+
+    // A lease that is no longer current moves nothing.
+    let stale = Lease {
+        owner: "someone-else".into(),
+        ..lease_of_taken(kept.id)
+    };
+    assert_eq!(
+        store
+            .extend_waiting(&[stale], Duration::ZERO)
+            .await
+            .expect("extend"),
+        0
+    );
+}
+
 pub async fn expire_leases_frees_waiting_operations_a_dead_observer_held(store: &dyn Store) {
     let t = tenant(store).await;
     let d = add_dock(store, t.org, "held").await;
