@@ -16,6 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod access;
 mod client;
 mod commands;
+mod migrate;
 mod pages;
 mod site;
 mod up;
@@ -57,6 +58,9 @@ pub(crate) struct Conn {
 enum Command {
     /// Run StackDock: API server and workers, with embedded SQLite.
     Up(up::UpArgs),
+    /// Move an installation from its SQLite file onto an empty PostgreSQL database, every row
+    /// and the event cursor kept.
+    Migrate(migrate::MigrateArgs),
     /// Create a resource and follow it until it is provisioned or failed.
     Provision(commands::ProvisionArgs),
     /// Show a resource; --watch follows it until it settles.
@@ -177,7 +181,7 @@ fn main() -> ExitCode {
         }
     };
     let json = match &cli.command {
-        Command::Up(_) => false,
+        Command::Up(_) | Command::Migrate(_) => false,
         Command::Provision(a) => a.conn.json,
         Command::List(a) => a.conn.json,
         Command::Docks { command } => command.conn().json,
@@ -199,6 +203,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Up(args) => up::run(args).await,
+            Command::Migrate(args) => migrate::run(args).await,
             Command::Provision(args) => commands::provision(args).await,
             Command::Status { id, watch, conn } => commands::status(&conn, &id, watch).await,
             Command::List(args) => commands::list(args).await,

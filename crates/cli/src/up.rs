@@ -23,7 +23,7 @@ use stackdock_sandbox::{
 };
 use stackdock_server::AppState;
 use stackdock_server::probes::{self, NodeRole};
-use stackdock_store::{SqliteStore, Store};
+use stackdock_store::{SqliteStore, Store, StoreError};
 
 use crate::CliResult;
 use crate::client::CliError;
@@ -54,7 +54,8 @@ pub(crate) struct UpArgs {
     /// Where the database, the master key and the owner token live.
     #[arg(long, default_value = ".stackdock")]
     data_dir: PathBuf,
-    /// SQLite database to use instead of <data-dir>/stackdock.db.
+    /// The database, instead of <data-dir>/stackdock.db: `postgres://user@host/db` for
+    /// several nodes sharing one, or a SQLite file (`sqlite:path` or a plain path).
     #[arg(long, env = "STACKDOCK_DATABASE_URL")]
     database_url: Option<String>,
     /// What this node runs: the HTTP API and the event stream (`api`), the workers
@@ -190,6 +191,24 @@ fn node_name(dir: &Path) -> Result<String, CliError> {
     Ok(name)
 }
 
+/// Why the database `url` could not be opened, without the URL's password: a scheme no store
+/// serves is the caller's mistake (exit 2), anything else names its causes.
+fn database_error(url: &str, e: &StoreError) -> CliError {
+    use std::error::Error as _;
+    let mut source = e.source();
+    while let Some(cause) = source {
+        if let Some(unsupported) = cause.downcast_ref::<stackdock_store::UnsupportedScheme>() {
+            return CliError::Input(format!("STACKDOCK_DATABASE_URL: {unsupported}"));
+        }
+        source = cause.source();
+    }
+    CliError::Other(format!(
+        "database {}: {}",
+        crate::migrate::shown(url),
+        crate::migrate::chain(e)
+    ))
+}
+
 pub(crate) async fn run(args: UpArgs) -> CliResult {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -211,11 +230,9 @@ pub(crate) async fn run(args: UpArgs) -> CliResult {
     let node = node_name(&args.data_dir)?;
     let (keyring, key_file) = master_keys(&args.data_dir)?;
     let store: Arc<dyn Store> = match &args.database_url {
-        Some(url) => Arc::new(
-            SqliteStore::open_url(url)
-                .await
-                .map_err(|e| CliError::Other(format!("database {url}: {e}")))?,
-        ),
+        Some(url) => stackdock_store::open_url(url)
+            .await
+            .map_err(|e| database_error(url, &e))?,
         None => {
             let path = args.data_dir.join("stackdock.db");
             Arc::new(

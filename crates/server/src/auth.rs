@@ -46,8 +46,13 @@ pub async fn ensure_owner(store: &dyn Store) -> Result<Option<(OrgId, Token)>, S
     };
     let audit = AuditEntry::new(b.org_id, Some(b.user_id), "org.bootstrap", Outcome::Success)
         .resource(format!("orgs/{}", b.org_id));
-    store.bootstrap(&b, audit).await?;
-    Ok(Some((b.org_id, token)))
+    match store.bootstrap(&b, audit).await {
+        Ok(()) => Ok(Some((b.org_id, token))),
+        // Another node on the same database bootstrapped first, between our look and our
+        // write: its organisation and owner stand, and this node has no token to show.
+        Err(StoreError::AlreadyExists { .. }) if store.first_org().await?.is_some() => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// An authenticated caller, and the request they made: the route guard puts it in the request
