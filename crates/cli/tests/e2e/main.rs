@@ -20,6 +20,7 @@ mod docker;
 mod domains_databases;
 mod events;
 mod keys;
+mod nodes;
 mod openapi;
 mod paging;
 mod provisioning;
