@@ -34,6 +34,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -97,6 +98,14 @@ impl Window {
         f64::from(self.requests) / self.per.as_secs_f64()
     }
 
+    /// One of `nodes` equal parts of the window (at least one call).
+    fn shared_by(&self, nodes: u32) -> Self {
+        Self {
+            requests: (self.requests / nodes.max(1)).max(1),
+            per: self.per,
+        }
+    }
+
     /// A window that can pace anything: a zero count would block forever, a zero length
     /// would divide by zero. Parsing refuses both; hand-built values are filtered.
     fn usable(&self) -> bool {
@@ -110,6 +119,18 @@ impl RateLimit {
         match self {
             Self::None => &[],
             Self::Windows(windows) => windows,
+        }
+    }
+
+    /// One node's part of the limit when `nodes` nodes call the same account: each window's
+    /// count divided among them, rounded down (never below one call), so that together they
+    /// stay within it.
+    pub fn shared_by(&self, nodes: u32) -> Self {
+        match self {
+            Self::None => Self::None,
+            Self::Windows(windows) => {
+                Self::Windows(windows.iter().map(|w| w.shared_by(nodes)).collect())
+            }
         }
     }
 
@@ -409,6 +430,19 @@ impl Report {
         report.policy.dedup_by_key(|w| w.per);
         report.retry_after = text("retry-after").and_then(|v| retry_after(v, wall, now));
         report
+    }
+
+    /// What one of `nodes` nodes calling the same account may count on: the provider's counts
+    /// are the account's, shared by every node, so each takes its part of them.
+    fn shared_by(mut self, nodes: u32) -> Self {
+        if nodes <= 1 {
+            return self;
+        }
+        let part = |n: u64| n / u64::from(nodes);
+        self.limit = self.limit.map(|l| part(l).max(1));
+        self.remaining = self.remaining.map(part);
+        self.policy = self.policy.iter().map(|w| w.shared_by(nodes)).collect();
+        self
     }
 
     /// The windows to pace by: the stated policy, else the limit over the assumed window.
@@ -1005,6 +1039,9 @@ pub struct Budget {
     /// Wall-clock time, to read resets given in epoch seconds. A field so tests can tie it to
     /// tokio's paused clock.
     wall_clock: Box<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+    /// How many nodes call this account: what the provider reports of the account's counts
+    /// is divided by it (the configured limit is divided by [`Budgets`]).
+    nodes: AtomicU32,
 }
 
 impl fmt::Debug for Budget {
@@ -1055,10 +1092,12 @@ impl Budget {
             turn: tokio::sync::Mutex::new(()),
             changed: Notify::new(),
             wall_clock: Box::new(wall_clock),
+            nodes: AtomicU32::new(1),
         }
     }
 
-    /// What the owner configured.
+    /// The limit this budget paces by: what the owner configured, or this node's part of it
+    /// when several nodes share the dock ([`Budgets::set_nodes`]).
     pub fn limit(&self) -> RateLimit {
         self.lock().limit.clone()
     }
@@ -1118,7 +1157,8 @@ impl Budget {
 
     fn learn_from(&self, status: u16, headers: &HeaderMap, call: Option<Sent>) {
         let now = Instant::now();
-        let report = Report::read(headers, (self.wall_clock)(), now);
+        let report = Report::read(headers, (self.wall_clock)(), now)
+            .shared_by(self.nodes.load(Ordering::Relaxed));
         self.lock().apply(status, &report, call, now);
         self.changed.notify_waiters();
     }
@@ -1158,25 +1198,67 @@ impl Budget {
     }
 }
 
-/// Every dock's budget, so that all operations on one dock share one.
-#[derive(Clone, Debug, Default)]
+/// Every dock's budget, so that all operations on one dock share one; with several nodes on
+/// one database, each node's budgets are its part of the docks' limits.
+#[derive(Clone, Debug)]
 pub struct Budgets {
-    docks: Arc<Mutex<HashMap<DockId, Arc<Budget>>>>,
+    docks: Arc<Mutex<HashMap<DockId, DockBudget>>>,
+    /// How many nodes share every dock's limit (at least 1).
+    nodes: Arc<AtomicU32>,
+}
+
+/// A dock's budget and the limit the dock itself is set to (the budget paces by this node's
+/// part of it).
+#[derive(Debug)]
+struct DockBudget {
+    budget: Arc<Budget>,
+    limit: RateLimit,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Self {
+            docks: Arc::default(),
+            nodes: Arc::new(AtomicU32::new(1)),
+        }
+    }
 }
 
 impl Budgets {
     /// The dock's budget, made on first use; `limit` is the dock's current setting and
-    /// replaces the budget's when it changed.
+    /// replaces the budget's when it changed. The budget holds this node's part of it.
     pub fn for_dock(&self, dock: DockId, limit: RateLimit) -> Arc<Budget> {
+        let nodes = self.nodes.load(Ordering::Relaxed);
         let budget = {
             let mut docks = self.docks.lock().unwrap_or_else(PoisonError::into_inner);
-            docks
-                .entry(dock)
-                .or_insert_with(|| Arc::new(Budget::new(limit.clone())))
-                .clone()
+            let entry = docks.entry(dock).or_insert_with(|| {
+                let budget = Budget::new(limit.shared_by(nodes));
+                budget.nodes.store(nodes, Ordering::Relaxed);
+                DockBudget {
+                    budget: Arc::new(budget),
+                    limit: limit.clone(),
+                }
+            });
+            entry.limit = limit.clone();
+            entry.budget.clone()
         };
-        budget.set_limit(limit);
+        budget.set_limit(limit.shared_by(nodes));
         budget
+    }
+
+    /// How many nodes now share each dock's limit: every budget takes its new part at once.
+    /// Answers whether the count changed.
+    pub fn set_nodes(&self, nodes: u32) -> bool {
+        let nodes = nodes.max(1);
+        if self.nodes.swap(nodes, Ordering::Relaxed) == nodes {
+            return false;
+        }
+        let docks = self.docks.lock().unwrap_or_else(PoisonError::into_inner);
+        for dock in docks.values() {
+            dock.budget.nodes.store(nodes, Ordering::Relaxed);
+            dock.budget.set_limit(dock.limit.shared_by(nodes));
+        }
+        true
     }
 
     /// Drops a deleted dock's budget.
@@ -1897,6 +1979,53 @@ mod tests {
 
         budgets.forget(a);
         assert!(!Arc::ptr_eq(&first, &budgets.for_dock(a, RateLimit::None)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nodes_sharing_a_dock_each_pace_by_their_part_of_its_limit() {
+        let budgets = Budgets::default();
+        let dock = DockId::new();
+        let budget = budgets.for_dock(dock, limit("30/s"));
+        assert!(budgets.set_nodes(3));
+        assert!(!budgets.set_nodes(3), "the same count changes nothing");
+        assert_eq!(budget.limit(), limit("10/s"));
+        // The burst is a third of the dock's: ten calls now, the eleventh a tenth of a second
+        // later.
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            drop(budget.acquire().await);
+        }
+        assert_eq!(ms_since(t0), 0);
+        drop(budget.acquire().await);
+        assert_eq!(ms_since(t0), 100);
+        // A setting changed meanwhile is shared too, and never below one call a window.
+        let budget = budgets.for_dock(dock, limit("2/s,90/min"));
+        assert_eq!(budget.limit(), limit("1/s,30/min"));
+        // The others gone, this node has the whole limit again.
+        budgets.set_nodes(1);
+        assert_eq!(budget.limit(), limit("2/s,90/min"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_count_the_provider_reports_is_shared_among_the_nodes() {
+        let budgets = Budgets::default();
+        budgets.set_nodes(3);
+        let budget = budgets.for_dock(DockId::new(), limit("100/s"));
+        let t0 = Instant::now();
+        budget.acquire().await.answered(
+            200,
+            &headers(&[("ratelimit-remaining", "9"), ("ratelimit-reset", "4")]),
+        );
+        // The account has nine calls left, three of them this node's.
+        let permits = [
+            budget.acquire().await,
+            budget.acquire().await,
+            budget.acquire().await,
+        ];
+        assert_eq!(ms_since(t0), 0);
+        let _ = budget.acquire().await;
+        assert_eq!(ms_since(t0), 4000);
+        drop(permits);
     }
 
     // ---- a simulated provider ----

@@ -22,8 +22,12 @@ use tokio::task::JoinHandle;
 use crate::recorder::StoreRecorder;
 use crate::{Engine, EngineError, deprovision, provision, sync};
 
+/// How long a heartbeat keeps a node counted, at least (else twice the lease).
+const MIN_HEARTBEAT: Duration = Duration::from_secs(3);
+
 impl Engine {
-    /// Starts the dispatcher and the observer of waiting operations. They stop when
+    /// Starts the dispatcher, the observer of waiting operations and the node's heartbeat
+    /// (which shares each dock's rate limit among the live nodes). They stop when
     /// `shutdown` turns true; an operation in flight is then abandoned mid-way and resumed by
     /// whoever next claims it once its lease has expired — the same path as a crash.
     pub fn spawn_workers(&self, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
@@ -34,9 +38,43 @@ impl Engine {
         };
         let observer = {
             let engine = self.clone();
+            let shutdown = shutdown.clone();
             tokio::spawn(async move { engine.observe_loop(shutdown).await })
         };
-        vec![dispatcher, observer]
+        let heartbeat = {
+            let engine = self.clone();
+            tokio::spawn(async move { engine.heartbeat_loop(shutdown).await })
+        };
+        vec![dispatcher, observer, heartbeat]
+    }
+
+    /// Tells the database this node is alive, and learns how many nodes are: each dock's rate
+    /// limit is shared among them, so that together they keep to it. A node that dies is
+    /// forgotten when its heartbeat runs out (then the others take its share back); one that
+    /// stops says so at once.
+    async fn heartbeat_loop(self, mut shutdown: watch::Receiver<bool>) {
+        let node = self.inner.config.worker_id.clone();
+        let ttl = (self.inner.config.lease * 2).max(MIN_HEARTBEAT);
+        loop {
+            match self.inner.store.heartbeat(&node, ttl).await {
+                Ok(nodes) => {
+                    if self.inner.budgets.set_nodes(nodes) {
+                        tracing::info!(nodes, "nodes sharing each dock's rate limit");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not record this node's heartbeat"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(ttl / 3) => {}
+                _ = shutdown.changed() => break,
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+        }
+        if let Err(e) = self.inner.store.leave(&node).await {
+            tracing::debug!(error = %e, "could not say this node is leaving");
+        }
     }
 
     async fn dispatch_loop(self, mut shutdown: watch::Receiver<bool>) {

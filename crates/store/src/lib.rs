@@ -561,6 +561,12 @@ pub trait Store: Send + Sync + 'static {
     /// it planned keeps them, so no other node checks them at the same time. Operations
     /// settled, handed back or taken by another since are left alone. Answers how many moved.
     async fn extend_waiting(&self, leases: &[Lease], hold: Duration) -> Result<u64>;
+    /// Records that the node `node` is alive for `ttl` from now, forgets nodes whose time ran
+    /// out, and answers how many are alive (this one included): the nodes that share each
+    /// dock's rate limit.
+    async fn heartbeat(&self, node: &str, ttl: Duration) -> Result<u32>;
+    /// Forgets `node` at once (it is stopping), so the others take back its share.
+    async fn leave(&self, node: &str) -> Result<()>;
     /// The docks, with their orgs, that have waiting operations due now: the observer checks
     /// one dock at a time.
     async fn due_waiting_docks(&self, limit: u32) -> Result<Vec<(OrgId, DockId)>>;

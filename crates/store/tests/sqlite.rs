@@ -70,6 +70,7 @@ conformance!(
     batch_claims_take_each_due_operation_once,
     waiting_operations_are_taken_for_a_hold_without_a_run,
     a_held_check_is_extended_only_while_still_held,
+    heartbeats_count_the_live_nodes,
     a_cancel_wakes_a_waiting_operation_and_is_refused_once_finished,
     expire_leases_frees_waiting_operations_a_dead_observer_held,
     waiting_operations_are_found_and_taken_per_dock,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use rand::RngCore;
 use serde_json::{Value, json};
-use stackdock_sandbox::{DigitalOceanSandbox, DoSandboxConfig};
+use stackdock_sandbox::{BucketLimit, DigitalOceanSandbox, DoSandboxConfig};
 
 use crate::support::{DEADLINE, binary, start_server, wait_for};
 
@@ -224,6 +224,17 @@ impl Cluster {
         body["id"].as_str().expect("id").to_string()
     }
 
+    /// Waits until `node`'s log (colours left out) holds `text`.
+    async fn wait_for_log(&self, node: usize, text: &str) {
+        let path = self.nodes[node].data_dir.join("server.log");
+        let seen = wait_for(|| async {
+            let log = std::fs::read_to_string(&path).unwrap_or_default();
+            without_colours(&log).contains(text).then_some(())
+        })
+        .await;
+        assert!(seen.is_some(), "node {node} never logged {text:?}");
+    }
+
     /// Which node a worker belongs to.
     fn node_of(&self, worker: &str) -> Option<usize> {
         self.nodes
@@ -250,6 +261,24 @@ impl Cluster {
             }
         }
     }
+}
+
+/// `log` without its terminal colour sequences (`ESC [ ... m`).
+fn without_colours(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Every provider call of `resource`, as its journal shows it on `node`.
@@ -372,11 +401,18 @@ async fn three_nodes_on_postgres_share_300_provisions_and_survive_a_sigkill() {
     let Some(admin) = postgres_admin("three_nodes_on_postgres_share_300_provisions") else {
         return;
     };
+    // The account allows 30 calls a second (a burst of 30); the dock is set to 24. Each node
+    // alone would spend 24 a second: only if the three share the dock's limit do they stay
+    // within the account's.
     let mut cluster = Cluster::new(
         create_database(&admin),
         DoSandboxConfig {
             ready_after: Duration::from_millis(1500),
             request_log: false,
+            bucket: Some(BucketLimit {
+                per_minute: 1800,
+                burst: 30,
+            }),
             ..Default::default()
         },
     )
@@ -384,7 +420,10 @@ async fn three_nodes_on_postgres_share_300_provisions_and_survive_a_sigkill() {
     for _ in 0..3 {
         cluster.start("all");
     }
-    cluster.connect_dock(0, json!({"rate_limit": "none"})).await;
+    for node in 0..3 {
+        cluster.wait_for_log(node, "nodes=3").await;
+    }
+    cluster.connect_dock(0, json!({"rate_limit": "24/s"})).await;
 
     let mut ids = Vec::new();
     for chunk in 0..15 {
@@ -469,6 +508,11 @@ async fn three_nodes_on_postgres_share_300_provisions_and_survive_a_sigkill() {
     assert!(
         by_node.iter().all(|&n| n > 0),
         "every node did work: {by_node:?}"
+    );
+    let counts = cluster.sandbox.request_counts();
+    assert_eq!(
+        counts.rate_limited, 0,
+        "the nodes together went over the account's limit: {counts:?}"
     );
     eprintln!("calls by node {by_node:?}; {handed_over} resources worked by more than one worker");
     cluster.finish();

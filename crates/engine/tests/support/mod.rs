@@ -443,6 +443,12 @@ impl Store for FaultyStore {
     ) -> stackdock_store::Result<u64> {
         self.inner.extend_waiting(leases, hold).await
     }
+    async fn heartbeat(&self, node: &str, ttl: Duration) -> stackdock_store::Result<u32> {
+        self.inner.heartbeat(node, ttl).await
+    }
+    async fn leave(&self, node: &str) -> stackdock_store::Result<()> {
+        self.inner.leave(node).await
+    }
     async fn due_waiting_docks(&self, limit: u32) -> stackdock_store::Result<Vec<(OrgId, DockId)>> {
         self.inner.due_waiting_docks(limit).await
     }

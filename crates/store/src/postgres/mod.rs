@@ -40,6 +40,7 @@ mod feed;
 mod journal;
 mod listen;
 mod load;
+mod nodes;
 mod operations;
 mod orgs;
 mod resources;
@@ -449,6 +450,14 @@ impl Store for PostgresStore {
 
     async fn extend_waiting(&self, leases: &[Lease], hold: Duration) -> Result<u64> {
         in_transaction!(self, |c| operations::extend_waiting(c, leases, hold))
+    }
+
+    async fn heartbeat(&self, node: &str, ttl: Duration) -> Result<u32> {
+        in_transaction!(self, |c| nodes::heartbeat(c, node, ttl))
+    }
+
+    async fn leave(&self, node: &str) -> Result<()> {
+        in_transaction!(self, |c| nodes::leave(c, node))
     }
 
     async fn due_waiting_docks(&self, limit: u32) -> Result<Vec<(OrgId, DockId)>> {

@@ -39,6 +39,7 @@ mod dump;
 mod error;
 mod feed;
 mod journal;
+mod nodes;
 mod operations;
 mod orgs;
 mod reader;
@@ -462,6 +463,17 @@ impl Store for SqliteStore {
         let leases = leases.to_vec();
         self.write(move |conn| operations::extend_waiting(conn, &leases, hold))
             .await
+    }
+
+    async fn heartbeat(&self, node: &str, ttl: Duration) -> Result<u32> {
+        let node = node.to_string();
+        self.write(move |conn| nodes::heartbeat(conn, &node, ttl))
+            .await
+    }
+
+    async fn leave(&self, node: &str) -> Result<()> {
+        let node = node.to_string();
+        self.write(move |conn| nodes::leave(conn, &node)).await
     }
 
     async fn due_waiting_docks(&self, limit: u32) -> Result<Vec<(OrgId, DockId)>> {

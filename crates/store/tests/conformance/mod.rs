@@ -1754,6 +1754,32 @@ pub async fn a_held_check_is_extended_only_while_still_held(store: &dyn Store) {
     );
 }
 
+pub async fn heartbeats_count_the_live_nodes(store: &dyn Store) {
+    let alive = |node: &'static str, ttl: Duration| async move {
+        store.heartbeat(node, ttl).await.expect("heartbeat")
+    };
+    assert_eq!(alive("node-a", LONG_LEASE).await, 1);
+    assert_eq!(alive("node-b", LONG_LEASE).await, 2);
+    assert_eq!(
+        alive("node-a", LONG_LEASE).await,
+        2,
+        "a node beating twice is one node"
+    );
+    // A node whose heartbeat runs out at once counts until the next beat looks.
+    assert_eq!(alive("node-c", Duration::ZERO).await, 3);
+    assert_eq!(
+        alive("node-a", LONG_LEASE).await,
+        2,
+        "a lapsed node is forgotten"
+    );
+    store.leave("node-b").await.expect("leave");
+    assert_eq!(
+        alive("node-a", LONG_LEASE).await,
+        1,
+        "a node that left is gone at once"
+    );
+}
+
 pub async fn expire_leases_frees_waiting_operations_a_dead_observer_held(store: &dyn Store) {
     let t = tenant(store).await;
     let d = add_dock(store, t.org, "held").await;
