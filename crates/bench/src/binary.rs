@@ -212,6 +212,7 @@ pub(crate) struct Up {
     /// From spawn to the first `200` of `GET /api/v1/resources`.
     ready_ms: f64,
     ready_at: Instant,
+    killed: bool,
 }
 
 impl Up {
@@ -223,6 +224,20 @@ impl Up {
         log: &Path,
         http: &reqwest::Client,
         extra: &[&str],
+    ) -> Result<Self, BenchError> {
+        Self::start_with(bin, data, log, http, extra, &[], None).await
+    }
+
+    /// [`Up::start`] with `env` set for it, and `token` to call it with when it is not the
+    /// first node of its database (only the first writes an owner token).
+    pub(crate) async fn start_with(
+        bin: &Path,
+        data: &Path,
+        log: &Path,
+        http: &reqwest::Client,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        token: Option<&str>,
     ) -> Result<Self, BenchError> {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -238,6 +253,7 @@ impl Up {
             .env_remove("STACKDOCK_MASTER_KEY")
             .env_remove("STACKDOCK_DATABASE_URL")
             .env("STACKDOCK_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(true)
@@ -266,11 +282,16 @@ impl Up {
         };
         // Keep draining its output so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let token_path = data.join("owner-token");
-        let token = std::fs::read_to_string(&token_path)
-            .map_err(BenchError::io(format!("reading {}", token_path.display())))?
-            .trim()
-            .to_string();
+        let token = match token {
+            Some(token) => token.to_string(),
+            None => {
+                let token_path = data.join("owner-token");
+                std::fs::read_to_string(&token_path)
+                    .map_err(BenchError::io(format!("reading {}", token_path.display())))?
+                    .trim()
+                    .to_string()
+            }
+        };
 
         // One row: the probe measures start-up, not a listing (the full, unbounded listing is
         // measured on its own).
@@ -296,6 +317,7 @@ impl Up {
             http: http.clone(),
             ready_ms: (ready_at - spawned).as_secs_f64() * 1000.0,
             ready_at,
+            killed: false,
         })
     }
 
@@ -423,6 +445,16 @@ impl Up {
                     .collect::<String>()
             ))),
         }
+    }
+
+    /// SIGKILL: the node dies at once, holding whatever it held.
+    pub(crate) async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+        self.killed = true;
+    }
+
+    pub(crate) fn killed(&self) -> bool {
+        self.killed
     }
 
     /// SIGTERM, as an operator's Ctrl-C or service manager would, and wait for it to exit.

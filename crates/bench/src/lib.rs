@@ -29,6 +29,7 @@ use std::time::Duration;
 mod binary;
 mod fleet;
 mod follow;
+mod nodes;
 mod overhead;
 mod report;
 mod rig;
@@ -84,10 +85,19 @@ pub enum Scenario {
     C,
     D,
     E,
+    F,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [Self::A, Self::B, Self::B2, Self::C, Self::D, Self::E];
+    pub const ALL: [Scenario; 7] = [
+        Self::A,
+        Self::B,
+        Self::B2,
+        Self::C,
+        Self::D,
+        Self::E,
+        Self::F,
+    ];
 
     pub fn id(self) -> &'static str {
         match self {
@@ -97,6 +107,7 @@ impl Scenario {
             Self::C => "c",
             Self::D => "d",
             Self::E => "e",
+            Self::F => "f",
         }
     }
 }
@@ -108,7 +119,7 @@ impl std::str::FromStr for Scenario {
         Self::ALL
             .into_iter()
             .find(|sc| sc.id() == s.trim())
-            .ok_or_else(|| format!("unknown scenario {s:?}; known: a, b, b2, c, d, e"))
+            .ok_or_else(|| format!("unknown scenario {s:?}; known: a, b, b2, c, d, e, f"))
     }
 }
 
@@ -129,6 +140,8 @@ pub struct Sizes {
     /// (e) clients following the event stream, and state changes made one after another.
     pub subscribers: usize,
     pub rounds: usize,
+    /// (f) provisions on one node, then on three.
+    pub nodes: usize,
 }
 
 impl Sizes {
@@ -142,6 +155,7 @@ impl Sizes {
             rows: 100_000,
             subscribers: 1000,
             rounds: 20,
+            nodes: 500,
         }
     }
 
@@ -156,10 +170,11 @@ impl Sizes {
             rows: 1_000,
             subscribers: 20,
             rounds: 3,
+            nodes: 20,
         }
     }
 
-    /// Applies `a=500,b=100,c=1000,d=100000,e=1000` (`b` sizes b and b2; `raw=N` the plain
+    /// Applies `a=500,b=100,c=1000,d=100000,e=1000,f=500` (`b` sizes b and b2; `raw=N` the plain
     /// client's GETs; `e` the subscribers, `rounds=N` their state changes).
     pub fn apply(&mut self, text: &str) -> Result<(), String> {
         for part in text.split(',').filter(|p| !p.trim().is_empty()) {
@@ -181,8 +196,11 @@ impl Sizes {
                 "d" => self.rows = n,
                 "e" => self.subscribers = n,
                 "rounds" => self.rounds = n,
+                "f" => self.nodes = n,
                 other => {
-                    return Err(format!("{other:?}: expected a, b, c, d, e, raw or rounds"));
+                    return Err(format!(
+                        "{other:?}: expected a, b, c, d, e, f, raw or rounds"
+                    ));
                 }
             }
         }
@@ -248,6 +266,7 @@ pub async fn run(options: Options) -> Report {
             Scenario::C => overhead::run(&options).await,
             Scenario::D => binary::run(&options).await,
             Scenario::E => subscribers::run(&options).await,
+            Scenario::F => nodes::run(&options).await,
         };
         let mut done = ScenarioReport::new(scenario, result, options.smoke);
         done.load_before = load_before;
