@@ -865,8 +865,8 @@ fn partition_admin(test: &str) -> Option<String> {
 
 /// A network namespace of the test's own, joined to the root namespace by a veth pair: the
 /// root side has `outside`, the namespace's side `inside`, a /30 of 10.213.0.0/16 that no
-/// interface has yet, chosen from the process id like the names, so two runs at once do not
-/// meet. Dropping it deletes the pair and the namespace.
+/// interface has yet, chosen from the process id; the names come from the process id and a
+/// count, so two runs, or two tests, at once do not meet. Dropping it deletes the pair and the namespace.
 struct Link {
     ns: String,
     veth: String,
@@ -876,7 +876,9 @@ struct Link {
 
 impl Link {
     fn new() -> Self {
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let pid = std::process::id();
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let blocks = 1u32 << 14;
         let base = (0..blocks)
             .map(|i| u32::from(Ipv4Addr::new(10, 213, 0, 0)) + (pid + i) % blocks * 4)
@@ -889,8 +891,8 @@ impl Link {
             })
             .expect("a free /30 in 10.213.0.0/16");
         let link = Self {
-            ns: format!("sdpart{pid}"),
-            veth: format!("sdp{pid}r"),
+            ns: format!("sdpart{pid}-{n}"),
+            veth: format!("sd{pid}-{n}r"),
             outside: Ipv4Addr::from(base + 1),
             inside: Ipv4Addr::from(base + 2),
         };
@@ -898,7 +900,7 @@ impl Link {
         // the same id.
         link.remove();
         // `link` exists before anything is set up, so a panic below undoes what was.
-        let peer = format!("sdp{pid}n");
+        let peer = format!("sd{pid}-{n}n");
         run("ip", &["netns", "add", &link.ns]);
         run(
             "ip",
