@@ -1100,6 +1100,13 @@ async fn a_worker_cut_off_from_the_database_is_fenced_and_creates_nothing_twice(
     // droplet by its marker and adopts it.
     let b = cluster.start("worker");
     wait_until_all(&cluster, api, &ids, "provisioned", DEADLINE).await;
+    // W's answers reach it while it is still cut off: what it writes about them waits in the
+    // partition.
+    let released = wait_for(|| async {
+        (cluster.sandbox.request_counts().released == N as u64).then_some(())
+    })
+    .await;
+    assert!(released.is_some(), "the sandbox did not send W's answers");
     assert_eq!(
         cluster.sandbox.droplets().len(),
         N,
@@ -1124,8 +1131,8 @@ async fn a_worker_cut_off_from_the_database_is_fenced_and_creates_nothing_twice(
         );
     }
 
-    // The link comes back: W's held writes reach the database and are refused, and the
-    // calls it made are journaled under its name.
+    // The link comes back: W's writes, held in the partition, reach the database and are
+    // refused, and the calls it made are journaled under its name.
     link.restore();
     let refused = wait_for(|| async {
         operations
