@@ -1081,6 +1081,7 @@ async fn a_worker_cut_off_from_the_database_is_fenced_and_creates_nothing_twice(
 
     // Mid-operation: every droplet exists, no row knows its droplet, W holds every operation.
     let rows = cluster.all(api, "/api/v1/servers?limit=200").await;
+    assert_eq!(rows.len(), N);
     for r in &rows {
         assert_eq!(r["provisioning_state"], "provisioning", "{r}");
         assert!(
@@ -1095,6 +1096,10 @@ async fn a_worker_cut_off_from_the_database_is_fenced_and_creates_nothing_twice(
         .filter(|o| o["kind"] == "provision")
         .collect();
     assert_eq!(operations.len(), N, "{operations:?}");
+    // Running, and W is the only node with workers.
+    for o in &operations {
+        assert_eq!(o["state"], "running", "{o}");
+    }
 
     // A worker in the root namespace takes over once W's leases run out, finds each
     // droplet by its marker and adopts it.
@@ -1114,6 +1119,9 @@ async fn a_worker_cut_off_from_the_database_is_fenced_and_creates_nothing_twice(
     );
     let settled_rows = cluster.all(api, "/api/v1/servers?limit=200").await;
     let settled_ops = cluster.all(api, "/api/v1/operations?limit=200").await;
+    for o in &settled_ops {
+        assert_eq!(o["state"], "succeeded", "{o}");
+    }
     for id in &ids {
         let calls = journal(&cluster, api, id).await;
         assert!(
