@@ -369,6 +369,9 @@ pub(crate) async fn front_door<D: Dialect>(
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
     }
+    if !hold.is_zero() {
+        door.books().counts.released += 1;
+    }
     response
 }
 

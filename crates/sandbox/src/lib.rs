@@ -82,6 +82,9 @@ pub struct RequestCounts {
     pub rate_limited: u64,
     /// Requests whose connection was closed instead of answered (not in `by_status`).
     pub disconnected: u64,
+    /// Answers a [`FaultResponse::Delay`] held, counted once the hold is over and the answer
+    /// is handed to the connection.
+    pub released: u64,
 }
 
 impl RequestCounts {

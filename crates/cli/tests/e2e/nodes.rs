@@ -1,11 +1,13 @@
 //! Several StackDock nodes on one database: `--role`, `/healthz` and `/readyz`, the work of
 //! many provisions shared by nodes on PostgreSQL (one of them killed mid-run), a change made
-//! on one node seen live on another, and database URLs StackDock does not serve.
+//! on one node seen live on another, a worker node cut off from the database mid-operation
+//! (fenced when it comes back), and database URLs StackDock does not serve.
 //!
 //! The PostgreSQL tests need the throwaway server `scripts/test` starts
 //! (`STACKDOCK_TEST_POSTGRES_URL`, a superuser's URL): each makes a database of its own on it.
 //! Without it they say so and pass, except under `CI=true`, where they fail.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,9 +15,11 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use rand::RngCore;
 use serde_json::{Value, json};
-use stackdock_sandbox::{BucketLimit, DigitalOceanSandbox, DoSandboxConfig};
+use stackdock_sandbox::{
+    BucketLimit, DigitalOceanSandbox, DoSandboxConfig, Fault, FaultResponse,
+};
 
-use crate::support::{DEADLINE, binary, start_server, wait_for};
+use crate::support::{DEADLINE, binary, start_server, start_server_via, wait_for};
 
 /// The superuser URL of the test PostgreSQL server, or `None` (having said why) when the
 /// test should skip.
@@ -100,11 +104,24 @@ struct Cluster {
 
 impl Cluster {
     async fn new(database_url: String, sandbox: DoSandboxConfig) -> Self {
+        Self::new_on(
+            database_url,
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            sandbox,
+        )
+        .await
+    }
+
+    /// [`Cluster::new`] with the sandbox listening on `addr`.
+    async fn new_on(database_url: String, addr: SocketAddr, sandbox: DoSandboxConfig) -> Self {
         let canary = format!("dop_v1_canary{}", random_hex(12));
-        let sandbox = DigitalOceanSandbox::start(DoSandboxConfig {
-            tokens: vec![canary.clone()],
-            ..sandbox
-        })
+        let sandbox = DigitalOceanSandbox::start_on(
+            addr,
+            DoSandboxConfig {
+                tokens: vec![canary.clone()],
+                ..sandbox
+            },
+        )
         .await
         .expect("sandbox");
         Self {
@@ -121,14 +138,29 @@ impl Cluster {
 
     /// Starts one more node with `role`; the first one started creates the owner and its token.
     fn start(&mut self, role: &str) -> usize {
+        let database_url = self.database_url.clone();
+        self.start_via(role, &[], "127.0.0.1:0", &database_url)
+    }
+
+    /// [`Cluster::start`] run through `prefix` (see [`start_server_via`]), listening on
+    /// `listen` and reaching the cluster's database at `database_url`.
+    fn start_via(
+        &mut self,
+        role: &str,
+        prefix: &[&str],
+        listen: &str,
+        database_url: &str,
+    ) -> usize {
         let i = self.nodes.len();
         let data_dir = self.home.path().join(format!("node-{i}"));
-        let (child, url) = start_server(
+        let (child, url) = start_server_via(
+            prefix,
+            listen,
             &data_dir,
             None,
             &["--role", role],
             &[
-                ("STACKDOCK_DATABASE_URL", self.database_url.as_str()),
+                ("STACKDOCK_DATABASE_URL", database_url),
                 ("STACKDOCK_MASTER_KEY", self.master_key.as_str()),
             ],
         );
@@ -820,4 +852,437 @@ async fn nodes_started_at_once_on_an_empty_database_make_one_owner() {
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+/// Runs `program` with `args`; panics with its error output if it fails.
+fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether `program` runs at all.
+fn runs(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The superuser URL of the test PostgreSQL server when this machine can also make network
+/// namespaces (root, `ip`, `nft`); `None` (having said why) when the test should skip.
+fn partition_admin(test: &str) -> Option<String> {
+    let admin = postgres_admin(test)?;
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let missing = if !root {
+        Some("not root (network namespaces need it)")
+    } else if !runs("ip", &["-V"]) {
+        Some("no `ip` command (apt-get install -y iproute2)")
+    } else if !runs("nft", &["--version"]) {
+        Some("no `nft` command (apt-get install -y nftables)")
+    } else {
+        None
+    };
+    match missing {
+        None => Some(admin),
+        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{test}: {why} under CI=true")
+        }
+        Some(why) => {
+            eprintln!("{test}: skipped: {why}");
+            None
+        }
+    }
+}
+
+/// A network namespace of the test's own, joined to the root namespace by a veth pair: the
+/// root side has `outside`, the namespace's side `inside`, a /30 of 10.213.0.0/16 that no
+/// interface has yet, chosen from the process id; the names come from the process id and a
+/// count, so two runs, or two tests, at once do not meet. Dropping it deletes the pair and the namespace.
+struct Link {
+    ns: String,
+    veth: String,
+    outside: Ipv4Addr,
+    inside: Ipv4Addr,
+}
+
+impl Link {
+    fn new() -> Self {
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let pid = std::process::id();
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let blocks = 1u32 << 14;
+        let base = (0..blocks)
+            .map(|i| u32::from(Ipv4Addr::new(10, 213, 0, 0)) + (pid + i) % blocks * 4)
+            .find(|&net| {
+                let net = format!("{}/30", Ipv4Addr::from(net));
+                Command::new("ip")
+                    .args(["-o", "-4", "addr", "show", "to", &net])
+                    .output()
+                    .is_ok_and(|o| o.status.success() && o.stdout.is_empty())
+            })
+            .expect("a free /30 in 10.213.0.0/16");
+        let link = Self {
+            ns: format!("sdpart{pid}-{n}"),
+            veth: format!("sd{pid}-{n}r"),
+            outside: Ipv4Addr::from(base + 1),
+            inside: Ipv4Addr::from(base + 2),
+        };
+        // Names with this process's id can only be left over from a dead process that had
+        // the same id.
+        link.remove();
+        // `link` exists before anything is set up, so a panic below undoes what was.
+        let peer = format!("sd{pid}-{n}n");
+        run("ip", &["netns", "add", &link.ns]);
+        run(
+            "ip",
+            &[
+                "link", "add", &link.veth, "type", "veth", "peer", "name", &peer, "netns", &link.ns,
+            ],
+        );
+        let outside = format!("{}/30", link.outside);
+        run("ip", &["addr", "add", &outside, "dev", &link.veth]);
+        run("ip", &["link", "set", &link.veth, "up"]);
+        let inside = format!("{}/30", link.inside);
+        run(
+            "ip",
+            &["-n", &link.ns, "addr", "add", &inside, "dev", &peer],
+        );
+        run("ip", &["-n", &link.ns, "link", "set", &peer, "up"]);
+        run("ip", &["-n", &link.ns, "link", "set", "lo", "up"]);
+        link
+    }
+
+    /// Deletes the pair (deleting one end deletes both) and the namespace, as far as they
+    /// exist.
+    fn remove(&self) {
+        for args in [
+            ["link", "del", self.veth.as_str()],
+            ["netns", "del", self.ns.as_str()],
+        ] {
+            let _ = Command::new("ip")
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    /// What runs a command inside the namespace.
+    fn exec(&self) -> [&str; 4] {
+        ["ip", "netns", "exec", &self.ns]
+    }
+
+    /// Drops every packet between the namespace and `port` on the root side, both ways: a
+    /// silent partition (no reset, no refusal), as a pulled cable or a dead switch makes.
+    fn cut(&self, port: u16) {
+        let rules = format!(
+            "add table inet partition; \
+             add chain inet partition out {{ type filter hook output priority 0; }}; \
+             add chain inet partition in {{ type filter hook input priority 0; }}; \
+             add rule inet partition out ip daddr {0} tcp dport {port} drop; \
+             add rule inet partition in ip saddr {0} tcp sport {port} drop",
+            self.outside
+        );
+        let [ip, netns, exec, ns] = self.exec();
+        run(ip, &[netns, exec, ns, "nft", &rules]);
+    }
+
+    fn restore(&self) {
+        let [ip, netns, exec, ns] = self.exec();
+        run(ip, &[netns, exec, ns, "nft", "delete table inet partition"]);
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// A PostgreSQL server of the test's own ([`postgres_script`]), listening on loopback and on
+/// the root side of `link`, trusting the link's network; stopped when dropped.
+struct OwnPostgres {
+    dir: tempfile::TempDir,
+    /// The superuser's URL, on loopback.
+    admin: String,
+    port: u16,
+}
+
+impl OwnPostgres {
+    fn start(link: &Link) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = Command::new(postgres_script())
+            .arg("start")
+            .arg(dir.path())
+            .env("STACKDOCK_PG_LISTEN", link.outside.to_string())
+            .env("STACKDOCK_PG_TRUST", format!("{}/30", link.outside))
+            .output()
+            .expect("run scripts/postgres");
+        // Stops it whatever the assertion says.
+        let mut pg = Self {
+            dir,
+            admin: String::new(),
+            port: 0,
+        };
+        assert!(
+            out.status.success(),
+            "scripts/postgres start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pg.admin = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        pg.port = std::fs::read_to_string(pg.dir.path().join("port"))
+            .expect("port")
+            .trim()
+            .parse()
+            .expect("a port");
+        pg
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = Command::new(postgres_script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+/// The lines of a node's log that say a write of `operation` was refused because another
+/// worker holds it now.
+fn fenced_lines(node: &Node, operation: &str) -> usize {
+    std::fs::read_to_string(node.data_dir.join("server.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(operation) && l.contains("another worker took this operation over"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_cut_off_from_the_database_is_fenced_and_creates_nothing_twice() {
+    const TEST: &str = "a_worker_cut_off_from_the_database_is_fenced";
+    const N: usize = 10;
+    let Some(_) = partition_admin(TEST) else {
+        return;
+    };
+    // Declared before the cluster, so dropped after its nodes.
+    let link = Link::new();
+    let pg = OwnPostgres::start(&link);
+    let database = create_database(&pg.admin);
+    let (_, name) = database.rsplit_once('/').expect("a database name");
+    let from_inside = format!("postgres://stackdock@{}:{}/{name}", link.outside, pg.port);
+    let mut cluster = Cluster::new_on(
+        database,
+        SocketAddr::from((link.outside, 0)),
+        DoSandboxConfig::default(),
+    )
+    .await;
+
+    // A serves the API and runs no workers; W, in the namespace, is the only worker.
+    let api = cluster.start("api");
+    let listen = format!("{}:0", link.inside);
+    let w = cluster.start_via("worker", &link.exec(), &listen, &from_inside);
+    let (status, ready) = cluster.get(w, "/readyz").await;
+    assert_eq!((status, &ready["database"]), (200, &json!("ok")), "{ready}");
+    // A known limit, well above what the test asks: no slow start holds creates back.
+    cluster
+        .connect_dock(api, json!({"rate_limit": "100/s"}))
+        .await;
+
+    // W's creates are done at the provider at once but answered only after a while: the cut
+    // lands after the droplets exist and before W can have recorded any of them.
+    cluster.sandbox.inject(Fault::new(
+        Some("POST"),
+        "/v2/droplets",
+        N as u32,
+        FaultResponse::Delay(Duration::from_secs(4)),
+    ));
+    let mut ids = Vec::new();
+    for i in 0..N {
+        ids.push(cluster.provision(api, &format!("cut-{i}")).await);
+    }
+    let created =
+        wait_for(|| async { (cluster.sandbox.droplets().len() == N).then_some(()) }).await;
+    assert!(
+        created.is_some(),
+        "W's creates did not reach the sandbox: {} droplets",
+        cluster.sandbox.droplets().len()
+    );
+    link.cut(pg.port);
+
+    // Mid-operation: every droplet exists, no row knows its droplet, W holds every operation.
+    let rows = cluster.all(api, "/api/v1/servers?limit=200").await;
+    assert_eq!(rows.len(), N);
+    for r in &rows {
+        assert_eq!(r["provisioning_state"], "provisioning", "{r}");
+        assert!(
+            r["provider_resource_id"].is_null(),
+            "recorded before the cut: {r}"
+        );
+    }
+    let operations: Vec<Value> = cluster
+        .all(api, "/api/v1/operations?limit=200")
+        .await
+        .into_iter()
+        .filter(|o| o["kind"] == "provision")
+        .collect();
+    assert_eq!(operations.len(), N, "{operations:?}");
+    // Running, and W is the only node with workers.
+    for o in &operations {
+        assert_eq!(o["state"], "running", "{o}");
+    }
+
+    // A worker in the root namespace takes over once W's leases run out, finds each
+    // droplet by its marker and adopts it.
+    let b = cluster.start("worker");
+    wait_until_all(&cluster, api, &ids, "provisioned", DEADLINE).await;
+    // W's answers reach it while it is still cut off: what it writes about them waits in the
+    // partition.
+    let released = wait_for(|| async {
+        (cluster.sandbox.request_counts().released == N as u64).then_some(())
+    })
+    .await;
+    assert!(released.is_some(), "the sandbox did not send W's answers");
+    assert_eq!(
+        cluster.sandbox.droplets().len(),
+        N,
+        "a create was made twice"
+    );
+    let settled_rows = cluster.all(api, "/api/v1/servers?limit=200").await;
+    let settled_ops = cluster.all(api, "/api/v1/operations?limit=200").await;
+    for o in &settled_ops {
+        assert_eq!(o["state"], "succeeded", "{o}");
+    }
+    for id in &ids {
+        let calls = journal(&cluster, api, id).await;
+        assert!(
+            calls.iter().any(|c| c["method"] == "GET"
+                && c["path"]
+                    .as_str()
+                    .is_some_and(|p| p.contains("tag_name=stackdock-"))
+                && cluster.node_of(c["worker"].as_str().unwrap_or("")) == Some(b)),
+            "{id}: B did not look its droplet up by its marker: {calls:?}"
+        );
+        assert!(
+            !calls.iter().any(|c| c["method"] == "POST"
+                && cluster.node_of(c["worker"].as_str().unwrap_or("")) == Some(b)),
+            "{id}: B created a droplet W had made: {calls:?}"
+        );
+    }
+
+    // The link comes back: W's writes, held in the partition, reach the database and are
+    // refused, and the calls it made are journaled under its name.
+    link.restore();
+    let refused = wait_for(|| async {
+        operations
+            .iter()
+            .all(|o| fenced_lines(&cluster.nodes[w], o["id"].as_str().expect("id")) > 0)
+            .then_some(())
+    })
+    .await;
+    let log =
+        std::fs::read_to_string(cluster.nodes[w].data_dir.join("server.log")).unwrap_or_default();
+    assert!(
+        refused.is_some(),
+        "W's writes were not all refused by fencing; its log ends:\n{}",
+        log.lines().rev().take(40).collect::<Vec<_>>().join("\n")
+    );
+    let journaled = wait_for(|| async {
+        for id in &ids {
+            let calls = journal(&cluster, api, id).await;
+            let posts_by_w = calls
+                .iter()
+                .filter(|c| {
+                    c["method"] == "POST"
+                        && c["path"] == "/v2/droplets"
+                        && cluster.node_of(c["worker"].as_str().unwrap_or("")) == Some(w)
+                })
+                .count();
+            if posts_by_w != 1 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    assert!(
+        journaled.is_some(),
+        "W's creates were not journaled once each"
+    );
+
+    // Nothing W wrote got through: every row and operation is as it was when B settled it.
+    assert_eq!(
+        cluster.all(api, "/api/v1/servers?limit=200").await,
+        settled_rows,
+        "a row changed after it was settled"
+    );
+    assert_eq!(
+        cluster.all(api, "/api/v1/operations?limit=200").await,
+        settled_ops,
+        "an operation changed after it was settled"
+    );
+
+    // 0 doubled, 0 untracked: N droplets, each tracked by exactly one row.
+    let mut at_provider: Vec<String> = cluster
+        .sandbox
+        .droplets()
+        .iter()
+        .map(|d| d["id"].to_string())
+        .collect();
+    at_provider.sort();
+    let mut tracked: Vec<String> = settled_rows
+        .iter()
+        .map(|r| {
+            r["provider_resource_id"]
+                .as_str()
+                .expect("provider id")
+                .to_string()
+        })
+        .collect();
+    tracked.sort();
+    assert_eq!(tracked.len(), N);
+    assert_eq!(tracked, at_provider, "rows and droplets differ");
+
+    // W recovers: with B gone, it alone provisions a new server.
+    cluster.nodes[b].kill();
+    let again = wait_for(|| async {
+        let (status, _) = cluster.get(w, "/readyz").await;
+        (status == 200).then_some(())
+    })
+    .await;
+    assert!(again.is_some(), "W's /readyz did not recover");
+    let after = cluster.provision(api, "after-the-cut").await;
+    wait_until_all(
+        &cluster,
+        api,
+        std::slice::from_ref(&after),
+        "provisioned",
+        DEADLINE,
+    )
+    .await;
+    let calls = journal(&cluster, api, &after).await;
+    assert!(
+        !calls.is_empty()
+            && calls
+                .iter()
+                .all(|c| cluster.node_of(c["worker"].as_str().unwrap_or("")) == Some(w)),
+        "{calls:?}"
+    );
+    assert_eq!(cluster.sandbox.droplets().len(), N + 1);
+    cluster.finish();
 }

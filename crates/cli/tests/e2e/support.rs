@@ -70,14 +70,34 @@ pub fn start_server(
     extra_args: &[&str],
     env: &[(&str, &str)],
 ) -> (Child, String) {
+    start_server_via(&[], "127.0.0.1:0", data_dir, failpoints, extra_args, env)
+}
+
+/// [`start_server`] listening on `listen`, run through the command `prefix` when not empty
+/// (`ip netns exec NAME`, say, which then runs the server in place of itself).
+pub fn start_server_via(
+    prefix: &[&str],
+    listen: &str,
+    data_dir: &Path,
+    failpoints: Option<&str>,
+    extra_args: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, String) {
     std::fs::create_dir_all(data_dir).expect("data dir");
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(data_dir.join("server.log"))
         .expect("log file");
-    let mut cmd = Command::new(binary());
-    cmd.args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+    let mut cmd = match prefix.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(binary());
+            cmd
+        }
+        None => Command::new(binary()),
+    };
+    cmd.args(["up", "--listen", listen, "--data-dir"])
         .arg(data_dir)
         .env_remove("STACKDOCK_DATABASE_URL")
         .env_remove("STACKDOCK_MASTER_KEY")
