@@ -7,6 +7,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
+use stackdock_core::report::error_chain;
 use stackdock_store::{PostgresStore, SqliteStore};
 
 use crate::CliResult;
@@ -65,10 +66,10 @@ pub(crate) async fn run(args: MigrateArgs) -> CliResult {
     }
     let from = SqliteStore::open_url(&args.from)
         .await
-        .map_err(|e| CliError::Other(format!("--from {}: {}", args.from, chain(&e))))?;
+        .map_err(|e| CliError::Other(format!("--from {}: {}", args.from, error_chain(&e))))?;
     let to = PostgresStore::connect(&args.to)
         .await
-        .map_err(|e| CliError::Other(format!("--to {}: {}", shown(&args.to), chain(&e))))?;
+        .map_err(|e| CliError::Other(format!("--to {}: {}", shown(&args.to), error_chain(&e))))?;
     let copied = stackdock_store::copy::copy_all(&from, &to).await;
     from.close().await;
     to.close().await;
@@ -76,7 +77,7 @@ pub(crate) async fn run(args: MigrateArgs) -> CliResult {
         stackdock_store::StoreError::Refused { message } => CliError::Input(message),
         e => CliError::Other(format!(
             "the copy failed and nothing was written: {}",
-            chain(&e)
+            error_chain(&e)
         )),
     })?;
     let rows: u64 = report.tables.iter().map(|(_, n)| n).sum();
@@ -93,16 +94,4 @@ pub(crate) async fn run(args: MigrateArgs) -> CliResult {
         report.latest_change, report.latest_deploy_log
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// An error and its causes on one line.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

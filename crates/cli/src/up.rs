@@ -205,7 +205,7 @@ fn database_error(url: &str, e: &StoreError) -> CliError {
     CliError::Other(format!(
         "database {}: {}",
         crate::migrate::shown(url),
-        crate::migrate::chain(e)
+        stackdock_core::report::error_chain(e)
     ))
 }
 

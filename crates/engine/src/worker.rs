@@ -22,7 +22,8 @@ use tokio::task::JoinHandle;
 use crate::recorder::StoreRecorder;
 use crate::{Engine, EngineError, deprovision, provision, sync};
 
-/// How long a heartbeat keeps a node counted, at least (else twice the lease).
+/// How long a heartbeat keeps a node counted, at least (else as long as a lease: a dead
+/// node's share comes back when its operations do).
 const MIN_HEARTBEAT: Duration = Duration::from_secs(3);
 
 impl Engine {
@@ -54,7 +55,7 @@ impl Engine {
     /// stops says so at once.
     async fn heartbeat_loop(self, mut shutdown: watch::Receiver<bool>) {
         let node = self.inner.config.worker_id.clone();
-        let ttl = (self.inner.config.lease * 2).max(MIN_HEARTBEAT);
+        let ttl = self.inner.config.lease.max(MIN_HEARTBEAT);
         loop {
             match self.inner.store.heartbeat(&node, ttl).await {
                 Ok(nodes) => {

@@ -90,16 +90,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Arc<dyn Store>, node: Nod
 async fn ready(store: Arc<dyn Store>, node: Arc<Node>) -> Response {
     let database = match tokio::time::timeout(DATABASE_DEADLINE, store.latest_change()).await {
         Ok(Ok(_)) => None,
-        Ok(Err(e)) => {
-            let mut text = format!("the database failed: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                text.push_str(": ");
-                text.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            Some(text)
-        }
+        Ok(Err(e)) => Some(format!(
+            "the database failed: {}",
+            stackdock_core::report::error_chain(&e)
+        )),
         Err(_) => Some(format!(
             "the database did not answer within {} s",
             DATABASE_DEADLINE.as_secs()

@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use rand::RngCore;
 use serde_json::{Value, json};
-use stackdock_sandbox::{
-    BucketLimit, DigitalOceanSandbox, DoSandboxConfig, Fault, FaultResponse,
-};
+use stackdock_sandbox::{BucketLimit, DigitalOceanSandbox, DoSandboxConfig, Fault, FaultResponse};
 
 use crate::support::{DEADLINE, binary, start_server, start_server_via, wait_for};
 

@@ -23,6 +23,10 @@ pub(crate) const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 /// this long is overloaded or cut off, and the caller should hear so.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a session may sit inside a transaction without sending anything before the
+/// server ends it.
+const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(15);
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The options a `postgres://` URL gives. A URL that does not parse is refused without being
@@ -40,10 +44,18 @@ pub(crate) fn options(url: &str) -> Result<PgConnectOptions> {
 /// Opens the pool and brings the schema up to date.
 pub(crate) async fn pool(options: &PgConnectOptions, max_connections: u32) -> Result<PgPool> {
     migrate(options).await?;
+    // A node cut off in the middle of a transaction would keep its row locks until the
+    // server noticed the connection was dead (TCP's keepalive: hours), and claims would skip
+    // those rows all that time. The store's transactions are a few statements long: one
+    // idle this long is abandoned, and the server ends it and frees its locks.
+    let options = options.clone().options([(
+        "idle_in_transaction_session_timeout",
+        IDLE_IN_TRANSACTION.as_millis().to_string(),
+    )]);
     Ok(PgPoolOptions::new()
         .max_connections(max_connections.max(1))
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect_with(options.clone())
+        .connect_with(options)
         .await?)
 }
 
