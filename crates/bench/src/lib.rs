@@ -85,17 +85,19 @@ pub enum Scenario {
     C,
     D,
     E,
+    E2,
     F,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Self::A,
         Self::B,
         Self::B2,
         Self::C,
         Self::D,
         Self::E,
+        Self::E2,
         Self::F,
     ];
 
@@ -107,6 +109,7 @@ impl Scenario {
             Self::C => "c",
             Self::D => "d",
             Self::E => "e",
+            Self::E2 => "e2",
             Self::F => "f",
         }
     }
@@ -119,7 +122,7 @@ impl std::str::FromStr for Scenario {
         Self::ALL
             .into_iter()
             .find(|sc| sc.id() == s.trim())
-            .ok_or_else(|| format!("unknown scenario {s:?}; known: a, b, b2, c, d, e, f"))
+            .ok_or_else(|| format!("unknown scenario {s:?}; known: a, b, b2, c, d, e, e2, f"))
     }
 }
 
@@ -266,6 +269,7 @@ pub async fn run(options: Options) -> Report {
             Scenario::C => overhead::run(&options).await,
             Scenario::D => binary::run(&options).await,
             Scenario::E => subscribers::run(&options).await,
+            Scenario::E2 => subscribers::run_across_nodes(&options).await,
             Scenario::F => nodes::run(&options).await,
         };
         let mut done = ScenarioReport::new(scenario, result, options.smoke);

@@ -20,7 +20,7 @@ struct Args {
     /// Tiny sizes, for CI: checks that every scenario runs and reports; judges nothing.
     #[arg(long)]
     smoke: bool,
-    /// Run only these scenarios, in this order (a, b, b2, c, d, e, f).
+    /// Run only these scenarios, in this order (a, b, b2, c, d, e, e2, f).
     #[arg(long, value_delimiter = ',')]
     only: Vec<Scenario>,
     /// Sizes instead of the defaults, e.g. a=500,b=100,c=1000,d=100000,f=500,raw=20000.

@@ -44,7 +44,7 @@ pub(crate) async fn run(o: &Options) -> Result<Measured, BenchError> {
 }
 
 /// `scripts/postgres ACTION DIR`; answers what it printed.
-async fn postgres(action: &[&str], dir: &Path) -> Result<String, BenchError> {
+pub(crate) async fn postgres(action: &[&str], dir: &Path) -> Result<String, BenchError> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/postgres");
     let out = tokio::process::Command::new(&script)
         .args(action)
@@ -64,7 +64,7 @@ async fn postgres(action: &[&str], dir: &Path) -> Result<String, BenchError> {
 }
 
 /// A new database on the server `admin` names; answers its URL.
-async fn database(admin: &str, name: &str) -> Result<String, BenchError> {
+pub(crate) async fn database(admin: &str, name: &str) -> Result<String, BenchError> {
     let out = tokio::process::Command::new("psql")
         .arg(admin)
         .args([

@@ -43,13 +43,108 @@ pub(crate) async fn run(o: &Options) -> Result<Measured, BenchError> {
 }
 
 async fn measure(o: &Options, bin: &Path, data: &Path, log: &Path) -> Result<Measured, BenchError> {
-    let n = o.sizes.subscribers;
-    let rounds = o.sizes.rounds;
     let http = reqwest::Client::builder()
         .no_proxy()
         .build()
         .map_err(BenchError::http("building the HTTP client"))?;
     let mut up = Up::start(bin, data, log, &http, &["--sandbox"]).await?;
+    let measured = follow_rounds(o, &http, &up, &up).await;
+    up.stop().await?;
+    let (figures, p99) = measured?;
+    let (n, rounds) = (o.sizes.subscribers, o.sizes.rounds);
+    Ok(Measured {
+        title: format!(
+            "`stackdock up --sandbox`: {n} clients following the event stream, {rounds} state \
+             changes one at a time"
+        ),
+        figures,
+        checks: vec![Check::new(
+            format!("p99 from request to delivery, {n} subscribers"),
+            p99,
+            "ms",
+            Bound::AtMost(10.0),
+        )],
+    })
+}
+
+/// Scenario e2: e across two nodes on one PostgreSQL database. The clients follow node A (an
+/// API node); the changes are asked of node B (which runs the workers and the sandbox docks):
+/// each event reaches A through the database's `NOTIFY`.
+pub(crate) async fn run_across_nodes(o: &Options) -> Result<Measured, BenchError> {
+    let bin = match &o.stackdock_bin {
+        Some(path) => path.clone(),
+        None => build().await?,
+    };
+    raise_open_files_limit();
+    let dir = tempfile::tempdir().map_err(BenchError::io("making a temporary directory"))?;
+    let pg_dir = dir.path().join("postgres");
+    let admin = crate::nodes::postgres(&["start"], &pg_dir).await?;
+    let result = across_nodes(o, &bin, dir.path(), &admin).await;
+    let _ = crate::nodes::postgres(&["stop"], &pg_dir).await;
+    result
+}
+
+async fn across_nodes(
+    o: &Options,
+    bin: &Path,
+    dir: &Path,
+    admin: &str,
+) -> Result<Measured, BenchError> {
+    let url = crate::nodes::database(admin, &format!("bench_e2_{}", std::process::id())).await?;
+    let key = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+    let env = [
+        ("STACKDOCK_DATABASE_URL", url.as_str()),
+        ("STACKDOCK_MASTER_KEY", key),
+    ];
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(BenchError::http("building the HTTP client"))?;
+    let log = dir.join("stackdock.log");
+    let mut b =
+        Up::start_with(bin, &dir.join("b"), &log, &http, &["--sandbox"], &env, None).await?;
+    let token = b.token.clone();
+    let mut a = Up::start_with(
+        bin,
+        &dir.join("a"),
+        &log,
+        &http,
+        &["--role", "api"],
+        &env,
+        Some(&token),
+    )
+    .await?;
+    let measured = follow_rounds(o, &http, &a, &b).await;
+    a.stop().await?;
+    b.stop().await?;
+    let (figures, p99) = measured?;
+    let (n, rounds) = (o.sizes.subscribers, o.sizes.rounds);
+    Ok(Measured {
+        title: format!(
+            "two `stackdock up` nodes on one PostgreSQL database: {n} clients following node A's \
+             event stream, {rounds} state changes asked of node B one at a time"
+        ),
+        figures,
+        checks: vec![Check::new(
+            format!("p99 from request on node B to delivery by node A, {n} subscribers"),
+            p99,
+            "ms",
+            Bound::AtMost(10.0),
+        )],
+    })
+}
+
+/// The rounds of e: `n` clients follow `subscribed`'s event stream, and each change is asked
+/// of `writer`. Answers the figures and the p99 in milliseconds.
+async fn follow_rounds(
+    o: &Options,
+    http: &reqwest::Client,
+    subscribed: &Up,
+    writer: &Up,
+) -> Result<(Value, f64), BenchError> {
+    let n = o.sizes.subscribers;
+    let rounds = o.sizes.rounds;
+    let up = subscribed;
 
     // Every client reports, for each round in turn, when it read that round's event.
     let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Instant)>();
@@ -83,8 +178,8 @@ async fn measure(o: &Options, bin: &Path, data: &Path, log: &Path) -> Result<Mea
         let name = round_name(round);
         let sent = Instant::now();
         let answer = http
-            .post(format!("{}/api/v1/servers", up.base_url))
-            .bearer_auth(&up.token)
+            .post(format!("{}/api/v1/servers", writer.base_url))
+            .bearer_auth(&writer.token)
             .json(&json!({
                 "dock": DOCK,
                 "name": name,
@@ -133,12 +228,11 @@ async fn measure(o: &Options, bin: &Path, data: &Path, log: &Path) -> Result<Mea
         }));
         latencies_ms.extend(this_round);
         let id = body["id"].as_str().unwrap_or_default().to_string();
-        settle(&http, &up, &id).await?;
+        settle(http, writer, &id).await?;
     }
     for c in &clients {
         c.abort();
     }
-    up.stop().await?;
 
     latencies_ms.sort_by(f64::total_cmp);
     let p50 = percentile(&latencies_ms, 0.50);
@@ -157,19 +251,7 @@ async fn measure(o: &Options, bin: &Path, data: &Path, log: &Path) -> Result<Mea
              the clients run in the benchmark's process, on the same two cores as the server"
         ],
     });
-    Ok(Measured {
-        title: format!(
-            "`stackdock up --sandbox`: {n} clients following the event stream, {rounds} state \
-             changes one at a time"
-        ),
-        figures,
-        checks: vec![Check::new(
-            format!("p99 from request to delivery, {n} subscribers"),
-            p99,
-            "ms",
-            Bound::AtMost(10.0),
-        )],
-    })
+    Ok((figures, p99))
 }
 
 fn round_name(round: usize) -> String {
