@@ -443,6 +443,17 @@ are the sandbox's own counts.
   event carrying the new server's name; the next round starts once that server has settled.
   The figures are over every delivery of every round; each round's first, median and slowest
   delivery are in the JSON.
+- **e2**: e across two nodes on one throwaway PostgreSQL server (`scripts/postgres`): the
+  clients follow node A (`--role api`), and each round's `POST` goes to node B
+  (`--sandbox`, which runs the workers), so each event reaches A through the database's
+  `NOTIFY`. Same sizes as e.
+- **f**: N provisions on one `stackdock up` node on a throwaway PostgreSQL database, then N on
+  three nodes of another database, all through the API (spread over the nodes), against the
+  sandbox with a token bucket of 1,800 requests a minute in bursts of 30 and the dock's budget
+  set to `24/s`, leases of 3 s; one of the three is killed with SIGKILL once half the rows are
+  `provisioned`. Time is from the first request until every row is `provisioned`; 429s are the
+  sandbox's; a droplet is doubled if two rows track it or the sandbox holds more than N, and
+  untracked if no row tracks it.
 
 `--smoke` runs every scenario at tiny sizes and judges nothing; `cargo test -p stackdock-bench`
 runs a–c that way in process. `--timeline` adds, for a–c, the calls by method, resources
