@@ -209,6 +209,49 @@ fn database_error(url: &str, e: &StoreError) -> CliError {
     ))
 }
 
+/// Refuses to start when the database holds dock keys sealed under master keys this node
+/// lacks: on a database several nodes share, a node started with a key of its own (a new data
+/// directory, no `STACKDOCK_MASTER_KEY`) would otherwise take operations and fail every one.
+async fn refuse_foreign_keys(
+    store: &dyn Store,
+    org: stackdock_core::OrgId,
+    keyring: &Keyring,
+) -> Result<(), CliError> {
+    let known: Vec<String> = keyring
+        .key_ids()
+        .iter()
+        .map(|k| k.as_str().to_string())
+        .collect();
+    let mut missing = std::collections::BTreeSet::new();
+    let mut page = stackdock_store::PageRequest::first(500);
+    loop {
+        let docks = store
+            .list_docks(org, &page)
+            .await
+            .map_err(|e| CliError::Other(format!("cannot read the docks: {e}")))?;
+        for dock in &docks.items {
+            let id = dock.sealed_api_key.key_id();
+            if !known.iter().any(|k| k == id) {
+                missing.insert(id.to_string());
+            }
+        }
+        match docks.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let missing: Vec<String> = missing.into_iter().collect();
+    Err(CliError::Input(format!(
+        "the database's dock keys are sealed under master key {} which this node does not \
+         hold (it holds {}); give every node on one database the same STACKDOCK_MASTER_KEY",
+        missing.join(", "),
+        known.join(", ")
+    )))
+}
+
 pub(crate) async fn run(args: UpArgs) -> CliResult {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -255,6 +298,7 @@ pub(crate) async fn run(args: UpArgs) -> CliResult {
             )));
         }
     };
+    refuse_foreign_keys(&*store, org_id, &keyring).await?;
     let token_path = args.data_dir.join("owner-token");
     if let Some(token) = &new_token {
         // A token file left from an earlier database names a token this one never had.

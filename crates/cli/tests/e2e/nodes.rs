@@ -807,6 +807,42 @@ async fn migrate_moves_a_sqlite_installation_to_postgres_with_every_row_and_the_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_the_databases_master_key_is_refused() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let db = home.path().join("shared.db");
+    let mut cluster = Cluster::new(db.display().to_string(), DoSandboxConfig::default()).await;
+    let first = cluster.start("all");
+    cluster.connect_dock(first, json!({})).await;
+
+    // A second node with a new data directory and no key given makes a key of its own.
+    let out = tokio::process::Command::new(binary())
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(home.path().join("stranger"))
+        .env("STACKDOCK_DATABASE_URL", &cluster.database_url)
+        .env_remove("STACKDOCK_MASTER_KEY")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(DEADLINE, out)
+        .await
+        .expect("the node started without the database's key instead of refusing")
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("STACKDOCK_MASTER_KEY"), "{err}");
+    assert!(
+        !err.contains(&cluster.master_key),
+        "the master key itself was printed"
+    );
+
+    // With the same key it starts and serves.
+    let second = cluster.start("all");
+    let (status, _) = cluster.get(second, "/api/v1/docks").await;
+    assert_eq!(status, 200);
+    cluster.finish();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_started_at_once_on_an_empty_database_make_one_owner() {
     let Some(admin) = postgres_admin("nodes_started_at_once_on_an_empty_database_make_one_owner")
     else {
