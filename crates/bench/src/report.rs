@@ -440,7 +440,8 @@ are the sandbox's own counts.
   following `GET /api/v1/events`, each a plain HTTP/1.1 request on its own connection read as
   bytes, in the bench's process (so on the same cores as the server). Each round sends
   `POST /api/v1/servers` and times, from the moment it is sent, when each client has read the
-  event carrying the new server's name; the next round starts once that server has settled.
+  event carrying the new server's name; the next round starts once every client has read
+  the event that settled that server, so no round's deliveries queue behind the one before.
   The figures are over every delivery of every round; each round's first, median and slowest
   delivery are in the JSON.
 - **e2**: e across two nodes on one throwaway PostgreSQL server (`scripts/postgres`): the

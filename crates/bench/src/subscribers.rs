@@ -5,7 +5,8 @@
 //! A round sends `POST /api/v1/servers` (its answer comes after the new row, in state
 //! `provisioning`, is written) and waits until every client has read the event that carries
 //! the new server's name; the time of each is taken when the client reads it. The next round
-//! starts once that server has settled, so no round's follow-up events overlap the next one's.
+//! starts once every client has read the event that settled that server, so no round's
+//! deliveries overlap the last one's (the settled state fans out to every client too).
 
 use std::path::Path;
 use std::time::Duration;
@@ -146,8 +147,9 @@ async fn follow_rounds(
     let rounds = o.sizes.rounds;
     let up = subscribed;
 
-    // Every client reports, for each round in turn, when it read that round's event.
-    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Instant)>();
+    // Every client reports, for each round in turn, when it read that round's first event
+    // and when it read the one that settled it.
+    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Read)>();
     let (connected_tx, mut connected_rx) = mpsc::unbounded_channel::<()>();
     let mut clients = Vec::with_capacity(n);
     let addr = up
@@ -200,25 +202,26 @@ async fn follow_rounds(
                 "POST /api/v1/servers answered {status}: {body}"
             )));
         }
-        let until = Instant::now() + ROUND_DEADLINE;
+        // One deadline for the whole round, not a timer per delivery: the collecting task
+        // shares the cores with the server it measures.
         let mut this_round = Vec::with_capacity(n);
-        while this_round.len() < n {
-            let (r, at) = tokio::time::timeout_at(until, rx.recv())
-                .await
-                .map_err(|_| {
-                    deadline(&format!(
-                        "round {round}: {} of {n} clients had the event",
-                        this_round.len()
-                    ))
-                })?
-                .ok_or_else(|| BenchError::Other("every client stopped".into()))?;
-            if r != round {
-                return Err(BenchError::Other(format!(
-                    "a client reported round {r} during round {round}"
-                )));
+        let mut settled = 0;
+        let collect = async {
+            while this_round.len() < n {
+                match next_read(&mut rx, round).await? {
+                    Read::First(at) => this_round.push((at - sent).as_secs_f64() * 1000.0),
+                    Read::Settled => settled += 1,
+                }
             }
-            this_round.push((at - sent).as_secs_f64() * 1000.0);
-        }
+            Ok::<_, BenchError>(())
+        };
+        let collected = tokio::time::timeout(ROUND_DEADLINE, collect).await;
+        collected.map_err(|_| {
+            deadline(&format!(
+                "round {round}: {} of {n} clients had the event",
+                this_round.len()
+            ))
+        })??;
         this_round.sort_by(f64::total_cmp);
         per_round.push(json!({
             "first_ms": this_round.first().copied().unwrap_or(0.0),
@@ -227,8 +230,22 @@ async fn follow_rounds(
             "max_ms": this_round.last().copied().unwrap_or(0.0),
         }));
         latencies_ms.extend(this_round);
-        let id = body["id"].as_str().unwrap_or_default().to_string();
-        settle(http, writer, &id).await?;
+        // The next round starts once every client has read the event that settled this
+        // round's server, so no round's deliveries queue behind the last one's.
+        let until = Instant::now() + ROUND_DEADLINE;
+        while settled < n {
+            let read = tokio::time::timeout_at(until, next_read(&mut rx, round))
+                .await
+                .map_err(|_| {
+                    let id = body["id"].as_str().unwrap_or_default();
+                    deadline(&format!(
+                        "round {round}: {settled} of {n} clients saw server {id} settle"
+                    ))
+                })??;
+            if let Read::Settled = read {
+                settled += 1;
+            }
+        }
     }
     for c in &clients {
         c.abort();
@@ -258,7 +275,29 @@ fn round_name(round: usize) -> String {
     format!("bench-e-{round}")
 }
 
-/// One client: reads the stream and reports when each round's server first appears in it.
+/// What a client read, reported in the order it read it: a round's server first, then the
+/// event that settled it.
+enum Read {
+    First(Instant),
+    Settled,
+}
+
+/// The next client report, which must be of `round`.
+async fn next_read(
+    rx: &mut mpsc::UnboundedReceiver<(usize, Read)>,
+    round: usize,
+) -> Result<Read, BenchError> {
+    match rx.recv().await {
+        None => Err(BenchError::Other("every client stopped".into())),
+        Some((r, _)) if r != round => Err(BenchError::Other(format!(
+            "a client reported round {r} during round {round}"
+        ))),
+        Some((_, read)) => Ok(read),
+    }
+}
+
+/// One client: reads the stream and reports when each round's server first appears in it,
+/// and when it settles.
 ///
 /// A plain HTTP/1.1 request over its own TCP connection, read as bytes: a thousand of these
 /// share two cores with the server they measure, so each costs as little as a client can (a
@@ -267,7 +306,7 @@ async fn follow(
     addr: String,
     token: String,
     rounds: usize,
-    report: mpsc::UnboundedSender<(usize, Instant)>,
+    report: mpsc::UnboundedSender<(usize, Read)>,
     connected: mpsc::UnboundedSender<()>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -298,25 +337,54 @@ async fn follow(
     }
     buf.drain(..head_end);
     let _ = connected.send(());
+    // For each round in turn: the server's name in quotes (so round 1 is not found in round
+    // 10's event), then the state that settles it. One server is in flight at a time, so the
+    // next settled state after a round's name is that server's.
+    // The searchers are built once: building one per read cost this client more than the
+    // search.
+    use memchr::memmem::Finder;
+    let settled = [
+        Finder::new(b"\"provisioning_state\":\"provisioned\""),
+        Finder::new(b"\"provisioning_state\":\"failed\""),
+    ];
+    let name =
+        |round: usize| Finder::new(format!("\"{}\"", round_name(round)).as_bytes()).into_owned();
+    let longest = settled.iter().map(|s| s.needle().len()).max().unwrap_or(0);
     let mut round = 0;
-    // The name in quotes, so round 1 is not found in round 10's event.
-    let mut wanted = format!("\"{}\"", round_name(round));
+    let mut wanted = name(round);
+    let mut named = false;
     while round < rounds {
-        while round < rounds {
-            let Some(at) = find(&buf, wanted.as_bytes()) else {
+        loop {
+            let found = if named {
+                settled
+                    .iter()
+                    .filter_map(|s| s.find(&buf).map(|at| at + s.needle().len()))
+                    .min()
+            } else {
+                wanted.find(&buf).map(|at| at + wanted.needle().len())
+            };
+            let Some(end) = found else {
                 break;
             };
-            if report.send((round, Instant::now())).is_err() {
+            let read = if named {
+                Read::Settled
+            } else {
+                Read::First(Instant::now())
+            };
+            if report.send((round, read)).is_err() {
                 return;
             }
-            buf.drain(..at + wanted.len());
-            round += 1;
-            wanted = format!("\"{}\"", round_name(round));
+            buf.drain(..end);
+            if named {
+                round += 1;
+                wanted = name(round);
+            }
+            named = !named;
         }
-        // Keep only a tail that may hold the start of the next name.
-        if buf.len() > wanted.len() {
-            let keep = buf.len() - wanted.len();
-            buf.drain(..keep);
+        // Keep only a tail that may hold the start of the next thing looked for.
+        let keep = longest.max(wanted.needle().len());
+        if buf.len() > keep {
+            buf.drain(..buf.len() - keep);
         }
         match conn.read(&mut chunk).await {
             Ok(0) | Err(_) => return,
@@ -326,31 +394,7 @@ async fn follow(
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Waits until the server is no longer `provisioning`.
-async fn settle(http: &reqwest::Client, up: &Up, id: &str) -> Result<(), BenchError> {
-    let url = format!("{}/api/v1/resources/{id}", up.base_url);
-    let until = Instant::now() + ROUND_DEADLINE;
-    loop {
-        let r: Value = http
-            .get(&url)
-            .bearer_auth(&up.token)
-            .send()
-            .await
-            .map_err(BenchError::http(format!("GET {url}")))?
-            .json()
-            .await
-            .map_err(BenchError::http(format!("GET {url}")))?;
-        if r["provisioning_state"] != "provisioning" {
-            return Ok(());
-        }
-        if Instant::now() >= until {
-            return Err(deadline(&format!("server {id} never settled: {r}")));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    memchr::memmem::find(haystack, needle)
 }
 
 /// The value at rank `q` of sorted `xs` (nearest rank).

@@ -19,6 +19,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde_json::json;
 use stackdock_core::{OrgId, ResourceId};
 use stackdock_store::{Change, DeployLogLine, Store};
@@ -38,8 +39,10 @@ pub(crate) struct Entry {
     pub(crate) seq: i64,
     pub(crate) org: OrgId,
     pub(crate) resource: ResourceId,
-    /// The event's `data`, as JSON text, shared by every stream that sends it.
-    pub(crate) data: Arc<str>,
+    /// The whole server-sent event as it goes on the wire (`event:`, `id:` for a change,
+    /// `data:`), shared by every stream that sends it: a thousand streams send one buffer,
+    /// not a thousand copies of it.
+    pub(crate) frame: Bytes,
 }
 
 impl Entry {
@@ -49,11 +52,12 @@ impl Entry {
             "at": c.at,
             "resource": crate::view::ResourceView::from(&c.resource),
         });
+        let data = data.to_string();
         Self {
             seq: c.seq,
             org: c.org_id,
             resource: c.resource.id,
-            data: data.to_string().into(),
+            frame: frame("resource", Some(c.seq), &data),
         }
     }
 
@@ -65,13 +69,33 @@ impl Entry {
             "operation_id": l.operation_id,
             "line": l.line,
         });
+        let data = data.to_string();
         Self {
             seq: l.seq,
             org: l.org_id,
             resource: l.resource_id,
-            data: data.to_string().into(),
+            frame: frame("log", None, &data),
         }
     }
+}
+
+/// One server-sent event. `data` is compact JSON, which holds no line break (JSON escapes
+/// them inside strings), so it is one `data:` line.
+fn frame(event: &str, id: Option<i64>, data: &str) -> Bytes {
+    debug_assert!(!data.contains('\n') && !data.contains('\r'));
+    let mut out = String::with_capacity(data.len() + 48);
+    out.push_str("event: ");
+    out.push_str(event);
+    out.push('\n');
+    if let Some(id) = id {
+        out.push_str("id: ");
+        out.push_str(&id.to_string());
+        out.push('\n');
+    }
+    out.push_str("data: ");
+    out.push_str(data);
+    out.push_str("\n\n");
+    Bytes::from(out)
 }
 
 /// What the reader read in one round: every entry of the feed after `changes_after` up to
@@ -87,11 +111,20 @@ pub(crate) struct Batch {
 
 /// The fan-out: subscribe to it, and the process's one reader sends what it reads.
 pub(crate) struct Hub {
-    tx: broadcast::Sender<Arc<Batch>>,
+    /// What the reader and the subscribers share; see [`Joining`].
+    joining: Arc<Mutex<Joining>>,
+}
+
+/// Under one lock, so the reader never sees a new subscriber without its position.
+struct Joining {
+    /// Subscribes new streams; taken when the server closes, so that once the reader has
+    /// gone too, the channel is closed and every stream ends. A stream waiting for a batch
+    /// then needs no second thing to watch for the close: with a thousand streams, that
+    /// watch was paid on every event.
+    tx: Option<broadcast::Sender<Arc<Batch>>>,
     /// Where the store was when the streams that joined since the reader last looked
-    /// started (the earliest of them). Set with the subscription, under this lock, so the
-    /// reader never sees a new subscriber without its position.
-    joined: Arc<Mutex<Option<(i64, i64)>>>,
+    /// started (the earliest of them).
+    at: Option<(i64, i64)>,
 }
 
 impl Hub {
@@ -107,24 +140,27 @@ impl Hub {
         capacity: usize,
     ) -> Arc<Self> {
         let (tx, _) = broadcast::channel(capacity);
-        let joined = Arc::new(Mutex::new(None));
-        let hub = Arc::new(Self {
-            tx: tx.clone(),
-            joined: joined.clone(),
-        });
-        tokio::spawn(read(store, tx, joined, closing));
-        hub
+        let joining = Arc::new(Mutex::new(Joining {
+            tx: Some(tx.clone()),
+            at: None,
+        }));
+        tokio::spawn(read(store, tx, joining.clone(), closing));
+        Arc::new(Self { joining })
     }
 
     /// Subscribes a stream that joins when the feed's and the log's newest `seq`s were `at`
-    /// (read before this call).
+    /// (read before this call). Once the server is closing, the receiver answers `Closed`.
     pub(crate) fn subscribe(&self, at: (i64, i64)) -> broadcast::Receiver<Arc<Batch>> {
-        let mut joined = lock(&self.joined);
-        *joined = Some(match *joined {
+        let mut joining = lock(&self.joining);
+        let Some(tx) = &joining.tx else {
+            return broadcast::channel(1).1;
+        };
+        let rx = tx.subscribe();
+        joining.at = Some(match joining.at {
             Some((c, l)) => (c.min(at.0), l.min(at.1)),
             None => at,
         });
-        self.tx.subscribe()
+        rx
     }
 }
 
@@ -138,7 +174,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 async fn read(
     store: Arc<dyn Store>,
     tx: broadcast::Sender<Arc<Batch>>,
-    joined: Arc<Mutex<Option<(i64, i64)>>>,
+    joining: Arc<Mutex<Joining>>,
     mut closing: watch::Receiver<bool>,
 ) {
     let mut signal = store.change_signal();
@@ -146,13 +182,15 @@ async fn read(
     let mut cursor: Option<(i64, i64)> = None;
     loop {
         if *closing.borrow() {
+            // With the hub's sender gone as well as this one, every stream ends.
+            lock(&joining).tx = None;
             return;
         }
         signal.borrow_and_update();
         log_signal.borrow_and_update();
         {
-            let mut joined = lock(&joined);
-            let from = joined.take();
+            let mut joining = lock(&joining);
+            let from = joining.at.take();
             if tx.receiver_count() == 0 {
                 // Nobody listens: read nothing until someone joins.
                 cursor = None;

@@ -16,11 +16,13 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::Stream;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use stackdock_core::{OrgId, ResourceId};
@@ -32,6 +34,9 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::hub::{BATCH, Batch, Entry, POLL};
+
+/// How often a stream sends a comment to show it is alive.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -55,26 +60,8 @@ struct Feed {
     catching_up: Option<(i64, i64)>,
     /// The batch that showed the gap, taken once it is closed.
     held: Option<Arc<Batch>>,
-    pending: VecDeque<Out>,
-}
-
-/// One event as this stream sends it.
-#[derive(Debug)]
-struct Out {
-    event: &'static str,
-    /// A change's feed `seq`, its SSE id; log lines have none (their sequence is their own).
-    id: Option<i64>,
-    data: Arc<str>,
-}
-
-impl Out {
-    fn event(&self) -> Event {
-        let e = Event::default().event(self.event).data(&*self.data);
-        match self.id {
-            Some(id) => e.id(id.to_string()),
-            None => e,
-        }
-    }
+    /// Events to send, as they go on the wire: rendered once by the fan-out for every stream.
+    pending: VecDeque<Bytes>,
 }
 
 pub(crate) async fn stream(
@@ -82,7 +69,7 @@ pub(crate) async fn stream(
     caller: Caller,
     headers: HeaderMap,
     query: Result<Query<EventsQuery>, QueryRejection>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     let actor = caller.actor();
     let Query(q) = query.map_err(query_error)?;
     let last_event_id = match headers.get("last-event-id") {
@@ -123,11 +110,26 @@ pub(crate) async fn stream(
         (actor.org_id, only),
         (cursor, log_cursor),
     );
-    let events = futures::stream::unfold(feed, |mut feed| async move {
-        let out = feed.next().await?;
-        Some((Ok::<_, Infallible>(out.event()), feed))
+    // A comment every while, events or not, so proxies and clients see a live stream; a
+    // fixed tick, not a timer moved after every event, which a thousand streams would pay
+    // for on every change.
+    let keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    let events = futures::stream::unfold((feed, keep_alive), |(mut feed, mut tick)| async move {
+        // `Feed::next` is cancel-safe: it moves its position only after a read completes.
+        let frame = tokio::select! {
+            out = feed.next() => out?,
+            _ = tick.tick() => Bytes::from_static(b":\n\n"),
+        };
+        Some((Ok::<_, Infallible>(frame), (feed, tick)))
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(events),
+    )
+        .into_response())
 }
 
 impl Feed {
@@ -157,7 +159,7 @@ impl Feed {
     }
 
     /// The stream's next event; `None` once the server is closing.
-    async fn next(&mut self) -> Option<Out> {
+    async fn next(&mut self) -> Option<Bytes> {
         loop {
             if *self.closing.borrow() {
                 return None;
@@ -186,20 +188,20 @@ impl Feed {
                 }
                 continue;
             }
-            tokio::select! {
-                got = self.batches.recv() => match got {
-                    Ok(batch) if batch.changes_after > self.cursor || batch.logs_after > self.log_cursor => {
-                        self.catching_up = Some((batch.changes_after, batch.logs_after));
-                        self.held = Some(batch);
-                    }
-                    Ok(batch) => self.take(&batch),
-                    // Fell behind the channel: the store has what was dropped.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        self.catching_up = Some((self.cursor, self.log_cursor));
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                },
-                _ = self.closing.changed() => {}
+            // The channel closes when the server does (see `Hub`).
+            match self.batches.recv().await {
+                Ok(batch)
+                    if batch.changes_after > self.cursor || batch.logs_after > self.log_cursor =>
+                {
+                    self.catching_up = Some((batch.changes_after, batch.logs_after));
+                    self.held = Some(batch);
+                }
+                Ok(batch) => self.take(&batch),
+                // Fell behind the channel: the store has what was dropped.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.catching_up = Some((self.cursor, self.log_cursor));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
     }
@@ -215,11 +217,7 @@ impl Feed {
             if line.seq > self.log_cursor {
                 self.log_cursor = line.seq;
                 if self.ours(line) {
-                    self.pending.push_back(Out {
-                        event: "log",
-                        id: None,
-                        data: line.data.clone(),
-                    });
+                    self.pending.push_back(line.frame.clone());
                 }
             }
         }
@@ -227,11 +225,7 @@ impl Feed {
             if change.seq > self.cursor {
                 self.cursor = change.seq;
                 if self.ours(change) {
-                    self.pending.push_back(Out {
-                        event: "resource",
-                        id: Some(change.seq),
-                        data: change.data.clone(),
-                    });
+                    self.pending.push_back(change.frame.clone());
                 }
             }
         }
@@ -303,8 +297,12 @@ mod tests {
                 .await
                 .unwrap_or_else(|_| panic!("only {out:?} arrived"))
                 .expect("open");
-            assert_eq!(next.event, "log");
-            let data: serde_json::Value = serde_json::from_str(&next.data).expect("JSON");
+            let text = std::str::from_utf8(&next).expect("UTF-8");
+            let data = text
+                .strip_prefix("event: log\ndata: ")
+                .and_then(|rest| rest.strip_suffix("\n\n"))
+                .unwrap_or_else(|| panic!("not one log event: {text:?}"));
+            let data: serde_json::Value = serde_json::from_str(data).expect("JSON");
             out.push(data["line"].as_str().expect("line").to_string());
         }
         out
@@ -337,11 +335,9 @@ mod tests {
             'sent: loop {
                 match tokio::time::timeout_at(until, probe.recv()).await {
                     Ok(Ok(batch)) => {
-                        if batch
-                            .logs
-                            .iter()
-                            .any(|l| l.data.contains(&format!("\"ours {i}\"")))
-                        {
+                        if batch.logs.iter().any(|l| {
+                            String::from_utf8_lossy(&l.frame).contains(&format!("\"ours {i}\""))
+                        }) {
                             break 'sent;
                         }
                     }
