@@ -443,7 +443,10 @@ are the sandbox's own counts.
   event carrying the new server's name; the next round starts once every client has read
   the event that settled that server, so no round's deliveries queue behind the one before.
   The figures are over every delivery of every round; each round's first, median and slowest
-  delivery are in the JSON.
+  delivery are in the JSON. Once the server has stopped, the same clients and rounds run
+  against a bare fan-out in the bench's process (tokio only, two workers: one broadcast
+  channel, one task a connection writing the same bytes an event takes; no HTTP framework,
+  no store), whose figures (`bare_fan_out`) are this machine's floor for the check.
 - **e2**: e across two nodes on one throwaway PostgreSQL server (`scripts/postgres`): the
   clients follow node A (`--role api`), and each round's `POST` goes to node B
   (`--sandbox`, which runs the workers), so each event reaches A through the database's

@@ -49,9 +49,32 @@ async fn measure(o: &Options, bin: &Path, data: &Path, log: &Path) -> Result<Mea
         .build()
         .map_err(BenchError::http("building the HTTP client"))?;
     let mut up = Up::start(bin, data, log, &http, &["--sandbox"]).await?;
-    let measured = follow_rounds(o, &http, &up, &up).await;
+    let measured = follow_rounds(o, &up.base_url, &up.token, &Posts::to(&http, &up)).await;
     up.stop().await?;
-    let (figures, p99) = measured?;
+    let (mut figures, p99) = measured?;
+    // The same clients and rounds against a fan-out with nothing but tokio, once the server
+    // has stopped: what this machine allows, for the figure above to be read against.
+    let bare = Bare::start()?;
+    let floor = follow_rounds(o, &bare.base_url, "-", &bare).await;
+    bare.stop();
+    let (floor, _) = floor?;
+    figures["bare_fan_out"] = json!({
+        "p50_ms": floor["p50_ms"],
+        "p99_ms": floor["p99_ms"],
+        "max_ms": floor["max_ms"],
+    });
+    figures["notes"]
+        .as_array_mut()
+        .expect("notes are a list")
+        .push(json!(format!(
+            "the same clients and rounds served by a bare fan-out in the benchmark's process \
+             (tokio only: no HTTP framework, no store, one broadcast channel, the same bytes \
+             an event takes): p50 {:.1} ms, p99 {:.1} ms; this machine's floor for {} \
+             deliveries of one event",
+            floor["p50_ms"].as_f64().unwrap_or(0.0),
+            floor["p99_ms"].as_f64().unwrap_or(0.0),
+            o.sizes.subscribers
+        )));
     let (n, rounds) = (o.sizes.subscribers, o.sizes.rounds);
     Ok(Measured {
         title: format!(
@@ -115,7 +138,7 @@ async fn across_nodes(
         Some(&token),
     )
     .await?;
-    let measured = follow_rounds(o, &http, &a, &b).await;
+    let measured = follow_rounds(o, &a.base_url, &a.token, &Posts::to(&http, &b)).await;
     a.stop().await?;
     b.stop().await?;
     let (figures, p99) = measured?;
@@ -135,56 +158,37 @@ async fn across_nodes(
     })
 }
 
-/// The rounds of e: `n` clients follow `subscribed`'s event stream, and each change is asked
-/// of `writer`. Answers the figures and the p99 in milliseconds.
-async fn follow_rounds(
-    o: &Options,
-    http: &reqwest::Client,
-    subscribed: &Up,
-    writer: &Up,
-) -> Result<(Value, f64), BenchError> {
-    let n = o.sizes.subscribers;
-    let rounds = o.sizes.rounds;
-    let up = subscribed;
+/// What makes each round's change.
+trait Changes {
+    /// Makes round `round`'s change, a new server named `round_name(round)`; answers once
+    /// it has been asked for.
+    async fn make(&self, round: usize) -> Result<(), BenchError>;
+    /// Once every client has the round's first event: settles the server, where nothing
+    /// else will.
+    fn settle(&self, round: usize);
+}
 
-    // Every client reports, for each round in turn, when it read that round's first event
-    // and when it read the one that settled it.
-    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Read)>();
-    let (connected_tx, mut connected_rx) = mpsc::unbounded_channel::<()>();
-    let mut clients = Vec::with_capacity(n);
-    let addr = up
-        .base_url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    for _ in 0..n {
-        clients.push(tokio::spawn(follow(
-            addr.clone(),
-            up.token.clone(),
-            rounds,
-            tx.clone(),
-            connected_tx.clone(),
-        )));
-    }
-    drop(tx);
-    let until = Instant::now() + ROUND_DEADLINE;
-    for i in 0..n {
-        tokio::time::timeout_at(until, connected_rx.recv())
-            .await
-            .map_err(|_| deadline(&format!("{i} of {n} clients connected to the event stream")))?;
-    }
+/// Changes asked of a `stackdock` node: `POST /api/v1/servers`, settled by its workers.
+struct Posts<'a> {
+    http: &'a reqwest::Client,
+    writer: &'a Up,
+}
 
-    let mut latencies_ms: Vec<f64> = Vec::with_capacity(n * rounds);
-    let mut per_round = Vec::new();
-    for round in 0..rounds {
-        let name = round_name(round);
-        let sent = Instant::now();
-        let answer = http
-            .post(format!("{}/api/v1/servers", writer.base_url))
-            .bearer_auth(&writer.token)
+impl<'a> Posts<'a> {
+    fn to(http: &'a reqwest::Client, writer: &'a Up) -> Self {
+        Self { http, writer }
+    }
+}
+
+impl Changes for Posts<'_> {
+    async fn make(&self, round: usize) -> Result<(), BenchError> {
+        let answer = self
+            .http
+            .post(format!("{}/api/v1/servers", self.writer.base_url))
+            .bearer_auth(&self.writer.token)
             .json(&json!({
                 "dock": DOCK,
-                "name": name,
+                "name": round_name(round),
                 "region": "nyc3",
                 "size": "s-1vcpu-1gb",
                 "image": "ubuntu-24-04-x64",
@@ -202,6 +206,54 @@ async fn follow_rounds(
                 "POST /api/v1/servers answered {status}: {body}"
             )));
         }
+        Ok(())
+    }
+
+    fn settle(&self, _round: usize) {}
+}
+
+/// The rounds of e: `n` clients follow the event stream at `base_url`, and `changes` makes
+/// each round's change. Answers the figures and the p99 in milliseconds.
+async fn follow_rounds(
+    o: &Options,
+    base_url: &str,
+    token: &str,
+    changes: &impl Changes,
+) -> Result<(Value, f64), BenchError> {
+    let n = o.sizes.subscribers;
+    let rounds = o.sizes.rounds;
+
+    // Every client reports, for each round in turn, when it read that round's first event
+    // and when it read the one that settled it.
+    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Read)>();
+    let (connected_tx, mut connected_rx) = mpsc::unbounded_channel::<()>();
+    let mut clients = Vec::with_capacity(n);
+    let addr = base_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    for _ in 0..n {
+        clients.push(tokio::spawn(follow(
+            addr.clone(),
+            token.to_string(),
+            rounds,
+            tx.clone(),
+            connected_tx.clone(),
+        )));
+    }
+    drop(tx);
+    let until = Instant::now() + ROUND_DEADLINE;
+    for i in 0..n {
+        tokio::time::timeout_at(until, connected_rx.recv())
+            .await
+            .map_err(|_| deadline(&format!("{i} of {n} clients connected to the event stream")))?;
+    }
+
+    let mut latencies_ms: Vec<f64> = Vec::with_capacity(n * rounds);
+    let mut per_round = Vec::new();
+    for round in 0..rounds {
+        let sent = Instant::now();
+        changes.make(round).await?;
         // One deadline for the whole round, not a timer per delivery: the collecting task
         // shares the cores with the server it measures.
         let mut this_round = Vec::with_capacity(n);
@@ -230,6 +282,7 @@ async fn follow_rounds(
             "max_ms": this_round.last().copied().unwrap_or(0.0),
         }));
         latencies_ms.extend(this_round);
+        changes.settle(round);
         // The next round starts once every client has read the event that settled this
         // round's server, so no round's deliveries queue behind the last one's.
         let until = Instant::now() + ROUND_DEADLINE;
@@ -237,9 +290,8 @@ async fn follow_rounds(
             let read = tokio::time::timeout_at(until, next_read(&mut rx, round))
                 .await
                 .map_err(|_| {
-                    let id = body["id"].as_str().unwrap_or_default();
                     deadline(&format!(
-                        "round {round}: {settled} of {n} clients saw server {id} settle"
+                        "round {round}: {settled} of {n} clients saw its server settle"
                     ))
                 })??;
             if let Read::Settled = read {
@@ -395,6 +447,122 @@ async fn follow(
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(haystack, needle)
+}
+
+/// A fan-out with nothing but tokio, for the floor beside e: it answers any request on a
+/// connection with a `200` head and then writes every frame sent to it, from one broadcast
+/// channel, one task a connection, on a runtime of its own with two workers (as the server's).
+struct Bare {
+    base_url: String,
+    frames: tokio::sync::broadcast::Sender<bytes::Bytes>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Bare {
+    fn start() -> Result<Self, BenchError> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(BenchError::io("binding the bare fan-out"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(BenchError::io("binding the bare fan-out"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(BenchError::io("binding the bare fan-out"))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(BenchError::io("starting the bare fan-out's runtime"))?;
+        let (frames, _) = tokio::sync::broadcast::channel(16);
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let sender = frames.clone();
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = stopped => {}
+                    _ = accept(listener, sender) => {}
+                }
+            });
+        });
+        Ok(Self {
+            base_url: format!("http://{addr}"),
+            frames,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// One event as the server frames it, about as long as a new server's.
+    fn send(&self, round: usize, state: &str) {
+        let data = json!({
+            "seq": round,
+            "resource": {
+                "name": round_name(round),
+                "provisioning_state": state,
+                "full_api_data": "x".repeat(520),
+            },
+        });
+        let frame = format!("event: resource\nid: {round}\ndata: {data}\n\n");
+        let _ = self.frames.send(frame.into());
+    }
+}
+
+impl Changes for Bare {
+    async fn make(&self, round: usize) -> Result<(), BenchError> {
+        self.send(round, "provisioning");
+        Ok(())
+    }
+
+    fn settle(&self, round: usize) {
+        self.send(round, "provisioned");
+    }
+}
+
+async fn accept(
+    listener: tokio::net::TcpListener,
+    frames: tokio::sync::broadcast::Sender<bytes::Bytes>,
+) {
+    while let Ok((conn, _)) = listener.accept().await {
+        let _ = conn.set_nodelay(true);
+        tokio::spawn(serve(conn, frames.subscribe()));
+    }
+}
+
+async fn serve(
+    mut conn: tokio::net::TcpStream,
+    mut frames: tokio::sync::broadcast::Receiver<bytes::Bytes>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while find(&head, b"\r\n\r\n").is_none() {
+        match conn.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let answer = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n";
+    if conn.write_all(answer).await.is_err() {
+        return;
+    }
+    while let Ok(frame) = frames.recv().await {
+        if conn.write_all(&frame).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The value at rank `q` of sorted `xs` (nearest rank).
