@@ -6,6 +6,7 @@
 //! databases. Without it these tests say why on one line and pass, except under CI
 //! (`CI=true`), where they must run and fail instead.
 
+#[macro_use]
 mod conformance;
 
 use std::collections::BTreeSet;
@@ -109,57 +110,7 @@ macro_rules! conformance {
     };
 }
 
-conformance!(
-    bootstrap_and_principal_for_token,
-    docks_insert_get_find_list,
-    duplicate_dock_name_is_already_exists,
-    update_dock_replaces_key_url_and_settings,
-    remove_dock_waits_for_deprovisioning,
-    remove_dock_waits_for_operations,
-    remove_unknown_dock_is_not_found,
-    resources_round_trip_every_kind,
-    list_resources_honours_every_filter,
-    resources_page_newest_first_as_rows_come_and_go,
-    operations_and_the_journal_page_as_rows_come,
-    docks_members_tokens_and_audit_page,
-    get_resource_is_scoped_to_org,
-    resource_in_unknown_dock_is_refused,
-    second_writer_from_the_same_read_loses,
-    illegal_transition_writes_nothing,
-    batch_is_all_or_nothing,
-    duplicates_of_live_resources_are_refused,
-    find_by_provider_id_ignores_deprovisioned,
-    find_by_marker_across_kinds,
-    fencing_stops_a_stale_worker,
-    renew_lease_only_while_held,
-    expire_leases_frees_only_the_named_workers,
-    future_operations_are_not_claimed,
-    claims_take_the_oldest_first,
-    record_step_twice_leaves_one_row,
-    operations_get_list_and_active,
-    change_feed_follows_every_write,
-    change_signal_sees_new_seq,
-    journal_is_per_resource_and_operation_in_order,
-    deploy_logs_are_per_resource_in_order_from_a_position,
-    audit_is_newest_first_and_pages,
-    batch_claims_take_each_due_operation_once,
-    waiting_operations_are_taken_for_a_hold_without_a_run,
-    a_held_check_is_extended_only_while_still_held,
-    heartbeats_count_the_live_nodes,
-    a_cancel_wakes_a_waiting_operation_and_is_refused_once_finished,
-    expire_leases_frees_waiting_operations_a_dead_observer_held,
-    waiting_operations_are_found_and_taken_per_dock,
-    get_resources_reads_many_rows_of_the_org_at_once,
-    apply_each_keeps_each_batch_whole_and_alone,
-    idempotency_keys_are_unique_per_org,
-    journal_batches_are_written_whole,
-    a_fenced_step_sets_the_provider_id_and_reports_a_cancel,
-    tokens_carry_a_capped_role_expire_and_revoke,
-    the_last_owner_stays,
-    audit_is_searched_by_every_filter_a_page_at_a_time,
-    a_reseal_replaces_only_what_it_read_and_updates_leave_input_alone,
-    lookups_by_marker_provider_id_active_operation_and_steps_stay_in_their_org,
-);
+every_test!(conformance);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_batches_fail_alone() {
@@ -915,6 +866,55 @@ async fn everything(store: &dyn Store, p: &Populated) -> Vec<String> {
         ));
     }
     out
+}
+
+/// What SQLite kept with a NUL in it (a provider's status and JSON, a build's output) is
+/// copied, as U+FFFD, instead of failing the whole copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_all_moves_rows_that_hold_a_nul() {
+    let Some(db) = fresh_db().await else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = stackdock_store::SqliteStore::open(&dir.path().join("source.db"))
+        .await
+        .expect("open the source");
+    let t = tenant(&sqlite).await;
+    let d = add_dock(&sqlite, t.org, "nul").await;
+    let mut r = fully_populated(&d, ResourceKind::Server);
+    r.status = Some("new\0".into());
+    r.full_api_data = serde_json::json!({"name\0": ["a\0b"]});
+    insert(&sqlite, r.clone()).await;
+    let op = insert_operation(&sqlite, operation(&d, Some(&r))).await;
+    sqlite
+        .append_deploy_log(vec![DeployLogLine {
+            seq: 0,
+            org_id: t.org,
+            resource_id: r.id,
+            operation_id: op.id,
+            line: "out\0".into(),
+            at: now(),
+        }])
+        .await
+        .expect("append");
+    let target = db.store().await;
+
+    stackdock_store::copy::copy_all(&sqlite, &target)
+        .await
+        .expect("the copy takes rows that hold a NUL");
+    let got = target.get_resource(t.org, r.id).await.expect("get");
+    assert_eq!(got.status.as_deref(), Some("new\u{FFFD}"));
+    assert_eq!(
+        got.full_api_data,
+        serde_json::json!({"name\u{FFFD}": ["a\u{FFFD}b"]})
+    );
+    let lines = target
+        .deploy_log_since(t.org, Some(r.id), 0, 10)
+        .await
+        .expect("log");
+    assert_eq!(lines.first().map(|l| l.line.as_str()), Some("out\u{FFFD}"));
+
+    sqlite.close().await;
+    target.close().await;
+    db.drop_now().await;
 }
 
 /// An installation copied from SQLite answers every read as it did, keeps its feed's and its

@@ -93,11 +93,47 @@ pub(crate) fn from_json<T: DeserializeOwned>(column: &str, value: serde_json::Va
     serde_json::from_value(value).map_err(|e| corrupt(column, &shown, e))
 }
 
-/// `value` as a `jsonb` parameter.
+/// `value` as a `jsonb` parameter, with every NUL in its strings and keys made U+FFFD
+/// (see [`text`]).
 pub(crate) fn json<T: Serialize + ?Sized>(value: &T) -> Result<serde_json::Value> {
     // Only non-string map keys can fail here, which the domain types never produce; a
     // failure is still reported, not unwrapped.
-    serde_json::to_value(value).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))
+    let mut value = serde_json::to_value(value)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))?;
+    without_nul(&mut value);
+    Ok(value)
+}
+
+/// The character PostgreSQL keeps in no `text` and no `jsonb` (SQLite keeps it).
+const NUL: char = '\0';
+
+/// `s` as a `text` parameter. PostgreSQL refuses a NUL in text and in JSON strings, so a
+/// provider's answer or a build's output that carries one would fail every write of the
+/// row, and the operation could never settle: a NUL is kept as U+FFFD instead.
+pub(crate) fn text(s: &str) -> String {
+    s.replace(NUL, "\u{FFFD}")
+}
+
+pub(crate) fn opt_text(s: Option<&str>) -> Option<String> {
+    s.map(text)
+}
+
+/// `value` with every NUL in its strings and keys made U+FFFD (see [`text`]).
+pub(crate) fn without_nul(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains(NUL) => *s = text(s),
+        Value::Array(items) => items.iter_mut().for_each(without_nul),
+        Value::Object(map) if map.keys().any(|k| k.contains(NUL)) => {
+            let entries = std::mem::take(map);
+            for (k, mut v) in entries {
+                without_nul(&mut v);
+                map.insert(text(&k), v);
+            }
+        }
+        Value::Object(map) => map.values_mut().for_each(without_nul),
+        _ => {}
+    }
 }
 
 pub(crate) fn opt_json<T: Serialize>(value: Option<&T>) -> Result<Option<serde_json::Value>> {

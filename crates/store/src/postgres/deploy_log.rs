@@ -9,7 +9,7 @@ use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use stackdock_core::{OrgId, ResourceId};
 
-use super::codec::{get, id, micros};
+use super::codec::{get, id, micros, text};
 use crate::{DeployLogLine, Result};
 
 /// The channel on which appends announce their newest seq.
@@ -36,7 +36,7 @@ pub(crate) async fn append(c: &mut PgConnection, lines: &[DeployLogLine]) -> Res
         .bind(line.org_id.as_uuid())
         .bind(line.resource_id.as_uuid())
         .bind(line.operation_id.as_uuid())
-        .bind(&line.line)
+        .bind(text(&line.line))
         .bind(micros(&line.at))
         .execute(&mut *c)
         .await?;

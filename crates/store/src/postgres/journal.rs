@@ -4,7 +4,7 @@ use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 use stackdock_core::{ApiCall, OperationId, OrgId, ResourceId};
 
-use super::codec::{get, id, micros, narrow, opt_id};
+use super::codec::{get, id, micros, narrow, opt_id, opt_text, text};
 use crate::{Page, PageRequest, Result};
 
 const COLUMNS: &str = "id, org_id, dock_id, resource_id, operation_id, method, path, status, duration_ms, request_id, attempt, error, at, worker";
@@ -43,13 +43,13 @@ pub(crate) async fn record(c: &mut PgConnection, call: &ApiCall) -> Result<()> {
     .bind(call.dock_id.as_uuid())
     .bind(call.resource_id.map(|r| r.as_uuid()))
     .bind(call.operation_id.map(|o| o.as_uuid()))
-    .bind(&call.method)
-    .bind(&call.path)
+    .bind(text(&call.method))
+    .bind(text(&call.path))
     .bind(call.status.map(i64::from))
     .bind(duration_ms)
-    .bind(&call.request_id)
+    .bind(opt_text(call.request_id.as_deref()))
     .bind(i64::from(call.attempt))
-    .bind(&call.error)
+    .bind(opt_text(call.error.as_deref()))
     .bind(micros(&call.at))
     .bind(&call.worker)
     .execute(&mut *c)

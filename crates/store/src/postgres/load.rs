@@ -77,16 +77,27 @@ pub(crate) async fn load(
         );
         let copied = rows.rows.len() as u64;
         let high_water = rows.high_water;
+        let json_cols: Vec<&str> = cols
+            .iter()
+            .filter(|(_, ty)| ty == "jsonb")
+            .map(|(n, _)| n.as_str())
+            .collect();
         for chunk in rows.rows.chunks(CHUNK) {
             let chunk: Vec<serde_json::Value> = chunk
                 .iter()
                 .cloned()
-                .map(serde_json::Value::Object)
+                .map(|mut row| {
+                    for name in &json_cols {
+                        json_without_nul(row.get_mut(*name));
+                    }
+                    serde_json::Value::Object(row)
+                })
                 .collect();
-            sqlx::query(&sql)
-                .bind(serde_json::Value::Array(chunk))
-                .execute(&mut *c)
-                .await?;
+            // SQLite keeps NULs that PostgreSQL refuses: they come over as U+FFFD, as
+            // this store writes them.
+            let mut chunk = serde_json::Value::Array(chunk);
+            super::codec::without_nul(&mut chunk);
+            sqlx::query(&sql).bind(chunk).execute(&mut *c).await?;
         }
         report.tables.push((table.to_string(), copied));
         match *table {
@@ -139,4 +150,20 @@ async fn past(
         .fetch_one(&mut *c)
         .await?;
     Ok(max.unwrap_or(0).max(high_water.unwrap_or(0)))
+}
+
+/// A JSON column's text with every NUL in it (written `\u0000`) made U+FFFD: the text is
+/// parsed, cleaned and written again. Text that does not parse is left for the server to
+/// refuse, naming it.
+fn json_without_nul(value: Option<&mut serde_json::Value>) {
+    let Some(serde_json::Value::String(text)) = value else {
+        return;
+    };
+    if !text.contains("\\u0000") {
+        return;
+    }
+    if let Ok(mut parsed) = serde_json::from_str::<serde_json::Value>(text) {
+        super::codec::without_nul(&mut parsed);
+        *text = parsed.to_string();
+    }
 }

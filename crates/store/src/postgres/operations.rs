@@ -18,7 +18,7 @@ use stackdock_core::{DockId, Operation, OperationId, OrgId, ResourceId, Step, Ti
 
 use super::codec::{
     get, id, json, json_col, micros, narrow, now, opt_id, opt_json, opt_json_col, opt_micros,
-    opt_parsed, parsed,
+    opt_parsed, opt_text, parsed,
 };
 use super::docks;
 use super::error::{reference_as, unique_as};
@@ -88,7 +88,7 @@ pub(crate) async fn insert(c: &mut PgConnection, op: &Operation) -> Result<()> {
         .bind(opt_micros(op.lease_expires_at.as_ref()))
         .bind(op.generation)
         .bind(json(&op.input)?)
-        .bind(&op.last_error)
+        .bind(opt_text(op.last_error.as_deref()))
         .bind(op.cancel_requested)
         .bind(opt_json(op.unwind.as_ref())?)
         .bind(opt_micros(op.waiting_since.as_ref()))
@@ -115,7 +115,7 @@ pub(crate) async fn update(c: &mut PgConnection, op: &Operation) -> Result<()> {
     .bind(micros(&op.next_run_at))
     .bind(&op.lease_owner)
     .bind(opt_micros(op.lease_expires_at.as_ref()))
-    .bind(&op.last_error)
+    .bind(opt_text(op.last_error.as_deref()))
     .bind(opt_json(op.unwind.as_ref())?)
     .bind(opt_micros(op.waiting_since.as_ref()))
     .bind(now())

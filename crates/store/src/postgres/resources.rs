@@ -18,7 +18,8 @@ use stackdock_core::{
 };
 
 use super::codec::{
-    get, id, json, json_col, micros, now, opt_json, opt_json_col, opt_micros, parsed,
+    get, id, json, json_col, micros, now, opt_json, opt_json_col, opt_micros, opt_text, parsed,
+    text,
 };
 use super::docks;
 use super::error::unique_as;
@@ -383,10 +384,10 @@ fn bind_row<'q>(
         .bind(r.id.as_uuid())
         .bind(r.org_id.as_uuid())
         .bind(r.dock_id.as_uuid())
-        .bind(r.provider.clone())
-        .bind(r.provider_resource_id.clone())
-        .bind(r.name.clone())
-        .bind(r.status.clone())
+        .bind(text(&r.provider))
+        .bind(opt_text(r.provider_resource_id.as_deref()))
+        .bind(text(&r.name))
+        .bind(opt_text(r.status.as_deref()))
         .bind(r.provisioning_source.as_str())
         .bind(r.provisioning_state.as_str())
         .bind(opt_micros(r.provisioned_at.as_ref()))
@@ -398,17 +399,19 @@ fn bind_row<'q>(
         .bind(version);
     Ok(match &r.details {
         ResourceDetails::Server(d) => q
-            .bind(d.region.clone())
-            .bind(d.size.clone())
-            .bind(d.image.clone())
-            .bind(d.ipv4.clone())
-            .bind(d.ipv6.clone()),
-        ResourceDetails::WebService(d) => q.bind(d.production_url.clone()).bind(d.source.clone()),
+            .bind(opt_text(d.region.as_deref()))
+            .bind(opt_text(d.size.as_deref()))
+            .bind(opt_text(d.image.as_deref()))
+            .bind(opt_text(d.ipv4.as_deref()))
+            .bind(opt_text(d.ipv6.as_deref())),
+        ResourceDetails::WebService(d) => q
+            .bind(opt_text(d.production_url.as_deref()))
+            .bind(opt_text(d.source.as_deref())),
         ResourceDetails::Domain(d) => q.bind(json(&d.records)?),
         ResourceDetails::Database(d) => q
-            .bind(d.engine.clone())
-            .bind(d.region.clone())
-            .bind(d.host.clone()),
+            .bind(opt_text(d.engine.as_deref()))
+            .bind(opt_text(d.region.as_deref()))
+            .bind(opt_text(d.host.as_deref())),
     })
 }
 

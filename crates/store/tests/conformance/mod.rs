@@ -2813,3 +2813,190 @@ pub async fn lookups_by_marker_provider_id_active_operation_and_steps_stay_in_th
     );
     assert!(store.steps(other.org, op.id).await.unwrap().is_empty());
 }
+
+/// `s` with every NUL as `nul`.
+fn nul_as(s: &str, nul: &str) -> String {
+    s.replace('\0', nul)
+}
+
+/// `v` with every NUL in its strings and keys as `nul`.
+fn json_nul_as(v: &serde_json::Value, nul: &str) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(nul_as(s, nul)),
+        Value::Array(items) => Value::Array(items.iter().map(|i| json_nul_as(i, nul)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (nul_as(k, nul), json_nul_as(v, nul)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// A NUL in what a provider answers (a status, an id, its JSON, an error) or in a build's
+/// output is written and read back: as it was, or, where the database keeps no NUL
+/// (PostgreSQL), as U+FFFD, in every place alike. A write refused for it would leave the
+/// operation unable to ever settle its row.
+pub async fn nul_characters_from_a_provider_are_written(store: &dyn Store) {
+    use stackdock_core::{ResourceDetails, ResourceError};
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "nul").await;
+    let mut r = fully_populated(&d, ResourceKind::Server);
+    r.provider_resource_id = Some("id\0x".into());
+    r.status = Some("new\0".into());
+    r.full_api_data = json!({"name\0": "a\0b", "list": ["\0", {"k": "\0"}], "n": 1});
+    r.error = Some(ResourceError {
+        message: "bad\0 answer".into(),
+        code: "odd\0".into(),
+        timestamp: now(),
+    });
+    if let ResourceDetails::Server(s) = &mut r.details {
+        s.region = Some("nyc\0".into());
+        s.image = Some("\0".into());
+    }
+    insert(store, r.clone()).await;
+    let got = store.get_resource(t.org, r.id).await.expect("get");
+
+    // Which of the two this store keeps, from one column; every other must agree.
+    let nul = match got.status.as_deref() {
+        Some("new\0") => "\0",
+        Some("new\u{FFFD}") => "\u{FFFD}",
+        other => panic!("status read back as {other:?}"),
+    };
+    let kept = |s: &str| nul_as(s, nul);
+    let mut want = r.clone();
+    want.provider_resource_id = Some(kept("id\0x"));
+    want.status = Some(kept("new\0"));
+    want.full_api_data = json_nul_as(&r.full_api_data, nul);
+    want.error = r.error.as_ref().map(|e| ResourceError {
+        message: kept(&e.message),
+        code: kept(&e.code),
+        timestamp: e.timestamp,
+    });
+    if let ResourceDetails::Server(s) = &mut want.details {
+        s.region = Some(kept("nyc\0"));
+        s.image = Some(kept("\0"));
+    }
+    assert_eq!(got, want, "every column keeps its NULs the same way");
+    let changes = store.changes_since(t.org, 0, 100).await.expect("feed");
+    let snapshot = changes
+        .iter()
+        .rev()
+        .find(|c| c.resource.id == r.id)
+        .expect("the insert is in the feed");
+    assert_eq!(snapshot.resource, want, "the feed's snapshot too");
+
+    let op = insert_operation(store, operation(&d, Some(&r))).await;
+    store
+        .append_deploy_log(vec![DeployLogLine {
+            seq: 0,
+            org_id: t.org,
+            resource_id: r.id,
+            operation_id: op.id,
+            line: "step 1\0done".into(),
+            at: now(),
+        }])
+        .await
+        .expect("a line with a NUL is written");
+    let lines = store
+        .deploy_log_since(t.org, Some(r.id), 0, 10)
+        .await
+        .expect("log");
+    let lines: Vec<&str> = lines.iter().map(|l| l.line.as_str()).collect();
+    assert_eq!(lines, [kept("step 1\0done")]);
+
+    store
+        .record_api_call(ApiCall {
+            id: 0,
+            org_id: t.org,
+            dock_id: d.id,
+            resource_id: Some(r.id),
+            operation_id: Some(op.id),
+            method: "GET".into(),
+            path: "/v2/droplets/\0".into(),
+            status: None,
+            duration_ms: 5,
+            request_id: Some("req\0".into()),
+            attempt: 1,
+            error: Some("reset\0".into()),
+            at: now(),
+            worker: None,
+        })
+        .await
+        .expect("a call with a NUL is journalled");
+    let calls = store
+        .api_calls(
+            t.org,
+            r.id,
+            &PageRequest {
+                limit: 10,
+                after: None,
+            },
+        )
+        .await
+        .expect("journal");
+    let call = calls.items.first().expect("the call");
+    assert_eq!(call.path, kept("/v2/droplets/\0"));
+    assert_eq!(call.request_id.as_deref(), Some(kept("req\0").as_str()));
+    assert_eq!(call.error.as_deref(), Some(kept("reset\0").as_str()));
+}
+
+/// Every test above, named once for every store's runner: `every_test!(runner)` expands to
+/// `runner!(name, …)`, and each runner turns a name into a test on its own fresh store.
+macro_rules! every_test {
+    ($runner:ident) => {
+        $runner!(
+            bootstrap_and_principal_for_token,
+            docks_insert_get_find_list,
+            duplicate_dock_name_is_already_exists,
+            update_dock_replaces_key_url_and_settings,
+            remove_dock_waits_for_deprovisioning,
+            remove_dock_waits_for_operations,
+            remove_unknown_dock_is_not_found,
+            resources_round_trip_every_kind,
+            list_resources_honours_every_filter,
+            resources_page_newest_first_as_rows_come_and_go,
+            operations_and_the_journal_page_as_rows_come,
+            docks_members_tokens_and_audit_page,
+            get_resource_is_scoped_to_org,
+            resource_in_unknown_dock_is_refused,
+            second_writer_from_the_same_read_loses,
+            illegal_transition_writes_nothing,
+            batch_is_all_or_nothing,
+            duplicates_of_live_resources_are_refused,
+            find_by_provider_id_ignores_deprovisioned,
+            find_by_marker_across_kinds,
+            fencing_stops_a_stale_worker,
+            renew_lease_only_while_held,
+            expire_leases_frees_only_the_named_workers,
+            future_operations_are_not_claimed,
+            claims_take_the_oldest_first,
+            record_step_twice_leaves_one_row,
+            operations_get_list_and_active,
+            change_feed_follows_every_write,
+            change_signal_sees_new_seq,
+            journal_is_per_resource_and_operation_in_order,
+            deploy_logs_are_per_resource_in_order_from_a_position,
+            audit_is_newest_first_and_pages,
+            batch_claims_take_each_due_operation_once,
+            waiting_operations_are_taken_for_a_hold_without_a_run,
+            a_held_check_is_extended_only_while_still_held,
+            heartbeats_count_the_live_nodes,
+            a_cancel_wakes_a_waiting_operation_and_is_refused_once_finished,
+            expire_leases_frees_waiting_operations_a_dead_observer_held,
+            waiting_operations_are_found_and_taken_per_dock,
+            get_resources_reads_many_rows_of_the_org_at_once,
+            apply_each_keeps_each_batch_whole_and_alone,
+            idempotency_keys_are_unique_per_org,
+            journal_batches_are_written_whole,
+            a_fenced_step_sets_the_provider_id_and_reports_a_cancel,
+            tokens_carry_a_capped_role_expire_and_revoke,
+            the_last_owner_stays,
+            audit_is_searched_by_every_filter_a_page_at_a_time,
+            a_reseal_replaces_only_what_it_read_and_updates_leave_input_alone,
+            lookups_by_marker_provider_id_active_operation_and_steps_stay_in_their_org,
+            nul_characters_from_a_provider_are_written,
+        );
+    };
+}
