@@ -639,10 +639,44 @@ async fn readyz_follows_the_database_while_healthz_stays_up() {
     // A server of its own, since this test stops it.
     let pg = tempfile::tempdir().expect("tempdir");
     let admin = script("start", pg.path());
-    let mut cluster = Cluster::new(create_database(&admin), DoSandboxConfig::default()).await;
+    let database_url = create_database(&admin);
+    let (_, database) = database_url.rsplit_once('/').expect("a database name");
+    let database = database.to_string();
+    let mut cluster = Cluster::new(database_url, DoSandboxConfig::default()).await;
     let node = cluster.start("all");
     let (status, ready) = cluster.get(node, "/readyz").await;
     assert_eq!(status, 200, "{ready}");
+
+    // A database that refuses the node at once: unready, and the answer, which anyone may
+    // ask for, carries none of the server's words (they name the database).
+    let allow = |allowed: bool| {
+        let sql = format!(
+            "ALTER DATABASE {database} ALLOW_CONNECTIONS {allowed}; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{database}' AND NOT {allowed}"
+        );
+        let out = Command::new("psql")
+            .arg(&admin)
+            .args(["-v", "ON_ERROR_STOP=1", "-c", &sql])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    allow(false);
+    let refused = wait_for(|| async {
+        let (status, body) = cluster.get(node, "/readyz").await;
+        (status == 503).then_some(body)
+    })
+    .await
+    .expect("/readyz never said the database refused the node");
+    assert!(!refused.to_string().contains(&database), "{refused}");
+    allow(true);
+    let back = wait_for(|| async { (cluster.get(node, "/readyz").await.0 == 200).then_some(()) });
+    assert!(back.await.is_some(), "/readyz did not recover");
 
     script("stop", pg.path());
     let down = wait_for(|| async {
