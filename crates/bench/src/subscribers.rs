@@ -49,7 +49,16 @@ async fn measure(o: &Options, bin: &Path, data: &Path, log: &Path) -> Result<Mea
         .build()
         .map_err(BenchError::http("building the HTTP client"))?;
     let mut up = Up::start(bin, data, log, &http, &["--sandbox"]).await?;
-    let measured = follow_rounds(o, &up.base_url, &up.token, &Posts::to(&http, &up)).await;
+    let measured = follow_rounds(
+        o,
+        &up.base_url,
+        &up.token,
+        &Posts {
+            http: &http,
+            writer: &up,
+        },
+    )
+    .await;
     up.stop().await?;
     let (mut figures, p99) = measured?;
     // The same clients and rounds against a fan-out with nothing but tokio, once the server
@@ -138,7 +147,16 @@ async fn across_nodes(
         Some(&token),
     )
     .await?;
-    let measured = follow_rounds(o, &a.base_url, &a.token, &Posts::to(&http, &b)).await;
+    let measured = follow_rounds(
+        o,
+        &a.base_url,
+        &a.token,
+        &Posts {
+            http: &http,
+            writer: &b,
+        },
+    )
+    .await;
     a.stop().await?;
     b.stop().await?;
     let (figures, p99) = measured?;
@@ -172,12 +190,6 @@ trait Changes {
 struct Posts<'a> {
     http: &'a reqwest::Client,
     writer: &'a Up,
-}
-
-impl<'a> Posts<'a> {
-    fn to(http: &'a reqwest::Client, writer: &'a Up) -> Self {
-        Self { http, writer }
-    }
 }
 
 impl Changes for Posts<'_> {
@@ -285,19 +297,20 @@ async fn follow_rounds(
         changes.settle(round);
         // The next round starts once every client has read the event that settled this
         // round's server, so no round's deliveries queue behind the last one's.
-        let until = Instant::now() + ROUND_DEADLINE;
-        while settled < n {
-            let read = tokio::time::timeout_at(until, next_read(&mut rx, round))
-                .await
-                .map_err(|_| {
-                    deadline(&format!(
-                        "round {round}: {settled} of {n} clients saw its server settle"
-                    ))
-                })??;
-            if let Read::Settled = read {
-                settled += 1;
+        let settle = async {
+            while settled < n {
+                if let Read::Settled = next_read(&mut rx, round).await? {
+                    settled += 1;
+                }
             }
-        }
+            Ok::<_, BenchError>(())
+        };
+        let all_settled = tokio::time::timeout(ROUND_DEADLINE, settle).await;
+        all_settled.map_err(|_| {
+            deadline(&format!(
+                "round {round}: {settled} of {n} clients saw its server settle"
+            ))
+        })??;
     }
     for c in &clients {
         c.abort();

@@ -45,23 +45,23 @@ fn random_hex(n: usize) -> String {
 /// A new, empty database on the server `admin` names; answers its URL.
 fn create_database(admin: &str) -> String {
     let name = format!("sd_{}", random_hex(6));
+    psql(admin, &format!("CREATE DATABASE {name}"));
+    let (server, _) = admin.rsplit_once('/').expect("a database in the admin URL");
+    format!("{server}/{name}")
+}
+
+/// Runs `sql` on the server `admin` names, which must succeed.
+fn psql(admin: &str, sql: &str) {
     let out = Command::new("psql")
         .arg(admin)
-        .args([
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            &format!("CREATE DATABASE {name}"),
-        ])
+        .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
         .output()
         .expect("run psql");
     assert!(
         out.status.success(),
-        "CREATE DATABASE: {}",
+        "{sql}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (server, _) = admin.rsplit_once('/').expect("a database in the admin URL");
-    format!("{server}/{name}")
 }
 
 /// One `stackdock up` of a cluster.
@@ -655,16 +655,7 @@ async fn readyz_follows_the_database_while_healthz_stays_up() {
              SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
              WHERE datname = '{database}' AND NOT {allowed}"
         );
-        let out = Command::new("psql")
-            .arg(&admin)
-            .args(["-v", "ON_ERROR_STOP=1", "-c", &sql])
-            .output()
-            .expect("run psql");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        psql(&admin, &sql);
     };
     allow(false);
     let refused = wait_for(|| async {
