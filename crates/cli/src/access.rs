@@ -312,6 +312,12 @@ pub(crate) enum KeysCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Seal everything again under the current key, making no new one: how a rotation of keys
+    /// given in STACKDOCK_MASTER_KEY finishes once every node runs with the new key first.
+    Reseal {
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Drop an old key once nothing is sealed under it.
     Retire {
         id: String,
@@ -323,7 +329,10 @@ pub(crate) enum KeysCommand {
 impl KeysCommand {
     pub(crate) fn conn(&self) -> &Conn {
         match self {
-            Self::List { conn } | Self::Rotate { conn } | Self::Retire { conn, .. } => conn,
+            Self::List { conn }
+            | Self::Rotate { conn }
+            | Self::Reseal { conn }
+            | Self::Retire { conn, .. } => conn,
         }
     }
 }
@@ -340,6 +349,7 @@ pub(crate) async fn keys(cmd: KeysCommand) -> CliResult {
             json!(client.list("/api/v1/keys", &[], &all).await?.items)
         }
         KeysCommand::Rotate { .. } => client.post("/api/v1/keys/rotate", &json!({})).await?,
+        KeysCommand::Reseal { .. } => client.post("/api/v1/keys/reseal", &json!({})).await?,
         KeysCommand::Retire { id, .. } => {
             client.delete(&format!("/api/v1/keys/{}", seg(&id))).await?;
             json!({"retired": id})
@@ -364,14 +374,22 @@ pub(crate) async fn keys(cmd: KeysCommand) -> CliResult {
         println!("retired key {id}");
     } else {
         let r = &out["resealed"];
+        let was = out["previous"]
+            .as_str()
+            .map(|p| format!(" (was {p})"))
+            .unwrap_or_default();
         println!(
-            "current key {} (was {}); sealed again: {} dock key(s), {} operation input(s), {} step output(s)",
+            "current key {}{was}; sealed again: {} dock key(s), {} operation input(s), {} step output(s)",
             out["current"].as_str().unwrap_or("-"),
-            out["previous"].as_str().unwrap_or("-"),
             r["docks"],
             r["operation_inputs"],
             r["step_outputs"]
         );
+        if let Some(left) = r["sealed_by_key"].as_object() {
+            for (key, n) in left {
+                println!("  {key}: {n} sealed value(s)");
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

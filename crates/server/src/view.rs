@@ -391,6 +391,16 @@ pub struct RotationView {
     pub resealed: Value,
 }
 
+/// A reseal: the current key and what was sealed again under it.
+#[derive(Serialize, JsonSchema)]
+pub struct ResealView {
+    /// The key everything was sealed again under.
+    pub current: String,
+    /// The reseal report: how many values of each kind moved to the current key, and how
+    /// many are still sealed under each key (`sealed_by_key`).
+    pub resealed: Value,
+}
+
 /// A member just added, with their one-time invitation when one was asked for.
 #[derive(Serialize, JsonSchema)]
 pub struct AddedMemberView {

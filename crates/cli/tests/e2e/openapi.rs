@@ -392,6 +392,8 @@ async fn every_route_answers_as_the_document_says() {
     c.check(M::GET, "/api/v1/keys", &[], None, owner).await;
     c.check(M::POST, "/api/v1/keys/rotate", &[], None, owner)
         .await;
+    c.check(M::POST, "/api/v1/keys/reseal", &[], None, owner)
+        .await;
     c.check(M::DELETE, "/api/v1/keys/{key}", &["nope"], None, owner)
         .await;
 

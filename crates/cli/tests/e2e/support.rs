@@ -49,7 +49,9 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub data_dir: tempfile::TempDir,
     child: Option<Child>,
-    env: Vec<(&'static str, &'static str)>,
+    /// Extra environment for every start of the server; a test may change it before a
+    /// [`TestApp::restart`].
+    pub env: Vec<(&'static str, &'static str)>,
     /// Every response body and CLI output the test saw.
     seen: Mutex<Vec<Vec<u8>>>,
 }

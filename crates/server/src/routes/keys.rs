@@ -4,6 +4,10 @@
 //! after, so a crash leaves a file that opens everything), then seals everything sealed under
 //! an older key again, while the server keeps serving. A key is retired only once nothing is
 //! sealed under it, and the key file is written without it.
+//!
+//! Keys given in `STACKDOCK_MASTER_KEY` are the environment's to change: a new key is put
+//! first there and every node restarted; a reseal then moves every value onto it, and the old
+//! key leaves the variable once nothing is sealed under it.
 
 use std::path::Path;
 
@@ -21,7 +25,7 @@ use super::{path_error, query_error};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::view::{KeyView, RotationView};
+use crate::view::{KeyView, ResealView, RotationView};
 
 /// The master keys seal every organisation's secrets: they are the installation's, managed by
 /// the owners and admins of its first organisation (the one made at first start).
@@ -42,8 +46,10 @@ fn key_file(state: &AppState) -> Result<&Path, ApiError> {
         ApiError::new(
             StatusCode::CONFLICT,
             "keys_from_environment",
-            "the master keys come from STACKDOCK_MASTER_KEY: change them there (the new key \
-             first, the old ones after, separated by commas) and restart",
+            "the master keys come from STACKDOCK_MASTER_KEY: put the new key first there (the \
+             old ones after, separated by commas) and restart every node, then reseal \
+             (POST /api/v1/keys/reseal) and drop an old key from the variable once nothing is \
+             sealed under it",
         )
     })
 }
@@ -164,6 +170,30 @@ pub(crate) async fn rotate(
             resealed: json!(report),
         }),
     ))
+}
+
+/// `POST /api/v1/keys/reseal`: seals everything sealed under an older key again under the
+/// current one, and makes no new key. It is how a rotation of keys given in the environment
+/// finishes, and how a rotation that ended before every value moved is completed.
+pub(crate) async fn reseal(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<ResealView>, ApiError> {
+    installation_admin(&state, &caller).await?;
+    let actor = caller.actor();
+    let current = state.engine.keyring().current_id().to_string();
+    let report = state.engine.reseal().await?;
+    let audit = actor
+        .audit("keys.reseal", Outcome::Success)
+        .details(json!({"current": current, "report": report}));
+    state
+        .store
+        .apply(Batch::new().push(Write::Audit(audit)))
+        .await?;
+    Ok(Json(ResealView {
+        current,
+        resealed: json!(report),
+    }))
 }
 
 pub(crate) async fn retire(

@@ -216,6 +216,13 @@ fn table() -> Vec<Entry> {
             post(keys::rotate),
         ),
                 (
+            Method::POST,
+            "/api/v1/keys/reseal",
+            Needs(KeysFull),
+            Doc::new("Reseal every sealed value under the current master key").about("Makes no new key: after a new key was put first in STACKDOCK_MASTER_KEY and every node restarted, this moves every value onto it. Only the owners and admins of the installation's first organisation.").ok::<ResealView>(),
+            post(keys::reseal),
+        ),
+                (
             Method::DELETE,
             "/api/v1/keys/{key}",
             Needs(KeysFull),
