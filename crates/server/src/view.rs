@@ -130,6 +130,14 @@ pub struct OperationView {
     /// Why it is undoing what it created, while it does.
     pub unwinding: Option<Failure>,
     pub waiting_since: Option<Timestamp>,
+    /// When it is next looked at, while it is queued (when it may run) or waiting (its next
+    /// check with the provider).
+    pub next_run_at: Option<Timestamp>,
+    /// The worker running it (its node's name, then `-run`), while one holds it.
+    pub running_on: Option<String>,
+    /// When that worker's lease runs out unless it renews it: then any node may take the
+    /// operation over and resume it.
+    pub lease_expires_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -149,6 +157,10 @@ impl From<&Operation> for OperationView {
             last_error: op.last_error.clone(),
             unwinding: op.unwind.clone(),
             waiting_since: op.waiting_since,
+            next_run_at: matches!(op.state, OpState::Queued | OpState::Waiting)
+                .then_some(op.next_run_at),
+            running_on: op.lease_owner.clone(),
+            lease_expires_at: op.lease_expires_at,
             created_at: op.created_at,
             updated_at: op.updated_at,
         }

@@ -1,6 +1,7 @@
 //! Domains and databases through the real binary: provisioned with only a name, a
 //! cluster's password kept out of everything StackDock writes or answers, failed provisions
-//! that leave nothing behind at the provider, and discovery that tracks each once.
+//! that leave nothing behind at the provider, discovery that tracks each once, and what an
+//! operation waiting on the provider shows.
 
 use serde_json::{Value, json};
 use stackdock_sandbox::Fault;
@@ -214,5 +215,51 @@ async fn a_sync_tracks_domains_and_databases_made_elsewhere_once() {
     assert_eq!(databases.len(), 1);
     assert_eq!(databases[0]["engine"], "mysql");
     assert_eq!(databases[0]["provisioning_state"], "provisioned");
+    app.finish();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_waiting_on_the_provider_says_when_it_is_checked_next() {
+    let app = spawn_app().await;
+    // The cluster stays `creating` until the test lets it come online.
+    app.sandbox.hold_databases_creating(true);
+    let id = provision(&app, "databases", json!({"dock": DOCK, "name": "held"})).await;
+    let operation = |state: &'static str| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            let ops = app
+                .get(&format!("/api/v1/operations?resource_id={id}"))
+                .await
+                .body;
+            let op = ops["items"].as_array()?.first()?.clone();
+            (op["state"] == state).then_some(op)
+        }
+    };
+    let waiting = wait_for(|| operation("waiting"))
+        .await
+        .expect("the provision waits on the provider");
+    assert!(
+        waiting["running_on"].is_null(),
+        "a parked operation holds no worker: {waiting}"
+    );
+    assert!(waiting["lease_expires_at"].is_null(), "{waiting}");
+    let since: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(waiting["waiting_since"].clone()).expect("waiting_since");
+    let next: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(waiting["next_run_at"].clone()).expect("next_run_at");
+    assert!(
+        next > since,
+        "the next check is after the wait began: {waiting}"
+    );
+
+    app.sandbox.hold_databases_creating(false);
+    app.wait_resource("databases", &id, "provisioned").await;
+    let done = wait_for(|| operation("succeeded")).await.expect("settled");
+    assert!(
+        done["next_run_at"].is_null(),
+        "nothing is next for a settled operation: {done}"
+    );
+    assert!(done["running_on"].is_null(), "{done}");
     app.finish();
 }

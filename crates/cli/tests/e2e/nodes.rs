@@ -1201,9 +1201,13 @@ async fn a_worker_cut_off_from_the_database_is_fenced_and_creates_nothing_twice(
         .filter(|o| o["kind"] == "provision")
         .collect();
     assert_eq!(operations.len(), N, "{operations:?}");
-    // Running, and W is the only node with workers.
+    // Running, and W is the only node with workers: each says so, and until when W holds it.
+    let on_w = format!("{}-run", cluster.nodes[w].name);
     for o in &operations {
         assert_eq!(o["state"], "running", "{o}");
+        assert_eq!(o["running_on"], on_w.as_str(), "{o}");
+        assert!(o["lease_expires_at"].is_string(), "{o}");
+        assert!(o["next_run_at"].is_null(), "{o}");
     }
 
     // A worker in the root namespace takes over once W's leases run out, finds each
@@ -1226,6 +1230,8 @@ async fn a_worker_cut_off_from_the_database_is_fenced_and_creates_nothing_twice(
     let settled_ops = cluster.all(api, "/api/v1/operations?limit=200").await;
     for o in &settled_ops {
         assert_eq!(o["state"], "succeeded", "{o}");
+        assert!(o["running_on"].is_null(), "{o}");
+        assert!(o["lease_expires_at"].is_null(), "{o}");
     }
     for id in &ids {
         let calls = journal(&cluster, api, id).await;
