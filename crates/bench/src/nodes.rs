@@ -310,6 +310,7 @@ async fn fleet(
             "seconds": seconds,
             "killed_at_s": killed_at,
             "calls": counts.total,
+            "calls_by_method": counts.by_method,
             "calls_per_s": counts.total as f64 / seconds,
             "rate_limited": counts.rate_limited,
             "droplets": at_sandbox.len(),

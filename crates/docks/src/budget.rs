@@ -1185,6 +1185,11 @@ impl Budget {
             .reduce(f64::min)
     }
 
+    /// How many nodes share the dock's limit (1 alone).
+    pub fn nodes(&self) -> u32 {
+        self.nodes.load(Ordering::Relaxed).max(1)
+    }
+
     /// Until when the whole dock is paused (after a 429 or a spent provider count), if it is.
     pub fn paused_until(&self) -> Option<Instant> {
         let now = Instant::now();
@@ -1259,6 +1264,15 @@ impl Budgets {
             dock.budget.set_limit(dock.limit.shared_by(nodes));
         }
         true
+    }
+
+    /// The dock's budget, if a call on it was made here already.
+    pub fn known(&self, dock: DockId) -> Option<Arc<Budget>> {
+        self.docks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&dock)
+            .map(|d| d.budget.clone())
     }
 
     /// Drops a deleted dock's budget.

@@ -6,13 +6,14 @@
 //! Any number of processes can run dispatchers on one store: the store's claim hands each
 //! operation to one of them at a time, with a lease that the task renews while it runs.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use stackdock_core::{
-    AuditEntry, Failure, Marker, OpKind, OpState, Operation, Outcome, ProvisioningState, Resource,
-    ResourceError, ResourceId, Step, redact,
+    AuditEntry, DockId, Failure, Marker, OpKind, OpState, Operation, OrgId, Outcome,
+    ProvisioningState, Resource, ResourceError, ResourceId, Step, redact,
 };
 use stackdock_docks::{CallScope, Ctx, Observed};
 use stackdock_store::{Batch, Lease, StoreError, Write};
@@ -25,6 +26,51 @@ use crate::{Engine, EngineError, deprovision, provision, sync};
 /// How long a heartbeat keeps a node counted, at least (else as long as a lease: a dead
 /// node's share comes back when its operations do).
 const MIN_HEARTBEAT: Duration = Duration::from_secs(3);
+
+/// A node runs at once no more of one dock's operations than its part of the dock's budget
+/// serves in this time. The rest wait in the database, where any node with room in its own
+/// part takes them: a node that claimed everything would otherwise run it all at its part
+/// of the budget while the other nodes' parts went unused.
+const HORIZON: Duration = Duration::from_secs(5);
+/// ... and at least this many, however small the budget.
+const MIN_RUNS: usize = 8;
+
+/// The runs of each dock under way in this process.
+#[derive(Default)]
+struct Runs(Mutex<HashMap<DockId, usize>>);
+
+impl Runs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<DockId, usize>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts one more run of `dock` unless `cap` are under way.
+    fn start(&self, dock: DockId, cap: Option<usize>) -> bool {
+        let mut runs = self.lock();
+        let n = runs.entry(dock).or_insert(0);
+        if cap.is_some_and(|cap| *n >= cap) {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// A run of `dock` ended; whether the dock was at its cap until now.
+    fn end(&self, dock: DockId, cap: Option<usize>) -> bool {
+        let mut runs = self.lock();
+        let n = runs.entry(dock).or_insert(1);
+        let was_full = cap.is_some_and(|cap| *n >= cap);
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            runs.remove(&dock);
+        }
+        was_full
+    }
+
+    fn counts(&self) -> Vec<(DockId, usize)> {
+        self.lock().iter().map(|(d, n)| (*d, *n)).collect()
+    }
+}
 
 impl Engine {
     /// Starts the dispatcher, the observer of waiting operations and the node's heartbeat
@@ -81,35 +127,58 @@ impl Engine {
     async fn dispatch_loop(self, mut shutdown: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(self.inner.config.max_in_flight.max(1)));
         let owner = format!("{}-run", self.inner.config.worker_id);
+        let runs = Arc::new(Runs::default());
         loop {
             if *shutdown.borrow() {
                 return;
             }
             // Claim only what there is room to run, so a claimed operation never waits on a
-            // slot while its lease runs down.
+            // slot while its lease runs down, and nothing of a dock this node already runs as
+            // much of as its budget serves soon.
             let free = slots.available_permits();
+            let full: Vec<DockId> = runs
+                .counts()
+                .into_iter()
+                .filter(|(dock, n)| self.known_cap(*dock).is_some_and(|cap| *n >= cap))
+                .map(|(dock, _)| dock)
+                .collect();
             let claimed = if free == 0 {
                 Ok(Vec::new())
             } else {
                 self.inner
                     .store
-                    .claim_operations(&owner, self.inner.config.lease, free.min(256) as u32)
+                    .claim_operations(&owner, self.inner.config.lease, free.min(256) as u32, &full)
                     .await
             };
             let got = match claimed {
                 Ok(ops) => {
                     let n = ops.len();
+                    let mut back = Vec::new();
                     for op in ops {
+                        let cap = self.cap(op.org_id, op.dock_id).await;
+                        if !runs.start(op.dock_id, cap) {
+                            back.push(op);
+                            continue;
+                        }
                         let Ok(slot) = slots.clone().try_acquire_owned() else {
-                            break;
+                            runs.end(op.dock_id, cap);
+                            back.push(op);
+                            continue;
                         };
                         let engine = self.clone();
                         let owner = owner.clone();
+                        let runs = runs.clone();
                         tokio::spawn(async move {
+                            let dock = op.dock_id;
                             engine.run_claimed(&owner, op).await;
                             drop(slot);
+                            if runs.end(dock, cap) {
+                                // Room again for the dock's operations this node passed over.
+                                engine.inner.wake.notify_one();
+                            }
                         });
                     }
+                    self.release(&owner, back).await;
                     n
                 }
                 Err(e) => {
@@ -127,6 +196,56 @@ impl Engine {
                 _ = tokio::time::sleep(self.inner.config.idle_poll) => {}
                 _ = shutdown.changed() => return,
             }
+        }
+    }
+
+    /// How many of a dock's operations this node runs at once: what its part of the dock's
+    /// budget serves in [`HORIZON`] (at least [`MIN_RUNS`]); `None` for a budget without a
+    /// limit. A dock not called yet here is read once to learn its budget.
+    async fn cap(&self, org: OrgId, dock: DockId) -> Option<usize> {
+        if self.inner.budgets.known(dock).is_none() {
+            // A dock that cannot be read is left to the run, which reports it.
+            let read = self.inner.store.get_dock(org, dock).await.ok()?;
+            self.inner
+                .budgets
+                .for_dock(dock, crate::rate_limit_of(&read));
+        }
+        self.known_cap(dock)
+    }
+
+    /// [`Engine::cap`] of a dock whose budget is known here; `None` otherwise.
+    fn known_cap(&self, dock: DockId) -> Option<usize> {
+        let rate = self.inner.budgets.known(dock)?.steady_rate()?;
+        Some(((rate * HORIZON.as_secs_f64()).ceil() as usize).max(MIN_RUNS))
+    }
+
+    /// Puts back operations claimed but not run here, as they were before the claim (the
+    /// claim counted no run for them), for whichever node has room first. If that fails
+    /// their leases run out and they are claimed again all the same.
+    async fn release(&self, owner: &str, ops: Vec<Operation>) {
+        if ops.is_empty() {
+            return;
+        }
+        let now = chrono::Utc::now();
+        let batches = ops
+            .into_iter()
+            .map(|op| {
+                let lease = Lease {
+                    operation_id: op.id,
+                    owner: owner.to_string(),
+                    generation: op.generation,
+                };
+                let mut back = op;
+                back.state = OpState::Queued;
+                back.attempt = back.attempt.saturating_sub(1);
+                back.lease_owner = None;
+                back.lease_expires_at = None;
+                back.updated_at = now;
+                Batch::fenced(&lease).push(Write::UpdateOperation(back))
+            })
+            .collect();
+        if let Err(e) = self.inner.store.apply_each(batches).await {
+            tracing::warn!(error = %e, "could not put back operations this node has no room for; their leases will expire");
         }
     }
 
@@ -396,7 +515,11 @@ impl Engine {
     /// When an operation parked on `dock` now, not to be looked at for `earliest`, is checked:
     /// at the dock's next planned round if that is late enough, else at a round planned for
     /// it, one interval after the previous. So every waiting operation of a dock is checked in
-    /// the same round, and rounds are at least an interval apart.
+    /// the same round, and rounds are at least an interval apart. When several nodes share
+    /// the dock, a round planned afresh is put on the interval's grid (whole intervals since
+    /// the Unix epoch): they all plan on the same grid, so their rounds fall at the same
+    /// instants and the first to take the operations due checks them all, instead of each
+    /// node listing for its own.
     pub(crate) fn next_check(
         &self,
         dock: stackdock_core::DockId,
@@ -420,6 +543,7 @@ impl Engine {
                 let rounds_later = (behind + step - 1) / step;
                 planned + interval * (rounds_later as i32)
             }
+            _ if budget.nodes() > 1 => on_grid(earliest, interval),
             _ => earliest,
         };
         if rounds.get(&dock).is_none_or(|p| *p < at) {
@@ -441,6 +565,21 @@ impl Engine {
             _ => wait.min_interval,
         }
     }
+}
+
+/// The first instant at or after `at` that is a whole number of `interval`s since the Unix
+/// epoch; `at` itself for an interval of zero.
+fn on_grid(
+    at: chrono::DateTime<chrono::Utc>,
+    interval: chrono::Duration,
+) -> chrono::DateTime<chrono::Utc> {
+    let step = interval.num_microseconds().unwrap_or(0);
+    if step <= 0 {
+        return at;
+    }
+    let t = at.timestamp_micros();
+    let ahead = (step - t.rem_euclid(step)) % step;
+    chrono::DateTime::from_timestamp_micros(t + ahead).unwrap_or(at)
 }
 
 /// Whether earlier runs of `op` have all ended without settling, as many times as allowed:
@@ -494,4 +633,28 @@ pub(crate) fn merge(mut base: Value, extra: Value) -> Value {
         b.extend(e);
     }
     base
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_grid;
+    use chrono::{Duration, TimeZone, Utc};
+
+    #[test]
+    fn rounds_planned_afresh_fall_on_one_grid() {
+        let interval = Duration::milliseconds(625);
+        // Two nodes parking at different moments of one interval plan the same round.
+        let a = Utc.timestamp_micros(1_800_000_000_100_000).unwrap();
+        let b = Utc.timestamp_micros(1_800_000_000_600_000).unwrap();
+        assert_eq!(on_grid(a, interval), on_grid(b, interval));
+        let round = on_grid(a, interval);
+        assert!(round >= b && round - a < interval, "{a} -> {round}");
+        assert_eq!(round.timestamp_micros() % 625_000, 0);
+        // An instant on the grid stays; the next instant moves one interval on.
+        assert_eq!(on_grid(round, interval), round);
+        let next = round + Duration::microseconds(1);
+        assert_eq!(on_grid(next, interval), round + interval);
+        // No interval: no grid.
+        assert_eq!(on_grid(a, Duration::zero()), a);
+    }
 }

@@ -1,6 +1,7 @@
 //! Recovery: a run that dies at any point leaves an operation another worker finishes with the
 //! same result and one droplet; a worker whose lease was taken over cannot write; workers side
-//! by side run each operation once.
+//! by side run each operation once; a dispatcher runs no more of a dock than its budget serves
+//! soon and leaves the rest queued for others.
 
 mod support;
 
@@ -12,6 +13,20 @@ use stackdock_store::{Batch, Lease, Store, StoreError, Write};
 use support::{
     DEADLINE, Mode, Point, TestEngine, assert_one_create_step, spawn_engine, spawn_engine_with,
 };
+
+/// Tells the workers to stop and waits until each has, without panicking.
+async fn stop_workers(
+    stop: tokio::sync::watch::Sender<bool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+) {
+    stop.send(true).unwrap();
+    for w in workers {
+        tokio::time::timeout(Duration::from_secs(5), w)
+            .await
+            .expect("a worker stops when told")
+            .expect("a worker ends without panicking");
+    }
+}
 
 /// Provisions one server with the store failing once at `point` in `mode`, and checks that
 /// the operation still ends `provisioned` with exactly one droplet and one create call.
@@ -198,13 +213,7 @@ async fn workers_side_by_side_run_each_operation_once() {
     assert_eq!(tracked, t.droplet_ids(), "each row tracks its own droplet");
     assert_eq!(t.requests("POST", "/v2/droplets").len(), ops.len());
 
-    stop.send(true).unwrap();
-    for w in workers {
-        tokio::time::timeout(Duration::from_secs(5), w)
-            .await
-            .expect("a worker stops when told")
-            .expect("a worker ends without panicking");
-    }
+    stop_workers(stop, workers).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,4 +255,69 @@ async fn a_create_that_can_never_be_recorded_gives_up_and_removes_the_droplet() 
         .map(|a| a.outcome)
         .collect();
     assert_eq!(outcomes, [Outcome::Requested, Outcome::Failure]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatcher_runs_what_its_budget_serves_soon_and_puts_the_rest_back() {
+    // One call a minute: the first create goes out, every other run waits on the budget, so
+    // the runs stay under way for as long as the test looks.
+    let t = spawn_engine_with(support::Options {
+        max_in_flight: 64,
+        rate_limit: "1/min".parse().expect("a rate limit"),
+        ..support::Options::default()
+    })
+    .await;
+    // All queued before the dispatcher starts, so its first claim takes them all.
+    let mut ops = Vec::new();
+    for n in 0..20 {
+        ops.push(t.provision(&format!("web-{n}")).await.1);
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = t.engine.spawn_workers(stopped);
+
+    // The budget serves the fewest runs a dock is allowed at once (8) within the horizon;
+    // the one create the budget let out parks its operation, which frees a run for another.
+    let started = Instant::now();
+    let (running, parked, queued) = loop {
+        let (mut running, mut parked, mut queued) = (Vec::new(), Vec::new(), Vec::new());
+        for op in &ops {
+            let now = t.operation(op.id).await;
+            match now.state {
+                OpState::Running => running.push(now),
+                OpState::Waiting => parked.push(now),
+                _ => queued.push(now),
+            }
+        }
+        if running.len() == 8 && queued.iter().all(|o| o.generation > 0) {
+            break (running, parked, queued);
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{} running, {} never claimed",
+            running.len(),
+            queued.iter().filter(|o| o.generation == 0).count()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for op in &running {
+        assert_eq!(op.attempt, 1, "{op:?}");
+        assert!(
+            op.lease_owner
+                .as_deref()
+                .is_some_and(|o| o.starts_with("test")),
+            "{op:?}"
+        );
+    }
+    assert!(parked.len() <= 1, "one call a minute: {parked:?}");
+    // Claimed once and put back as they were: queued, free for any node, no run counted.
+    assert_eq!(queued.len(), 20 - 8 - parked.len());
+    for op in &queued {
+        assert_eq!(
+            (op.state, op.attempt, op.lease_owner.as_deref()),
+            (OpState::Queued, 0, None),
+            "{op:?}"
+        );
+    }
+
+    stop_workers(stop, workers).await;
 }

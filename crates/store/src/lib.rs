@@ -531,18 +531,21 @@ pub trait Store: Send + Sync + 'static {
         resource: ResourceId,
     ) -> Result<Option<Operation>>;
     /// Claims up to `limit` runnable operations, oldest due first: queued with
-    /// `next_run_at <= now`, or running with an expired lease. Each becomes `running` with
-    /// `lease_owner = owner` and `lease_expires_at = now + lease`, its `generation` and
-    /// `attempt` bumped. Two concurrent claimers never get the same operation.
+    /// `next_run_at <= now`, or running with an expired lease; none of a dock in `skip` (the
+    /// docks whose budget has as much work as it can start soon on this node). Each becomes
+    /// `running` with `lease_owner = owner` and `lease_expires_at = now + lease`, its
+    /// `generation` and `attempt` bumped. Two concurrent claimers never get the same
+    /// operation.
     async fn claim_operations(
         &self,
         owner: &str,
         lease: Duration,
         limit: u32,
+        skip: &[DockId],
     ) -> Result<Vec<Operation>>;
-    /// [`Store::claim_operations`] for one.
+    /// [`Store::claim_operations`] for one, of any dock.
     async fn claim_operation(&self, owner: &str, lease: Duration) -> Result<Option<Operation>> {
-        Ok(self.claim_operations(owner, lease, 1).await?.pop())
+        Ok(self.claim_operations(owner, lease, 1, &[]).await?.pop())
     }
     /// Takes up to `limit` `waiting` operations whose check is due (of `dock` only, if given),
     /// for `hold`: they stay

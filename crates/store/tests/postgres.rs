@@ -196,6 +196,7 @@ async fn two_nodes_write_and_claim_each_operation_once() {
                             &format!("node-{}/w{i}", i % 2),
                             Duration::from_secs(600),
                             3,
+                            &[],
                         )
                         .await
                         .expect("claim");

@@ -40,6 +40,8 @@ pub struct Options {
     /// How long an operation may wait on the provider in all.
     pub wait_timeout: Duration,
     pub max_in_flight: usize,
+    /// The dock's `settings.rate_limit`.
+    pub rate_limit: stackdock_docks::RateLimit,
 }
 
 impl Default for Options {
@@ -52,6 +54,7 @@ impl Default for Options {
             lease: Duration::from_millis(500),
             wait_timeout: Duration::from_secs(5),
             max_in_flight: 16,
+            rate_limit: stackdock_docks::RateLimit::None,
         }
     }
 }
@@ -138,7 +141,7 @@ pub async fn spawn_engine_with(opts: Options) -> TestEngine {
                 name: DockName::try_from("do-test".to_string()).unwrap(),
                 api_key: SecretString::new(key.as_str()),
                 api_base_url: Some(sandbox.base_url()),
-                rate_limit: Some(stackdock_docks::RateLimit::None),
+                rate_limit: Some(opts.rate_limit.clone()),
                 settings: serde_json::Map::new(),
                 verify: false,
             },
@@ -424,8 +427,9 @@ impl Store for FaultyStore {
         owner: &str,
         lease: Duration,
         limit: u32,
+        skip: &[stackdock_core::DockId],
     ) -> stackdock_store::Result<Vec<Operation>> {
-        self.inner.claim_operations(owner, lease, limit).await
+        self.inner.claim_operations(owner, lease, limit, skip).await
     }
     async fn claim_waiting(
         &self,

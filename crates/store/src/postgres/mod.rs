@@ -432,8 +432,9 @@ impl Store for PostgresStore {
         owner: &str,
         lease: Duration,
         limit: u32,
+        skip: &[DockId],
     ) -> Result<Vec<Operation>> {
-        in_transaction!(self, |c| operations::claim(c, owner, lease, limit))
+        in_transaction!(self, |c| operations::claim(c, owner, lease, limit, skip))
     }
 
     async fn claim_waiting(

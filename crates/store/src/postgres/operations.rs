@@ -220,6 +220,7 @@ pub(crate) async fn claim(
     owner: &str,
     lease: Duration,
     limit: u32,
+    skip: &[DockId],
 ) -> Result<Vec<Operation>> {
     let at = now();
     let expires = expiry(at, lease)?;
@@ -231,6 +232,7 @@ pub(crate) async fn claim(
                  WHERE {RUNNABLE}
                    AND ((state = 'queued' AND next_run_at <= $3)
                         OR (state = 'running' AND lease_expires_at < $3))
+                   AND NOT (dock_id = ANY($5::uuid[]))
                  ORDER BY next_run_at, created_at, id
                  LIMIT $4
                  FOR UPDATE SKIP LOCKED)
@@ -241,11 +243,13 @@ pub(crate) async fn claim(
              RETURNING {COLUMNS}"
         )
     });
+    let skip: Vec<uuid::Uuid> = skip.iter().map(|d| d.as_uuid()).collect();
     let rows = sqlx::query(sql)
         .bind(owner)
         .bind(expires)
         .bind(at)
         .bind(i64::from(limit))
+        .bind(skip)
         .fetch_all(&mut *c)
         .await?;
     let mut ops = operations(&rows)?;

@@ -436,9 +436,11 @@ impl Store for SqliteStore {
         owner: &str,
         lease: Duration,
         limit: u32,
+        skip: &[DockId],
     ) -> Result<Vec<Operation>> {
         let owner = owner.to_string();
-        self.write(move |conn| operations::claim(conn, &owner, lease, limit))
+        let skip = skip.to_vec();
+        self.write(move |conn| operations::claim(conn, &owner, lease, limit, &skip))
             .await
     }
 

@@ -282,6 +282,7 @@ pub(crate) fn claim(
     owner: &str,
     lease: Duration,
     limit: u32,
+    skip: &[DockId],
 ) -> Result<Vec<Operation>> {
     let at = now();
     let expires = expiry(at, lease)?;
@@ -296,15 +297,24 @@ pub(crate) fn claim(
                  WHERE {RUNNABLE}
                    AND ((state = 'queued' AND next_run_at <= ?3)
                         OR (state = 'running' AND lease_expires_at < ?3))
+                   AND dock_id NOT IN (SELECT value FROM json_each(?5))
                  ORDER BY next_run_at, created_at, id
                  LIMIT ?4)
              RETURNING {COLUMNS}"
         )
     });
+    // A JSON array of the ids (uuids: nothing in them needs escaping) for `json_each`.
+    let skip = format!(
+        "[{}]",
+        skip.iter()
+            .map(|d| format!("\"{d}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
     let mut ops = returning(
         conn,
         sql,
-        params![owner, ts(&expires), ts(&at), i64::from(limit)],
+        params![owner, ts(&expires), ts(&at), i64::from(limit), skip],
     )?;
     ops.sort_by_key(|o| (o.next_run_at, o.created_at));
     Ok(ops)

@@ -1099,6 +1099,36 @@ pub async fn claims_take_the_oldest_first(store: &dyn Store) {
     }
 }
 
+pub async fn claims_pass_over_the_docks_asked_to_skip(store: &dyn Store) {
+    let t = tenant(store).await;
+    let busy = add_dock(store, t.org, "busy").await;
+    let free = add_dock(store, t.org, "free").await;
+    let mut of_busy = Vec::new();
+    for _ in 0..3 {
+        of_busy.push(insert_operation(store, operation(&busy, None)).await.id);
+        insert_operation(store, operation(&free, None)).await;
+    }
+    let got = store
+        .claim_operations("w", LONG_LEASE, 10, &[busy.id])
+        .await
+        .expect("claim");
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got.iter().all(|o| o.dock_id == free.id), "{got:?}");
+    for id in &of_busy {
+        let left = store.get_operation(t.org, *id).await.expect("get");
+        assert_eq!((left.state, left.generation), (OpState::Queued, 0));
+    }
+    // Skipping nothing, the rest are claimed.
+    let rest = store
+        .claim_operations("w", LONG_LEASE, 10, &[])
+        .await
+        .expect("claim");
+    let mut ids: Vec<_> = rest.iter().map(|o| o.id).collect();
+    ids.sort();
+    of_busy.sort();
+    assert_eq!(ids, of_busy);
+}
+
 pub async fn record_step_twice_leaves_one_row(store: &dyn Store) {
     let t = tenant(store).await;
     let d = add_dock(store, t.org, "steps").await;
@@ -1596,11 +1626,11 @@ pub async fn batch_claims_take_each_due_operation_once(store: &dyn Store) {
     insert_operation(store, later).await;
 
     let first = store
-        .claim_operations("w", LONG_LEASE, 3)
+        .claim_operations("w", LONG_LEASE, 3, &[])
         .await
         .expect("claim");
     let second = store
-        .claim_operations("w", LONG_LEASE, 10)
+        .claim_operations("w", LONG_LEASE, 10, &[])
         .await
         .expect("claim");
     assert_eq!((first.len(), second.len()), (3, 2), "the future one stays");
@@ -2972,6 +3002,7 @@ macro_rules! every_test {
             expire_leases_frees_only_the_named_workers,
             future_operations_are_not_claimed,
             claims_take_the_oldest_first,
+            claims_pass_over_the_docks_asked_to_skip,
             record_step_twice_leaves_one_row,
             operations_get_list_and_active,
             change_feed_follows_every_write,
