@@ -200,7 +200,7 @@ impl Engine {
     }
 
     /// How many of a dock's operations this node runs at once: what its part of the dock's
-    /// budget serves in [`HORIZON`] (at least [`MIN_RUNS`]); `None` for a budget without a
+    /// limit serves in [`HORIZON`] (at least [`MIN_RUNS`]); `None` for a dock set to no
     /// limit. A dock not called yet here is read once to learn its budget.
     async fn cap(&self, org: OrgId, dock: DockId) -> Option<usize> {
         if self.inner.budgets.known(dock).is_none() {
@@ -213,9 +213,12 @@ impl Engine {
         self.known_cap(dock)
     }
 
-    /// [`Engine::cap`] of a dock whose budget is known here; `None` otherwise.
+    /// [`Engine::cap`] of a dock whose budget is known here; `None` otherwise. It follows
+    /// the limit the dock is set to (this node's part of it), not what answers taught the
+    /// budget: those change from one answer to the next.
     fn known_cap(&self, dock: DockId) -> Option<usize> {
-        let rate = self.inner.budgets.known(dock)?.steady_rate()?;
+        let limit = self.inner.budgets.known(dock)?.limit();
+        let rate = limit.windows().iter().map(|w| w.rate()).reduce(f64::min)?;
         Some(((rate * HORIZON.as_secs_f64()).ceil() as usize).max(MIN_RUNS))
     }
 
