@@ -122,6 +122,12 @@ impl RateLimit {
         }
     }
 
+    /// Calls per second the limit allows in the long run (its slowest window); `None` for
+    /// [`RateLimit::None`].
+    pub fn steady_rate(&self) -> Option<f64> {
+        self.windows().iter().map(Window::rate).reduce(f64::min)
+    }
+
     /// One node's part of the limit when `nodes` nodes call the same account: each window's
     /// count divided among them, rounded down (never below one call), so that together they
     /// stay within it.

@@ -217,8 +217,7 @@ impl Engine {
     /// the limit the dock is set to (this node's part of it), not what answers taught the
     /// budget: those change from one answer to the next.
     fn known_cap(&self, dock: DockId) -> Option<usize> {
-        let limit = self.inner.budgets.known(dock)?.limit();
-        let rate = limit.windows().iter().map(|w| w.rate()).reduce(f64::min)?;
+        let rate = self.inner.budgets.known(dock)?.limit().steady_rate()?;
         Some(((rate * HORIZON.as_secs_f64()).ceil() as usize).max(MIN_RUNS))
     }
 
