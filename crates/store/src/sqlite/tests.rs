@@ -131,3 +131,47 @@ async fn rows_edited_by_hand_read_as_corrupt_not_a_panic() {
         }
     }
 }
+
+/// The plan SQLite makes for `sql` on the store's schema, one line a step.
+fn plan(conn: &rusqlite::Connection, sql: &str) -> String {
+    let mut stmt = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .expect("explain");
+    // Left unbound, the parameters read as NULL: the plan does not depend on them.
+    let mut rows = stmt.raw_query();
+    let mut lines = Vec::new();
+    while let Some(row) = rows.next().expect("plan row") {
+        lines.push(row.get::<_, String>(3).expect("plan detail"));
+    }
+    lines.join("; ")
+}
+
+#[tokio::test]
+async fn one_resources_operations_are_read_through_its_own_index() {
+    let (dir, _store, _b, _r) = store_with_resource().await;
+    let conn = by_hand(&dir);
+    let after = ["(created_at, id) < (?3, ?4)".to_string()];
+    let of_resource = ["org_id = ?1".to_string(), "resource_id = ?2".to_string()];
+    let paged: Vec<String> = of_resource.iter().chain(&after).cloned().collect();
+    for sql in [
+        super::operations::active_for_sql(),
+        super::operations::list_sql(true, &of_resource, 3),
+        super::operations::list_sql(true, &paged, 5),
+    ] {
+        let plan = plan(&conn, &sql);
+        assert!(
+            plan.contains("USING INDEX operations_resource (resource_id=?"),
+            "{sql}\n=> {plan}"
+        );
+        assert!(!plan.contains("SCAN"), "{sql}\n=> {plan}");
+    }
+    // The org's own listing keeps the org's index.
+    let plan = plan(
+        &conn,
+        &super::operations::list_sql(false, &["org_id = ?1".to_string()], 2),
+    );
+    assert!(
+        plan.contains("USING INDEX operations_org_created (org_id=?)"),
+        "{plan}"
+    );
+}
