@@ -125,8 +125,12 @@ impl Engine {
                 let access = self.open_dock(&dock)?;
                 let interval = self.check_interval(&access.budget);
                 let hold = self.next_check(dock_id, &access.budget, interval);
+                // The round's listing serves every operation of the dock: those due before
+                // its next round come along now. Left for that round, they made a second
+                // group that a round running longer than the interval never caught up with,
+                // so the dock was listed twice as often, each time for half its operations.
                 let ops = store
-                    .claim_waiting(owner, hold, TAKE, Some(dock_id))
+                    .claim_waiting(owner, hold, interval, TAKE, Some(dock_id))
                     .await?;
                 Ok::<_, EngineError>((dock, access, ops, hold))
             }
@@ -145,7 +149,7 @@ impl Engine {
                     // The dock cannot be checked now (its key cannot be opened, say): its
                     // operations wait a while instead of being retried at every pass.
                     let _ = store
-                        .claim_waiting(owner, SETBACK, TAKE, Some(dock_id))
+                        .claim_waiting(owner, SETBACK, Duration::ZERO, TAKE, Some(dock_id))
                         .await;
                     self.inner.in_round.leave(dock_id);
                     tracing::warn!(dock = %dock_id, error = %e, "could not start a round of checks; trying again in {SETBACK:?}");

@@ -5,10 +5,10 @@ mod support;
 
 use std::time::Duration;
 
-use stackdock_core::{OpState, Outcome, ProvisioningState, StepStatus};
+use stackdock_core::{OpState, Operation, Outcome, ProvisioningState, StepStatus};
 use stackdock_engine::EngineError;
 use stackdock_sandbox::Fault;
-use stackdock_store::{PageRequest, Store};
+use stackdock_store::{Batch, PageRequest, Store, Write};
 use support::{Options, assert_one_create_step, ipv4, spawn_engine, spawn_engine_with};
 
 /// Runs a provision whose droplet is never ready in time, with `prepare` applied first, and
@@ -303,6 +303,44 @@ async fn waiting_holds_no_worker_and_one_listing_checks_every_droplet() {
             .filter(|c| c.method == "GET" && c.path.contains("tag_name=stackdock"))
             .count();
         assert!(checks >= 1, "{calls:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_checks_the_droplets_due_before_the_next_round_with_those_due_now() {
+    let t = spawn_engine_with(Options {
+        ready_after: Duration::ZERO,
+        min_interval: Duration::from_secs(10),
+        ..Options::default()
+    })
+    .await;
+    let (_, due) = t.provision("web-due").await;
+    let (_, soon) = t.provision("web-soon").await;
+    assert!(t.run_one().await);
+    assert!(t.run_one().await);
+    // One check due now, the other in 5 s: before the dock's next round, 10 s away.
+    let at = |op: Operation, from_now: chrono::Duration| {
+        let mut op = op;
+        op.next_run_at = chrono::Utc::now() + from_now;
+        op
+    };
+    let parked = [
+        at(t.operation(due.id).await, chrono::Duration::seconds(-1)),
+        at(t.operation(soon.id).await, chrono::Duration::seconds(5)),
+    ];
+    for op in parked {
+        assert_eq!(op.state, OpState::Waiting);
+        t.store
+            .apply(Batch::new().push(Write::UpdateOperation(op)))
+            .await
+            .unwrap();
+    }
+
+    assert_eq!(t.observe_one().await, 2, "both taken by one round");
+    let lists = t.requests("GET", "/v2/droplets");
+    assert_eq!(lists.len(), 1, "one listing served both: {lists:?}");
+    for op in [due.id, soon.id] {
+        assert_eq!(t.operation(op).await.state, OpState::Succeeded);
     }
 }
 

@@ -42,6 +42,8 @@ pub struct Options {
     pub max_in_flight: usize,
     /// The dock's `settings.rate_limit`.
     pub rate_limit: stackdock_docks::RateLimit,
+    /// The least time between two rounds of checks of the dock's waiting operations.
+    pub min_interval: Duration,
 }
 
 impl Default for Options {
@@ -55,6 +57,7 @@ impl Default for Options {
             wait_timeout: Duration::from_secs(5),
             max_in_flight: 16,
             rate_limit: stackdock_docks::RateLimit::None,
+            min_interval: Duration::from_millis(20),
         }
     }
 }
@@ -118,7 +121,7 @@ pub async fn spawn_engine_with(opts: Options) -> TestEngine {
             request_timeout: Duration::from_secs(5),
         },
         wait: WaitPolicy {
-            min_interval: Duration::from_millis(20),
+            min_interval: opts.min_interval,
             timeout: opts.wait_timeout,
             ..WaitPolicy::default()
         },
@@ -435,10 +438,13 @@ impl Store for FaultyStore {
         &self,
         owner: &str,
         hold: Duration,
+        ahead: Duration,
         limit: u32,
         dock: Option<DockId>,
     ) -> stackdock_store::Result<Vec<Operation>> {
-        self.inner.claim_waiting(owner, hold, limit, dock).await
+        self.inner
+            .claim_waiting(owner, hold, ahead, limit, dock)
+            .await
     }
     async fn extend_waiting(
         &self,

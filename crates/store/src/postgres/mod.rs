@@ -441,11 +441,16 @@ impl Store for PostgresStore {
         &self,
         owner: &str,
         hold: Duration,
+        ahead: Duration,
         limit: u32,
         dock: Option<DockId>,
     ) -> Result<Vec<Operation>> {
         in_transaction!(self, |c| operations::claim_waiting(
-            c, owner, hold, limit, dock
+            c,
+            owner,
+            (hold, ahead),
+            limit,
+            dock
         ))
     }
 

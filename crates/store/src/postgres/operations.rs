@@ -263,18 +263,19 @@ pub(crate) async fn claim(
 pub(crate) async fn claim_waiting(
     c: &mut PgConnection,
     owner: &str,
-    hold: Duration,
+    (hold, ahead): (Duration, Duration),
     limit: u32,
     dock: Option<DockId>,
 ) -> Result<Vec<Operation>> {
     let at = now();
     let until = expiry(at, hold)?;
+    let by = expiry(at, ahead)?;
     static SQL: OnceLock<String> = OnceLock::new();
     let sql = SQL.get_or_init(|| {
         format!(
             "WITH due AS (
                  SELECT id FROM operations
-                 WHERE state = 'waiting' AND next_run_at <= $3
+                 WHERE state = 'waiting' AND next_run_at <= $6
                    AND ($5::uuid IS NULL OR dock_id = $5)
                  ORDER BY next_run_at
                  LIMIT $4
@@ -292,6 +293,7 @@ pub(crate) async fn claim_waiting(
         .bind(at)
         .bind(i64::from(limit))
         .bind(dock.map(|d| d.as_uuid()))
+        .bind(by)
         .fetch_all(&mut *c)
         .await?;
     operations(&rows)

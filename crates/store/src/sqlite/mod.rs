@@ -448,16 +448,18 @@ impl Store for SqliteStore {
         &self,
         owner: &str,
         hold: Duration,
+        ahead: Duration,
         limit: u32,
         dock: Option<DockId>,
     ) -> Result<Vec<Operation>> {
         // Most polls find nothing due; a read answers those without taking the write lock.
+        let by = operations::expiry(codec::now(), ahead)?;
         match self.read(operations::next_waiting).await? {
-            Some(due) if due <= codec::now() => {}
+            Some(due) if due <= by => {}
             _ => return Ok(Vec::new()),
         }
         let owner = owner.to_string();
-        self.write(move |conn| operations::claim_waiting(conn, &owner, hold, limit, dock))
+        self.write(move |conn| operations::claim_waiting(conn, &owner, (hold, ahead), limit, dock))
             .await
     }
 

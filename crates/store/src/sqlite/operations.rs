@@ -283,7 +283,7 @@ pub(crate) fn active_for_sql() -> String {
     )
 }
 
-fn expiry(from: Timestamp, lease: Duration) -> Result<Timestamp> {
+pub(crate) fn expiry(from: Timestamp, lease: Duration) -> Result<Timestamp> {
     chrono::TimeDelta::from_std(lease)
         .ok()
         .and_then(|d| from.checked_add_signed(d))
@@ -337,19 +337,20 @@ pub(crate) fn claim(
     Ok(ops)
 }
 
-/// Takes up to `limit` waiting operations whose check is due (of `dock` only, if given), for
-/// one observer, until `hold` from now: their next check moves there and their generation is
-/// bumped, so no other observer takes them meanwhile and a slow one cannot write after a newer
-/// claim. Neither the state nor the attempt changes: waiting is not a run.
+/// Takes up to `limit` waiting operations whose check is due within `ahead` (of `dock` only,
+/// if given), for one observer, until `hold` from now: their next check moves there and their
+/// generation is bumped, so no other observer takes them meanwhile and a slow one cannot write
+/// after a newer claim. Neither the state nor the attempt changes: waiting is not a run.
 pub(crate) fn claim_waiting(
     conn: &Connection,
     owner: &str,
-    hold: Duration,
+    (hold, ahead): (Duration, Duration),
     limit: u32,
     dock: Option<DockId>,
 ) -> Result<Vec<Operation>> {
     let at = now();
     let until = ts(&expiry(at, hold)?);
+    let by = ts(&expiry(at, ahead)?);
     static SQL: OnceLock<String> = OnceLock::new();
     let sql = SQL.get_or_init(|| {
         format!(
@@ -358,7 +359,7 @@ pub(crate) fn claim_waiting(
                  generation = generation + 1, updated_at = ?3
              WHERE id IN (
                  SELECT id FROM operations
-                 WHERE state = 'waiting' AND next_run_at <= ?3 AND (?5 IS NULL OR dock_id = ?5)
+                 WHERE state = 'waiting' AND next_run_at <= ?6 AND (?5 IS NULL OR dock_id = ?5)
                  ORDER BY next_run_at
                  LIMIT ?4)
              RETURNING {COLUMNS}"
@@ -372,7 +373,8 @@ pub(crate) fn claim_waiting(
             until,
             ts(&at),
             i64::from(limit),
-            dock.map(|d| d.to_string())
+            dock.map(|d| d.to_string()),
+            by
         ],
     )
 }

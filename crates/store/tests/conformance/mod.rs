@@ -1655,6 +1655,48 @@ async fn parked(store: &dyn Store, dock: &Dock) -> Operation {
     insert_operation(store, op).await
 }
 
+pub async fn a_round_takes_the_checks_due_before_its_next_one(store: &dyn Store) {
+    let t = tenant(store).await;
+    let d = add_dock(store, t.org, "ahead").await;
+    let due_now = parked(store, &d).await;
+    let due_in = |op: Operation, secs: i64| async move {
+        let mut later = op.clone();
+        later.next_run_at = now() + chrono::Duration::seconds(secs);
+        store
+            .apply(Batch::new().push(Write::UpdateOperation(later)))
+            .await
+            .expect("reschedule");
+        op.id
+    };
+    let soon = due_in(parked(store, &d).await, 30).await;
+    let later = due_in(parked(store, &d).await, 600).await;
+
+    // Nothing due within no time but the one due now.
+    let taken = store
+        .claim_waiting("observer", LONG_LEASE, Duration::ZERO, 10, None)
+        .await
+        .expect("take");
+    let ids: Vec<OperationId> = taken.iter().map(|o| o.id).collect();
+    assert_eq!(ids, vec![due_now.id]);
+
+    let before = store.get_operation(t.org, later).await.expect("read");
+    // With a minute ahead, the one due in 30 s comes along; the one due in 10 minutes stays.
+    let taken = store
+        .claim_waiting("observer", LONG_LEASE, Duration::from_secs(60), 10, None)
+        .await
+        .expect("take ahead");
+    let ids: Vec<OperationId> = taken.iter().map(|o| o.id).collect();
+    assert_eq!(
+        ids,
+        vec![soon],
+        "the one held already and the later one stay"
+    );
+    let left = store.get_operation(t.org, later).await.expect("read");
+    assert_eq!(left.generation, before.generation, "not taken");
+    assert_eq!(left.next_run_at, before.next_run_at);
+    assert!(left.lease_owner.is_none());
+}
+
 pub async fn waiting_operations_are_taken_for_a_hold_without_a_run(store: &dyn Store) {
     let t = tenant(store).await;
     let d = add_dock(store, t.org, "waiting").await;
@@ -1670,7 +1712,7 @@ pub async fn waiting_operations_are_taken_for_a_hold_without_a_run(store: &dyn S
     assert!(store.next_waiting().await.expect("next").is_some());
 
     let taken = store
-        .claim_waiting("observer", LONG_LEASE, 10, None)
+        .claim_waiting("observer", LONG_LEASE, Duration::ZERO, 10, None)
         .await
         .expect("take");
     assert_eq!(taken.len(), 1);
@@ -1682,7 +1724,7 @@ pub async fn waiting_operations_are_taken_for_a_hold_without_a_run(store: &dyn S
     assert!(held.next_run_at > now(), "held until the hold ends");
     assert!(
         store
-            .claim_waiting("other", LONG_LEASE, 10, None)
+            .claim_waiting("other", LONG_LEASE, Duration::ZERO, 10, None)
             .await
             .expect("take")
             .is_empty(),
@@ -1717,7 +1759,7 @@ pub async fn a_held_check_is_extended_only_while_still_held(store: &dyn Store) {
     let settled = parked(store, &d).await;
     // Held for no time at all: both are due again at once, unless the hold is extended.
     let taken = store
-        .claim_waiting("observer", Duration::ZERO, 10, None)
+        .claim_waiting("observer", Duration::ZERO, Duration::ZERO, 10, None)
         .await
         .expect("take");
     assert_eq!(taken.len(), 2);
@@ -1758,7 +1800,7 @@ pub async fn a_held_check_is_extended_only_while_still_held(store: &dyn Store) {
     );
     assert!(
         store
-            .claim_waiting("other", LONG_LEASE, 10, None)
+            .claim_waiting("other", LONG_LEASE, Duration::ZERO, 10, None)
             .await
             .expect("take")
             .is_empty(),
@@ -1817,7 +1859,7 @@ pub async fn expire_leases_frees_waiting_operations_a_dead_observer_held(store: 
     parked(store, &d).await;
     assert_eq!(
         store
-            .claim_waiting("node-a-observer", LONG_LEASE, 1, None)
+            .claim_waiting("node-a-observer", LONG_LEASE, Duration::ZERO, 1, None)
             .await
             .expect("take")
             .len(),
@@ -1825,7 +1867,7 @@ pub async fn expire_leases_frees_waiting_operations_a_dead_observer_held(store: 
     );
     assert_eq!(
         store
-            .claim_waiting("node-b-observer", LONG_LEASE, 1, None)
+            .claim_waiting("node-b-observer", LONG_LEASE, Duration::ZERO, 1, None)
             .await
             .expect("take")
             .len(),
@@ -1834,7 +1876,7 @@ pub async fn expire_leases_frees_waiting_operations_a_dead_observer_held(store: 
     // Node a restarted: what its observer held is due again; node b's hold stands.
     assert_eq!(store.expire_leases("node-a-").await.expect("expire"), 1);
     let again = store
-        .claim_waiting("node-a-observer", LONG_LEASE, 10, None)
+        .claim_waiting("node-a-observer", LONG_LEASE, Duration::ZERO, 10, None)
         .await
         .expect("take");
     assert_eq!(again.len(), 1);
@@ -2088,7 +2130,7 @@ pub async fn waiting_operations_are_found_and_taken_per_dock(store: &dyn Store) 
     expected.sort();
     assert_eq!(docks, expected);
     let taken = store
-        .claim_waiting("observer", LONG_LEASE, 10, Some(a.id))
+        .claim_waiting("observer", LONG_LEASE, Duration::ZERO, 10, Some(a.id))
         .await
         .expect("take");
     assert_eq!(taken.iter().map(|o| o.id).collect::<Vec<_>>(), [in_a.id]);
@@ -3012,6 +3054,7 @@ macro_rules! every_test {
             audit_is_newest_first_and_pages,
             batch_claims_take_each_due_operation_once,
             waiting_operations_are_taken_for_a_hold_without_a_run,
+            a_round_takes_the_checks_due_before_its_next_one,
             a_held_check_is_extended_only_while_still_held,
             heartbeats_count_the_live_nodes,
             a_cancel_wakes_a_waiting_operation_and_is_refused_once_finished,
