@@ -65,7 +65,7 @@ async fn main() -> ExitCode {
         let given: Vec<String> = std::env::args().skip(1).collect();
         let command = format!(
             "cargo run --release -p stackdock-bench -- {}",
-            given.join(" ")
+            page_args(&given).join(" ")
         );
         let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
         let written = parent
@@ -88,5 +88,53 @@ async fn main() -> ExitCode {
             .collect();
         eprintln!("did not finish: {}", failed.join(", "));
         ExitCode::FAILURE
+    }
+}
+
+/// The arguments as the page shows them: a binary given with `--stackdock-bin` is named by
+/// what it is, not by where it lies on the machine that ran the bench.
+fn page_args(given: &[String]) -> Vec<String> {
+    const BIN: &str = "--stackdock-bin";
+    const SHOWN: &str = "<a release build of stackdock>";
+    let mut out = Vec::with_capacity(given.len());
+    let mut args = given.iter();
+    while let Some(arg) = args.next() {
+        if arg == BIN {
+            out.push(BIN.to_string());
+            if args.next().is_some() {
+                out.push(SHOWN.to_string());
+            }
+        } else if arg.starts_with(&format!("{BIN}=")) {
+            out.push(format!("{BIN}={SHOWN}"));
+        } else {
+            out.push(arg.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page_args;
+
+    #[test]
+    fn the_page_names_no_path_of_the_machine() {
+        let given = |args: &[&str]| -> Vec<String> { args.iter().map(|a| a.to_string()).collect() };
+        let shown = page_args(&given(&[
+            "--stackdock-bin",
+            "/opt/build/release/stackdock",
+            "--write",
+            "docs/benchmarks.md",
+        ]));
+        assert_eq!(
+            shown.join(" "),
+            "--stackdock-bin <a release build of stackdock> --write docs/benchmarks.md"
+        );
+        let shown = page_args(&given(&["--stackdock-bin=/opt/x/stackdock", "--smoke"]));
+        assert_eq!(
+            shown.join(" "),
+            "--stackdock-bin=<a release build of stackdock> --smoke"
+        );
+        assert_eq!(page_args(&given(&["--only", "a"])), given(&["--only", "a"]));
     }
 }
