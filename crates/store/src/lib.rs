@@ -547,12 +547,14 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_operation(&self, owner: &str, lease: Duration) -> Result<Option<Operation>> {
         Ok(self.claim_operations(owner, lease, 1, &[]).await?.pop())
     }
-    /// Takes up to `limit` `waiting` operations whose check is due within `ahead` from now (of
-    /// `dock` only, if given), soonest due first, for `hold`: they stay `waiting` with their
-    /// attempt unchanged (waiting is not a run), their next check moved `hold` ahead so nobody
-    /// else takes them meanwhile, and their generation bumped so the returned lease fences
-    /// what the taker writes. A round of checks whose one listing serves every operation of a
-    /// dock takes those due before its next round with the ones due now.
+    /// Takes up to `limit` `waiting` operations whose check is due (of `dock` only, if given),
+    /// soonest due first, for `hold`: they stay `waiting` with their attempt unchanged (waiting
+    /// is not a run), their next check moved `hold` ahead so nobody else takes them meanwhile,
+    /// and their generation bumped so the returned lease fences what the taker writes.
+    /// Operations due within `ahead` come along unless another owner holds them (their next
+    /// check is then the end of that owner's hold, which may be a round still under way): a
+    /// round of checks whose one listing serves every operation of a dock takes those due
+    /// before its next round with the ones due now.
     async fn claim_waiting(
         &self,
         owner: &str,

@@ -275,7 +275,9 @@ pub(crate) async fn claim_waiting(
         format!(
             "WITH due AS (
                  SELECT id FROM operations
-                 WHERE state = 'waiting' AND next_run_at <= $6
+                 WHERE state = 'waiting'
+                   AND (next_run_at <= $3
+                        OR (next_run_at <= $6 AND (lease_owner IS NULL OR lease_owner = $1)))
                    AND ($5::uuid IS NULL OR dock_id = $5)
                  ORDER BY next_run_at
                  LIMIT $4

@@ -337,10 +337,11 @@ pub(crate) fn claim(
     Ok(ops)
 }
 
-/// Takes up to `limit` waiting operations whose check is due within `ahead` (of `dock` only,
-/// if given), for one observer, until `hold` from now: their next check moves there and their
-/// generation is bumped, so no other observer takes them meanwhile and a slow one cannot write
-/// after a newer claim. Neither the state nor the attempt changes: waiting is not a run.
+/// Takes up to `limit` waiting operations whose check is due (of `dock` only, if given), with
+/// those due within `ahead` that no other observer holds, for one observer, until `hold` from
+/// now: their next check moves there and their generation is bumped, so no other observer
+/// takes them meanwhile and a slow one cannot write after a newer claim. Neither the state nor
+/// the attempt changes: waiting is not a run.
 pub(crate) fn claim_waiting(
     conn: &Connection,
     owner: &str,
@@ -359,7 +360,10 @@ pub(crate) fn claim_waiting(
                  generation = generation + 1, updated_at = ?3
              WHERE id IN (
                  SELECT id FROM operations
-                 WHERE state = 'waiting' AND next_run_at <= ?6 AND (?5 IS NULL OR dock_id = ?5)
+                 WHERE state = 'waiting'
+                   AND (next_run_at <= ?3
+                        OR (next_run_at <= ?6 AND (lease_owner IS NULL OR lease_owner = ?1)))
+                   AND (?5 IS NULL OR dock_id = ?5)
                  ORDER BY next_run_at
                  LIMIT ?4)
              RETURNING {COLUMNS}"

@@ -1695,6 +1695,37 @@ pub async fn a_round_takes_the_checks_due_before_its_next_one(store: &dyn Store)
     assert_eq!(left.generation, before.generation, "not taken");
     assert_eq!(left.next_run_at, before.next_run_at);
     assert!(left.lease_owner.is_none());
+
+    // Held by an observer for 30 s (a round that may still be under way): another owner takes
+    // it only once the hold is over, however far it looks ahead; its own holder takes it early.
+    let held = store
+        .claim_waiting("observer", LONG_LEASE, Duration::from_secs(3600), 10, None)
+        .await
+        .expect("take the rest");
+    let ids: Vec<OperationId> = held.iter().map(|o| o.id).collect();
+    assert!(ids.contains(&later), "{ids:?}");
+    let mut shortened = held.iter().find(|o| o.id == later).expect("later").clone();
+    shortened.next_run_at = now() + chrono::Duration::seconds(30);
+    shortened.lease_expires_at = Some(shortened.next_run_at);
+    store
+        .apply(Batch::new().push(Write::UpdateOperation(shortened.clone())))
+        .await
+        .expect("shorten the hold");
+    assert!(
+        store
+            .claim_waiting("other", LONG_LEASE, Duration::from_secs(60), 10, None)
+            .await
+            .expect("take as another")
+            .is_empty(),
+        "another owner leaves a held check alone"
+    );
+    let again = store
+        .claim_waiting("observer", LONG_LEASE, Duration::from_secs(60), 10, None)
+        .await
+        .expect("take as its holder");
+    let ids: Vec<OperationId> = again.iter().map(|o| o.id).collect();
+    assert_eq!(ids, vec![later]);
+    assert_eq!(again[0].generation, shortened.generation + 1);
 }
 
 pub async fn waiting_operations_are_taken_for_a_hold_without_a_run(store: &dyn Store) {
