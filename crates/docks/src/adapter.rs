@@ -103,6 +103,10 @@ pub struct Ctx {
     /// Which run of the operation this is (waiting does not count).
     pub attempt: u32,
     pub retry: RetryPolicy,
+    /// The calls serve many resources at once (the engine's batched check of a dock's
+    /// waiting resources): they take the dock's budget ahead of every other call waiting
+    /// for it ([`crate::budget::Budget::acquire_first`]).
+    pub first_in_line: bool,
     steps: Vec<Step>,
     /// Where the contents of a web service's files are read from; see [`Ctx::file`].
     files: Option<Arc<dyn FileSource>>,
@@ -115,6 +119,7 @@ impl Ctx {
             marker,
             attempt,
             retry: RetryPolicy::default(),
+            first_in_line: false,
             steps,
             files: None,
         }

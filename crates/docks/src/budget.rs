@@ -28,13 +28,18 @@
 //! drain or pause it from outside.
 //!
 //! Waiters queue on tokio's fair mutex, so calls go out in the order they asked for a place and
-//! none starves. Nothing is taken until the moment a call may go, which makes a dropped
+//! none starves. A call that serves many resources at once (the engine's batched readiness
+//! check: one listing for every droplet waiting on the dock) asks with
+//! [`Budget::acquire_first`] and goes before the queue: behind five seconds of creates it
+//! left droplets that were long ready showing `provisioning` for as long. Those calls are few
+//! by construction (the engine spaces them to a small share of the budget), so the queue still
+//! moves. Nothing is taken until the moment a call may go, which makes a dropped
 //! [`Budget::acquire`] future cost nothing. Time is tokio's, so tests run in paused time.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -779,6 +784,9 @@ struct State {
     episode: u64,
     /// Calls issued so far; a permit's sequence number is its place in this count.
     issued: u64,
+    /// Callers of [`Budget::acquire_first`] not yet served: while there are any, the head of
+    /// the queue waits.
+    first_waiting: u32,
     /// Answers matched to their calls so far.
     answers: u64,
     in_flight: u32,
@@ -804,6 +812,7 @@ impl State {
             strikes: 0,
             episode: 0,
             issued: 0,
+            first_waiting: 0,
             answers: 0,
             in_flight: 0,
             slow: SlowStart::default(),
@@ -1039,6 +1048,9 @@ pub struct Budget {
     /// for, which is what keeps hundreds of waiting tasks fair; only the head of the queue
     /// looks at the clock.
     turn: tokio::sync::Mutex<()>,
+    /// The queue of callers of [`Budget::acquire_first`], served in their order before
+    /// anyone in `turn`'s.
+    first_turn: tokio::sync::Mutex<()>,
     /// Wakes the head of the queue when an answer, a finished call or a new limit may let it
     /// go sooner than it planned.
     changed: Notify,
@@ -1084,6 +1096,39 @@ impl Drop for Permit<'_> {
     }
 }
 
+/// A caller of [`Budget::acquire_first`] counted as waiting, from its turn until it is
+/// served or dropped; either way the head of the ordinary queue is told.
+struct FirstInLine<'a> {
+    budget: &'a Budget,
+    waiting: AtomicBool,
+}
+
+impl<'a> FirstInLine<'a> {
+    fn new(budget: &'a Budget) -> Self {
+        budget.lock().first_waiting += 1;
+        Self {
+            budget,
+            waiting: AtomicBool::new(true),
+        }
+    }
+
+    fn served(&self) {
+        if self.waiting.swap(false, Ordering::Relaxed) {
+            {
+                let mut state = self.budget.lock();
+                state.first_waiting = state.first_waiting.saturating_sub(1);
+            }
+            self.budget.changed.notify_waiters();
+        }
+    }
+}
+
+impl Drop for FirstInLine<'_> {
+    fn drop(&mut self) {
+        self.served();
+    }
+}
+
 impl Budget {
     pub fn new(limit: RateLimit) -> Self {
         Self::with_wall_clock(limit, Utc::now)
@@ -1096,6 +1141,7 @@ impl Budget {
         Self {
             state: Mutex::new(State::new(limit, Instant::now())),
             turn: tokio::sync::Mutex::new(()),
+            first_turn: tokio::sync::Mutex::new(()),
             changed: Notify::new(),
             wall_clock: Box::new(wall_clock),
             nodes: AtomicU32::new(1),
@@ -1120,6 +1166,22 @@ impl Budget {
     /// takes nothing and keeps no one else waiting.
     pub async fn acquire(&self) -> Permit<'_> {
         let _turn = self.turn.lock().await;
+        self.wait_for_gate(None).await
+    }
+
+    /// As [`Budget::acquire`], ahead of every caller of `acquire` still waiting: for a call
+    /// that serves many resources at once. Callers of this method are served in their order.
+    /// Cancellation-safe, like `acquire`.
+    pub async fn acquire_first(&self) -> Permit<'_> {
+        let _turn = self.first_turn.lock().await;
+        let first = FirstInLine::new(self);
+        self.wait_for_gate(Some(&first)).await
+    }
+
+    /// Waits, at the head of one of the queues, until the gate opens, and takes one call.
+    /// The head of the ordinary queue (`first` is `None`) also waits while a caller of
+    /// [`Budget::acquire_first`] is waiting.
+    async fn wait_for_gate(&self, first: Option<&FirstInLine<'_>>) -> Permit<'_> {
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
@@ -1129,15 +1191,22 @@ impl Budget {
             let now = Instant::now();
             let wait = {
                 let mut state = self.lock();
-                match state.gate(now) {
-                    Gate::Open => {
-                        return Permit {
-                            budget: self,
-                            sent: state.take(now),
-                        };
+                if first.is_none() && state.first_waiting > 0 {
+                    // Woken when that caller is served (or gives up).
+                    None
+                } else {
+                    match state.gate(now) {
+                        Gate::Open => {
+                            let sent = state.take(now);
+                            drop(state);
+                            if let Some(first) = first {
+                                first.served();
+                            }
+                            return Permit { budget: self, sent };
+                        }
+                        Gate::Until(until) => Some(until),
+                        Gate::Answer => None,
                     }
-                    Gate::Until(until) => Some(until),
-                    Gate::Answer => None,
                 }
             };
             match wait {
@@ -1607,6 +1676,77 @@ mod tests {
         }
         assert_eq!(*order.lock().unwrap(), (0..60).collect::<Vec<_>>());
         assert_eq!(ms_since(t0), 5000, "10 at once, then 50 at 10 a second");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_first_in_line_goes_before_every_queued_call() {
+        let budget = Arc::new(Budget::new(limit("10/s")));
+        for _ in 0..10 {
+            let _ = budget.acquire().await;
+        }
+        let t0 = Instant::now();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = JoinSet::new();
+        for i in 0..5 {
+            let (budget, order) = (budget.clone(), order.clone());
+            tasks.spawn(async move {
+                let _ = budget.acquire().await;
+                order.lock().unwrap().push((i.to_string(), ms_since(t0)));
+            });
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let (b, o) = (budget.clone(), order.clone());
+        tasks.spawn(async move {
+            let _ = b.acquire_first().await;
+            o.lock().unwrap().push(("first".to_string(), ms_since(t0)));
+        });
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        let expected: Vec<(String, u128)> = [
+            ("first", 100),
+            ("0", 200),
+            ("1", 300),
+            ("2", 400),
+            ("3", 500),
+            ("4", 600),
+        ]
+        .into_iter()
+        .map(|(who, at)| (who.to_string(), at))
+        .collect();
+        assert_eq!(
+            order, expected,
+            "the next call the bucket allows, then the queue"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_first_in_line_that_gives_up_holds_no_one_back() {
+        let budget = Arc::new(Budget::new(limit("10/s")));
+        for _ in 0..10 {
+            let _ = budget.acquire().await;
+        }
+        let t0 = Instant::now();
+        let b = budget.clone();
+        let gave_up = tokio::spawn(async move {
+            tokio::time::timeout(Duration::from_millis(50), b.acquire_first())
+                .await
+                .is_err()
+        });
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        // Comes while a call first in line waits, so it waits for that one.
+        let b = budget.clone();
+        let queued = tokio::spawn(async move {
+            let _ = b.acquire().await;
+            ms_since(t0)
+        });
+        assert!(gave_up.await.unwrap(), "no call may go before 100 ms");
+        let at = tokio::time::timeout(Duration::from_secs(10), queued)
+            .await
+            .expect("the queue's head was left waiting")
+            .unwrap();
+        assert_eq!(at, 100, "the queue's head goes at the next call");
     }
 
     /// Calls sent side by side reach the provider in any order. Here the last of a burst of

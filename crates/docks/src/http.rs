@@ -59,6 +59,8 @@ pub struct HttpSession {
     retry: RetryPolicy,
     /// The account's budget: every try waits for it, every answer corrects it.
     budget: Arc<Budget>,
+    /// Takes the budget ahead of the queue ([`Ctx::first_in_line`]).
+    first_in_line: bool,
     read_error: ErrorBodyReader,
 }
 
@@ -80,6 +82,7 @@ impl HttpSession {
             scope: ctx.scope.clone(),
             retry: ctx.retry,
             budget: dock.budget.clone(),
+            first_in_line: ctx.first_in_line,
             read_error,
         }
     }
@@ -384,7 +387,14 @@ impl HttpSession {
                 return Err(too_long(paused));
             }
         }
-        tokio::time::timeout(self.retry.max_wait, self.budget.acquire())
+        let acquired = async {
+            if self.first_in_line {
+                self.budget.acquire_first().await
+            } else {
+                self.budget.acquire().await
+            }
+        };
+        tokio::time::timeout(self.retry.max_wait, acquired)
             .await
             .map_err(|_| too_long(self.retry.max_wait))
     }

@@ -167,6 +167,10 @@ pub(crate) struct Inner {
     pub(crate) rounds: std::sync::Mutex<
         std::collections::HashMap<stackdock_core::DockId, stackdock_core::Timestamp>,
     >,
+    /// Per dock, the provider calls its last round of checks made: the next rounds are
+    /// spaced by it ([`Engine::check_interval`]).
+    pub(crate) round_calls:
+        std::sync::Mutex<std::collections::HashMap<stackdock_core::DockId, u32>>,
     /// Docks whose round of checks is under way in this process.
     pub(crate) in_round: observe::InRound,
     /// The store of web services' files, when the process keeps one (see [`Engine::set_blobs`]).
@@ -201,6 +205,7 @@ impl Engine {
                 wake_observer: tokio::sync::Notify::new(),
                 budgets: Budgets::default(),
                 rounds: Default::default(),
+                round_calls: Default::default(),
                 in_round: Default::default(),
                 blobs: Default::default(),
             }),

@@ -17,6 +17,7 @@
 //! journal shows the checks made for it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -123,7 +124,7 @@ impl Engine {
             let taken = async {
                 let dock = store.get_dock(org, dock_id).await?;
                 let access = self.open_dock(&dock)?;
-                let interval = self.check_interval(&access.budget);
+                let interval = self.check_interval(dock_id, &access.budget);
                 let hold = self.next_check(dock_id, &access.budget, interval);
                 // The round's listing serves every operation of the dock: those due before
                 // its next round come along now. Left for that round, they made a second
@@ -137,6 +138,7 @@ impl Engine {
             .await;
             match taken {
                 Ok((dock, access, ops, hold)) if !ops.is_empty() => rounds.push(Round {
+                    calls: Arc::default(),
                     taken_at: tokio::time::Instant::now(),
                     owner: owner.to_string(),
                     dock,
@@ -172,6 +174,14 @@ impl Engine {
                 // Their checks already moved to the next round: they are looked at again then.
                 tracing::warn!(dock = %dock_id, error = %e, "checking waiting operations failed");
             }
+        }
+        let calls = round.calls.load(Ordering::Relaxed);
+        if calls > 0 {
+            self.inner
+                .round_calls
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(dock_id, calls);
         }
         self.inner.in_round.leave(dock_id);
     }
@@ -250,7 +260,7 @@ impl Engine {
                     last_seen: row.full_api_data.clone(),
                 })
                 .collect();
-            let mut ctx = batch_ctx(self, dock, &checked);
+            let mut ctx = batch_ctx(self, round, &checked);
             let observed = self
                 .holding(
                     round,
@@ -324,10 +334,13 @@ struct Round {
     ops: Vec<Operation>,
     /// Until when they are held: the dock's next round.
     hold: Duration,
+    /// The provider calls the round made (a listing may take several pages).
+    calls: Arc<AtomicU32>,
 }
 
 /// The adapter context for a batched check: calls are journaled for every resource checked.
-fn batch_ctx(engine: &Engine, dock: &Dock, checked: &[(&Operation, Resource)]) -> Ctx {
+fn batch_ctx(engine: &Engine, round: &Round, checked: &[(&Operation, Resource)]) -> Ctx {
+    let dock = &round.dock;
     let covers = checked
         .iter()
         .map(|(op, row)| (row.id, op.id, op.lease_owner.clone()))
@@ -340,10 +353,15 @@ fn batch_ctx(engine: &Engine, dock: &Dock, checked: &[(&Operation, Resource)]) -
         recorder: Arc::new(BatchRecorder {
             store: engine.inner.store.clone(),
             covers,
+            calls: round.calls.clone(),
         }),
     };
     let mut ctx = Ctx::new(scope, None, 1, Vec::new());
     ctx.retry = engine.inner.config.retry;
+    // One listing answers for every operation of the round: queued behind the dock's runs
+    // (seconds of creates, when the budget is the limit) it kept resources that were ready
+    // showing `provisioning` for as long.
+    ctx.first_in_line = true;
     ctx
 }
 
@@ -454,11 +472,14 @@ struct BatchRecorder {
     store: Arc<dyn Store>,
     /// Each resource checked, its operation and the worker holding that operation.
     covers: Vec<(ResourceId, OperationId, Option<String>)>,
+    /// Counts the round's calls.
+    calls: Arc<AtomicU32>,
 }
 
 #[async_trait]
 impl Recorder for BatchRecorder {
     async fn journal(&self, call: ApiCall) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let calls = self
             .covers
             .iter()

@@ -528,7 +528,8 @@ impl Engine {
         budget: &stackdock_docks::Budget,
         earliest: Duration,
     ) -> Duration {
-        let interval = chrono::Duration::from_std(self.check_interval(budget)).unwrap_or_default();
+        let interval =
+            chrono::Duration::from_std(self.check_interval(dock, budget)).unwrap_or_default();
         let now = chrono::Utc::now();
         let earliest = now + chrono::Duration::from_std(earliest).unwrap_or_default();
         let mut rounds = self
@@ -556,12 +557,28 @@ impl Engine {
 
     /// How long to wait between checks of a dock's waiting operations: at least the
     /// configured minimum, and spaced so the checks use at most `check_share` of the dock's
-    /// budget. A check is one listing per page, whatever the number of resources waiting.
-    pub(crate) fn check_interval(&self, budget: &stackdock_docks::Budget) -> Duration {
+    /// budget. A round is one listing, whatever the number of resources waiting, but a
+    /// listing is a call per page: rounds are spaced by the calls the dock's last round made
+    /// (a listing of 500 droplets is 3 pages, and rounds spaced as if each were one call took
+    /// 60% of the budget from the creates).
+    pub(crate) fn check_interval(
+        &self,
+        dock: stackdock_core::DockId,
+        budget: &stackdock_docks::Budget,
+    ) -> Duration {
         let wait = &self.inner.config.wait;
         match budget.steady_rate() {
             Some(rate) if rate > 0.0 => {
-                let spaced = Duration::from_secs_f64(1.0 / (rate * wait.check_share));
+                let calls = self
+                    .inner
+                    .round_calls
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(&dock)
+                    .copied()
+                    .unwrap_or(1)
+                    .max(1);
+                let spaced = Duration::from_secs_f64(f64::from(calls) / (rate * wait.check_share));
                 spaced.max(wait.min_interval)
             }
             _ => wait.min_interval,

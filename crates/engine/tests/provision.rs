@@ -344,6 +344,124 @@ async fn a_round_checks_the_droplets_due_before_the_next_round_with_those_due_no
     }
 }
 
+/// A round's listing answers for every resource waiting on the dock: it takes the dock's
+/// budget ahead of the creates queued for it, so what is ready is seen without waiting for
+/// every create before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rounds_listing_goes_before_the_creates_queued_for_the_budget() {
+    let t = spawn_engine_with(Options {
+        ready_after: Duration::from_secs(60),
+        wait_timeout: Duration::from_secs(60),
+        rate_limit: "2/s".parse().expect("a rate limit"),
+        ..Options::default()
+    })
+    .await;
+    let (_, waiting) = t.provision("web-waiting").await;
+    assert!(t.run_one().await);
+    for i in 0..5 {
+        t.provision(&format!("web-{i}")).await;
+    }
+    let creates = || t.requests("POST", "/v2/droplets").len();
+    let runs = futures::future::join_all((0..5).map(|_| t.run_one()));
+    let check = async {
+        // The bucket (2 at once, 2 a second) has let two of the five through: three wait.
+        let deadline = std::time::Instant::now() + support::DEADLINE;
+        while creates() < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the creates never went"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut due = t.operation(waiting.id).await;
+        due.next_run_at = chrono::Utc::now() - chrono::Duration::seconds(1);
+        t.store
+            .apply(Batch::new().push(Write::UpdateOperation(due)))
+            .await
+            .unwrap();
+        // With it, those created so far that are due before the dock's next round.
+        assert!(t.observe_one().await >= 1);
+    };
+    let (ran, ()) = tokio::join!(runs, check);
+    assert!(ran.into_iter().all(|r| r), "every create ran");
+    let order: Vec<String> = t
+        .sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v2/droplets")
+        .map(|r| r.method)
+        .collect();
+    let listing = order
+        .iter()
+        .position(|m| m == "GET")
+        .expect("the round listed the droplets");
+    assert!(
+        listing <= 4,
+        "the listing went after {listing} creates, behind those queued before it: {order:?}"
+    );
+}
+
+/// A round is one listing, but a listing is a call per page: the next rounds are spaced by
+/// the pages the last one took, so checks keep to their share of the dock's budget however
+/// many droplets the account holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_of_checks_are_spaced_by_the_pages_their_listing_takes() {
+    let t = spawn_engine_with(Options {
+        ready_after: Duration::from_secs(60),
+        wait_timeout: Duration::from_secs(60),
+        rate_limit: "10/s".parse().expect("a rate limit"),
+        ..Options::default()
+    })
+    .await;
+    // More droplets under the shared tag than one page holds (200).
+    for i in 0..250 {
+        t.sandbox.create_droplet_directly(
+            &format!("other-{i}"),
+            "nyc3",
+            "s-1vcpu-1gb",
+            "ubuntu-24-04-x64",
+            &["stackdock"],
+        );
+    }
+    let (_, op) = t.provision("web-paged").await;
+    assert!(t.run_one().await);
+    let listings = || t.requests("GET", "/v2/droplets").len();
+
+    // Round 1, made due now: spaced as one call (10/s, a fifth of it for checks: 500 ms).
+    let mut due = t.operation(op.id).await;
+    assert_eq!(due.state, OpState::Waiting);
+    due.next_run_at = chrono::Utc::now() - chrono::Duration::seconds(1);
+    t.store
+        .apply(Batch::new().push(Write::UpdateOperation(due)))
+        .await
+        .unwrap();
+    assert_eq!(t.observe_one().await, 1);
+    let pages = listings();
+    assert!(pages >= 2, "250 droplets and ours take two pages: {pages}");
+
+    // Once its hold has run out (no round planned any more), round 2 is spaced by the
+    // pages round 1 took.
+    let held_until = t.operation(op.id).await.next_run_at;
+    let deadline = std::time::Instant::now() + support::DEADLINE;
+    while chrono::Utc::now() <= held_until {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hold never ran out"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before = chrono::Utc::now();
+    assert_eq!(t.observe_one().await, 1);
+    let after = chrono::Utc::now();
+    let next = t.operation(op.id).await.next_run_at;
+    let spaced = chrono::Duration::milliseconds(500 * pages as i64);
+    assert!(
+        next >= before + spaced && next <= after + spaced,
+        "next round at {} after the round began, {pages} pages a round: {spaced} expected",
+        next - before
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_unavailable_past_the_retry_budget_is_rescheduled_then_succeeds_once() {
     let t = spawn_engine_with(Options {
