@@ -30,8 +30,10 @@ const MIN_HEARTBEAT: Duration = Duration::from_secs(3);
 /// A node runs at once no more of one dock's operations than its part of the dock's budget
 /// serves in this time. The rest wait in the database, where any node with room in its own
 /// part takes them: a node that claimed everything would otherwise run it all at its part
-/// of the budget while the other nodes' parts went unused.
-const HORIZON: Duration = Duration::from_secs(5);
+/// of the budget while the other nodes' parts went unused. What a node holds is also what
+/// its death strands until the leases run out, each create that recorded "create sent"
+/// then looked up by marker: at 5 s, a node killed in bench f left 40 of them.
+const HORIZON: Duration = Duration::from_secs(2);
 /// ... and at least this many, however small the budget.
 const MIN_RUNS: usize = 8;
 
@@ -560,7 +562,10 @@ impl Engine {
     /// budget. A round is one listing, whatever the number of resources waiting, but a
     /// listing is a call per page: rounds are spaced by the calls the dock's last round made
     /// (a listing of 500 droplets is 3 pages, and rounds spaced as if each were one call took
-    /// 60% of the budget from the creates).
+    /// 60% of the budget from the creates), rounded up to a power of two. Nodes sharing a
+    /// dock may each have seen a different number of pages last; spaced by 1, 2 or 4 times
+    /// the same interval, their grids nest (see [`Engine::next_check`]) and their rounds
+    /// still fall at the same instants.
     pub(crate) fn check_interval(
         &self,
         dock: stackdock_core::DockId,
@@ -577,7 +582,8 @@ impl Engine {
                     .get(&dock)
                     .copied()
                     .unwrap_or(1)
-                    .max(1);
+                    .max(1)
+                    .next_power_of_two();
                 let spaced = Duration::from_secs_f64(f64::from(calls) / (rate * wait.check_share));
                 spaced.max(wait.min_interval)
             }
