@@ -39,7 +39,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -1098,34 +1098,22 @@ impl Drop for Permit<'_> {
 
 /// A caller of [`Budget::acquire_first`] counted as waiting, from its turn until it is
 /// served or dropped; either way the head of the ordinary queue is told.
-struct FirstInLine<'a> {
-    budget: &'a Budget,
-    waiting: AtomicBool,
-}
+struct FirstInLine<'a>(&'a Budget);
 
 impl<'a> FirstInLine<'a> {
     fn new(budget: &'a Budget) -> Self {
         budget.lock().first_waiting += 1;
-        Self {
-            budget,
-            waiting: AtomicBool::new(true),
-        }
-    }
-
-    fn served(&self) {
-        if self.waiting.swap(false, Ordering::Relaxed) {
-            {
-                let mut state = self.budget.lock();
-                state.first_waiting = state.first_waiting.saturating_sub(1);
-            }
-            self.budget.changed.notify_waiters();
-        }
+        Self(budget)
     }
 }
 
 impl Drop for FirstInLine<'_> {
     fn drop(&mut self) {
-        self.served();
+        {
+            let mut state = self.0.lock();
+            state.first_waiting = state.first_waiting.saturating_sub(1);
+        }
+        self.0.changed.notify_waiters();
     }
 }
 
@@ -1166,7 +1154,7 @@ impl Budget {
     /// takes nothing and keeps no one else waiting.
     pub async fn acquire(&self) -> Permit<'_> {
         let _turn = self.turn.lock().await;
-        self.wait_for_gate(None).await
+        self.wait_for_gate(false).await
     }
 
     /// As [`Budget::acquire`], ahead of every caller of `acquire` still waiting: for a call
@@ -1174,14 +1162,14 @@ impl Budget {
     /// Cancellation-safe, like `acquire`.
     pub async fn acquire_first(&self) -> Permit<'_> {
         let _turn = self.first_turn.lock().await;
-        let first = FirstInLine::new(self);
-        self.wait_for_gate(Some(&first)).await
+        let _waiting = FirstInLine::new(self);
+        self.wait_for_gate(true).await
     }
 
     /// Waits, at the head of one of the queues, until the gate opens, and takes one call.
-    /// The head of the ordinary queue (`first` is `None`) also waits while a caller of
+    /// The head of the ordinary queue (`first` false) also waits while a caller of
     /// [`Budget::acquire_first`] is waiting.
-    async fn wait_for_gate(&self, first: Option<&FirstInLine<'_>>) -> Permit<'_> {
+    async fn wait_for_gate(&self, first: bool) -> Permit<'_> {
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
@@ -1191,18 +1179,16 @@ impl Budget {
             let now = Instant::now();
             let wait = {
                 let mut state = self.lock();
-                if first.is_none() && state.first_waiting > 0 {
+                if !first && state.first_waiting > 0 {
                     // Woken when that caller is served (or gives up).
                     None
                 } else {
                     match state.gate(now) {
                         Gate::Open => {
-                            let sent = state.take(now);
-                            drop(state);
-                            if let Some(first) = first {
-                                first.served();
-                            }
-                            return Permit { budget: self, sent };
+                            return Permit {
+                                budget: self,
+                                sent: state.take(now),
+                            };
                         }
                         Gate::Until(until) => Some(until),
                         Gate::Answer => None,

@@ -580,10 +580,7 @@ impl Engine {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .get(&dock)
-                    .copied()
-                    .unwrap_or(1)
-                    .max(1)
-                    .next_power_of_two();
+                    .map_or(1, |calls| calls.next_power_of_two());
                 let spaced = Duration::from_secs_f64(f64::from(calls) / (rate * wait.check_share));
                 spaced.max(wait.min_interval)
             }
