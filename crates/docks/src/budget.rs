@@ -1336,6 +1336,16 @@ impl Budgets {
             .map(|d| d.budget.clone())
     }
 
+    /// Every dock whose budget is known here.
+    pub fn known_docks(&self) -> Vec<DockId> {
+        self.docks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect()
+    }
+
     /// Drops a deleted dock's budget.
     pub fn forget(&self, dock: DockId) {
         self.docks

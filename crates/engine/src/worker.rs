@@ -23,9 +23,12 @@ use tokio::task::JoinHandle;
 use crate::recorder::StoreRecorder;
 use crate::{Engine, EngineError, deprovision, provision, sync};
 
-/// How long a heartbeat keeps a node counted, at least (else as long as a lease: a dead
-/// node's share comes back when its operations do).
-const MIN_HEARTBEAT: Duration = Duration::from_secs(3);
+/// How long a heartbeat keeps a node counted; a node beats four times in it, so one that
+/// misses three beats in a row is forgotten. Not tied to the lease (30 s by default): the
+/// survivors of a node that died would run at their old part of every dock's budget all that
+/// time, with queued work the dead node's part could serve. The dead node's own operations
+/// still come back when their leases run out.
+const NODE_TTL: Duration = Duration::from_secs(2);
 
 /// A node runs at once no more of one dock's operations than its part of the dock's budget
 /// serves in this time. The rest wait in the database, where any node with room in its own
@@ -36,6 +39,8 @@ const MIN_HEARTBEAT: Duration = Duration::from_secs(3);
 const HORIZON: Duration = Duration::from_secs(2);
 /// ... and at least this many, however small the budget.
 const MIN_RUNS: usize = 8;
+/// The most operations one claim takes.
+const MAX_CLAIM: usize = 256;
 
 /// The runs of each dock under way in this process.
 #[derive(Default)]
@@ -103,7 +108,7 @@ impl Engine {
     /// stops says so at once.
     async fn heartbeat_loop(self, mut shutdown: watch::Receiver<bool>) {
         let node = self.inner.config.worker_id.clone();
-        let ttl = self.inner.config.lease.max(MIN_HEARTBEAT);
+        let ttl = NODE_TTL;
         loop {
             match self.inner.store.heartbeat(&node, ttl).await {
                 Ok(nodes) => {
@@ -114,7 +119,7 @@ impl Engine {
                 Err(e) => tracing::warn!(error = %e, "could not record this node's heartbeat"),
             }
             tokio::select! {
-                () = tokio::time::sleep(ttl / 3) => {}
+                () = tokio::time::sleep(ttl / 4) => {}
                 _ = shutdown.changed() => break,
             }
             if *shutdown.borrow() {
@@ -144,12 +149,13 @@ impl Engine {
                 .filter(|(dock, n)| self.known_cap(*dock).is_some_and(|cap| *n >= cap))
                 .map(|(dock, _)| dock)
                 .collect();
-            let claimed = if free == 0 {
+            let limit = self.claim_limit(free, &runs);
+            let claimed = if limit == 0 {
                 Ok(Vec::new())
             } else {
                 self.inner
                     .store
-                    .claim_operations(&owner, self.inner.config.lease, free.min(256) as u32, &full)
+                    .claim_operations(&owner, self.inner.config.lease, limit as u32, &full)
                     .await
             };
             let got = match claimed {
@@ -199,6 +205,30 @@ impl Engine {
                 _ = shutdown.changed() => return,
             }
         }
+    }
+
+    /// How many operations one claim may take: no more than there are free slots, nor than
+    /// the room left in whichever dock with a known cap has least (the claim cannot choose
+    /// the docks of what it takes). What a claim takes is held from every other node until it
+    /// runs or is put back: taking the whole queue to run a few kept three nodes passing
+    /// hundreds of operations among themselves while two of them sent nothing for seconds.
+    /// A node that knows no dock yet takes [`MIN_RUNS`] to learn them.
+    fn claim_limit(&self, free: usize, runs: &Runs) -> usize {
+        let known = self.inner.budgets.known_docks();
+        if known.is_empty() {
+            return free.min(MIN_RUNS);
+        }
+        let running: HashMap<DockId, usize> = runs.counts().into_iter().collect();
+        let room = known
+            .into_iter()
+            .filter_map(|dock| {
+                let cap = self.known_cap(dock)?;
+                let n = running.get(&dock).copied().unwrap_or(0);
+                // A full dock is skipped by the claim; it limits nothing.
+                (n < cap).then(|| cap - n)
+            })
+            .min();
+        free.min(MAX_CLAIM).min(room.unwrap_or(MAX_CLAIM))
     }
 
     /// How many of a dock's operations this node runs at once: what its part of the dock's

@@ -1,7 +1,7 @@
 //! Recovery: a run that dies at any point leaves an operation another worker finishes with the
 //! same result and one droplet; a worker whose lease was taken over cannot write; workers side
-//! by side run each operation once; a dispatcher runs no more of a dock than its budget serves
-//! soon and leaves the rest queued for others.
+//! by side run each operation once; a dispatcher claims no more of a dock than its budget
+//! serves soon and leaves the rest queued, untouched, for others.
 
 mod support;
 
@@ -258,7 +258,7 @@ async fn a_create_that_can_never_be_recorded_gives_up_and_removes_the_droplet() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dispatcher_runs_what_its_budget_serves_soon_and_puts_the_rest_back() {
+async fn a_dispatcher_claims_only_what_its_budget_serves_soon_and_leaves_the_rest_to_others() {
     // One call a minute: the first create goes out, every other run waits on the budget, so
     // the runs stay under way for as long as the test looks.
     let t = spawn_engine_with(support::Options {
@@ -267,7 +267,7 @@ async fn a_dispatcher_runs_what_its_budget_serves_soon_and_puts_the_rest_back() 
         ..support::Options::default()
     })
     .await;
-    // All queued before the dispatcher starts, so its first claim takes them all.
+    // All queued before the dispatcher starts, with room for every one in its slots.
     let mut ops = Vec::new();
     for n in 0..20 {
         ops.push(t.provision(&format!("web-{n}")).await.1);
@@ -288,14 +288,13 @@ async fn a_dispatcher_runs_what_its_budget_serves_soon_and_puts_the_rest_back() 
                 _ => queued.push(now),
             }
         }
-        if running.len() == 8 && queued.iter().all(|o| o.generation > 0) {
+        if running.len() == 8 {
             break (running, parked, queued);
         }
         assert!(
             started.elapsed() < DEADLINE,
-            "{} running, {} never claimed",
-            running.len(),
-            queued.iter().filter(|o| o.generation == 0).count()
+            "{} running of the 8 the budget serves",
+            running.len()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
@@ -309,15 +308,54 @@ async fn a_dispatcher_runs_what_its_budget_serves_soon_and_puts_the_rest_back() 
         );
     }
     assert!(parked.len() <= 1, "one call a minute: {parked:?}");
-    // Claimed once and put back as they were: queued, free for any node, no run counted.
+    // Never claimed: a claim holds what it takes from every other node until it is put
+    // back, so the dispatcher takes no more than it has room to run.
     assert_eq!(queued.len(), 20 - 8 - parked.len());
     for op in &queued {
         assert_eq!(
-            (op.state, op.attempt, op.lease_owner.as_deref()),
-            (OpState::Queued, 0, None),
+            (
+                op.state,
+                op.attempt,
+                op.generation,
+                op.lease_owner.as_deref()
+            ),
+            (OpState::Queued, 0, 0, None),
             "{op:?}"
         );
     }
 
     stop_workers(stop, workers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_dies_stops_counting_in_seconds_whatever_its_lease() {
+    // Leases as long as the default: a dead node's operations come back after 30 s, but its
+    // part of every dock's budget must come back to the others long before.
+    let t = spawn_engine_with(support::Options {
+        lease: Duration::from_secs(30),
+        ..support::Options::default()
+    })
+    .await;
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = t.engine.spawn_workers(stopped);
+    // Another node's view: its own heartbeat (gone at once) counts every node alive.
+    let live = || t.store.heartbeat("observer", Duration::from_millis(1));
+    let started = Instant::now();
+    while live().await.unwrap() != 2 {
+        assert!(started.elapsed() < DEADLINE, "the node never beat");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Killed: its tasks end without saying goodbye.
+    for w in &workers {
+        w.abort();
+    }
+    let died = Instant::now();
+    while live().await.unwrap() != 1 {
+        assert!(
+            died.elapsed() < Duration::from_secs(15),
+            "a dead node still counted after {:?}",
+            died.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
