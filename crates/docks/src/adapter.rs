@@ -108,8 +108,54 @@ pub struct Ctx {
     /// for it ([`crate::budget::Budget::acquire_first`]).
     pub first_in_line: bool,
     steps: Vec<Step>,
+    /// A step not written yet: it is written when the run's next provider call has its turn
+    /// in the dock's budget ([`Ctx::record_before_sending`]).
+    due: Arc<DueStep>,
     /// Where the contents of a web service's files are read from; see [`Ctx::file`].
     files: Option<Arc<dyn FileSource>>,
+}
+
+/// The step of a run that waits to be written until the run's next call may go, with the
+/// provider id it establishes, and the same step once written, until the run's [`Ctx`] takes
+/// it into its list. Shared with the run's HTTP sessions, which write it ([`write_due`]).
+#[derive(Default)]
+pub(crate) struct DueStep {
+    /// Held while the due step is written, so no call of the run goes out before it is.
+    writing: tokio::sync::Mutex<()>,
+    slot: std::sync::Mutex<Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    due: Option<(Step, Option<String>)>,
+    written: Option<Step>,
+}
+
+impl DueStep {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Writes the run's due step, if any, through `recorder`: called once a call has its turn in
+/// the budget, before it is sent, and before any later step is recorded. An error means the
+/// call must not go out ([`DockError::Cancelled`] after the step was written, as from
+/// [`Recorder::checkpoint`]); a step that could not be written stays due.
+pub(crate) async fn write_due(due: &DueStep, recorder: &dyn Recorder) -> Result<(), DockError> {
+    let _writing = due.writing.lock().await;
+    let Some((record, tracks)) = due.slot().due.take() else {
+        return Ok(());
+    };
+    let written = recorder.checkpoint(record.clone(), tracks.clone()).await;
+    let mut slot = due.slot();
+    if matches!(written, Err(DockError::Checkpoint(_))) {
+        slot.due = Some((record, tracks));
+    } else {
+        slot.written = Some(record);
+    }
+    written
 }
 
 impl Ctx {
@@ -121,8 +167,20 @@ impl Ctx {
             retry: RetryPolicy::default(),
             first_in_line: false,
             steps,
+            due: Arc::default(),
             files: None,
         }
+    }
+
+    /// The run's due step, for its HTTP sessions to write before their next call goes out.
+    pub(crate) fn due_step(&self) -> Arc<DueStep> {
+        self.due.clone()
+    }
+
+    /// Takes the due step into the list once a call has written it.
+    fn absorb(&mut self) {
+        let written = self.due.slot().written.take();
+        self.steps.extend(written);
     }
 
     /// Hands the run the source of its files' contents (the engine's file store).
@@ -165,14 +223,18 @@ impl Ctx {
     }
 
     /// The recorded steps, oldest first, undone ones included.
-    pub fn records(&self) -> &[Step] {
-        &self.steps
+    pub fn records(&self) -> Vec<Step> {
+        let mut steps = self.steps.clone();
+        steps.extend(self.due.slot().written.clone());
+        steps
     }
 
     /// The completed (not undone) step named `name`, decoded as the adapter's step type.
     pub fn step<S: AdapterStep>(&self, name: &str) -> Result<Option<S>, DockError> {
+        let written = self.due.slot().written.clone();
         self.steps
             .iter()
+            .chain(&written)
             .find(|s| s.name == name && s.status == StepStatus::Done)
             .map(|s| decode_step(s))
             .transpose()
@@ -181,9 +243,45 @@ impl Ctx {
     /// Records `step` as done before the adapter goes on. Recording a name that is already
     /// recorded is a no-op, so a resumed run can replay its steps safely.
     pub async fn record<S: AdapterStep>(&mut self, step: &S) -> Result<(), DockError> {
+        // Steps are written in their order.
+        write_due(&self.due, &*self.scope.recorder).await?;
+        self.absorb();
         if self.steps.iter().any(|s| s.name == step.name()) {
             return Ok(());
         }
+        let (record, tracks) = self.step_record(step)?;
+        // Kept locally even when the recorder answers `Cancelled`: the step was recorded.
+        let recorded = self.scope.recorder.checkpoint(record.clone(), tracks).await;
+        if !matches!(recorded, Err(DockError::Checkpoint(_))) {
+            self.steps.push(record);
+        }
+        recorded
+    }
+
+    /// As [`Ctx::record`], for the step that says a create is about to be sent: it is
+    /// written (and counts as recorded) only when the run's next provider call, the create,
+    /// has its turn in the dock's budget, just before that call goes out. A run
+    /// that ends while its create still waits for the budget (a node that dies with a queue
+    /// of creates) has written nothing, so whoever runs the operation next sends the create
+    /// without first looking for what it might have made. A later [`Ctx::record`] writes it
+    /// first; an error writing it comes back from the call, which is then not sent.
+    pub async fn record_before_sending<S: AdapterStep>(
+        &mut self,
+        step: &S,
+    ) -> Result<(), DockError> {
+        write_due(&self.due, &*self.scope.recorder).await?;
+        self.absorb();
+        if self.steps.iter().any(|s| s.name == step.name()) {
+            return Ok(());
+        }
+        let (record, tracks) = self.step_record(step)?;
+        self.due.slot().due = Some((record, tracks));
+        Ok(())
+    }
+
+    /// The record of `step`, done now, next in this run's order, with the provider id it
+    /// establishes.
+    fn step_record<S: AdapterStep>(&self, step: &S) -> Result<(Step, Option<String>), DockError> {
         let operation_id = self.scope.operation_id.ok_or_else(|| {
             DockError::Checkpoint("a step can only be recorded within an operation".into())
         })?;
@@ -198,18 +296,22 @@ impl Ctx {
             undo: Value::Null,
             at: chrono::Utc::now(),
         };
-        let tracks = step.tracks().map(str::to_string);
-        // Kept locally even when the recorder answers `Cancelled`: the step was recorded.
-        let recorded = self.scope.recorder.checkpoint(record.clone(), tracks).await;
-        if !matches!(recorded, Err(DockError::Checkpoint(_))) {
-            self.steps.push(record);
-        }
-        recorded
+        Ok((record, step.tracks().map(str::to_string)))
     }
 
     /// Records that a completed step turned out to have had no effect at the provider (a
     /// create the provider refused outright), so unwinding has nothing to undo for it.
     pub async fn mark_undone(&mut self, name: &str) -> Result<(), DockError> {
+        {
+            let _writing = self.due.writing.lock().await;
+            let mut slot = self.due.slot();
+            if slot.due.as_ref().is_some_and(|(s, _)| s.name == name) {
+                // Never written, so no call went out after it: there is nothing to undo.
+                slot.due = None;
+                return Ok(());
+            }
+        }
+        self.absorb();
         let Some(step) = self
             .steps
             .iter_mut()

@@ -1060,6 +1060,24 @@ pub struct Budget {
     /// How many nodes call this account: what the provider reports of the account's counts
     /// is divided by it (the configured limit is divided by [`Budgets`]).
     nodes: AtomicU32,
+    /// Callers in either queue, for [`Budget::waiting`].
+    waiting: AtomicU32,
+}
+
+/// Counts a caller as waiting for the budget until it is served or gives up.
+struct Waiting<'a>(&'a AtomicU32);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicU32) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl fmt::Debug for Budget {
@@ -1133,6 +1151,7 @@ impl Budget {
             changed: Notify::new(),
             wall_clock: Box::new(wall_clock),
             nodes: AtomicU32::new(1),
+            waiting: AtomicU32::new(0),
         }
     }
 
@@ -1153,6 +1172,7 @@ impl Budget {
     /// served in the order they called. Cancellation-safe: a future dropped while waiting
     /// takes nothing and keeps no one else waiting.
     pub async fn acquire(&self) -> Permit<'_> {
+        let _waiting = Waiting::new(&self.waiting);
         let _turn = self.turn.lock().await;
         self.wait_for_gate(false).await
     }
@@ -1161,6 +1181,7 @@ impl Budget {
     /// that serves many resources at once. Callers of this method are served in their order.
     /// Cancellation-safe, like `acquire`.
     pub async fn acquire_first(&self) -> Permit<'_> {
+        let _waiting = Waiting::new(&self.waiting);
         let _turn = self.first_turn.lock().await;
         let _waiting = FirstInLine::new(self);
         self.wait_for_gate(true).await
@@ -1244,6 +1265,11 @@ impl Budget {
             .chain(&state.learned)
             .map(Window::rate)
             .reduce(f64::min)
+    }
+
+    /// How many calls are waiting for their turn now.
+    pub fn waiting(&self) -> u32 {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// How many nodes share the dock's limit (1 alone).

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::Value;
 use stackdock_core::{ApiCall, Provider, SecretString, redact, report};
 
-use crate::adapter::{CallScope, Ctx, DockAccess};
+use crate::adapter::{CallScope, Ctx, DockAccess, DueStep, write_due};
 use crate::budget::{Budget, Permit};
 use crate::error::{DockError, ProviderError};
 use crate::retry::{self, RetryPolicy};
@@ -61,6 +61,9 @@ pub struct HttpSession {
     budget: Arc<Budget>,
     /// Takes the budget ahead of the queue ([`Ctx::first_in_line`]).
     first_in_line: bool,
+    /// The run's step written just before its next call goes out
+    /// ([`Ctx::record_before_sending`]).
+    due: Arc<DueStep>,
     read_error: ErrorBodyReader,
 }
 
@@ -83,6 +86,7 @@ impl HttpSession {
             retry: ctx.retry,
             budget: dock.budget.clone(),
             first_in_line: ctx.first_in_line,
+            due: ctx.due_step(),
             read_error,
         }
     }
@@ -290,6 +294,8 @@ impl HttpSession {
             }
         }
         let permit = self.wait_for_budget().await?;
+        // The call has its turn: what the run said it is about to send is written now.
+        write_due(&self.due, &*self.scope.recorder).await?;
         let started = Instant::now();
         let sent_at = chrono::Utc::now();
         let sent = req.send().await;

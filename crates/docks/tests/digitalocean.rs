@@ -669,7 +669,8 @@ async fn a_refused_checkpoint_stops_the_adapter_where_it_is() {
         "the adapter went on without a record: {requests:?}"
     );
     assert_eq!(requests[0].method, "POST");
-    let names: Vec<&str> = run.ctx.records().iter().map(|s| s.name.as_str()).collect();
+    let records = run.ctx.records();
+    let names: Vec<&str> = records.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["create_sent"]);
 }
 
@@ -688,7 +689,8 @@ async fn a_cancel_stops_the_adapter_after_the_step_is_recorded() {
     assert!(matches!(err, DockError::Cancelled), "{err:?}");
     assert_eq!(err.code(), "cancelled");
     assert!(sb.requests().is_empty(), "{:?}", sb.requests());
-    let kept: Vec<&str> = run.ctx.records().iter().map(|s| s.name.as_str()).collect();
+    let records = run.ctx.records();
+    let kept: Vec<&str> = records.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         kept,
         ["create_sent"],
@@ -704,7 +706,8 @@ async fn a_cancel_stops_the_adapter_after_the_step_is_recorded() {
         .expect_err("cancelled");
     assert!(matches!(err, DockError::Cancelled), "{err:?}");
     assert_eq!(sb.requests().len(), 1, "{:?}", sb.requests());
-    let kept: Vec<&str> = run.ctx.records().iter().map(|s| s.name.as_str()).collect();
+    let records = run.ctx.records();
+    let kept: Vec<&str> = records.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(kept, ["create_sent", "created"]);
     assert_eq!(
         run.recorder.tracks(),

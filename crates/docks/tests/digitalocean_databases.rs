@@ -177,9 +177,8 @@ async fn a_refused_cluster_leaves_nothing_to_look_for() {
         matches!(&err, DockError::Provider(p) if p.status == 422),
         "{err:?}"
     );
-    let sent = run
-        .ctx
-        .records()
+    let records = run.ctx.records();
+    let sent = records
         .iter()
         .find(|s| s.name == "cluster_create_sent")
         .expect("recorded");

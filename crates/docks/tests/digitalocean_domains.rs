@@ -142,9 +142,8 @@ async fn a_create_refused_on_its_first_try_is_the_users_error_not_an_adoption() 
     };
     assert_eq!((p.status, p.code.as_str()), (422, "unprocessable_entity"));
     assert_eq!(domain_posts(&sb), 1, "sent once, not again");
-    let sent = run
-        .ctx
-        .records()
+    let records = run.ctx.records();
+    let sent = records
         .iter()
         .find(|s| s.name == "domain_create_sent")
         .expect("recorded before the create");

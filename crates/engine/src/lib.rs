@@ -239,6 +239,11 @@ impl Engine {
         self.inner.blobs.get()
     }
 
+    /// The rate budget of a dock this process has called, if it has.
+    pub fn budget_of(&self, dock: stackdock_core::DockId) -> Option<Arc<stackdock_docks::Budget>> {
+        self.inner.budgets.known(dock)
+    }
+
     /// Opens a dock's sealed key, in memory, for one run.
     pub(crate) fn open_dock(&self, dock: &Dock) -> Result<DockAccess, EngineError> {
         let api_key = self

@@ -689,3 +689,52 @@ async fn a_sealed_value_that_does_not_open_stops_the_run_naming_the_field() {
         .count();
     assert_eq!(creates_of_target, 0, "no create without the value");
 }
+
+/// "Create sent" is written when the create has its turn in the dock's budget: a run that
+/// ends while its create waits (a node that dies with a queue of creates) leaves nothing to
+/// look up by marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_waiting_for_the_budget_has_not_recorded_that_it_was_sent() {
+    let t = spawn_engine_with(Options {
+        ready_after: Duration::from_secs(60),
+        wait_timeout: Duration::from_secs(60),
+        // One call a minute: the first create goes, the others wait for the budget.
+        rate_limit: "1/min".parse().expect("a rate limit"),
+        ..Options::default()
+    })
+    .await;
+    let mut ops = Vec::new();
+    for i in 0..3 {
+        ops.push(t.provision(&format!("web-{i}")).await.1);
+    }
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            let engine = t.engine.clone();
+            tokio::spawn(async move { engine.run_next("test-run").await })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + support::DEADLINE;
+    loop {
+        let waiting = t.engine.budget_of(t.dock.id).map_or(0, |b| b.waiting());
+        if waiting == 2 && t.requests("POST", "/v2/droplets").len() == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{waiting} creates waiting for the budget"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut sent = 0;
+    for op in &ops {
+        let names: Vec<String> = t.steps(op.id).await.into_iter().map(|s| s.name).collect();
+        if names.iter().any(|n| n == "create_sent") {
+            sent += 1;
+        }
+    }
+    assert_eq!(sent, 1, "only the create that went says it was sent");
+    // The node dies with two creates queued: their next runs have nothing to look for.
+    for run in runs {
+        run.abort();
+    }
+}

@@ -7,8 +7,10 @@
 //! droplet of an account with one listing of up to 200 a page instead of one read each.
 //!
 //! Steps, recorded in order:
-//! 1. [`DropletStep::CreateSent`] — before `POST /v2/droplets` goes out. From here on a
-//!    droplet carrying the marker may exist; undoing it finds and deletes any.
+//! 1. [`DropletStep::CreateSent`] — before `POST /v2/droplets` goes out, written once the
+//!    create has its turn in the dock's budget (`Ctx::record_before_sending`), so a run that
+//!    ends while it waits leaves nothing to look for. From here on a droplet carrying the
+//!    marker may exist; undoing it finds and deletes any.
 //! 2. [`DropletStep::Created`] — the droplet's id, created or adopted by marker; the engine
 //!    writes the id onto the resource row with it. Undoing it deletes the droplet.
 //!
@@ -326,7 +328,7 @@ impl DockAdapter for DigitalOceanAdapter {
         }
         let marker = ctx.marker()?.clone();
         let sent_before = ctx.step::<DropletStep>("create_sent")?.is_some();
-        ctx.record(&DropletStep::CreateSent {
+        ctx.record_before_sending(&DropletStep::CreateSent {
             marker: marker.clone(),
         })
         .await?;
