@@ -177,6 +177,14 @@ impl Ctx {
         self.due.clone()
     }
 
+    /// Writes the due step, if a call has not yet, and takes it into the list: steps are
+    /// written in their order.
+    async fn catch_up(&mut self) -> Result<(), DockError> {
+        write_due(&self.due, &*self.scope.recorder).await?;
+        self.absorb();
+        Ok(())
+    }
+
     /// Takes the due step into the list once a call has written it.
     fn absorb(&mut self) {
         let written = self.due.slot().written.take();
@@ -243,9 +251,7 @@ impl Ctx {
     /// Records `step` as done before the adapter goes on. Recording a name that is already
     /// recorded is a no-op, so a resumed run can replay its steps safely.
     pub async fn record<S: AdapterStep>(&mut self, step: &S) -> Result<(), DockError> {
-        // Steps are written in their order.
-        write_due(&self.due, &*self.scope.recorder).await?;
-        self.absorb();
+        self.catch_up().await?;
         if self.steps.iter().any(|s| s.name == step.name()) {
             return Ok(());
         }
@@ -269,8 +275,7 @@ impl Ctx {
         &mut self,
         step: &S,
     ) -> Result<(), DockError> {
-        write_due(&self.due, &*self.scope.recorder).await?;
-        self.absorb();
+        self.catch_up().await?;
         if self.steps.iter().any(|s| s.name == step.name()) {
             return Ok(());
         }

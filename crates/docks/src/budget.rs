@@ -1183,7 +1183,7 @@ impl Budget {
     pub async fn acquire_first(&self) -> Permit<'_> {
         let _waiting = Waiting::new(&self.waiting);
         let _turn = self.first_turn.lock().await;
-        let _waiting = FirstInLine::new(self);
+        let _first = FirstInLine::new(self);
         self.wait_for_gate(true).await
     }
 

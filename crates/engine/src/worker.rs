@@ -145,13 +145,7 @@ impl Engine {
             // slot while its lease runs down, and nothing of a dock this node already runs as
             // much of as its budget serves soon.
             let free = slots.available_permits();
-            let full: Vec<DockId> = runs
-                .counts()
-                .into_iter()
-                .filter(|(dock, n)| self.known_cap(*dock).is_some_and(|cap| *n >= cap))
-                .map(|(dock, _)| dock)
-                .collect();
-            let limit = self.claim_limit(free, &runs);
+            let (limit, full) = self.claim_plan(free, &runs);
             let claimed = if limit == 0 {
                 Ok(Vec::new())
             } else {
@@ -209,28 +203,32 @@ impl Engine {
         }
     }
 
-    /// How many operations one claim may take: no more than there are free slots, nor than
-    /// the room left in whichever dock with a known cap has least (the claim cannot choose
-    /// the docks of what it takes). What a claim takes is held from every other node until it
-    /// runs or is put back: taking the whole queue to run a few kept three nodes passing
-    /// hundreds of operations among themselves while two of them sent nothing for seconds.
-    /// A node that knows no dock yet takes [`MIN_RUNS`] to learn them.
-    fn claim_limit(&self, free: usize, runs: &Runs) -> usize {
+    /// What the next claim may take: how many operations, and which docks it passes over
+    /// because this node already runs as many of them as its part of their budget serves
+    /// soon. How many: no more than there are free slots, nor than the room left in whichever
+    /// dock with a known cap has least (the claim cannot choose the docks of what it takes).
+    /// What a claim takes is held from every other node until it runs or is put back: taking
+    /// the whole queue to run a few kept three nodes passing hundreds of operations among
+    /// themselves while two of them sent nothing for seconds. A node that knows no dock yet
+    /// takes [`MIN_RUNS`] to learn them.
+    fn claim_plan(&self, free: usize, runs: &Runs) -> (usize, Vec<DockId>) {
         let known = self.inner.budgets.known_docks();
         if known.is_empty() {
-            return free.min(MIN_RUNS);
+            return (free.min(MIN_RUNS), Vec::new());
         }
         let running: HashMap<DockId, usize> = runs.counts().into_iter().collect();
-        let room = known
-            .into_iter()
-            .filter_map(|dock| {
-                let cap = self.known_cap(dock)?;
-                let n = running.get(&dock).copied().unwrap_or(0);
-                // A full dock is skipped by the claim; it limits nothing.
-                (n < cap).then(|| cap - n)
-            })
-            .min();
-        free.min(MAX_CLAIM).min(room.unwrap_or(MAX_CLAIM))
+        let mut full = Vec::new();
+        let mut room = MAX_CLAIM;
+        for dock in known {
+            let Some(cap) = self.known_cap(dock) else {
+                continue;
+            };
+            match cap.checked_sub(running.get(&dock).copied().unwrap_or(0)) {
+                Some(left) if left > 0 => room = room.min(left),
+                _ => full.push(dock),
+            }
+        }
+        (free.min(room), full)
     }
 
     /// How many of a dock's operations this node runs at once: what its part of the dock's
