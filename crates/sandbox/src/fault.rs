@@ -152,6 +152,11 @@ pub(crate) struct FaultQueue {
 }
 
 impl FaultQueue {
+    /// How many queued faults still have requests to hit.
+    pub(crate) fn len(&self) -> usize {
+        self.queued.len()
+    }
+
     pub(crate) fn push(&mut self, fault: Fault) {
         if fault.times > 0 {
             self.queued.push(fault);

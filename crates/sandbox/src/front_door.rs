@@ -151,6 +151,10 @@ impl<D: Dialect> FrontDoor<D> {
         self.books().faults.push(fault);
     }
 
+    pub(crate) fn queued_faults(&self) -> usize {
+        self.books().faults.len()
+    }
+
     pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
         self.books().log.clone()
     }

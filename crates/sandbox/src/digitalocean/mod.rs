@@ -328,6 +328,11 @@ impl DigitalOceanSandbox {
         self.door.inject(fault);
     }
 
+    /// How many queued faults are not used up yet: 0 once every one hit all its requests.
+    pub fn queued_faults(&self) -> usize {
+        self.door.queued_faults()
+    }
+
     /// Every request received while the request log was on, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.door.requests()
