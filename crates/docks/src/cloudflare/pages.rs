@@ -338,7 +338,7 @@ async fn own_project(
         )
         .into());
     }
-    ctx.record(&PagesStep::ProjectCreateSent {
+    ctx.record_before_sending(&PagesStep::ProjectCreateSent {
         marker: marker.clone(),
         project: name.clone(),
     })

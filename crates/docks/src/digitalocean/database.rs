@@ -218,7 +218,7 @@ pub async fn provision(
     }
     let marker = ctx.marker()?.clone();
     let sent_before = ctx.step::<DatabaseStep>("cluster_create_sent")?.is_some();
-    ctx.record(&DatabaseStep::ClusterCreateSent {
+    ctx.record_before_sending(&DatabaseStep::ClusterCreateSent {
         marker: marker.clone(),
     })
     .await?;

@@ -435,7 +435,7 @@ pub async fn provision(
             )
             .into());
         }
-        ctx.record(&DomainStep::DomainCreateSent {
+        ctx.record_before_sending(&DomainStep::DomainCreateSent {
             marker: marker.clone(),
             domain: domain.clone(),
         })

@@ -227,7 +227,7 @@ impl DockAdapter for NetlifyAdapter {
                 })?,
             _ => {
                 let sent_before = ctx.step::<NetlifyStep>("site_create_sent")?.is_some();
-                ctx.record(&NetlifyStep::SiteCreateSent {
+                ctx.record_before_sending(&NetlifyStep::SiteCreateSent {
                     marker: marker.clone(),
                     site: name.clone(),
                 })

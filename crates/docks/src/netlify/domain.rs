@@ -338,7 +338,7 @@ pub async fn provision(
                 )
                 .into());
             }
-            ctx.record(&ZoneStep::ZoneCreateSent {
+            ctx.record_before_sending(&ZoneStep::ZoneCreateSent {
                 marker: marker.clone(),
                 domain: domain.clone(),
             })

@@ -278,7 +278,7 @@ impl DockAdapter for TursoAdapter {
                 })?,
             None => {
                 let sent_before = ctx.step::<TursoStep>("create_sent")?.is_some();
-                ctx.record(&TursoStep::CreateSent {
+                ctx.record_before_sending(&TursoStep::CreateSent {
                     marker: marker.clone(),
                     database: name.clone(),
                 })

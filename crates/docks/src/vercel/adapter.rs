@@ -427,7 +427,7 @@ pub(super) async fn own_project(
             .ok_or_else(|| gone(format!("project {name}")))?,
         _ => {
             let sent_before = ctx.step::<VercelStep>("project_create_sent")?.is_some();
-            ctx.record(&VercelStep::ProjectCreateSent {
+            ctx.record_before_sending(&VercelStep::ProjectCreateSent {
                 marker: marker.clone(),
                 project: name.clone(),
             })

@@ -156,7 +156,7 @@ pub(super) async fn provision(
             format!("{name} is already a domain of project {}", project.name),
         )));
     }
-    ctx.record(&DomainStep::DomainAddSent {
+    ctx.record_before_sending(&DomainStep::DomainAddSent {
         project_id: project.id.clone(),
         domain: name.clone(),
     })

@@ -133,7 +133,7 @@ pub(crate) async fn begin_create(
         return Ok(None);
     }
     let sent_before = ctx.step::<VultrStep>(sent.name())?.is_some();
-    ctx.record(sent).await?;
+    ctx.record_before_sending(sent).await?;
     Ok(Some(sent_before))
 }
 

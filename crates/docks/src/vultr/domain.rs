@@ -256,7 +256,7 @@ pub(crate) async fn provision(
         if !sent_before && api.get_domain(&name).await?.is_some() {
             return Err(taken(&name));
         }
-        ctx.record(&VultrStep::DomainCreateSent {
+        ctx.record_before_sending(&VultrStep::DomainCreateSent {
             marker: marker.clone(),
             domain: name.clone(),
         })

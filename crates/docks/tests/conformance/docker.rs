@@ -166,6 +166,11 @@ impl Harness for Docker {
     fn requests_received(&self) -> u64 {
         self.front.requests()
     }
+
+    /// The engine documents no rate limit: its client is not paced by a budget.
+    fn calls_wait_for_the_budget(&self) -> bool {
+        false
+    }
 }
 
 /// Builds an image tagged `tag` from busybox alone, labelled `label`; answers its id.

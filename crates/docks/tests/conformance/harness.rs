@@ -87,4 +87,10 @@ pub trait Harness: Sized {
 
     /// How many requests the sandbox has received.
     fn requests_received(&self) -> u64;
+
+    /// Whether the adapter's calls wait for the dock's budget (a hosted provider's API); a
+    /// local engine with no documented limit may not.
+    fn calls_wait_for_the_budget(&self) -> bool {
+        true
+    }
 }

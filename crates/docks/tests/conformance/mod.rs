@@ -19,6 +19,8 @@
 //!   the provider did the work is adopted by its marker, never doubled.
 //! - [`lookup`]: `find_by_marker` finds exactly its own; `discover` lists what was made outside
 //!   StackDock; `observe_many` answers in the order asked, `None` for what is gone.
+//! - [`budget`]: a run whose first call waits for the dock's budget has recorded nothing, so a
+//!   create that never went out leaves nothing to look for.
 //! - [`config`]: each kind's config schema is derived from a strict type, refuses unknown and
 //!   missing fields by name, and lists its sensitive fields; unsupported kinds are refused
 //!   without a call.
@@ -28,6 +30,7 @@
 //!
 //! [`DockAdapter`]: stackdock_docks::DockAdapter
 
+pub mod budget;
 pub mod cloudflare;
 pub mod config;
 pub mod digitalocean;
@@ -133,6 +136,7 @@ macro_rules! suite {
             lookup::find_by_marker_finds_its_own_and_nothing_else,
             lookup::discover_lists_what_was_made_outside_stackdock,
             lookup::observe_many_answers_in_order_and_none_for_gone,
+            budget::a_run_waiting_for_the_budget_has_recorded_nothing,
             config::config_schemas_are_derived_strict_and_mark_secrets,
             config::unsupported_kinds_are_refused_without_a_call,
         );
