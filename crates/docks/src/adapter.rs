@@ -177,14 +177,6 @@ impl Ctx {
         self.due.clone()
     }
 
-    /// Writes the due step, if a call has not yet, and takes it into the list: steps are
-    /// written in their order.
-    async fn catch_up(&mut self) -> Result<(), DockError> {
-        write_due(&self.due, &*self.scope.recorder).await?;
-        self.absorb();
-        Ok(())
-    }
-
     /// Takes the due step into the list once a call has written it.
     fn absorb(&mut self) {
         let written = self.due.slot().written.take();
@@ -251,11 +243,9 @@ impl Ctx {
     /// Records `step` as done before the adapter goes on. Recording a name that is already
     /// recorded is a no-op, so a resumed run can replay its steps safely.
     pub async fn record<S: AdapterStep>(&mut self, step: &S) -> Result<(), DockError> {
-        self.catch_up().await?;
-        if self.steps.iter().any(|s| s.name == step.name()) {
+        let Some((record, tracks)) = self.next_record(step).await? else {
             return Ok(());
-        }
-        let (record, tracks) = self.step_record(step)?;
+        };
         // Kept locally even when the recorder answers `Cancelled`: the step was recorded.
         let recorded = self.scope.recorder.checkpoint(record.clone(), tracks).await;
         if !matches!(recorded, Err(DockError::Checkpoint(_))) {
@@ -275,18 +265,24 @@ impl Ctx {
         &mut self,
         step: &S,
     ) -> Result<(), DockError> {
-        self.catch_up().await?;
-        if self.steps.iter().any(|s| s.name == step.name()) {
-            return Ok(());
+        if let Some(due) = self.next_record(step).await? {
+            self.due.slot().due = Some(due);
         }
-        let (record, tracks) = self.step_record(step)?;
-        self.due.slot().due = Some((record, tracks));
         Ok(())
     }
 
     /// The record of `step`, done now, next in this run's order, with the provider id it
-    /// establishes.
-    fn step_record<S: AdapterStep>(&self, step: &S) -> Result<(Step, Option<String>), DockError> {
+    /// establishes; `None` if a step of that name is recorded already. The due step, if any,
+    /// is written first, so steps are written in their order.
+    async fn next_record<S: AdapterStep>(
+        &mut self,
+        step: &S,
+    ) -> Result<Option<(Step, Option<String>)>, DockError> {
+        write_due(&self.due, &*self.scope.recorder).await?;
+        self.absorb();
+        if self.steps.iter().any(|s| s.name == step.name()) {
+            return Ok(None);
+        }
         let operation_id = self.scope.operation_id.ok_or_else(|| {
             DockError::Checkpoint("a step can only be recorded within an operation".into())
         })?;
@@ -301,7 +297,7 @@ impl Ctx {
             undo: Value::Null,
             at: chrono::Utc::now(),
         };
-        Ok((record, step.tracks().map(str::to_string)))
+        Ok(Some((record, step.tracks().map(str::to_string))))
     }
 
     /// Records that a completed step turned out to have had no effect at the provider (a

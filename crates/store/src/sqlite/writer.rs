@@ -64,10 +64,9 @@ impl Writer {
         // consistency.
         // The savepoint of each job journals the pages it changes first. That sub-journal is
         // left where SQLite puts it by default (memory up to 64 KiB in one chunk, then a
-        // temporary file), not `temp_store = MEMORY`: there it is a list of 1 KiB chunks that
-        // every statement's end walked from the start: a walk that grows with the job, which
-        // took 43% of this thread's time in bench c at 5,000 provisions (there, three
-        // alternating runs each: 1,044/s with it, 1,186/s without; at 1,000, no difference).
+        // temporary file): under `temp_store = MEMORY` it is a list of 1 KiB chunks that each
+        // statement's end walks from the start, a walk that grows with the job (43% of this
+        // thread's time in bench c at 5,000 provisions).
         // The page cache holds the hot indexes of a busy store.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
