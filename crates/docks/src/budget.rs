@@ -1267,6 +1267,14 @@ impl Budget {
             .reduce(f64::min)
     }
 
+    /// Calls per second the whole dock allows in the long run, every node's part together:
+    /// [`Budget::steady_rate`] times the nodes sharing it. What paces work done once for the
+    /// whole dock by whichever node takes it.
+    pub fn dock_rate(&self) -> Option<f64> {
+        self.steady_rate()
+            .map(|rate| rate * f64::from(self.nodes()))
+    }
+
     /// How many calls are waiting for their turn now.
     pub fn waiting(&self) -> u32 {
         self.waiting.load(Ordering::Relaxed)
@@ -2171,6 +2179,12 @@ mod tests {
         assert!(budgets.set_nodes(3));
         assert!(!budgets.set_nodes(3), "the same count changes nothing");
         assert_eq!(budget.limit(), limit("10/s"));
+        assert_eq!(budget.steady_rate(), Some(10.0));
+        assert_eq!(
+            budget.dock_rate(),
+            Some(30.0),
+            "the dock's, not this node's"
+        );
         // The burst is a third of the dock's: ten calls now, the eleventh a tenth of a second
         // later.
         let t0 = Instant::now();

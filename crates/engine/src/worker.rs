@@ -589,7 +589,10 @@ impl Engine {
 
     /// How long to wait between checks of a dock's waiting operations: at least the
     /// configured minimum, and spaced so the checks use at most `check_share` of the dock's
-    /// budget. A round is one listing, whatever the number of resources waiting, but a
+    /// budget: the whole dock's, not this node's part of it, since nodes sharing a dock plan
+    /// their rounds on one grid and one round, taken by whichever node is first, checks the
+    /// dock's waiting operations for all of them (spaced by a node's part, three nodes
+    /// checked a third as often as one). A round is one listing, whatever the number of resources waiting, but a
     /// listing is a call per page: rounds are spaced by the calls the dock's last round made
     /// (a listing of 500 droplets is 3 pages, and rounds spaced as if each were one call took
     /// 60% of the budget from the creates), rounded up to a power of two. Nodes sharing a
@@ -602,7 +605,7 @@ impl Engine {
         budget: &stackdock_docks::Budget,
     ) -> Duration {
         let wait = &self.inner.config.wait;
-        match budget.steady_rate() {
+        match budget.dock_rate() {
             Some(rate) if rate > 0.0 => {
                 let calls = self
                     .inner
@@ -708,5 +711,34 @@ mod tests {
         assert_eq!(on_grid(next, interval), round + interval);
         // No interval: no grid.
         assert_eq!(on_grid(a, Duration::zero()), a);
+    }
+
+    #[tokio::test]
+    async fn nodes_sharing_a_dock_check_it_as_often_as_one_node() {
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = stackdock_store::SqliteStore::open(&dir.path().join("stackdock.db"))
+            .await
+            .expect("open");
+        let engine = crate::Engine::new(
+            Arc::new(store),
+            stackdock_docks::Registry::builtin(),
+            stackdock_core::Keyring::new(stackdock_core::MasterKey::generate()),
+            crate::EngineConfig::default(),
+        );
+        let dock = stackdock_core::DockId::new();
+        let budgets = &engine.inner.budgets;
+        let budget = budgets.for_dock(dock, "24/s".parse().expect("a limit"));
+        let alone = engine.check_interval(dock, &budget);
+        // One listing a round, a fifth of 24 calls a second.
+        assert_eq!(
+            alone,
+            std::time::Duration::from_secs_f64(1.0 / (24.0 * 0.2))
+        );
+        // Three nodes each pace their calls by a third of the limit, but a round checks the
+        // dock for all three: rounds stay as close together as for one node.
+        budgets.set_nodes(3);
+        assert_eq!(budget.steady_rate(), Some(8.0));
+        assert_eq!(engine.check_interval(dock, &budget), alone);
     }
 }
