@@ -554,7 +554,11 @@ pub trait Store: Send + Sync + 'static {
     /// Operations due within `ahead` come along unless another owner holds them (their next
     /// check is then the end of that owner's hold, which may be a round still under way): a
     /// round of checks whose one listing serves every operation of a dock takes those due
-    /// before its next round with the ones due now.
+    /// before its next round with the ones due now. Of one dock, nothing is taken while
+    /// another owner holds any of its operations: that is a round under way elsewhere (another
+    /// node's), whose listing is being made; a second round beside it would list the whole
+    /// dock again for the few that fell due meanwhile. Claims of one dock take turns, so two
+    /// owners claiming at once never split one round's operations between them.
     async fn claim_waiting(
         &self,
         owner: &str,

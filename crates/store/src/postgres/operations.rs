@@ -257,9 +257,14 @@ pub(crate) async fn claim(
     Ok(ops)
 }
 
+/// The first key of the advisory locks that make claims of one dock's checks take turns
+/// (the second is the dock's); two-key locks never meet one-key ones.
+const ROUND_LOCKS: i32 = 0x5344_0001;
+
 /// Takes up to `limit` waiting operations whose check is due (of `dock` only, if given), for
 /// one observer, until `hold` from now: their next check moves there and their generation is
-/// bumped. Neither the state nor the attempt changes: waiting is not a run.
+/// bumped. Neither the state nor the attempt changes: waiting is not a run. Of one dock,
+/// nothing while another observer holds a round of its checks (see the trait).
 pub(crate) async fn claim_waiting(
     c: &mut PgConnection,
     owner: &str,
@@ -267,6 +272,14 @@ pub(crate) async fn claim_waiting(
     limit: u32,
     dock: Option<DockId>,
 ) -> Result<Vec<Operation>> {
+    if let Some(dock) = dock {
+        // Claims of one dock's checks take turns, so the second sees the first's hold.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(ROUND_LOCKS)
+            .bind(dock.to_string())
+            .execute(&mut *c)
+            .await?;
+    }
     let at = now();
     let until = expiry(at, hold)?;
     let by = expiry(at, ahead)?;
@@ -279,6 +292,10 @@ pub(crate) async fn claim_waiting(
                    AND (next_run_at <= $3
                         OR (next_run_at <= $6 AND (lease_owner IS NULL OR lease_owner = $1)))
                    AND ($5::uuid IS NULL OR dock_id = $5)
+                   AND ($5::uuid IS NULL OR NOT EXISTS (
+                       SELECT 1 FROM operations AS held
+                       WHERE held.state = 'waiting' AND held.dock_id = $5
+                         AND held.lease_owner <> $1 AND held.next_run_at > $3))
                  ORDER BY next_run_at
                  LIMIT $4
                  FOR UPDATE SKIP LOCKED)

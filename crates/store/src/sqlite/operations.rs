@@ -341,7 +341,8 @@ pub(crate) fn claim(
 /// those due within `ahead` that no other observer holds, for one observer, until `hold` from
 /// now: their next check moves there and their generation is bumped, so no other observer
 /// takes them meanwhile and a slow one cannot write after a newer claim. Neither the state nor
-/// the attempt changes: waiting is not a run.
+/// the attempt changes: waiting is not a run. Of one dock, nothing while another observer
+/// holds a round of its checks (see the trait); the one writer makes claims take turns.
 pub(crate) fn claim_waiting(
     conn: &Connection,
     owner: &str,
@@ -364,6 +365,10 @@ pub(crate) fn claim_waiting(
                    AND (next_run_at <= ?3
                         OR (next_run_at <= ?6 AND (lease_owner IS NULL OR lease_owner = ?1)))
                    AND (?5 IS NULL OR dock_id = ?5)
+                   AND (?5 IS NULL OR NOT EXISTS (
+                       SELECT 1 FROM operations AS held
+                       WHERE held.state = 'waiting' AND held.dock_id = ?5
+                         AND held.lease_owner <> ?1 AND held.next_run_at > ?3))
                  ORDER BY next_run_at
                  LIMIT ?4)
              RETURNING {COLUMNS}"

@@ -2170,6 +2170,37 @@ pub async fn waiting_operations_are_found_and_taken_per_dock(store: &dyn Store) 
         [(t.org, b.id)],
         "a's operation is held, b's is still due"
     );
+
+    // While the observer's round of a is under way, another node's observer takes none of
+    // a's checks that fall due: they wait for a round of their own, not a second listing
+    // beside this one. Other docks are not held up.
+    let late = parked(store, &a).await;
+    let other = |dock: &Dock| {
+        store.claim_waiting(
+            "node-b-observer",
+            LONG_LEASE,
+            Duration::ZERO,
+            10,
+            Some(dock.id),
+        )
+    };
+    assert!(
+        other(&a).await.expect("take").is_empty(),
+        "a's round is under way"
+    );
+    assert_eq!(other(&b).await.expect("take").len(), 1, "b is not held up");
+    // Once the round's hold has lapsed (its observer gone), a's checks are anyone's.
+    assert_eq!(store.expire_leases("observer").await.expect("expire"), 1);
+    let mut taken: Vec<_> = other(&a)
+        .await
+        .expect("take")
+        .iter()
+        .map(|o| o.id)
+        .collect();
+    taken.sort();
+    let mut want = vec![in_a.id, late.id];
+    want.sort();
+    assert_eq!(taken, want);
 }
 
 pub async fn get_resources_reads_many_rows_of_the_org_at_once(store: &dyn Store) {
