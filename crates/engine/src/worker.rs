@@ -592,13 +592,13 @@ impl Engine {
     /// budget: the whole dock's, not this node's part of it, since nodes sharing a dock plan
     /// their rounds on one grid and one round, taken by whichever node is first, checks the
     /// dock's waiting operations for all of them (spaced by a node's part, three nodes
-    /// checked a third as often as one). A round is one listing, whatever the number of resources waiting, but a
-    /// listing is a call per page: rounds are spaced by the calls the dock's last round made
-    /// (a listing of 500 droplets is 3 pages, and rounds spaced as if each were one call took
-    /// 60% of the budget from the creates), rounded up to a power of two. Nodes sharing a
-    /// dock may each have seen a different number of pages last; spaced by 1, 2 or 4 times
-    /// the same interval, their grids nest (see [`Engine::next_check`]) and their rounds
-    /// still fall at the same instants.
+    /// checked a third as often as one). A round is one listing, whatever the number of
+    /// resources waiting, but a listing is a call per page: rounds are spaced by the calls
+    /// the dock's last round made (a listing of 500 droplets is 3 pages, and rounds spaced as
+    /// if each were one call took 60% of the budget from the creates), rounded up to a power
+    /// of two. Nodes sharing a dock may each have seen a different number of pages last;
+    /// spaced by 1, 2 or 4 times the same interval, their grids nest (see
+    /// [`Engine::next_check`]) and their rounds still fall at the same instants.
     pub(crate) fn check_interval(
         &self,
         dock: stackdock_core::DockId,
