@@ -121,6 +121,12 @@ impl Harness for Docker {
         self.front.creates_named(marker.as_str())
     }
 
+    fn lost_answer_timeout(&self) -> Duration {
+        // Behind the front is a real Docker Engine: starting a container on a busy machine
+        // can take longer than a sandbox's half second.
+        Duration::from_secs(5)
+    }
+
     fn lose_create_answer(&self, kind: ResourceKind, nth: usize, how: LostAnswer) {
         assert!(
             kind == ResourceKind::WebService && nth == 0,
@@ -130,7 +136,7 @@ impl Harness for Docker {
             LostAnswer::ServerError => engine::LostAnswer::ServerError,
             LostAnswer::CutOff => engine::LostAnswer::CutOff,
             LostAnswer::Dropped => engine::LostAnswer::Dropped,
-            LostAnswer::TimedOut => engine::LostAnswer::Delayed(Duration::from_secs(3)),
+            LostAnswer::TimedOut => engine::LostAnswer::Delayed(self.lost_answer_timeout() * 3),
         };
         self.front.lose_next("POST", "/containers/create", how);
     }

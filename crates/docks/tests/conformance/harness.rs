@@ -17,13 +17,14 @@ pub enum LostAnswer {
     CutOff,
     /// The connection closes before any of the answer is sent.
     Dropped,
-    /// The answer is held longer than [`LOST_ANSWER_TIMEOUT`], the request timeout the suite
-    /// sets for that check.
+    /// The answer is held longer than [`Harness::lost_answer_timeout`], the request timeout
+    /// the suite sets for that check.
     TimedOut,
 }
 
-/// The request timeout of a run whose create answer is [`LostAnswer::TimedOut`]. Every other
-/// run keeps a timeout long enough never to fire on loopback, even on a busy machine.
+/// The request timeout of a run whose create answer is [`LostAnswer::TimedOut`], unless the
+/// harness says otherwise. Every other run keeps a timeout long enough never to fire on
+/// loopback, even on a busy machine.
 pub const LOST_ANSWER_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// A resource as the sandbox holds it, read behind the adapter's back.
@@ -71,6 +72,13 @@ pub trait Harness: Sized {
     /// How many creates one provision of `kind` sends, each of which can lose its answer.
     fn creates_per_provision(&self, _kind: ResourceKind) -> usize {
         1
+    }
+
+    /// The request timeout of a run whose create answer is [`LostAnswer::TimedOut`]: every
+    /// call of that provision must answer within it, so a sandbox in front of something
+    /// slower than a sandbox (a real Docker Engine, on a busy machine) needs a longer one.
+    fn lost_answer_timeout(&self) -> Duration {
+        LOST_ANSWER_TIMEOUT
     }
 
     /// Makes the `nth` create (from 0) of the next provision of `kind` do its work at the

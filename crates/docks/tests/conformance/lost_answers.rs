@@ -4,7 +4,6 @@
 use stackdock_core::ResourceKind;
 use stackdock_docks::adapter::provision;
 
-use super::harness::LOST_ANSWER_TIMEOUT;
 use super::{Harness, LostAnswer, deprovision_gone, held_with, tracked};
 use crate::support::{Run, engine};
 
@@ -38,7 +37,7 @@ async fn adopted_after(h: &impl Harness, kind: ResourceKind, nth: usize, how: Lo
     let when = format!("create {nth} lost its answer ({how:?})");
     let mut run = Run::new(&dock);
     if how == LostAnswer::TimedOut {
-        run.ctx.retry.request_timeout = LOST_ANSWER_TIMEOUT;
+        run.ctx.retry.request_timeout = h.lost_answer_timeout();
     }
     h.lose_create_answer(kind, nth, how);
 
