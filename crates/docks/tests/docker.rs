@@ -186,6 +186,30 @@ async fn provision_until_settled(
     }
 }
 
+/// What the engine would track for the container `seen` of `run`.
+fn tracked(run: &Run, seen: &Observed) -> Tracked {
+    Tracked {
+        kind: ResourceKind::WebService,
+        provider_resource_id: seen.provider_resource_id.clone(),
+        marker: Some(run.marker.clone()),
+        last_seen: Value::Null,
+    }
+}
+
+/// Deprovisions `target`, which must be done at once.
+async fn deprovision_done(
+    adapter: &DockerAdapter,
+    run: &mut Run,
+    dock: &DockAccess,
+    target: &Tracked,
+) {
+    let done = adapter
+        .deprovision(&mut run.ctx, dock, target)
+        .await
+        .expect("deprovisions");
+    assert_eq!(done, Progress::Done(None));
+}
+
 /// Undoes the recorded steps newest first, as the engine unwinds a failed provision.
 async fn unwind(adapter: &DockerAdapter, run: &mut Run, dock: &DockAccess) {
     let steps = run.recorder.steps();
@@ -327,17 +351,8 @@ async fn build_push_run_answer_http_then_deprovision_leaves_nothing() {
     assert_no_canary(&canary, &[&run_text(&run), &observed_text]);
     assert_no_canary(&registry.password, &[&run_text(&run), &observed_text]);
 
-    let target = Tracked {
-        kind: ResourceKind::WebService,
-        provider_resource_id: seen.provider_resource_id.clone(),
-        marker: Some(run.marker.clone()),
-        last_seen: Value::Null,
-    };
-    let done = adapter
-        .deprovision(&mut run.ctx, &s.dock, &target)
-        .await
-        .expect("deprovisions");
-    assert_eq!(done, Progress::Done(None));
+    let target = tracked(&run, &seen);
+    deprovision_done(&adapter, &mut run, &s.dock, &target).await;
     assert!(containers(&s.label).is_empty(), "no container is left");
     assert!(s.images().is_empty(), "no image is left");
     // Gone is gone: a second deprovision succeeds too.
@@ -571,6 +586,56 @@ async fn a_lost_create_answer_resumes_without_a_second_container_and_discover_te
     assert_eq!(
         found_by_marker.provider_resource_id,
         seen.provider_resource_id
+    );
+}
+
+#[tokio::test]
+async fn an_image_a_container_of_the_users_still_runs_is_left_and_deprovision_succeeds() {
+    if !engine_or_skip(
+        "an_image_a_container_of_the_users_still_runs_is_left_and_deprovision_succeeds",
+    ) {
+        return;
+    }
+    let s = setup(None);
+    let adapter = DockerAdapter::new();
+    let mut run = s.run();
+    let config = s.config(&serving_dockerfile(), "<h1>hello</h1>", json!({}));
+    let seen = provision_until_settled(&adapter, &mut run, &s.dock, &config)
+        .await
+        .expect("provisions");
+    assert!(seen.ready, "{seen:?}");
+
+    // The user starts a container of their own from StackDock's image.
+    let images = s.images();
+    assert_eq!(images.len(), 1, "{images:?}");
+    let image = images[0]["Id"].as_str().expect("image id");
+    let theirs = create_foreign(image, &s.label);
+    let (status, answer) = engine("POST", &format!("/containers/{theirs}/start"), None);
+    assert_eq!(status, 204, "{answer}");
+
+    // The engine refuses to remove an image a running container uses (409, which `force`
+    // does not override); the resource is gone all the same and its deprovision succeeds.
+    let target = tracked(&run, &seen);
+    deprovision_done(&adapter, &mut run, &s.dock, &target).await;
+    let left: Vec<String> = containers(&s.label)
+        .iter()
+        .filter_map(|c| c["Id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(left, [theirs], "only the user's container is left");
+    assert_eq!(
+        s.images().len(),
+        1,
+        "the image stays for the user's container"
+    );
+    let refused = run
+        .recorder
+        .calls()
+        .iter()
+        .any(|c| c.method == "DELETE" && c.path.contains("/images/") && c.status == Some(409));
+    assert!(
+        refused,
+        "the refusal is in the journal: {:?}",
+        run.recorder.calls()
     );
 }
 

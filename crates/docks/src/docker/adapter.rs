@@ -434,7 +434,7 @@ impl DockerAdapter {
         let stopped = matches!(status.as_str(), "exited" | "dead")
             || state["Restarting"].as_bool() == Some(true)
             || restarts > 0;
-        let health = state["Health"]["Status"].as_str();
+        let health = health(state);
         let mut ready = false;
         let mut failure = None;
         if stopped {
@@ -482,16 +482,34 @@ impl DockerAdapter {
     }
 }
 
+/// The status of the image's healthcheck (`starting`, `healthy`, `unhealthy`); `None` when
+/// it has none: `Health` left out, or its status `none`, the engine's word for that.
+fn health(state: &Value) -> Option<&str> {
+    state["Health"]["Status"]
+        .as_str()
+        .filter(|status| *status != "none")
+}
+
 /// Whether the container has been waited on longer than its `ready_timeout` label allows.
 fn past_deadline(inspected: &Value) -> bool {
     let within = inspected["Config"]["Labels"][LABEL_READY_TIMEOUT]
         .as_str()
         .and_then(|s| s.parse::<i64>().ok())
         .unwrap_or(60);
-    let created = inspected["Created"]
-        .as_str()
-        .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok());
-    created.is_some_and(|c| chrono::Utc::now() > c + chrono::Duration::seconds(within))
+    // `Created` may be null; the start time is the next best clock (the engine writes the
+    // zero time, year 1, for a container not started, which is no clock at all).
+    let at = |v: &Value| {
+        v.as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .filter(|t| t.timestamp() > 0)
+    };
+    let since = at(&inspected["Created"]).or_else(|| at(&inspected["State"]["StartedAt"]));
+    match since {
+        Some(since) => chrono::Utc::now() > since + chrono::Duration::seconds(within),
+        // Nothing says when it began: waiting on is the engine's job, which gives up on an
+        // operation that waits longer than its own limit.
+        None => false,
+    }
 }
 
 /// Why a container stopped, in plain words from its exit code.
@@ -685,9 +703,16 @@ impl DockAdapter for DockerAdapter {
                     }
                 }
             }
+            // The engine names the image it built last of all: a stream that ended before
+            // that was cut short, whatever its framing said, and nothing was built to push
+            // or run. Trying again rebuilds onto the same tag.
+            let image_id = image_id.ok_or_else(|| DockError::Protocol {
+                provider: Provider::Docker,
+                detail: "the build ended without the image's ID".into(),
+            })?;
             ctx.record(&DockerStep::ImageBuilt {
                 image: image.clone(),
-                image_id: image_id.unwrap_or_default(),
+                image_id,
             })
             .await?;
         }
@@ -1071,6 +1096,43 @@ mod tests {
     fn env_is_marked_sensitive_in_the_schema() {
         let schema = ConfigSchema::of::<WebServiceConfig>();
         assert_eq!(schema.sensitive(), ["env".to_string()]);
+    }
+
+    #[test]
+    fn a_healthcheck_status_of_none_means_there_is_none() {
+        assert_eq!(health(&json!({"Status": "running"})), None);
+        assert_eq!(health(&json!({"Health": null})), None);
+        assert_eq!(health(&json!({"Health": {"Status": "none"}})), None);
+        assert_eq!(
+            health(&json!({"Health": {"Status": "starting"}})),
+            Some("starting")
+        );
+        assert_eq!(
+            health(&json!({"Health": {"Status": "healthy"}})),
+            Some("healthy")
+        );
+    }
+
+    #[test]
+    fn the_ready_deadline_runs_from_the_creation_or_else_the_start() {
+        let ago = |s: i64| (chrono::Utc::now() - chrono::Duration::seconds(s)).to_rfc3339();
+        let seen = |created: Value, started: Value| {
+            json!({
+                "Created": created,
+                "State": {"StartedAt": started},
+                "Config": {"Labels": {LABEL_READY_TIMEOUT: "60"}},
+            })
+        };
+        assert!(past_deadline(&seen(json!(ago(61)), json!(ago(1)))));
+        assert!(!past_deadline(&seen(json!(ago(59)), json!(ago(59)))));
+        // No creation time (the field is nullable): the start time serves.
+        assert!(past_deadline(&seen(Value::Null, json!(ago(61)))));
+        assert!(!past_deadline(&seen(Value::Null, json!(ago(1)))));
+        // Not started either (the engine's zero time): no clock, so not past it.
+        assert!(!past_deadline(&seen(
+            Value::Null,
+            json!("0001-01-01T00:00:00Z")
+        )));
     }
 
     #[test]

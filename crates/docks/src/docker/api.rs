@@ -237,8 +237,10 @@ impl DockerApi {
         .await
     }
 
-    /// `DELETE /images/{name}`; an image already gone is fine. Its untagged parents (the
-    /// build cache, which another build may be using this moment) are kept.
+    /// `DELETE /images/{name}`; an image already gone is fine, and so is one a running
+    /// container uses (409: `force` removes it only from under stopped ones), which stays
+    /// until that container goes. Its untagged parents (the build cache, which another build
+    /// may be using this moment) are kept.
     pub async fn remove_image(&self, name: &str) -> Result<(), DockError> {
         let path = format!("/images/{}", encode(name));
         let query = [
@@ -247,6 +249,8 @@ impl DockerApi {
         ];
         match self.call_json(Method::DELETE, &path, &query, None).await {
             Err(e) if e.is_not_found() => Ok(()),
+            // The call's journal entry keeps the engine's reason.
+            Err(DockError::Provider(p)) if p.status == 409 => Ok(()),
             other => other.map(drop),
         }
     }
