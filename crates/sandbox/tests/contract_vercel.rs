@@ -517,18 +517,42 @@ async fn provider_spec_contract_vercel_error_answers() {
             .status(),
         400
     );
-    let wrong = http
-        .post(url("/v2/files"))
-        .bearer_auth(KEY)
-        .header(
-            "x-vercel-digest",
-            "a9993e364706816aba3e25717850c26c9cd0d89d",
-        )
-        .body("not abc")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), 400);
+    // Files are named by their SHA-1: "abc"'s is this one.
+    let upload = |body: &'static str| {
+        http.post(url("/v2/files"))
+            .bearer_auth(KEY)
+            .header(
+                "x-vercel-digest",
+                "a9993e364706816aba3e25717850c26c9cd0d89d",
+            )
+            .body(body)
+            .send()
+    };
+    assert_eq!(upload("not abc").await.unwrap().status(), 400);
+    // A project's first deployment must bring its project settings; the ones after it keep
+    // them.
+    assert_eq!(upload("abc").await.unwrap().status(), 200);
+    let deployment = |settings: Option<Value>| {
+        let mut body = json!({"name": "taken", "project": "taken", "files": [
+            {"file": "a.txt", "sha": "a9993e364706816aba3e25717850c26c9cd0d89d", "size": 3}
+        ]});
+        if let Some(settings) = settings {
+            body["projectSettings"] = settings;
+        }
+        post("/v13/deployments", body)
+    };
+    let bare = deployment(None).await.unwrap();
+    assert_eq!(bare.status(), 400);
+    let said = bare.json::<Value>().await.unwrap();
+    assert!(
+        said["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("projectSettings")),
+        "{said}"
+    );
+    let first = deployment(Some(json!({"framework": null}))).await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(deployment(None).await.unwrap().status(), 200);
     sb.inject(Fault::rate_limited(Some("GET"), "/v10/projects", 1, 1));
     let limited = http
         .get(url("/v10/projects?limit=1"))

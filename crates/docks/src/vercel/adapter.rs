@@ -28,7 +28,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use stackdock_docks::prelude::*;
 
-use super::api::{self, CreateDeployment, Deployment, DeploymentFile, Project, VercelApi};
+use super::api::{
+    self, CreateDeployment, Deployment, DeploymentFile, Project, ProjectSettings, VercelApi,
+};
 use super::domain;
 
 /// How soon a deployment still being built is checked again.
@@ -276,6 +278,7 @@ impl DockAdapter for VercelAdapter {
                     project: project.id.clone(),
                     target: "production",
                     files: listed,
+                    project_settings: ProjectSettings::default(),
                 };
                 let deployment =
                     create_deployment(ctx, &api, &request, &config.files, &entry_of).await?;

@@ -106,6 +106,18 @@ pub struct CreateDeployment {
     pub project: String,
     pub target: &'static str,
     pub files: Vec<DeploymentFile>,
+    /// Required on a project's first deployment (Vercel refuses it without them) and kept
+    /// for the ones after it.
+    #[serde(rename = "projectSettings")]
+    pub project_settings: ProjectSettings,
+}
+
+/// The project settings a deployment carries. StackDock deploys files as they are: no
+/// framework, so Vercel neither detects one nor asks to confirm it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ProjectSettings {
+    /// `null`: no framework.
+    pub framework: Option<String>,
 }
 
 fn protocol(detail: String) -> DockError {

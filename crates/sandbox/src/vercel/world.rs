@@ -440,9 +440,16 @@ pub(crate) struct Params {
     until: Option<i64>,
     #[serde(rename = "projectId")]
     project_id: Option<String>,
+    #[serde(rename = "skipAutoDetectionConfirmation")]
+    skip_auto_detection_confirmation: Option<String>,
 }
 
 impl Params {
+    /// `?skipAutoDetectionConfirmation=1`: deploy without asking about a framework.
+    fn skips_detection(&self) -> bool {
+        self.skip_auto_detection_confirmation.as_deref() == Some("1")
+    }
+
     /// Whose resources the call reaches: the team it names, or the user. A team the key is
     /// not a member of is refused.
     fn owner(&self) -> Result<String, ApiError> {
@@ -695,6 +702,19 @@ pub(crate) async fn create_deployment(
             }
         },
     };
+    // Vercel keeps the settings of a project's first deployment for the ones after it, and
+    // refuses a first deployment that brings none (unless told to skip framework detection).
+    let first = !world
+        .deployments
+        .values()
+        .any(|d| d.project_id == project_id);
+    if first && !body["projectSettings"].is_object() && !params.skips_detection() {
+        return Err(bad(
+            "The `projectSettings` object is required for new projects, but is missing in the \
+             deployment payload"
+                .into(),
+        ));
+    }
     let project_name = world.projects[&project_id].name.clone();
     let id = world.new_id("dpl");
     let created_ms = world.now_ms();
