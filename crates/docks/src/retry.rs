@@ -80,13 +80,16 @@ pub fn asked_wait(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Op
         .or_else(|| get("x-ratelimit-reset"))?
         .parse()
         .ok()?;
-    // Providers send either an epoch time or a number of seconds; no epoch is this small.
-    let secs = if reset > 1_000_000_000 {
-        reset - now.timestamp()
+    // Providers send a number of seconds or an epoch time, in seconds or in milliseconds
+    // (as the budget reads them): no epoch is this small, and no epoch in seconds this big.
+    let ms = if reset > 100_000_000_000 {
+        reset - now.timestamp_millis()
+    } else if reset > 1_000_000_000 {
+        (reset - now.timestamp()) * 1000
     } else {
-        reset
+        reset * 1000
     };
-    Some(Duration::from_secs(secs.max(0) as u64))
+    Some(Duration::from_millis(ms.max(0) as u64))
 }
 
 #[cfg(test)]
@@ -126,6 +129,20 @@ mod tests {
         assert!(got >= Duration::from_secs(11) && got <= Duration::from_secs(12));
         let h = headers(&[("ratelimit-remaining", "3"), ("ratelimit-reset", &reset)]);
         assert_eq!(asked_wait(&h, now), None);
+        // An epoch in milliseconds is read as one, not as a wait of decades.
+        let reset_ms = (now.timestamp_millis() + 12_000).to_string();
+        let h = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", &reset_ms),
+        ]);
+        let got = asked_wait(&h, now).unwrap();
+        assert!(
+            got > Duration::from_secs(11) && got <= Duration::from_secs(12),
+            "{got:?}"
+        );
+        // A number of seconds.
+        let h = headers(&[("ratelimit-remaining", "0"), ("ratelimit-reset", "5")]);
+        assert_eq!(asked_wait(&h, now), Some(Duration::from_secs(5)));
     }
 
     #[test]
