@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use stackdock_core::redact::encoded_forms;
 use stackdock_core::{Provider, ResourceDetails, ResourceKind, StepStatus};
 use stackdock_docks::vultr::{MARKER_RECORD, SHARED_TAG, VultrAdapter};
-use stackdock_docks::{Budget, DockAccess, DockAdapter, DockError, Progress, documented_limit};
+use stackdock_docks::{
+    Budget, DockAccess, DockAdapter, DockError, Progress, Tracked, documented_limit,
+};
 use stackdock_sandbox::{BucketLimit, Fault, VultrSandbox, VultrSandboxConfig};
 use support::{MemRecorder, Run, Stop, canary, engine, vultr_dock, vultr_sandbox};
 
@@ -149,6 +151,44 @@ async fn a_cancelled_provision_unwinds_to_nothing_at_vultr() {
     engine::unwind(&ado, &mut run.ctx, &dock, &steps)
         .await
         .expect("unwound twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_refused_with_a_4xx_is_done_only_if_the_instance_is_gone() {
+    let (sb, dock, ado) = vultr().await;
+    let made = sb.create_instance_directly("web-1", "ewr", "vc2-1c-1gb", &[]);
+    let id = made["id"].as_str().expect("id").to_string();
+    let target = Tracked {
+        kind: ResourceKind::Server,
+        provider_resource_id: id.clone(),
+        marker: None,
+        last_seen: Value::Null,
+    };
+    let path = format!("/instances/{id}");
+    let mut run = Run::new(&dock);
+
+    // Refused while the instance is there: the refusal stands.
+    sb.inject(Fault::error(Some("DELETE"), &path, 400, 1));
+    let err = ado
+        .deprovision(&mut run.ctx, &dock, &target)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, DockError::Provider(p) if p.status == 400),
+        "{err:?}"
+    );
+    assert_eq!(sb.instances().len(), 1);
+
+    // Deleted, and the delete sent again (its answer lost) refused with a 400 rather than
+    // a 404, as Vultr's document allows: the instance is gone, so the delete is done.
+    ado.deprovision(&mut run.ctx, &dock, &target)
+        .await
+        .expect("deleted");
+    assert!(sb.instances().is_empty());
+    sb.inject(Fault::error(Some("DELETE"), &path, 400, 1));
+    ado.deprovision(&mut run.ctx, &dock, &target)
+        .await
+        .expect("a delete of what is gone is done");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

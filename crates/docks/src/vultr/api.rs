@@ -192,11 +192,21 @@ impl VultrApi {
         self.delete_if_present(&format!("/instances/{id}")).await
     }
 
-    /// A `DELETE` that counts a 404 as done: what it removes is gone either way.
+    /// A `DELETE` that counts a 404 as done: what it removes is gone either way. Vultr's
+    /// document says only that a delete of what does not exist answers "a 4xx error" (its
+    /// deletes list 400 beside 404), so any other refusal is checked with a `GET` of the same
+    /// path: a delete whose answer was lost, sent again, must not fail because its first try
+    /// did the work.
     pub(crate) async fn delete_if_present(&self, path: &str) -> Result<(), DockError> {
         match self.http.delete(path).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
+            Err(DockError::Provider(refused)) if (400..500).contains(&refused.status) => {
+                match self.http.get(path, &[]).await {
+                    Err(e) if e.is_not_found() => Ok(()),
+                    _ => Err(DockError::Provider(refused)),
+                }
+            }
             Err(e) => Err(e),
         }
     }
