@@ -119,6 +119,42 @@ async fn a_provision_records_create_sent_then_created_and_is_checked_until_activ
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_and_a_key_given_by_id_are_sent_as_numbers() {
+    let key = canary();
+    let sb = sandbox(&key, READY_AFTER).await;
+    let dock = dock(&sb, &key);
+    let mut run = Run::new(&dock);
+    // An image's id, as a snapshot or custom image (which have no slug) is named.
+    let other = sb.create_droplet_directly("other", "nyc3", "s-1vcpu-1gb", "debian-12-x64", &[]);
+    let image_id = other["image"]["id"].as_u64().expect("image id");
+    let mut config = server_config("web-1");
+    config.insert("image".into(), json!(image_id.to_string()));
+    config.insert(
+        "ssh_keys".into(),
+        json!(["512190", "3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa"]),
+    );
+
+    adapter()
+        .provision_server(&mut run.ctx, &dock, &config)
+        .await
+        .expect("provisioned");
+
+    let sent = requests_to(&sb, "POST", "/v2/droplets");
+    let body = sent[0].body.as_ref().expect("a JSON body");
+    assert_eq!(body["image"], json!(image_id));
+    assert_eq!(
+        body["ssh_keys"],
+        json!([512190, "3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa"])
+    );
+    let made = sb
+        .droplets()
+        .into_iter()
+        .find(|d| d["name"] == "web-1")
+        .expect("made");
+    assert_eq!(made["image"]["slug"], "debian-12-x64");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observe_many_answers_in_the_order_asked_from_one_listing() {
     let key = canary();
     let sb = sandbox(&key, Duration::ZERO).await;
@@ -254,34 +290,45 @@ async fn discover_lists_every_droplet_across_pages() {
         &["stackdock", run.marker.as_str()],
     );
 
-    let found = adapter()
-        .discover(&mut run.ctx, &dock)
-        .await
-        .expect("discover");
+    // Paged by the listing's total, and by its links alone when its `meta.total` counts
+    // only the page (one reading of the spec's words for it).
+    for total_counts_page in [false, true] {
+        sb.set_total_counts_page(total_counts_page);
+        let asked_before = requests_to(&sb, "GET", "/v2/droplets").len();
+        let found = adapter()
+            .discover(&mut run.ctx, &dock)
+            .await
+            .expect("discover");
 
-    assert_eq!(found.len(), 205);
-    let mut ids: Vec<&str> = found
-        .iter()
-        .map(|o| o.provider_resource_id.as_str())
-        .collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), 205, "a droplet was listed twice");
-    let ours: Vec<_> = found.iter().filter(|o| o.marker.is_some()).collect();
-    assert_eq!(ours.len(), 1);
-    assert_eq!(ours[0].marker.as_ref(), Some(&run.marker));
-    let mut pages: Vec<Option<String>> = requests_to(&sb, "GET", "/v2/droplets")
-        .into_iter()
-        .map(|r| r.query)
-        .collect();
-    pages.sort();
-    assert_eq!(
-        pages,
-        [
-            Some("page=1&per_page=200".to_string()),
-            Some("page=2&per_page=200".to_string())
-        ]
-    );
+        assert_eq!(
+            found.len(),
+            205,
+            "total counts the page: {total_counts_page}"
+        );
+        let mut ids: Vec<&str> = found
+            .iter()
+            .map(|o| o.provider_resource_id.as_str())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 205, "a droplet was listed twice");
+        let ours: Vec<_> = found.iter().filter(|o| o.marker.is_some()).collect();
+        assert_eq!(ours.len(), 1);
+        assert_eq!(ours[0].marker.as_ref(), Some(&run.marker));
+        let mut pages: Vec<Option<String>> = requests_to(&sb, "GET", "/v2/droplets")
+            .into_iter()
+            .skip(asked_before)
+            .map(|r| r.query)
+            .collect();
+        pages.sort();
+        assert_eq!(
+            pages,
+            [
+                Some("page=1&per_page=200".to_string()),
+                Some("page=2&per_page=200".to_string())
+            ]
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

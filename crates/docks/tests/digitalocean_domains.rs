@@ -102,6 +102,43 @@ async fn a_domain_is_made_with_its_marker_and_records_each_a_step() {
     assert_eq!(sb.domain_records("shop.example.com").len(), 3 + 1 + 3);
 }
 
+/// The spec makes a domain's `zone_file` nullable: a listing that shows none still lets the
+/// domain be found by its marker, through the marker record asked for by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_listed_without_its_zone_file_is_found_by_its_marker_record() {
+    let key = canary();
+    let sb = sandbox(&key, std::time::Duration::ZERO).await;
+    let dock = dock(&sb, &key);
+    let (mut run, progress) = provision(&dock, json!({"name": "shop.example.com"})).await;
+    progress.expect("provisioned");
+    sb.create_domain_directly("theirs.example.com");
+
+    sb.set_listed_zone_files_null(true);
+    let found = adapter()
+        .find_by_marker(
+            &mut run.ctx,
+            &dock,
+            stackdock_core::ResourceKind::Domain,
+            &run.marker,
+        )
+        .await
+        .expect("asked")
+        .expect("found by its marker record");
+    assert_eq!(found.provider_resource_id, "shop.example.com");
+    assert_eq!(found.marker.as_ref(), Some(&run.marker));
+    let other = Run::new(&dock);
+    let none = adapter()
+        .find_by_marker(
+            &mut run.ctx,
+            &dock,
+            stackdock_core::ResourceKind::Domain,
+            &other.marker,
+        )
+        .await
+        .expect("asked");
+    assert!(none.is_none(), "another marker finds nothing: {none:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_domain_that_exists_before_the_provision_is_refused_never_adopted() {
     let key = canary();

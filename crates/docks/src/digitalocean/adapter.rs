@@ -463,7 +463,11 @@ impl DockAdapter for DigitalOceanAdapter {
     ) -> Result<Option<Observed>, DockError> {
         let api = self.api(ctx, dock);
         Ok(match self.supported(kind)? {
-            ResourceKind::Domain => domain::by_marker(&api, marker).await?.map(domain::observe),
+            // Found by it, so it carries it, whether its zone file showed or not.
+            ResourceKind::Domain => domain::by_marker(&api, marker).await?.map(|d| Observed {
+                marker: Some(marker.clone()),
+                ..domain::observe(d)
+            }),
             ResourceKind::Database => database::by_marker(&api, marker)
                 .await?
                 .map(database::observe),

@@ -16,6 +16,9 @@ pub struct CreateDroplet {
     pub name: String,
     pub region: Option<String>,
     pub size: String,
+    /// A slug, or an image's id (snapshots and custom images have no slug), sent as the
+    /// number it is: DigitalOcean reads a string as a slug.
+    #[serde(serialize_with = "id_or_name")]
     pub image: String,
     pub tags: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -24,10 +27,37 @@ pub struct CreateDroplet {
     pub monitoring: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_data: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Key ids (sent as numbers) or fingerprints.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "ids_or_names")]
     pub ssh_keys: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vpc_uuid: Option<String>,
+}
+
+/// All digits: an id, sent as a JSON number; anything else as the string it is.
+fn id_or_name<S: serde::Serializer>(value: &str, out: S) -> Result<S::Ok, S::Error> {
+    match value.parse::<u64>() {
+        Ok(id) if value.bytes().all(|b| b.is_ascii_digit()) => out.serialize_u64(id),
+        _ => out.serialize_str(value),
+    }
+}
+
+/// [`id_or_name`] for each of a list.
+fn ids_or_names<S: serde::Serializer>(values: &[String], out: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = out.serialize_seq(Some(values.len()))?;
+    for value in values {
+        seq.serialize_element(&IdOrName(value))?;
+    }
+    seq.end()
+}
+
+struct IdOrName<'a>(&'a str);
+
+impl Serialize for IdOrName<'_> {
+    fn serialize<S: serde::Serializer>(&self, out: S) -> Result<S::Ok, S::Error> {
+        id_or_name(self.0, out)
+    }
 }
 
 /// The fields of a droplet StackDock reads; the whole answer is kept in `raw`.
@@ -171,8 +201,10 @@ impl DigitalOceanApi {
     }
 
     /// [`DigitalOceanApi::list_droplets`] when at least `expected` droplets are known to match:
-    /// the pages those fill are fetched side by side at once, and any more the listing reports
-    /// after them.
+    /// the pages those fill are fetched side by side at once, then those the listing's total
+    /// says follow, and then, one at a time, any further page the last one links to as
+    /// `links.pages.next` (the documented way to page: a total counted before droplets were
+    /// added, or counted otherwise, never leaves droplets unlisted).
     pub async fn list_droplets_expecting(
         &self,
         tag: Option<&str>,
@@ -182,28 +214,39 @@ impl DigitalOceanApi {
         let first = pages_of(expected);
         let mut out = Vec::new();
         let mut total = 0;
-        for (droplets, reported) in
+        let mut next = false;
+        for page in
             futures::future::try_join_all((1..=first).map(|page| self.list_page(tag, page))).await?
         {
-            out.extend(droplets);
-            total = total.max(reported);
+            out.extend(page.droplets);
+            total = total.max(page.total);
+            next = page.next;
         }
-        let last = pages_of(total);
-        for (droplets, _) in
-            futures::future::try_join_all((first + 1..=last).map(|page| self.list_page(tag, page)))
-                .await?
-        {
-            out.extend(droplets);
+        let mut last = first;
+        let by_total = pages_of(total);
+        if by_total > first {
+            for page in futures::future::try_join_all(
+                (first + 1..=by_total).map(|page| self.list_page(tag, page)),
+            )
+            .await?
+            {
+                out.extend(page.droplets);
+                next = page.next;
+            }
+            last = by_total;
+        }
+        while next {
+            last += 1;
+            let page = self.list_page(tag, last).await?;
+            // A page with nothing on it ends the listing whatever it links to.
+            next = page.next && !page.droplets.is_empty();
+            out.extend(page.droplets);
         }
         Ok(out)
     }
 
-    /// One page of `GET /v2/droplets`, with the total the listing reports.
-    async fn list_page(
-        &self,
-        tag: Option<&str>,
-        page: u32,
-    ) -> Result<(Vec<Droplet>, usize), DockError> {
+    /// One page of `GET /v2/droplets`.
+    async fn list_page(&self, tag: Option<&str>, page: u32) -> Result<DropletPage, DockError> {
         let mut query = vec![
             ("page", page.to_string()),
             ("per_page", PER_PAGE.to_string()),
@@ -213,6 +256,7 @@ impl DigitalOceanApi {
         }
         let resp = self.http.get("/v2/droplets", &query).await?;
         let total = resp.body["meta"]["total"].as_u64();
+        let next = has_next_page(&resp.body);
         let mut body = resp.body;
         let Value::Array(items) = body["droplets"].take() else {
             return Err(protocol("droplet list without `droplets`".into()));
@@ -222,7 +266,11 @@ impl DigitalOceanApi {
             .map(Droplet::from_value)
             .collect::<Result<Vec<_>, _>>()?;
         let total = total.map_or(droplets.len(), |t| t as usize);
-        Ok((droplets, total))
+        Ok(DropletPage {
+            droplets,
+            total,
+            next,
+        })
     }
 
     /// `GET /v2/account`: whether DigitalOcean accepts the key.
@@ -234,6 +282,15 @@ impl DigitalOceanApi {
     pub async fn delete_droplet(&self, id: &str) -> Result<(), DockError> {
         self.delete_gone_ok(&format!("/v2/droplets/{id}")).await
     }
+}
+
+/// One page of a droplet listing.
+struct DropletPage {
+    droplets: Vec<Droplet>,
+    /// The listing's total as it reports it (`meta.total`), else this page's count.
+    total: usize,
+    /// Whether it links to a next page.
+    next: bool,
 }
 
 /// A listing's next page, if `links.pages.next` says there is one. The link itself points

@@ -387,16 +387,33 @@ pub fn observe(domain: Domain) -> Observed {
 }
 
 /// The domain carrying `marker`. DigitalOcean has no filter for domains, so the account's
-/// domains are listed (200 a page) and their zone files read.
+/// domains are listed (200 a page) and their zone files read. A domain shown without its
+/// zone file (the field is nullable, and null right after the create) has its marker record
+/// asked for by name and type instead.
 pub async fn by_marker(
     api: &DigitalOceanApi,
     marker: &Marker,
 ) -> Result<Option<Domain>, DockError> {
-    Ok(api
-        .list_domains()
-        .await?
-        .into_iter()
-        .find(|d| zone_marker(d).as_ref() == Some(marker)))
+    for domain in api.list_domains().await? {
+        if domain.zone_file.is_some() {
+            if zone_marker(&domain).as_ref() == Some(marker) {
+                return Ok(Some(domain));
+            }
+            continue;
+        }
+        let name = format!("{MARKER_RECORD}.{}", domain.name);
+        let records = api
+            .find_records(&domain.name, "TXT", &name)
+            .await?
+            .unwrap_or_default();
+        if records
+            .iter()
+            .any(|r| r.data.trim_matches('"') == marker.as_str())
+        {
+            return Ok(Some(domain));
+        }
+    }
+    Ok(None)
 }
 
 /// The record `wanted` of `domain`, if it exists (the oldest, should there be several).

@@ -413,7 +413,16 @@ pub(crate) async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let query = QueryParams::parse(&uri)?;
     let listing = Listing::new(&cloud.base_url, &uri, PageRequest::from_query(&query));
-    Ok(Json(listing.render("domains", cloud.dns().inventory())))
+    let mut domains = cloud.dns().inventory();
+    if cloud
+        .listed_zone_files_null
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        for domain in &mut domains {
+            domain["zone_file"] = Value::Null;
+        }
+    }
+    Ok(Json(listing.render("domains", domains)))
 }
 
 pub(crate) async fn create(

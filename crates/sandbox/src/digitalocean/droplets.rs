@@ -359,7 +359,15 @@ pub(crate) async fn list(
             .world()
             .list_page(tag, name, listing.window(), |d| d.to_json(now, false))
     };
-    Ok(Json(listing.render_page("droplets", total, shown)))
+    let shown_count = shown.len();
+    let mut body = listing.render_page("droplets", total, shown);
+    if cloud
+        .total_counts_page
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        body["meta"]["total"] = json!(shown_count);
+    }
+    Ok(Json(body))
 }
 
 pub(crate) async fn create(

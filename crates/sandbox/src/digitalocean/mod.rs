@@ -135,6 +135,12 @@ pub(crate) struct Cloud {
     world: Mutex<World>,
     dns: Mutex<Dns>,
     clusters: Mutex<Clusters>,
+    /// Droplet listings report as `meta.total` the droplets of the page they answer, one
+    /// reading of the spec's "number of objects returned by the request"; their links still
+    /// lead to every page.
+    total_counts_page: std::sync::atomic::AtomicBool,
+    /// Domain listings show every `zone_file` as null (the field is nullable).
+    listed_zone_files_null: std::sync::atomic::AtomicBool,
 }
 
 impl Cloud {
@@ -167,6 +173,8 @@ impl DigitalOceanSandbox {
             world: Mutex::new(World::new()),
             dns: Mutex::new(Dns::new()),
             clusters: Mutex::new(Clusters::default()),
+            total_counts_page: std::sync::atomic::AtomicBool::new(false),
+            listed_zone_files_null: std::sync::atomic::AtomicBool::new(false),
         });
         let door = Arc::new(FrontDoor::new(
             DoDialect,
@@ -342,6 +350,23 @@ impl DigitalOceanSandbox {
     /// whether or not the request log is on.
     pub fn request_counts(&self) -> RequestCounts {
         self.door.request_counts()
+    }
+
+    /// Makes droplet listings report as `meta.total` only the droplets of the page they
+    /// answer (as an implementation reading the spec's words for it would), their
+    /// `links.pages.next` still leading to every page.
+    pub fn set_total_counts_page(&self, on: bool) {
+        self.cloud
+            .total_counts_page
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Makes domain listings show each `zone_file` as null (`true`), which the spec allows,
+    /// or the zone file again (`false`).
+    pub fn set_listed_zone_files_null(&self, on: bool) {
+        self.cloud
+            .listed_zone_files_null
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Turns the request log on or off; what it already holds is kept. Off, requests
