@@ -595,6 +595,27 @@ async fn pages_discovery_reads_every_page_and_lists_projects_as_manual() {
         .collect();
     assert_eq!(pages.len(), 2, "{pages:?}");
     assert!(pages[1].contains("page=2"), "{pages:?}");
+    assert_eq!(found.len(), count, "none twice");
+
+    // A listing that ignores `page` (the document gives it no paging parameters) answers
+    // every project each time and reports no total: each project is still listed once, and
+    // the walk ends at the page that adds nothing new.
+    sb.list_projects_unpaged(true);
+    let asked_before = pages.len();
+    let found = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        adapter().discover(&mut Run::new(&dock).ctx, &dock),
+    )
+    .await
+    .expect("the walk ends")
+    .expect("discovered");
+    assert_eq!(found.len(), count, "each once");
+    let asked = sb
+        .requests()
+        .iter()
+        .filter(|r| r.path == projects_path())
+        .count();
+    assert_eq!(asked - asked_before, 2, "the second page added nothing");
 }
 
 /// The asset calls are made with the project's upload token: the sandbox, like Cloudflare,

@@ -102,11 +102,31 @@ impl DnsRecord {
         })
     }
 
-    /// Whether this is the record `wanted` asks for.
+    /// Whether this is the record `wanted` asks for, as Cloudflare may write it back: names
+    /// and host names in any case and with or without the root's dot, a TXT value quoted,
+    /// an address in another of its spellings.
     pub fn is(&self, wanted: &CreateRecord) -> bool {
         self.kind.eq_ignore_ascii_case(&wanted.kind)
-            && self.name.eq_ignore_ascii_case(&wanted.name)
-            && self.content == wanted.content
+            && same_host(&self.name, &wanted.name)
+            && same_content(&wanted.kind, &self.content, &wanted.content)
+    }
+}
+
+fn same_host(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+/// Whether two contents of a record of `kind` say the same.
+fn same_content(kind: &str, a: &str, b: &str) -> bool {
+    match kind.to_ascii_uppercase().as_str() {
+        "TXT" => a.trim_matches('"') == b.trim_matches('"'),
+        "A" | "AAAA" => match (a.parse::<std::net::IpAddr>(), b.parse::<std::net::IpAddr>()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => a == b,
+        },
+        "CNAME" | "MX" | "NS" | "PTR" => same_host(a, b),
+        _ => a == b,
     }
 }
 
@@ -200,6 +220,21 @@ pub struct CloudflareApi {
 impl CloudflareApi {
     pub fn new(http: HttpSession, account_id: String) -> Self {
         Self { http, account_id }
+    }
+
+    /// A `DELETE` with `{}` for its body: the document marks a JSON body required on the
+    /// deletes of a DNS record and of a Pages project (Cloudflare takes one without, a
+    /// server holding to the document would not).
+    async fn delete_with_body(&self, path: &str) -> Result<ApiResponse, DockError> {
+        self.http
+            .send(
+                reqwest::Method::DELETE,
+                path,
+                &[],
+                Some(&json!({})),
+                Idempotence::Repeatable,
+            )
+            .await
     }
 
     async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<(Value, Value), DockError> {
@@ -322,8 +357,7 @@ impl CloudflareApi {
     /// `DELETE /zones/{zone_id}/dns_records/{dns_record_id}`; gone counts as deleted.
     pub async fn delete_record(&self, zone_id: &str, id: &str) -> Result<(), DockError> {
         let resp = absent(
-            self.http
-                .delete(&format!("/zones/{zone_id}/dns_records/{id}"))
+            self.delete_with_body(&format!("/zones/{zone_id}/dns_records/{id}"))
                 .await,
         )?;
         resp.map(result_of).transpose().map(drop)
@@ -469,8 +503,13 @@ impl CloudflareApi {
     }
 
     /// The account's projects (`GET /accounts/{account_id}/pages/projects`), page by page.
+    /// The document gives this listing no paging parameters, while Cloudflare pages it: an
+    /// implementation that ignores `page` answers every project each time, so a page that
+    /// adds no project not already listed ends the walk (each project listed once), as do
+    /// a short page, the `total_count` and the `total_pages` the answer reports.
     pub async fn list_projects(&self) -> Result<Vec<PagesProject>, DockError> {
-        let mut projects = Vec::new();
+        let mut projects: Vec<PagesProject> = Vec::new();
+        let mut names = std::collections::HashSet::new();
         for page in 1.. {
             let query = [
                 ("page", page.to_string()),
@@ -479,10 +518,19 @@ impl CloudflareApi {
             let (result, info) = self.get(&self.projects_path(), &query).await?;
             let batch = array(result, "pages project")?;
             let got = batch.len();
+            let mut new = 0;
             for raw in batch {
-                projects.push(PagesProject::from_value(raw)?);
+                let project = PagesProject::from_value(raw)?;
+                if names.insert(project.name.clone()) {
+                    projects.push(project);
+                    new += 1;
+                }
             }
-            if last_page(got, PROJECTS_PER_PAGE, page, &info) {
+            let pages = info["total_pages"].as_u64().map(|n| n as usize);
+            if new == 0
+                || pages.is_some_and(|p| page >= p)
+                || last_page(got, PROJECTS_PER_PAGE, page, &info)
+            {
                 break;
             }
         }
@@ -493,7 +541,7 @@ impl CloudflareApi {
     /// deployments; a project already gone counts as deleted.
     pub async fn delete_project(&self, name: &str) -> Result<(), DockError> {
         let path = format!("{}/{name}", self.projects_path());
-        let resp = absent(self.http.delete(&path).await)?;
+        let resp = absent(self.delete_with_body(&path).await)?;
         resp.map(result_of).transpose().map(drop)
     }
 
@@ -635,6 +683,35 @@ impl CloudflareApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_is_known_in_the_forms_cloudflare_may_write_it_back() {
+        let wanted = |kind: &str, name: &str, content: &str| CreateRecord {
+            kind: kind.into(),
+            name: name.into(),
+            content: content.into(),
+            ttl: None,
+            priority: None,
+            proxied: None,
+        };
+        let held = |kind: &str, name: &str, content: &str| DnsRecord {
+            id: "r".into(),
+            kind: kind.into(),
+            name: name.into(),
+            content: content.into(),
+            raw: Value::Null,
+        };
+        let txt = wanted("TXT", "_stackdock.example.com", "sd-1");
+        assert!(held("TXT", "_stackdock.example.com", "\"sd-1\"").is(&txt));
+        assert!(held("txt", "_StackDock.Example.com.", "sd-1").is(&txt));
+        assert!(!held("TXT", "_stackdock.example.com", "sd-2").is(&txt));
+        let aaaa = wanted("AAAA", "www.example.com", "2001:db8::1");
+        assert!(held("AAAA", "www.example.com", "2001:0db8:0000::0001").is(&aaaa));
+        assert!(!held("AAAA", "www.example.com", "2001:db8::2").is(&aaaa));
+        let cname = wanted("CNAME", "www.example.com", "Target.example.net");
+        assert!(held("CNAME", "www.example.com", "target.example.net.").is(&cname));
+        assert!(!held("A", "www.example.com", "target.example.net").is(&cname));
+    }
 
     #[test]
     fn errors_keep_cloudflares_code_and_words() {

@@ -247,6 +247,13 @@ impl CloudflareSandbox {
         self.cloud.pages().fail_deployments(fail);
     }
 
+    /// Makes the Pages project listing ignore `page` and `per_page` and answer every project
+    /// with no total (`true`), as the document describes that listing, or page it again
+    /// (`false`).
+    pub fn list_projects_unpaged(&self, unpaged: bool) {
+        self.cloud.pages().list_projects_unpaged(unpaged);
+    }
+
     /// Makes a Pages project as someone would in Cloudflare's dashboard (no request logged,
     /// no fault applies).
     ///

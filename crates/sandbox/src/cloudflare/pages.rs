@@ -61,6 +61,9 @@ pub(crate) struct Pages {
     deployment_creates: HashMap<String, usize>,
     hold: bool,
     fail: bool,
+    /// The project listing ignores `page` and `per_page` and answers every project, with no
+    /// total: the listing as the document describes it (it gives it no paging parameters).
+    unpaged: bool,
     next_id: u128,
     queue_after: Duration,
     build_after: Duration,
@@ -119,6 +122,7 @@ impl Pages {
             deployment_creates: HashMap::new(),
             hold: false,
             fail: false,
+            unpaged: false,
             next_id: rand::random::<u64>().into(),
             queue_after,
             build_after,
@@ -152,6 +156,10 @@ impl Pages {
 
     pub(crate) fn fail_deployments(&mut self, fail: bool) {
         self.fail = fail;
+    }
+
+    pub(crate) fn list_projects_unpaged(&mut self, unpaged: bool) {
+        self.unpaged = unpaged;
     }
 
     pub(crate) fn project_creates(&self, name: &str) -> usize {
@@ -419,7 +427,17 @@ pub(crate) async fn list_projects(
     if page == 0 {
         return Err(invalid("page: must be at least 1"));
     }
-    Ok(listing(cloud.pages().projects(), page, per_page))
+    let mut pages = cloud.pages();
+    if pages.unpaged {
+        let all = pages.projects();
+        let count = all.len();
+        return Ok(Json(json!({
+            "success": true, "errors": [], "messages": [],
+            "result": all,
+            "result_info": {"count": count},
+        })));
+    }
+    Ok(listing(pages.projects(), page, per_page))
 }
 
 pub(crate) async fn create_project(

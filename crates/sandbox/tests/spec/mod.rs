@@ -229,7 +229,7 @@ impl Spec {
             let value = typed_like(&schema, &value);
             errors.extend(self.validate(&schema, &value, &format!("{at} ?{name}")));
         }
-        let (schema, required) = match params.iter().find(|p| p["in"] == "body") {
+        let (schema, required, takes_body) = match params.iter().find(|p| p["in"] == "body") {
             // Swagger 2: the body is a parameter. One typed as binary is raw bytes (a file's
             // contents, which may happen to read as JSON): there is nothing to validate.
             Some(body) if body["schema"]["format"] == "binary" => {
@@ -239,7 +239,7 @@ impl Spec {
                     Err(errors)
                 };
             }
-            Some(body) => (body["schema"].clone(), body["required"] == true),
+            Some(body) => (body["schema"].clone(), body["required"] == true, true),
             None => {
                 let request = self.resolve(&op.doc["requestBody"]);
                 // A form (`multipart/form-data`) is logged as a JSON object of its text
@@ -249,7 +249,11 @@ impl Spec {
                     Value::Null => content["multipart/form-data"]["schema"].clone(),
                     json => json.clone(),
                 };
-                (schema, request["required"] == true)
+                // A media type without a schema takes a body of any shape (Cloudflare's
+                // deletes: `{"application/json": {}}`, required).
+                let takes_body = content.get("application/json").is_some()
+                    || content.get("multipart/form-data").is_some();
+                (schema, request["required"] == true, takes_body)
             }
         };
         let schema = &schema;
@@ -257,10 +261,11 @@ impl Spec {
             (Some(body), false) => {
                 errors.extend(self.validate(schema, body, &format!("{at} body")))
             }
-            (Some(_), true) => errors.push(format!("{at}: a body, where the operation takes none")),
-            (None, false) if required => {
-                errors.push(format!("{at}: no body, where one is required"))
+            (Some(_), true) if !takes_body => {
+                errors.push(format!("{at}: a body, where the operation takes none"))
             }
+            (Some(_), true) => {}
+            (None, _) if required => errors.push(format!("{at}: no body, where one is required")),
             (None, _) => {}
         }
         if errors.is_empty() {
