@@ -313,6 +313,37 @@ async fn discovery_reads_every_page_and_a_bad_key_is_refused_in_netlifys_words()
     wait_until("nothing left over", || sb.deploys().is_empty()).await;
 }
 
+/// The document leaves open whether `GET /dns_zones` fills each zone's `records`: a listing
+/// answering `records: []` still lets a zone be found by the marker record it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_is_found_by_its_marker_when_the_listing_leaves_its_records_out() {
+    let key = canary();
+    let sb = netlify_sandbox(&key).await;
+    let dock = netlify_dock(&sb, &key, Arc::new(MemoryFiles::default()));
+    let a = adapter();
+    let mut run = Run::new(&dock);
+    a.provision_domain(
+        &mut run.ctx,
+        &dock,
+        &config(json!({"name": "ours.example.com"})),
+    )
+    .await
+    .expect("provisioned");
+    let zone_id = sb.zones()[0]["id"].as_str().expect("zone id").to_string();
+
+    sb.list_zones_without_records(true);
+    let found = a
+        .find_by_marker(&mut run.ctx, &dock, ResourceKind::Domain, &run.marker)
+        .await
+        .expect("asked")
+        .expect("found by its marker");
+    assert_eq!(found.provider_resource_id, zone_id);
+    assert_eq!(found.marker.as_ref(), Some(&run.marker));
+    let discovered = a.discover(&mut run.ctx, &dock).await.expect("discovered");
+    assert_eq!(discovered.len(), 1);
+    assert_eq!(discovered[0].marker.as_ref(), Some(&run.marker));
+}
+
 /// Under seeded chaos (5xx answers, lost answers to creates, cut-off reads), a provision run
 /// again as the engine would after each transient failure ends with one site, live.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -261,11 +261,13 @@ fn records_marker(domain: &str, records: &[DnsRecord]) -> Option<Marker> {
         .find_map(|r| Marker::try_from(r.value.clone()).ok())
 }
 
-/// A zone's records: as its answer carried them, else read.
+/// A zone's records: as its answer carried them, else read. The document leaves it open
+/// whether a listing fills `records`, so an empty list is read too: it may only mean the
+/// listing left them out, and a zone holding our marker is never empty.
 async fn records_of(api: &NetlifyApi, zone: &Zone) -> Result<Vec<DnsRecord>, DockError> {
     match &zone.records {
-        Some(records) => Ok(records.clone()),
-        None => Ok(api.list_records(&zone.id).await?.unwrap_or_default()),
+        Some(records) if !records.is_empty() => Ok(records.clone()),
+        _ => Ok(api.list_records(&zone.id).await?.unwrap_or_default()),
     }
 }
 

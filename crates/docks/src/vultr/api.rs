@@ -284,9 +284,35 @@ pub struct Record {
 
 impl Record {
     /// Whether this is the record `wanted` describes (type, name and data; TTL and priority
-    /// are settings of the same record).
+    /// are settings of the same record). A TXT value is the same quoted or not.
     pub fn is(&self, wanted: &CreateRecord) -> bool {
-        self.kind == wanted.kind && self.name == wanted.name && self.data == wanted.data
+        let data = |d: &str| {
+            if wanted.kind.eq_ignore_ascii_case("TXT") {
+                d.trim_matches('"').to_string()
+            } else {
+                d.trim_end_matches('.').to_ascii_lowercase()
+            }
+        };
+        self.kind.eq_ignore_ascii_case(&wanted.kind)
+            && self.name.eq_ignore_ascii_case(&wanted.name)
+            && data(&self.data) == data(&wanted.data)
+    }
+
+    /// The record with its name relative to `domain`, as StackDock writes names: Vultr's
+    /// document shows them both ways (`www` when made, `foo.example.com` when listed).
+    pub fn relative_to(mut self, domain: &str) -> Self {
+        let name = self.name.trim_end_matches('.');
+        let domain = domain.trim_end_matches('.');
+        if name.eq_ignore_ascii_case(domain) {
+            self.name = String::new();
+        } else if name.len() > domain.len() + 1
+            && name.is_char_boundary(name.len() - domain.len() - 1)
+            && name[name.len() - domain.len()..].eq_ignore_ascii_case(domain)
+            && name.as_bytes()[name.len() - domain.len() - 1] == b'.'
+        {
+            self.name = name[..name.len() - domain.len() - 1].to_string();
+        }
+        self
     }
 }
 
@@ -355,7 +381,11 @@ impl VultrApi {
         };
         records
             .into_iter()
-            .map(|r| Record::deserialize(&r).map_err(|e| protocol(format!("record: {e}"))))
+            .map(|r| {
+                Record::deserialize(&r)
+                    .map(|r| r.relative_to(domain))
+                    .map_err(|e| protocol(format!("record: {e}")))
+            })
             .collect()
     }
 
@@ -493,5 +523,53 @@ impl VultrApi {
     /// `DELETE /databases/{database-id}`; a database already gone counts as deleted.
     pub async fn delete_database(&self, id: &str) -> Result<(), DockError> {
         self.delete_if_present(&format!("/databases/{id}")).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(kind: &str, name: &str, data: &str) -> Record {
+        Record {
+            id: "r".into(),
+            kind: kind.into(),
+            name: name.into(),
+            data: data.into(),
+        }
+    }
+
+    #[test]
+    fn listed_names_are_made_relative_to_the_domain() {
+        let relative = |name: &str| {
+            record("A", name, "192.0.2.1")
+                .relative_to("example.com")
+                .name
+        };
+        assert_eq!(relative("foo.example.com"), "foo");
+        assert_eq!(relative("Foo.Example.com."), "Foo");
+        assert_eq!(relative("example.com"), "");
+        assert_eq!(relative(""), "");
+        assert_eq!(relative("www"), "www");
+        // Only a whole label of the domain is taken off.
+        assert_eq!(relative("fooexample.com"), "fooexample.com");
+    }
+
+    #[test]
+    fn a_record_is_known_quoted_or_not_and_in_any_case() {
+        let wanted = |kind: &str, name: &str, data: &str| CreateRecord {
+            kind: kind.into(),
+            name: name.into(),
+            data: data.into(),
+            ttl: None,
+            priority: None,
+        };
+        let marker = wanted("TXT", "_stackdock", "\"sd-1\"");
+        assert!(record("TXT", "_stackdock", "sd-1").is(&marker));
+        assert!(record("TXT", "_stackdock", "\"sd-1\"").is(&marker));
+        assert!(!record("TXT", "_stackdock", "sd-2").is(&marker));
+        let cname = wanted("CNAME", "www", "target.example.net");
+        assert!(record("CNAME", "WWW", "Target.example.net.").is(&cname));
+        assert!(!record("A", "www", "target.example.net").is(&cname));
     }
 }

@@ -173,6 +173,12 @@ impl NetlifySandbox {
         self.cloud.world().fail_deploys(message.map(str::to_string));
     }
 
+    /// Makes `GET /dns_zones` answer each zone with an empty `records` list (`true`), which
+    /// the document allows, or with its records again (`false`).
+    pub fn list_zones_without_records(&self, without: bool) {
+        self.cloud.world().list_zones_without_records(without);
+    }
+
     /// Makes a site as someone would in Netlify's UI (no request logged, no fault applies).
     ///
     /// # Panics
