@@ -8,7 +8,7 @@ use stackdock_core::{
     ResourceId, Step, StepStatus,
 };
 use stackdock_docks::DockError;
-use stackdock_store::{Lease, Write};
+use stackdock_store::{Lease, PageRequest, ResourceFilter, Write};
 
 use crate::worker::{apply_observed, out_of_runs};
 use crate::{Engine, EngineError};
@@ -61,10 +61,48 @@ pub(crate) async fn run(engine: &Engine, op: &Operation, lease: &Lease) -> Resul
         }
     };
 
+    // Rows this dock is still provisioning that name no provider resource yet: one whose
+    // create was sent, its answer lost or its run killed, is found here before the run
+    // adopts it, and a domain's marker is a record made after the zone itself. Such a
+    // resource is left to its own run; a sync after it shows what is still untracked.
+    let mut in_flight = std::collections::HashSet::new();
+    let mut page = PageRequest::first(500);
+    loop {
+        let rows = store
+            .list_resources(
+                op.org_id,
+                &ResourceFilter {
+                    dock_id: Some(dock.id),
+                    state: Some(ProvisioningState::Provisioning),
+                    ..ResourceFilter::default()
+                },
+                &page,
+            )
+            .await?;
+        in_flight.extend(
+            rows.items
+                .iter()
+                .filter(|r| r.provider_resource_id.is_none())
+                .map(|r| (r.details.kind(), r.name.to_ascii_lowercase())),
+        );
+        match rows.next {
+            Some(after) => {
+                page = PageRequest {
+                    limit: 500,
+                    after: Some(after),
+                }
+            }
+            None => break,
+        }
+    }
+
     let mut writes = Vec::new();
     let total = found.len();
     for observed in found {
         let kind = observed.details.kind();
+        if in_flight.contains(&(kind, observed.name.to_ascii_lowercase())) {
+            continue;
+        }
         if store
             .find_by_provider_id(op.org_id, dock.id, kind, &observed.provider_resource_id)
             .await?

@@ -16,7 +16,7 @@ use stackdock_core::{
     ProvisioningState, Resource, ResourceError, ResourceId, Step, redact,
 };
 use stackdock_docks::{CallScope, Ctx, Observed};
-use stackdock_store::{Batch, Lease, StoreError, Write};
+use stackdock_store::{Batch, Lease, Store, StoreError, Write};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
@@ -304,25 +304,24 @@ impl Engine {
             generation: op.generation,
         };
         tracing::debug!(operation = %op.id, kind = %op.kind, attempt = op.attempt, "running operation");
-        let heartbeat = {
-            let store = store.clone();
-            let lease = lease.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(lease_len / 3).await;
-                    if let Err(e) = store.renew_lease(&lease, lease_len).await {
-                        tracing::warn!(operation = %lease.operation_id, error = %e, "lease lost");
-                        return;
-                    }
-                }
-            })
+        let run = async {
+            match op.kind {
+                OpKind::Provision => provision::run(self, &op, &lease).await,
+                OpKind::Deprovision => deprovision::run(self, &op, &lease).await,
+                OpKind::Sync => sync::run(self, &op, &lease).await,
+            }
         };
-        let result = match op.kind {
-            OpKind::Provision => provision::run(self, &op, &lease).await,
-            OpKind::Deprovision => deprovision::run(self, &op, &lease).await,
-            OpKind::Sync => sync::run(self, &op, &lease).await,
+        // The run goes on only while its lease is surely held: once it may have run out,
+        // another node may take the operation and, finding a create sent but nothing by its
+        // marker yet, send one of its own while this run sends its next try. The run is then
+        // dropped where it stands, as a crash would leave it, which every step is made to
+        // survive.
+        let result = tokio::select! {
+            result = run => result,
+            () = keep_lease(store.as_ref(), &lease, lease_len) => {
+                Err(EngineError::Store(StoreError::Fenced(op.id)))
+            }
         };
-        heartbeat.abort();
         match result {
             Ok(()) => {}
             Err(EngineError::Store(StoreError::Fenced(id))) => {
@@ -688,6 +687,43 @@ pub(crate) fn merge(mut base: Value, extra: Value) -> Value {
         b.extend(e);
     }
     base
+}
+
+/// Renews `lease` every third of its length for as long as the run lasts; returns once it
+/// may no longer be held. A refused renewal (another owner has it) ends it at once. A
+/// renewal that fails otherwise (the database answered with an error) is tried again until
+/// the lease would run out: a passing error must not end a run whose lease is still good
+/// (it used to stop the renewals for good while the run went on), nor may a run carry on
+/// past the time another node could take its operation. That time is counted from before
+/// the last renewal that succeeded, less a margin for the clocks.
+async fn keep_lease(store: &dyn Store, lease: &Lease, length: Duration) {
+    let margin = length / 6;
+    let mut held_until = tokio::time::Instant::now() + length;
+    let mut next = tokio::time::Instant::now() + length / 3;
+    loop {
+        tokio::time::sleep_until(next.min(held_until - margin)).await;
+        let asked = tokio::time::Instant::now();
+        if asked + margin >= held_until {
+            tracing::warn!(operation = %lease.operation_id, "the lease could not be renewed before it ran out; stopping the run");
+            return;
+        }
+        // A renewal that is slow but goes through finds the lease still this run's (it is
+        // refused otherwise), so only failures count against the deadline.
+        match store.renew_lease(lease, length).await {
+            Ok(()) => {
+                held_until = asked + length;
+                next = asked + length / 3;
+            }
+            Err(StoreError::Fenced(_)) => {
+                tracing::warn!(operation = %lease.operation_id, "lease lost to another worker; stopping the run");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(operation = %lease.operation_id, error = %e, "could not renew the lease; trying again");
+                next = tokio::time::Instant::now() + (length / 12).max(Duration::from_millis(10));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use stackdock_core::{AuditEntry, OpState, Outcome, ProvisioningState, Step, StepStatus};
+use stackdock_sandbox::Fault;
 use stackdock_store::{Batch, Lease, Store, StoreError, Write};
 use support::{
     DEADLINE, Mode, Point, TestEngine, assert_one_create_step, spawn_engine, spawn_engine_with,
@@ -165,6 +166,95 @@ async fn a_worker_whose_lease_was_taken_over_cannot_write() {
     assert_one_create_step(&t.steps(op.id).await, StepStatus::Done, &droplets[0]);
     let outcomes: Vec<Outcome> = t.audit_of(&row).await.iter().map(|a| a.outcome).collect();
     assert_eq!(outcomes, [Outcome::Requested, Outcome::Success]);
+}
+
+/// A run whose lease renewals fail stops before the lease can run out, wherever it stands,
+/// instead of going on (as it did, renewals given up after the first failure) to send calls
+/// for an operation another node may take over meanwhile. Here it stands in a lookup by
+/// marker that takes longer than the lease, after its create was refused; the next run
+/// finishes with one droplet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_lease_cannot_be_renewed_stops_before_the_lease_runs_out() {
+    let lease = Duration::from_millis(600);
+    let t = spawn_engine_with(support::Options {
+        lease,
+        ..support::Options::default()
+    })
+    .await;
+    let (requested, op) = t.provision("web-1").await;
+    t.sandbox
+        .inject(Fault::error(Some("POST"), "/v2/droplets", 503, 1));
+    t.sandbox.inject(Fault::delay(
+        Some("GET"),
+        "/v2/droplets",
+        Duration::from_secs(4),
+        1,
+    ));
+    t.store.fail_renewals(true);
+    let started = Instant::now();
+    assert!(t.run_one().await);
+    let ran = started.elapsed();
+    assert!(
+        ran < Duration::from_secs(3),
+        "the run went on for {ran:?} with a lease of {lease:?} it could not renew"
+    );
+    assert_eq!(t.requests("POST", "/v2/droplets").len(), 1);
+
+    t.store.fail_renewals(false);
+    let done = t.run_until_finished(op.id).await;
+    assert_eq!(done.state, OpState::Succeeded);
+    assert_eq!(t.droplet_ids().len(), 1);
+    let row = t.resource(requested.id).await;
+    assert_eq!(row.provisioning_state, ProvisioningState::Provisioned);
+}
+
+/// A sync while a provision is under way and its row names no provider resource yet (its
+/// create's answer lost, its run killed, a domain whose marker record is not made yet) does
+/// not import what may be that resource as a second, `manual` row: it is left to its run.
+/// What does not match is imported as ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_leaves_alone_what_a_provision_under_way_may_be_making() {
+    let t = spawn_engine().await;
+    let (_, op) = t.provision("web-1").await;
+    // A worker holds the provision, its create sent for all anyone knows.
+    t.store
+        .claim_operation("A", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("A claims the provision");
+    for name in ["web-1", "other-1"] {
+        t.sandbox
+            .create_droplet_directly(name, "nyc3", "s-1vcpu-1gb", "ubuntu-24-04-x64", &[]);
+    }
+
+    let sync = t.engine.request_sync(t.actor, &t.dock).await.unwrap();
+    assert!(t.run_one().await);
+    let done = t.operation(sync.id).await;
+    assert_eq!(done.state, OpState::Succeeded, "{done:?}");
+    let rows = t
+        .store
+        .list_resources(
+            t.actor.org_id,
+            &stackdock_store::ResourceFilter::default(),
+            &stackdock_store::PageRequest::first(100),
+        )
+        .await
+        .unwrap()
+        .items;
+    let mut names: Vec<(&str, ProvisioningState)> = rows
+        .iter()
+        .map(|r| (r.name.as_str(), r.provisioning_state))
+        .collect();
+    names.sort_by_key(|(n, _)| *n);
+    assert_eq!(
+        names,
+        [
+            ("other-1", ProvisioningState::Provisioned),
+            ("web-1", ProvisioningState::Provisioning),
+        ],
+        "web-1 is left to its provision {}",
+        op.id
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -348,6 +348,8 @@ pub struct FaultyStore {
     /// Keep the fault armed after it fires: the failure repeats at every run.
     sticky: Mutex<bool>,
     fired: Mutex<Vec<(Point, Mode)>>,
+    /// Every lease renewal fails as an unreachable database would make it.
+    failing_renewals: std::sync::atomic::AtomicBool,
 }
 
 impl FaultyStore {
@@ -357,7 +359,14 @@ impl FaultyStore {
             armed: Mutex::new(None),
             sticky: Mutex::new(false),
             fired: Mutex::new(Vec::new()),
+            failing_renewals: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Makes every lease renewal fail (`true`) or go through again (`false`).
+    pub fn fail_renewals(&self, fail: bool) {
+        self.failing_renewals
+            .store(fail, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn arm(&self, point: Point, mode: Mode) {
@@ -664,6 +673,14 @@ impl Store for FaultyStore {
         self.inner.expire_leases(owner_prefix).await
     }
     async fn renew_lease(&self, lease: &Lease, duration: Duration) -> stackdock_store::Result<()> {
+        if self
+            .failing_renewals
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(StoreError::Database(Box::new(std::io::Error::other(
+                "injected failure of a lease renewal",
+            ))));
+        }
         self.inner.renew_lease(lease, duration).await
     }
     async fn steps(
