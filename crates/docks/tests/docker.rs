@@ -335,6 +335,16 @@ async fn build_push_run_answer_http_then_deprovision_leaves_nothing() {
     assert_eq!(host["RestartPolicy"]["Name"], "unless-stopped");
     assert_eq!(host["LogConfig"]["Config"]["max-size"], "10m");
     assert_eq!(host["NetworkMode"], s.dock.settings["network"]);
+    // The dock's network outlives this container: it carries the dock's label, not the
+    // resource's marker.
+    let network = s.dock.settings["network"].as_str().expect("network");
+    let (_, shown) = engine("GET", &format!("/networks/{network}"), None);
+    assert_eq!(
+        shown["Labels"][LABEL_DOCK],
+        s.dock.id.to_string(),
+        "{shown}"
+    );
+    assert!(shown["Labels"].get(LABEL_MARKER).is_none(), "{shown}");
     assert_eq!(
         inspected["Config"]["Labels"]["stackdock.marker"],
         run.marker.as_str()

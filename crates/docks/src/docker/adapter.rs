@@ -752,7 +752,12 @@ impl DockAdapter for DockerAdapter {
             .await?;
         }
 
-        api.ensure_network(&settings.network, &labels).await?;
+        // The network is the dock's, shared by its containers and outliving each of them:
+        // it carries the dock's labels, never this resource's marker.
+        let mut network_labels = labels.clone();
+        network_labels.remove(LABEL_MARKER);
+        api.ensure_network(&settings.network, &network_labels)
+            .await?;
 
         let container_id = match ctx.step::<DockerStep>("container_created")? {
             Some(DockerStep::ContainerCreated { container_id, .. }) => container_id,
