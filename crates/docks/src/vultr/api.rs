@@ -99,7 +99,14 @@ impl Instance {
             plan: w.plan,
             os: w.os,
             main_ip: assigned(w.main_ip),
-            v6_main_ip: assigned(w.v6_main_ip),
+            // The schema names only `v6_networks[].main_ip`; `v6_main_ip` is in its examples.
+            v6_main_ip: assigned(w.v6_main_ip).or_else(|| {
+                assigned(
+                    raw["v6_networks"][0]["main_ip"]
+                        .as_str()
+                        .map(str::to_string),
+                )
+            }),
             tags: w.tags,
             raw,
         })
@@ -537,6 +544,27 @@ mod tests {
             name: name.into(),
             data: data.into(),
         }
+    }
+
+    #[test]
+    fn an_ipv6_address_is_read_from_v6_networks_when_v6_main_ip_is_absent() {
+        let instance = |extra: Value| {
+            let mut raw = json!({"id": "i", "label": "web", "status": "active",
+                                 "power_status": "running", "server_status": "ok"});
+            for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+                raw[k] = v;
+            }
+            Instance::from_value(raw).expect("an instance").v6_main_ip
+        };
+        assert_eq!(
+            instance(json!({"v6_networks": [{"main_ip": "2001:db8::1", "network_size": 64}]})),
+            Some("2001:db8::1".to_string())
+        );
+        assert_eq!(
+            instance(json!({"v6_main_ip": "2001:db8::2", "v6_networks": []})),
+            Some("2001:db8::2".to_string())
+        );
+        assert_eq!(instance(json!({"v6_main_ip": ""})), None);
     }
 
     #[test]
