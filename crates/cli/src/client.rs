@@ -58,6 +58,7 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn new(conn: &Conn) -> Result<Self, CliError> {
+        let base = server_url(&conn.url)?;
         let token = match &conn.token {
             Some(t) => t.trim().to_string(),
             None => {
@@ -74,7 +75,7 @@ impl Client {
         };
         Ok(Self {
             http: reqwest::Client::new(),
-            base: conn.url.trim_end_matches('/').to_string(),
+            base,
             token,
         })
     }
@@ -105,7 +106,14 @@ impl Client {
             Value::Null
         } else {
             serde_json::from_str(&text).map_err(|_| {
-                CliError::Other(format!("the server answered {status} with a non-JSON body"))
+                let what = format!(
+                    "{} answered {status} with a non-JSON body: is it StackDock?",
+                    self.base
+                );
+                match status.as_u16() {
+                    401 | 403 => CliError::Auth(what),
+                    _ => CliError::Other(what),
+                }
             })?
         };
         if status.is_success() {
@@ -124,6 +132,22 @@ impl Client {
             CliError::Other(format!("request to {} failed: {e}", self.base))
         }
     }
+}
+
+/// The server's URL as given (`--url` or `STACKDOCK_URL`), checked: an `http` or `https`
+/// URL with a host. Without its scheme (`127.0.0.1:7878`) the request could not even be
+/// built, and the HTTP client's own words for that name no cause.
+fn server_url(given: &str) -> Result<String, CliError> {
+    let refused = |why: &str| {
+        CliError::Input(format!(
+            "the server URL {given:?} {why}: give it as http://host:port (--url or STACKDOCK_URL)"
+        ))
+    };
+    let url = reqwest::Url::parse(given.trim()).map_err(|_| refused("is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(refused("is not an http(s) URL with a host"));
+    }
+    Ok(given.trim().trim_end_matches('/').to_string())
 }
 
 pub(crate) fn error_from(status: StatusCode, body: &Value) -> CliError {

@@ -189,7 +189,23 @@ pub(crate) async fn provision(a: ProvisionArgs) -> CliResult {
         return Ok(ExitCode::SUCCESS);
     }
     let id = created["id"].as_str().unwrap_or_default().to_string();
-    let done = follow(&client, &id, !a.conn.json).await?;
+    // Recorded: from here on, running the command again would make a second resource, so
+    // the id is told before anything else can fail (following it may, the resource not).
+    eprintln!("{} {id} requested; following it", a.kind);
+    let done = follow(&client, &id, !a.conn.json).await.map_err(|e| {
+        let followed = |m: String| {
+            format!(
+                "{m} (the {} {id} was requested; `stackdock status {id}` shows it)",
+                a.kind
+            )
+        };
+        match e {
+            CliError::Input(m) => CliError::Input(followed(m)),
+            CliError::Auth(m) => CliError::Auth(followed(m)),
+            CliError::Unreachable(m) => CliError::Unreachable(followed(m)),
+            CliError::Other(m) => CliError::Other(followed(m)),
+        }
+    })?;
     settle_report(&done, a.conn.json, "provisioned")
 }
 

@@ -119,6 +119,9 @@ fn relative(root: &Path, full: &Path) -> Result<String, CliError> {
     Ok(parts.join("/"))
 }
 
+/// The most digests one `POST /api/v1/files/missing` asks about (the server's limit).
+const ASK_AT_MOST: usize = 10_000;
+
 /// Reads `dir` (given as `flag`, which errors name), uploads what the server lacks, and
 /// answers the manifest.
 pub(crate) async fn upload_folder(
@@ -128,15 +131,21 @@ pub(crate) async fn upload_folder(
 ) -> Result<Value, CliError> {
     let files = read_folder(dir, flag)?;
     let digests: Vec<&str> = files.iter().map(|f| f.sha256.as_str()).collect();
-    let answer = client
-        .post("/api/v1/files/missing", &json!({ "sha256": digests }))
-        .await?;
-    let missing: std::collections::HashSet<&str> = answer["missing"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let mut missing = std::collections::HashSet::new();
+    // The server answers at most this many digests per question.
+    for asked in digests.chunks(ASK_AT_MOST) {
+        let answer = client
+            .post("/api/v1/files/missing", &json!({ "sha256": asked }))
+            .await?;
+        missing.extend(
+            answer["missing"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string),
+        );
+    }
     let mut sent = std::collections::HashSet::new();
     for f in &files {
         if !missing.contains(f.sha256.as_str()) || !sent.insert(f.sha256.as_str()) {

@@ -298,23 +298,28 @@ pub(crate) async fn run(args: UpArgs) -> CliResult {
             )));
         }
     };
-    refuse_foreign_keys(&*store, org_id, &keyring).await?;
     let token_path = args.data_dir.join("owner-token");
     if let Some(token) = &new_token {
-        // A token file left from an earlier database names a token this one never had.
-        match std::fs::remove_file(&token_path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(CliError::Other(format!("{}: {e}", token_path.display())));
-            }
-            _ => {}
-        }
-        write_private(&token_path, &token.0).map_err(fail("cannot write the owner token"))?;
+        // The organisation and its token are committed: shown before anything else can fail
+        // (writing the file, a check below), since no later start mints another.
         println!(
             "Owner token (shown once; saved to {}):",
             token_path.display()
         );
         println!("  {}", token.0);
+        // A token file left from an earlier database names a token this one never had.
+        let saved = match std::fs::remove_file(&token_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => write_private(&token_path, &token.0),
+        };
+        saved.map_err(|e| {
+            CliError::Other(format!(
+                "cannot write the owner token to {}: {e}; it is shown above, keep it",
+                token_path.display()
+            ))
+        })?;
     }
+    refuse_foreign_keys(&*store, org_id, &keyring).await?;
 
     // Our own workers from before a crash or a kill hold leases nobody else will renew.
     match store.expire_leases(&format!("{node}-")).await {

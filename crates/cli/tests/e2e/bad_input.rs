@@ -277,6 +277,19 @@ async fn bad_input_is_refused_clearly_and_leaves_no_row() {
         "after",
     );
     assert_error(
+        "events beyond the newest",
+        &app.get("/api/v1/events?after=999999999").await,
+        400,
+        "beyond the newest",
+    );
+    assert_error(
+        "events of no such resource",
+        &app.get("/api/v1/events?resource_id=00000000-0000-4000-8000-000000000000")
+            .await,
+        404,
+        "",
+    );
+    assert_error(
         "unknown route",
         &app.get("/api/v2/anything").await,
         404,

@@ -12,6 +12,13 @@ async fn the_cli_provisions_lists_and_deprovisions_with_exit_statuses() {
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(err.contains("provisioning"), "no live progress: {err}");
     assert!(out.contains("provisioned") && out.contains("ipv4"), "{out}");
+    // The id is told as soon as the request is recorded, before following it can fail.
+    let listed = app.get("/api/v1/servers").await.body;
+    let id = listed["items"][0]["id"]
+        .as_str()
+        .expect("the row")
+        .to_string();
+    assert!(err.contains(&format!("{id} requested")), "{err}");
 
     let mut json_args = provision_args(DOCK, "web-2", "s-1vcpu-1gb");
     json_args.push("--json");
@@ -93,6 +100,12 @@ async fn the_cli_provisions_lists_and_deprovisions_with_exit_statuses() {
         serde_json::from_str::<Value>(&out).unwrap()["error"]["code"],
         "unreachable"
     );
+    // A URL without its scheme is bad input, said so.
+    for url in ["127.0.0.1:7878", "localhost:7878", "ftp://127.0.0.1:7878"] {
+        let (code, out, err) = app.cli(&["list", "--url", url]).await;
+        assert_eq!(code, 2, "{url}: {out}{err}");
+        assert!(err.contains("http://host:port"), "{url}: {err}");
+    }
     let (code, _, _) = app
         .cli(&["provision", "boat", "--dock", DOCK, "--name", "x"])
         .await;

@@ -318,3 +318,39 @@ async fn a_second_stackdock_on_the_same_data_dir_is_refused() {
     let (child, _) = start_server(&data, None, &[], &[]);
     stop(child);
 }
+
+/// The first start commits the organisation and its owner token before it writes the token's
+/// file; a later start mints none. So the token is shown first, and a file that cannot be
+/// written (here a directory stands in its place) stops the start with the token already
+/// in the owner's hands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_token_is_shown_even_when_its_file_cannot_be_written() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join(".stackdock");
+    std::fs::create_dir_all(data.join("owner-token")).unwrap();
+    let run = tokio::process::Command::new(binary())
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env_remove("STACKDOCK_DATABASE_URL")
+        .env_remove("STACKDOCK_MASTER_KEY")
+        .stdin(Stdio::null())
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), run)
+        .await
+        .expect("up stops")
+        .expect("up runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("Owner token"), "{stdout}{stderr}");
+    assert!(
+        stdout.lines().any(|l| l.trim().starts_with("sdt_")),
+        "the token itself: {stdout}"
+    );
+    assert!(
+        stderr.contains("cannot write the owner token") && stderr.contains("shown above"),
+        "{stderr}"
+    );
+}

@@ -15,7 +15,7 @@ impl FromRequest<AppState> for JsonObject {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
+            .map_err(|e| super::rejected(e.status(), "could not read the body", e.body_text()))?;
         if bytes.is_empty() {
             return Err(ApiError::bad_request(
                 "request body must be a JSON object; it is empty",

@@ -10,6 +10,7 @@ use serde_json::Value;
 use stackdock_core::{Dock, DockId, DockName, OrgId, Provider, SecretString};
 use stackdock_docks::RateLimit;
 use stackdock_engine::intent::{DockUpdate, NewDock};
+use stackdock_store::StoreError;
 
 use super::body::JsonObject;
 use super::page::{Listing, PageQuery};
@@ -22,11 +23,11 @@ use crate::view::{ConfigSchemaView, DockView, MeView, OperationView};
 /// Finds a dock by id or by name, as every `--dock` accepts either.
 pub(crate) async fn resolve(state: &AppState, org: OrgId, text: &str) -> Result<Dock, ApiError> {
     if let Ok(id) = text.parse::<DockId>() {
-        return state
-            .store
-            .get_dock(org, id)
-            .await
-            .map_err(|_| ApiError::not_found(format!("dock {text} not found")));
+        // Only "not there" is a 404: a store that cannot answer says so as itself.
+        return state.store.get_dock(org, id).await.map_err(|e| match e {
+            StoreError::NotFound { .. } => ApiError::not_found(format!("dock {text} not found")),
+            other => ApiError::from(other),
+        });
     }
     let name = DockName::try_from(text.to_string())
         .map_err(|_| ApiError::not_found(format!("dock {text:?} not found")))?;

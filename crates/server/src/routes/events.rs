@@ -98,6 +98,19 @@ pub(crate) async fn stream(
         state.store.latest_change().await?,
         state.store.latest_deploy_log().await?,
     );
+    // An id the feed never reached (from another installation, or a database set up
+    // again) would hold back every event until the feed caught up with it.
+    if let Some(after) = resumed.filter(|&after| after > now.0) {
+        return Err(ApiError::bad_request(format!(
+            "after: event {after} is beyond the newest event, {}",
+            now.0
+        )));
+    }
+    // A stream of one resource that is not there (or not this organisation's) would stay
+    // empty for ever.
+    if let Some(id) = only {
+        state.store.get_resource(actor.org_id, id).await?;
+    }
     let cursor = resumed.unwrap_or(now.0);
     let log_cursor = match (only, resumed) {
         (Some(_), None) => 0,

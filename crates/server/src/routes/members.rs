@@ -73,7 +73,9 @@ pub(crate) async fn add_member(
     b: AddMember,
 ) -> Result<AddedMemberView, ApiError> {
     let actor = caller.actor();
-    let email = b.email.trim();
+    // Addresses are compared without regard to case: sign-in lowercases what it is given.
+    let email = b.email.trim().to_lowercase();
+    let email = email.as_str();
     if email.is_empty() || !email.contains('@') || email.len() > 254 {
         return Err(ApiError::bad_request(
             "email: must be an email address (name@host)",

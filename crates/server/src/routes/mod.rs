@@ -233,7 +233,7 @@ fn table() -> Vec<Entry> {
             Method::GET,
             "/api/v1/events",
             Needs(ProvisioningRead),
-            Doc::new("Stream resource changes as server-sent events").about("Each event is `resource` with the change as JSON; `after` resumes after a journal id.").query::<events::EventsQuery>().events(),
+            Doc::new("Stream resource changes as server-sent events").about("Each event is `resource` with the change as JSON; `after` resumes after a journal id (one beyond the newest is refused); `resource_id` follows one resource, which must exist.").query::<events::EventsQuery>().events().errors(&[404]),
             get(events::stream),
         ),
                 (
@@ -535,9 +535,56 @@ pub(crate) fn path_error(e: PathRejection) -> ApiError {
 }
 
 pub(crate) fn body_error(e: axum::extract::rejection::JsonRejection) -> ApiError {
-    ApiError::bad_request(format!("invalid body: {}", e.body_text()))
+    rejected(e.status(), "invalid body", e.body_text())
+}
+
+/// A body the server would not take: too large is said as such (413, which a client
+/// should not retry as it is); anything else (not JSON, unreadable) is a 400 naming it.
+pub(crate) fn rejected(status: StatusCode, what: &str, text: String) -> ApiError {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            status,
+            "too_large",
+            format!("the request body is larger than this route takes: {text}"),
+        ),
+        _ => ApiError::bad_request(format!("{what}: {text}")),
+    }
 }
 
 pub(crate) fn query_error(e: QueryRejection) -> ApiError {
     ApiError::bad_request(format!("invalid query: {}", e.body_text()))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::{Body, Bytes};
+    use axum::extract::{FromRequest, Request};
+    use axum::http::StatusCode;
+
+    use super::rejected;
+
+    /// The body extractor's own refusals keep their meaning: one over the default limit is
+    /// a 413 saying so, not a 400 that a client would read as its mistake of shape.
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_413_and_a_broken_one_400() {
+        let big = Request::builder()
+            .method("POST")
+            .uri("/api/v1/servers")
+            .header("content-type", "application/json")
+            .body(Body::from(vec![b' '; 3 << 20]))
+            .expect("a request");
+        let Err(e) = Bytes::from_request(big, &()).await else {
+            panic!("a 3 MiB body was read whole");
+        };
+        let answer = rejected(e.status(), "could not read the body", e.body_text());
+        assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(answer.code, "too_large");
+        assert!(answer.message.contains("larger"), "{}", answer.message);
+
+        let other = rejected(StatusCode::BAD_REQUEST, "invalid body", "EOF".into());
+        assert_eq!(
+            (other.status, other.code),
+            (StatusCode::BAD_REQUEST, "bad_request")
+        );
+    }
 }

@@ -189,9 +189,14 @@ pub(crate) async fn create(
     let Path(collection) = path.map_err(path_error)?;
     let kind = kind_of(&collection)?;
     let dock_ref = body.take_string("dock")?;
+    // A dock the body names that is not there is a field error; any other failure to read
+    // it is the server's, and answered as such.
     let dock = super::docks::resolve(&state, actor.org_id, &dock_ref)
         .await
-        .map_err(|e| ApiError::invalid(format!("dock: {}", e.message)))?;
+        .map_err(|e| match e.status {
+            StatusCode::NOT_FOUND => ApiError::invalid(format!("dock: {}", e.message)),
+            _ => e,
+        })?;
     if kind == ResourceKind::WebService {
         super::files::check_uploaded(&state, &body.0)?;
     }

@@ -471,7 +471,7 @@ pub(crate) async fn login(c: &mut PgConnection, email: &str) -> Result<Option<Lo
     let row = sqlx::query(
         "SELECT u.id, m.org_id, u.password_hash FROM users u
          JOIN memberships m ON m.user_id = u.id
-         WHERE u.email = $1 ORDER BY m.created_at, m.org_id LIMIT 1",
+         WHERE lower(u.email) = lower($1) ORDER BY m.created_at, m.org_id LIMIT 1",
     )
     .bind(email)
     .fetch_optional(&mut *c)

@@ -475,7 +475,7 @@ pub(crate) fn login(conn: &Connection, email: &str) -> Result<Option<Login>> {
         .prepare_cached(
             "SELECT u.id, m.org_id, u.password_hash FROM users u
              JOIN memberships m ON m.user_id = u.id
-             WHERE u.email = ?1 ORDER BY m.created_at, m.org_id LIMIT 1",
+             WHERE lower(u.email) = lower(?1) ORDER BY m.created_at, m.org_id LIMIT 1",
         )?
         .query_row(params![email], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
