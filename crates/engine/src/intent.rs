@@ -495,19 +495,19 @@ impl Engine {
                 )));
             }
         };
-        let op = store
-            .request_cancel(actor.org_id, op.id)
-            .await
-            .map_err(|e| match e {
-                StoreError::Refused { message } => EngineError::Conflict(message),
-                other => EngineError::Store(other),
-            })?;
+        // The request and its audit row are one transaction.
         let audit = actor
             .audit(format!("{kind}.cancel"), Outcome::Requested)
             .resource(audit_ref(kind, id))
             .provider(resource.provider.clone())
             .details(json!({"name": resource.name, "operation_id": op.id}));
-        store.apply(Batch::new().push(Write::Audit(audit))).await?;
+        let op = store
+            .request_cancel(actor.org_id, op.id, audit)
+            .await
+            .map_err(|e| match e {
+                StoreError::Refused { message } => EngineError::Conflict(message),
+                other => EngineError::Store(other),
+            })?;
         self.inner.wake.notify_one();
         Ok((resource, op))
     }

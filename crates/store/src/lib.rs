@@ -583,9 +583,15 @@ pub trait Store: Send + Sync + 'static {
     async fn due_waiting_docks(&self, limit: u32) -> Result<Vec<(OrgId, DockId)>>;
     /// When the next waiting operation is due, if any waits.
     async fn next_waiting(&self) -> Result<Option<Timestamp>>;
-    /// Asks an unfinished operation to stop; a waiting one becomes runnable at once.
-    /// [`StoreError::Refused`] if it has finished.
-    async fn request_cancel(&self, org: OrgId, id: OperationId) -> Result<Operation>;
+    /// Asks an unfinished operation to stop, with `audit` in the same transaction; a waiting
+    /// one becomes runnable at once. [`StoreError::Refused`] if it has finished (nothing is
+    /// written).
+    async fn request_cancel(
+        &self,
+        org: OrgId,
+        id: OperationId,
+        audit: AuditEntry,
+    ) -> Result<Operation>;
     /// Ends now every lease held by a worker whose name starts with `owner_prefix`, so their
     /// operations can be claimed at once instead of when the leases run out; waiting
     /// operations such a worker held for a check become due at once. For a process that

@@ -485,8 +485,9 @@ impl Store for FaultyStore {
         &self,
         org: OrgId,
         id: OperationId,
+        audit: AuditEntry,
     ) -> stackdock_store::Result<Operation> {
-        self.inner.request_cancel(org, id).await
+        self.inner.request_cancel(org, id, audit).await
     }
     async fn record_api_calls(&self, calls: Vec<ApiCall>) -> stackdock_store::Result<()> {
         self.inner.record_api_calls(calls).await

@@ -474,8 +474,13 @@ impl Store for PostgresStore {
         read!(self, |c| operations::next_waiting(c))
     }
 
-    async fn request_cancel(&self, org: OrgId, id: OperationId) -> Result<Operation> {
-        in_transaction!(self, |c| operations::request_cancel(c, org, id))
+    async fn request_cancel(
+        &self,
+        org: OrgId,
+        id: OperationId,
+        audit: AuditEntry,
+    ) -> Result<Operation> {
+        in_transaction!(self, |c| operations::request_cancel(c, org, id, &audit))
     }
 
     async fn expire_leases(&self, owner_prefix: &str) -> Result<u64> {

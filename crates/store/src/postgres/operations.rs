@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
-use stackdock_core::{DockId, Operation, OperationId, OrgId, ResourceId, Step, Timestamp};
+use stackdock_core::{
+    AuditEntry, DockId, Operation, OperationId, OrgId, ResourceId, Step, Timestamp,
+};
 
 use super::codec::{
     get, id, json, json_col, micros, narrow, now, opt_id, opt_json, opt_json_col, opt_micros,
@@ -385,6 +387,7 @@ pub(crate) async fn request_cancel(
     c: &mut PgConnection,
     org: OrgId,
     op_id: OperationId,
+    audit: &AuditEntry,
 ) -> Result<Operation> {
     static SQL: OnceLock<String> = OnceLock::new();
     let sql = SQL.get_or_init(|| {
@@ -404,6 +407,7 @@ pub(crate) async fn request_cancel(
         .fetch_optional(&mut *c)
         .await?;
     if let Some(row) = cancelled {
+        super::audit::append(c, audit).await?;
         return operation(&row);
     }
     let state: Option<String> =

@@ -489,9 +489,18 @@ impl Store for SqliteStore {
         self.read(operations::next_waiting).await
     }
 
-    async fn request_cancel(&self, org: OrgId, id: OperationId) -> Result<Operation> {
-        self.write(move |conn| operations::request_cancel(conn, org, id))
-            .await
+    async fn request_cancel(
+        &self,
+        org: OrgId,
+        id: OperationId,
+        audit: AuditEntry,
+    ) -> Result<Operation> {
+        self.write(move |conn| {
+            let op = operations::request_cancel(conn, org, id)?;
+            audit::append(conn, &audit)?;
+            Ok(op)
+        })
+        .await
     }
 
     async fn expire_leases(&self, owner_prefix: &str) -> Result<u64> {

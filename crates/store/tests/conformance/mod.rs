@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use stackdock_core::{
-    ApiCall, Dock, DockId, DockName, Marker, OpKind, OpState, Operation, OperationId, Outcome,
-    ProvisioningSource, ProvisioningState, ResourceId, ResourceKind, Role, Step, StepStatus,
+    ApiCall, AuditEntry, Dock, DockId, DockName, Marker, OpKind, OpState, Operation, OperationId,
+    Outcome, ProvisioningSource, ProvisioningState, ResourceId, ResourceKind, Role, Step,
+    StepStatus,
 };
 use stackdock_store::{
     Batch, Change, DeployLogLine, IdempotentRequest, Lease, PageRequest, Principal, ResourceFilter,
@@ -1925,8 +1926,22 @@ pub async fn a_cancel_wakes_a_waiting_operation_and_is_refused_once_finished(sto
         .await
         .expect("park for an hour");
 
-    let cancelled = store.request_cancel(t.org, op.id).await.expect("cancel");
+    let audit = |what: &str| AuditEntry::new(t.org, None, what, Outcome::Requested);
+    let cancelled = store
+        .request_cancel(t.org, op.id, audit("server.cancel"))
+        .await
+        .expect("cancel");
     assert!(cancelled.cancel_requested);
+    // Its audit row came with it, in the same transaction.
+    let audited = store.list_audit(t.org, 10, None).await.expect("audit");
+    assert_eq!(
+        audited
+            .iter()
+            .filter(|a| a.action == "server.cancel")
+            .count(),
+        1,
+        "{audited:?}"
+    );
     assert_eq!(cancelled.state, OpState::Queued, "runnable at once");
     let claimed = store
         .claim_operation("w", LONG_LEASE)
@@ -1957,10 +1972,23 @@ pub async fn a_cancel_wakes_a_waiting_operation_and_is_refused_once_finished(sto
         .apply(Batch::new().push(Write::UpdateOperation(done)))
         .await
         .expect("finish");
-    let late = store.request_cancel(t.org, op.id).await;
+    let late = store
+        .request_cancel(t.org, op.id, audit("server.cancel.late"))
+        .await;
     assert!(matches!(late, Err(StoreError::Refused { .. })), "{late:?}");
+    let audited = store.list_audit(t.org, 10, None).await.expect("audit");
+    assert!(
+        audited.iter().all(|a| a.action != "server.cancel.late"),
+        "a refused cancel writes no audit row: {audited:?}"
+    );
     let other_org = tenant(store).await;
-    let hidden = store.request_cancel(other_org.org, op.id).await;
+    let hidden = store
+        .request_cancel(
+            other_org.org,
+            op.id,
+            AuditEntry::new(other_org.org, None, "server.cancel", Outcome::Requested),
+        )
+        .await;
     assert!(
         matches!(hidden, Err(StoreError::NotFound { .. })),
         "{hidden:?}"
@@ -2301,7 +2329,14 @@ pub async fn a_fenced_step_sets_the_provider_id_and_reports_a_cancel(store: &dyn
     assert_eq!(changes.len(), 1, "{changes:?}");
     assert_eq!(changes[0].resource, stored);
 
-    store.request_cancel(t.org, op.id).await.expect("cancel");
+    store
+        .request_cancel(
+            t.org,
+            op.id,
+            AuditEntry::new(t.org, None, "server.cancel", Outcome::Requested),
+        )
+        .await
+        .expect("cancel");
     let done = store
         .apply_fenced(
             t.org,
