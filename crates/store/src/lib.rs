@@ -416,8 +416,15 @@ pub trait Store: Send + Sync + 'static {
         page: &PageRequest<MemberKey>,
     ) -> Result<Page<Member, MemberKey>>;
     /// Takes up an invitation: if `token_hash` is an unexpired, unrevoked invitation, revokes
-    /// it and answers whom it was for; `None` otherwise. One transaction, so it is taken once.
-    async fn accept_invitation(&self, token_hash: &str) -> Result<Option<Login>>;
+    /// it, sets the member's password to `password_hash` with `audit` (whose org and actor
+    /// become the invitation's) and answers whom it was for; `None` otherwise, writing
+    /// nothing. One transaction: it is taken once, and never without the password set.
+    async fn accept_invitation(
+        &self,
+        token_hash: &str,
+        password_hash: String,
+        audit: AuditEntry,
+    ) -> Result<Option<Login>>;
     /// Sets (or replaces) a user's password hash, with its audit row.
     async fn set_password(&self, user: UserId, hash: String, audit: AuditEntry) -> Result<()>;
     /// The user an email signs in as, if they are a member of some organisation.

@@ -555,8 +555,12 @@ impl Store for FaultyStore {
     async fn accept_invitation(
         &self,
         token_hash: &str,
+        password_hash: String,
+        audit: AuditEntry,
     ) -> stackdock_store::Result<Option<stackdock_store::Login>> {
-        self.inner.accept_invitation(token_hash).await
+        self.inner
+            .accept_invitation(token_hash, password_hash, audit)
+            .await
     }
     async fn set_password(
         &self,

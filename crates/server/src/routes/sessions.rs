@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
-use stackdock_core::{AuditEntry, Outcome, TokenId};
+use stackdock_core::{AuditEntry, OrgId, Outcome, TokenId};
 use stackdock_store::{Batch, NewSession, Write};
 
 use super::body_error;
@@ -283,22 +283,23 @@ pub(crate) async fn take_up_invitation(
     password: String,
 ) -> Result<stackdock_store::Login, ApiError> {
     check_password(&password)?;
-    let Some(login) = state.store.accept_invitation(&Token::hash(token)).await? else {
+    // Hashed first: the invitation is used up in the same transaction that sets the
+    // password, so it is never spent without one. The store puts the invitation's org and
+    // member on the audit row.
+    let hash = hash_password(password).await?;
+    let audit = AuditEntry::new(OrgId::default(), None, "user.password", Outcome::Success)
+        .details(json!({"through": "invitation"}));
+    let Some(login) = state
+        .store
+        .accept_invitation(&Token::hash(token), hash, audit)
+        .await?
+    else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
             "the invitation is unknown, used or expired; ask for a new one",
         ));
     };
-    let hash = hash_password(password).await?;
-    let audit = AuditEntry::new(
-        login.org_id,
-        Some(login.user_id),
-        "user.password",
-        Outcome::Success,
-    )
-    .details(json!({"through": "invitation"}));
-    state.store.set_password(login.user_id, hash, audit).await?;
     Ok(login)
 }
 

@@ -262,8 +262,18 @@ impl Store for PostgresStore {
         read!(self, |c| orgs::list_members(c, org, page))
     }
 
-    async fn accept_invitation(&self, token_hash: &str) -> Result<Option<Login>> {
-        in_transaction!(self, |c| orgs::accept_invitation(c, token_hash))
+    async fn accept_invitation(
+        &self,
+        token_hash: &str,
+        password_hash: String,
+        audit: AuditEntry,
+    ) -> Result<Option<Login>> {
+        in_transaction!(self, |c| orgs::take_up_invitation(
+            c,
+            token_hash,
+            &password_hash,
+            &audit
+        ))
     }
 
     async fn set_password(&self, user: UserId, hash: String, audit: AuditEntry) -> Result<()> {

@@ -550,6 +550,26 @@ pub(crate) async fn end_session(c: &mut PgConnection, secret_hash: &str) -> Resu
 
 /// Takes up an invitation. The token row is locked as it is read, so of two acceptances at
 /// once the second finds it revoked.
+/// [`accept_invitation`], then the member's password set with `audit` (its org and actor
+/// the invitation's), on one connection's transaction.
+pub(crate) async fn take_up_invitation(
+    c: &mut PgConnection,
+    token_hash: &str,
+    password_hash: &str,
+    audit: &AuditEntry,
+) -> Result<Option<Login>> {
+    let Some(login) = accept_invitation(c, token_hash).await? else {
+        return Ok(None);
+    };
+    let audit = AuditEntry {
+        org_id: login.org_id,
+        actor: Some(login.user_id),
+        ..audit.clone()
+    };
+    set_password(c, login.user_id, password_hash, &audit).await?;
+    Ok(Some(login))
+}
+
 pub(crate) async fn accept_invitation(
     c: &mut PgConnection,
     token_hash: &str,

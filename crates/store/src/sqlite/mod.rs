@@ -212,10 +212,26 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn accept_invitation(&self, token_hash: &str) -> Result<Option<Login>> {
+    async fn accept_invitation(
+        &self,
+        token_hash: &str,
+        password_hash: String,
+        audit: AuditEntry,
+    ) -> Result<Option<Login>> {
         let hash = token_hash.to_string();
-        self.write(move |conn| orgs::accept_invitation(conn, &hash))
-            .await
+        self.write(move |conn| {
+            let Some(login) = orgs::accept_invitation(conn, &hash)? else {
+                return Ok(None);
+            };
+            let audit = AuditEntry {
+                org_id: login.org_id,
+                actor: Some(login.user_id),
+                ..audit
+            };
+            orgs::set_password(conn, login.user_id, &password_hash, &audit)?;
+            Ok(Some(login))
+        })
+        .await
     }
 
     async fn set_password(&self, user: UserId, hash: String, audit: AuditEntry) -> Result<()> {

@@ -2380,6 +2380,76 @@ pub async fn a_fenced_step_sets_the_provider_id_and_reports_a_cancel(store: &dyn
 
 // ---- members and tokens ----
 
+pub async fn an_invitation_is_taken_once_with_the_password_it_sets(store: &dyn Store) {
+    use stackdock_core::{OrgId, TokenId};
+    use stackdock_store::NewToken;
+
+    let t = tenant(store).await;
+    let dev = store
+        .add_member(
+            t.org,
+            "invited@example.test",
+            Role::Developer,
+            audit(t.org, "member.add"),
+        )
+        .await
+        .expect("add a member");
+    store
+        .create_token(
+            NewToken {
+                id: TokenId::new(),
+                org_id: t.org,
+                user_id: dev.user_id,
+                token_hash: "inv-hash".into(),
+                name: Some("invitation".into()),
+                role: None,
+                expires_at: Some(now() + chrono::TimeDelta::days(1)),
+                invitation: true,
+            },
+            audit(t.org, "member.invite"),
+        )
+        .await
+        .expect("invite");
+    let placeholder = || AuditEntry::new(OrgId::new(), None, "user.password", Outcome::Success);
+
+    let unknown = store
+        .accept_invitation("not-an-invitation", "$argon2id$x".into(), placeholder())
+        .await
+        .expect("asked");
+    assert!(unknown.is_none());
+    let login = store
+        .accept_invitation("inv-hash", "$argon2id$set".into(), placeholder())
+        .await
+        .expect("taken")
+        .expect("an invitation");
+    assert_eq!((login.org_id, login.user_id), (t.org, dev.user_id));
+    // Its password is set with it, audited as the member in the invitation's org.
+    let signs_in = store
+        .login("invited@example.test")
+        .await
+        .expect("login")
+        .expect("a member");
+    assert_eq!(signs_in.password_hash.as_deref(), Some("$argon2id$set"));
+    let audited = store.list_audit(t.org, 10, None).await.expect("audit");
+    let set = audited
+        .iter()
+        .find(|a| a.action == "user.password")
+        .expect("the password's audit row");
+    assert_eq!(set.actor, Some(dev.user_id));
+    // Taken once: a second use changes nothing.
+    let again = store
+        .accept_invitation("inv-hash", "$argon2id$other".into(), placeholder())
+        .await
+        .expect("asked");
+    assert!(again.is_none());
+    let still = store
+        .login("invited@example.test")
+        .await
+        .expect("login")
+        .expect("a member");
+    assert_eq!(still.password_hash.as_deref(), Some("$argon2id$set"));
+}
+
 pub async fn tokens_carry_a_capped_role_expire_and_revoke(store: &dyn Store) {
     use stackdock_core::{TokenId, UserId};
     use stackdock_store::NewToken;
@@ -3163,6 +3233,7 @@ macro_rules! every_test {
             journal_batches_are_written_whole,
             a_fenced_step_sets_the_provider_id_and_reports_a_cancel,
             tokens_carry_a_capped_role_expire_and_revoke,
+            an_invitation_is_taken_once_with_the_password_it_sets,
             the_last_owner_stays,
             audit_is_searched_by_every_filter_a_page_at_a_time,
             a_reseal_replaces_only_what_it_read_and_updates_leave_input_alone,
