@@ -416,6 +416,19 @@ async fn every_route_answers_as_the_document_says() {
             .0,
         400
     );
+    // Following a resource that is not there is refused, not an empty stream for ever.
+    assert_eq!(
+        c.check(
+            M::GET,
+            "/api/v1/events?resource_id=00000000-0000-4000-8000-000000000000",
+            &[],
+            None,
+            owner
+        )
+        .await
+        .0,
+        404
+    );
 
     // Members and tokens.
     c.check(M::GET, "/api/v1/members", &[], None, owner).await;
