@@ -11,7 +11,9 @@
 //!    exist; undoing it deletes the site of that name, if there is one.
 //! 2. [`NetlifyStep::SiteCreated`] — the site, created or adopted; tracks its id. Undoing it
 //!    deletes the site, which deletes its deploys.
-//! 3. [`NetlifyStep::DeployCreated`] — `POST /sites/{id}/deploys` with `{files: {"/path":
+//! 3. [`NetlifyStep::DeploySent`] — before the deploy is asked for. A later run finds the
+//!    site's deploy, if an earlier request made one, instead of asking again.
+//! 4. [`NetlifyStep::DeployCreated`] — `POST /sites/{id}/deploys` with `{files: {"/path":
 //!    sha1}}`, the SHA-1s computed from the bytes the engine's file store hands out. Undoing
 //!    it cancels the deploy.
 //!
@@ -66,9 +68,19 @@ pub enum NetlifyStep {
         site: String,
         adopted: bool,
     },
+    /// Recorded before the deploy is asked for: from here on the site may hold one whose
+    /// answer never arrived. The site is this resource's alone, so a deploy in it is that
+    /// one; undoing the site deletes it.
+    DeploySent {
+        site_id: String,
+    },
     DeployCreated {
         site_id: String,
         deploy_id: String,
+        /// Found on the site after a lost answer rather than made by this run's request.
+        /// Absent from steps recorded before it was kept.
+        #[serde(default)]
+        adopted: bool,
     },
 }
 
@@ -77,6 +89,7 @@ impl AdapterStep for NetlifyStep {
         match self {
             Self::SiteCreateSent { .. } => "site_create_sent",
             Self::SiteCreated { .. } => "site_created",
+            Self::DeploySent { .. } => "deploy_sent",
             Self::DeployCreated { .. } => "deploy_created",
         }
     }
@@ -216,6 +229,8 @@ impl DockAdapter for NetlifyAdapter {
             paths_of.entry(sha1).or_default().push(i);
         }
 
+        // Whether this run's request made the site (so no deploy can be on it yet).
+        let mut fresh = false;
         let site = match ctx.step::<NetlifyStep>("site_created")? {
             Some(NetlifyStep::SiteCreated { site_id, .. }) => api
                 .get_site(&site_id)
@@ -252,6 +267,7 @@ impl DockAdapter for NetlifyAdapter {
                     Err(e) => return Err(e),
                 };
                 let adopted = made.adopted();
+                fresh = !adopted;
                 let site = made.into_inner();
                 ctx.record(&NetlifyStep::SiteCreated {
                     site_id: site.id.clone(),
@@ -273,18 +289,31 @@ impl DockAdapter for NetlifyAdapter {
                     message: format!("deploy {deploy_id} was deleted while it was provisioned"),
                 })?,
             _ => {
-                let deploy = api
-                    .create_deploy(
-                        &site.id,
-                        &CreateDeploy {
-                            files: digests,
-                            is_async: config.files.entries().len() > ASYNC_ABOVE,
-                        },
-                    )
-                    .await?;
+                // A site this run did not just make is the resource's own from an earlier
+                // run, which may have made the deploy and lost its answer, or crashed before
+                // its record was kept: asking again would deploy twice.
+                let sent_before = !fresh || ctx.step::<NetlifyStep>("deploy_sent")?.is_some();
+                ctx.record_before_sending(&NetlifyStep::DeploySent {
+                    site_id: site.id.clone(),
+                })
+                .await?;
+                let request = CreateDeploy {
+                    files: digests,
+                    is_async: config.files.entries().len() > ASYNC_ABOVE,
+                };
+                let made = create_or_adopt(
+                    ctx,
+                    sent_before,
+                    |attempt| api.create_deploy(&site.id, &request, attempt),
+                    || api.latest_deploy(&site.id),
+                )
+                .await?;
+                let adopted = made.adopted();
+                let deploy = made.into_inner();
                 ctx.record(&NetlifyStep::DeployCreated {
                     site_id: site.id.clone(),
                     deploy_id: deploy.id.clone(),
+                    adopted,
                 })
                 .await?;
                 deploy
@@ -342,13 +371,15 @@ impl DockAdapter for NetlifyAdapter {
 
     async fn undo(&self, ctx: &mut Ctx, dock: &DockAccess, step: &Step) -> Result<(), DockError> {
         let api = self.api(ctx, dock);
-        if step.name.starts_with("site_") || step.name == "deploy_created" {
+        if step.name.starts_with("site_") || step.name.starts_with("deploy_") {
             return match decode_step::<NetlifyStep>(step)? {
                 NetlifyStep::SiteCreateSent { site, .. } => match api.find_site(&site).await? {
                     Some(found) => api.delete_site(&found.id).await,
                     None => Ok(()),
                 },
                 NetlifyStep::SiteCreated { site_id, .. } => api.delete_site(&site_id).await,
+                // A deploy that may exist is on the site, whose undo deletes it.
+                NetlifyStep::DeploySent { .. } => Ok(()),
                 NetlifyStep::DeployCreated { deploy_id, .. } => api.cancel_deploy(&deploy_id).await,
             };
         }

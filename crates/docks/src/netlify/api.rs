@@ -345,24 +345,19 @@ impl NetlifyApi {
         absent(self.http.delete(&format!("/sites/{id}")).await).map(drop)
     }
 
-    /// `POST /sites/{site_id}/deploys` with the file digests. Repeating it makes another
-    /// deploy of the same site, which only the answered one is followed of, and which goes
-    /// with the site: so it is sent as repeatable.
+    /// `POST /sites/{site_id}/deploys` with the file digests, sent once: repeating it would
+    /// make a second deploy of the site, so a lost answer is settled by looking for the
+    /// site's deploy.
     pub async fn create_deploy(
         &self,
         site_id: &str,
         req: &CreateDeploy,
+        attempt: u32,
     ) -> Result<Deploy, DockError> {
         let body = serde_json::to_value(req).map_err(|e| protocol(e.to_string()))?;
         let resp = self
             .http
-            .send(
-                Method::POST,
-                &format!("/sites/{site_id}/deploys"),
-                &[],
-                Some(&body),
-                Idempotence::Repeatable,
-            )
+            .post_once(&format!("/sites/{site_id}/deploys"), &body, attempt)
             .await?;
         Deploy::from_value(resp.body)
     }

@@ -12,7 +12,9 @@
 //!    project may exist; undoing it deletes the project of that name, if there is one.
 //! 2. [`VercelStep::ProjectCreated`] — the project, created or adopted; tracks its id.
 //!    Undoing it deletes the project, which deletes its deployments.
-//! 3. [`VercelStep::DeploymentCreated`] — `POST /v13/deployments` with `files: [{file, sha,
+//! 3. [`VercelStep::DeploymentSent`] — before the deployment is asked for. A later run finds
+//!    the project's deployment, if an earlier request made one, instead of asking again.
+//! 4. [`VercelStep::DeploymentCreated`] — `POST /v13/deployments` with `files: [{file, sha,
 //!    size}]`, the SHA-1s computed from the bytes the engine's file store hands out. When
 //!    Vercel answers `missing_files`, only the contents it lists are uploaded
 //!    (`POST /v2/files`, `x-vercel-digest`) and the deployment is asked for again. Undoing the
@@ -73,9 +75,19 @@ pub enum VercelStep {
         project: String,
         adopted: bool,
     },
+    /// Recorded before the deployment is asked for: from here on the project may hold one
+    /// whose answer never arrived. The project is this resource's alone, so a deployment in
+    /// it is that one; undoing the project deletes it.
+    DeploymentSent {
+        project_id: String,
+    },
     DeploymentCreated {
         project_id: String,
         deployment_id: String,
+        /// Found in the project after a lost answer rather than made by this run's request.
+        /// Absent from steps recorded before it was kept.
+        #[serde(default)]
+        adopted: bool,
     },
 }
 
@@ -84,6 +96,7 @@ impl AdapterStep for VercelStep {
         match self {
             Self::ProjectCreateSent { .. } => "project_create_sent",
             Self::ProjectCreated { .. } => "project_created",
+            Self::DeploymentSent { .. } => "deployment_sent",
             Self::DeploymentCreated { .. } => "deployment_created",
         }
     }
@@ -265,7 +278,7 @@ impl DockAdapter for VercelAdapter {
             entry_of.entry(sha).or_insert(i);
         }
 
-        let project = own_project(ctx, &api, &marker).await?;
+        let (project, fresh) = own_project_made(ctx, &api, &marker).await?;
 
         let deployment = match ctx.step::<VercelStep>("deployment_created")? {
             Some(VercelStep::DeploymentCreated { deployment_id, .. }) => api
@@ -273,6 +286,14 @@ impl DockAdapter for VercelAdapter {
                 .await?
                 .ok_or_else(|| gone(format!("deployment {deployment_id}")))?,
             _ => {
+                // A project this run did not just make is the resource's own from an earlier
+                // run, which may have made the deployment and lost its answer, or crashed
+                // before its record was kept: asking again would deploy twice.
+                let sent_before = !fresh || ctx.step::<VercelStep>("deployment_sent")?.is_some();
+                ctx.record_before_sending(&VercelStep::DeploymentSent {
+                    project_id: project.id.clone(),
+                })
+                .await?;
                 let request = CreateDeployment {
                     name: project.name.clone(),
                     project: project.id.clone(),
@@ -280,11 +301,15 @@ impl DockAdapter for VercelAdapter {
                     files: listed,
                     project_settings: ProjectSettings::default(),
                 };
-                let deployment =
-                    create_deployment(ctx, &api, &request, &config.files, &entry_of).await?;
+                let made =
+                    create_deployment(ctx, &api, &request, sent_before, (&config.files, &entry_of))
+                        .await?;
+                let adopted = made.adopted();
+                let deployment = made.into_inner();
                 ctx.record(&VercelStep::DeploymentCreated {
                     project_id: project.id.clone(),
                     deployment_id: deployment.id.clone(),
+                    adopted,
                 })
                 .await?;
                 deployment
@@ -333,6 +358,8 @@ impl DockAdapter for VercelAdapter {
                 None => Ok(()),
             },
             VercelStep::ProjectCreated { project_id, .. } => api.delete_project(&project_id).await,
+            // A deployment that may exist is in the project, whose undo deletes it.
+            VercelStep::DeploymentSent { .. } => Ok(()),
             VercelStep::DeploymentCreated { deployment_id, .. } => {
                 api.cancel_deployment(&deployment_id).await
             }
@@ -422,11 +449,23 @@ pub(super) async fn own_project(
     api: &VercelApi,
     marker: &Marker,
 ) -> Result<Project, DockError> {
+    own_project_made(ctx, api, marker)
+        .await
+        .map(|(project, _)| project)
+}
+
+/// [`own_project`], and whether this run's request made it (so nothing else can be in it).
+async fn own_project_made(
+    ctx: &mut Ctx,
+    api: &VercelApi,
+    marker: &Marker,
+) -> Result<(Project, bool), DockError> {
     let name = project_name(marker);
-    let project = match ctx.step::<VercelStep>("project_created")? {
+    let made = match ctx.step::<VercelStep>("project_created")? {
         Some(VercelStep::ProjectCreated { project_id, .. }) => api
             .get_project(&project_id)
             .await?
+            .map(Created::Adopted)
             .ok_or_else(|| gone(format!("project {name}")))?,
         _ => {
             let sent_before = ctx.step::<VercelStep>("project_create_sent")?.is_some();
@@ -454,33 +493,45 @@ pub(super) async fn own_project(
                 }
                 Err(e) => return Err(e),
             };
-            let adopted = made.adopted();
-            let project = made.into_inner();
+            let project = match &made {
+                Created::New(p) | Created::Adopted(p) => p,
+            };
             ctx.record(&VercelStep::ProjectCreated {
                 project_id: project.id.clone(),
                 project: project.name.clone(),
-                adopted,
+                adopted: made.adopted(),
             })
             .await?;
-            project
+            made
         }
     };
-    Ok(project)
+    let fresh = !made.adopted();
+    Ok((made.into_inner(), fresh))
 }
 
 /// Asks Vercel for the deployment; while it answers `missing_files`, uploads only the
-/// contents it lists and asks again.
+/// contents it lists and asks again. A request whose answer is lost is settled by looking
+/// for the project's deployment: a `missing_files` refusal made none, so one found is that
+/// request's. With `sent_before` (an earlier run may have deployed), it is looked for first.
 async fn create_deployment(
-    ctx: &mut Ctx,
+    ctx: &Ctx,
     api: &VercelApi,
     request: &CreateDeployment,
-    files: &Files,
-    entry_of: &HashMap<String, usize>,
-) -> Result<Deployment, DockError> {
+    sent_before: bool,
+    (files, entry_of): (&Files, &HashMap<String, usize>),
+) -> Result<Created<Deployment>, DockError> {
     let mut uploaded = HashSet::new();
-    for _ in 0..CREATE_ROUNDS {
-        let missing = match api.create_deployment(request).await {
-            Ok(deployment) => return Ok(deployment),
+    for round in 0..CREATE_ROUNDS {
+        let made = create_or_adopt(
+            ctx,
+            // Only before the first request: a `missing_files` refusal made nothing.
+            sent_before && round == 0,
+            |attempt| api.create_deployment(request, attempt),
+            || api.latest_deployment(&request.project),
+        )
+        .await;
+        let missing = match made {
+            Ok(made) => return Ok(made),
             Err(DockError::Provider(p)) if p.code == api::MISSING_FILES => {
                 api::missing_digests(&p.message)
             }

@@ -305,15 +305,20 @@ impl VercelApi {
         .map(drop)
     }
 
-    /// `POST /v13/deployments`. Repeating it makes another deployment of the same project,
-    /// which goes with the project: so it is sent as repeatable. A `missing_files` refusal
-    /// comes back as the provider's error; see [`missing_digests`].
-    pub async fn create_deployment(&self, req: &CreateDeployment) -> Result<Deployment, DockError> {
+    /// `POST /v13/deployments`, sent once: repeating it would make a second deployment of
+    /// the project, so a lost answer is settled by looking for the project's deployment. A
+    /// `missing_files` refusal comes back as the provider's error; see [`missing_digests`].
+    pub async fn create_deployment(
+        &self,
+        req: &CreateDeployment,
+        attempt: u32,
+    ) -> Result<Deployment, DockError> {
         let body = serde_json::to_value(req).map_err(|e| protocol(e.to_string()))?;
-        Deployment::from_value(
-            self.call(Method::POST, "/v13/deployments", Some(&body))
-                .await?,
-        )
+        let resp = self
+            .http
+            .post_once(&self.scoped("/v13/deployments"), &body, attempt)
+            .await?;
+        Deployment::from_value(resp.body)
     }
 
     /// `GET /v13/deployments/{idOrUrl}`; `None` if it is gone (with its project).

@@ -104,7 +104,14 @@ impl Harness for Netlify {
 
     fn creates_with_marker(&self, kind: ResourceKind, marker: &Marker) -> usize {
         match kind {
-            ResourceKind::WebService => self.sandbox.site_creates(&site_name(marker)),
+            // The site and its deploy, each made once: the deploys still on the site are
+            // every one made for it.
+            ResourceKind::WebService => {
+                let name = site_name(marker);
+                let deploys = self.sandbox.deploys();
+                let deployed = deploys.iter().filter(|d| d["name"] == name).count();
+                self.sandbox.site_creates(&name).max(deployed)
+            }
             // A zone's name is unique, so a zone is never doubled; its marker record is
             // counted among the zone's records.
             ResourceKind::Domain => self
@@ -121,7 +128,8 @@ impl Harness for Netlify {
         match kind {
             // The zone, its marker record and the sample's one record.
             ResourceKind::Domain => 3,
-            _ => 1,
+            // The site, then its deploy.
+            _ => 2,
         }
     }
 
@@ -138,6 +146,8 @@ impl Harness for Netlify {
         let fault = match (kind, nth) {
             // The site's create is the first POST under /sites (its deploy comes after).
             (ResourceKind::WebService, 0) => fault("/api/v1/sites"),
+            // The deploy's create is the POST under the site.
+            (ResourceKind::WebService, 1) => fault("/api/v1/sites/"),
             (ResourceKind::Domain, 0) => fault("/api/v1/dns_zones"),
             // The records' creates are the POSTs under /dns_zones/, in order.
             (ResourceKind::Domain, n) if n < 3 => fault("/api/v1/dns_zones/").after(n as u32 - 1),
@@ -149,6 +159,7 @@ impl Harness for Netlify {
     fn adopted(&self, kind: ResourceKind, nth: usize, steps: &[Step]) -> bool {
         let step = match (kind, nth) {
             (ResourceKind::WebService, 0) => "site_created",
+            (ResourceKind::WebService, 1) => "deploy_created",
             (ResourceKind::Domain, 0) => "zone_created",
             (ResourceKind::Domain, 1) => "marker_record_created",
             (ResourceKind::Domain, 2) => "zone_record_1_created",

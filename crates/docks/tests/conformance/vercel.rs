@@ -107,7 +107,14 @@ impl Harness for Vercel {
 
     fn creates_with_marker(&self, kind: ResourceKind, marker: &Marker) -> usize {
         match kind {
-            ResourceKind::WebService => self.sandbox.project_creates(&project_name(marker)),
+            // The project and its deployment, each made once: the deployments still in the
+            // project are every one made for it.
+            ResourceKind::WebService => {
+                let name = project_name(marker);
+                let deployments = self.sandbox.deployments();
+                let deployed = deployments.iter().filter(|d| d["name"] == name).count();
+                self.sandbox.project_creates(&name).max(deployed)
+            }
             // A domain is on one project at most, so it is never doubled; its own project
             // could be, which shows as a second project of the marker's name adding it.
             ResourceKind::Domain => self.sandbox.domain_adds(&project_name(marker)),
@@ -115,19 +122,20 @@ impl Harness for Vercel {
         }
     }
 
-    fn creates_per_provision(&self, kind: ResourceKind) -> usize {
-        match kind {
-            // The domain's own project, then the domain.
-            ResourceKind::Domain => 2,
-            _ => 1,
-        }
+    fn creates_per_provision(&self, _kind: ResourceKind) -> usize {
+        // A domain's own project, then the domain; a web service's project, then its
+        // deployment.
+        2
     }
 
     fn lose_create_answer(&self, kind: ResourceKind, nth: usize, how: LostAnswer) {
         let post = Some("POST");
-        let path = match (kind, nth) {
-            (ResourceKind::WebService | ResourceKind::Domain, 0) => "/v11/projects",
-            (ResourceKind::Domain, 1) => "/v10/projects/",
+        // The deployment's first request is refused `missing_files` (the sample's page is new
+        // to the sandbox), which makes nothing: the second is the one that deploys.
+        let (path, skip) = match (kind, nth) {
+            (ResourceKind::WebService | ResourceKind::Domain, 0) => ("/v11/projects", 0),
+            (ResourceKind::Domain, 1) => ("/v10/projects/", 0),
+            (ResourceKind::WebService, 1) => ("/v13/deployments", 1),
             _ => panic!("{kind}: no create number {nth}"),
         };
         let fault = match how {
@@ -136,13 +144,14 @@ impl Harness for Vercel {
             LostAnswer::Dropped => Fault::disconnect(post, path, 1),
             LostAnswer::TimedOut => Fault::delay(post, path, Duration::from_secs(3), 1),
         };
-        self.sandbox.inject(fault);
+        self.sandbox.inject(fault.after(skip));
     }
 
     fn adopted(&self, kind: ResourceKind, nth: usize, steps: &[Step]) -> bool {
         let step = match (kind, nth) {
             (ResourceKind::WebService | ResourceKind::Domain, 0) => "project_created",
             (ResourceKind::Domain, 1) => "domain_added",
+            (ResourceKind::WebService, 1) => "deployment_created",
             _ => panic!("{kind}: no create number {nth}"),
         };
         steps
