@@ -133,20 +133,33 @@ impl HttpSession {
         body: &Value,
         attempt: u32,
     ) -> Result<ApiResponse, DockError> {
-        self.post_payload_once(path, Payload::Json(Some(body)), attempt)
+        self.post_payload_once(path, &[], Payload::Json(Some(body)), attempt)
+            .await
+    }
+
+    /// A create with no body, its parameters in the query, sent as [`HttpSession::post_once`]
+    /// sends one.
+    pub async fn post_query_once(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        attempt: u32,
+    ) -> Result<ApiResponse, DockError> {
+        self.post_payload_once(path, query, Payload::Json(None), attempt)
             .await
     }
 
     async fn post_payload_once(
         &self,
         path: &str,
+        query: &[(&str, String)],
         body: Payload<'_>,
         attempt: u32,
     ) -> Result<ApiResponse, DockError> {
         let mut refused = 0;
         loop {
             match self
-                .try_once(&Method::POST, path, &[], body, attempt.max(1) + refused)
+                .try_once(&Method::POST, path, query, body, attempt.max(1) + refused)
                 .await
             {
                 Err(DockError::RateLimited { retry_after, .. })
@@ -168,7 +181,7 @@ impl HttpSession {
         fields: &[(&str, String)],
         attempt: u32,
     ) -> Result<ApiResponse, DockError> {
-        self.post_payload_once(path, Payload::Form(fields), attempt)
+        self.post_payload_once(path, &[], Payload::Form(fields), attempt)
             .await
     }
 

@@ -74,7 +74,13 @@ async fn a_provision_makes_the_group_the_database_and_a_sealed_token() {
     let step_names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         step_names,
-        ["group_checked", "create_sent", "created", "token_minted"]
+        [
+            "group_checked",
+            "create_sent",
+            "created",
+            "token_mint_sent",
+            "token_minted"
+        ]
     );
     assert_eq!(run.recorder.tracks().as_deref(), Some(name.as_str()));
 
@@ -83,9 +89,9 @@ async fn a_provision_makes_the_group_the_database_and_a_sealed_token() {
     let minted = sb.minted_tokens();
     assert_eq!(minted.len(), 1);
     let token = &minted[0];
-    let TursoStep::TokenMinted { sealed, database } = decode_step(&steps[3]).expect("a step")
+    let TursoStep::TokenMinted { sealed, database } = decode_step(&steps[4]).expect("a step")
     else {
-        panic!("the last step keeps the token: {:?}", steps[3]);
+        panic!("the last step keeps the token: {:?}", steps[4]);
     };
     assert_eq!(database, name);
     assert_eq!(run.recorder.open(&sealed).expose(), token);
@@ -97,6 +103,74 @@ async fn a_provision_makes_the_group_the_database_and_a_sealed_token() {
     for call in run.recorder.calls() {
         assert!(!holds(&format!("{call:?}"), token), "{call:?}");
     }
+}
+
+/// A token whose answer is lost still works at Turso, and nobody holds it: before minting
+/// again, the adapter revokes the database's tokens, so the one it keeps is the only one
+/// that works, however the answer was lost and whether the same run or a later one mints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_whose_answer_is_lost_is_revoked_before_another_is_minted() {
+    let key = canary();
+    let sb = turso_sandbox(&key).await;
+    let dock = turso_dock(&sb, &key);
+    let tokens = |database: &str| format!("{}/{database}/auth/tokens", databases_path());
+    for how in ["lose-response", "truncate", "disconnect"] {
+        let mut run = Run::new(&dock);
+        let name = database_name(&run.marker);
+        let path = tokens(&name);
+        sb.inject(match how {
+            "lose-response" => Fault::lose_response(Some("POST"), &path, 1),
+            "truncate" => Fault::truncate(Some("POST"), &path, 1),
+            _ => Fault::disconnect(Some("POST"), &path, 1),
+        });
+        adapter()
+            .provision_database(&mut run.ctx, &dock, &config(json!({"name": how})))
+            .await
+            .unwrap_or_else(|e| panic!("{how}: {e:?}"));
+        kept_token_is_the_only_working_one(&sb, &run, &name, how);
+    }
+
+    // A run that ends while the mint's answer is lost (every try of it lost); the next run
+    // of the operation, given the steps kept, mints once more after revoking.
+    let mut first = Run::new(&dock);
+    let name = database_name(&first.marker);
+    let tries = first.ctx.retry.max_attempts;
+    sb.inject(Fault::lose_response(Some("POST"), &tokens(&name), tries));
+    let minted_before = sb.minted_tokens().len();
+    let e = adapter()
+        .provision_database(&mut first.ctx, &dock, &config(json!({"name": "later"})))
+        .await
+        .expect_err("every mint lost its answer");
+    assert!(e.outcome_unknown(), "{e:?}");
+    assert_eq!(sb.minted_tokens().len() - minted_before, tries as usize);
+    assert!(
+        sb.working_tokens(&name).is_empty(),
+        "a token whose answer was lost still works"
+    );
+    let mut again = first.resume(&dock, &first.recorder.recorded());
+    adapter()
+        .provision_database(&mut again.ctx, &dock, &config(json!({"name": "later"})))
+        .await
+        .expect("provisioned on the next run");
+    kept_token_is_the_only_working_one(&sb, &again, &name, "a later run");
+}
+
+fn kept_token_is_the_only_working_one(
+    sb: &stackdock_sandbox::TursoSandbox,
+    run: &Run,
+    name: &str,
+    how: &str,
+) {
+    let steps = run.recorder.steps();
+    let kept = steps
+        .iter()
+        .find_map(|s| match decode_step::<TursoStep>(s) {
+            Ok(TursoStep::TokenMinted { sealed, .. }) => Some(sealed),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{how}: no token kept: {steps:?}"));
+    let kept = run.recorder.open(&kept).expose().to_string();
+    assert_eq!(sb.working_tokens(name), [kept], "{how}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

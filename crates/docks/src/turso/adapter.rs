@@ -14,7 +14,10 @@
 //!    database may exist; undoing it deletes it by its name.
 //! 3. [`TursoStep::Created`] — the database, created or adopted; the engine writes its name
 //!    onto the resource row with it. Undoing it deletes the database.
-//! 4. [`TursoStep::TokenMinted`] — a full-access database token, sealed by the engine the way
+//! 4. [`TursoStep::TokenMintSent`] — before a token is asked for. A token's answer that is
+//!    lost leaves a working token nobody holds; tokens cannot be looked up, so before minting
+//!    again (and by undoing this) every token of the database is revoked.
+//! 5. [`TursoStep::TokenMinted`] — a full-access database token, sealed by the engine the way
 //!    dock keys are (`Ctx::seal`): the step holds ciphertext only, and the token is never in
 //!    `full_api_data`, the journal, a log or an answer. Undoing it invalidates the database's
 //!    tokens.
@@ -85,6 +88,12 @@ pub enum TursoStep {
         hostname: Option<String>,
         adopted: bool,
     },
+    /// Recorded before a token is asked for: from here on the database may have a working
+    /// token nobody holds (its answer lost), so every token of the database is revoked before
+    /// another is minted, and by undoing this.
+    TokenMintSent {
+        database: String,
+    },
     /// The token as the engine sealed it (`v1:<key id>:<nonce>:<ciphertext>`).
     TokenMinted {
         database: String,
@@ -98,6 +107,7 @@ impl AdapterStep for TursoStep {
             Self::GroupChecked { .. } => "group_checked",
             Self::CreateSent { .. } => "create_sent",
             Self::Created { .. } => "created",
+            Self::TokenMintSent { .. } => "token_mint_sent",
             Self::TokenMinted { .. } => "token_minted",
         }
     }
@@ -320,7 +330,23 @@ impl DockAdapter for TursoAdapter {
         };
 
         if ctx.step::<TursoStep>("token_minted")?.is_none() {
-            let token = api.create_token(&name).await?;
+            let sent_before = ctx.step::<TursoStep>("token_mint_sent")?.is_some();
+            ctx.record_before_sending(&TursoStep::TokenMintSent {
+                database: name.clone(),
+            })
+            .await?;
+            // A token cannot be looked up: after a lost answer (and before the first try of a
+            // run that may follow one) the database's tokens are revoked instead, which leaves
+            // nothing to find, so the token is minted again. The database is this resource's
+            // own: every token it has was minted for it.
+            let token = create_or_adopt(
+                ctx,
+                sent_before,
+                |attempt| api.create_token(&name, attempt),
+                || async { api.invalidate_tokens(&name).await.map(|()| None) },
+            )
+            .await?
+            .into_inner();
             let sealed = ctx.seal(&token)?;
             drop(token);
             ctx.record(&TursoStep::TokenMinted {
@@ -360,7 +386,9 @@ impl DockAdapter for TursoAdapter {
             TursoStep::CreateSent { database, .. } | TursoStep::Created { database, .. } => {
                 api.delete_database(&database).await
             }
-            TursoStep::TokenMinted { database, .. } => api.invalidate_tokens(&database).await,
+            TursoStep::TokenMintSent { database } | TursoStep::TokenMinted { database, .. } => {
+                api.invalidate_tokens(&database).await
+            }
         }
     }
 

@@ -234,21 +234,24 @@ impl TursoApi {
     }
 
     /// `POST .../databases/{databaseName}/auth/tokens`: a full-access token that does not
-    /// expire. Minting twice only makes two valid tokens, so it may be repeated. The answer's
-    /// body is never journaled; the token leaves here as a [`SecretString`] only.
-    pub async fn create_token(&self, database: &str) -> Result<SecretString, DockError> {
+    /// expire, sent once: a token whose answer is lost still works, and nobody holds it, so
+    /// the caller revokes the database's tokens before it mints again. The answer's body is
+    /// never journaled; the token leaves here as a [`SecretString`] only.
+    pub async fn create_token(
+        &self,
+        database: &str,
+        attempt: u32,
+    ) -> Result<SecretString, DockError> {
         let query = [
             ("expiration", "never".to_string()),
             ("authorization", "full-access".to_string()),
         ];
         let resp = self
             .http
-            .send(
-                Method::POST,
+            .post_query_once(
                 &format!("{}/databases/{database}/auth/tokens", self.org_path),
                 &query,
-                None,
-                Idempotence::Repeatable,
+                attempt,
             )
             .await?;
         resp.body["jwt"]

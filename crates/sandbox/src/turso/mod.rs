@@ -170,6 +170,12 @@ impl TursoSandbox {
         self.cloud.world().minted_tokens()
     }
 
+    /// The tokens of `database` that still work: minted and not revoked since by a rotation
+    /// (`POST .../auth/rotate`) of its tokens.
+    pub fn working_tokens(&self, database: &str) -> Vec<String> {
+        self.cloud.world().working_tokens(database)
+    }
+
     /// Creates a database as if someone made it with Turso's CLI, bypassing the API (no
     /// request is logged, no fault applies); its group is made in `location` if missing.
     ///

@@ -35,8 +35,16 @@ pub(crate) struct World {
     /// How many databases of each name were ever created, deleted ones included.
     created: HashMap<String, usize>,
     /// Every token handed out, in order.
-    tokens: Vec<String>,
+    tokens: Vec<Minted>,
     next_id: u64,
+}
+
+/// A database token handed out, and whether a rotation of its database's tokens has since
+/// made it stop working.
+struct Minted {
+    database: String,
+    token: String,
+    revoked: bool,
 }
 
 struct Group {
@@ -84,7 +92,17 @@ impl World {
     }
 
     pub(crate) fn minted_tokens(&self) -> Vec<String> {
-        self.tokens.clone()
+        self.tokens.iter().map(|m| m.token.clone()).collect()
+    }
+
+    pub(crate) fn working_tokens(&self, database: &str) -> Vec<String> {
+        // A deleted database's tokens open nothing.
+        let exists = self.databases.contains_key(database);
+        self.tokens
+            .iter()
+            .filter(|m| exists && m.database == database && !m.revoked)
+            .map(|m| m.token.clone())
+            .collect()
     }
 
     /// Makes the group unless it exists; says whether it made it.
@@ -173,8 +191,18 @@ impl World {
         let n = self.tokens.len() + 1;
         let random: u128 = rand::random();
         let token = format!("eyJhbGciOiJFZERTQSJ9.{database}-{n}.{random:032x}");
-        self.tokens.push(token.clone());
+        self.tokens.push(Minted {
+            database: database.to_string(),
+            token: token.clone(),
+            revoked: false,
+        });
         token
+    }
+
+    fn rotate(&mut self, database: &str) {
+        for m in self.tokens.iter_mut().filter(|m| m.database == database) {
+            m.revoked = true;
+        }
     }
 }
 
@@ -437,8 +465,10 @@ pub(crate) async fn rotate_tokens(
     Path((slug, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     check_org(&cloud, &slug)?;
-    if !cloud.world().databases.contains_key(&name) {
+    let mut world = cloud.world();
+    if !world.databases.contains_key(&name) {
         return Err(not_found_database(&name));
     }
+    world.rotate(&name);
     Ok(StatusCode::OK)
 }
