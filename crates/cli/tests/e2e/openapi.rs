@@ -835,12 +835,17 @@ async fn reach_every_documented_status(c: &mut Checker<'_>, email: &str, passwor
     app.wait_resource("databases", &big, "failed").await;
 
     app.sandbox.hold_databases_creating(true);
-    let held = json!({"dock": DOCK, "name": "held"});
     let mut held_ids = Vec::new();
-    for (path, args) in [
+    for (n, (path, args)) in [
         ("/api/v1/{collection}/{id}/cancel", vec!["databases"]),
         ("/api/v1/resources/{id}/cancel", vec![]),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // A name of its own: a cluster's name is unique at DigitalOcean, and the first may
+        // not be unwound yet when the second is created.
+        let held = json!({"dock": DOCK, "name": format!("held-{n}")});
         let (_, r) = c
             .ask(
                 M::POST,
