@@ -190,6 +190,40 @@ pub struct NewToken {
     pub invitation: bool,
 }
 
+/// A one-time invitation to set a password, made with the member it is for
+/// ([`Store::add_member_invited`]): only the hash of its text is stored.
+#[derive(Clone, Debug)]
+pub struct NewInvitation {
+    pub id: TokenId,
+    pub token_hash: String,
+    pub expires_at: Timestamp,
+    /// Its audit row; the store sets its resource to the member (`members/<user id>`).
+    pub audit: AuditEntry,
+}
+
+impl NewInvitation {
+    /// The token row that records it, for `user` of `org`.
+    pub fn token(&self, org: OrgId, user: UserId) -> NewToken {
+        NewToken {
+            id: self.id,
+            org_id: org,
+            user_id: user,
+            token_hash: self.token_hash.clone(),
+            name: Some("invitation".into()),
+            role: None,
+            expires_at: Some(self.expires_at),
+            invitation: true,
+        }
+    }
+
+    /// Its audit row, naming the member it is for.
+    pub fn audit_for(&self, user: UserId) -> AuditEntry {
+        let mut audit = self.audit.clone();
+        audit.resource = Some(format!("members/{user}"));
+        audit
+    }
+}
+
 /// A member of an organisation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Member {
@@ -408,6 +442,19 @@ pub trait Store: Send + Sync + 'static {
         email: &str,
         role: Role,
         audit: AuditEntry,
+    ) -> Result<Member> {
+        self.add_member_invited(org, email, role, audit, None).await
+    }
+    /// [`Store::add_member`], and with `invitation` a one-time invitation for the member,
+    /// with its own audit row (which comes to name the member): one transaction, so a member
+    /// is never added without the invitation asked for, which nothing could make later.
+    async fn add_member_invited(
+        &self,
+        org: OrgId,
+        email: &str,
+        role: Role,
+        audit: AuditEntry,
+        invitation: Option<NewInvitation>,
     ) -> Result<Member>;
     /// A page of the org's members, oldest first.
     async fn list_members(

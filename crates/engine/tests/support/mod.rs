@@ -528,6 +528,18 @@ impl Store for FaultyStore {
     ) -> stackdock_store::Result<stackdock_store::Member> {
         self.inner.add_member(org, email, role, audit).await
     }
+    async fn add_member_invited(
+        &self,
+        org: OrgId,
+        email: &str,
+        role: stackdock_core::Role,
+        audit: AuditEntry,
+        invitation: Option<stackdock_store::NewInvitation>,
+    ) -> stackdock_store::Result<stackdock_store::Member> {
+        self.inner
+            .add_member_invited(org, email, role, audit, invitation)
+            .await
+    }
     async fn list_members(
         &self,
         org: OrgId,

@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 use stackdock_core::{Outcome, Permission, Role, TokenId, UserId};
-use stackdock_store::NewToken;
+use stackdock_store::{NewInvitation, NewToken};
 
 use super::body_error;
 use super::page::{Listing, PageQuery};
@@ -95,43 +95,31 @@ pub(crate) async fn add_member(
     let audit = actor
         .audit("member.add", Outcome::Success)
         .details(json!({"email": email, "role": role}));
+    // The invitation is made with the member, in one write: a member added without the
+    // invitation asked for could never be given one.
+    let invitation = b.invite.then(|| {
+        let text = Token::generate();
+        let asked = NewInvitation {
+            id: TokenId::new(),
+            token_hash: Token::hash(&text.0),
+            expires_at: chrono::Utc::now() + chrono::TimeDelta::days(INVITATION_DAYS),
+            audit: actor.audit("member.invite", Outcome::Success),
+        };
+        (text, asked)
+    });
+    let asked = invitation.as_ref().map(|(_, asked)| asked.clone());
     let member = state
         .store
-        .add_member(actor.org_id, email, role, audit)
+        .add_member_invited(actor.org_id, email, role, audit, asked)
         .await?;
-    let mut view = AddedMemberView {
+    let view = AddedMemberView {
         member: MemberView::from(&member),
-        invitation: None,
-    };
-    if b.invite {
-        let text = Token::generate();
-        let expires_at = chrono::Utc::now() + chrono::TimeDelta::days(INVITATION_DAYS);
-        let id = TokenId::new();
-        let audit = actor
-            .audit("member.invite", Outcome::Success)
-            .resource(format!("members/{}", member.user_id));
-        state
-            .store
-            .create_token(
-                NewToken {
-                    id,
-                    org_id: actor.org_id,
-                    user_id: member.user_id,
-                    token_hash: Token::hash(&text.0),
-                    name: Some("invitation".into()),
-                    role: None,
-                    expires_at: Some(expires_at),
-                    invitation: true,
-                },
-                audit,
-            )
-            .await?;
         // The only time the invitation is shown; it opens nothing but setting a password.
-        view.invitation = Some(InvitationView {
+        invitation: invitation.map(|(text, asked)| InvitationView {
             token: text.0,
-            expires_at,
-        });
-    }
+            expires_at: asked.expires_at,
+        }),
+    };
     Ok(view)
 }
 

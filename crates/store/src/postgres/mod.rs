@@ -59,8 +59,9 @@ use tokio::sync::watch;
 
 use crate::{
     AuditFilter, Batch, Bootstrap, Change, DeployLogLine, FencedWrite, IdempotentRequest, Lease,
-    Login, Member, MemberKey, NewSession, NewToken, OperationKey, Page, PageRequest, Principal,
-    ResourceFilter, ResourceKey, Result, SealedRows, Store, StoreError, TokenInfo, TokenKey,
+    Login, Member, MemberKey, NewInvitation, NewSession, NewToken, OperationKey, Page, PageRequest,
+    Principal, ResourceFilter, ResourceKey, Result, SealedRows, Store, StoreError, TokenInfo,
+    TokenKey,
 };
 
 /// How many times a transaction that lost a deadlock or a serialization check is run in all.
@@ -244,14 +245,20 @@ impl Store for PostgresStore {
         in_transaction!(self, |c| orgs::revoke_token(c, org, id, user, &audit))
     }
 
-    async fn add_member(
+    async fn add_member_invited(
         &self,
         org: OrgId,
         email: &str,
         role: Role,
         audit: AuditEntry,
+        invitation: Option<NewInvitation>,
     ) -> Result<Member> {
-        in_transaction!(self, |c| orgs::add_member(c, org, email, role, &audit))
+        in_transaction!(self, |c| orgs::add_member_invited(
+            c,
+            org,
+            (email, role, &audit),
+            invitation.as_ref()
+        ))
     }
 
     async fn list_members(

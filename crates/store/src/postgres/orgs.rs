@@ -8,8 +8,8 @@ use super::audit;
 use super::codec::{get, id, micros, now, opt_micros, opt_parsed, parsed};
 use super::error::{is_unique, reference_as, unique_as};
 use crate::{
-    Bootstrap, Login, Member, MemberKey, NewSession, NewToken, Page, PageRequest, Principal,
-    Result, StoreError, TokenInfo, TokenKey,
+    Bootstrap, Login, Member, MemberKey, NewInvitation, NewSession, NewToken, Page, PageRequest,
+    Principal, Result, StoreError, TokenInfo, TokenKey,
 };
 
 pub(crate) async fn bootstrap(
@@ -270,6 +270,22 @@ pub(crate) async fn revoke_token(
         .await?;
     audit::append(c, entry).await?;
     token(c, org, token_id).await
+}
+
+/// [`add_member`], then the member's invitation when one is asked for, on the same
+/// connection (the caller's transaction).
+pub(crate) async fn add_member_invited(
+    c: &mut PgConnection,
+    org: OrgId,
+    (email, role, entry): (&str, Role, &AuditEntry),
+    invitation: Option<&NewInvitation>,
+) -> Result<Member> {
+    let member = add_member(c, org, email, role, entry).await?;
+    if let Some(inv) = invitation {
+        let token = inv.token(org, member.user_id);
+        create_token(c, &token, &inv.audit_for(member.user_id)).await?;
+    }
+    Ok(member)
 }
 
 pub(crate) async fn add_member(

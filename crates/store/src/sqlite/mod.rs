@@ -59,8 +59,9 @@ use tokio::sync::watch;
 
 use crate::{
     AuditFilter, Batch, Bootstrap, Change, DeployLogLine, FencedWrite, IdempotentRequest, Lease,
-    Login, Member, MemberKey, NewSession, NewToken, OperationKey, Page, PageRequest, Principal,
-    ResourceFilter, ResourceKey, Result, SealedRows, Store, StoreError, TokenInfo, TokenKey,
+    Login, Member, MemberKey, NewInvitation, NewSession, NewToken, OperationKey, Page, PageRequest,
+    Principal, ResourceFilter, ResourceKey, Result, SealedRows, Store, StoreError, TokenInfo,
+    TokenKey,
 };
 
 /// The [`Store`] on a SQLite file. Cloning is cheap and shares the threads and the signal.
@@ -200,16 +201,24 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn add_member(
+    async fn add_member_invited(
         &self,
         org: OrgId,
         email: &str,
         role: Role,
         audit: AuditEntry,
+        invitation: Option<NewInvitation>,
     ) -> Result<Member> {
         let email = email.to_string();
-        self.write(move |conn| orgs::add_member(conn, org, &email, role, &audit))
-            .await
+        self.write(move |conn| {
+            let member = orgs::add_member(conn, org, &email, role, &audit)?;
+            if let Some(inv) = &invitation {
+                let token = inv.token(org, member.user_id);
+                orgs::create_token(conn, &token, &inv.audit_for(member.user_id))?;
+            }
+            Ok(member)
+        })
+        .await
     }
 
     async fn accept_invitation(

@@ -2380,6 +2380,91 @@ pub async fn a_fenced_step_sets_the_provider_id_and_reports_a_cancel(store: &dyn
 
 // ---- members and tokens ----
 
+pub async fn a_member_and_the_invitation_asked_for_are_added_together(store: &dyn Store) {
+    use stackdock_core::{OrgId, TokenId};
+    use stackdock_store::NewInvitation;
+
+    let t = tenant(store).await;
+    let invitation = |id: TokenId, hash: &str| NewInvitation {
+        id,
+        token_hash: hash.into(),
+        expires_at: now() + chrono::TimeDelta::days(1),
+        audit: audit(t.org, "member.invite"),
+    };
+    let taken = TokenId::new();
+    let dev = store
+        .add_member_invited(
+            t.org,
+            "with@example.test",
+            Role::Developer,
+            audit(t.org, "member.add"),
+            Some(invitation(taken, "inv-with")),
+        )
+        .await
+        .expect("add a member with an invitation");
+    let placeholder = || AuditEntry::new(OrgId::new(), None, "user.password", Outcome::Success);
+    let login = store
+        .accept_invitation("inv-with", "$argon2id$set".into(), placeholder())
+        .await
+        .expect("taken")
+        .expect("the invitation made with the member");
+    assert_eq!((login.org_id, login.user_id), (t.org, dev.user_id));
+    let audited = store.list_audit(t.org, 10, None).await.expect("audit");
+    let invited = audited
+        .iter()
+        .find(|a| a.action == "member.invite")
+        .expect("the invitation's audit row");
+    assert_eq!(
+        invited.resource.as_deref(),
+        Some(format!("members/{}", dev.user_id).as_str())
+    );
+
+    // An invitation that cannot be recorded (its id is taken) adds no member either.
+    let failed = store
+        .add_member_invited(
+            t.org,
+            "without@example.test",
+            Role::Viewer,
+            audit(t.org, "member.add"),
+            Some(invitation(taken, "inv-without")),
+        )
+        .await;
+    assert!(failed.is_err(), "{failed:?}");
+    let members = store
+        .list_members(t.org, &PageRequest::first(10))
+        .await
+        .expect("members")
+        .items;
+    assert!(
+        members.iter().all(|m| m.email != "without@example.test"),
+        "{members:?}"
+    );
+    let adds = store.list_audit(t.org, 10, None).await.expect("audit");
+    assert_eq!(
+        adds.iter().filter(|a| a.action == "member.add").count(),
+        1,
+        "{adds:?}"
+    );
+    // Asked again, it is added with its invitation.
+    store
+        .add_member_invited(
+            t.org,
+            "without@example.test",
+            Role::Viewer,
+            audit(t.org, "member.add"),
+            Some(invitation(TokenId::new(), "inv-without")),
+        )
+        .await
+        .expect("added on the second ask");
+    assert!(
+        store
+            .accept_invitation("inv-without", "$argon2id$x".into(), placeholder())
+            .await
+            .expect("asked")
+            .is_some()
+    );
+}
+
 pub async fn an_invitation_is_taken_once_with_the_password_it_sets(store: &dyn Store) {
     use stackdock_core::{OrgId, TokenId};
     use stackdock_store::NewToken;
@@ -3187,6 +3272,7 @@ macro_rules! every_test {
     ($runner:ident) => {
         $runner!(
             bootstrap_and_principal_for_token,
+            a_member_and_the_invitation_asked_for_are_added_together,
             docks_insert_get_find_list,
             duplicate_dock_name_is_already_exists,
             update_dock_replaces_key_url_and_settings,
