@@ -137,12 +137,26 @@ pub(crate) struct ProvisionArgs {
     /// Return once the request is recorded instead of following it.
     #[arg(long)]
     no_wait: bool,
+    /// Send this `Idempotency-Key` instead of a new one: run again with the same key (a
+    /// script retrying after it was cut off), the command answers the resource the first
+    /// run requested instead of making a second.
+    #[arg(long, value_name = "KEY")]
+    idempotency_key: Option<String>,
     #[command(flatten)]
     pub(crate) conn: Conn,
 }
 
 pub(crate) async fn provision(a: ProvisionArgs) -> CliResult {
     let coll = collection(&a.kind)?;
+    let key = match &a.idempotency_key {
+        None => hex::encode(rand::random::<[u8; 16]>()),
+        Some(k) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_graphic()) => k.clone(),
+        Some(k) => {
+            return Err(CliError::Input(format!(
+                "--idempotency-key {k:?}: must be visible ASCII characters, without spaces"
+            )));
+        }
+    };
     let mut body = Map::new();
     body.insert("dock".into(), json!(a.dock));
     body.insert("name".into(), json!(a.name));
@@ -179,7 +193,8 @@ pub(crate) async fn provision(a: ProvisionArgs) -> CliResult {
         let files = crate::site::upload_folder(&client, dir, flag).await?;
         body.insert("files".into(), files);
     }
-    let created = create_once(&client, &format!("/api/v1/{coll}"), &Value::Object(body)).await?;
+    let body = Value::Object(body);
+    let created = create_once(&client, &format!("/api/v1/{coll}"), &body, &key).await?;
     if a.no_wait {
         if a.conn.json {
             print_json(&created);
@@ -250,16 +265,20 @@ fn container_fields(a: &ProvisionArgs, body: &mut Map<String, Value>) -> Result<
     Ok(())
 }
 
-/// Sends a create with an `Idempotency-Key`, and sends it again with the same key when the
-/// connection failed: if the first one was recorded after all, the server answers its row
-/// instead of making a second resource.
-async fn create_once(client: &Client, path: &str, body: &Value) -> Result<Value, CliError> {
-    let key = hex::encode(rand::random::<[u8; 16]>());
+/// Sends a create with `key` as its `Idempotency-Key`, and sends it again with the same key
+/// when the connection failed: if the first one was recorded after all, the server answers
+/// its row instead of making a second resource.
+async fn create_once(
+    client: &Client,
+    path: &str,
+    body: &Value,
+    key: &str,
+) -> Result<Value, CliError> {
     let mut tries = 0;
     loop {
         let req = client
             .request(reqwest::Method::POST, path)
-            .header("idempotency-key", &key)
+            .header("idempotency-key", key)
             .json(body);
         match client.send(req).await {
             Err(CliError::Unreachable(_)) if tries < 3 => {

@@ -113,6 +113,52 @@ async fn the_cli_provisions_lists_and_deprovisions_with_exit_statuses() {
     app.finish();
 }
 
+/// `provision --idempotency-key`: the same key run again answers the first run's resource
+/// instead of a second; a key the header cannot carry is bad input, and another request with
+/// a key already used is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provision_run_again_with_its_idempotency_key_makes_no_second_resource() {
+    let app = spawn_app().await;
+    let client = &app;
+    let run = |name: &'static str, key: &'static str| async move {
+        let mut args = provision_args(DOCK, name, "s-1vcpu-1gb");
+        args.extend(["--idempotency-key", key, "--no-wait", "--json"]);
+        client.cli(&args).await
+    };
+    let (code, first, err) = run("keyed", "deploy-42").await;
+    assert_eq!(code, 0, "{first}{err}");
+    let first: Value = serde_json::from_str(&first).expect("JSON");
+    let (code, again, err) = run("keyed", "deploy-42").await;
+    assert_eq!(code, 0, "{again}{err}");
+    let again: Value = serde_json::from_str(&again).expect("JSON");
+    assert_eq!(again["id"], first["id"]);
+    let servers = app.get("/api/v1/servers").await.body;
+    assert_eq!(
+        servers["items"].as_array().map(Vec::len),
+        Some(1),
+        "{servers}"
+    );
+
+    // Another request under the same key is not taken for the first.
+    let (code, out, err) = run("other", "deploy-42").await;
+    assert_eq!(code, 2, "the caller's mistake: {out}{err}");
+    assert!(out.contains("already used"), "{out}");
+    let servers = app.get("/api/v1/servers").await.body;
+    assert_eq!(
+        servers["items"].as_array().map(Vec::len),
+        Some(1),
+        "{servers}"
+    );
+
+    for bad in ["", "two words", "caf\u{e9}"] {
+        let (code, out, err) = run("bad", bad).await;
+        assert_eq!(code, 2, "{bad:?}: {out}{err}");
+        // With --json the error is the JSON document on stdout.
+        assert!(out.contains("--idempotency-key"), "{bad:?}: {out}{err}");
+    }
+    app.finish();
+}
+
 /// `--version` names the build: the package version and, built from a git checkout, the
 /// commit and its date.
 #[test]
