@@ -18,7 +18,9 @@ use stackdock_docks::docker::{DockerAdapter, LABEL_DOCK, LABEL_MARKER};
 use stackdock_docks::{
     DockAccess, DockAdapter, DockError, MemoryFiles, Observed, Progress, Tracked,
 };
-use stackdock_sandbox::docker::{BUSYBOX, Leftovers, Registry, containers, engine, engine_or_skip};
+use stackdock_sandbox::docker::{
+    BUSYBOX, EngineFront, Leftovers, Registry, containers, engine, engine_or_skip,
+};
 use support::{Run, dock_at, serve_files};
 
 /// How long an image build, a push and a container start may take together here.
@@ -186,6 +188,26 @@ async fn provision_until_settled(
     }
 }
 
+/// The web service's URL, and the page it answers there with `200`.
+async fn served(seen: &Observed) -> (String, String) {
+    let url = match &seen.details {
+        stackdock_core::ResourceDetails::WebService(w) => w.production_url.clone(),
+        other => panic!("{other:?}"),
+    }
+    .expect("a URL");
+    let answer = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .get(&url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("the app answers at {url}: {e}"));
+    assert_eq!(answer.status(), 200, "{url}");
+    let page = answer.text().await.expect("body");
+    (url, page)
+}
+
 /// What the engine would track for the container `seen` of `run`.
 fn tracked(run: &Run, seen: &Observed) -> Tracked {
     Tracked {
@@ -271,22 +293,9 @@ async fn build_push_run_answer_http_then_deprovision_leaves_nothing() {
         .await
         .expect("provisions");
     assert!(seen.ready, "{seen:?}");
-    let url = match &seen.details {
-        stackdock_core::ResourceDetails::WebService(w) => w.production_url.clone(),
-        other => panic!("{other:?}"),
-    }
-    .expect("a URL");
+    let (url, answered) = served(&seen).await;
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-    let answer = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client")
-        .get(&url)
-        .send()
-        .await
-        .expect("the app answers");
-    assert_eq!(answer.status(), 200);
-    assert_eq!(answer.text().await.expect("body"), page);
+    assert_eq!(answered, page);
 
     // Built and pushed: the registry holds the tag, the step the digest.
     let steps = run.recorder.steps();
@@ -656,4 +665,57 @@ fn create_foreign(image: &str, label: &str) -> String {
     let (status, made) = engine("POST", "/containers/create", Some(&body));
     assert_eq!(status, 201, "{made}");
     made["Id"].as_str().expect("created").to_string()
+}
+
+/// An engine reached over TCP at an address other than loopback (here a front on the gateway
+/// of a network this test makes, standing in for another machine) publishes the app on every
+/// interface: the readiness check and the URL reach it at the engine's address. Published on
+/// the engine's loopback, as before, it never answered there and the provision ran out of
+/// time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_engine_publishes_the_app_where_its_url_reaches_it() {
+    if !engine_or_skip("a_remote_engine_publishes_the_app_where_its_url_reaches_it") {
+        return;
+    }
+    let mut s = setup(None);
+    // A network of this test's own (its label: removed with the rest), whose gateway is an
+    // address of this machine that is not loopback.
+    let dock_label = s.label.split_once('=').expect("label=value");
+    let id = s.dock.id.to_string().replace('-', "");
+    let (status, made) = engine(
+        "POST",
+        "/networks/create",
+        Some(&json!({
+            "Name": format!("stackdock-remote-{}", &id[id.len() - 12..]),
+            "Labels": {dock_label.0: dock_label.1},
+        })),
+    );
+    assert_eq!(status, 201, "{made}");
+    let (_, network) = engine(
+        "GET",
+        &format!("/networks/{}", made["Id"].as_str().expect("an id")),
+        None,
+    );
+    let gateway: std::net::IpAddr = network["IPAM"]["Config"][0]["Gateway"]
+        .as_str()
+        .expect("a gateway")
+        .parse()
+        .expect("an address");
+    assert!(!gateway.is_loopback());
+    let front = EngineFront::start_on(gateway).await;
+    s.dock.settings["host"] = json!(front.host());
+
+    let adapter = DockerAdapter::new();
+    let mut run = s.run();
+    let page = format!("remote {}", rand::random::<u32>());
+    let config = s.config(&serving_dockerfile(), &page, json!({"ready_timeout": 20}));
+    let seen = provision_until_settled(&adapter, &mut run, &s.dock, &config)
+        .await
+        .expect("provisions");
+    assert!(seen.ready, "{seen:?}");
+    let (url, answered) = served(&seen).await;
+    assert!(url.starts_with(&format!("http://{gateway}:")), "{url}");
+    assert_eq!(answered, page);
+    let target = tracked(&run, &seen);
+    deprovision_done(&adapter, &mut run, &s.dock, &target).await;
 }

@@ -316,10 +316,20 @@ impl EngineFront {
             .clone()
     }
 
+    /// A front listening on `ip` (an address of this machine) instead of loopback, as an
+    /// engine on another machine is reached.
+    pub async fn start_on(ip: std::net::IpAddr) -> Self {
+        Self::open_on(ip, FrontState::default()).await
+    }
+
     async fn open(state: FrontState) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        Self::open_on(std::net::Ipv4Addr::LOCALHOST.into(), state).await
+    }
+
+    async fn open_on(ip: std::net::IpAddr, state: FrontState) -> Self {
+        let listener = tokio::net::TcpListener::bind((ip, 0))
             .await
-            .expect("a loopback port");
+            .unwrap_or_else(|e| panic!("a port on {ip}: {e}"));
         let addr = listener.local_addr().expect("its address").to_string();
         let state = std::sync::Arc::new(state);
         let shared = state.clone();

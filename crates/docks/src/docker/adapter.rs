@@ -777,7 +777,8 @@ impl DockAdapter for DockerAdapter {
                 {
                     labels.insert(LABEL_IMAGE_DIGEST.into(), json!(digest));
                 }
-                let spec = container_spec(&config, &image, &settings.network, labels);
+                let publish_ip = api.endpoint().publish_ip();
+                let spec = container_spec(&config, &image, (&settings.network, publish_ip), labels);
                 let ours = || async {
                     let found = api.list_containers(&ours_filter(&marker)).await?;
                     Ok::<_, DockError>(
@@ -991,11 +992,11 @@ async fn build_context(ctx: &Ctx, config: &WebServiceConfig) -> Result<Vec<u8>, 
 }
 
 /// The create call's body: the image, the env, StackDock's labels, the port published on
-/// loopback, and the limits every container gets.
+/// `publish_ip` (see [`Endpoint::publish_ip`]), and the limits every container gets.
 fn container_spec(
     config: &WebServiceConfig,
     image: &str,
-    network: &str,
+    (network, publish_ip): (&str, &str),
     mut labels: Map<String, Value>,
 ) -> Value {
     labels.insert(LABEL_NAME.into(), json!(config.name.as_str()));
@@ -1012,7 +1013,7 @@ fn container_spec(
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     let mut host = json!({
-        "PortBindings": { port.clone(): [{"HostIp": "127.0.0.1", "HostPort": ""}] },
+        "PortBindings": { port.clone(): [{"HostIp": publish_ip, "HostPort": ""}] },
         "RestartPolicy": {"Name": "unless-stopped"},
         "SecurityOpt": ["no-new-privileges"],
         "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},

@@ -63,6 +63,20 @@ impl Endpoint {
         }
     }
 
+    /// The address a container's port is published on (`HostIp`). An engine on this machine
+    /// (its socket, or TCP on loopback) publishes on loopback, where StackDock reaches it and
+    /// nothing else does; a remote engine on every interface (`""`, the engine's own
+    /// default), since on its loopback neither StackDock's readiness check nor the service's
+    /// users could reach the port.
+    pub fn publish_ip(&self) -> &'static str {
+        let host = self.published_host();
+        let local = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.is_loopback(),
+            Err(_) => host.eq_ignore_ascii_case("localhost"),
+        };
+        if local { "127.0.0.1" } else { "" }
+    }
+
     /// The `Host` header: the engine ignores it, HTTP/1.1 requires one.
     fn authority(&self) -> &str {
         match self {
@@ -213,6 +227,21 @@ mod tests {
                 .as_deref(),
             Ok("10.0.0.2")
         );
+        // Published where the host they are reached on can reach them.
+        for (host, ip) in [
+            ("unix:///var/run/docker.sock", "127.0.0.1"),
+            ("tcp://127.0.0.1:2375", "127.0.0.1"),
+            ("tcp://localhost:2375", "127.0.0.1"),
+            ("tcp://[::1]:2375", "127.0.0.1"),
+            ("tcp://10.0.0.2:2375", ""),
+            ("tcp://docker.example.com:2376", ""),
+        ] {
+            assert_eq!(
+                Endpoint::parse(host).map(|e| e.publish_ip()),
+                Ok(ip),
+                "{host}"
+            );
+        }
         for bad in [
             "unix://relative.sock",
             "tcp://nohost",
