@@ -164,6 +164,111 @@ async fn the_zones_status_is_shown_and_it_is_usable_while_pending() {
     assert_eq!(seen.status.as_deref(), Some("active"));
 }
 
+/// `find_by_marker` asks each zone only for its marker record and reads the records of the
+/// zone that carries the marker alone; zones whose marker record holds another marker, or
+/// that hold the marker in a record of another name, are left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_by_marker_reads_only_the_marked_zones_records() {
+    let key = canary();
+    let sb = cloudflare_sandbox(&key).await;
+    let dock = cloudflare_dock(&sb, &key, Default::default());
+    let a = adapter();
+    // Zones made by hand first, so the one sought comes last in the listing.
+    let http = reqwest::Client::new();
+    let add_record = |zone: &Value, name: String, content: String| {
+        let url = format!(
+            "{}/zones/{}/dns_records",
+            sb.api_url(),
+            zone["id"].as_str().expect("an id")
+        );
+        let req = http
+            .post(url)
+            .bearer_auth(&key)
+            .json(&json!({"type": "TXT", "name": name, "content": content}));
+        async move {
+            let answer = req.send().await.expect("the sandbox answers");
+            assert!(answer.status().is_success(), "{:?}", answer.text().await);
+        }
+    };
+    let mut run = Run::new(&dock);
+    let marker = run.marker.to_string();
+    let other = Run::new(&dock).marker.to_string();
+    let decoys = [
+        ("another-marker.example.net", "_stackdock", other),
+        (
+            "marker-elsewhere.example.net",
+            "_not-stackdock",
+            marker.clone(),
+        ),
+    ];
+    for (zone_name, record, content) in decoys {
+        let zone = sb.create_zone_directly(zone_name);
+        add_record(&zone, format!("{record}.{zone_name}"), content).await;
+        for i in 0..3 {
+            add_record(&zone, format!("r{i}.{zone_name}"), format!("v{i}")).await;
+        }
+    }
+    a.provision_domain(
+        &mut run.ctx,
+        &dock,
+        &config(json!({"name": "sought.example.com"})),
+    )
+    .await
+    .expect("provisioned");
+    let sought = sb
+        .zones()
+        .into_iter()
+        .find(|z| z["name"] == "sought.example.com")
+        .expect("the zone");
+    let before = sb.requests().len();
+
+    let found = a
+        .find_by_marker(
+            &mut Run::new(&dock).ctx,
+            &dock,
+            ResourceKind::Domain,
+            &run.marker,
+        )
+        .await
+        .expect("looked up")
+        .expect("found");
+    assert_eq!(found.provider_resource_id, sought["id"].as_str().unwrap());
+    assert_eq!(found.marker.as_ref(), Some(&run.marker));
+    let listings: Vec<(String, Option<String>)> = sb.requests()[before..]
+        .iter()
+        .filter(|r| r.path.ends_with("/dns_records"))
+        .map(|r| (r.path.clone(), r.query.clone()))
+        .collect();
+    let unfiltered: Vec<&String> = listings
+        .iter()
+        .filter(|(_, q)| !q.as_deref().unwrap_or_default().contains("type=TXT"))
+        .map(|(path, _)| path)
+        .collect();
+    let sought_path = format!(
+        "/client/v4/zones/{}/dns_records",
+        sought["id"].as_str().unwrap()
+    );
+    assert_eq!(unfiltered, [&sought_path], "{listings:?}");
+    assert_eq!(
+        listings.len(),
+        4,
+        "one filtered ask a zone, then the sought one's records"
+    );
+
+    // A marker no zone carries is not found.
+    let stray = Run::new(&dock).marker;
+    let none = a
+        .find_by_marker(
+            &mut Run::new(&dock).ctx,
+            &dock,
+            ResourceKind::Domain,
+            &stray,
+        )
+        .await
+        .expect("looked up");
+    assert!(none.is_none(), "{none:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_on_the_zone_create_is_sent_again_and_makes_one_zone() {
     let key = canary();

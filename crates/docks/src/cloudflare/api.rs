@@ -314,12 +314,33 @@ impl CloudflareApi {
 
     /// `GET /zones/{zone_id}/dns_records`, page by page; `None` if the zone is gone.
     pub async fn list_records(&self, zone_id: &str) -> Result<Option<Vec<DnsRecord>>, DockError> {
+        self.list_records_where(zone_id, &[]).await
+    }
+
+    /// The zone's records of `kind` named `name` (a full name), as [`Self::list_records`]
+    /// lists them (`type` and `name` are exact filters).
+    pub async fn list_records_named(
+        &self,
+        zone_id: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<Vec<DnsRecord>>, DockError> {
+        let filter = [("type", kind.to_string()), ("name", name.to_string())];
+        self.list_records_where(zone_id, &filter).await
+    }
+
+    async fn list_records_where(
+        &self,
+        zone_id: &str,
+        filter: &[(&'static str, String)],
+    ) -> Result<Option<Vec<DnsRecord>>, DockError> {
         let mut records = Vec::new();
         for page in 1.. {
-            let query = [
+            let mut query = vec![
                 ("page", page.to_string()),
                 ("per_page", RECORDS_PER_PAGE.to_string()),
             ];
+            query.extend(filter.iter().cloned());
             let Some((result, info)) = absent(
                 self.get(&format!("/zones/{zone_id}/dns_records"), &query)
                     .await,

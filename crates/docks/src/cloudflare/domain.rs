@@ -436,11 +436,21 @@ pub async fn observe_many(
 
 /// The zone whose `_stackdock` record holds `marker`. Records can be filtered by name and
 /// type, but zones cannot be found by a record, so each of the account's zones is asked.
+/// The zone carrying `marker`: each zone is asked only for its marker record (`type` and
+/// `name` filters, one short page), and only the zone that carries it has its records read.
 pub async fn find_by_marker(
     api: &CloudflareApi,
     marker: &Marker,
 ) -> Result<Option<Observed>, DockError> {
     for zone in api.list_zones(None).await? {
+        let name = full_name(MARKER_RECORD, &zone.name);
+        let Some(records) = api.list_records_named(&zone.id, "TXT", &name).await? else {
+            // Gone since the listing.
+            continue;
+        };
+        if records_marker(&zone.name, &records).as_ref() != Some(marker) {
+            continue;
+        }
         if let Some(seen) = observe_zone(api, zone).await?
             && seen.marker.as_ref() == Some(marker)
         {

@@ -215,6 +215,11 @@ pub(crate) struct ZoneQuery {
 pub(crate) struct RecordQuery {
     page: Option<usize>,
     per_page: Option<usize>,
+    /// Only records of this type (exact).
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// Only records of this full name (exact, in any case).
+    name: Option<String>,
 }
 
 /// `page` and `per_page` as the document bounds them: `page` from 1, `per_page` in `range`.
@@ -330,7 +335,19 @@ pub(crate) async fn list_records(
     if !world.zones.contains_key(&zone_id) {
         return Err(not_found(&format!("/zones/{zone_id}/dns_records")));
     }
-    Ok(listing(world.zone_records(&zone_id), page, per_page))
+    let records = world
+        .zone_records(&zone_id)
+        .into_iter()
+        .filter(|r| q.kind.as_deref().is_none_or(|k| r["type"] == k))
+        .filter(|r| {
+            q.name.as_deref().is_none_or(|n| {
+                r["name"]
+                    .as_str()
+                    .is_some_and(|name| name.eq_ignore_ascii_case(n))
+            })
+        })
+        .collect();
+    Ok(listing(records, page, per_page))
 }
 
 pub(crate) async fn create_record(
