@@ -73,6 +73,7 @@ pub mod prelude {
     pub use crate::http::{ApiResponse, ErrorBodyReader, HttpSession, Idempotence};
     pub use crate::retry::RetryPolicy;
     pub use async_trait::async_trait;
+    pub use chrono::{DateTime, Utc};
     pub use serde_json::{Map, Value, json};
     pub use stackdock_core::{
         ApiCall, DatabaseDetails, DomainDetails, Marker, Provider, ResourceDetails, ResourceKind,

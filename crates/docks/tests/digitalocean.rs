@@ -933,3 +933,85 @@ async fn a_droplet_without_the_shared_tag_is_read_by_id_not_taken_for_gone() {
         .collect();
     assert_eq!(after, ["/v2/droplets"], "one listing, no read by id");
 }
+
+/// A create DigitalOcean accepted and then could not carry out shows only in its create
+/// action: the droplet stays `new`. Once it has been `new` for the adapter's limit, its
+/// create action is asked about and an errored one fails the droplet in DigitalOcean's
+/// terms, while a droplet on its way to `active` in the same check is left as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_droplet_whose_create_action_errored_fails_once_it_has_been_new_too_long() {
+    let key = canary();
+    let sb = sandbox(&key, READY_AFTER).await;
+    let dock = dock(&sb, &key);
+    let provision_one =
+        |name: &'static str, ado: stackdock_docks::digitalocean::DigitalOceanAdapter| {
+            let dock = dock.clone();
+            async move {
+                let mut run = Run::new(&dock);
+                ado.provision_server(&mut run.ctx, &dock, &server_config(name))
+                    .await
+                    .expect("accepted");
+                run.tracked(ResourceKind::Server).expect("tracked")
+            }
+        };
+    sb.fail_droplet_creates(true);
+    let failing = provision_one("web-errored", adapter()).await;
+    sb.fail_droplet_creates(false);
+    let healthy = provision_one("web-fine", adapter()).await;
+    let targets = [failing.clone(), healthy.clone()];
+
+    let observe = |ado: stackdock_docks::digitalocean::DigitalOceanAdapter| {
+        let (dock, targets) = (dock.clone(), targets.clone());
+        async move {
+            ado.observe_many(
+                &mut Run::new(&dock).ctx,
+                &dock,
+                ResourceKind::Server,
+                &targets,
+            )
+            .await
+            .expect("observed")
+        }
+    };
+
+    // Under the default limit nobody asks: moments after the create is not long.
+    let before = sb.requests().len();
+    let seen = observe(adapter()).await;
+    assert!(
+        seen.iter().flatten().all(|o| o.failure.is_none()),
+        "{seen:?}"
+    );
+    assert!(
+        sb.requests()[before..]
+            .iter()
+            .all(|r| !r.path.ends_with("/actions")),
+        "the create action was asked about too soon"
+    );
+
+    // With a limit already passed, the errored create fails its droplet once its action
+    // has ended; the other turns ready and is left as it is.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let seen = loop {
+        let seen = observe(adapter().with_stuck_after(Duration::ZERO)).await;
+        let settled = seen[1].as_ref().is_some_and(|o| o.ready)
+            && seen[0].as_ref().is_some_and(|o| o.failure.is_some());
+        if settled {
+            break seen;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not settled in time: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let errored = seen[0].as_ref().expect("still there");
+    assert_eq!(errored.status.as_deref(), Some("new"));
+    let failure = errored.failure.as_ref().expect("failed");
+    assert_eq!(failure.code, "create_errored");
+    assert!(
+        failure.message.contains(&failing.provider_resource_id),
+        "{failure:?}"
+    );
+    let fine = seen[1].as_ref().expect("there");
+    assert!(fine.ready && fine.failure.is_none(), "{fine:?}");
+}

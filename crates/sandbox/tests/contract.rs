@@ -602,6 +602,24 @@ async fn provider_spec_contract_action_responses() {
     .await;
     assert_eq!(action.status, StatusCode::OK);
     assert_conforms(&spec, "get", "/v2/actions/{action_id}", &action);
+
+    let droplet_id = created.body.as_ref().unwrap()["droplet"]["id"]
+        .as_u64()
+        .unwrap();
+    let actions = observe(
+        &sb,
+        Method::GET,
+        &format!("/v2/droplets/{droplet_id}/actions"),
+        None,
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(actions.status, StatusCode::OK);
+    assert_eq!(
+        actions.body.as_ref().unwrap()["actions"][0]["id"].as_u64(),
+        Some(action_id)
+    );
+    assert_conforms(&spec, "get", "/v2/droplets/{droplet_id}/actions", &actions);
 }
 
 /// The checker itself must catch the mistakes it exists for; otherwise the tests
@@ -1137,7 +1155,10 @@ async fn provider_spec_contract_adapter_requests() {
     use stackdock_docks::{DockAdapter, Progress, Tracked};
 
     let sb = sandbox().await;
-    let adapter = DigitalOceanAdapter::new(reqwest::Client::new());
+    // Every check of a droplet still `new` asks about its create action too, so that call
+    // is checked against the document as well.
+    let adapter = DigitalOceanAdapter::new(reqwest::Client::new())
+        .with_stuck_after(std::time::Duration::ZERO);
     let dock = adapter_run::dock(&sb.base_url(), TOKEN);
     sb.create_domain_directly("theirs.example.org");
     sb.create_database_directly("theirs", "mysql", "fra1", "db-s-1vcpu-1gb", &[]);
@@ -1210,6 +1231,12 @@ async fn provider_spec_contract_adapter_requests() {
             "no create sent to {path}"
         );
     }
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "GET" && r.path.ends_with("/actions")),
+        "no droplet's create action was asked about"
+    );
     let spec = shared_spec();
     let mut tally = spec::Tally::default();
     spec.check_log(&requests, &mut tally);

@@ -35,6 +35,9 @@ pub const SHARED_TAG: &str = "stackdock";
 /// in tens of seconds, but the engine spaces its checks by the dock's budget anyway; this is
 /// only the earliest.
 const FIRST_CHECK: Duration = Duration::from_millis(500);
+/// A droplet `new` for this long has its create action asked about: DigitalOcean's droplets
+/// are `active` within a minute or two, and one whose create errored stays `new` for good.
+pub const STUCK_AFTER: Duration = Duration::from_secs(300);
 
 /// The config of a droplet (`POST /v2/droplets`, single-droplet form).
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -95,6 +98,8 @@ impl AdapterStep for DropletStep {
 
 pub struct DigitalOceanAdapter {
     client: reqwest::Client,
+    /// How long a droplet may stay `new` before its create action is asked about.
+    stuck_after: Duration,
     /// Derived once from each kind's config type: every request is checked against it.
     server_schema: ConfigSchema,
     domain_schema: ConfigSchema,
@@ -105,10 +110,18 @@ impl DigitalOceanAdapter {
     pub fn new(client: reqwest::Client) -> Self {
         Self {
             client,
+            stuck_after: STUCK_AFTER,
             server_schema: ConfigSchema::of::<ServerConfig>(),
             domain_schema: ConfigSchema::of::<DomainConfig>(),
             database_schema: ConfigSchema::of::<DatabaseConfig>(),
         }
+    }
+
+    /// This adapter asking about a droplet's create once it has been `new` for `after`
+    /// instead of [`STUCK_AFTER`] (tests, which cannot wait minutes).
+    pub fn with_stuck_after(mut self, after: Duration) -> Self {
+        self.stuck_after = after;
+        self
     }
 
     fn api(&self, ctx: &Ctx, dock: &DockAccess) -> DigitalOceanApi {
@@ -196,6 +209,16 @@ pub(super) fn carries_shared_tag(seen: &Value) -> bool {
     seen["tags"]
         .as_array()
         .is_some_and(|tags| tags.iter().any(|t| t == SHARED_TAG))
+}
+
+/// How long since the droplet was created, by its `created_at` (zero if unreadable, or in
+/// the future by this machine's clock).
+fn new_for(raw: &Value) -> Duration {
+    raw["created_at"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .and_then(|t| (Utc::now() - t.to_utc()).to_std().ok())
+        .unwrap_or_default()
 }
 
 fn observe(d: Droplet) -> Observed {
@@ -445,13 +468,29 @@ impl DockAdapter for DigitalOceanAdapter {
             .map(|d| (d.id.to_string(), d))
             .collect();
         let api = &api;
-        listed_or_read(
+        let mut seen = listed_or_read(
             targets,
             listed,
             |id| async move { api.get_droplet(&id).await },
             observe,
         )
-        .await
+        .await?;
+        // DigitalOcean shows a create it accepted and then could not carry out only in the
+        // create action; the droplet stays `new`. One that has for long is asked about.
+        for o in seen.iter_mut().flatten() {
+            if o.status.as_deref() == Some("new") && new_for(&o.full_api_data) >= self.stuck_after {
+                let id = &o.provider_resource_id;
+                if api.create_action_status(id).await?.as_deref() == Some("errored") {
+                    o.failure = Some(ProviderFailure {
+                        code: "create_errored".into(),
+                        message: format!(
+                            "DigitalOcean could not create droplet {id}: its create action errored"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(seen)
     }
 
     async fn find_by_marker(

@@ -194,6 +194,30 @@ impl DigitalOceanApi {
         }
     }
 
+    /// The status of the droplet's create action (`in-progress`, `completed` or `errored`),
+    /// from `GET /v2/droplets/{id}/actions` (its first page: the create is among a new
+    /// droplet's first actions); `None` if the droplet or its create is not there.
+    pub async fn create_action_status(&self, id: &str) -> Result<Option<String>, DockError> {
+        let query = [("per_page", "20".to_string())];
+        let body = match self
+            .http
+            .get(&format!("/v2/droplets/{id}/actions"), &query)
+            .await
+        {
+            Ok(resp) => resp.body,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(actions) = body["actions"].as_array() else {
+            return Err(protocol("droplet actions without `actions`".into()));
+        };
+        Ok(actions
+            .iter()
+            .find(|a| a["type"] == "create")
+            .and_then(|a| a["status"].as_str())
+            .map(str::to_string))
+    }
+
     /// `GET /v2/droplets`, every page, optionally only those with `tag`. The first page says
     /// how many there are (`meta.total`); the rest are fetched side by side.
     pub async fn list_droplets(&self, tag: Option<&str>) -> Result<Vec<Droplet>, DockError> {

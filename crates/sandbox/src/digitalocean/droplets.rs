@@ -59,6 +59,10 @@ pub(crate) struct World {
     /// a test reads to catch a duplicate create that was cleaned up afterwards.
     created_with_tag: HashMap<String, usize>,
     actions: BTreeMap<u64, Action>,
+    /// Droplets created while set never turn `active`, and their create action ends
+    /// `errored` when it would have completed: a create DigitalOcean accepted and then
+    /// could not carry out.
+    pub(crate) fail_creates: bool,
     next_droplet_id: u64,
     next_action_id: u64,
     addresses: AddressPool,
@@ -73,6 +77,8 @@ struct Droplet {
     tags: Vec<String>,
     created_at: DateTime<Utc>,
     ready_at: Instant,
+    /// Its create errored ([`World::fail_creates`]): it stays `new`.
+    errored: bool,
     options: Options,
     vpc_uuid: String,
     address_slot: u32,
@@ -85,6 +91,7 @@ struct Action {
     started_at: DateTime<Utc>,
     ready_at: Instant,
     completed_at: DateTime<Utc>,
+    errored: bool,
 }
 
 /// What a create produced, in the shape the 202 answer needs.
@@ -100,6 +107,7 @@ impl World {
             tagged: HashMap::new(),
             created_with_tag: HashMap::new(),
             actions: BTreeMap::new(),
+            fail_creates: false,
             next_droplet_id: first_droplet_id(),
             next_action_id: FIRST_ACTION_ID,
             addresses: AddressPool::default(),
@@ -129,6 +137,7 @@ impl World {
                 tags: spec.tags.clone(),
                 created_at: wall_now,
                 ready_at,
+                errored: self.fail_creates,
                 options: spec.options,
                 vpc_uuid: spec
                     .vpc_uuid
@@ -156,6 +165,7 @@ impl World {
                     started_at: wall_now,
                     ready_at,
                     completed_at,
+                    errored: self.fail_creates,
                 },
             );
             created.action_ids.push(action_id);
@@ -238,7 +248,7 @@ impl Droplet {
     /// The droplet as the API shows it. `just_created` forces the shape of the 202
     /// answer: status `new` and no addresses yet.
     fn to_json(&self, now: Instant, just_created: bool) -> Value {
-        let active = !just_created && now >= self.ready_at;
+        let active = !just_created && !self.errored && now >= self.ready_at;
         let options = self.options;
         let networks = if active {
             addresses::networks(
@@ -299,9 +309,14 @@ impl Droplet {
 impl Action {
     fn to_json(&self, now: Instant) -> Value {
         let done = now >= self.ready_at;
+        let status = match (done, self.errored) {
+            (false, _) => "in-progress",
+            (true, false) => "completed",
+            (true, true) => "errored",
+        };
         json!({
             "id": self.id,
-            "status": if done { "completed" } else { "in-progress" },
+            "status": status,
             "type": "create",
             "started_at": timestamp(self.started_at),
             "completed_at": if done { Value::from(timestamp(self.completed_at)) } else { Value::Null },
@@ -447,14 +462,42 @@ pub(crate) async fn delete_by_tag(
     Ok(no_content())
 }
 
+/// A numeric id from the path; anything else is not found, as DigitalOcean answers it.
+fn numeric_id(id: Result<Path<String>, PathRejection>) -> Result<u64, ApiError> {
+    id.ok()
+        .and_then(|Path(raw)| raw.parse::<u64>().ok())
+        .ok_or_else(not_found)
+}
+
+/// `GET /v2/droplets/{droplet_id}/actions`: the droplet's actions (here its create), one
+/// page: a droplet has a handful.
+pub(crate) async fn droplet_actions(
+    State(cloud): State<Arc<Cloud>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = numeric_id(id)?;
+    let world = cloud.world();
+    if !world.droplets.contains_key(&id) {
+        return Err(not_found());
+    }
+    let now = Instant::now();
+    let actions: Vec<Value> = world
+        .actions
+        .values()
+        .filter(|a| a.droplet_id == id)
+        .map(|a| a.to_json(now))
+        .collect();
+    let total = actions.len();
+    Ok(Json(
+        json!({ "actions": actions, "links": {}, "meta": { "total": total } }),
+    ))
+}
+
 pub(crate) async fn get_action(
     State(cloud): State<Arc<Cloud>>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = id
-        .ok()
-        .and_then(|Path(raw)| raw.parse::<u64>().ok())
-        .ok_or_else(not_found)?;
+    let id = numeric_id(id)?;
     let world = cloud.world();
     let action = world.actions.get(&id).ok_or_else(not_found)?;
     Ok(Json(json!({ "action": action.to_json(Instant::now()) })))

@@ -352,6 +352,12 @@ impl DigitalOceanSandbox {
         self.door.request_counts()
     }
 
+    /// Droplets created from now on (`true`) never turn `active`, and their create action
+    /// ends `errored` once it would have completed.
+    pub fn fail_droplet_creates(&self, fail: bool) {
+        self.cloud.world().fail_creates = fail;
+    }
+
     /// Makes droplet listings report as `meta.total` only the droplets of the page they
     /// answer (as an implementation reading the spec's words for it would), their
     /// `links.pages.next` still leading to every page.
@@ -421,6 +427,10 @@ fn router(cloud: Arc<Cloud>, door: Arc<FrontDoor<DoDialect>>) -> Router {
             get(droplets::get).delete(droplets::delete),
         )
         .route("/v2/actions/{action_id}", get(droplets::get_action))
+        .route(
+            "/v2/droplets/{droplet_id}/actions",
+            get(droplets::droplet_actions),
+        )
         .route("/v2/domains", get(domains::list).post(domains::create))
         .route(
             "/v2/domains/{domain_name}",
