@@ -49,6 +49,20 @@ struct WireDatabase {
     primary_region: Option<String>,
 }
 
+/// A listing's `databases`. The document requires no field of a database: one listed
+/// without a name (which every call about a database takes) is left out, not taken for an
+/// unreadable answer that would fail every listing of the account.
+fn listed_databases(list: Value) -> Result<Vec<Database>, DockError> {
+    let Value::Array(items) = list else {
+        return Err(protocol("database list without `databases`".into()));
+    };
+    items
+        .into_iter()
+        .filter(|d| d["Name"].as_str().is_some_and(|n| !n.is_empty()))
+        .map(Database::from_value)
+        .collect()
+}
+
 impl Database {
     fn from_value(raw: Value) -> Result<Self, DockError> {
         let w = WireDatabase::deserialize(&raw).map_err(|e| protocol(format!("database: {e}")))?;
@@ -214,10 +228,7 @@ impl TursoApi {
             .get(&format!("{}/databases", self.org_path), &query)
             .await?
             .body;
-        let Value::Array(items) = body["databases"].take() else {
-            return Err(protocol("database list without `databases`".into()));
-        };
-        items.into_iter().map(Database::from_value).collect()
+        listed_databases(body["databases"].take())
     }
 
     /// `DELETE .../databases/{databaseName}`; a database already gone counts as deleted.
@@ -274,5 +285,24 @@ impl TursoApi {
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listed_database_without_a_name_is_left_out_and_the_rest_read() {
+        let listed = listed_databases(json!([
+            {"Name": "orders", "DbId": "1", "Hostname": "orders-acme.turso.io"},
+            {"DbId": "2"},
+            {"Name": "", "DbId": "3"},
+            {"Name": "billing", "DbId": "4"},
+        ]))
+        .expect("read");
+        let names: Vec<&str> = listed.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["orders", "billing"]);
+        assert!(listed_databases(json!({"databases": []})).is_err());
     }
 }
