@@ -1,6 +1,6 @@
 //! The Vercel adapter against the Vercel sandbox, where the conformance suite cannot look:
-//! a deployment answered `missing_files` uploads only the contents Vercel lists and is asked
-//! for again; a deployment held at `BUILDING`, one ending in `ERROR`, one cancelled by the
+//! every content uploaded before the deployment, and one Vercel answers `missing_files` for
+//! uploaded again; a deployment held at `BUILDING`, one ending in `ERROR`, one cancelled by the
 //! unwind; a team's dock working in the team's scope; discovery over several pages; and
 //! Vercel's error body.
 
@@ -74,7 +74,7 @@ fn deployment_creates(sb: &stackdock_sandbox::VercelSandbox) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_the_contents_vercel_lists_as_missing_are_uploaded_then_asked_again() {
+async fn every_content_is_uploaded_before_the_deployment_and_what_vercel_lacks_goes_up_again() {
     let key = canary();
     let sb = vercel_sandbox(&key).await;
     let files = Arc::new(MemoryFiles::default());
@@ -95,15 +95,24 @@ async fn only_the_contents_vercel_lists_as_missing_are_uploaded_then_asked_again
         .await
         .expect("provisioned");
     assert!(matches!(progress, Progress::Pending { .. }), "{progress:?}");
-    // The same contents under two paths are uploaded once, by their SHA-1.
+    // The same contents under two paths are uploaded once, by their SHA-1, and all of them
+    // before the deployment is asked for (Vercel's order): it is made at the first ask.
     let mut uploaded = sb.uploads();
     uploaded.sort();
     let mut expected = vec![sha1_hex(b"<h1>one</h1>"), sha1_hex(b"shared")];
     expected.sort();
     assert_eq!(uploaded, expected);
-    assert_eq!(deployment_creates(&sb), 2, "refused once, then made");
+    let order: Vec<String> = sb
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && (r.path == "/v2/files" || r.path == "/v13/deployments"))
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(order, ["/v2/files", "/v2/files", "/v13/deployments"]);
 
-    // A second project sharing contents uploads only what is new to Vercel.
+    // Contents Vercel took and then dropped: the deployment is refused `missing_files`, and
+    // only what it lists goes up again before the second ask.
+    sb.drop_uploads(1);
     let mut second = Run::new(&dock);
     a.provision_web_service(
         &mut second.ctx,
@@ -115,18 +124,13 @@ async fn only_the_contents_vercel_lists_as_missing_are_uploaded_then_asked_again
     )
     .await
     .expect("provisioned");
-    assert_eq!(sb.uploads()[2..], [sha1_hex(b"<h1>two</h1>")]);
-    // A third whose contents Vercel has all is made at the first ask.
-    let mut third = Run::new(&dock);
-    a.provision_web_service(
-        &mut third.ctx,
-        &dock,
-        &config(json!({"name": "three", "files": manifest(&files, &[("x.css", b"shared")])})),
-    )
-    .await
-    .expect("provisioned");
-    assert_eq!(deployment_creates(&sb), 5);
-    assert_eq!(sb.uploads().len(), 3);
+    let two = sha1_hex(b"<h1>two</h1>");
+    assert_eq!(sb.uploads()[2..], [two.clone(), sha1_hex(b"shared"), two]);
+    assert_eq!(
+        deployment_creates(&sb),
+        3,
+        "one, then two refused once and made"
+    );
 
     let queued = observe(&a, &mut second, &dock).await;
     assert!(!queued.ready);

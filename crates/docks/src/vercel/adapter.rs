@@ -14,10 +14,11 @@
 //!    Undoing it deletes the project, which deletes its deployments.
 //! 3. [`VercelStep::DeploymentSent`] — before the deployment is asked for. A later run finds
 //!    the project's deployment, if an earlier request made one, instead of asking again.
-//! 4. [`VercelStep::DeploymentCreated`] — `POST /v13/deployments` with `files: [{file, sha,
-//!    size}]`, the SHA-1s computed from the bytes the engine's file store hands out. When
-//!    Vercel answers `missing_files`, only the contents it lists are uploaded
-//!    (`POST /v2/files`, `x-vercel-digest`) and the deployment is asked for again. Undoing the
+//! 4. [`VercelStep::DeploymentCreated`] — every file's contents uploaded first
+//!    (`POST /v2/files`, `x-vercel-digest`; the same contents again change nothing), then
+//!    `POST /v13/deployments` with `files: [{file, sha, size}]`, the SHA-1s computed from the
+//!    bytes the engine's file store hands out. Should Vercel still answer `missing_files`, the
+//!    contents it lists go up once more and the deployment is asked for again. Undoing the
 //!    step cancels the deployment.
 //!
 //! Readiness is the deployment's own: ready at `READY`, failed at `ERROR` or `CANCELED`.
@@ -509,10 +510,13 @@ async fn own_project_made(
     Ok((made.into_inner(), fresh))
 }
 
-/// Asks Vercel for the deployment; while it answers `missing_files`, uploads only the
-/// contents it lists and asks again. A request whose answer is lost is settled by looking
-/// for the project's deployment: a `missing_files` refusal made none, so one found is that
-/// request's. With `sent_before` (an earlier run may have deployed), it is looked for first.
+/// Uploads every file's contents and then asks Vercel for the deployment that lists them, the
+/// order Vercel documents (`POST /v2/files` first; the deployment must find every file it
+/// names). Should Vercel still answer `missing_files` (contents it has since dropped), the
+/// contents it lists, or every file when it lists none, go up once more and the deployment
+/// is asked for again. A request whose answer is lost is settled by looking for the project's
+/// deployment: a `missing_files` refusal made none, so one found is that request's. With
+/// `sent_before` (an earlier run may have deployed), it is looked for first.
 async fn create_deployment(
     ctx: &Ctx,
     api: &VercelApi,
@@ -520,31 +524,8 @@ async fn create_deployment(
     sent_before: bool,
     (files, entry_of): (&Files, &HashMap<String, usize>),
 ) -> Result<Created<Deployment>, DockError> {
-    let mut uploaded = HashSet::new();
-    for round in 0..CREATE_ROUNDS {
-        let made = create_or_adopt(
-            ctx,
-            // Only before the first request: a `missing_files` refusal made nothing.
-            sent_before && round == 0,
-            |attempt| api.create_deployment(request, attempt),
-            || api.latest_deployment(&request.project),
-        )
-        .await;
-        let missing = match made {
-            Ok(made) => return Ok(made),
-            Err(DockError::Provider(p)) if p.code == api::MISSING_FILES => {
-                api::missing_digests(&p.message)
-            }
-            Err(e) => return Err(e),
-        };
-        let fresh: Vec<String> = missing
-            .into_iter()
-            .filter(|sha| !uploaded.contains(sha))
-            .collect();
-        if fresh.is_empty() {
-            break;
-        }
-        for sha in fresh {
+    let upload = |shas: Vec<String>| async move {
+        for sha in shas {
             let Some(&i) = entry_of.get(&sha) else {
                 return Err(DockError::Protocol {
                     provider: Provider::Vercel,
@@ -553,8 +534,62 @@ async fn create_deployment(
             };
             let bytes = ctx.file(&files.entries()[i]).await?;
             api.upload_file(&sha, &bytes).await?;
-            uploaded.insert(sha);
         }
+        Ok(())
+    };
+    // Each file's contents once, in the order they are listed.
+    let every: Vec<String> = {
+        let mut seen = HashSet::new();
+        request
+            .files
+            .iter()
+            .filter(|f| seen.insert(f.sha.as_str()))
+            .map(|f| f.sha.clone())
+            .collect()
+    };
+    if sent_before {
+        // An earlier run may have deployed: look before uploading anything.
+        if let Some(found) = api.latest_deployment(&request.project).await? {
+            return Ok(Created::Adopted(found));
+        }
+    }
+    upload(every.clone()).await?;
+    let mut uploads = HashMap::<String, usize>::new();
+    for _ in 0..CREATE_ROUNDS {
+        let made = create_or_adopt(
+            ctx,
+            // Looked for above; and a `missing_files` refusal made nothing.
+            false,
+            |attempt| api.create_deployment(request, attempt),
+            || api.latest_deployment(&request.project),
+        )
+        .await;
+        let listed = match made {
+            Ok(made) => return Ok(made),
+            Err(DockError::Provider(p)) if p.code == api::MISSING_FILES => {
+                api::missing_digests(&p.message)
+            }
+            Err(e) => return Err(e),
+        };
+        let listed = if listed.is_empty() {
+            every.clone()
+        } else {
+            listed
+        };
+        // Each content goes up again once at most: one Vercel keeps refusing will not be
+        // kept by uploading it a third time.
+        let again: Vec<String> = listed
+            .into_iter()
+            .filter(|sha| {
+                let n = uploads.entry(sha.clone()).or_insert(0);
+                *n += 1;
+                *n == 1
+            })
+            .collect();
+        if again.is_empty() {
+            break;
+        }
+        upload(again).await?;
     }
     Err(DockError::ResourceFailed {
         provider: Provider::Vercel,

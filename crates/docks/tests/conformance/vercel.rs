@@ -130,12 +130,10 @@ impl Harness for Vercel {
 
     fn lose_create_answer(&self, kind: ResourceKind, nth: usize, how: LostAnswer) {
         let post = Some("POST");
-        // The deployment's first request is refused `missing_files` (the sample's page is new
-        // to the sandbox), which makes nothing: the second is the one that deploys.
         let (path, skip) = match (kind, nth) {
             (ResourceKind::WebService | ResourceKind::Domain, 0) => ("/v11/projects", 0),
             (ResourceKind::Domain, 1) => ("/v10/projects/", 0),
-            (ResourceKind::WebService, 1) => ("/v13/deployments", 1),
+            (ResourceKind::WebService, 1) => ("/v13/deployments", 0),
             _ => panic!("{kind}: no create number {nth}"),
         };
         let fault = match how {

@@ -190,6 +190,13 @@ impl VercelSandbox {
         self.cloud.world().uploads()
     }
 
+    /// Answers the next `n` uploads as usual and keeps none of them, as when Vercel has
+    /// dropped contents before the deployment that names them: that deployment is refused
+    /// `missing_files`.
+    pub fn drop_uploads(&self, n: usize) {
+        self.cloud.world().drop_uploads(n);
+    }
+
     /// How many projects named `name` were ever created, deleted ones included.
     pub fn project_creates(&self, name: &str) -> usize {
         self.cloud.world().project_creates(name)
