@@ -51,10 +51,14 @@ struct WireDatabase {
 
 /// A listing's `databases`. The document requires no field of a database: one listed
 /// without a name (which every call about a database takes) is left out, not taken for an
-/// unreadable answer that would fail every listing of the account.
+/// unreadable answer that would fail every listing of the account. A `null` list is an empty
+/// one (how a server written in Go sends a list it never filled); no `databases` at all is
+/// not read as empty, since an empty group is deleted on that word.
 fn listed_databases(list: Value) -> Result<Vec<Database>, DockError> {
-    let Value::Array(items) = list else {
-        return Err(protocol("database list without `databases`".into()));
+    let items = match list {
+        Value::Array(items) => items,
+        Value::Null => Vec::new(),
+        other => return Err(protocol(format!("`databases` is not a list: {other}"))),
     };
     items
         .into_iter()
@@ -228,7 +232,11 @@ impl TursoApi {
             .get(&format!("{}/databases", self.org_path), &query)
             .await?
             .body;
-        listed_databases(body["databases"].take())
+        // Indexing would read a missing `databases` as `null`, which is an empty list.
+        let Some(list) = body.get_mut("databases").map(Value::take) else {
+            return Err(protocol("database list without `databases`".into()));
+        };
+        listed_databases(list)
     }
 
     /// `DELETE .../databases/{databaseName}`; a database already gone counts as deleted.
@@ -304,5 +312,6 @@ mod tests {
         let names: Vec<&str> = listed.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["orders", "billing"]);
         assert!(listed_databases(json!({"databases": []})).is_err());
+        assert!(listed_databases(Value::Null).expect("read").is_empty());
     }
 }
