@@ -189,6 +189,16 @@ fn result_of(resp: ApiResponse) -> Result<(Value, Value), DockError> {
     }
 }
 
+/// A 2xx to a delete: done, unless its body says `success: false`. The document gives some
+/// deletes' answers no envelope (a DNS record's is `{result: {id}}`), so a missing `success`
+/// is not taken for an unreadable answer: the delete happened.
+fn deleted(resp: ApiResponse) -> Result<(), DockError> {
+    if resp.body["success"].as_bool() == Some(false) {
+        return result_of(resp).map(drop);
+    }
+    Ok(())
+}
+
 /// `Ok(None)` for a 404, the error otherwise.
 fn absent<T>(result: Result<T, DockError>) -> Result<Option<T>, DockError> {
     match result {
@@ -198,10 +208,23 @@ fn absent<T>(result: Result<T, DockError>) -> Result<Option<T>, DockError> {
     }
 }
 
-/// Whether a listing page of `got` items asked `per_page` at a time is its last.
-fn last_page(got: usize, per_page: usize, page: usize, info: &Value) -> bool {
+/// Whether page `page` of a listing, which held `got` items of which `new` were not on an
+/// earlier page, asked `asked` at a time, is its last. The page size is the one the answer
+/// gives (`result_info.per_page`; a server may serve fewer than asked) and its page count
+/// ends the walk when it gives one. A page that adds nothing new ends it too: a server that
+/// ignores `page` would otherwise be walked for ever.
+fn last_page(got: usize, new: usize, asked: usize, page: usize, info: &Value) -> bool {
+    let per_page = info["per_page"]
+        .as_u64()
+        .map(|n| n as usize)
+        .filter(|&n| n > 0)
+        .unwrap_or(asked);
     let total = info["total_count"].as_u64().map(|n| n as usize);
-    got < per_page || total.is_some_and(|t| page * per_page >= t)
+    let pages = info["total_pages"].as_u64().map(|n| n as usize);
+    new == 0
+        || got < per_page
+        || pages.is_some_and(|p| page >= p)
+        || total.is_some_and(|t| page * per_page >= t)
 }
 
 fn array(result: Value, what: &str) -> Result<Vec<Value>, DockError> {
@@ -273,7 +296,9 @@ impl CloudflareApi {
     /// The account's zones (`GET /zones?account.id=`), page by page; only those named `name`
     /// when it is given.
     pub async fn list_zones(&self, name: Option<&str>) -> Result<Vec<Zone>, DockError> {
-        let mut zones = Vec::new();
+        // Offset pages shift under zones made or deleted during the walk: each is kept once.
+        let mut zones: Vec<Zone> = Vec::new();
+        let mut ids = std::collections::HashSet::new();
         for page in 1.. {
             let mut query = vec![
                 ("account.id", self.account_id.clone()),
@@ -286,10 +311,15 @@ impl CloudflareApi {
             let (result, info) = self.get("/zones", &query).await?;
             let batch = array(result, "zone")?;
             let got = batch.len();
+            let mut new = 0;
             for raw in batch {
-                zones.push(Zone::from_value(raw)?);
+                let zone = Zone::from_value(raw)?;
+                if ids.insert(zone.id.clone()) {
+                    zones.push(zone);
+                    new += 1;
+                }
             }
-            if last_page(got, ZONES_PER_PAGE, page, &info) {
+            if last_page(got, new, ZONES_PER_PAGE, page, &info) {
                 break;
             }
         }
@@ -309,7 +339,7 @@ impl CloudflareApi {
     /// deleted.
     pub async fn delete_zone(&self, id: &str) -> Result<(), DockError> {
         let resp = absent(self.http.delete(&format!("/zones/{id}")).await)?;
-        resp.map(result_of).transpose().map(drop)
+        resp.map(deleted).transpose().map(drop)
     }
 
     /// `GET /zones/{zone_id}/dns_records`, page by page; `None` if the zone is gone.
@@ -334,7 +364,9 @@ impl CloudflareApi {
         zone_id: &str,
         filter: &[(&'static str, String)],
     ) -> Result<Option<Vec<DnsRecord>>, DockError> {
-        let mut records = Vec::new();
+        // As with zones: a record made or deleted during the walk may shift onto a second page.
+        let mut records: Vec<DnsRecord> = Vec::new();
+        let mut ids = std::collections::HashSet::new();
         for page in 1.. {
             let mut query = vec![
                 ("page", page.to_string()),
@@ -350,10 +382,15 @@ impl CloudflareApi {
             };
             let batch = array(result, "dns record")?;
             let got = batch.len();
+            let mut new = 0;
             for raw in batch {
-                records.push(DnsRecord::from_value(raw)?);
+                let record = DnsRecord::from_value(raw)?;
+                if ids.insert(record.id.clone()) {
+                    records.push(record);
+                    new += 1;
+                }
             }
-            if last_page(got, RECORDS_PER_PAGE, page, &info) {
+            if last_page(got, new, RECORDS_PER_PAGE, page, &info) {
                 break;
             }
         }
@@ -381,7 +418,7 @@ impl CloudflareApi {
             self.delete_with_body(&format!("/zones/{zone_id}/dns_records/{id}"))
                 .await,
         )?;
-        resp.map(result_of).transpose().map(drop)
+        resp.map(deleted).transpose().map(drop)
     }
 }
 
@@ -409,6 +446,21 @@ struct WireProject {
 
 impl PagesProject {
     fn from_value(raw: Value) -> Result<Self, DockError> {
+        // The document gives the project listing's items the deployment schema
+        // (`pages_deployments`: the project's newest deployment, naming its project in
+        // `project_name` and `project_id`), where a project read alone is `pages_projects`.
+        // Either is read.
+        if raw.get("name").is_none()
+            && let Some(name) = raw["project_name"].as_str()
+        {
+            return Ok(Self {
+                id: raw["project_id"].as_str().unwrap_or_default().to_string(),
+                name: name.to_string(),
+                subdomain: None,
+                latest_deployment: Some(PagesDeployment::from_value(raw.clone())?),
+                raw,
+            });
+        }
         let w =
             WireProject::deserialize(&raw).map_err(|e| protocol(format!("pages project: {e}")))?;
         let latest_deployment = match &raw["latest_deployment"] {
@@ -547,11 +599,7 @@ impl CloudflareApi {
                     new += 1;
                 }
             }
-            let pages = info["total_pages"].as_u64().map(|n| n as usize);
-            if new == 0
-                || pages.is_some_and(|p| page >= p)
-                || last_page(got, PROJECTS_PER_PAGE, page, &info)
-            {
+            if last_page(got, new, PROJECTS_PER_PAGE, page, &info) {
                 break;
             }
         }
@@ -563,7 +611,7 @@ impl CloudflareApi {
     pub async fn delete_project(&self, name: &str) -> Result<(), DockError> {
         let path = format!("{}/{name}", self.projects_path());
         let resp = absent(self.delete_with_body(&path).await)?;
-        resp.map(result_of).transpose().map(drop)
+        resp.map(deleted).transpose().map(drop)
     }
 
     /// `GET /accounts/{account_id}/pages/projects/{project_name}/upload-token`: the JWT the
@@ -732,6 +780,82 @@ mod tests {
         let cname = wanted("CNAME", "www.example.com", "Target.example.net");
         assert!(held("CNAME", "www.example.com", "target.example.net.").is(&cname));
         assert!(!held("A", "www.example.com", "target.example.net").is(&cname));
+    }
+
+    #[test]
+    fn a_walk_ends_at_the_answers_own_page_size_and_count_and_at_a_page_with_nothing_new() {
+        let info = |v: Value| v;
+        // A server that serves 20 when 50 were asked: a full page of its size goes on.
+        assert!(!last_page(20, 20, 50, 1, &info(json!({"per_page": 20}))));
+        assert!(last_page(7, 7, 50, 2, &info(json!({"per_page": 20}))));
+        // Its page count ends the walk, and so does its total.
+        assert!(last_page(
+            20,
+            20,
+            20,
+            3,
+            &info(json!({"per_page": 20, "total_pages": 3}))
+        ));
+        assert!(!last_page(
+            20,
+            20,
+            20,
+            2,
+            &info(json!({"per_page": 20, "total_pages": 3}))
+        ));
+        assert!(last_page(
+            20,
+            20,
+            20,
+            2,
+            &info(json!({"per_page": 20, "total_count": 40}))
+        ));
+        // Without either, a full page goes on; one that only repeats what came (a server
+        // ignoring `page`), or an empty one, ends it.
+        assert!(!last_page(50, 50, 50, 1, &Value::Null));
+        assert!(last_page(50, 0, 50, 2, &Value::Null));
+        assert!(last_page(0, 0, 50, 2, &Value::Null));
+    }
+
+    #[test]
+    fn a_project_listed_in_the_documents_deployment_shape_is_read() {
+        let item = json!({
+            "id": "dep-1", "project_id": "proj-1", "project_name": "site",
+            "url": "https://abc.site.pages.dev",
+            "latest_stage": {"name": "deploy", "status": "success"},
+        });
+        let project = PagesProject::from_value(item).expect("read");
+        assert_eq!(
+            (project.id.as_str(), project.name.as_str()),
+            ("proj-1", "site")
+        );
+        let deployment = project.latest_deployment.expect("its deployment");
+        assert_eq!(deployment.id, "dep-1");
+        assert_eq!(deployment.stage, "deploy");
+        // A project read alone keeps its own shape.
+        let alone = json!({"id": "proj-2", "name": "other", "subdomain": "other.pages.dev"});
+        let project = PagesProject::from_value(alone).expect("read");
+        assert_eq!(
+            (project.id.as_str(), project.name.as_str()),
+            ("proj-2", "other")
+        );
+        assert!(project.latest_deployment.is_none());
+    }
+
+    #[test]
+    fn a_delete_answered_without_the_envelope_is_done_unless_it_says_it_failed() {
+        let answer = |body: Value| ApiResponse {
+            status: 200,
+            body,
+            request_id: None,
+        };
+        assert!(deleted(answer(json!({"result": {"id": "r1"}}))).is_ok());
+        assert!(deleted(answer(Value::Null)).is_ok());
+        let refused = json!({"success": false, "errors": [{"code": 1000, "message": "no"}]});
+        assert!(matches!(
+            deleted(answer(refused)),
+            Err(DockError::Provider(p)) if p.code == "1000"
+        ));
     }
 
     #[test]
