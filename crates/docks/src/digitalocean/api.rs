@@ -373,8 +373,10 @@ impl Domain {
     }
 }
 
-/// The body of `POST /v2/domains/{name}/records` (`domain_record`; fields a type does not
-/// use are left out).
+/// The body of `POST /v2/domains/{name}/records` (`domain_record`). Fields a type does not
+/// use are sent as `null`, not left out: the document's per-type schemas require some of
+/// them all the same (a TXT record's `flags` and `tag`; an SRV's `port`), nullable, and its
+/// own example sends every one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateRecord {
     #[serde(rename = "type")]
@@ -383,15 +385,10 @@ pub struct CreateRecord {
     pub data: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub weight: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub flags: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
 }
 
@@ -534,7 +531,9 @@ impl DigitalOceanApi {
     }
 
     /// Every item under `key` of a paged listing, page after page while `links.pages.next`
-    /// says there is another.
+    /// says there is another. An empty page ends the walk, and so does passing the pages
+    /// `meta.total` makes room for (one over, for an item added during the walk): a server
+    /// that always says there is a next page is not walked for ever.
     async fn every_page(
         &self,
         path: &str,
@@ -542,13 +541,18 @@ impl DigitalOceanApi {
         filters: &[(&str, String)],
     ) -> Result<Vec<Value>, DockError> {
         let mut out = Vec::new();
-        for page in 1.. {
+        for page in 1usize.. {
             let mut query = filters.to_vec();
             query.push(("page", page.to_string()));
             query.push(("per_page", PER_PAGE.to_string()));
             let mut body = self.http.get(path, &query).await?.body;
-            out.extend(items(&mut body, key)?);
-            if !has_next_page(&body) {
+            let batch = items(&mut body, key)?;
+            let got = batch.len();
+            out.extend(batch);
+            let pages = body["meta"]["total"]
+                .as_u64()
+                .map(|t| (t as usize).div_ceil(PER_PAGE as usize));
+            if got == 0 || !has_next_page(&body) || pages.is_some_and(|p| page > p) {
                 break;
             }
         }
@@ -703,6 +707,28 @@ impl DigitalOceanApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_sends_the_fields_its_type_does_not_use_as_null() {
+        let txt = CreateRecord {
+            kind: "TXT".into(),
+            name: "_stackdock".into(),
+            data: "sd-1".into(),
+            ttl: None,
+            priority: None,
+            port: None,
+            weight: None,
+            flags: None,
+            tag: None,
+        };
+        let body = serde_json::to_value(&txt).expect("serialised");
+        // `domain_record_txt` requires `flags` and `tag` (nullable); no TTL means DigitalOcean's.
+        assert_eq!(
+            body,
+            json!({"type": "TXT", "name": "_stackdock", "data": "sd-1", "priority": null,
+                   "port": null, "weight": null, "flags": null, "tag": null})
+        );
+    }
 
     #[test]
     fn credentials_are_removed_at_any_depth() {
