@@ -1,6 +1,6 @@
 //! The Vultr adapter against its sandbox, beyond the conformance suite: Vultr's readiness
 //! (three fields together), its cursor pagination, its error body, its documented rate limit,
-//! and a failed or cancelled provision leaving nothing behind.
+//! a refusal after a lost answer, and a failed or cancelled provision leaving nothing behind.
 
 mod support;
 
@@ -128,6 +128,29 @@ async fn a_refused_create_leaves_nothing_and_keeps_vultrs_words() {
         .await
         .expect("unwound");
     assert!(sb.instances().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_refused_after_a_lost_answer_adopts_what_the_lost_try_made() {
+    let (sb, dock, ado) = vultr().await;
+    // The first create makes the instance and its answer is lost; the listing looked at
+    // next has not caught up; the second create is refused (a quota that first instance
+    // used up, say) without making anything.
+    sb.inject(Fault::lose_response(Some("POST"), "/instances", 1));
+    sb.inject(Fault::error(Some("POST"), "/instances", 400, 1));
+    sb.lag_listings(1);
+    let mut run = Run::new(&dock);
+    ado.provision_server(&mut run.ctx, &dock, &server("web-1"))
+        .await
+        .expect("the instance the lost try made is adopted");
+    assert_eq!(sb.instances().len(), 1, "{:?}", sb.instances());
+    let tracked = run
+        .tracked(ResourceKind::Server)
+        .expect("a step tracks the instance");
+    assert_eq!(
+        tracked.provider_resource_id,
+        sb.instances()[0]["id"].as_str().expect("an id")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

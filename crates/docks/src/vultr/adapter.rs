@@ -139,13 +139,15 @@ pub(crate) async fn begin_create(
 
 /// [`create_noting`] for a resource found by its marker: when Vultr refused every try and no
 /// try's outcome was unknown, Vultr made nothing, so the step named `sent` is marked undone
-/// and the unwind has nothing to look for.
+/// and the unwind has nothing to look for. A refusal after a try whose outcome was unknown
+/// (a quota reached by that very try, say) is looked up once more: that try may have made
+/// the resource, which is then adopted rather than failed and unwound.
 pub(crate) async fn create_by_marker<T, C, CF, L, LF>(
     ctx: &mut Ctx,
     sent: &str,
     sent_before: bool,
     create: C,
-    lookup: L,
+    mut lookup: L,
 ) -> Result<Created<T>, DockError>
 where
     C: FnMut(u32) -> CF,
@@ -153,12 +155,16 @@ where
     L: FnMut() -> LF,
     LF: Future<Output = Result<Option<T>, DockError>>,
 {
-    let attempted = create_noting(ctx, sent_before, create, lookup).await;
+    let attempted = create_noting(ctx, sent_before, create, &mut lookup).await;
     match attempted.result {
         Err(e @ DockError::Provider(_)) if !attempted.unsure => {
             ctx.mark_undone(sent).await?;
             Err(e)
         }
+        Err(e @ DockError::Provider(_)) => match lookup().await? {
+            Some(found) => Ok(Created::Adopted(found)),
+            None => Err(e),
+        },
         other => other,
     }
 }

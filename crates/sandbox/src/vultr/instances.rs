@@ -49,6 +49,9 @@ pub(crate) struct World {
     next_id: u64,
     next_address: u32,
     held: bool,
+    /// Instance listings still to be answered empty, as a listing that has not caught up
+    /// with the creates yet.
+    lagging_listings: u32,
 }
 
 struct Instance {
@@ -75,11 +78,16 @@ impl World {
             next_id: u64::from(rand::random::<u32>()) << 16,
             next_address: 1,
             held: false,
+            lagging_listings: 0,
         }
     }
 
     pub(crate) fn hold(&mut self, on: bool) {
         self.held = on;
+    }
+
+    pub(crate) fn lag_listings(&mut self, n: u32) {
+        self.lagging_listings = n;
     }
 
     pub(crate) fn instances(&self) -> Vec<Value> {
@@ -343,11 +351,14 @@ pub(crate) struct ListQuery {
 }
 
 pub(crate) async fn list(State(cloud): State<Arc<Cloud>>, Query(q): Query<ListQuery>) -> Answer {
-    let world = cloud.world();
+    let mut world = cloud.world();
+    let lagging = world.lagging_listings > 0;
+    world.lagging_listings = world.lagging_listings.saturating_sub(1);
     let now = Instant::now();
     let items: Vec<(String, Value)> = world
         .instances
         .values()
+        .filter(|_| !lagging)
         .filter(|i| q.tag.as_ref().is_none_or(|t| i.tags.contains(t)))
         .filter(|i| q.label.as_ref().is_none_or(|l| i.label == *l))
         .filter(|i| q.region.as_ref().is_none_or(|r| i.region == *r))

@@ -186,6 +186,12 @@ impl VultrSandbox {
         self.cloud.databases().hold(on);
     }
 
+    /// Answers the next `n` instance listings empty, as a listing that has not caught up
+    /// with the creates yet.
+    pub fn lag_listings(&self, n: u32) {
+        self.cloud.world().lag_listings(n);
+    }
+
     /// Creates an instance as if someone made it in Vultr's console, bypassing the API (no
     /// request is logged, no fault applies); it is ready at once.
     pub fn create_instance_directly(
