@@ -709,28 +709,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_record_sends_the_fields_its_type_does_not_use_as_null() {
-        let txt = CreateRecord {
-            kind: "TXT".into(),
-            name: "_stackdock".into(),
-            data: "sd-1".into(),
-            ttl: None,
-            priority: None,
-            port: None,
-            weight: None,
-            flags: None,
-            tag: None,
-        };
-        let body = serde_json::to_value(&txt).expect("serialised");
-        // `domain_record_txt` requires `flags` and `tag` (nullable); no TTL means DigitalOcean's.
-        assert_eq!(
-            body,
-            json!({"type": "TXT", "name": "_stackdock", "data": "sd-1", "priority": null,
-                   "port": null, "weight": null, "flags": null, "tag": null})
-        );
-    }
-
-    #[test]
     fn credentials_are_removed_at_any_depth() {
         let mut v = json!({
             "id": "x", "name": "db", "status": "online",

@@ -550,6 +550,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_marker_record_sends_the_fields_a_txt_record_does_not_use_as_null() {
+        let marker = Marker::for_resource(&stackdock_core::ResourceId::new());
+        let body = serde_json::to_value(marker_record(&marker)).expect("serialised");
+        // `domain_record_txt` requires `flags` and `tag` (nullable); no TTL means DigitalOcean's.
+        assert_eq!(
+            body,
+            serde_json::json!({"type": "TXT", "name": MARKER_RECORD, "data": marker.to_string(),
+                   "priority": null, "port": null, "weight": null, "flags": null, "tag": null})
+        );
+    }
+
+    #[test]
     fn zone_files_give_records_and_the_marker() {
         let zone = "$ORIGIN example.com.\n$TTL 1800\nexample.com. IN SOA ns1.digitalocean.com. hostmaster.example.com. 3 10800 3600 604800 1800\nexample.com. 1800 IN NS ns1.digitalocean.com.\n_stackdock.example.com. 1800 IN TXT \"stackdock-0123456789ab\"\nwww.example.com. 300 IN A 192.0.2.1\n";
         let records = zone_records("example.com", zone);
