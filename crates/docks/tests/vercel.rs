@@ -11,12 +11,22 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use stackdock_core::ResourceKind;
 use stackdock_docks::vercel::VercelAdapter;
-use stackdock_docks::{DockAdapter, DockError, MemoryFiles, Progress, Tracked, sha1_hex};
+use stackdock_docks::{
+    DockAccess, DockAdapter, DockError, MemoryFiles, Progress, Tracked, sha1_hex,
+};
 use stackdock_sandbox::vercel::TEAM_ID;
 use support::{Run, canary, manifest, vercel_dock, vercel_sandbox};
 
 fn adapter() -> VercelAdapter {
     VercelAdapter::new(reqwest::Client::new())
+}
+
+/// A sandbox taking a fresh key, a dock on it with no files, and the adapter.
+async fn vercel() -> (stackdock_sandbox::VercelSandbox, DockAccess, VercelAdapter) {
+    let key = canary();
+    let sb = vercel_sandbox(&key).await;
+    let dock = vercel_dock(&sb, &key, Arc::new(MemoryFiles::default()));
+    (sb, dock, adapter())
 }
 
 fn config(value: Value) -> serde_json::Map<String, Value> {
@@ -467,11 +477,7 @@ async fn under_chaos_a_rerun_provision_makes_one_live_project() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_domain_shows_its_verification_until_vercel_has_verified_it() {
-    let key = canary();
-    let sb = vercel_sandbox(&key).await;
-    let files = Arc::new(MemoryFiles::default());
-    let dock = vercel_dock(&sb, &key, files);
-    let a = adapter();
+    let (sb, dock, a) = vercel().await;
     let mut run = Run::new(&dock);
     let Progress::Done(Some(added)) = a
         .provision_domain(
@@ -491,8 +497,19 @@ async fn a_domain_shows_its_verification_until_vercel_has_verified_it() {
     };
     assert_eq!(details.records[0]["type"], "TXT");
     assert_eq!(details.records[0]["domain"], "_vercel.example.com");
+    // Vercel was asked to check it, and said its challenge is unmet.
+    let verifies = || {
+        sb.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/domains/www.example.com/verify"))
+            .count()
+    };
+    assert_eq!(verifies(), 1);
 
+    // Once the TXT record is in place, Vercel verifies the domain only when asked: the check
+    // asks, and the domain Vercel holds is verified from then on.
     sb.verify_dns("example.com");
+    assert_eq!(sb.domains()[0]["verified"], false, "not until asked");
     let target = run.tracked(ResourceKind::Domain).expect("tracked");
     let seen = a
         .observe_many(
@@ -506,6 +523,18 @@ async fn a_domain_shows_its_verification_until_vercel_has_verified_it() {
         .remove(0)
         .expect("there");
     assert_eq!(seen.status.as_deref(), Some("verified"));
+    assert_eq!(sb.domains()[0]["verified"], true);
+    assert_eq!(verifies(), 2);
+    // A verified domain is not asked again.
+    a.observe_many(
+        &mut run.ctx,
+        &dock,
+        ResourceKind::Domain,
+        std::slice::from_ref(&target),
+    )
+    .await
+    .expect("observed");
+    assert_eq!(verifies(), 2);
 
     // Deprovision removes the domain and the project that was its own.
     a.deprovision(&mut run.ctx, &dock, &target)
@@ -515,12 +544,52 @@ async fn a_domain_shows_its_verification_until_vercel_has_verified_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_add_answered_already_on_the_project_after_a_lost_answer_is_adopted() {
+    let (sb, dock, a) = vercel().await;
+    let site = sb.create_project_directly("site");
+    let id = site["id"].as_str().expect("an id");
+    // The add's answer is lost after the domain was added; the read that looks for it
+    // misses it (the first read, before the add, is let through); the add sent again is
+    // answered 400, which the document gives for a domain already on the project.
+    sb.inject(stackdock_sandbox::Fault::lose_response(
+        Some("POST"),
+        "/v10/projects/",
+        1,
+    ));
+    sb.inject(
+        stackdock_sandbox::Fault::error(
+            Some("GET"),
+            &format!("/v9/projects/{id}/domains/shop.example.com"),
+            404,
+            1,
+        )
+        .after(1),
+    );
+    let mut run = Run::new(&dock);
+    a.provision_domain(
+        &mut run.ctx,
+        &dock,
+        &config(json!({"name": "shop.example.com", "project": "site"})),
+    )
+    .await
+    .expect("the domain the lost add made is adopted");
+    let adds = sb
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.starts_with("/v10/projects/"))
+        .count();
+    assert_eq!(adds, 2, "lost, then answered 400");
+    assert_eq!(sb.domains().len(), 1);
+    let target = run.tracked(ResourceKind::Domain).expect("tracked");
+    assert_eq!(
+        target.provider_resource_id,
+        format!("{id}/shop.example.com")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_domain_for_a_named_project_leaves_the_project_and_a_taken_one_is_refused_by_name() {
-    let key = canary();
-    let sb = vercel_sandbox(&key).await;
-    let files = Arc::new(MemoryFiles::default());
-    let dock = vercel_dock(&sb, &key, files);
-    let a = adapter();
+    let (sb, dock, a) = vercel().await;
     let site = sb.create_project_directly("site");
     let mut run = Run::new(&dock);
     a.provision_domain(

@@ -18,7 +18,9 @@
 //!
 //! A domain is usable once it is added: the provision answers `Done`, its status `verified`
 //! or `unverified`, and its details list Vercel's `verification` challenges (a TXT record to
-//! set) until Vercel has verified it. Deprovision removes the domain, and the project too when
+//! set) until Vercel has verified it. Vercel checks a challenge only when asked
+//! (`POST .../verify`): an unverified domain is asked to be verified whenever it is read for
+//! a provision, a check or a sync of StackDock's own project. Deprovision removes the domain, and the project too when
 //! it was the domain's own.
 
 use std::collections::HashSet;
@@ -142,6 +144,7 @@ pub(super) async fn provision(
                 code: "gone".into(),
                 message: format!("domain {domain} was removed while it was provisioned"),
             })?;
+        let found = verified(api, &project.id, found).await?;
         return Ok(Progress::Done(Some(Box::new(observe(
             found,
             own.then_some(&project),
@@ -173,7 +176,9 @@ pub(super) async fn provision(
         // Taken: by this project (an earlier try's add whose answer was lost: the domain was
         // not there before, or the project is the operation's own), or by another, which is
         // the user's to settle.
-        Err(DockError::Provider(p)) if p.status == 409 => {
+        // The document: 400 when the domain is already on this project, 409 when another
+        // project or account has it.
+        Err(DockError::Provider(p)) if p.status == 400 || p.status == 409 => {
             match api.get_project_domain(&project.id, &name).await? {
                 Some(found) => Created::Adopted(found),
                 None => {
@@ -195,6 +200,8 @@ pub(super) async fn provision(
         adopted,
     })
     .await?;
+    // Its TXT record may be in place already (the user set it before asking).
+    let domain = verified(api, &project.id, domain).await?;
     Ok(Progress::Done(Some(Box::new(observe(
         domain,
         own.then_some(&project),
@@ -242,6 +249,7 @@ pub(super) async fn observe_many(
             seen.push(None);
             continue;
         };
+        let domain = verified(api, project_id, domain).await?;
         let project = match &t.marker {
             Some(marker) => api
                 .get_project(project_id)
@@ -292,10 +300,35 @@ pub(super) async fn discover(
         let own = Marker::try_from(project.name.clone()).is_ok();
         for d in domains.into_iter().filter(|d| !is_vercels_own(&d.name)) {
             holding.insert(project.id.clone());
+            // A domain of StackDock's own project is checked as one it tracks is; the user's
+            // own are only read.
+            let d = if own {
+                verified(api, &project.id, d).await?
+            } else {
+                d
+            };
             found.push(observe(d, own.then_some(project)));
         }
     }
     Ok((found, holding))
+}
+
+/// `domain` once Vercel has been asked to check its challenge: Vercel verifies a domain only
+/// when asked (`POST .../verify`), however long its TXT record has been in place, and uses
+/// it for the project only once verified. A verified domain is read again for the whole of
+/// what Vercel shows (the check's answer leaves out some of it).
+async fn verified(
+    api: &VercelApi,
+    project_id: &str,
+    domain: ProjectDomain,
+) -> Result<ProjectDomain, DockError> {
+    if domain.verified || !api.verify_project_domain(project_id, &domain.name).await? {
+        return Ok(domain);
+    }
+    Ok(api
+        .get_project_domain(project_id, &domain.name)
+        .await?
+        .unwrap_or(domain))
 }
 
 fn is_vercels_own(name: &str) -> bool {

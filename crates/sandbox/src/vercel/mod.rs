@@ -14,8 +14,9 @@
 //! `world.rs`), or `ERROR` when the test says so, or `CANCELED`; listings answer
 //! `pagination`, whose `next` is passed back as `from` (projects: a continuation token) or
 //! `until` (deployments, project domains: a timestamp); a project domain is unverified, with a
-//! TXT challenge, until the test puts its record in place ([`VercelSandbox::verify_dns`]), and
-//! is on one project at most (409 otherwise). Calls may carry `teamId`: the sandbox knows one
+//! TXT challenge, until the test puts its record in place ([`VercelSandbox::verify_dns`]) and
+//! it is asked to verify (`POST .../verify`, a 400 while the challenge is unmet), and is on
+//! one project at most (a 400 when it is already on the same project, a 409 on another). Calls may carry `teamId`: the sandbox knows one
 //! team besides the personal account, and answers 403 for any other.
 
 mod world;
@@ -179,8 +180,8 @@ impl VercelSandbox {
             .unwrap_or_else(|e| panic!("add_domain_directly({name:?}): {}", e.message))
     }
 
-    /// Puts the verification TXT record of `apex` in place: its domains show `verified`
-    /// from now on.
+    /// Puts the verification TXT record of `apex` in place: its domains are verified once
+    /// asked to be (`POST .../verify`).
     pub fn verify_dns(&self, apex: &str) {
         self.cloud.world().verify_dns(apex);
     }
@@ -259,6 +260,10 @@ fn router(cloud: Arc<Cloud>, door: Arc<FrontDoor<VercelDialect>>) -> Router {
         .route(
             "/v9/projects/{id_or_name}/domains/{domain}",
             get(world::get_project_domain).delete(world::remove_project_domain),
+        )
+        .route(
+            "/v9/projects/{id_or_name}/domains/{domain}/verify",
+            post(world::verify_project_domain),
         )
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_route)

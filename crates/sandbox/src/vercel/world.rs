@@ -67,6 +67,8 @@ struct ProjectDomain {
     name: String,
     project_id: String,
     created_ms: i64,
+    /// Set by `POST .../verify` once the challenge is met, never by reading the domain.
+    verified: bool,
 }
 
 struct Deployment {
@@ -165,19 +167,22 @@ impl World {
         let project_id = self
             .project_id(owner, project)
             .ok_or_else(|| not_found("Project"))?;
+        // The document: a domain already on the project is a 400; one on another project
+        // (or account) a 409.
         if let Some(held) = self.domains.get(&name) {
-            let (code, message) = if held.project_id == project_id {
-                (
+            return Err(if held.project_id == project_id {
+                error(
+                    StatusCode::BAD_REQUEST,
                     "domain_already_exists",
                     format!("The domain {name} is already assigned to this project"),
                 )
             } else {
-                (
+                error(
+                    StatusCode::CONFLICT,
                     "domain_already_in_use",
                     format!("The domain {name} is already in use by another project"),
                 )
-            };
-            return Err(error(StatusCode::CONFLICT, code, message));
+            });
         }
         let created_ms = self.now_ms();
         let project_name = self.projects[&project_id].name.clone();
@@ -186,6 +191,7 @@ impl World {
             name: name.clone(),
             project_id,
             created_ms,
+            verified: false,
         };
         let view = self.domain_view(&domain);
         self.domains.insert(name, domain);
@@ -196,14 +202,15 @@ impl World {
         self.domains.values().map(|d| self.domain_view(d)).collect()
     }
 
-    /// From now on the verification challenge of every domain under `apex` is met.
+    /// From now on the verification challenge of every domain under `apex` is met; a domain
+    /// is verified once asked to be (`POST .../verify`).
     pub(crate) fn verify_dns(&mut self, apex: &str) {
         self.dns_verified.insert(apex.to_ascii_lowercase());
     }
 
     fn domain_view(&self, d: &ProjectDomain) -> Value {
         let apex = apex_of(&d.name);
-        let verified = self.dns_verified.contains(&apex);
+        let verified = d.verified;
         let mut view = json!({
             "name": d.name,
             "apexName": apex,
@@ -920,16 +927,52 @@ pub(crate) async fn get_project_domain(
     Ok(Json(world.domain_view(domain)))
 }
 
+/// The name a project domain is held under, for a call in `params`' scope.
+fn domain_key(
+    world: &World,
+    params: &Params,
+    id_or_name: &str,
+    name: &str,
+) -> Result<String, ApiError> {
+    let owner = params.owner()?;
+    Ok(project_domain(world, &owner, id_or_name, name)?
+        .name
+        .clone())
+}
+
+/// `POST /v9/projects/{idOrName}/domains/{domain}/verify`: verified once its challenge is met
+/// (the document's 200 body: the domain without `verification`), a 400 until then.
+pub(crate) async fn verify_project_domain(
+    State(cloud): State<Arc<Cloud>>,
+    Path((id_or_name, name)): Path<(String, String)>,
+    Query(params): Query<Params>,
+) -> Answer {
+    let mut world = cloud.world();
+    let key = domain_key(&world, &params, &id_or_name, &name)?;
+    let met = world.dns_verified.contains(&apex_of(&key));
+    let domain = world.domains.get_mut(&key).expect("found above");
+    if !domain.verified && !met {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "missing_txt_record",
+            format!("The domain {key} does not have a TXT record that attempts to verify"),
+        ));
+    }
+    domain.verified = true;
+    let mut view = world.domain_view(&world.domains[&key]);
+    if let Some(fields) = view.as_object_mut() {
+        fields.remove("verification");
+    }
+    Ok(Json(view))
+}
+
 pub(crate) async fn remove_project_domain(
     State(cloud): State<Arc<Cloud>>,
     Path((id_or_name, name)): Path<(String, String)>,
     Query(params): Query<Params>,
 ) -> Answer {
-    let owner = params.owner()?;
     let mut world = cloud.world();
-    let key = project_domain(&world, &owner, &id_or_name, &name)?
-        .name
-        .clone();
+    let key = domain_key(&world, &params, &id_or_name, &name)?;
     world.domains.remove(&key);
     Ok(Json(json!({})))
 }
