@@ -21,7 +21,8 @@
 //!    contents it lists go up once more and the deployment is asked for again. Undoing the
 //!    step cancels the deployment.
 //!
-//! Readiness is the deployment's own: ready at `READY`, failed at `ERROR` or `CANCELED`.
+//! Readiness is the deployment's own: ready at `READY`, failed at `ERROR`, `CANCELED` or
+//! `DELETED`.
 //! Deprovision deletes the project StackDock created, which takes its deployments.
 
 use std::collections::{HashMap, HashSet};
@@ -151,10 +152,10 @@ impl VercelAdapter {
 }
 
 fn deployment_failure(d: &Deployment) -> (String, String) {
-    let code = if d.ready_state == "CANCELED" {
-        "deployment_canceled"
-    } else {
-        "deployment_error"
+    let code = match d.ready_state.as_str() {
+        "CANCELED" => "deployment_canceled",
+        "DELETED" => "deployment_deleted",
+        _ => "deployment_error",
     };
     let message = d
         .error_message
@@ -510,6 +511,18 @@ async fn own_project_made(
     Ok((made.into_inner(), fresh))
 }
 
+/// The deployment an earlier request made, if any: the project's newest, unless it was
+/// deleted since (then the resource needs a new one).
+async fn sent_deployment(
+    api: &VercelApi,
+    project_id: &str,
+) -> Result<Option<Deployment>, DockError> {
+    Ok(api
+        .latest_deployment(project_id)
+        .await?
+        .filter(|d| d.ready_state != "DELETED"))
+}
+
 /// Uploads every file's contents and then asks Vercel for the deployment that lists them, the
 /// order Vercel documents (`POST /v2/files` first; the deployment must find every file it
 /// names). Should Vercel still answer `missing_files` (contents it has since dropped), the
@@ -549,7 +562,7 @@ async fn create_deployment(
     };
     if sent_before {
         // An earlier run may have deployed: look before uploading anything.
-        if let Some(found) = api.latest_deployment(&request.project).await? {
+        if let Some(found) = sent_deployment(api, &request.project).await? {
             return Ok(Created::Adopted(found));
         }
     }
@@ -561,7 +574,7 @@ async fn create_deployment(
             // Looked for above; and a `missing_files` refusal made nothing.
             false,
             |attempt| api.create_deployment(request, attempt),
-            || api.latest_deployment(&request.project),
+            || sent_deployment(api, &request.project),
         )
         .await;
         let listed = match made {

@@ -83,9 +83,10 @@ impl Deployment {
         self.ready_state == "READY"
     }
 
-    /// ERROR and CANCELED are terminal failures.
+    /// ERROR and CANCELED are terminal failures, and so is DELETED (in the listing's
+    /// `state`): a deployment deleted will never be ready.
     pub fn has_failed(&self) -> bool {
-        matches!(self.ready_state.as_str(), "ERROR" | "CANCELED")
+        matches!(self.ready_state.as_str(), "ERROR" | "CANCELED" | "DELETED")
     }
 }
 
@@ -579,6 +580,11 @@ mod tests {
         assert!(listed.is_ready());
         let got = Deployment::from_value(json!({"id": "dpl_2", "readyState": "CANCELED"})).unwrap();
         assert!(got.has_failed());
+        let deleted = Deployment::from_value(json!({"uid": "dpl_3", "state": "DELETED"})).unwrap();
+        assert!(deleted.has_failed() && !deleted.is_ready());
+        let building =
+            Deployment::from_value(json!({"uid": "dpl_4", "state": "BUILDING"})).unwrap();
+        assert!(!building.has_failed() && !building.is_ready());
         assert!(Deployment::from_value(json!({"readyState": "READY"})).is_err());
     }
 }
