@@ -1,6 +1,7 @@
 //! The Netlify adapter against the Netlify sandbox, where the conformance suite cannot look:
 //! only the contents Netlify lacks are uploaded (its `required` SHA-1s mapped back to paths),
-//! a large deploy prepared in the background and resumed once `prepared`, a deploy held at
+//! a large deploy prepared in the background and resumed once `prepared`, a deploy listing
+//! what it lacks under a state name of its own, a deploy held at
 //! `processing`, one ending in `error`, contents never uploaded to StackDock, discovery over
 //! several pages, and Netlify's error body.
 
@@ -177,6 +178,50 @@ async fn a_large_deploy_waits_for_prepared_before_uploading() {
     );
     let ready = observe_until(&a, &mut again, &dock, |o| o.ready).await;
     assert!(!a.continues_provision(ResourceKind::WebService, &ready));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_listing_required_contents_gets_them_once_whatever_its_state_is_called() {
+    let key = canary();
+    let sb = netlify_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = netlify_dock(&sb, &key, files.clone());
+    let a = adapter();
+    // A deploy waiting for files is shown `enqueued`, not Netlify's `prepared`.
+    sb.show_waiting_deploys_as(Some("enqueued"));
+    sb.hold_deploys_processing(true);
+    let config = config(json!({"name": "site", "files": manifest(&files, &[
+        ("index.html", b"<h1>enqueued</h1>"),
+        ("app.js", b"run()"),
+    ])}));
+    let mut run = Run::new(&dock);
+    let progress = a
+        .provision_web_service(&mut run.ctx, &dock, &config)
+        .await
+        .expect("provisioned");
+    assert!(matches!(progress, Progress::Pending { .. }), "{progress:?}");
+    assert_eq!(sb.uploads().len(), 2, "what it listed went up at once");
+
+    // A check that sees a deploy still listing contents in a state short of the uploads
+    // hands the provision back; one past them does not.
+    let mut waiting = observe(&a, &mut run, &dock).await;
+    assert_eq!(waiting.status.as_deref(), Some("processing"));
+    assert!(!a.continues_provision(ResourceKind::WebService, &waiting));
+    waiting.status = Some("new".into());
+    waiting.full_api_data["deploy"]["required"] = json!([sha1_hex(b"run()")]);
+    assert!(a.continues_provision(ResourceKind::WebService, &waiting));
+    waiting.full_api_data["deploy"]["required"] = json!([]);
+    assert!(!a.continues_provision(ResourceKind::WebService, &waiting));
+
+    // A run resumed after the uploads sends nothing again: the deploy lacks nothing now.
+    let mut again = run.resume(&dock, &run.recorder.recorded());
+    a.provision_web_service(&mut again.ctx, &dock, &config)
+        .await
+        .expect("resumed");
+    assert_eq!(sb.uploads().len(), 2);
+    sb.hold_deploys_processing(false);
+    let ready = observe_until(&a, &mut again, &dock, |o| o.ready).await;
+    assert_eq!(ready.status.as_deref(), Some("ready"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,10 +19,11 @@
 //!
 //! Then the files Netlify lacks are uploaded: its `required` lists SHA-1s, not paths, so each
 //! is mapped back to the paths holding those contents and `PUT /deploys/{id}/files/{path}`
-//! sends only those. A deploy of more than [`ASYNC_ABOVE`] files is asked for `async`: Netlify
-//! answers `preparing` and works out `required` in the background. The provision then answers
-//! `Pending`; the engine checks the deploy, and once it is `prepared`
-//! ([`DockAdapter::continues_provision`]) runs the provision again, which uploads.
+//! sends only those. A deploy of more than
+//! [`ASYNC_ABOVE`] files is asked for `async`: Netlify answers `preparing` and works out
+//! `required` in the background. The provision then answers `Pending`; the engine checks the
+//! deploy, and once it is `prepared`, or lists `required` contents in any state short of the
+//! uploads ([`DockAdapter::continues_provision`]), runs the provision again, which uploads.
 //!
 //! Readiness is the deploy's own: ready at `ready`, failed at `error` (with Netlify's
 //! `error_message`). Deprovision deletes the site StackDock created. Netlify documents no
@@ -163,6 +164,18 @@ fn observe(site: Site, deploy: Option<&Deploy>) -> Observed {
             source: Some("files".into()),
         }),
         full_api_data: raw,
+    }
+}
+
+/// Whether a deploy in `state` waits for the contents it lists in `required`: Netlify's own
+/// `prepared` (and `uploading`) say so, and so does any state that is not past the uploads
+/// while it lists some. The document types `state` as any string, so the names on the way
+/// are not relied on.
+fn needs_uploads(state: &str, required: bool) -> bool {
+    match state {
+        "prepared" | "uploading" => true,
+        "ready" | "error" | "rejected" | "uploaded" | "processing" | "processed" => false,
+        _ => required,
     }
 }
 
@@ -320,11 +333,10 @@ impl DockAdapter for NetlifyAdapter {
             }
         };
 
-        // Netlify works out what it lacks in the background; the engine waits for it.
-        if matches!(deploy.state.as_str(), "new" | "preparing") {
-            return progress(site, &deploy);
-        }
-        if matches!(deploy.state.as_str(), "prepared" | "uploading") {
+        // Netlify lists what it lacks in `required` (an async deploy only once it has worked
+        // it out in the background; until then the engine waits). Whatever the state is
+        // called on the way, the listed contents go up.
+        if needs_uploads(&deploy.state, !deploy.required.is_empty()) {
             for sha1 in &deploy.required {
                 let Some(indices) = paths_of.get(sha1) else {
                     return Err(DockError::Protocol {
@@ -387,7 +399,14 @@ impl DockAdapter for NetlifyAdapter {
     }
 
     fn continues_provision(&self, kind: ResourceKind, observed: &Observed) -> bool {
-        kind == ResourceKind::WebService && observed.status.as_deref() == Some("prepared")
+        let required = observed.full_api_data["deploy"]["required"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty());
+        kind == ResourceKind::WebService
+            && observed
+                .status
+                .as_deref()
+                .is_some_and(|state| needs_uploads(state, required))
     }
 
     async fn observe_many(

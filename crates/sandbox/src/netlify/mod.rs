@@ -173,6 +173,13 @@ impl NetlifySandbox {
         self.cloud.world().fail_deploys(message.map(str::to_string));
     }
 
+    /// Shows a deploy waiting for files in `state` (say `new` or `enqueued`) in place of
+    /// Netlify's `prepared` and `uploading`, as a server may that follows only the document
+    /// (which types `state` as any string); `None` shows Netlify's own again.
+    pub fn show_waiting_deploys_as(&self, state: Option<&'static str>) {
+        self.cloud.world().show_waiting_deploys_as(state);
+    }
+
     /// Makes `GET /dns_zones` answer each zone with an empty `records` list (`true`), which
     /// the document allows, or with its records again (`false`).
     pub fn list_zones_without_records(&self, without: bool) {

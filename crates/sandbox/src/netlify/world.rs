@@ -53,6 +53,9 @@ pub(crate) struct World {
     list_zones_without_records: bool,
     /// Deploys finishing while set end in `error` with this message.
     fail_with: Option<String>,
+    /// The state a deploy waiting for files is shown in, in place of `prepared` and
+    /// `uploading`: the document types `state` as any string.
+    waiting_shown_as: Option<&'static str>,
     next_id: u64,
     pub(crate) prepare_after: Duration,
     pub(crate) process_after: Duration,
@@ -109,6 +112,7 @@ impl World {
             hold: false,
             list_zones_without_records: false,
             fail_with: None,
+            waiting_shown_as: None,
             next_id: rand::random::<u32>().into(),
             prepare_after,
             process_after,
@@ -140,6 +144,10 @@ impl World {
 
     pub(crate) fn fail_deploys(&mut self, message: Option<String>) {
         self.fail_with = message;
+    }
+
+    pub(crate) fn show_waiting_deploys_as(&mut self, state: Option<&'static str>) {
+        self.waiting_shown_as = state;
     }
 
     pub(crate) fn site_creates(&self, name: &str) -> usize {
@@ -260,11 +268,15 @@ impl World {
         } else {
             Vec::new()
         };
+        let shown = match (state, self.waiting_shown_as) {
+            ("prepared" | "uploading", Some(name)) => name,
+            _ => state,
+        };
         let mut view = json!({
             "id": d.id,
             "site_id": d.site_id,
             "user_id": USER_ID,
-            "state": state,
+            "state": shown,
             "name": site_name,
             "url": format!("http://{site_name}.netlify.app"),
             "ssl_url": format!("https://{site_name}.netlify.app"),
