@@ -51,9 +51,10 @@ struct WireDatabase {
 
 /// A listing's `databases`. The document requires no field of a database: one listed
 /// without a name (which every call about a database takes) is left out, not taken for an
-/// unreadable answer that would fail every listing of the account. A `null` list is an empty
-/// one (how a server written in Go sends a list it never filled); no `databases` at all is
-/// not read as empty, since an empty group is deleted on that word.
+/// unreadable answer that would fail every listing of the account. A `null` list is read as
+/// an empty one: the document types it as an array, but a server written in Go sends a list
+/// it never filled as `null`. No `databases` at all is not read as empty, since an empty group
+/// is deleted on that word.
 fn listed_databases(list: Value) -> Result<Vec<Database>, DockError> {
     let items = match list {
         Value::Array(items) => items,

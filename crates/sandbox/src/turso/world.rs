@@ -357,11 +357,6 @@ pub(crate) async fn list_databases(
         .filter(|(_, db)| filter.group.as_ref().is_none_or(|g| *g == db.group))
         .map(|(name, _)| world.database_view(name))
         .collect();
-    // An empty list comes as `null`, as a server written in Go sends a list it never filled;
-    // the document allows it (it requires no field).
-    if databases.is_empty() {
-        return Ok(Json(json!({"databases": null})));
-    }
     Ok(Json(json!({"databases": databases})))
 }
 
