@@ -503,12 +503,14 @@ async fn provider_spec_contract_vercel_error_answers() {
             .status(),
         200
     );
+    // The document: "If the domain already exists on the project, the request will fail
+    // with a `400` status code"; 409 is for another project's.
     assert_eq!(
         post(domains, json!({"name": "www.example.com"}))
             .await
             .unwrap()
             .status(),
-        409
+        400
     );
     assert_eq!(
         post(domains, json!({"name": "not a domain"}))
