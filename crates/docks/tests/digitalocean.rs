@@ -1,7 +1,8 @@
 //! The DigitalOcean adapter against the DigitalOcean sandbox, where the generic conformance
 //! suite (`tests/adapters.rs`) cannot look: the exact calls, steps and journal entries behind
-//! a provision, batched checks by the shared tag, discovery across pages, and the
-//! create-exactly-once rules for each way a create's answer can go wrong.
+//! a provision, batched checks by the shared tag, discovery across pages, the
+//! create-exactly-once rules for each way a create's answer can go wrong, and GPU droplets,
+//! which only their own listing shows.
 
 mod support;
 
@@ -18,6 +19,24 @@ use support::{
 };
 
 const READY_AFTER: Duration = Duration::from_millis(150);
+
+/// What one check of `target` shows; `None` if it is taken for gone.
+async fn observe_one(
+    run: &mut Run,
+    dock: &stackdock_docks::DockAccess,
+    target: &Tracked,
+) -> Option<stackdock_docks::Observed> {
+    adapter()
+        .observe_many(
+            &mut run.ctx,
+            dock,
+            target.kind,
+            std::slice::from_ref(target),
+        )
+        .await
+        .expect("observed")
+        .remove(0)
+}
 
 fn tags(droplet: &Value) -> Vec<&str> {
     droplet["tags"]
@@ -321,10 +340,12 @@ async fn discover_lists_every_droplet_across_pages() {
             .map(|r| r.query)
             .collect();
         pages.sort();
+        // Two pages of the plain listing, and the GPU droplets' own (none here).
         assert_eq!(
             pages,
             [
                 Some("page=1&per_page=200".to_string()),
+                Some("page=1&per_page=200&type=gpus".to_string()),
                 Some("page=2&per_page=200".to_string())
             ]
         );
@@ -579,6 +600,52 @@ async fn adopted_after(fault: impl FnOnce(&str) -> Fault, request_timeout: Optio
         .find(|c| c.method == "POST")
         .expect("the create is journaled");
     assert!(post.error.is_some(), "{post:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpu_droplet_that_listings_by_tag_leave_out_is_adopted_checked_discovered_and_unwound() {
+    let key = canary();
+    let sb = sandbox(&key, READY_AFTER).await;
+    let dock = dock(&sb, &key);
+    let a = adapter();
+    let mut config = server_config("gpu-1");
+    config.insert("size".into(), json!("gpu-h100x1-80gb"));
+    // The create's answer is lost: the droplet must be found by its marker, which no listing
+    // by tag shows (only `type=gpus` lists GPU droplets), not made a second time.
+    sb.inject(Fault::lose_response(Some("POST"), "/v2/droplets", 1));
+    let mut run = Run::new(&dock);
+    a.provision_server(&mut run.ctx, &dock, &config)
+        .await
+        .expect("provisioned");
+    assert_eq!(sb.droplets().len(), 1, "{:?}", sb.droplets());
+    assert_eq!(sb.creates_by_tag(run.marker.as_str()), 1, "created twice");
+
+    // A check of it as last seen (carrying the shared tag, whose listing leaves it out)
+    // finds it rather than taking it for gone.
+    let droplet = sb.droplets()[0].clone();
+    let target = Tracked {
+        kind: ResourceKind::Server,
+        provider_resource_id: droplet["id"].to_string(),
+        marker: Some(run.marker.clone()),
+        last_seen: droplet,
+    };
+    let seen = observe_one(&mut run, &dock, &target)
+        .await
+        .expect("a GPU droplet is not taken for gone");
+    assert_eq!(seen.provider_resource_id, target.provider_resource_id);
+    // Discovery lists it.
+    let found = a.discover(&mut run.ctx, &dock).await.expect("discovered");
+    assert!(
+        found
+            .iter()
+            .any(|o| o.provider_resource_id == target.provider_resource_id),
+        "{found:?}"
+    );
+    // Undoing the create whose answer was lost deletes it.
+    let sent = run.recorder.steps()[0].clone();
+    assert_eq!(sent.name, "create_sent");
+    a.undo(&mut run.ctx, &dock, &sent).await.expect("undone");
+    assert!(sb.droplets().is_empty(), "{:?}", sb.droplets());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -892,17 +959,9 @@ async fn a_droplet_without_the_shared_tag_is_read_by_id_not_taken_for_gone() {
         marker: Some(run.marker.clone()),
         last_seen: old.clone(),
     };
-    let seen = adapter()
-        .observe_many(
-            &mut run.ctx,
-            &dock,
-            ResourceKind::Server,
-            std::slice::from_ref(&target),
-        )
-        .await
-        .expect("observed");
+    let seen = observe_one(&mut run, &dock, &target).await;
     assert!(
-        seen[0].is_some(),
+        seen.is_some(),
         "an existing droplet was taken for gone: {old} {:?}",
         sb.requests()
     );

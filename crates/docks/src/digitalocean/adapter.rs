@@ -196,11 +196,30 @@ where
 /// The droplet carrying `marker`. A marker is unique, so more than one would be our own bug;
 /// the oldest is the one an earlier try made first.
 async fn by_marker(api: &DigitalOceanApi, marker: &Marker) -> Result<Option<Droplet>, DockError> {
+    Ok(marked(api, marker).await?.into_iter().min_by_key(|d| d.id))
+}
+
+/// Every droplet carrying `marker`. A listing by tag leaves GPU droplets out (the document:
+/// only `type=gpus` lists them), so when it finds none the GPU droplets are looked through.
+async fn marked(api: &DigitalOceanApi, marker: &Marker) -> Result<Vec<Droplet>, DockError> {
+    let tagged = api.list_droplets(Some(marker.as_str())).await?;
+    if !tagged.is_empty() {
+        return Ok(tagged);
+    }
     Ok(api
-        .list_droplets(Some(marker.as_str()))
+        .list_gpu_droplets()
         .await?
         .into_iter()
-        .min_by_key(|d| d.id))
+        .filter(|d| d.tags.iter().any(|t| t == marker.as_str()))
+        .collect())
+}
+
+/// Whether a droplet as last seen is of a GPU size, which only `type=gpus` lists.
+fn is_gpu(seen: &Value) -> bool {
+    let slug = seen["size_slug"]
+        .as_str()
+        .or_else(|| seen["size"]["slug"].as_str());
+    slug.is_some_and(|s| s.starts_with("gpu-"))
 }
 
 /// Whether a resource as last seen carries [`SHARED_TAG`], so that a listing by that tag
@@ -426,7 +445,7 @@ impl DockAdapter for DigitalOceanAdapter {
             DropletStep::CreateSent { marker } => {
                 // Whatever the lost answers made; deleted one by one, since deleting by tag
                 // would also match droplets a user tagged the same by hand.
-                for droplet in api.list_droplets(Some(marker.as_str())).await? {
+                for droplet in marked(&api, &marker).await? {
                     api.delete_droplet(&droplet.id.to_string()).await?;
                 }
                 Ok(())
@@ -461,12 +480,21 @@ impl DockAdapter for DigitalOceanAdapter {
         }
         // At least as many droplets carry the tag as are asked about: their pages are fetched
         // side by side from the start.
-        let listed = api
+        let mut listed: std::collections::HashMap<String, Droplet> = api
             .list_droplets_expecting(Some(SHARED_TAG), targets.len())
             .await?
             .into_iter()
             .map(|d| (d.id.to_string(), d))
             .collect();
+        // GPU droplets are in no listing by tag: when one is asked about, they are listed.
+        if targets.iter().any(|t| is_gpu(&t.last_seen)) {
+            listed.extend(
+                api.list_gpu_droplets()
+                    .await?
+                    .into_iter()
+                    .map(|d| (d.id.to_string(), d)),
+            );
+        }
         let api = &api;
         let mut seen = listed_or_read(
             targets,
@@ -516,7 +544,9 @@ impl DockAdapter for DigitalOceanAdapter {
 
     async fn discover(&self, ctx: &mut Ctx, dock: &DockAccess) -> Result<Vec<Observed>, DockError> {
         let api = self.api(ctx, dock);
-        let droplets = api.list_droplets(None).await?;
+        let mut droplets = api.list_droplets(None).await?;
+        // The plain listing leaves GPU droplets out.
+        droplets.extend(api.list_gpu_droplets().await?);
         let domains = api.list_domains().await?;
         let clusters = api.list_databases(None).await?;
         Ok(droplets

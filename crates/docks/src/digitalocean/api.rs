@@ -234,13 +234,15 @@ impl DigitalOceanApi {
         tag: Option<&str>,
         expected: usize,
     ) -> Result<Vec<Droplet>, DockError> {
+        let filter = tag.map_or(Filter::None, Filter::Tag);
         let pages_of = |n: usize| n.div_ceil(PER_PAGE as usize).max(1) as u32;
         let first = pages_of(expected);
         let mut out = Vec::new();
         let mut total = 0;
         let mut next = false;
         for page in
-            futures::future::try_join_all((1..=first).map(|page| self.list_page(tag, page))).await?
+            futures::future::try_join_all((1..=first).map(|page| self.list_page(filter, page)))
+                .await?
         {
             out.extend(page.droplets);
             total = total.max(page.total);
@@ -250,7 +252,7 @@ impl DigitalOceanApi {
         let by_total = pages_of(total);
         if by_total > first {
             for page in futures::future::try_join_all(
-                (first + 1..=by_total).map(|page| self.list_page(tag, page)),
+                (first + 1..=by_total).map(|page| self.list_page(filter, page)),
             )
             .await?
             {
@@ -261,7 +263,7 @@ impl DigitalOceanApi {
         }
         while next {
             last += 1;
-            let page = self.list_page(tag, last).await?;
+            let page = self.list_page(filter, last).await?;
             // A page with nothing on it ends the listing whatever it links to.
             next = page.next && !page.droplets.is_empty();
             out.extend(page.droplets);
@@ -269,14 +271,32 @@ impl DigitalOceanApi {
         Ok(out)
     }
 
+    /// Every GPU droplet of the account (`GET /v2/droplets?type=gpus`): the other listings
+    /// leave them out, and `type` can not be combined with `tag_name`.
+    pub async fn list_gpu_droplets(&self) -> Result<Vec<Droplet>, DockError> {
+        let mut out: Vec<Droplet> = Vec::new();
+        for page in 1u32.. {
+            let got = self.list_page(Filter::Gpus, page).await?;
+            let (next, empty) = (got.next, got.droplets.is_empty());
+            out.extend(got.droplets);
+            let pages = got.total.div_ceil(PER_PAGE as usize) as u32;
+            if !next || empty || page > pages {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// One page of `GET /v2/droplets`.
-    async fn list_page(&self, tag: Option<&str>, page: u32) -> Result<DropletPage, DockError> {
+    async fn list_page(&self, filter: Filter<'_>, page: u32) -> Result<DropletPage, DockError> {
         let mut query = vec![
             ("page", page.to_string()),
             ("per_page", PER_PAGE.to_string()),
         ];
-        if let Some(t) = tag {
-            query.push(("tag_name", t.to_string()));
+        match filter {
+            Filter::Tag(t) => query.push(("tag_name", t.to_string())),
+            Filter::Gpus => query.push(("type", "gpus".to_string())),
+            Filter::None => {}
         }
         let resp = self.http.get("/v2/droplets", &query).await?;
         let total = resp.body["meta"]["total"].as_u64();
@@ -322,6 +342,15 @@ struct DropletPage {
 /// by number on the dock's own base URL.
 fn has_next_page(body: &Value) -> bool {
     body["links"]["pages"]["next"].is_string()
+}
+
+/// Which droplets a listing asks for.
+#[derive(Clone, Copy)]
+enum Filter<'a> {
+    None,
+    Tag(&'a str),
+    /// GPU droplets, which no other listing shows.
+    Gpus,
 }
 
 /// Takes the array under `key` out of a listing's body.

@@ -153,6 +153,18 @@ pub(crate) const SIZES: &[Size] = &[
         price_hourly: 0.07143,
         unavailable_in: &[],
     },
+    // A GPU size (the document's example droplet has one): such droplets are listed only
+    // with `type=gpus`.
+    Size {
+        slug: "gpu-h100x1-80gb",
+        memory_mb: 245_760,
+        vcpus: 20,
+        disk_gb: 720,
+        transfer_tb: 15.0,
+        price_monthly: 2_522.0,
+        price_hourly: 3.39,
+        unavailable_in: &[],
+    },
 ];
 
 pub(crate) const IMAGES: &[Image] = &[

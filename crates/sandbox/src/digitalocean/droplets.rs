@@ -198,8 +198,7 @@ impl World {
     /// and rendering one is not, so only the page is rendered.
     fn list_page(
         &self,
-        tag: Option<&str>,
-        name: Option<&str>,
+        (tag, name, gpus): (Option<&str>, Option<&str>, bool),
         (skip, take): (usize, usize),
         mut render: impl FnMut(&Droplet) -> Value,
     ) -> (usize, Vec<Value>) {
@@ -209,7 +208,10 @@ impl World {
         };
         let mut total = 0;
         let mut shown = Vec::new();
-        for droplet in candidates.filter(|d| name.is_none_or(|n| d.name.eq_ignore_ascii_case(n))) {
+        for droplet in candidates
+            .filter(|d| name.is_none_or(|n| d.name.eq_ignore_ascii_case(n)))
+            .filter(|d| d.is_gpu() == gpus)
+        {
             if total >= skip && shown.len() < take {
                 shown.push(render(droplet));
             }
@@ -245,6 +247,11 @@ impl World {
 }
 
 impl Droplet {
+    /// A droplet of a GPU size, which listings show only when asked for `type=gpus`.
+    fn is_gpu(&self) -> bool {
+        self.size.slug.starts_with("gpu-")
+    }
+
     /// The droplet as the API shows it. `just_created` forces the shape of the 202
     /// answer: status `new` and no addresses yet.
     fn to_json(&self, now: Instant, just_created: bool) -> Value {
@@ -362,18 +369,24 @@ pub(crate) async fn list(
     let paging = PageRequest::from_query(&query);
     let tag = query.get("tag_name");
     let name = query.get("name");
-    // No GPU sizes exist in the sandbox, so `type=gpus` lists nothing.
-    let gpus_only = query.get("type") == Some("gpus");
+    // The document: only non-GPU droplets unless `type=gpus`, which lists only GPU ones and
+    // can not be combined with `tag_name`.
+    let gpus = match query.get("type") {
+        None => false,
+        Some("gpus") if tag.is_some() => {
+            return Err(unprocessable("type can not be combined with tag_name"));
+        }
+        Some("gpus") => true,
+        Some(other) => return Err(unprocessable(format!("invalid type: {other}"))),
+    };
 
     let listing = Listing::new(&cloud.base_url, &uri, paging);
-    let (total, shown) = if gpus_only {
-        (0, Vec::new())
-    } else {
-        let now = Instant::now();
-        cloud
-            .world()
-            .list_page(tag, name, listing.window(), |d| d.to_json(now, false))
-    };
+    let now = Instant::now();
+    let (total, shown) = cloud
+        .world()
+        .list_page((tag, name, gpus), listing.window(), |d| {
+            d.to_json(now, false)
+        });
     let shown_count = shown.len();
     let mut body = listing.render_page("droplets", total, shown);
     if cloud
@@ -527,7 +540,7 @@ mod tests {
             world.create(spec(&format!("n{i}"), tags), Duration::ZERO);
         }
         let mut rendered = 0;
-        let (total, page) = world.list_page(Some("stackdock"), None, (1200, 200), |d| {
+        let (total, page) = world.list_page((Some("stackdock"), None, false), (1200, 200), |d| {
             rendered += 1;
             json!(d.name)
         });
@@ -536,11 +549,13 @@ mod tests {
         assert_eq!(page.first(), Some(&json!("n2400")));
         assert_eq!(page.last(), Some(&json!("n2798")));
 
-        let (total, page) =
-            world.list_page(Some("stackdock-42"), None, (0, 200), |d| json!(d.name));
+        let (total, page) = world.list_page((Some("stackdock-42"), None, false), (0, 200), |d| {
+            json!(d.name)
+        });
         assert_eq!((total, page), (1, vec![json!("n42")]));
-        let (total, _) =
-            world.list_page(Some("stackdock"), Some("n3"), (0, 200), |d| json!(d.name));
+        let (total, _) = world.list_page((Some("stackdock"), Some("n3"), false), (0, 200), |d| {
+            json!(d.name)
+        });
         assert_eq!(total, 0, "n3 is not tagged stackdock");
     }
 
