@@ -16,6 +16,10 @@ use crate::retry::{self, RetryPolicy};
 /// Reads a provider's error body into (code, message). Each provider shapes it differently.
 pub type ErrorBodyReader = fn(status: u16, body: &Value) -> (String, String);
 
+/// How long a 429's body says to wait, for a provider that says it there (Vercel's
+/// `error.limit.resetMs`), given the time now.
+pub type WaitInBody = fn(body: &Value, now: chrono::DateTime<chrono::Utc>) -> Option<Duration>;
+
 /// Headers that carry a provider's request id, in the order they are looked for.
 const REQUEST_ID_HEADERS: &[&str] = &["x-request-id", "x-vercel-id", "cf-ray", "x-nf-request-id"];
 
@@ -65,6 +69,8 @@ pub struct HttpSession {
     /// ([`Ctx::record_before_sending`]).
     due: Arc<DueStep>,
     read_error: ErrorBodyReader,
+    /// Read from a 429 whose headers ask for no wait ([`HttpSession::with_wait_in_body`]).
+    wait_in_body: Option<WaitInBody>,
 }
 
 impl HttpSession {
@@ -88,7 +94,16 @@ impl HttpSession {
             first_in_line: ctx.first_in_line,
             due: ctx.due_step(),
             read_error,
+            wait_in_body: None,
         }
+    }
+
+    /// The same session, reading how long to wait from a 429's body when its headers say
+    /// nothing of it: the wait holds this call's retry and pauses the dock's budget as a
+    /// `Retry-After` would.
+    pub fn with_wait_in_body(mut self, wait_in_body: WaitInBody) -> Self {
+        self.wait_in_body = Some(wait_in_body);
+        self
     }
 
     pub fn provider(&self) -> Provider {
@@ -312,10 +327,17 @@ impl HttpSession {
         let started = Instant::now();
         let sent_at = chrono::Utc::now();
         let sent = req.send().await;
-        // Before the body is read, so waiting calls learn of a 429 as early as possible. No
-        // answer at all (the permit drops) counts as sent.
+        // Before the body is read, so waiting calls learn of a 429 as early as possible;
+        // unless it is a 429 whose wait may be in its body, which the budget is told once the
+        // body is read. No answer at all (the permit drops) counts as sent.
+        let mut permit = Some(permit);
         if let Ok(resp) = &sent {
-            permit.answered(resp.status().as_u16(), resp.headers());
+            let body_may_tell = resp.status().as_u16() == 429
+                && self.wait_in_body.is_some()
+                && retry::asked_wait(resp.headers(), chrono::Utc::now()).is_none();
+            if !body_may_tell && let Some(permit) = permit.take() {
+                permit.answered(resp.status().as_u16(), resp.headers());
+            }
         }
         let mut call = ApiCall {
             id: 0,
@@ -350,10 +372,24 @@ impl HttpSession {
                     .find_map(|h| resp.headers().get(*h))
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
-                let asked = retry::asked_wait(resp.headers(), chrono::Utc::now());
+                let mut asked = retry::asked_wait(resp.headers(), chrono::Utc::now());
+                let mut headers = permit.as_ref().map(|_| resp.headers().clone());
                 call.status = Some(status);
                 call.request_id = request_id.clone();
-                match resp.bytes().await {
+                let bytes = resp.bytes().await;
+                if let (Some(permit), Some(mut headers)) = (permit.take(), headers.take()) {
+                    let body = bytes.as_ref().ok().and_then(|b| read_body(b).ok());
+                    let now = chrono::Utc::now();
+                    let wait = body.and_then(|b| self.wait_in_body.and_then(|w| w(&b, now)));
+                    if let Some(wait) = wait {
+                        // Whole seconds, rounded up, as `Retry-After` gives them.
+                        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                        headers.insert(reqwest::header::RETRY_AFTER, secs.into());
+                        asked = Some(wait);
+                    }
+                    permit.answered(status, &headers);
+                }
+                match bytes {
                     // The connection dropped in the middle of the answer.
                     Err(e) => {
                         let detail = format!(

@@ -346,16 +346,19 @@ async fn discovery_follows_pagination_and_a_bad_key_is_refused_in_vercels_words(
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_429_on_the_project_create_is_sent_again_and_makes_one_project() {
-    let key = canary();
-    let sb = vercel_sandbox(&key).await;
+/// A web service provisioned on `sb` whose project create is first refused with a 429
+/// asking for `secs` seconds.
+async fn provisioned_through_a_429(
+    sb: &stackdock_sandbox::VercelSandbox,
+    key: &str,
+    secs: u64,
+) -> Run {
     let files = Arc::new(MemoryFiles::default());
-    let dock = vercel_dock(&sb, &key, files.clone());
+    let dock = vercel_dock(sb, key, files.clone());
     sb.inject(stackdock_sandbox::Fault::rate_limited(
         Some("POST"),
         "/v11/projects",
-        1,
+        secs,
         1,
     ));
     let mut run = Run::new(&dock);
@@ -367,6 +370,48 @@ async fn a_429_on_the_project_create_is_sent_again_and_makes_one_project() {
         )
         .await
         .expect("provisioned after the 429");
+    run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_that_says_its_wait_only_in_its_body_is_waited_out() {
+    let key = canary();
+    // A 429 whose headers say nothing: its wait, 3 s, is only in `error.limit.resetMs`.
+    let sb = stackdock_sandbox::VercelSandbox::start(stackdock_sandbox::VercelSandboxConfig {
+        tokens: vec![key.clone()],
+        queue_after: std::time::Duration::from_millis(30),
+        build_after: std::time::Duration::from_millis(30),
+        retry_after: std::time::Duration::from_secs(3),
+        ..stackdock_sandbox::VercelSandboxConfig::default()
+    })
+    .await
+    .expect("sandbox starts");
+    sb.rate_limit_headers(false);
+    let run = provisioned_through_a_429(&sb, &key, 3).await;
+    let creates: Vec<_> = sb
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == "/v11/projects")
+        .collect();
+    assert_eq!(creates.len(), 2, "refused once, then made");
+    assert_eq!(creates[0].status, 429);
+    assert!(
+        creates[0].response_body.as_ref().expect("a body")["error"]["limit"]["resetMs"].is_number()
+    );
+    // Sent again only once the body's wait had passed (a blind backoff starts at 1 s).
+    let waited = creates[1].at.duration_since(creates[0].at);
+    assert!(
+        waited >= std::time::Duration::from_millis(2500),
+        "sent again after {waited:?}"
+    );
+    assert_eq!(sb.project_creates(run.marker.as_str()), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_on_the_project_create_is_sent_again_and_makes_one_project() {
+    let key = canary();
+    let sb = vercel_sandbox(&key).await;
+    let run = provisioned_through_a_429(&sb, &key, 1).await;
     assert_eq!(sb.request_counts().rate_limited, 1);
     assert_eq!(sb.project_creates(run.marker.as_str()), 1);
     let limited = sb

@@ -51,6 +51,10 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     /// What a client sees when the work was done but the answer got lost on the way.
     fn lost_response(&self) -> ApiError;
     fn budget_headers(&self, budget: &Budget, headers: &mut HeaderMap);
+    /// Whether a 429 carries `Retry-After`; a dialect may say its wait elsewhere only.
+    fn sends_retry_after(&self) -> bool {
+        true
+    }
 
     fn credential<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
         bearer_token(headers)
@@ -103,7 +107,7 @@ pub(crate) struct DoorConfig {
 }
 
 pub(crate) struct FrontDoor<D> {
-    dialect: D,
+    pub(crate) dialect: D,
     tokens: Vec<String>,
     latency: Duration,
     retry_after_secs: u64,
@@ -331,7 +335,7 @@ pub(crate) async fn front_door<D: Dialect>(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert(HeaderName::from_static(D::REQUEST_ID_HEADER), value);
     }
-    if let Some(secs) = retry_after {
+    if let Some(secs) = retry_after.filter(|_| door.dialect.sends_retry_after()) {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
 

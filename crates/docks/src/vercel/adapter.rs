@@ -145,7 +145,8 @@ impl VercelAdapter {
                 super::DEFAULT_BASE_URL,
                 ctx,
                 api::read_error,
-            ),
+            )
+            .with_wait_in_body(api::wait_in_body),
             team,
         )
     }

@@ -155,6 +155,21 @@ pub fn read_error(status: u16, body: &Value) -> (String, String) {
     (code, message)
 }
 
+/// How long a 429 says to wait in its body: `error.limit.resetMs` (epoch milliseconds), else
+/// `error.limit.reset` (epoch seconds), from `now`. Vercel's error documentation gives the
+/// wait there; its headers are not documented.
+pub fn wait_in_body(
+    body: &Value,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<std::time::Duration> {
+    let limit = &body["error"]["limit"];
+    let reset_ms = limit["resetMs"]
+        .as_i64()
+        .or_else(|| limit["reset"].as_i64().map(|s| s.saturating_mul(1000)))?;
+    let ms = reset_ms.saturating_sub(now.timestamp_millis());
+    Some(std::time::Duration::from_millis(ms.max(0) as u64))
+}
+
 /// What separates a `missing_files` message from the digests it lists.
 pub const MISSING_MARK: &str = "; missing: ";
 

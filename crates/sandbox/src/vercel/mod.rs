@@ -23,6 +23,7 @@ mod world;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -121,6 +122,7 @@ impl VercelSandbox {
             VercelDialect {
                 total,
                 retry_after_secs,
+                rate_headers: AtomicBool::new(true),
             },
             DoorConfig {
                 tokens: config.tokens,
@@ -184,6 +186,12 @@ impl VercelSandbox {
     /// asked to be (`POST .../verify`).
     pub fn verify_dns(&self, apex: &str) {
         self.cloud.world().verify_dns(apex);
+    }
+
+    /// Sends the rate-limit headers, and a 429's `Retry-After` (`true`, the default), or
+    /// says a 429's wait only in its body's `error.limit` (`false`).
+    pub fn rate_limit_headers(&self, on: bool) {
+        self.door.dialect.rate_headers.store(on, Ordering::Relaxed);
     }
 
     /// The SHA-1 of every upload received, in order.
@@ -289,6 +297,9 @@ struct VercelDialect {
     /// The limit named in a 429's `error.limit`.
     total: u32,
     retry_after_secs: u64,
+    /// Whether answers carry the rate-limit headers and a 429 its `Retry-After`; without
+    /// them a 429 says its wait only in `error.limit`, as Vercel's error documentation does.
+    rate_headers: AtomicBool,
 }
 
 impl Dialect for VercelDialect {
@@ -344,7 +355,14 @@ impl Dialect for VercelDialect {
         )
     }
 
+    fn sends_retry_after(&self) -> bool {
+        self.rate_headers.load(Ordering::Relaxed)
+    }
+
     fn budget_headers(&self, budget: &Budget, headers: &mut HeaderMap) {
+        if !self.rate_headers.load(Ordering::Relaxed) {
+            return;
+        }
         let pairs = [
             ("x-ratelimit-limit", u64::from(budget.limit)),
             ("x-ratelimit-remaining", u64::from(budget.remaining)),
