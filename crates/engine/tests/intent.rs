@@ -52,16 +52,18 @@ async fn a_failed_resource_that_never_reached_the_provider_deprovisions_without_
     let row = t.resource(requested.id).await;
     assert_eq!(row.provisioning_state, ProvisioningState::Deprovisioned);
     assert_eq!(row.error, None);
-    // Nothing was recorded at the provider; before settling, one lookup by the row's marker
-    // makes sure nothing carrying it exists, and nothing is deleted.
+    // Nothing was recorded at the provider; before settling, a lookup by the row's marker
+    // makes sure nothing carrying it exists (the droplets tagged with it, then the GPU
+    // droplets, which no listing by tag shows), and nothing is deleted.
     let asked: Vec<_> = t.sandbox.requests()[calls_before..]
         .iter()
         .map(|r| (r.method.clone(), r.query.clone().unwrap_or_default()))
         .collect();
     let marker = row.marker.clone().expect("a marker");
-    assert_eq!(asked.len(), 1, "{asked:?}");
-    assert_eq!(asked[0].0, "GET");
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(asked.iter().all(|(method, _)| method == "GET"), "{asked:?}");
     assert!(asked[0].1.contains(marker.as_str()), "{asked:?}");
+    assert!(asked[1].1.contains("type=gpus"), "{asked:?}");
     let audit = t.audit_of(&row).await;
     let last: Vec<(&str, Outcome)> = audit
         .iter()

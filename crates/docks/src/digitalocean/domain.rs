@@ -551,7 +551,7 @@ mod tests {
 
     #[test]
     fn the_marker_record_sends_the_fields_a_txt_record_does_not_use_as_null() {
-        let marker = Marker::for_resource(&stackdock_core::ResourceId::new());
+        let marker = Marker::try_from("stackdock-0123456789ab".to_string()).expect("a marker");
         let body = serde_json::to_value(marker_record(&marker)).expect("serialised");
         // `domain_record_txt` requires `flags` and `tag` (nullable); no TTL means DigitalOcean's.
         assert_eq!(
