@@ -40,9 +40,11 @@ enum Payload<'a> {
     /// Raw bytes (`application/octet-stream`): a file's contents, with any headers that
     /// describe them (a digest).
     Bytes(&'a [u8], &'a [(&'a str, String)]),
-    /// `multipart/form-data` of text fields, in order (Cloudflare Pages' deployment create:
-    /// its `manifest` and `branch`). Built anew for every try; the journal keeps none of it.
-    Form(&'a [(&'a str, String)]),
+    /// `multipart/form-data` of text fields, then file parts (each with its name as its file
+    /// name), in order: Cloudflare Pages' deployment create, its `manifest` and `branch` and
+    /// the site's `_headers` and `_redirects`. Built anew for every try; the journal keeps
+    /// none of it.
+    Form(&'a [(&'a str, String)], &'a [(&'a str, &'a [u8])]),
 }
 
 #[derive(Clone, Debug)]
@@ -188,15 +190,16 @@ impl HttpSession {
         }
     }
 
-    /// A create sent as `multipart/form-data` of text `fields`, with the 429 handling of
-    /// [`HttpSession::post_once`].
+    /// A create sent as `multipart/form-data` of text `fields` and then `files` (name and
+    /// contents), with the 429 handling of [`HttpSession::post_once`].
     pub async fn post_form_once(
         &self,
         path: &str,
         fields: &[(&str, String)],
+        files: &[(&str, &[u8])],
         attempt: u32,
     ) -> Result<ApiResponse, DockError> {
-        self.post_payload_once(path, &[], Payload::Form(fields), attempt)
+        self.post_payload_once(path, &[], Payload::Form(fields, files), attempt)
             .await
     }
 
@@ -312,12 +315,17 @@ impl HttpSession {
                 }
                 req = req.body(bytes.to_vec())
             }
-            Payload::Form(fields) => {
+            Payload::Form(fields, files) => {
                 let form = fields
                     .iter()
                     .fold(reqwest::multipart::Form::new(), |form, (name, value)| {
                         form.text(name.to_string(), value.clone())
                     });
+                let form = files.iter().fold(form, |form, (name, bytes)| {
+                    let part =
+                        reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(name.to_string());
+                    form.part(name.to_string(), part)
+                });
                 req = req.multipart(form)
             }
         }

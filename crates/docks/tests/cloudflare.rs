@@ -3,7 +3,8 @@
 //! Cloudflare refuses and the unwind after it, the zone's own status, a 429 on the create,
 //! discovery over several pages, and Cloudflare's error body. Web services: a static site
 //! deployed with wrangler's hashes, a second deploy uploading only what Cloudflare lacks, a
-//! deployment held in its build then released, one failing and the unwind after it, a 429 on
+//! site's `_headers` and `_redirects` sent as wrangler sends them, a deployment held in its
+//! build then released, one failing and the unwind after it, a 429 on
 //! the project's create, a project name already taken, the upload token kept out of what is
 //! stored, discovery over several pages, and reruns under chaos.
 
@@ -522,6 +523,51 @@ async fn a_static_site_deploys_and_a_second_deploy_uploads_only_what_cloudflare_
     );
     assert_eq!(sb.pages_projects().len(), 3);
     assert_eq!(sb.pages_deployments().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sites_headers_and_redirects_go_with_the_deployment_and_what_wrangler_leaves_is_left() {
+    let key = canary();
+    let sb = cloudflare_sandbox(&key).await;
+    let files = Arc::new(MemoryFiles::default());
+    let dock = cloudflare_dock(&sb, &key, files.clone());
+    let site: [(&str, &[u8]); 6] = [
+        ("index.html", b"<h1>home</h1>"),
+        ("_headers", b"/*\n  X-Frame-Options: DENY\n"),
+        ("_redirects", b"/old /new 301\n"),
+        ("node_modules/left/index.js", b"left()"),
+        (".DS_Store", b"store"),
+        ("functions/api.js", b"export function onRequest() {}"),
+    ];
+    let (run, progress) = deploy(&dock, &files, "configured", &site).await;
+    progress.expect("provisioned");
+    let contents = sb.pages_deployment_contents(run.marker.as_str());
+    assert_eq!(contents.len(), 1);
+    let (paths, config) = &contents[0];
+    // Served: only the page. `_headers` and `_redirects` configure it, never served.
+    assert_eq!(paths, &["/index.html".to_string()]);
+    assert_eq!(
+        config.get("_headers").map(String::as_str),
+        Some("/*\n  X-Frame-Options: DENY\n")
+    );
+    assert_eq!(
+        config.get("_redirects").map(String::as_str),
+        Some("/old /new 301\n")
+    );
+    assert_eq!(
+        sb.asset_uploads(),
+        [asset_hash("index.html", b"<h1>home</h1>")]
+    );
+
+    // A Worker to bundle is refused, naming the file, before anything is made.
+    let worker: [(&str, &[u8]); 2] = [("index.html", b"x"), ("_worker.js", b"export default {}")];
+    let (_, refused) = deploy(&dock, &files, "worker", &worker).await;
+    let err = refused.expect_err("refused");
+    assert!(
+        matches!(&err, DockError::InvalidConfig(e) if e.field == "files" && e.message.contains("_worker.js")),
+        "{err:?}"
+    );
+    assert_eq!(sb.pages_projects().len(), 1, "nothing made for it");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -702,19 +702,24 @@ impl CloudflareApi {
     /// `POST /accounts/{account_id}/pages/projects/{project_name}/deployments` as
     /// `multipart/form-data`: the document's `branch`, and the `manifest` part wrangler adds
     /// (`api/pages/deploy.ts`: `formData.append("manifest", JSON.stringify(manifest))`), a
-    /// JSON object from each file's `/path` to its asset hash. Once: see
+    /// JSON object from each file's `/path` to its asset hash, and the site's configuration
+    /// files (`_headers`, `_redirects`) as file parts of their own name, as wrangler sends
+    /// them (`formData.append("_headers", new File([_headers], "_headers"))`). Once: see
     /// [`Idempotence::Once`].
     pub async fn create_deployment(
         &self,
         project: &str,
-        manifest: &std::collections::BTreeMap<String, String>,
-        branch: &str,
+        (manifest, branch): (&std::collections::BTreeMap<String, String>, &str),
+        config_files: &[(&str, &[u8])],
         attempt: u32,
     ) -> Result<PagesDeployment, DockError> {
         let manifest = serde_json::to_string(manifest).map_err(|e| protocol(e.to_string()))?;
         let fields = [("manifest", manifest), ("branch", branch.to_string())];
         let path = format!("{}/{project}/deployments", self.projects_path());
-        let resp = self.http.post_form_once(&path, &fields, attempt).await?;
+        let resp = self
+            .http
+            .post_form_once(&path, &fields, config_files, attempt)
+            .await?;
         PagesDeployment::from_value(result_of(resp)?.0)
     }
 

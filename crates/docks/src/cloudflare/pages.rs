@@ -17,7 +17,10 @@
 //!
 //! Then the files go up the way Cloudflare's CLI, wrangler, sends them (see `api.rs`): an
 //! upload token for the project, the hashes Cloudflare lacks (`check-missing`), only those
-//! uploaded in buckets, every hash upserted. An asset is named by its contents, so this part
+//! uploaded in buckets, every hash upserted. As wrangler does, the site's `_headers` and
+//! `_redirects` are not served files but go with the deployment as parts of their own, what
+//! wrangler leaves out is left out, and a `_worker.js` or `_routes.json` (a Worker to bundle)
+//! is refused ([`Role`]). An asset is named by its contents, so this part
 //! is simply done again by a resumed run, and asks nothing twice that Cloudflare holds.
 //!
 //! 3. [`PagesStep::DeploymentCreateSent`] — before the multipart `POST .../deployments` with
@@ -57,6 +60,44 @@ pub const MAX_ASSET_SIZE: u64 = 25 * 1024 * 1024;
 /// wrangler's `MAX_BUCKET_SIZE` and `MAX_BUCKET_FILE_COUNT` (`pages/constants.ts`).
 const MAX_BUCKET_SIZE: u64 = 40 * 1024 * 1024;
 const MAX_BUCKET_FILES: usize = 2000;
+
+/// What a file of the site is to Pages, sorted as wrangler sorts a directory it deploys
+/// (`pages/validate.ts`, `api/pages/deploy.ts`).
+#[derive(Debug, PartialEq, Eq)]
+enum Role {
+    /// Served as it is: uploaded and named in the manifest.
+    Asset,
+    /// The site's configuration (`_headers`, `_redirects` at its root): sent with the
+    /// deployment as a part of that name, never served.
+    Config(&'static str),
+    /// Left out, as wrangler leaves it out: `.DS_Store`, `node_modules`, `.git`, and at the
+    /// root `.wrangler` and `functions` (Functions are built from it, not served).
+    Left,
+    /// A Worker the deployment would have to bundle (`_worker.js`, `_routes.json` at the
+    /// root), which StackDock does not build: refused, with why.
+    Refused(&'static str),
+}
+
+fn role(path: &str) -> Role {
+    let segments: Vec<&str> = path.split('/').collect();
+    let anywhere = segments
+        .iter()
+        .any(|s| matches!(*s, "node_modules" | ".git"))
+        || segments.last() == Some(&".DS_Store");
+    let at_root = segments.len() > 1 && matches!(segments[0], ".wrangler" | "functions");
+    if anywhere || at_root {
+        return Role::Left;
+    }
+    match path {
+        "_headers" => Role::Config("_headers"),
+        "_redirects" => Role::Config("_redirects"),
+        "_worker.js" | "_routes.json" => Role::Refused(
+            "Pages Functions and advanced-mode Workers are not deployed by StackDock; \
+             leave the file out",
+        ),
+        _ => Role::Asset,
+    }
+}
 
 /// The config of a web service: its files (see `stackdock_docks::files`).
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -261,10 +302,27 @@ pub async fn provision(
     // The hashes are computed from the bytes before anything is created, so contents never
     // uploaded to StackDock leave nothing at Cloudflare.
     let mut assets = Vec::with_capacity(config.files.entries().len());
+    let mut config_files: Vec<(&'static str, Vec<u8>)> = Vec::new();
     for entry in config.files.entries() {
-        let hash = asset_hash(entry.path.as_str(), &ctx.file(entry).await?);
-        assets.push(Asset { entry, hash });
+        match role(entry.path.as_str()) {
+            Role::Asset => {
+                let hash = asset_hash(entry.path.as_str(), &ctx.file(entry).await?);
+                assets.push(Asset { entry, hash });
+            }
+            Role::Config(name) => config_files.push((name, ctx.file(entry).await?)),
+            Role::Left => {}
+            Role::Refused(why) => {
+                return Err(ConfigError::new("files", format!("{}: {why}", entry.path)).into());
+            }
+        }
     }
+    if assets.is_empty() {
+        return Err(ConfigError::new("files", "no file to serve: Pages needs at least one").into());
+    }
+    let config_files: Vec<(&str, &[u8])> = config_files
+        .iter()
+        .map(|(name, bytes)| (*name, bytes.as_slice()))
+        .collect();
 
     let (project, fresh) = own_project(ctx, api, &marker).await?;
 
@@ -292,7 +350,14 @@ pub async fn provision(
             let made = create_or_adopt(
                 ctx,
                 sent_before,
-                |attempt| api.create_deployment(&name, &manifest, PRODUCTION_BRANCH, attempt),
+                |attempt| {
+                    api.create_deployment(
+                        &name,
+                        (&manifest, PRODUCTION_BRANCH),
+                        &config_files,
+                        attempt,
+                    )
+                },
                 || api.latest_deployment(&name),
             )
             .await?;
@@ -520,6 +585,31 @@ pub async fn discover(api: &CloudflareApi) -> Result<Vec<Observed>, DockError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sites_files_are_sorted_as_wrangler_sorts_them() {
+        assert_eq!(role("index.html"), Role::Asset);
+        assert_eq!(
+            role("css/_headers"),
+            Role::Asset,
+            "only the root's configures"
+        );
+        assert_eq!(role("docs/functions/a.html"), Role::Asset);
+        assert_eq!(role("_headers"), Role::Config("_headers"));
+        assert_eq!(role("_redirects"), Role::Config("_redirects"));
+        for left in [
+            "node_modules/x/index.js",
+            "a/.git/HEAD",
+            ".DS_Store",
+            "img/.DS_Store",
+            ".wrangler/state",
+            "functions/api.js",
+        ] {
+            assert_eq!(role(left), Role::Left, "{left}");
+        }
+        assert!(matches!(role("_worker.js"), Role::Refused(_)));
+        assert!(matches!(role("_routes.json"), Role::Refused(_)));
+    }
 
     #[test]
     fn asset_hashes_follow_wrangler() {

@@ -229,6 +229,15 @@ impl CloudflareSandbox {
         self.cloud.pages().project_creates(name)
     }
 
+    /// For each deployment of the project named `project`, oldest first: the paths its
+    /// manifest serves, and the configuration parts (`_headers`, `_redirects`) it came with.
+    pub fn pages_deployment_contents(
+        &self,
+        project: &str,
+    ) -> Vec<(Vec<String>, std::collections::BTreeMap<String, String>)> {
+        self.cloud.pages().deployment_contents(project)
+    }
+
     /// How many deployments of the project named `project` were ever created.
     pub fn deployment_creates(&self, project: &str) -> usize {
         self.cloud.pages().deployment_creates(project)

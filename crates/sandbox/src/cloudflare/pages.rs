@@ -8,8 +8,9 @@
 //! `/pages/assets/check-missing` (the hashes not stored yet), `/pages/assets/upload` (a JSON
 //! array of `{key, value, metadata: {contentType}, base64}`) and `/pages/assets/upsert-hashes`.
 //! The store is the account's: contents uploaded for one project are not asked for again by
-//! another. A deployment is `multipart/form-data` with a `manifest` (`{"/path": hash}`) and a
-//! `branch`, and is refused when the manifest names a hash never uploaded, or one that is not
+//! another. A deployment is `multipart/form-data` with a `manifest` (`{"/path": hash}`), a
+//! `branch` and the site's `_headers` and `_redirects` as parts of their own (kept, not
+//! served), and is refused when the manifest names a hash never uploaded, or one that is not
 //! wrangler's hash of what was uploaded under it (BLAKE3 of the base64 contents and the path's
 //! extension, 32 hex digits).
 //!
@@ -86,6 +87,10 @@ struct Deployment {
     built_at: Option<Instant>,
     /// Set once the deployment failed.
     failed: bool,
+    /// The paths its manifest serves, and the configuration parts it came with (`_headers`,
+    /// `_redirects`), by name.
+    paths: Vec<String>,
+    config: BTreeMap<String, String>,
 }
 
 fn now_text() -> String {
@@ -191,6 +196,23 @@ impl Pages {
     pub(crate) fn projects(&mut self) -> Vec<Value> {
         let names: Vec<String> = self.projects.keys().cloned().collect();
         names.iter().map(|n| self.project_view(n)).collect()
+    }
+
+    /// What each deployment of `project` serves and how it is configured: its manifest's
+    /// paths and its configuration parts by name, oldest first.
+    pub(crate) fn deployment_contents(
+        &self,
+        project: &str,
+    ) -> Vec<(Vec<String>, BTreeMap<String, String>)> {
+        let mut ours: Vec<&Deployment> = self
+            .deployments
+            .values()
+            .filter(|d| d.project == project)
+            .collect();
+        ours.sort_by_key(|d| d.created_at);
+        ours.into_iter()
+            .map(|d| (d.paths.clone(), d.config.clone()))
+            .collect()
     }
 
     pub(crate) fn deployments(&mut self) -> Vec<Value> {
@@ -633,6 +655,12 @@ pub(crate) async fn create_deployment(
     if manifest.is_empty() {
         return Err(invalid("manifest: names no file"));
     }
+    // The site's configuration comes as parts of its own (wrangler's `deploy.ts`).
+    let config: BTreeMap<String, String> = fields
+        .iter()
+        .filter(|(k, _)| matches!(k.as_str(), "_headers" | "_redirects"))
+        .cloned()
+        .collect();
     let mut pages = cloud.pages();
     let Some(project) = pages.projects.get(&name) else {
         return Err(project_missing());
@@ -671,6 +699,8 @@ pub(crate) async fn create_deployment(
             created: now_text(),
             built_at: None,
             failed: false,
+            paths: manifest.keys().cloned().collect(),
+            config,
         },
     );
     *pages.deployment_creates.entry(name).or_default() += 1;
