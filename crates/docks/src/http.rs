@@ -44,7 +44,7 @@ enum Payload<'a> {
     /// name), in order: Cloudflare Pages' deployment create, its `manifest` and `branch` and
     /// the site's `_headers` and `_redirects`. Built anew for every try; the journal keeps
     /// none of it.
-    Form(&'a [(&'a str, String)], &'a [(&'a str, &'a [u8])]),
+    Form(&'a [(&'a str, String)], &'a [(&'a str, Vec<u8>)]),
 }
 
 #[derive(Clone, Debug)]
@@ -196,7 +196,7 @@ impl HttpSession {
         &self,
         path: &str,
         fields: &[(&str, String)],
-        files: &[(&str, &[u8])],
+        files: &[(&str, Vec<u8>)],
         attempt: u32,
     ) -> Result<ApiResponse, DockError> {
         self.post_payload_once(path, &[], Payload::Form(fields, files), attempt)
@@ -323,7 +323,7 @@ impl HttpSession {
                     });
                 let form = files.iter().fold(form, |form, (name, bytes)| {
                     let part =
-                        reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(name.to_string());
+                        reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string());
                     form.part(name.to_string(), part)
                 });
                 req = req.multipart(form)
@@ -381,11 +381,12 @@ impl HttpSession {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
                 let mut asked = retry::asked_wait(resp.headers(), chrono::Utc::now());
-                let mut headers = permit.as_ref().map(|_| resp.headers().clone());
+                // A 429 whose wait may be in its body: the budget is told once it is read.
+                let deferred = permit.take().map(|p| (p, resp.headers().clone()));
                 call.status = Some(status);
                 call.request_id = request_id.clone();
                 let bytes = resp.bytes().await;
-                if let (Some(permit), Some(mut headers)) = (permit.take(), headers.take()) {
+                if let Some((permit, mut headers)) = deferred {
                     let body = bytes.as_ref().ok().and_then(|b| read_body(b).ok());
                     let now = chrono::Utc::now();
                     let wait = body.and_then(|b| self.wait_in_body.and_then(|w| w(&b, now)));

@@ -709,8 +709,9 @@ impl CloudflareApi {
     pub async fn create_deployment(
         &self,
         project: &str,
-        (manifest, branch): (&std::collections::BTreeMap<String, String>, &str),
-        config_files: &[(&str, &[u8])],
+        manifest: &std::collections::BTreeMap<String, String>,
+        branch: &str,
+        config_files: &[(&str, Vec<u8>)],
         attempt: u32,
     ) -> Result<PagesDeployment, DockError> {
         let manifest = serde_json::to_string(manifest).map_err(|e| protocol(e.to_string()))?;

@@ -434,10 +434,9 @@ pub async fn observe_many(
     Ok(seen)
 }
 
-/// The zone whose `_stackdock` record holds `marker`. Records can be filtered by name and
-/// type, but zones cannot be found by a record, so each of the account's zones is asked.
-/// The zone carrying `marker`: each zone is asked only for its marker record (`type` and
-/// `name` filters, one short page), and only the zone that carries it has its records read.
+/// The zone whose `_stackdock` record holds `marker`. Zones cannot be found by a record, so
+/// each of the account's zones is asked only for its marker record (`type` and `name`
+/// filters, one short page), and only the zone that carries it has its records read.
 pub async fn find_by_marker(
     api: &CloudflareApi,
     marker: &Marker,

@@ -319,10 +319,6 @@ pub async fn provision(
     if assets.is_empty() {
         return Err(ConfigError::new("files", "no file to serve: Pages needs at least one").into());
     }
-    let config_files: Vec<(&str, &[u8])> = config_files
-        .iter()
-        .map(|(name, bytes)| (*name, bytes.as_slice()))
-        .collect();
 
     let (project, fresh) = own_project(ctx, api, &marker).await?;
 
@@ -353,7 +349,8 @@ pub async fn provision(
                 |attempt| {
                     api.create_deployment(
                         &name,
-                        (&manifest, PRODUCTION_BRANCH),
+                        &manifest,
+                        PRODUCTION_BRANCH,
                         &config_files,
                         attempt,
                     )

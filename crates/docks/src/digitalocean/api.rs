@@ -234,7 +234,22 @@ impl DigitalOceanApi {
         tag: Option<&str>,
         expected: usize,
     ) -> Result<Vec<Droplet>, DockError> {
-        let filter = tag.map_or(Filter::None, Filter::Tag);
+        self.list_filtered(tag.map_or(Filter::None, Filter::Tag), expected)
+            .await
+    }
+
+    /// Every GPU droplet of the account (`GET /v2/droplets?type=gpus`): the other listings
+    /// leave them out, and `type` can not be combined with `tag_name`.
+    pub async fn list_gpu_droplets(&self) -> Result<Vec<Droplet>, DockError> {
+        self.list_filtered(Filter::Gpus, 0).await
+    }
+
+    /// The walk of [`DigitalOceanApi::list_droplets_expecting`], for any `filter`.
+    async fn list_filtered(
+        &self,
+        filter: Filter<'_>,
+        expected: usize,
+    ) -> Result<Vec<Droplet>, DockError> {
         let pages_of = |n: usize| n.div_ceil(PER_PAGE as usize).max(1) as u32;
         let first = pages_of(expected);
         let mut out = Vec::new();
@@ -267,22 +282,6 @@ impl DigitalOceanApi {
             // A page with nothing on it ends the listing whatever it links to.
             next = page.next && !page.droplets.is_empty();
             out.extend(page.droplets);
-        }
-        Ok(out)
-    }
-
-    /// Every GPU droplet of the account (`GET /v2/droplets?type=gpus`): the other listings
-    /// leave them out, and `type` can not be combined with `tag_name`.
-    pub async fn list_gpu_droplets(&self) -> Result<Vec<Droplet>, DockError> {
-        let mut out: Vec<Droplet> = Vec::new();
-        for page in 1u32.. {
-            let got = self.list_page(Filter::Gpus, page).await?;
-            let (next, empty) = (got.next, got.droplets.is_empty());
-            out.extend(got.droplets);
-            let pages = got.total.div_ceil(PER_PAGE as usize) as u32;
-            if !next || empty || page > pages {
-                break;
-            }
         }
         Ok(out)
     }

@@ -19,9 +19,8 @@
 //!
 //! Then the files Netlify lacks are uploaded: its `required` lists SHA-1s, not paths, so each
 //! is mapped back to the paths holding those contents and `PUT /deploys/{id}/files/{path}`
-//! sends only those. A deploy of more than
-//! [`ASYNC_ABOVE`] files is asked for `async`: Netlify answers `preparing` and works out
-//! `required` in the background. The provision then answers `Pending`; the engine checks the
+//! sends only those. A deploy of more than [`ASYNC_ABOVE`] files is asked for `async`:
+//! Netlify answers `preparing` and works out `required` in the background. The provision then answers `Pending`; the engine checks the
 //! deploy, and once it is `prepared`, or lists `required` contents in any state short of the
 //! uploads ([`DockAdapter::continues_provision`]), runs the provision again, which uploads.
 //!

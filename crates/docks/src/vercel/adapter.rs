@@ -568,7 +568,7 @@ async fn create_deployment(
         }
     }
     upload(every.clone()).await?;
-    let mut uploads = HashMap::<String, usize>::new();
+    let mut sent_again = HashSet::new();
     for _ in 0..CREATE_ROUNDS {
         let made = create_or_adopt(
             ctx,
@@ -594,11 +594,7 @@ async fn create_deployment(
         // kept by uploading it a third time.
         let again: Vec<String> = listed
             .into_iter()
-            .filter(|sha| {
-                let n = uploads.entry(sha.clone()).or_insert(0);
-                *n += 1;
-                *n == 1
-            })
+            .filter(|sha| sent_again.insert(sha.clone()))
             .collect();
         if again.is_empty() {
             break;
